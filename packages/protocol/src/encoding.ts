@@ -1,0 +1,94 @@
+import { fail } from './errors.js';
+import { fromUtf8, utf8 } from './bytes.js';
+
+/**
+ * Canonical JSON: the RFC 8785 (JCS) serialisation restricted to the JSON
+ * values the protocol uses — null, booleans, safe integers, strings, arrays
+ * and objects. No floating-point numbers, so every implementation agrees on
+ * number serialisation without an ECMAScript number formatter. Binary values
+ * travel as base64url strings (no padding), typed by the schema of each field.
+ */
+export type CanonicalValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly CanonicalValue[]
+  | { readonly [key: string]: CanonicalValue };
+
+/** Nesting limit: deeper input is rejected rather than risking stack exhaustion. */
+export const MAX_DEPTH = 32;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function encodeString(value: string): string {
+  if (LONE_SURROGATE.test(value)) fail('ENCODING_INVALID', 'string contains a lone surrogate');
+  // ECMAScript JSON.stringify produces exactly the JCS string form.
+  return JSON.stringify(value);
+}
+
+function encodeValue(value: unknown, depth: number): string {
+  if (depth > MAX_DEPTH) fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isSafeInteger(value) || Object.is(value, -0)) {
+        return fail('ENCODING_INVALID', 'numbers must be integers in the IEEE-754 safe range');
+      }
+      return String(value);
+    case 'string':
+      return encodeString(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        return `[${value.map((item) => encodeValue(item, depth + 1)).join(',')}]`;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        return fail('ENCODING_INVALID', 'only plain objects can be encoded');
+      }
+      const record = value as Record<string, unknown>;
+      // Default string ordering compares UTF-16 code units, as RFC 8785 requires.
+      const keys = Object.keys(record).sort();
+      const parts: string[] = [];
+      for (const key of keys) {
+        const item = record[key];
+        if (item === undefined) fail('ENCODING_INVALID', `property ${JSON.stringify(key)} is undefined`);
+        parts.push(`${encodeString(key)}:${encodeValue(item, depth + 1)}`);
+      }
+      return `{${parts.join(',')}}`;
+    }
+    default:
+      return fail('ENCODING_INVALID', `cannot encode a value of type ${typeof value}`);
+  }
+}
+
+/** Canonical text of a value. */
+export function canonicalString(value: unknown): string {
+  return encodeValue(value, 0);
+}
+
+/** Canonical UTF-8 bytes of a value: what is signed and hashed. */
+export function canonicalBytes(value: unknown): Uint8Array {
+  return utf8(encodeValue(value, 0));
+}
+
+/**
+ * Decode canonical JSON bytes. Rejects (ENCODING_INVALID) anything that is not
+ * exactly the canonical encoding of its value: whitespace, reordered or
+ * duplicate keys, escapes other than the mandatory ones, floats, exponents,
+ * leading zeros, integers beyond 2^53-1, lone surrogates, a BOM, invalid UTF-8.
+ */
+export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
+  if (bytes.length > maxBytes) fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
+  const text = fromUtf8(bytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    return fail('ENCODING_INVALID', 'not valid JSON', { cause });
+  }
+  if (encodeValue(value, 0) !== text) fail('ENCODING_INVALID', 'not in canonical form');
+  return value;
+}
