@@ -1,0 +1,278 @@
+import { Type, type Static } from 'typebox';
+import { AttachmentManifestSchema, type AttachmentManifest } from './attachment.js';
+import { concatBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
+import { DossierContentSchema, validateDossierContent, type DossierContent } from './content/index.js';
+import { canonicalBytes, decodeCanonical } from './encoding.js';
+import { fail, ProtocolError } from './errors.js';
+import {
+  ENVELOPE_LIMITS,
+  EnvelopeIdSchema,
+  newEnvelopeId,
+  parseEnvelope,
+  signEnvelope,
+  type ChunkRef,
+  type Envelope,
+} from './envelope.js';
+import { publicKeyOf, type EncryptionKeyPair, type KeyRef, type SigningKeyPair } from './keys.js';
+import { AddressSchema, Base64url, KeyIdSchema, Timestamp, validator } from './schema.js';
+import { CONTEXTS, SignedSchema, sign, verifySignature, type Signed } from './signed.js';
+import { sodium } from './sodium.js';
+import type { ResolvedKey, TrustStore } from './trust.js';
+
+/** The signed plaintext of a dossier: who, to whom, under which envelope, and what. */
+export const DossierBodySchema = Type.Object(
+  {
+    type: Type.Literal('dossier'),
+    version: Type.Literal(1),
+    envelopeId: EnvelopeIdSchema,
+    sender: AddressSchema,
+    recipients: Type.Array(AddressSchema, { minItems: 1, maxItems: ENVELOPE_LIMITS.maxRecipients, uniqueItems: true }),
+    createdAt: Timestamp,
+    content: DossierContentSchema,
+    attachments: Type.Array(AttachmentManifestSchema, { maxItems: 1000 }),
+  },
+  { additionalProperties: false },
+);
+export type DossierBody = Static<typeof DossierBodySchema>;
+export const SignedDossierSchema = SignedSchema(DossierBodySchema);
+export type SignedDossier = Signed<DossierBody>;
+
+/** Size of a content key wrapped with crypto_box_seal: ephemeral pk (32) + MAC (16) + key (32). */
+const WRAPPED_KEY_BYTES = 80;
+
+export const KeyWrapSchema = Type.Object(
+  { to: AddressSchema, kid: KeyIdSchema, key: Base64url(WRAPPED_KEY_BYTES) },
+  { additionalProperties: false },
+);
+export type KeyWrap = Static<typeof KeyWrapSchema>;
+
+/** The object a relay stores under `envelope.dossier.id`: opaque to everyone without a wrapped key. */
+export const SealedDossierSchema = Type.Object(
+  {
+    type: Type.Literal('sealed-dossier'),
+    version: Type.Literal(1),
+    envelopeId: EnvelopeIdSchema,
+    nonce: Base64url(24),
+    wraps: Type.Array(KeyWrapSchema, { minItems: 1, maxItems: ENVELOPE_LIMITS.maxRecipients + 1 }),
+    ciphertext: Base64url(),
+  },
+  { additionalProperties: false },
+);
+export type SealedDossier = Static<typeof SealedDossierSchema>;
+
+const sealedShape = validator(SealedDossierSchema, 'sealed dossier');
+const signedDossierShape = validator(SignedDossierSchema, 'dossier');
+const dossierBodyShape = validator(DossierBodySchema, 'dossier');
+
+/** Additional data of the payload AEAD: binds the ciphertext to its envelope id and every key wrap. */
+export function payloadAssociatedData(envelopeId: string, wraps: readonly KeyWrap[]): Uint8Array {
+  return concatBytes(utf8('rogatory/v1/sealed-dossier'), Uint8Array.of(0), canonicalBytes({ envelopeId, wraps }));
+}
+
+/** Ciphertext chunk references of attachments, in order, as the envelope lists them. */
+export function attachmentChunkRefs(attachments: readonly AttachmentManifest[]): ChunkRef[] {
+  const refs: ChunkRef[] = [];
+  for (const a of attachments) {
+    a.chunks.forEach((id, i) => {
+      const isLast = i === a.chunks.length - 1;
+      const plain = isLast ? a.size - a.chunkSize * (a.chunks.length - 1) : a.chunkSize;
+      refs.push({ id, size: plain + 17 });
+    });
+  }
+  return refs;
+}
+
+export interface SealOptions {
+  readonly sender: {
+    readonly address: string;
+    readonly identity: SigningKeyPair;
+    /** The sender's own encryption key: a wrap for it keeps the dossier readable in the sender's archive. */
+    readonly archiveKey: KeyRef;
+  };
+  /** Every recipient with the encryption key to wrap for (from the trust store, `encryptionKeysFor`). */
+  readonly recipients: readonly { readonly address: string; readonly encryptionKey: KeyRef }[];
+  readonly content: DossierContent;
+  readonly attachments?: readonly AttachmentManifest[];
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly maxHops?: number;
+  /** Fixed envelope id (test vectors); random otherwise. */
+  readonly envelopeId?: string;
+  /** Fixed randomness (test vectors only): 32-byte content key and 24-byte nonce. */
+  readonly testRandomness?: { readonly contentKey: Uint8Array; readonly nonce: Uint8Array };
+}
+
+export interface SealedResult {
+  readonly envelope: Envelope;
+  /** Canonical bytes of the sealed dossier object; its SHA-256 is `envelope.body.dossier.id`. */
+  readonly sealed: Uint8Array;
+  readonly dossier: SignedDossier;
+}
+
+/**
+ * Sign-then-encrypt a dossier and build its envelope.
+ *
+ * 1. The dossier body (envelope id, sender, recipients, content, attachment
+ *    manifests) is signed with the sender's identity key.
+ * 2. The canonical signed dossier is encrypted with a fresh 32-byte content
+ *    key (crypto_aead_xchacha20poly1305_ietf_encrypt, random 24-byte nonce,
+ *    additional data binding the envelope id and the wraps).
+ * 3. The content key is wrapped (crypto_box_seal) for each recipient's
+ *    encryption key and for the sender's archive key.
+ * 4. The envelope lists the sealed object and every attachment chunk and is
+ *    signed by the sender.
+ */
+export function sealDossier(options: SealOptions): SealedResult {
+  const s = sodium();
+  const attachments = options.attachments ?? [];
+  const recipients = options.recipients.map((r) => r.address);
+  const envelopeId = options.envelopeId ?? newEnvelopeId();
+  const issues = validateDossierContent(options.content, { attachmentCount: attachments.length });
+  if (issues.length > 0) fail('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
+
+  const body: DossierBody = {
+    type: 'dossier',
+    version: 1,
+    envelopeId,
+    sender: options.sender.address,
+    recipients,
+    createdAt: options.createdAt,
+    content: options.content,
+    attachments: [...attachments],
+  };
+  const dossier = sign(CONTEXTS.dossier, dossierBodyShape.parse(body), options.sender.identity);
+
+  const contentKey = options.testRandomness?.contentKey ?? s.crypto_aead_xchacha20poly1305_ietf_keygen();
+  const nonce = options.testRandomness?.nonce ?? randomBytes(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  const targets = [
+    ...options.recipients.map((r) => ({ to: r.address, key: r.encryptionKey })),
+    { to: options.sender.address, key: options.sender.archiveKey },
+  ];
+  const wraps: KeyWrap[] = targets.map(({ to, key }) => {
+    if (key.alg !== 'x25519') fail('KEY_WRONG_ROLE', `key ${key.kid} is not an encryption key`);
+    return { to, kid: key.kid, key: toBase64url(s.crypto_box_seal(contentKey, publicKeyOf(key))) };
+  });
+  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
+    canonicalBytes(dossier),
+    payloadAssociatedData(envelopeId, wraps),
+    null,
+    nonce,
+    contentKey,
+  );
+  s.memzero(contentKey);
+  const sealedObject: SealedDossier = {
+    type: 'sealed-dossier',
+    version: 1,
+    envelopeId,
+    nonce: toBase64url(nonce),
+    wraps,
+    ciphertext: toBase64url(ciphertext),
+  };
+  const sealed = canonicalBytes(sealedObject);
+  if (sealed.length > ENVELOPE_LIMITS.maxDossierBytes) fail('LIMIT_EXCEEDED', 'sealed dossier too large: move documents into attachments');
+  const envelope = signEnvelope(
+    {
+      id: envelopeId,
+      sender: options.sender.address,
+      recipients,
+      createdAt: options.createdAt,
+      expiresAt: options.expiresAt,
+      maxHops: options.maxHops ?? 4,
+      dossier: { id: toHex(sha256(sealed)), size: sealed.length },
+      chunks: attachmentChunkRefs(attachments),
+    },
+    options.sender.identity,
+  );
+  return { envelope, sealed, dossier };
+}
+
+export interface OpenOptions {
+  readonly envelope: unknown;
+  readonly sealed: Uint8Array;
+  /** Who is opening: a recipient, or the sender reading its own archive. */
+  readonly reader: { readonly address: string; readonly encryptionKeys: readonly EncryptionKeyPair[] };
+  readonly trust: TrustStore;
+}
+
+export interface OpenedDossier {
+  readonly envelope: Envelope;
+  readonly dossier: SignedDossier;
+  readonly sender: ResolvedKey;
+}
+
+/**
+ * Open a sealed dossier. In order, a failure at each step gives:
+ * malformed envelope or sealed object (ENCODING_INVALID / SCHEMA_INVALID);
+ * envelope signature or sender key (SIGNATURE_INVALID, KEY_*);
+ * sealed object not the one the envelope names (CHUNK_HASH_MISMATCH, ENVELOPE_MISMATCH);
+ * reader not among the envelope's recipients or no wrap for one of its keys (NOT_ADDRESSED);
+ * unwrap or payload decryption (DECRYPT_FAILED);
+ * inner dossier signature or key (SIGNATURE_INVALID, KEY_*);
+ * inner envelope id or sender differ (ENVELOPE_MISMATCH);
+ * inner recipients differ from the envelope's (DOSSIER_READDRESSED);
+ * attachment chunks differ from the envelope's (ENVELOPE_MISMATCH).
+ * Expiry is not checked: archives stay readable; relays enforce expiry.
+ */
+export function openDossier(options: OpenOptions): OpenedDossier {
+  const s = sodium();
+  const envelope = parseEnvelope(options.envelope);
+  const env = envelope.body;
+  const envSender = options.trust.resolveSigningKey(env.sender, envelope.signature.kid, env.createdAt, ['authority']);
+  verifySignature(CONTEXTS.envelope, env, envelope.signature, publicKeyOf(envSender.key));
+
+  if (options.sealed.length !== env.dossier.size || toHex(sha256(options.sealed)) !== env.dossier.id) {
+    fail('CHUNK_HASH_MISMATCH', 'sealed dossier is not the object the envelope names');
+  }
+  const sealed = sealedShape.parse(decodeCanonical(options.sealed, ENVELOPE_LIMITS.maxDossierBytes));
+  if (sealed.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'sealed dossier belongs to another envelope');
+
+  const reader = options.reader.address;
+  if (reader !== env.sender && !env.recipients.includes(reader)) fail('NOT_ADDRESSED', `envelope ${env.id} is not addressed to ${reader}`);
+  let contentKey: Uint8Array | undefined;
+  for (const wrap of sealed.wraps) {
+    if (wrap.to !== reader) continue;
+    const pair = options.reader.encryptionKeys.find((k) => k.kid === wrap.kid);
+    if (!pair) continue;
+    try {
+      contentKey = s.crypto_box_seal_open(fromBase64url(wrap.key, 'wrap'), pair.publicKey, pair.secretKey);
+    } catch (cause) {
+      fail('DECRYPT_FAILED', 'content key unwrap failed', { cause });
+    }
+    break;
+  }
+  if (!contentKey) return fail('NOT_ADDRESSED', `no content key wrapped for a key of ${reader}`);
+
+  let plaintext: Uint8Array;
+  try {
+    plaintext = s.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      fromBase64url(sealed.ciphertext, 'ciphertext'),
+      payloadAssociatedData(sealed.envelopeId, sealed.wraps),
+      fromBase64url(sealed.nonce, 'nonce'),
+      contentKey,
+    );
+  } catch (cause) {
+    return fail('DECRYPT_FAILED', 'dossier payload does not decrypt', { cause });
+  } finally {
+    s.memzero(contentKey);
+  }
+
+  const dossier = signedDossierShape.parse(decodeCanonical(plaintext, ENVELOPE_LIMITS.maxDossierBytes));
+  const body = dossier.body;
+  if (body.sender !== env.sender) fail('ENVELOPE_MISMATCH', 'dossier signed by another sender than the envelope');
+  const sender = options.trust.resolveSigningKey(body.sender, dossier.signature.kid, body.createdAt, ['authority']);
+  verifySignature(CONTEXTS.dossier, body, dossier.signature, publicKeyOf(sender.key));
+  if (body.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'dossier was signed for another envelope');
+  const signedFor = [...body.recipients].sort();
+  const envelopeFor = [...env.recipients].sort();
+  if (signedFor.length !== envelopeFor.length || signedFor.some((r, i) => r !== envelopeFor[i])) {
+    fail('DOSSIER_READDRESSED', 'dossier was signed for other recipients than the envelope names');
+  }
+  const refs = attachmentChunkRefs(body.attachments);
+  if (refs.length !== env.chunks.length || refs.some((r, i) => r.id !== env.chunks[i]!.id || r.size !== env.chunks[i]!.size)) {
+    fail('ENVELOPE_MISMATCH', 'attachment chunks differ from the envelope');
+  }
+  const issues = validateDossierContent(body.content, { attachmentCount: body.attachments.length });
+  if (issues.length > 0) throw new ProtocolError('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
+  return { envelope, dossier, sender };
+}

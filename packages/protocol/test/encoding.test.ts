@@ -1,0 +1,119 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fromBase64url, fromHex, toBase64url, toHex, utf8 } from '../src/bytes.js';
+import { canonicalString, decodeCanonical } from '../src/encoding.js';
+import { isProtocolError } from '../src/errors.js';
+
+const enc = (text: string) => utf8(text);
+
+function rejects(text: string | Uint8Array): string | undefined {
+  try {
+    decodeCanonical(typeof text === 'string' ? enc(text) : text);
+    return undefined;
+  } catch (err) {
+    return isProtocolError(err) ? err.code : 'OTHER';
+  }
+}
+
+describe('canonical JSON', () => {
+  it('sorts keys by UTF-16 code units and has no whitespace', () => {
+    expect(canonicalString({ b: 1, a: [true, null, 'x'], '\u00e9': 2, A: {} })).toBe('{"A":{},"a":[true,null,"x"],"b":1,"\u00e9":2}');
+    // RFC 8785 ordering example: code units, so U+1F600 (surrogates D83D..) sorts before U+FB33.
+    expect(canonicalString({ '\ufb33': 1, '\ud83d\ude00': 2 })).toBe('{"\ud83d\ude00":2,"\ufb33":1}');
+  });
+
+  it('escapes only what JCS escapes', () => {
+    expect(canonicalString('a"\\\n\u0001\u007f/')).toBe('"a\\"\\\\\\n\\u0001\u007f/"');
+  });
+
+  it.each([
+    ['whitespace', '{"a": 1}'],
+    ['key order', '{"b":1,"a":2}'],
+    ['duplicate keys', '{"a":1,"a":1}'],
+    ['float', '{"a":1.5}'],
+    ['trailing zero float', '{"a":1.0}'],
+    ['exponent', '{"a":1e3}'],
+    ['negative zero', '{"a":-0}'],
+    ['unsafe integer', '{"a":9007199254740993}'],
+    ['unneeded escape', '{"a":"\\u0041"}'],
+    ['escaped slash', '{"a":"\\/"}'],
+    ['lone surrogate', '{"a":"\\ud800"}'],
+    ['trailing newline', '{"a":1}\n'],
+    ['not JSON', '{a:1}'],
+    ['top-level number with plus', '+1'],
+  ])('rejects %s', (_name, text) => {
+    expect(rejects(text)).toBe('ENCODING_INVALID');
+  });
+
+  it('rejects a byte-order mark and invalid UTF-8', () => {
+    expect(rejects(Uint8Array.of(0xef, 0xbb, 0xbf, 0x31))).toBe('ENCODING_INVALID');
+    expect(rejects(Uint8Array.of(0x22, 0xc3, 0x28, 0x22))).toBe('ENCODING_INVALID');
+  });
+
+  it('rejects nesting deeper than the limit', () => {
+    expect(rejects('['.repeat(40) + ']'.repeat(40))).toBe('LIMIT_EXCEEDED');
+  });
+
+  it('refuses to encode floats, undefined and class instances', () => {
+    expect(() => canonicalString({ a: 0.5 })).toThrow(/ENCODING_INVALID/);
+    expect(() => canonicalString({ a: undefined })).toThrow(/ENCODING_INVALID/);
+    expect(() => canonicalString(new Date(0))).toThrow(/ENCODING_INVALID/);
+    expect(() => canonicalString(Uint8Array.of(1))).toThrow(/ENCODING_INVALID/);
+  });
+
+  const jsonValue = fc.letrec((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      fc.constant(null),
+      fc.boolean(),
+      fc.maxSafeInteger(),
+      fc.string({ unit: 'grapheme' }),
+      fc.array(tie('value'), { maxLength: 5 }),
+      fc.dictionary(fc.string(), tie('value'), { maxKeys: 5 }),
+    ),
+  })).value;
+
+  it('round-trips arbitrary values and decoding is the inverse of encoding', () => {
+    fc.assert(
+      fc.property(jsonValue, (value) => {
+        const text = canonicalString(value);
+        const decoded = decodeCanonical(enc(text));
+        expect(canonicalString(decoded)).toBe(text);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('accepts only the canonical form of arbitrary values', () => {
+    fc.assert(
+      fc.property(jsonValue, (value) => {
+        const pretty = JSON.stringify(value, null, 1);
+        const canonical = canonicalString(value);
+        if (pretty !== canonical) expect(rejects(pretty)).toBe('ENCODING_INVALID');
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('base64url and hex', () => {
+  it('round-trips arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+        expect(fromBase64url(toBase64url(bytes))).toEqual(bytes);
+        expect(fromHex(toHex(bytes))).toEqual(bytes);
+        expect(Buffer.from(bytes).toString('base64url')).toBe(toBase64url(bytes));
+      }),
+    );
+  });
+
+  it('rejects padding, foreign characters, non-zero trailing bits and uppercase hex', () => {
+    expect(() => fromBase64url('AA==')).toThrow(/ENCODING_INVALID/);
+    expect(() => fromBase64url('A+')).toThrow(/ENCODING_INVALID/);
+    expect(() => fromBase64url('AB')).toThrow(/ENCODING_INVALID/); // 'B' leaves a non-zero bit
+    expect(() => fromBase64url('A')).toThrow(/ENCODING_INVALID/);
+    expect(fromBase64url('AA')).toEqual(Uint8Array.of(0));
+    expect(() => fromHex('AB')).toThrow(/ENCODING_INVALID/);
+    expect(() => fromHex('abc')).toThrow(/ENCODING_INVALID/);
+  });
+});

@@ -1,0 +1,176 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ProtocolError, isProtocolError, type ErrorCode } from '../src/errors.js';
+import { generateSigningKeyPair, keyRef } from '../src/keys.js';
+import { ready } from '../src/sodium.js';
+import { CONTEXTS, sign, signBytes, verifySignature } from '../src/signed.js';
+import {
+  signIntroduction,
+  signKeyRotation,
+  signManifest,
+  signRevocation,
+  verifyManifest,
+  type Manifest,
+} from '../src/statements.js';
+import { TrustStore } from '../src/trust.js';
+import { buildTestWorld, testSeed, type TestWorld } from '../src/testing/index.js';
+
+const NOW = Date.UTC(2026, 10, 1);
+let world: TestWorld;
+
+function codeOf(fn: () => unknown): ErrorCode | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    if (isProtocolError(err)) return err.code;
+    throw err;
+  }
+}
+
+beforeAll(async () => {
+  await ready();
+  world = buildTestWorld({ now: NOW });
+});
+
+describe('signatures', () => {
+  it('are domain separated by context', () => {
+    const key = generateSigningKeyPair(testSeed('ctx'));
+    const body = { type: 'x', n: 1 };
+    const sig = signBytes(CONTEXTS.manifest, body, key);
+    expect(() => verifySignature(CONTEXTS.manifest, body, sig, key.publicKey)).not.toThrow();
+    expect(codeOf(() => verifySignature(CONTEXTS.evidence, body, sig, key.publicKey))).toBe('SIGNATURE_INVALID');
+    expect(codeOf(() => verifySignature(CONTEXTS.manifest, { ...body, n: 2 }, sig, key.publicKey))).toBe('SIGNATURE_INVALID');
+  });
+});
+
+describe('manifests', () => {
+  it('verify under the pinned root and not under another', () => {
+    const wacap = world.networks['wacap']!;
+    expect(verifyManifest(wacap.manifest, wacap.rootRef).body.network).toBe('wacap');
+    expect(codeOf(() => verifyManifest(wacap.manifest, world.networks['casc']!.rootRef))).toBe('TRUST_CHAIN_BROKEN');
+  });
+
+  it('reject a tampered member list', () => {
+    const wacap = world.networks['wacap']!;
+    const tampered = structuredClone(wacap.manifest) as { body: { authorities: { name: string }[] } };
+    tampered.body.authorities[0]!.name = 'Someone else';
+    expect(codeOf(() => verifyManifest(tampered, wacap.rootRef))).toBe('SIGNATURE_INVALID');
+  });
+
+  it('reject an encryption key certified by another identity', () => {
+    const wacap = world.networks['wacap']!;
+    const m = structuredClone(wacap.manifest) as Manifest;
+    const [a, b] = m.body.authorities;
+    const swapped = { ...m.body, authorities: [{ ...a!, encryptionKeys: b!.encryptionKeys }, ...m.body.authorities.slice(1)] };
+    const resigned = sign(CONTEXTS.manifest, swapped, wacap.root);
+    expect(codeOf(() => verifyManifest(resigned, wacap.rootRef))).toBe('SCHEMA_INVALID');
+  });
+
+  it('chain versions: succession accepted, rollback and forks refused', () => {
+    const wacap = world.networks['wacap']!;
+    const { type: _t, version: _v, previous: _p, ...rest } = wacap.manifest.body;
+    const v2 = signManifest({ ...rest, issuedAt: NOW }, wacap.root, wacap.manifest);
+    const v3 = signManifest({ ...rest, issuedAt: NOW + 1 }, wacap.root, v2);
+    const fork2 = signManifest({ ...rest, issuedAt: NOW + 2 }, wacap.root, wacap.manifest);
+    const trust = new TrustStore({ pinned: [{ network: 'wacap', root: wacap.rootRef }] });
+    expect(trust.addManifest(wacap.manifest)).toBe(true);
+    expect(codeOf(() => trust.addManifest(v3))).toBe('MANIFEST_CHAIN_BROKEN');
+    expect(trust.addManifest(v2)).toBe(true);
+    expect(trust.addManifest(v2)).toBe(false);
+    expect(codeOf(() => trust.addManifest(fork2))).toBe('MANIFEST_CHAIN_BROKEN');
+    expect(codeOf(() => trust.addManifest(wacap.manifest))).toBe('MANIFEST_CHAIN_BROKEN');
+    expect(trust.addManifest(v3)).toBe(true);
+    expect(trust.manifest('wacap')?.body.version).toBe(3);
+  });
+
+  it('trust peer networks through anchors of the pinned network only', () => {
+    const trust = world.trustFor('wacap');
+    expect(trust.networks().sort()).toEqual(['casc', 'global', 'wacap']);
+    const isolated = new TrustStore({ pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }] });
+    expect(codeOf(() => isolated.addManifest(world.networks['casc']!.manifest))).toBe('TRUST_CHAIN_BROKEN');
+  });
+});
+
+describe('key resolution', () => {
+  it('checks role, validity, rotation and revocation at the time of use', () => {
+    const trust = world.trustFor('wacap');
+    const sn = world.authority('sn-moj@wacap');
+    expect(trust.resolveSigningKey(sn.address, sn.identity.kid, NOW).role).toBe('authority');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW, ['relay']))).toBe('KEY_WRONG_ROLE');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notAfter))).toBe('KEY_EXPIRED');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notBefore - 1))).toBe('KEY_NOT_YET_VALID');
+    expect(codeOf(() => trust.resolveSigningKey('nobody@wacap', sn.identity.kid, NOW))).toBe('KEY_UNKNOWN');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, 'AAAAAAAAAAAAAAAAAAAAAA', NOW))).toBe('KEY_UNKNOWN');
+
+    const newKey = generateSigningKeyPair(testSeed('sn-moj@wacap/identity/2'));
+    const rotation = signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey, effectiveAt: NOW + 1000, notAfter: NOW + 10 ** 11 });
+    trust.addKeyRotation(rotation);
+    expect(trust.resolveSigningKey(sn.address, sn.identity.kid, NOW).key.kid).toBe(sn.identity.kid);
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW + 1000))).toBe('KEY_EXPIRED');
+    expect(trust.resolveSigningKey(sn.address, newKey.kid, NOW + 1000).key.kid).toBe(newKey.kid);
+
+    const revocation = signRevocation(
+      { network: 'wacap', subject: sn.address, kid: newKey.kid, reason: 'key-compromise', revokedAt: NOW + 5000, issuedAt: NOW + 6000 },
+      world.networks['wacap']!.root,
+    );
+    trust.addRevocation(revocation);
+    expect(trust.resolveSigningKey(sn.address, newKey.kid, NOW + 4999).key.kid).toBe(newKey.kid);
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, newKey.kid, NOW + 5000))).toBe('KEY_REVOKED');
+  });
+
+  it('refuses a rotation without a valid possession proof, and revocations by strangers', () => {
+    const trust = world.trustFor('wacap');
+    const sn = world.authority('sn-moj@wacap');
+    const newKey = generateSigningKeyPair(testSeed('x/new'));
+    const rotation = signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey, effectiveAt: NOW, notAfter: NOW + 10 ** 10 });
+    const forgedProof = { ...rotation.body, proof: rotation.signature.value };
+    expect(codeOf(() => trust.addKeyRotation(sign(CONTEXTS.keyRotation, forgedProof, sn.identity)))).toBe('SIGNATURE_INVALID');
+    const stranger = generateSigningKeyPair(testSeed('stranger'));
+    const bogus = signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'superseded', revokedAt: NOW, issuedAt: NOW }, stranger);
+    expect(codeOf(() => trust.addRevocation(bogus))).toBe('KEY_WRONG_ROLE');
+    const self = signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW }, sn.identity);
+    trust.addRevocation(self);
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW))).toBe('KEY_REVOKED');
+  });
+
+  it('lists usable encryption keys', () => {
+    const trust = world.trustFor('casc');
+    const kz = world.authority('kz-gpo@casc');
+    expect(trust.encryptionKeysFor(kz.address, NOW).map((k) => k.kid)).toEqual([kz.encryption.kid]);
+    expect(trust.encryptionKeysFor(kz.address, kz.encryptionRef.notAfter)).toEqual([]);
+  });
+});
+
+describe('introductions', () => {
+  it('are accepted from a point of contact and refused from an authority', () => {
+    const trust = world.trustFor('wacap');
+    const wacap = world.networks['wacap']!;
+    const kz = world.authority('kz-gpo@casc');
+    const body = {
+      issuer: wacap.poc.address,
+      subject: kz.address,
+      subjectKey: kz.identityRef,
+      audience: 'sn-moj@wacap',
+      competences: ['mla' as const, 'extradition' as const],
+      note: 'Competent for requests concerning proceeds of corruption',
+      issuedAt: NOW,
+      validUntil: NOW + 10 ** 9,
+    };
+    trust.addIntroduction(signIntroduction(body, wacap.poc.key));
+    expect(trust.introductionsFor(kz.address, NOW + 1)).toHaveLength(1);
+    const fromAuthority = signIntroduction({ ...body, issuer: 'sn-moj@wacap' }, world.authority('sn-moj@wacap').identity);
+    expect(codeOf(() => trust.addIntroduction(fromAuthority))).toBe('KEY_WRONG_ROLE');
+    const forged = { ...signIntroduction(body, wacap.poc.key), body: { ...body, type: 'introduction', competences: ['confiscation'] } };
+    expect(codeOf(() => trust.addIntroduction(forged))).toBe('SIGNATURE_INVALID');
+  });
+});
+
+describe('keys', () => {
+  it('are deterministic from seeds and kids match public keys', () => {
+    const a = generateSigningKeyPair(testSeed('k'));
+    const b = generateSigningKeyPair(testSeed('k'));
+    expect(a.kid).toBe(b.kid);
+    expect(a.kid).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(() => keyRef(a, { notBefore: 2, notAfter: 1 })).toThrow(ProtocolError);
+  });
+});
