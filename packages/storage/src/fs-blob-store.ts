@@ -1,0 +1,330 @@
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { assertBlobId, BLOB_ID_PATTERN } from './blob-id.js';
+import {
+  DEFAULT_MAX_BLOB_SIZE,
+  type BlobSource,
+  type BlobStore,
+  type PutOptions,
+  type PutResult,
+} from './blob-store.js';
+import { mapLimit } from './concurrency.js';
+import { errnoCode, storageFail, toStorageError } from './errors.js';
+import {
+  assertMaxBlobSize,
+  asUint8Array,
+  ingest,
+  readSource,
+  resolveLimits,
+  type IngestLimits,
+  type SourceReader,
+} from './ingest.js';
+
+export interface FsBlobStoreOptions {
+  /** Root directory; created if missing. One store owns it (several processes may share it safely). */
+  readonly dir: string;
+  /** Largest blob accepted; defaults to {@link DEFAULT_MAX_BLOB_SIZE}. */
+  readonly maxBlobSize?: number;
+}
+
+/** Temp files live under `<dir>/.tmp/<pid>-<random>/`, one folder per open store. */
+const TEMP_ROOT = '.tmp';
+const TEMP_DIR_PATTERN = /^(\d+)-[0-9a-f]{16}$/;
+const SHARD_PATTERN = /^[0-9a-f]{2}$/;
+const READ_SIZE = 64 * 1024;
+const STAT_CONCURRENCY = 32;
+
+/** Temp folders of stores open in this process, which startup cleanup must spare. */
+const liveTempDirs = new Set<string>();
+
+function isNotFound(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) !== 'ESRCH';
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } catch (err) {
+    // A few filesystems cannot fsync a directory; their renames are as durable as they get.
+    if (errnoCode(err) !== 'EINVAL') throw err;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * A BlobStore in a directory: `<dir>/ab/cd/<id>` for id `abcd...`. A put
+ * streams into a temp file under `<dir>/.tmp` (same filesystem, so the final
+ * rename is atomic), fsyncs it, renames it into place and fsyncs the shard
+ * directory, so a crash leaves either the whole blob or none. Temp folders
+ * left by dead processes are removed when a store opens.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly dir: string;
+  readonly #tempDir: string;
+  readonly #maxBlobSize: number;
+  #tempCounter = 0;
+  #closed = false;
+
+  private constructor(dir: string, tempDir: string, maxBlobSize: number) {
+    this.dir = dir;
+    this.#tempDir = tempDir;
+    this.#maxBlobSize = maxBlobSize;
+  }
+
+  /** Creates the directory if needed, removes stale temp files and returns a ready store. */
+  static async open(options: FsBlobStoreOptions): Promise<FsBlobStore> {
+    if (typeof options.dir !== 'string' || options.dir === '')
+      storageFail('OPTIONS_INVALID', 'dir must be a non-empty path');
+    const maxBlobSize = options.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE;
+    assertMaxBlobSize(maxBlobSize, Number.MAX_SAFE_INTEGER);
+    const dir = resolve(options.dir);
+    const tempRoot = join(dir, TEMP_ROOT);
+    const tempDir = join(tempRoot, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    // Claimed before it exists, so a store opening concurrently in this process spares it.
+    liveTempDirs.add(tempDir);
+    try {
+      await mkdir(tempRoot, { recursive: true });
+      await removeStaleTempDirs(tempRoot);
+      await mkdir(tempDir);
+    } catch (err) {
+      liveTempDirs.delete(tempDir);
+      throw toStorageError(err, 'opening the blob directory');
+    }
+    return new FsBlobStore(dir, tempDir, maxBlobSize);
+  }
+
+  async put(id: string, source: BlobSource, options?: PutOptions): Promise<PutResult> {
+    assertBlobId(id);
+    const limits = resolveLimits(this.#maxBlobSize, options, id);
+    const reader = readSource(source);
+    try {
+      this.#assertOpen();
+      return await this.#put(id, reader, limits);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  async #put(id: string, reader: SourceReader, limits: IngestLimits): Promise<PutResult> {
+    const finalPath = this.#blobPath(id);
+    if (await this.#exists(finalPath, id)) {
+      // Verify the caller's bytes all the same, so a put never "succeeds" with wrong data.
+      const size = await ingest(id, reader, limits, () => undefined);
+      return { id, size, created: false };
+    }
+
+    const tempPath = join(this.#tempDir, `${id}.${this.#tempCounter++}`);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(tempPath, 'wx', 0o600);
+      const file = handle;
+      const size = await ingest(id, reader, limits, (chunk) => writeAll(file, chunk));
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+
+      const shardDir = join(this.dir, id.slice(0, 2), id.slice(2, 4));
+      const firstCreated = await mkdir(shardDir, { recursive: true });
+      if (await this.#exists(finalPath, id)) {
+        await unlink(tempPath);
+        return { id, size, created: false };
+      }
+      // A concurrent put of the same id may rename first; the bytes are identical, so either wins.
+      await rename(tempPath, finalPath);
+      await syncDir(shardDir);
+      if (firstCreated !== undefined) {
+        // New shard directories must themselves be durable entries of their parents.
+        await syncDir(join(this.dir, id.slice(0, 2)));
+        await syncDir(this.dir);
+      }
+      return { id, size, created: true };
+    } catch (err) {
+      if (handle !== undefined) await handle.close().catch(() => undefined);
+      await rm(tempPath, { force: true }).catch(() => undefined);
+      throw toStorageError(err, 'writing a blob', id);
+    }
+  }
+
+  async *get(id: string): AsyncIterable<Uint8Array> {
+    assertBlobId(id);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#blobPath(id), 'r');
+    } catch (err) {
+      if (isNotFound(err)) storageFail('BLOB_NOT_FOUND', 'no blob under this id', { blobId: id });
+      throw toStorageError(err, 'opening a blob', id);
+    }
+    try {
+      for (;;) {
+        // A fresh buffer each time: the consumer may keep what we yielded.
+        const buffer = new Uint8Array(READ_SIZE);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await handle.read(buffer, 0, READ_SIZE, null));
+        } catch (err) {
+          throw toStorageError(err, 'reading a blob', id);
+        }
+        if (bytesRead === 0) return;
+        yield buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async getBytes(id: string): Promise<Uint8Array> {
+    assertBlobId(id);
+    try {
+      return asUint8Array(await readFile(this.#blobPath(id)));
+    } catch (err) {
+      if (isNotFound(err)) storageFail('BLOB_NOT_FOUND', 'no blob under this id', { blobId: id });
+      throw toStorageError(err, 'reading a blob', id);
+    }
+  }
+
+  async has(id: string): Promise<boolean> {
+    assertBlobId(id);
+    return this.#exists(this.#blobPath(id), id);
+  }
+
+  async missing(ids: readonly string[]): Promise<string[]> {
+    for (const id of ids) assertBlobId(id);
+    const unique = [...new Set(ids)];
+    const present = await mapLimit(unique, STAT_CONCURRENCY, (id) =>
+      this.#exists(this.#blobPath(id), id),
+    );
+    return unique.filter((_, index) => !present[index]);
+  }
+
+  async size(id: string): Promise<number> {
+    assertBlobId(id);
+    try {
+      return (await stat(this.#blobPath(id))).size;
+    } catch (err) {
+      if (isNotFound(err)) storageFail('BLOB_NOT_FOUND', 'no blob under this id', { blobId: id });
+      throw toStorageError(err, 'reading a blob size', id);
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    assertBlobId(id);
+    try {
+      // No directory fsync: a delete lost in a crash is redone by the next GC pass.
+      await unlink(this.#blobPath(id));
+    } catch (err) {
+      if (!isNotFound(err)) throw toStorageError(err, 'deleting a blob', id);
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    for (const first of await this.#subdirs(this.dir)) {
+      const firstPath = join(this.dir, first);
+      for (const second of await this.#subdirs(firstPath)) {
+        const shard = join(firstPath, second);
+        const prefix = first + second;
+        let entries;
+        try {
+          entries = await readdir(shard, { withFileTypes: true });
+        } catch (err) {
+          if (isNotFound(err)) continue;
+          throw toStorageError(err, 'listing blobs');
+        }
+        for (const entry of entries) {
+          if (entry.isFile() && BLOB_ID_PATTERN.test(entry.name) && entry.name.startsWith(prefix))
+            yield entry.name;
+        }
+      }
+    }
+  }
+
+  async verify(id: string): Promise<boolean> {
+    assertBlobId(id);
+    const hash = createHash('sha256');
+    for await (const chunk of this.get(id)) hash.update(chunk);
+    return hash.digest('hex') === id;
+  }
+
+  /** Removes this store's temp folder; puts in flight fail. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    liveTempDirs.delete(this.#tempDir);
+    await rm(this.#tempDir, { recursive: true, force: true });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) storageFail('STORAGE_UNAVAILABLE', 'the store is closed');
+  }
+
+  #blobPath(id: string): string {
+    return join(this.dir, id.slice(0, 2), id.slice(2, 4), id);
+  }
+
+  async #exists(path: string, id: string): Promise<boolean> {
+    try {
+      return (await stat(path)).isFile();
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw toStorageError(err, 'checking a blob', id);
+    }
+  }
+
+  async #subdirs(path: string): Promise<string[]> {
+    try {
+      const entries = await readdir(path, { withFileTypes: true });
+      return entries
+        .filter((entry) => entry.isDirectory() && SHARD_PATTERN.test(entry.name))
+        .map((entry) => entry.name);
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw toStorageError(err, 'listing blobs');
+    }
+  }
+}
+
+/**
+ * Removes temp folders whose owner is gone: another process that no longer
+ * runs, or an earlier incarnation of this pid (a container restarted as pid
+ * 1) that no open store of this process claims.
+ */
+async function removeStaleTempDirs(tempRoot: string): Promise<void> {
+  for (const entry of await readdir(tempRoot, { withFileTypes: true })) {
+    const match = TEMP_DIR_PATTERN.exec(entry.name);
+    if (match === null || !entry.isDirectory()) continue;
+    const path = join(tempRoot, entry.name);
+    const pid = Number(match[1]);
+    const stale = pid === process.pid ? !liveTempDirs.has(path) : !isProcessAlive(pid);
+    if (stale) await rm(path, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,11 @@
+export { BLOB_ID_PATTERN, assertBlobId, blobIdOf, isBlobId } from './blob-id.js';
+export { DEFAULT_MAX_BLOB_SIZE } from './blob-store.js';
+export type { BlobSource, BlobStore, PutOptions, PutResult } from './blob-store.js';
+export { STORAGE_ERROR_CODES, StorageError, isStorageError } from './errors.js';
+export type { StorageErrorCode, StorageErrorOptions } from './errors.js';
+export { FsBlobStore } from './fs-blob-store.js';
+export type { FsBlobStoreOptions } from './fs-blob-store.js';
+export { MemoryBlobStore } from './memory-blob-store.js';
+export type { MemoryBlobStoreOptions } from './memory-blob-store.js';
+export { S3_MAX_BLOB_SIZE, S3BlobStore } from './s3-blob-store.js';
+export type { S3BlobStoreOptions } from './s3-blob-store.js';

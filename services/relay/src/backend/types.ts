@@ -1,0 +1,173 @@
+/**
+ * The relay's state, behind one interface the relay owns. Two
+ * implementations pass the same conformance suite: the embedded default (one
+ * SQLite file, no external service) and production (Redis, with BullMQ for
+ * the forwarding queue, retries and delayed expiry timers). Chunk bytes are
+ * not here: they live in a BlobStore from @rogatory/storage.
+ *
+ * Every byte payload is an opaque canonical protocol object (envelope or
+ * evidence); the backend never parses them.
+ */
+
+/** An envelope this relay accepted, as stored. */
+export interface StoredEnvelope {
+  readonly id: string;
+  /** Hex SHA-256 of the canonical signed envelope (hops excluded): evidences bind to it. */
+  readonly hash: string;
+  /** Canonical envelope bytes, hops included as this relay received and extended them. */
+  readonly bytes: Uint8Array;
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly expiresAt: number;
+  readonly acceptedAt: number;
+  /** The sealed dossier id followed by every attachment chunk id. */
+  readonly chunkIds: readonly string[];
+  /**
+   * What this relay answered when it accepted the envelope (canonical JSON
+   * array of evidences): returned again, byte for byte, to a retried submission.
+   */
+  readonly acceptance: Uint8Array;
+}
+
+export interface AcceptInput {
+  readonly envelope: StoredEnvelope;
+  /** Local recipients whose mailbox gets the envelope; `deliverBy` fires the expiry timer. */
+  readonly deliveries: readonly { readonly address: string; readonly deliverBy: number }[];
+  /** Next-hop networks to forward to, each with the recipients reached through it. */
+  readonly forwards: readonly { readonly network: string; readonly recipients: readonly string[] }[];
+  /** Keep the dedup record (and refuse replays) until this time, even after delivery. */
+  readonly retainUntil: number;
+}
+
+export type AcceptResult =
+  | { readonly status: 'accepted' }
+  /** Same id and same hash: a retry. `acceptance` is the stored answer. */
+  | { readonly status: 'duplicate'; readonly acceptance: Uint8Array }
+  /** Same id, different hash: a replay or an id collision. Nothing stored. */
+  | { readonly status: 'conflict' };
+
+export type MailboxItemKind = 'envelope' | 'evidence';
+
+export interface MailboxItem {
+  /** Strictly increasing per mailbox, never reused. */
+  readonly seq: number;
+  readonly kind: MailboxItemKind;
+  readonly envelopeId: string;
+  /** Canonical envelope bytes (kind envelope) or canonical evidence bytes (kind evidence). */
+  readonly payload: Uint8Array;
+}
+
+/** Work for the forwarding queue: an envelope (with its chunks) or evidences to pass to another network's relay. */
+export type ForwardTask =
+  | {
+      readonly kind: 'envelope';
+      readonly id: string;
+      readonly envelopeId: string;
+      readonly network: string;
+      readonly recipients: readonly string[];
+      readonly deadline: number;
+    }
+  | {
+      readonly kind: 'evidence';
+      readonly id: string;
+      readonly envelopeId: string;
+      readonly network: string;
+      /** Canonical evidence bytes. */
+      readonly payload: Uint8Array;
+      readonly deadline: number;
+    };
+
+export type ForwardTaskInput = Omit<Extract<ForwardTask, { kind: 'evidence' }>, 'id'> & { readonly id?: string };
+
+/**
+ * What the forward handler decided. `retry` asks the backend to try again
+ * later with exponential backoff and jitter; once `deadline` passes, the
+ * backend calls `onGiveUp` instead of retrying.
+ */
+export type ForwardOutcome = { readonly status: 'done' } | { readonly status: 'retry'; readonly error: string };
+
+export interface WorkerHandlers {
+  /** Deliver one forwarding task; throwing counts as `retry`. */
+  forward(task: ForwardTask, attempt: number): Promise<ForwardOutcome>;
+  /** A forwarding task reached its deadline without success. */
+  giveUp(task: ForwardTask): Promise<void>;
+  /**
+   * A mailbox envelope item reached `deliverBy` without an ack. It has been
+   * removed; the relay issues a NonDelivery evidence to the sender.
+   */
+  expired(item: { readonly address: string; readonly envelopeId: string }): Promise<void>;
+}
+
+export interface BackoffPolicy {
+  readonly baseMs: number;
+  readonly maxMs: number;
+  /** 0..1: the delay is multiplied by a random factor in [1 - jitter, 1]. */
+  readonly jitter: number;
+}
+
+export interface BackendStats {
+  readonly mailboxItems: number;
+  readonly forwardPending: number;
+  readonly envelopes: number;
+}
+
+export interface RelayBackend {
+  readonly kind: 'embedded' | 'redis';
+  /** Reachability check for /readyz; throws when the store is unavailable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Atomically: refuse or recognise a duplicate by envelope id, otherwise
+   * store the envelope, put it in every local recipient's mailbox (each
+   * with an expiry timer at `deliverBy`) and queue every forward. When this
+   * resolves with `accepted`, nothing is lost if the process dies next.
+   */
+  accept(input: AcceptInput): Promise<AcceptResult>;
+  getEnvelope(id: string): Promise<StoredEnvelope | undefined>;
+
+  /** True when `address` is the sender or a recipient of a live envelope that lists `chunkId`. */
+  chunkVisibleTo(chunkId: string, address: string): Promise<boolean>;
+
+  /** Append an evidence to a mailbox. `key` deduplicates (false when already present). */
+  pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean>;
+  /** Unacked items with seq > after, oldest first, at most `limit`. */
+  readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]>;
+  /** Remove acked items of this mailbox; unknown seqs are ignored. Returns how many were removed. */
+  ack(address: string, seqs: readonly number[]): Promise<number>;
+
+  /** Queue evidences (or other work) for another network; idempotent by `id`. */
+  enqueueForward(task: ForwardTaskInput): Promise<void>;
+  /** Start the forwarding and expiry workers of this instance. */
+  startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void>;
+  /** Stop taking new work and wait for in-flight work to finish. */
+  stopWorkers(): Promise<void>;
+
+  /** Called (on every instance) after an item is added to a mailbox by any instance. */
+  subscribe(listener: (address: string) => void): Promise<() => Promise<void>>;
+
+  /** Fixed-window counter: true while `key` has been hit at most `limit` times in the current window. */
+  rateHit(key: string, windowMs: number, limit: number): Promise<boolean>;
+  /** True the first time `key` is claimed within `ttlMs`, false afterwards (single-use tokens). */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
+
+  /** Record that a chunk was uploaded (abandoned uploads are collected after a grace period). */
+  noteUpload(chunkId: string, at: number): Promise<void>;
+  /** True when some stored envelope (done or not) still lists the chunk, or it was uploaded less than `graceMs` ago. */
+  chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean>;
+
+  /**
+   * Garbage collection. An envelope is *done* once every local recipient
+   * acked it or its expiry fired, and every forward completed or was given
+   * up. Its chunks are released `chunkRetentionMs` after it became done; its
+   * record (used to refuse replays) is deleted once `retainUntil` passed too.
+   * Uploads no envelope references are released after `uploadGraceMs`.
+   * Returns the chunk ids the caller must now delete from the blob store:
+   * never one that a live envelope still lists.
+   */
+  collectGarbage(
+    now: number,
+    options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
+  ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }>;
+  stats(): Promise<BackendStats>;
+}
