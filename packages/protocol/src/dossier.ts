@@ -1,9 +1,9 @@
 import { Type, type Static } from 'typebox';
-import { AttachmentManifestSchema, type AttachmentManifest } from './attachment.js';
+import { AttachmentManifestSchema, attachmentChunkLength, type AttachmentManifest } from './attachment-manifest.js';
 import { concatBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
 import { DossierContentSchema, validateDossierContent, type DossierContent } from './content/index.js';
 import { canonicalBytes, decodeCanonical } from './encoding.js';
-import { fail, ProtocolError } from './errors.js';
+import { fail, ProtocolError, type ContentIssue } from './errors.js';
 import {
   ENVELOPE_LIMITS,
   EnvelopeIdSchema,
@@ -37,6 +37,9 @@ export type DossierBody = Static<typeof DossierBodySchema>;
 export const SignedDossierSchema = SignedSchema(DossierBodySchema);
 export type SignedDossier = Signed<DossierBody>;
 
+/** crypto_secretstream_xchacha20poly1305_ABYTES: what each ciphertext chunk adds. */
+const SECRETSTREAM_OVERHEAD = 17;
+
 /** Size of a content key wrapped with crypto_box_seal: ephemeral pk (32) + MAC (16) + key (32). */
 const WRAPPED_KEY_BYTES = 80;
 
@@ -69,17 +72,66 @@ export function payloadAssociatedData(envelopeId: string, wraps: readonly KeyWra
   return concatBytes(utf8('rogatory/v1/sealed-dossier'), Uint8Array.of(0), canonicalBytes({ envelopeId, wraps }));
 }
 
+/**
+ * The parties named in the content must be the parties of the dossier: a
+ * request's requesting authority (an answer's `from`) is the sender, its
+ * requested authority (an answer's `to`) one of the recipients.
+ */
+export function checkContentParties(content: DossierContent, sender: string, recipients: readonly string[]): ContentIssue[] {
+  const issues: ContentIssue[] = [];
+  const [fromPath, from, toPath, to] =
+    content.kind === 'request'
+      ? ['/header/requestingAuthority/address', content.header.requestingAuthority.address, '/header/requestedAuthority/address', content.header.requestedAuthority.address]
+      : ['/from/address', content.from.address, '/to/address', content.to.address];
+  if (from !== sender) issues.push({ path: fromPath, message: 'The sending authority must be this node\'s own authority address.' });
+  if (!recipients.includes(to)) issues.push({ path: toPath, message: 'The addressed authority must be one of the recipients of the dossier.' });
+  return issues;
+}
+
 /** Ciphertext chunk references of attachments, in order, as the envelope lists them. */
 export function attachmentChunkRefs(attachments: readonly AttachmentManifest[]): ChunkRef[] {
-  const refs: ChunkRef[] = [];
-  for (const a of attachments) {
-    a.chunks.forEach((id, i) => {
-      const isLast = i === a.chunks.length - 1;
-      const plain = isLast ? a.size - a.chunkSize * (a.chunks.length - 1) : a.chunkSize;
-      refs.push({ id, size: plain + 17 });
-    });
-  }
-  return refs;
+  return attachments.flatMap((a) => a.chunks.map((id, i) => ({ id, size: attachmentChunkLength(a, i) + SECRETSTREAM_OVERHEAD })));
+}
+
+/**
+ * Encrypt a signed dossier: fresh content key, XChaCha20-Poly1305 over the
+ * canonical signed dossier, the key wrapped for every target. Returns the
+ * canonical bytes of the sealed dossier object. `sealDossier` is the normal
+ * entry point; this step alone exists for tools that re-seal (and for test
+ * vectors that build hostile objects).
+ */
+export function encryptSignedDossier(options: {
+  readonly dossier: SignedDossier;
+  readonly targets: readonly { readonly to: string; readonly key: KeyRef }[];
+  readonly envelopeId?: string;
+  readonly testRandomness?: { readonly contentKey: Uint8Array; readonly nonce: Uint8Array };
+}): Uint8Array {
+  const s = sodium();
+  const envelopeId = options.envelopeId ?? options.dossier.body.envelopeId;
+  const contentKey = options.testRandomness ? Uint8Array.from(options.testRandomness.contentKey) : s.crypto_aead_xchacha20poly1305_ietf_keygen();
+  const nonce = options.testRandomness?.nonce ?? randomBytes(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  const wraps: KeyWrap[] = options.targets.map(({ to, key }) => {
+    if (key.alg !== 'x25519') fail('KEY_WRONG_ROLE', `key ${key.kid} is not an encryption key`);
+    return { to, kid: key.kid, key: toBase64url(s.crypto_box_seal(contentKey, publicKeyOf(key))) };
+  });
+  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
+    canonicalBytes(options.dossier),
+    payloadAssociatedData(envelopeId, wraps),
+    null,
+    nonce,
+    contentKey,
+  );
+  s.memzero(contentKey);
+  const sealed = canonicalBytes({
+    type: 'sealed-dossier',
+    version: 1,
+    envelopeId,
+    nonce: toBase64url(nonce),
+    wraps,
+    ciphertext: toBase64url(ciphertext),
+  } satisfies SealedDossier);
+  if (sealed.length > ENVELOPE_LIMITS.maxDossierBytes) fail('LIMIT_EXCEEDED', 'sealed dossier too large: move documents into attachments');
+  return sealed;
 }
 
 export interface SealOptions {
@@ -123,11 +175,11 @@ export interface SealedResult {
  *    signed by the sender.
  */
 export function sealDossier(options: SealOptions): SealedResult {
-  const s = sodium();
   const attachments = options.attachments ?? [];
   const recipients = options.recipients.map((r) => r.address);
   const envelopeId = options.envelopeId ?? newEnvelopeId();
   const issues = validateDossierContent(options.content, { attachmentCount: attachments.length });
+  if (issues.length === 0) issues.push(...checkContentParties(options.content, options.sender.address, recipients));
   if (issues.length > 0) fail('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
 
   const body: DossierBody = {
@@ -142,34 +194,14 @@ export function sealDossier(options: SealOptions): SealedResult {
   };
   const dossier = sign(CONTEXTS.dossier, dossierBodyShape.parse(body), options.sender.identity);
 
-  const contentKey = options.testRandomness?.contentKey ?? s.crypto_aead_xchacha20poly1305_ietf_keygen();
-  const nonce = options.testRandomness?.nonce ?? randomBytes(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  const targets = [
-    ...options.recipients.map((r) => ({ to: r.address, key: r.encryptionKey })),
-    { to: options.sender.address, key: options.sender.archiveKey },
-  ];
-  const wraps: KeyWrap[] = targets.map(({ to, key }) => {
-    if (key.alg !== 'x25519') fail('KEY_WRONG_ROLE', `key ${key.kid} is not an encryption key`);
-    return { to, kid: key.kid, key: toBase64url(s.crypto_box_seal(contentKey, publicKeyOf(key))) };
+  const sealed = encryptSignedDossier({
+    dossier,
+    targets: [
+      ...options.recipients.map((r) => ({ to: r.address, key: r.encryptionKey })),
+      { to: options.sender.address, key: options.sender.archiveKey },
+    ],
+    ...(options.testRandomness ? { testRandomness: options.testRandomness } : {}),
   });
-  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
-    canonicalBytes(dossier),
-    payloadAssociatedData(envelopeId, wraps),
-    null,
-    nonce,
-    contentKey,
-  );
-  s.memzero(contentKey);
-  const sealedObject: SealedDossier = {
-    type: 'sealed-dossier',
-    version: 1,
-    envelopeId,
-    nonce: toBase64url(nonce),
-    wraps,
-    ciphertext: toBase64url(ciphertext),
-  };
-  const sealed = canonicalBytes(sealedObject);
-  if (sealed.length > ENVELOPE_LIMITS.maxDossierBytes) fail('LIMIT_EXCEEDED', 'sealed dossier too large: move documents into attachments');
   const envelope = signEnvelope(
     {
       id: envelopeId,
@@ -273,6 +305,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     fail('ENVELOPE_MISMATCH', 'attachment chunks differ from the envelope');
   }
   const issues = validateDossierContent(body.content, { attachmentCount: body.attachments.length });
+  if (issues.length === 0) issues.push(...checkContentParties(body.content, body.sender, body.recipients));
   if (issues.length > 0) throw new ProtocolError('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
   return { envelope, dossier, sender };
 }

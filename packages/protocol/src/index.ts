@@ -10,3 +10,6 @@ export * from './statements.js';
 export * from './trust.js';
 export * from './envelope.js';
 export * from './evidence.js';
+export * from './attachment.js';
+export * from './content/index.js';
+export * from './dossier.js';

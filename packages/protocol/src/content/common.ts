@@ -17,7 +17,11 @@ import {
 } from './primitives.js';
 
 export const URGENCY_LEVELS = ['normal', 'urgent', 'very-urgent'] as const;
-export const CONFIDENTIALITY_LEVELS = ['standard', 'confidential', 'strictly-confidential'] as const;
+export const CONFIDENTIALITY_LEVELS = [
+  'standard',
+  'confidential',
+  'strictly-confidential',
+] as const;
 export const HANDLING_CODES = ['none', 'restricted', 'witness-protection', 'sealed'] as const;
 export const LEGAL_INSTRUMENTS = [
   'untoc',
@@ -48,7 +52,10 @@ export const IDENTITY_DOCUMENT_TYPES = [
 export function authorityParty(title: string) {
   return group(
     {
-      address: authorityAddress({ title: 'Address', description: 'the authority address authority@network' }),
+      address: authorityAddress({
+        title: 'Address',
+        description: 'the authority address authority@network',
+      }),
       name: line({ title: 'Name', description: 'the full official name of the authority' }, L.name),
       country: country({ title: 'Country' }),
     },
@@ -67,7 +74,10 @@ export const LegalBasisSchema = group(
   {
     instrument: oneOf(LEGAL_INSTRUMENTS, { title: 'Instrument' }),
     article: Type.Optional(
-      line({ title: 'Article', description: 'the article relied on, e.g. 18 or 18(3)(b)' }, L.reference),
+      line(
+        { title: 'Article', description: 'the article relied on, e.g. 18 or 18(3)(b)' },
+        L.reference,
+      ),
     ),
     title: Type.Optional(
       line({ title: 'Title', description: 'the name of the treaty, convention or law' }, L.line),
@@ -80,11 +90,17 @@ export type LegalBasis = Static<typeof LegalBasisSchema>;
 export const OffenceSchema = group(
   {
     description: text(
-      { title: 'Description', description: 'describe the offence and how the facts meet its elements' },
+      {
+        title: 'Description',
+        description: 'describe the offence and how the facts meet its elements',
+      },
       L.text,
     ),
     legalProvisions: list(
-      line({ title: 'Legal provision', description: 'article and law, e.g. Criminal Code art. 317' }),
+      line({
+        title: 'Legal provision',
+        description: 'article and law, e.g. Criminal Code art. 317',
+      }),
       {
         title: 'Legal provisions',
         description: 'cite each provision that defines or punishes the offence',
@@ -97,10 +113,16 @@ export const OffenceSchema = group(
       description: "state the maximum penalty provided by law, e.g. 12 years' imprisonment",
     }),
     dateOfCommission: Type.Optional(
-      calendarDate({ title: 'Date of commission', description: 'the date (or first date) of the offence' }, 'not-future'),
+      calendarDate(
+        { title: 'Date of commission', description: 'the date (or first date) of the offence' },
+        'not-future',
+      ),
     ),
     dateOfCommissionEnd: Type.Optional(
-      calendarDate({ title: 'End of commission', description: 'the last date, for an offence over a period' }, 'not-future'),
+      calendarDate(
+        { title: 'End of commission', description: 'the last date, for an offence over a period' },
+        'not-future',
+      ),
     ),
     placeOfCommission: Type.Optional(line({ title: 'Place of commission' })),
   },
@@ -124,26 +146,41 @@ export function aliases() {
 }
 
 export function nationalities(minItems = 0) {
-  return list(country({ title: 'Nationality' }), { title: 'Nationalities', minItems, maxItems: L.nationalities });
+  return list(country({ title: 'Nationality' }), {
+    title: 'Nationalities',
+    minItems,
+    maxItems: L.nationalities,
+  });
 }
 
 export function identityDocuments() {
-  return list(IdentityDocumentSchema, { title: 'Identity documents', maxItems: L.identityDocuments });
+  return list(IdentityDocumentSchema, {
+    title: 'Identity documents',
+    maxItems: L.identityDocuments,
+  });
 }
 
 export const PersonConcernedSchema = group(
   {
     role: oneOf(PERSON_ROLES, { title: 'Role', description: 'the role of the person in the case' }),
     roleDescription: Type.Optional(
-      line({ title: 'Role description', description: "explain the person's role when it is 'other'" }),
+      line({
+        title: 'Role description',
+        description: "explain the person's role when it is 'other'",
+      }),
     ),
-    name: line({ title: 'Name', description: 'the full name as written in official documents' }, L.name),
+    name: line(
+      { title: 'Name', description: 'the full name as written in official documents' },
+      L.name,
+    ),
     aliases: Type.Optional(aliases()),
     dateOfBirth: Type.Optional(calendarDate({ title: 'Date of birth' }, 'not-future')),
     placeOfBirth: Type.Optional(line({ title: 'Place of birth' })),
     nationalities: Type.Optional(nationalities()),
     identityDocuments: Type.Optional(identityDocuments()),
-    address: Type.Optional(text({ title: 'Address', description: 'last known address' }, L.shortText)),
+    address: Type.Optional(
+      text({ title: 'Address', description: 'last known address' }, L.shortText),
+    ),
   },
   { title: 'Person concerned' },
 );
@@ -153,7 +190,10 @@ export type PersonConcerned = Static<typeof PersonConcernedSchema>;
 export const BankAccountSchema = group(
   {
     bankName: line({ title: 'Bank name' }, L.name),
-    accountHolder: line({ title: 'Account holder', description: 'the name of the holder of the account' }, L.name),
+    accountHolder: line(
+      { title: 'Account holder', description: 'the name of the holder of the account' },
+      L.name,
+    ),
     iban: Type.Optional(
       Type.String({
         title: 'IBAN',
@@ -164,7 +204,13 @@ export const BankAccountSchema = group(
       }),
     ),
     accountNumber: Type.Optional(
-      line({ title: 'Account number', description: 'the domestic account number where there is no IBAN' }, L.reference),
+      line(
+        {
+          title: 'Account number',
+          description: 'the domestic account number where there is no IBAN',
+        },
+        L.reference,
+      ),
     ),
     swiftBic: Type.Optional(
       Type.String({
@@ -174,8 +220,12 @@ export const BankAccountSchema = group(
         formatHint: 'an 8- or 11-character SWIFT/BIC code in capitals, e.g. DEUTDEFF',
       }),
     ),
-    periodFrom: Type.Optional(calendarDate({ title: 'Period from', description: 'first day of the records sought' })),
-    periodTo: Type.Optional(calendarDate({ title: 'Period to', description: 'last day of the records sought' })),
+    periodFrom: Type.Optional(
+      calendarDate({ title: 'Period from', description: 'first day of the records sought' }),
+    ),
+    periodTo: Type.Optional(
+      calendarDate({ title: 'Period to', description: 'last day of the records sought' }),
+    ),
   },
   { title: 'Bank account' },
 );
@@ -184,8 +234,12 @@ export type BankAccount = Static<typeof BankAccountSchema>;
 export const RelatedRequestSchema = group(
   {
     envelopeId: Type.Optional(envelopeId({ title: 'Envelope id' })),
-    caseReference: Type.Optional(caseReference('Case reference', 'the case reference of the earlier request')),
-    note: Type.Optional(line({ title: 'Note', description: 'how the earlier request relates to this one' })),
+    caseReference: Type.Optional(
+      caseReference('Case reference', 'the case reference of the earlier request'),
+    ),
+    note: Type.Optional(
+      line({ title: 'Note', description: 'how the earlier request relates to this one' }),
+    ),
   },
   { title: 'Related request' },
 );
@@ -196,9 +250,15 @@ export const RequestHeaderSchema = group(
   {
     requestingAuthority: authorityParty('Requesting authority'),
     requestedAuthority: authorityParty('Requested authority'),
-    caseReference: caseReference('Case reference', "the requesting authority's own reference for this case"),
+    caseReference: caseReference(
+      'Case reference',
+      "the requesting authority's own reference for this case",
+    ),
     requestedCaseReference: Type.Optional(
-      caseReference('Requested case reference', "the requested authority's reference, if it has one already"),
+      caseReference(
+        'Requested case reference',
+        "the requested authority's reference, if it has one already",
+      ),
     ),
     legalBasis: list(LegalBasisSchema, {
       title: 'Legal basis',
@@ -207,7 +267,10 @@ export const RequestHeaderSchema = group(
       maxItems: L.legalBasis,
     }),
     summaryOfFacts: text(
-      { title: 'Summary of facts', description: 'describe the conduct, when and where it took place' },
+      {
+        title: 'Summary of facts',
+        description: 'describe the conduct, when and where it took place',
+      },
       L.summary,
     ),
     offences: list(OffenceSchema, {
@@ -216,7 +279,9 @@ export const RequestHeaderSchema = group(
       minItems: 1,
       maxItems: L.offences,
     }),
-    persons: Type.Optional(list(PersonConcernedSchema, { title: 'Persons concerned', maxItems: L.persons })),
+    persons: Type.Optional(
+      list(PersonConcernedSchema, { title: 'Persons concerned', maxItems: L.persons }),
+    ),
     assistanceRequested: list(line({ title: 'Assistance requested' }, L.shortText), {
       title: 'Assistance requested',
       description: 'list the assistance or measures you ask for, one per entry',
@@ -225,19 +290,28 @@ export const RequestHeaderSchema = group(
     }),
     urgency: oneOf(URGENCY_LEVELS, { title: 'Urgency' }),
     urgencyReason: Type.Optional(
-      text({ title: 'Reason for urgency', description: 'why the request cannot wait' }, L.shortText),
+      text(
+        { title: 'Reason for urgency', description: 'why the request cannot wait' },
+        L.shortText,
+      ),
     ),
     deadline: Type.Optional(
-      calendarDate({ title: 'Deadline', description: 'the date by which execution is needed' }, 'not-past'),
+      calendarDate(
+        { title: 'Deadline', description: 'the date by which execution is needed' },
+        'not-past',
+      ),
     ),
     confidentiality: oneOf(CONFIDENTIALITY_LEVELS, { title: 'Confidentiality' }),
     handlingCode: oneOf(HANDLING_CODES, { title: 'Handling code' }),
-    language: language({ title: 'Language', description: 'the language the request is written in' }),
+    language: language({
+      title: 'Language',
+      description: 'the language the request is written in',
+    }),
     relatedRequests: Type.Optional(
       list(RelatedRequestSchema, { title: 'Related requests', maxItems: L.relatedRequests }),
     ),
   },
-  { title: 'Header' },
+  { title: 'Header', section: true },
 );
 export type RequestHeader = Static<typeof RequestHeaderSchema>;
 

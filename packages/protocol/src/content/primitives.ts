@@ -50,7 +50,7 @@ export const CONTENT_LIMITS = {
   hardArrayItems: 1_000,
   hardStringLength: 100_000,
   hardObjectKeys: 100,
-  hardTotalNodes: 200_000,
+  hardTotalNodes: 500_000,
 } as const;
 
 /**
@@ -61,6 +61,8 @@ export const CONTENT_LIMITS = {
 export interface FieldMeta {
   readonly title: string;
   readonly description?: string;
+  /** A section (header, type-specific part): named alone, omitted from the labels of its fields. */
+  readonly section?: boolean;
 }
 
 /** Hint for fields whose value is checked against a date: see rules.ts. */
@@ -76,7 +78,6 @@ export const LINE_PATTERN =
 export const TEXT_PATTERN =
   '^[\\t\\n\\r ]*[^\\x00-\\x20\\x7F-\\x9F][^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$';
 export const DATE_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}$';
-export const DATE_TIME_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$';
 export const CONTENT_ADDRESS_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9-]{0,31}$';
 export const COUNTRY_PATTERN = '^[A-Z]{2}$';
 export const CURRENCY_PATTERN = '^[A-Z]{3}$';
@@ -88,39 +89,43 @@ export const BIC_PATTERN = '^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$';
 /** Envelope id: base64url (no padding) of 16 bytes, as in the envelope. */
 export const ENVELOPE_ID_PATTERN = '^[A-Za-z0-9_-]{22}$';
 
-const LINE_HINT = 'a single line of text that is not blank and has no line breaks or control characters';
-const TEXT_HINT = 'text that is not blank and has no control characters other than tab and line breaks';
+const LINE_HINT =
+  'a single line of text that is not blank and has no line breaks or control characters';
+const TEXT_HINT =
+  'text that is not blank and has no control characters other than tab and line breaks';
 
 /** A required single line of text. */
 export function line(meta: FieldMeta, maxLength: number = CONTENT_LIMITS.line) {
-  return Type.String({ ...meta, minLength: 1, maxLength, pattern: LINE_PATTERN, formatHint: LINE_HINT });
+  return Type.String({
+    ...meta,
+    minLength: 1,
+    maxLength,
+    pattern: LINE_PATTERN,
+    formatHint: LINE_HINT,
+  });
 }
 
 /** Multi-line text. */
 export function text(meta: FieldMeta, maxLength: number = CONTENT_LIMITS.text) {
-  return Type.String({ ...meta, minLength: 1, maxLength, pattern: TEXT_PATTERN, formatHint: TEXT_HINT });
+  return Type.String({
+    ...meta,
+    minLength: 1,
+    maxLength,
+    pattern: TEXT_PATTERN,
+    formatHint: TEXT_HINT,
+  });
 }
 
 /** A calendar date `YYYY-MM-DD` (a real date: 2023-02-29 is rejected). */
-export function calendarDate(meta: FieldMeta, temporal?: Temporal) {
+export function calendarDate(meta: FieldMeta, temporal?: Temporal, temporalHint?: string) {
   return Type.String({
     ...meta,
     ...(temporal === undefined ? {} : { temporal }),
+    ...(temporalHint === undefined ? {} : { temporalHint }),
     maxLength: 10,
     pattern: DATE_PATTERN,
     format: 'date',
     formatHint: 'a real calendar date written YYYY-MM-DD, e.g. 2025-03-31',
-  });
-}
-
-/** A UTC instant `YYYY-MM-DDTHH:MM:SS[.sss]Z`. */
-export function utcDateTime(meta: FieldMeta) {
-  return Type.String({
-    ...meta,
-    maxLength: 24,
-    pattern: DATE_TIME_PATTERN,
-    format: 'date-time',
-    formatHint: 'a UTC date and time written YYYY-MM-DDTHH:MM:SSZ, e.g. 2025-03-31T14:00:00Z',
   });
 }
 
@@ -148,7 +153,8 @@ export function authorityAddress(meta: FieldMeta) {
     ...meta,
     maxLength: 96,
     pattern: CONTENT_ADDRESS_PATTERN,
-    formatHint: 'an address authority@network in lowercase letters, digits and hyphens, e.g. ng-moj@wacap',
+    formatHint:
+      'an address authority@network in lowercase letters, digits and hyphens, e.g. ng-moj@wacap',
   });
 }
 
@@ -180,7 +186,12 @@ export function group<P extends TProperties>(properties: P, meta: FieldMeta): TO
 }
 
 export function days(meta: FieldMeta, minimum = 0) {
-  return Type.Integer({ ...meta, minimum, maximum: CONTENT_LIMITS.days, formatHint: 'a whole number of days' });
+  return Type.Integer({
+    ...meta,
+    minimum,
+    maximum: CONTENT_LIMITS.days,
+    formatHint: 'a whole number of days',
+  });
 }
 
 export function yesNo(meta: FieldMeta) {
@@ -216,7 +227,8 @@ export function money(meta: FieldMeta) {
         description: 'digits with an optional decimal point, e.g. 125000.50',
         maxLength: 27,
         pattern: AMOUNT_PATTERN,
-        formatHint: 'a decimal amount such as 125000.50 (digits, at most one decimal point, no thousands separators)',
+        formatHint:
+          'a decimal amount such as 125000.50 (digits, at most one decimal point, no thousands separators)',
       }),
       currency: Type.String({
         title: 'Currency',
