@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { randomBytes, toBase64url } from './bytes.js';
+import { fromBase64url, randomBytes, toBase64url } from './bytes.js';
 import { canonicalBytes, decodeCanonical } from './encoding.js';
 import { fail } from './errors.js';
 import { publicKeyOf, type SigningKeyPair } from './keys.js';
@@ -129,6 +129,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
 /** Check a decoded JSON value as an envelope (schema and consistency; no signature check). */
 export function parseEnvelope(value: unknown): Envelope {
   const envelope = envelopeShape.parse(value);
+  fromBase64url(envelope.body.id, 'envelope id');
   checkEnvelopeConsistency(envelope.body);
   return envelope;
 }

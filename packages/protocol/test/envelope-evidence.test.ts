@@ -65,7 +65,7 @@ describe('envelope', () => {
     const trust = world.trustFor('wacap');
     expect(verifyEnvelope(decodeEnvelope(encodeEnvelope(envelope)), { trust, now: NOW }).address).toBe('sn-moj@wacap');
     const tampered = structuredClone(envelope);
-    (tampered.body.recipients as string[])[0] = 'gh-ago@wacap';
+    (tampered.body.recipients)[0] = 'gh-ago@wacap';
     expect(codeOf(() => verifyEnvelope(tampered, { trust, now: NOW }))).toBe('SIGNATURE_INVALID');
   });
 

@@ -59,7 +59,7 @@ describe('manifests', () => {
 
   it('reject an encryption key certified by another identity', () => {
     const wacap = world.networks['wacap']!;
-    const m = structuredClone(wacap.manifest) as Manifest;
+    const m = structuredClone<Manifest>(wacap.manifest);
     const [a, b] = m.body.authorities;
     const swapped = { ...m.body, authorities: [{ ...a!, encryptionKeys: b!.encryptionKeys }, ...m.body.authorities.slice(1)] };
     const resigned = sign(CONTEXTS.manifest, swapped, wacap.root);

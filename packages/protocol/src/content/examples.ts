@@ -17,7 +17,7 @@ const REQUESTED: AuthorityParty = {
 };
 
 /** Envelope id of the fictitious request the example answers reply to. */
-export const EXAMPLE_REQUEST_ENVELOPE_ID = 'EXAMPLE0envelope0id000';
+export const EXAMPLE_REQUEST_ENVELOPE_ID = 'EXAMPLE0envelope0id00A';
 
 function header(
   caseReference: string,

@@ -14,10 +14,10 @@ export function exampleContentFor(type: RequestType | AnswerType, from: string, 
   const isRequest = ['mla', 'extradition', 'transfer-of-sentenced-persons', 'confiscation'].includes(type);
   if (isRequest) {
     const content = exampleRequest(type as RequestType);
-    return { ...content, header: { ...content.header, requestingAuthority: party(from), requestedAuthority: party(to) } } as DossierContent;
+    return { ...content, header: { ...content.header, requestingAuthority: party(from), requestedAuthority: party(to) } };
   }
   const content = exampleAnswer(type as AnswerType);
-  return { ...content, from: party(from), to: party(to) } as DossierContent;
+  return { ...content, from: party(from), to: party(to) };
 }
 
 /**
