@@ -1,5 +1,10 @@
-// Owned by the lead: measures signing, verification, sealing and opening of
-// dossiers through the protocol API. Filled in once those exist.
+/**
+ * Signing, verification, sealing and opening rates of the protocol API
+ * (isomorphic libsodium path). Used by bench-protocol.ts.
+ */
+import { CONTEXTS, openDossier, ready, signBytes, utf8, verifySignature, type AttachmentManifest } from '../src/index.js';
+import { buildTestWorld, encryptTestAttachment, sealTestDossier } from '../src/testing/index.js';
+
 export interface SealingFigures {
   signPerSec: number;
   verifyPerSec: number;
@@ -8,6 +13,56 @@ export interface SealingFigures {
   sealPerSec10: number;
 }
 
-export function measureSealing(): Promise<SealingFigures> {
-  return Promise.reject(new Error('measureSealing is not implemented yet'));
+/** Run `fn` repeatedly for about `ms` milliseconds (after a short warm-up); operations per second. */
+function rate(fn: () => void, ms = 1000): number {
+  for (let i = 0; i < 20; i++) fn();
+  let n = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let i = 0; i < 10; i++) fn();
+    n += 10;
+    elapsed = performance.now() - start;
+  }
+  return Math.round((n * 1000) / elapsed);
+}
+
+export async function measureSealing(options: { ms?: number } = {}): Promise<SealingFigures> {
+  await ready();
+  const ms = options.ms ?? 1000;
+  const now = Date.now();
+  const world = buildTestWorld({ now });
+  const sn = world.authority('sn-moj@wacap');
+  const attachments: AttachmentManifest[] = [
+    (await encryptTestAttachment(utf8('warrant'), { name: 'warrant.pdf' })).manifest,
+    (await encryptTestAttachment(utf8('records'), { name: 'records.csv', mediaType: 'text/csv' })).manifest,
+  ];
+  // A typical signed statement: an evidence-sized body.
+  const body = { type: 'evidence', version: 1, kind: 'delivery', envelopeId: 'AAAAAAAAAAAAAAAAAAAAAA', issuedAt: now, issuer: sn.address };
+  const sig = signBytes(CONTEXTS.evidence, body, sn.identity);
+  const signPerSec = rate(() => signBytes(CONTEXTS.evidence, body, sn.identity), ms);
+  const verifyPerSec = rate(() => {
+    verifySignature(CONTEXTS.evidence, body, sig, sn.identity.publicKey);
+  }, ms);
+
+  // Ten recipients need ten distinct authorities: a one-network world of eleven.
+  const wide = buildTestWorld({
+    now,
+    specs: [
+      {
+        network: 'wacap',
+        country: 'SN',
+        authorities: Array.from({ length: 11 }, (_, i) => ({ local: `a${i}`, name: `Authority ${i}`, country: 'SN' })),
+        peers: [],
+      },
+    ],
+  });
+  const sealPerSec1 = rate(() => sealTestDossier(world, { from: sn.address, to: ['kz-gpo@casc'], attachments }), ms);
+  const sealed = sealTestDossier(world, { from: sn.address, to: ['kz-gpo@casc'], attachments });
+  const kz = world.authority('kz-gpo@casc');
+  const trust = world.trustFor('casc');
+  const openPerSec1 = rate(() => openDossier({ envelope: sealed.envelope, sealed: sealed.sealed, reader: { address: kz.address, encryptionKeys: [kz.encryption] }, trust }), ms);
+  const tenAddresses = Array.from({ length: 10 }, (_, i) => `a${i + 1}@wacap`);
+  const sealPerSec10 = rate(() => sealTestDossier(wide, { from: 'a0@wacap', to: tenAddresses, attachments }), ms);
+  return { signPerSec, verifyPerSec, sealPerSec1, openPerSec1, sealPerSec10 };
 }
