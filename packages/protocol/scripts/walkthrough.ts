@@ -99,7 +99,8 @@ try {
 const tampered = Uint8Array.from(store.get(manifests[0]!.chunks[1]!)!);
 tampered[100]! ^= 1;
 try {
-  for await (const _ of decryptAttachment(manifests[0]!, manifests[0]!.chunks.map((id, i) => (i === 1 ? tampered : store.get(id)!)))) void _;
+  const chunks = manifests[0]!.chunks.map((id, i) => (i === 1 ? tampered : store.get(id)!));
+  for await (const piece of decryptAttachment(manifests[0]!, chunks)) detail(`released ${piece.length} bytes before the bad chunk`);
 } catch (err) {
   detail(`a flipped bit in chunk 1: ${isProtocolError(err) ? err.code : 'error'}`);
 }
