@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   KEY_NOT_YET_VALID: 'expired key',
   /** The key was revoked at or before the time of use. */
   KEY_REVOKED: 'revoked key',
+  /** A passphrase-sealed secret did not open: wrong passphrase or a damaged key file. */
+  PASSPHRASE_INVALID: 'decrypt failure',
   /** The key is valid but not authorised for this role or subject. */
   KEY_WRONG_ROLE: 'untrusted key',
   /** No wrapped content key for this recipient: the dossier is not addressed to us. */

@@ -13,3 +13,4 @@ export * from './evidence.js';
 export * from './attachment.js';
 export * from './content/index.js';
 export * from './dossier.js';
+export * from './keyfile.js';
