@@ -1,0 +1,179 @@
+import websocket from '@fastify/websocket';
+import { isProtocolError, networkOf } from '@rogatory/protocol';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { RateWindow, type RelayContext } from './context.js';
+import { RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
+import { RelayMetrics } from './metrics.js';
+import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
+import { PeerDirectory } from './peers.js';
+import { chunkRoutes } from './plugins/chunks.js';
+import { envelopeRoutes } from './plugins/envelopes.js';
+import { federationRoutes } from './plugins/federation.js';
+import { mailboxRoutes } from './plugins/mailbox.js';
+import { opsRoutes } from './plugins/ops.js';
+import { sessionRoutes } from './plugins/session.js';
+import { RelayCore } from './relay-core.js';
+import { SessionAuthority } from './sessions.js';
+
+/** Fastify's own error codes for bad requests, and what they become. */
+const FASTIFY_CODES: Record<string, RelayErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'LIMIT_EXCEEDED',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'MALFORMED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED',
+  FST_ERR_CTP_EMPTY_TYPE: 'MALFORMED',
+  FST_ERR_VALIDATION: 'MALFORMED',
+};
+
+function toRelayError(err: unknown): RelayError {
+  if (isRelayError(err)) return err;
+  if (isProtocolError(err)) {
+    const { code, detail } = relayCodeFor(err);
+    return new RelayError(code, 'request refused', { cause: err, detail });
+  }
+  const code = (err as FastifyError | undefined)?.code;
+  if (code !== undefined && code in FASTIFY_CODES) return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
+  const status = (err as FastifyError | undefined)?.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return new RelayError('MALFORMED', 'bad request', { cause: err });
+  return new RelayError('INTERNAL', 'internal error', { cause: err });
+}
+
+/**
+ * Build the relay: every route, its context and its workers. Listening is
+ * the caller's business (`startRelay` in server.ts, or `app.inject()` in tests).
+ */
+export async function buildRelayApp(options: RelayOptions): Promise<FastifyInstance> {
+  const clock = options.clock ?? Date.now;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const retention = { ...DEFAULT_RETENTION, ...options.retention };
+  const forwarding = { ...DEFAULT_FORWARDING, ...options.forwarding };
+  const network = networkOf(options.relayId);
+  if (!options.trust.relays(network).some((r) => r.id === options.relayId && r.key.kid === options.key.kid)) {
+    throw new Error(`relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`);
+  }
+
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: typeof options.logger === 'object' ? options.logger.level : 'info',
+            // Never log bearer tokens or relay signatures; bodies are never logged.
+            redact: ['req.headers.authorization', 'req.headers["rogatory-signature"]'],
+          },
+    bodyLimit: 1024 * 1024,
+    // Tokens are query parameters only on the WebSocket route; keep them out of logs.
+    disableRequestLogging: true,
+    forceCloseConnections: true,
+  });
+
+  const metrics = new RelayMetrics(options.backend);
+  const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
+  const core = new RelayCore({
+    relayId: options.relayId,
+    network,
+    key: options.key,
+    trust: options.trust,
+    backend: options.backend,
+    blobs: options.blobs,
+    clock,
+    limits,
+    retention,
+    forwarding,
+    peers,
+    metrics,
+    log: app.log,
+  });
+  const context: RelayContext = {
+    relayId: options.relayId,
+    network,
+    core,
+    sessions: new SessionAuthority({
+      relayId: options.relayId,
+      network,
+      secret: options.sessionSecret,
+      trust: options.trust,
+      backend: options.backend,
+      clock,
+      ttlMs: options.sessionTtlMs ?? 30 * 60 * 1000,
+    }),
+    backend: options.backend,
+    blobs: options.blobs,
+    trust: options.trust,
+    metrics,
+    peers,
+    limits,
+    retention,
+    forwarding,
+    clock,
+    rate: new RateWindow(clock),
+    draining: false,
+  };
+  app.decorate('relay', context);
+  app.decorateRequest('session', null);
+  app.decorateRequest('peerRelay', null);
+
+  // Bodies arrive as bytes: envelopes must be checked for canonical form, and relay calls are signed over the exact bytes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    done(null, body);
+  });
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => {
+    done(null, payload);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const relayError = toRelayError(err);
+    context.metrics.rejectedRequests.inc({ code: relayError.code });
+    if (relayError.status >= 500) request.log.error({ code: relayError.code, route: request.routeOptions.url }, 'request failed');
+    if (relayError.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
+    const body: Record<string, unknown> = { error: { code: relayError.code, message: relayError.message } };
+    if (relayError.detail) (body['error'] as Record<string, unknown>)['detail'] = relayError.detail;
+    if (relayError.missing) body['missing'] = relayError.missing;
+    if (relayError.evidences.length === 1 && request.url.startsWith('/v1/envelopes')) body['evidence'] = relayError.evidences[0];
+    else if (relayError.evidences.length > 0) body['evidences'] = relayError.evidences;
+    return reply.code(relayError.status).send(body);
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+
+  await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
+  await app.register(async (scope) => {
+    opsRoutes(scope);
+    sessionRoutes(scope);
+    chunkRoutes(scope);
+    envelopeRoutes(scope);
+    federationRoutes(scope);
+    await mailboxRoutes(scope);
+  });
+
+  let gcTimer: NodeJS.Timeout | undefined;
+  if (options.workers !== false) {
+    await options.backend.startWorkers(
+      {
+        forward: (task) => core.forward(task),
+        giveUp: (task) => core.giveUp(task),
+        expired: (item) => core.expired(item),
+      },
+      { concurrency: forwarding.concurrency, backoff: forwarding.backoff },
+    );
+    gcTimer = setInterval(() => {
+      core.collectGarbage().catch((err: unknown) => {
+        app.log.warn({ code: isRelayError(err) ? err.code : 'INTERNAL' }, 'garbage collection failed');
+      });
+    }, retention.gcIntervalMs);
+    gcTimer.unref();
+  }
+
+  // Drain: refuse new work (readyz turns 503), finish in-flight workers, then close stores.
+  app.addHook('preClose', async () => {
+    context.draining = true;
+    if (gcTimer) clearInterval(gcTimer);
+    await options.backend.stopWorkers();
+  });
+  app.addHook('onRequest', async (request) => {
+    if (context.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/readyz')) {
+      throw new RelayError('UNAVAILABLE', 'relay is shutting down', { retryAfterMs: 5000 });
+    }
+  });
+  return app;
+}

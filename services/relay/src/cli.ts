@@ -1,0 +1,60 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { KDF_LIMITS, generateSigningKeyPair, keyRef, ready, sealSigningKey } from '@rogatory/protocol';
+import { loadRelayConfig } from './config.js';
+import { relayOptionsFromConfig, startRelay } from './server.js';
+
+const program = new Command('rogatory-relay').description('Rogatory relay: store-and-forward of sealed dossiers').showHelpAfterError();
+
+program
+  .command('start')
+  .description('start the relay and run until SIGINT/SIGTERM, then drain and stop')
+  .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+  .action(async (opts: { config: string }) => {
+    const config = await loadRelayConfig(opts.config);
+    const options = await relayOptionsFromConfig(config);
+    const relay = await startRelay(options, { host: config.relay.host ?? '127.0.0.1', port: config.relay.port });
+    relay.app.log.info({ relay: config.relay.id, url: relay.url, backend: config.backend.kind }, 'relay started');
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      signals++;
+      if (signals > 1) process.exit(1);
+      relay.app.log.info({ signal }, 'draining');
+      relay.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+  });
+
+program
+  .command('keygen')
+  .description('create a relay identity key, sealed with the passphrase in $ROGATORY_RELAY_PASSPHRASE; prints its public key for the manifest')
+  .requiredOption('-o, --out <file>', 'where to write the sealed key')
+  .option('--valid-days <days>', 'validity of the published key', '730')
+  .action(async (opts: { out: string; validDays: string }) => {
+    await ready();
+    const passphrase = process.env['ROGATORY_RELAY_PASSPHRASE'];
+    if (!passphrase) throw new Error('set ROGATORY_RELAY_PASSPHRASE');
+    const key = generateSigningKeyPair();
+    await writeFile(opts.out, JSON.stringify(sealSigningKey(key, { passphrase, purpose: 'relay-identity', limits: KDF_LIMITS.moderate }), null, 2), { mode: 0o600, flag: 'wx' });
+    const now = Date.now();
+    process.stdout.write(`${JSON.stringify(keyRef(key, { notBefore: now, notAfter: now + Number(opts.validDays) * 86_400_000 }), null, 2)}\n`);
+  });
+
+program
+  .command('check-config')
+  .description('validate a configuration file')
+  .requiredOption('-c, --config <file>', 'configuration file')
+  .action(async (opts: { config: string }) => {
+    const config = await loadRelayConfig(opts.config);
+    await readFile(config.trust.rootFile);
+    process.stdout.write(`configuration of ${config.relay.id} is valid (${config.backend.kind} backend)\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`rogatory-relay: ${err instanceof Error ? err.message : 'failed'}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,156 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { AddressSchema, NetworkIdSchema, validator } from '@rogatory/protocol';
+import { Type, type Static } from 'typebox';
+import { parse as parseYaml } from 'yaml';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Positive = Type.Integer({ minimum: 1 });
+
+/** The relay configuration file (YAML or JSON). infra/relay.example.yaml documents every field. */
+export const RelayConfigSchema = Type.Object(
+  {
+    relay: Type.Object(
+      {
+        id: AddressSchema,
+        host: Type.Optional(Type.String({ default: '127.0.0.1' })),
+        port: Port,
+      },
+      { additionalProperties: false },
+    ),
+    identity: Type.Object(
+      {
+        /** Passphrase-sealed Ed25519 key of the relay (rogatory-relay keygen). */
+        keyFile: Type.String(),
+        /** Environment variable holding the key file's passphrase. */
+        passphraseEnv: Type.Optional(Type.String({ default: 'ROGATORY_RELAY_PASSPHRASE' })),
+      },
+      { additionalProperties: false },
+    ),
+    trust: Type.Object(
+      {
+        /** File with the pinned root KeyRef of the relay's own network (JSON). */
+        rootFile: Type.String(),
+        /** Signed manifests: own network first, then peers (JSON files). */
+        manifestFiles: Type.Array(Type.String(), { minItems: 1 }),
+        /** Override a peer network's relay URL (split-horizon DNS, tests). */
+        peerUrls: Type.Optional(Type.Record(NetworkIdSchema, Type.String())),
+      },
+      { additionalProperties: false },
+    ),
+    backend: Type.Object(
+      {
+        kind: Type.Union([Type.Literal('embedded'), Type.Literal('redis')]),
+        /** Embedded: directory holding relay.db and chunks/. */
+        dataDir: Type.Optional(Type.String()),
+        redis: Type.Optional(Type.Object({ url: Type.String(), prefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$' }) }, { additionalProperties: false })),
+        s3: Type.Optional(
+          Type.Object(
+            {
+              endPoint: Type.String(),
+              port: Port,
+              useSSL: Type.Boolean(),
+              accessKeyEnv: Type.Optional(Type.String({ default: 'ROGATORY_S3_ACCESS_KEY' })),
+              secretKeyEnv: Type.Optional(Type.String({ default: 'ROGATORY_S3_SECRET_KEY' })),
+              bucket: Type.String(),
+              prefix: Type.Optional(Type.String({ default: '' })),
+              region: Type.Optional(Type.String({ default: 'us-east-1' })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    /** Environment variable holding the session secret shared by all instances (>= 32 bytes, base64url or hex). */
+    sessionSecretEnv: Type.Optional(Type.String({ default: 'ROGATORY_RELAY_SESSION_SECRET' })),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxEnvelopeBytes: Type.Optional(Positive),
+          maxChunkBytes: Type.Optional(Positive),
+          maxTotalBytes: Type.Optional(Positive),
+          maxRecipients: Type.Optional(Positive),
+          submitPerMinute: Type.Optional(Positive),
+          requestsPerMinute: Type.Optional(Positive),
+          loginPerMinute: Type.Optional(Positive),
+          maxWebSocketsPerNode: Type.Optional(Positive),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    retention: Type.Optional(
+      Type.Object(
+        {
+          mailboxMs: Type.Optional(Positive),
+          chunkRetentionMs: Type.Optional(Type.Integer({ minimum: 0 })),
+          uploadGraceMs: Type.Optional(Positive),
+          gcIntervalMs: Type.Optional(Positive),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    forwarding: Type.Optional(
+      Type.Object(
+        {
+          concurrency: Type.Optional(Positive),
+          backoffBaseMs: Type.Optional(Positive),
+          backoffMaxMs: Type.Optional(Positive),
+          jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+          requestTimeoutMs: Type.Optional(Positive),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))),
+  },
+  { additionalProperties: false },
+);
+export type RelayConfig = Static<typeof RelayConfigSchema>;
+const configShape = validator(RelayConfigSchema, 'relay configuration');
+
+/**
+ * Environment overrides: ROGATORY_RELAY__<PATH> where PATH is the config
+ * path with `__` between levels, e.g. ROGATORY_RELAY__RELAY__PORT=8443 or
+ * ROGATORY_RELAY__BACKEND__KIND=redis. Values are parsed as JSON when they
+ * parse (numbers, booleans, arrays), as strings otherwise.
+ */
+export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const prefix = 'ROGATORY_RELAY__';
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(prefix) || raw === undefined) continue;
+    const path = name.slice(prefix.length).split('__').map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a plain string
+    }
+    let target = config;
+    for (const key of path.slice(0, -1)) {
+      const next = target[key];
+      target[key] = typeof next === 'object' && next !== null ? next : {};
+      target = target[key] as Record<string, unknown>;
+    }
+    // Keys are matched case-insensitively against existing ones (maxEnvelopeBytes from MAXENVELOPEBYTES).
+    const last = path.at(-1)!;
+    const existing = Object.keys(target).find((k) => k.toLowerCase() === last.toLowerCase());
+    target[existing ?? last] = value;
+  }
+  return config;
+}
+
+/** Read, override from the environment, validate, and resolve relative paths against the file's folder. */
+export async function loadRelayConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<RelayConfig> {
+  const text = await readFile(file, 'utf8');
+  const raw = (parseYaml(text) ?? {}) as Record<string, unknown>;
+  const config = configShape.parse(applyEnvOverrides(raw, env));
+  const base = dirname(resolve(file));
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  return {
+    ...config,
+    identity: { ...config.identity, keyFile: abs(config.identity.keyFile) },
+    trust: { ...config.trust, rootFile: abs(config.trust.rootFile), manifestFiles: config.trust.manifestFiles.map(abs) },
+    backend: { ...config.backend, ...(config.backend.dataDir ? { dataDir: abs(config.backend.dataDir) } : {}) },
+  };
+}

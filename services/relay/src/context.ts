@@ -1,0 +1,92 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RelayBackend } from './backend/types.js';
+import { RelayError } from './errors.js';
+import type { RelayMetrics } from './metrics.js';
+import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
+import type { PeerDirectory } from './peers.js';
+import type { RelayCore } from './relay-core.js';
+import type { Session, SessionAuthority } from './sessions.js';
+import type { BlobStore } from '@rogatory/storage';
+import type { TrustStore } from '@rogatory/protocol';
+
+/** What every plugin of the relay shares, decorated on the Fastify instance as `relay`. */
+export interface RelayContext {
+  readonly relayId: string;
+  readonly network: string;
+  readonly core: RelayCore;
+  readonly sessions: SessionAuthority;
+  readonly backend: RelayBackend;
+  readonly blobs: BlobStore;
+  readonly trust: TrustStore;
+  readonly metrics: RelayMetrics;
+  readonly peers: PeerDirectory;
+  readonly limits: RelayLimits;
+  readonly retention: RelayRetention;
+  readonly forwarding: RelayForwarding;
+  readonly clock: () => number;
+  /** Per-instance fixed-window counters for request rate limits. */
+  readonly rate: RateWindow;
+  draining: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    relay: RelayContext;
+  }
+  interface FastifyRequest {
+    session: Session | null;
+    /** Set by relay-call authentication on /v1/relay routes. */
+    peerRelay: string | null;
+  }
+}
+
+/** Fixed-window request counters kept in memory: cheap enough for every request. */
+export class RateWindow {
+  private window = 0;
+  private counts = new Map<string, number>();
+
+  constructor(private readonly clock: () => number) {}
+
+  /** True while `key` is within `limit` hits in the current minute. */
+  hit(key: string, limit: number): boolean {
+    const w = Math.floor(this.clock() / 60_000);
+    if (w !== this.window) {
+      this.window = w;
+      this.counts = new Map();
+    }
+    const n = (this.counts.get(key) ?? 0) + 1;
+    this.counts.set(key, n);
+    return n <= limit;
+  }
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice(7);
+  return undefined;
+}
+
+/** preHandler: a valid node session, within its request rate. */
+export function requireSession(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  const { relay } = request.server;
+  try {
+    const session = relay.sessions.verify(bearer(request));
+    if (!relay.rate.hit(`node:${session.address}`, relay.limits.requestsPerMinute)) {
+      throw new RelayError('RATE_LIMITED', 'too many requests', { retryAfterMs: 60_000 - (relay.clock() % 60_000) });
+    }
+    request.session = session;
+    done();
+  } catch (err) {
+    done(err as Error);
+  }
+}
+
+/** Parse a small JSON request body that arrived as bytes. */
+export function jsonOf(body: unknown): unknown {
+  if (!(body instanceof Uint8Array)) throw new RelayError('MALFORMED', 'a JSON body is required');
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) as unknown;
+  } catch (cause) {
+    throw new RelayError('MALFORMED', 'body is not valid JSON', { cause });
+  }
+}

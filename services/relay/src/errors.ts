@@ -1,0 +1,97 @@
+import { isProtocolError, reasonFor, type ErrorCode, type Evidence, type ReasonCode } from '@rogatory/protocol';
+import { isStorageError } from '@rogatory/storage';
+
+/**
+ * The relay's error catalogue: every code a client can receive, with its
+ * HTTP status. Documented in docs/relay-api.md (a test checks each code is).
+ */
+export const RELAY_ERRORS = {
+  MALFORMED: 400,
+  CHUNK_ID_INVALID: 400,
+  CHUNK_HASH_MISMATCH: 400,
+  UNAUTHENTICATED: 401,
+  CHALLENGE_INVALID: 401,
+  SIGNATURE_INVALID: 403,
+  SENDER_UNKNOWN: 403,
+  SENDER_REVOKED: 403,
+  SENDER_KEY_EXPIRED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  REPLAY: 409,
+  EXPIRED: 410,
+  LIMIT_EXCEEDED: 413,
+  RECIPIENT_UNKNOWN: 422,
+  RECIPIENT_UNREACHABLE: 422,
+  CHUNK_MISSING: 422,
+  HOP_LIMIT: 422,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type RelayErrorCode = keyof typeof RELAY_ERRORS;
+
+export interface RelayErrorOptions {
+  readonly cause?: unknown;
+  /** Signed rejection evidences to return with the error. */
+  readonly evidences?: readonly Evidence[] | undefined;
+  readonly missing?: readonly string[] | undefined;
+  readonly retryAfterMs?: number | undefined;
+  /** The precise protocol error code behind a rejection. */
+  readonly detail?: ErrorCode | null | undefined;
+}
+
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+  readonly code: RelayErrorCode;
+  readonly status: number;
+  readonly evidences: readonly Evidence[];
+  readonly missing: readonly string[] | undefined;
+  readonly retryAfterMs: number | undefined;
+  readonly detail: ErrorCode | null;
+
+  constructor(code: RelayErrorCode, message: string, options: RelayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = RELAY_ERRORS[code];
+    this.evidences = options.evidences ?? [];
+    this.missing = options.missing;
+    this.retryAfterMs = options.retryAfterMs;
+    this.detail = options.detail ?? null;
+  }
+}
+
+export function isRelayError(err: unknown, code?: RelayErrorCode): err is RelayError {
+  return err instanceof RelayError && (code === undefined || err.code === code);
+}
+
+/**
+ * Map a protocol error to the relay code and the precise cause it is
+ * reported with; the evidence reason codes and the relay codes share names.
+ */
+export function relayCodeFor(err: unknown): { code: RelayErrorCode & ReasonCode; detail: ErrorCode | null } {
+  if (!isProtocolError(err)) return { code: 'INTERNAL', detail: null };
+  const reason = reasonFor(err);
+  const code = reason.code in RELAY_ERRORS ? (reason.code as RelayErrorCode & ReasonCode) : 'MALFORMED';
+  return { code, detail: err.code };
+}
+
+/** Map a storage error to a relay error (client mistakes 4xx, outages 503). */
+export function fromStorageError(err: unknown): RelayError {
+  if (!isStorageError(err)) return new RelayError('INTERNAL', 'internal error', { cause: err });
+  switch (err.code) {
+    case 'BLOB_ID_INVALID':
+      return new RelayError('CHUNK_ID_INVALID', 'chunk id must be 64 lowercase hex characters');
+    case 'BLOB_HASH_MISMATCH':
+      return new RelayError('CHUNK_HASH_MISMATCH', 'chunk bytes do not hash to its id');
+    case 'BLOB_TOO_LARGE':
+    case 'BLOB_SIZE_MISMATCH':
+      return new RelayError('LIMIT_EXCEEDED', 'chunk too large or of the wrong size');
+    case 'BLOB_NOT_FOUND':
+      return new RelayError('NOT_FOUND', 'no such chunk');
+    case 'BLOB_SOURCE_FAILED':
+      return new RelayError('MALFORMED', 'upload aborted');
+    default:
+      return new RelayError('UNAVAILABLE', 'storage unavailable', { cause: err });
+  }
+}

@@ -1,0 +1,63 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RelayBackend } from './backend/types.js';
+
+/** The relay's Prometheus metrics, in a registry of its own (several relays can share a process in tests). */
+export class RelayMetrics {
+  readonly registry = new Registry();
+  readonly envelopesIn = new Counter({
+    name: 'rogatory_relay_envelopes_in_total',
+    help: 'Envelopes received, by source (node | peer) and outcome (accepted | duplicate | rejected reason code)',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly envelopesOut = new Counter({
+    name: 'rogatory_relay_envelopes_out_total',
+    help: 'Envelopes handed on, by kind (mailbox | forward) and outcome',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly evidences = new Counter({
+    name: 'rogatory_relay_evidences_total',
+    help: 'Evidences issued or routed, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly bytesIn = new Counter({ name: 'rogatory_relay_bytes_in_total', help: 'Chunk bytes received', registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'rogatory_relay_bytes_out_total', help: 'Chunk bytes served or forwarded', registers: [this.registry] });
+  readonly deliveryLatency = new Histogram({
+    name: 'rogatory_relay_delivery_latency_seconds',
+    help: 'From acceptance to the recipient node acknowledging (local deliveries)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400],
+    registers: [this.registry],
+  });
+  readonly peerUp = new Gauge({
+    name: 'rogatory_relay_peer_up',
+    help: '1 when the last call to the peer network relay succeeded, 0 when it failed',
+    labelNames: ['network'] as const,
+    registers: [this.registry],
+  });
+  readonly webSockets = new Gauge({ name: 'rogatory_relay_websockets', help: 'Open mailbox WebSockets', registers: [this.registry] });
+  readonly rejectedRequests = new Counter({
+    name: 'rogatory_relay_rejected_requests_total',
+    help: 'Requests answered with an error, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(backend: RelayBackend) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'rogatory_relay_' });
+    const registry = this.registry;
+    new Gauge({
+      name: 'rogatory_relay_queue_depth',
+      help: 'Items waiting: mailbox items, pending forwards, stored envelopes',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+      async collect() {
+        const stats = await backend.stats();
+        this.set({ queue: 'mailbox' }, stats.mailboxItems);
+        this.set({ queue: 'forward' }, stats.forwardPending);
+        this.set({ queue: 'envelopes' }, stats.envelopes);
+      },
+    });
+  }
+}

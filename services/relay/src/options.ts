@@ -1,0 +1,89 @@
+import { ENVELOPE_LIMITS, type SigningKeyPair, type TrustStore } from '@rogatory/protocol';
+import type { BlobStore } from '@rogatory/storage';
+import type { BackoffPolicy, RelayBackend } from './backend/types.js';
+
+export interface RelayLimits {
+  /** Largest envelope body (canonical JSON) a node may submit. */
+  readonly maxEnvelopeBytes: number;
+  /** Largest ciphertext chunk. */
+  readonly maxChunkBytes: number;
+  /** Largest total size (dossier + chunks) of one envelope. */
+  readonly maxTotalBytes: number;
+  readonly maxRecipients: number;
+  /** Per node, per minute. */
+  readonly submitPerMinute: number;
+  /** Per node (or peer relay), per minute, every authenticated request. */
+  readonly requestsPerMinute: number;
+  /** Unauthenticated session requests per source address per minute. */
+  readonly loginPerMinute: number;
+  readonly maxIdsPerQuery: number;
+  readonly maxWebSocketsPerNode: number;
+}
+
+export const DEFAULT_LIMITS: RelayLimits = {
+  maxEnvelopeBytes: 4 * 1024 * 1024,
+  maxChunkBytes: ENVELOPE_LIMITS.maxChunkBytes,
+  maxTotalBytes: 64 * 1024 * 1024 * 1024,
+  maxRecipients: ENVELOPE_LIMITS.maxRecipients,
+  submitPerMinute: 6000,
+  requestsPerMinute: 60_000,
+  loginPerMinute: 600,
+  maxIdsPerQuery: 10_000,
+  maxWebSocketsPerNode: 8,
+};
+
+export interface RelayRetention {
+  /** Longest an envelope waits in a mailbox (capped by its own expiry) before NonDelivery. */
+  readonly mailboxMs: number;
+  /** How long chunks stay after an envelope is done (delivered or expired everywhere). */
+  readonly chunkRetentionMs: number;
+  /** How long an uploaded chunk no envelope references is kept (resumable uploads). */
+  readonly uploadGraceMs: number;
+  readonly gcIntervalMs: number;
+}
+
+export const DEFAULT_RETENTION: RelayRetention = {
+  mailboxMs: 30 * 24 * 3600 * 1000,
+  chunkRetentionMs: 3600 * 1000,
+  uploadGraceMs: 24 * 3600 * 1000,
+  gcIntervalMs: 60 * 1000,
+};
+
+export interface RelayForwarding {
+  readonly concurrency: number;
+  readonly backoff: BackoffPolicy;
+  /** Deadline for evidences on their way back to a sender. */
+  readonly evidenceDeadlineMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const DEFAULT_FORWARDING: RelayForwarding = {
+  concurrency: 8,
+  backoff: { baseMs: 500, maxMs: 5 * 60 * 1000, jitter: 0.5 },
+  evidenceDeadlineMs: 30 * 24 * 3600 * 1000,
+  requestTimeoutMs: 60_000,
+};
+
+/** Everything a relay app needs, already opened. `buildRelayApp` takes this; the CLI builds it from a config file. */
+export interface RelayOptions {
+  /** This relay's id, e.g. `relay@wacap`; it must be listed in its network's manifest. */
+  readonly relayId: string;
+  readonly key: SigningKeyPair;
+  /** Pinned to the relay's own network root, holding its own and its peers' manifests. */
+  readonly trust: TrustStore;
+  readonly backend: RelayBackend;
+  readonly blobs: BlobStore;
+  /** Secret shared by every instance of this relay, for session tokens and challenges (32 bytes). */
+  readonly sessionSecret: Uint8Array;
+  readonly sessionTtlMs?: number;
+  readonly limits?: Partial<RelayLimits>;
+  readonly retention?: Partial<RelayRetention>;
+  readonly forwarding?: Partial<RelayForwarding>;
+  /** Where to reach a network's relay when it is not the URL its manifest lists (tests, split horizon). */
+  readonly peerUrls?: Readonly<Record<string, string>>;
+  readonly clock?: () => number;
+  /** pino logger options, or false for none. */
+  readonly logger?: boolean | { level: string };
+  /** Start forwarding/expiry workers and the GC loop (default true). */
+  readonly workers?: boolean;
+}

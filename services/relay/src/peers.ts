@@ -1,0 +1,63 @@
+import { RelayPeerClient, isRelayClientError } from '@rogatory/client';
+import type { Envelope, Evidence, SigningKeyPair, TrustStore } from '@rogatory/protocol';
+import type { BlobSource } from '@rogatory/storage';
+
+/** What the forwarder needs from a peer relay. */
+export interface PeerClient {
+  missingChunks(ids: readonly string[]): Promise<string[]>;
+  putChunk(id: string, body: BlobSource, size: number): Promise<unknown>;
+  forwardEnvelope(envelope: Envelope, recipients: readonly string[]): Promise<Evidence[]>;
+  forwardEvidences(items: readonly { evidence: Evidence; envelope: Envelope }[]): Promise<void>;
+}
+
+export interface FailureClass {
+  /** Worth retrying later: network trouble, timeouts, 5xx, 429, 401 (clock or key propagation). */
+  readonly transient: boolean;
+  readonly code: string;
+  /** Signed rejections the peer returned, if any. */
+  readonly evidences: readonly Evidence[];
+}
+
+/** Clients of peer relays, one per next-hop network, from the manifests (or an override URL). */
+export class PeerDirectory {
+  private readonly clients = new Map<string, PeerClient>();
+
+  constructor(
+    private readonly options: {
+      relayId: string;
+      key: SigningKeyPair;
+      trust: TrustStore;
+      peerUrls: Readonly<Record<string, string>>;
+      timeoutMs: number;
+    },
+  ) {}
+
+  client(network: string): PeerClient | undefined {
+    const cached = this.clients.get(network);
+    if (cached) return cached;
+    const entry = this.options.trust.relays(network)[0];
+    if (!entry) return undefined;
+    const client = new RelayPeerClient({
+      baseUrl: this.options.peerUrls[network] ?? entry.url,
+      from: this.options.relayId,
+      to: entry.id,
+      key: this.options.key,
+      timeoutMs: this.options.timeoutMs,
+    });
+    const peer: PeerClient = {
+      missingChunks: (ids) => client.missingChunks(ids),
+      putChunk: (id, body, size) => client.putChunk(id, body, size),
+      forwardEnvelope: (envelope, recipients) => client.forwardEnvelope(envelope, { recipients }),
+      forwardEvidences: (items) => client.forwardEvidences(items),
+    };
+    this.clients.set(network, peer);
+    return peer;
+  }
+
+  classify(err: unknown): FailureClass {
+    if (!isRelayClientError(err)) return { transient: true, code: 'INTERNAL', evidences: [] };
+    const status = err.status ?? 0;
+    const transient = status === 0 || status >= 500 || status === 429 || status === 401 || status === 408 || err.code === 'CHUNK_MISSING';
+    return { transient, code: err.code, evidences: err.evidences ?? [] };
+  }
+}

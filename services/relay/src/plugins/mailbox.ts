@@ -1,0 +1,178 @@
+import { decodeCanonical, validator } from '@rogatory/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { WebSocket } from 'ws';
+import type { MailboxItem } from '../backend/types.js';
+import { jsonOf, requireSession } from '../context.js';
+import { RelayError, isRelayError } from '../errors.js';
+
+const PAGE = 200;
+const MAX_INVALID_FRAMES = 10;
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const PING_INTERVAL_MS = 30_000;
+
+const Seqs = Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 });
+const AckRequest = validator(Type.Object({ seqs: Seqs }, { additionalProperties: false }), 'ack request');
+const Frame = validator(
+  Type.Union([
+    Type.Object({ type: Type.Literal('subscribe'), after: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    Type.Object({ type: Type.Literal('ack'), seqs: Seqs }, { additionalProperties: false }),
+  ]),
+  'mailbox frame',
+);
+const MailboxQuery = validator(
+  Type.Object({ after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }),
+  'mailbox query',
+);
+
+/** The wire form of a mailbox item: the payload as the protocol object it is. */
+export function wireItem(item: MailboxItem): Record<string, unknown> {
+  const payload = decodeCanonical(item.payload);
+  return item.kind === 'envelope' ? { seq: item.seq, kind: 'envelope', envelope: payload } : { seq: item.seq, kind: 'evidence', evidence: payload };
+}
+
+/** Latency from this relay's acceptance (its hop) to the push, for the histogram. */
+function acceptedAt(item: Record<string, unknown>, relayId: string): number | undefined {
+  const hops = (item['envelope'] as { hops?: { relay: string; receivedAt: number }[] } | undefined)?.hops;
+  return hops?.find((h) => h.relay === relayId)?.receivedAt;
+}
+
+/** One node's live mailbox connection: catch-up from its cursor, then pushes on every new item. */
+class MailboxConnection {
+  private cursor = -1;
+  private pumping = false;
+  private again = false;
+  private invalid = 0;
+  alive = true;
+
+  constructor(
+    private readonly app: FastifyInstance,
+    readonly address: string,
+    private readonly socket: WebSocket,
+  ) {}
+
+  send(frame: unknown): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+  }
+
+  async onFrame(data: unknown): Promise<void> {
+    let frame;
+    try {
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+      frame = Frame.parse(JSON.parse(text));
+    } catch {
+      this.invalid++;
+      this.send({ type: 'error', code: 'MALFORMED' });
+      if (this.invalid > MAX_INVALID_FRAMES) this.socket.close(1008, 'too many invalid frames');
+      return;
+    }
+    if (frame.type === 'subscribe') {
+      this.cursor = frame.after;
+      await this.pump();
+    } else {
+      await this.app.relay.backend.ack(this.address, frame.seqs);
+      this.send({ type: 'acked', seqs: frame.seqs });
+    }
+  }
+
+  /** Send every unacked item after the cursor; coalesces concurrent wake-ups. */
+  async pump(): Promise<void> {
+    if (this.cursor < 0 || !this.alive) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    const { relay } = this.app;
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          if (this.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+            // The node reads slowly: try again shortly rather than buffer without bound.
+            setTimeout(() => void this.pump(), 100).unref();
+            return;
+          }
+          const items = await relay.backend.readMailbox(this.address, this.cursor, PAGE);
+          for (const item of items) {
+            const wire = wireItem(item);
+            const at = acceptedAt(wire, relay.relayId);
+            if (at !== undefined) relay.core.observeDelivery(at);
+            this.send({ type: 'item', item: wire });
+            this.cursor = Math.max(this.cursor, item.seq);
+          }
+          if (items.length < PAGE) break;
+        }
+      } while (this.again && this.alive);
+    } catch (err) {
+      this.app.log.warn({ code: isRelayError(err) ? err.code : 'INTERNAL' }, 'mailbox push failed');
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+/** The mailbox: HTTP paging and acks, and the live WebSocket (docs/relay-api.md). */
+export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
+  const { relay } = app;
+  const connections = new Map<string, Set<MailboxConnection>>();
+  const unsubscribe = await relay.backend.subscribe((address) => {
+    for (const conn of connections.get(address) ?? []) void conn.pump();
+  });
+  app.addHook('onClose', async () => {
+    await unsubscribe();
+  });
+
+  app.get('/v1/mailbox', { preHandler: requireSession }, async (request) => {
+    const query = MailboxQuery.parse(request.query);
+    const after = Number(query.after ?? 0);
+    const limit = Math.min(Math.max(Number(query.limit ?? 100), 1), 1000);
+    const items = await relay.backend.readMailbox(request.session!.address, after, limit);
+    return { items: items.map(wireItem) };
+  });
+
+  app.post('/v1/mailbox/ack', { bodyLimit: 256 * 1024, preHandler: requireSession }, async (request) => {
+    const { seqs } = AckRequest.parse(jsonOf(request.body));
+    return { acked: await relay.backend.ack(request.session!.address, seqs) };
+  });
+
+  app.get('/v1/mailbox/ws', { websocket: true }, (socket: WebSocket, request: FastifyRequest) => {
+    const token = (request.query as { token?: unknown }).token;
+    let address: string;
+    try {
+      address = relay.sessions.verify(typeof token === 'string' ? token : undefined).address;
+      const open = connections.get(address)?.size ?? 0;
+      if (open >= relay.limits.maxWebSocketsPerNode) throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
+    } catch (err) {
+      socket.send(JSON.stringify({ type: 'error', code: isRelayError(err) ? err.code : 'UNAUTHENTICATED' }));
+      socket.close(1008, 'unauthenticated');
+      return;
+    }
+    const conn = new MailboxConnection(app, address, socket);
+    const set = connections.get(address) ?? new Set();
+    set.add(conn);
+    connections.set(address, set);
+    relay.metrics.webSockets.inc();
+    let pongs = true;
+    const ping = setInterval(() => {
+      if (!pongs) {
+        socket.terminate();
+        return;
+      }
+      pongs = false;
+      socket.ping();
+    }, PING_INTERVAL_MS).unref();
+    socket.on('pong', () => {
+      pongs = true;
+    });
+    socket.on('message', (data) => void conn.onFrame(data));
+    socket.on('close', () => {
+      conn.alive = false;
+      clearInterval(ping);
+      set.delete(conn);
+      if (set.size === 0) connections.delete(address);
+      relay.metrics.webSockets.dec();
+    });
+    socket.on('error', () => socket.terminate());
+  });
+}

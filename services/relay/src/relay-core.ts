@@ -1,0 +1,405 @@
+import {
+  canonicalBytes,
+  decodeCanonical,
+  decodeEnvelope,
+  envelopeHash,
+  hashOf,
+  isProtocolError,
+  issueEvidence,
+  networkOf,
+  parseEnvelope,
+  verifyEnvelope,
+  verifyEvidence,
+  withHop,
+  type Envelope,
+  type Evidence,
+  type ErrorCode,
+  type EvidenceKind,
+  type Reason,
+  type SigningKeyPair,
+  type TrustStore,
+} from '@rogatory/protocol';
+import type { BlobStore } from '@rogatory/storage';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ForwardOutcome, ForwardTask, RelayBackend, StoredEnvelope } from './backend/types.js';
+import { RelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
+import type { RelayMetrics } from './metrics.js';
+import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
+import type { PeerDirectory } from './peers.js';
+import { Router } from './routing.js';
+
+/** An evidence on its way to an envelope's sender, with the envelope that makes it verifiable. */
+export interface EvidenceItem {
+  readonly evidence: Evidence;
+  readonly envelope: Envelope;
+}
+
+export interface RelayCoreOptions {
+  readonly relayId: string;
+  readonly network: string;
+  readonly key: SigningKeyPair;
+  readonly trust: TrustStore;
+  readonly backend: RelayBackend;
+  readonly blobs: BlobStore;
+  readonly clock: () => number;
+  readonly limits: RelayLimits;
+  readonly retention: RelayRetention;
+  readonly forwarding: RelayForwarding;
+  readonly peers: PeerDirectory;
+  readonly metrics: RelayMetrics;
+  readonly log: FastifyBaseLogger;
+}
+
+/**
+ * What a relay does, apart from HTTP: accept envelopes from its nodes and
+ * from peer relays, route evidences back to senders, forward to other
+ * networks, and turn expiry and exhausted retries into NonDelivery evidences.
+ * It never reads content: it verifies signatures on routing headers and
+ * evidences only.
+ */
+export class RelayCore {
+  readonly router: Router;
+
+  constructor(private readonly o: RelayCoreOptions) {
+    this.router = new Router(o.trust, o.network);
+  }
+
+  private evidence(kind: EvidenceKind, envelope: Envelope, extra: { recipient?: string; reason?: Reason } = {}): Evidence {
+    this.o.metrics.evidences.inc({ kind });
+    return issueEvidence({ kind, envelope, issuer: this.o.relayId, key: this.o.key, issuedAt: this.o.clock(), ...extra });
+  }
+
+  /** Parse envelope bytes from a client; anything unparseable is MALFORMED with no evidence (there is no envelope to bind it to). */
+  private parse(bytes: Uint8Array): Envelope {
+    if (bytes.length > this.o.limits.maxEnvelopeBytes) throw new RelayError('LIMIT_EXCEEDED', 'envelope too large');
+    try {
+      return decodeEnvelope(bytes);
+    } catch (cause) {
+      throw new RelayError(isProtocolError(cause, 'LIMIT_EXCEEDED') ? 'LIMIT_EXCEEDED' : 'MALFORMED', 'invalid envelope', { cause });
+    }
+  }
+
+  private checkLimits(envelope: Envelope): void {
+    const { body } = envelope;
+    if (body.recipients.length > this.o.limits.maxRecipients) throw new RelayError('LIMIT_EXCEEDED', 'too many recipients');
+    if (body.totalSize > this.o.limits.maxTotalBytes) throw new RelayError('LIMIT_EXCEEDED', 'envelope too large in total');
+    if (body.chunks.some((c) => c.size > this.o.limits.maxChunkBytes)) throw new RelayError('LIMIT_EXCEEDED', 'chunk too large');
+  }
+
+  private async missingChunks(envelope: Envelope): Promise<string[]> {
+    const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
+    return this.o.blobs.missing(ids);
+  }
+
+  private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number): StoredEnvelope {
+    return {
+      id: envelope.body.id,
+      hash: envelopeHash(envelope),
+      bytes: canonicalBytes(envelope),
+      sender: envelope.body.sender,
+      recipients: envelope.body.recipients,
+      expiresAt: envelope.body.expiresAt,
+      acceptedAt: now,
+      chunkIds: [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)],
+      acceptance: canonicalBytes(acceptance),
+    };
+  }
+
+  private deliverBy(envelope: Envelope, now: number): number {
+    return Math.min(envelope.body.expiresAt, now + this.o.retention.mailboxMs);
+  }
+
+  /**
+   * A node submits an envelope. Returns the SubmissionAcceptance; throws a
+   * RelayError carrying a signed SubmissionRejection otherwise.
+   */
+  async submit(address: string, bytes: Uint8Array): Promise<Evidence> {
+    const envelope = this.parse(bytes);
+    const now = this.o.clock();
+    const reject = (code: RelayErrorCode & Reason['code'], message: string, options: { cause?: unknown; missing?: string[]; detail?: ErrorCode | null } = {}) => {
+      this.o.metrics.envelopesIn.inc({ source: 'node', outcome: code });
+      const evidence = this.evidence('submission-rejection', envelope, { reason: { code, detail: options.detail ?? null } });
+      return new RelayError(code, message, { evidences: [evidence], ...options });
+    };
+    if (envelope.body.sender !== address) throw new RelayError('FORBIDDEN', 'the envelope sender is not the session authority');
+    if (envelope.hops.length > 0) throw reject('MALFORMED', 'a node submits envelopes without hops');
+    try {
+      verifyEnvelope(envelope, { trust: this.o.trust, now });
+    } catch (err) {
+      const { code, detail } = relayCodeFor(err);
+      throw reject(code === 'INTERNAL' ? 'MALFORMED' : code, 'envelope refused', { cause: err, detail });
+    }
+    try {
+      this.checkLimits(envelope);
+    } catch (err) {
+      throw reject('LIMIT_EXCEEDED', (err as Error).message);
+    }
+    let plan;
+    try {
+      plan = this.router.plan(envelope.body.recipients);
+    } catch (err) {
+      const code = err instanceof RelayError && (err.code === 'RECIPIENT_UNKNOWN' || err.code === 'RECIPIENT_UNREACHABLE') ? err.code : 'RECIPIENT_UNKNOWN';
+      throw reject(code, (err as Error).message);
+    }
+    if (!(await this.o.backend.rateHit(`submit:${address}`, 60_000, this.o.limits.submitPerMinute))) {
+      throw new RelayError('RATE_LIMITED', 'too many submissions', { retryAfterMs: 60_000 - (now % 60_000) });
+    }
+    const existing = await this.o.backend.getEnvelope(envelope.body.id);
+    if (existing) return this.replayAnswer(existing, envelope, 'node');
+    const missing = await this.missingChunks(envelope);
+    if (missing.length > 0) throw reject('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
+
+    const hopped = withHop(envelope, { relay: this.o.relayId, receivedAt: now });
+    const acceptance = this.evidence('submission-acceptance', envelope);
+    const result = await this.o.backend.accept({
+      envelope: this.stored(hopped, [acceptance], now),
+      deliveries: plan.local.map((r) => ({ address: r, deliverBy: this.deliverBy(envelope, now) })),
+      forwards: [...plan.forwards].map(([network, recipients]) => ({ network, recipients })),
+      retainUntil: envelope.body.expiresAt,
+    });
+    if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
+    if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance)[0]!;
+    this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'accepted' });
+    this.o.metrics.envelopesOut.inc({ kind: 'mailbox', outcome: 'queued' }, plan.local.length);
+    this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'queued' }, plan.forwards.size);
+    return acceptance;
+  }
+
+  private decodeAcceptance(bytes: Uint8Array): Evidence[] {
+    return decodeCanonical(bytes) as Evidence[];
+  }
+
+  /** A retried submission or forward gets the original answer; another envelope under the same id is a replay. */
+  private replayAnswer(existing: StoredEnvelope, envelope: Envelope, source: 'node' | 'peer'): Evidence {
+    if (existing.hash !== envelopeHash(envelope)) {
+      this.o.metrics.envelopesIn.inc({ source, outcome: 'REPLAY' });
+      const evidence = this.evidence(source === 'node' ? 'submission-rejection' : 'relay-rejection', envelope, {
+        ...(source === 'peer' ? { recipient: envelope.body.recipients[0]! } : {}),
+        reason: { code: 'REPLAY', detail: null },
+      });
+      throw new RelayError('REPLAY', 'envelope id already used by another envelope', { evidences: [evidence] });
+    }
+    this.o.metrics.envelopesIn.inc({ source, outcome: 'duplicate' });
+    return this.decodeAcceptance(existing.acceptance)[0]!;
+  }
+
+  /**
+   * A peer relay hands over an envelope for some of its recipients. Returns
+   * one RelayAcceptance per recipient; throws with RelayRejections.
+   */
+  async acceptFromPeer(caller: string, value: unknown): Promise<Evidence[]> {
+    const req = value as { envelope?: unknown; recipients?: unknown } | null;
+    let envelope: Envelope;
+    try {
+      envelope = parseEnvelope(req?.envelope);
+    } catch (cause) {
+      throw new RelayError('MALFORMED', 'invalid envelope', { cause });
+    }
+    const recipients = req?.recipients;
+    if (!Array.isArray(recipients) || recipients.length === 0 || recipients.some((r) => typeof r !== 'string' || !envelope.body.recipients.includes(r))) {
+      throw new RelayError('MALFORMED', 'recipients must be a non-empty subset of the envelope recipients');
+    }
+    const handedOver = [...new Set(recipients as string[])];
+    const now = this.o.clock();
+    const reject = (code: RelayErrorCode & Reason['code'], message: string, options: { cause?: unknown; missing?: string[]; detail?: ErrorCode | null } = {}) => {
+      this.o.metrics.envelopesIn.inc({ source: 'peer', outcome: code });
+      const evidences = handedOver.map((r) => this.evidence('relay-rejection', envelope, { recipient: r, reason: { code, detail: options.detail ?? null } }));
+      return new RelayError(code, message, { evidences, ...options });
+    };
+    if (envelope.hops.at(-1)?.relay !== caller) throw new RelayError('FORBIDDEN', 'the calling relay must be the last hop');
+    try {
+      verifyEnvelope(envelope, { trust: this.o.trust, now });
+    } catch (err) {
+      const { code, detail } = relayCodeFor(err);
+      throw reject(code === 'INTERNAL' ? 'MALFORMED' : code, 'envelope refused', { cause: err, detail });
+    }
+    try {
+      this.checkLimits(envelope);
+    } catch (err) {
+      throw reject('LIMIT_EXCEEDED', (err as Error).message);
+    }
+    const passed = new Set(envelope.hops.map((h) => networkOf(h.relay)));
+    let plan;
+    try {
+      if (passed.has(this.o.network)) throw new RelayError('HOP_LIMIT', 'routing loop');
+      plan = this.router.plan(handedOver, passed);
+    } catch (err) {
+      const code = err instanceof RelayError && (err.code === 'RECIPIENT_UNKNOWN' || err.code === 'RECIPIENT_UNREACHABLE' || err.code === 'HOP_LIMIT') ? err.code : 'RECIPIENT_UNKNOWN';
+      throw reject(code, (err as Error).message);
+    }
+    let hopped: Envelope;
+    try {
+      hopped = withHop(envelope, { relay: this.o.relayId, receivedAt: now });
+    } catch (err) {
+      throw reject('HOP_LIMIT', 'hop limit exceeded', { cause: err });
+    }
+    const existing = await this.o.backend.getEnvelope(envelope.body.id);
+    if (existing) {
+      this.replayAnswer(existing, envelope, 'peer');
+      return this.decodeAcceptance(existing.acceptance);
+    }
+    const missing = await this.missingChunks(envelope);
+    if (missing.length > 0) throw new RelayError('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
+    const acceptances = handedOver.map((r) => this.evidence('relay-acceptance', envelope, { recipient: r }));
+    const result = await this.o.backend.accept({
+      envelope: this.stored(hopped, acceptances, now),
+      deliveries: plan.local.map((r) => ({ address: r, deliverBy: this.deliverBy(envelope, now) })),
+      forwards: [...plan.forwards].map(([network, rs]) => ({ network, recipients: rs })),
+      retainUntil: envelope.body.expiresAt,
+    });
+    if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
+    if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance);
+    this.o.metrics.envelopesIn.inc({ source: 'peer', outcome: 'accepted' });
+    return acceptances;
+  }
+
+  /**
+   * Check an evidence with its envelope (self-certifying: no relay state
+   * needed) and route it to the envelope's sender. `issuer`, when given, must
+   * be the evidence's issuer (a node posting its own Delivery or Retrieval).
+   */
+  async routeEvidence(value: unknown, options: { issuer?: string } = {}): Promise<void> {
+    const item = value as { evidence?: unknown; envelope?: unknown } | null;
+    let envelope: Envelope;
+    let evidence: Evidence;
+    try {
+      envelope = parseEnvelope(item?.envelope);
+      verifyEnvelope(envelope, { trust: this.o.trust, now: this.o.clock(), checkExpiry: false });
+      evidence = verifyEvidence(envelope, item?.evidence, this.o.trust);
+    } catch (err) {
+      const { code } = relayCodeFor(err);
+      throw new RelayError(code === 'INTERNAL' ? 'MALFORMED' : code, 'evidence refused', { cause: err });
+    }
+    if (options.issuer !== undefined && evidence.body.issuer !== options.issuer) throw new RelayError('FORBIDDEN', 'a node may only post its own evidences');
+    if (options.issuer !== undefined && evidence.body.kind !== 'delivery' && evidence.body.kind !== 'retrieval') {
+      throw new RelayError('FORBIDDEN', 'nodes post delivery and retrieval evidences only');
+    }
+    await this.deliverEvidence({ evidence, envelope });
+  }
+
+  /** Put an evidence in the sender's mailbox, or queue it towards the sender's network. */
+  async deliverEvidence(item: EvidenceItem): Promise<void> {
+    const sender = item.envelope.body.sender;
+    const senderNetwork = networkOf(sender);
+    const key = `${item.evidence.body.kind}|${item.evidence.body.issuer}|${item.evidence.body.recipient ?? ''}`;
+    if (senderNetwork === this.o.network) {
+      await this.o.backend.pushEvidence(sender, item.envelope.body.id, key, canonicalBytes(item.evidence));
+      return;
+    }
+    const hop = this.router.nextHop(senderNetwork);
+    if (hop === undefined) {
+      this.o.log.warn({ envelopeId: item.envelope.body.id, network: senderNetwork }, 'no route for an evidence back to its sender');
+      return;
+    }
+    await this.o.backend.enqueueForward({
+      kind: 'evidence',
+      id: `ev:${hashOf(item.evidence)}:${hop}`,
+      envelopeId: item.envelope.body.id,
+      network: hop,
+      payload: canonicalBytes(item),
+      deadline: this.o.clock() + this.o.forwarding.evidenceDeadlineMs,
+    });
+  }
+
+  private async envelopeOf(id: string): Promise<Envelope | undefined> {
+    const stored = await this.o.backend.getEnvelope(id);
+    return stored ? decodeEnvelope(stored.bytes) : undefined;
+  }
+
+  /** NonDelivery evidences from this relay for `recipients`, routed to the sender. */
+  private async nonDelivery(envelope: Envelope, recipients: readonly string[], code: Reason['code']): Promise<void> {
+    for (const recipient of recipients) {
+      const evidence = this.evidence('non-delivery', envelope, { recipient, reason: { code, detail: null } });
+      await this.deliverEvidence({ evidence, envelope });
+    }
+  }
+
+  /** Worker: hand an envelope (after its missing chunks) or evidences to the next network's relay. */
+  async forward(task: ForwardTask): Promise<ForwardOutcome> {
+    const peer = this.o.peers.client(task.network);
+    if (!peer) return { status: 'retry', error: `no relay known for ${task.network}` };
+    try {
+      if (task.kind === 'evidence') {
+        await peer.forwardEvidences([decodeCanonical(task.payload) as EvidenceItem]);
+        this.o.metrics.peerUp.set({ network: task.network }, 1);
+        return { status: 'done' };
+      }
+      const envelope = await this.envelopeOf(task.envelopeId);
+      if (!envelope) return { status: 'done' };
+      const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
+      const sizes = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
+      for (const id of await peer.missingChunks(ids)) {
+        const size = sizes.get(id);
+        if (size === undefined) continue;
+        await peer.putChunk(id, this.o.blobs.get(id), size);
+        this.o.metrics.bytesOut.inc(size);
+      }
+      const evidences = await peer.forwardEnvelope(envelope, task.recipients);
+      this.o.metrics.peerUp.set({ network: task.network }, 1);
+      this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'accepted' });
+      await this.routeReturned(envelope, evidences);
+      return { status: 'done' };
+    } catch (err) {
+      return this.forwardFailed(task, err);
+    }
+  }
+
+  private async routeReturned(envelope: Envelope, evidences: readonly unknown[]): Promise<void> {
+    for (const value of evidences) {
+      try {
+        const evidence = verifyEvidence(envelope, value, this.o.trust);
+        await this.deliverEvidence({ evidence, envelope });
+      } catch (err) {
+        this.o.log.warn({ envelopeId: envelope.body.id, code: isProtocolError(err) ? err.code : 'INTERNAL' }, 'peer returned an invalid evidence');
+      }
+    }
+  }
+
+  private async forwardFailed(task: ForwardTask, err: unknown): Promise<ForwardOutcome> {
+    const failure = this.o.peers.classify(err);
+    this.o.metrics.peerUp.set({ network: task.network }, failure.transient ? 0 : 1);
+    if (failure.transient) return { status: 'retry', error: failure.code };
+    // A permanent refusal: pass the peer's signed rejections on, or say why ourselves.
+    this.o.log.warn({ envelopeId: task.envelopeId, network: task.network, code: failure.code }, 'peer refused');
+    if (task.kind === 'envelope') {
+      this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'rejected' });
+      const envelope = await this.envelopeOf(task.envelopeId);
+      if (envelope) {
+        if (failure.evidences.length > 0) await this.routeReturned(envelope, failure.evidences);
+        else await this.nonDelivery(envelope, task.recipients, 'RECIPIENT_UNREACHABLE');
+      }
+    }
+    return { status: 'done' };
+  }
+
+  /** Worker: the forwarding deadline passed. */
+  async giveUp(task: ForwardTask): Promise<void> {
+    if (task.kind !== 'envelope') {
+      this.o.log.warn({ envelopeId: task.envelopeId, network: task.network }, 'evidence could not be passed on before its deadline');
+      return;
+    }
+    this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'gave-up' });
+    const envelope = await this.envelopeOf(task.envelopeId);
+    if (envelope) await this.nonDelivery(envelope, task.recipients, 'DEADLINE_EXPIRED');
+  }
+
+  /** Worker: a mailbox item expired unacknowledged. */
+  async expired(item: { address: string; envelopeId: string }): Promise<void> {
+    this.o.metrics.envelopesOut.inc({ kind: 'mailbox', outcome: 'expired' });
+    const envelope = await this.envelopeOf(item.envelopeId);
+    if (envelope) await this.nonDelivery(envelope, [item.address], 'RETENTION_EXPIRED');
+  }
+
+  /** One garbage collection pass; returns how many chunks were deleted. */
+  async collectGarbage(): Promise<number> {
+    const { orphanChunks } = await this.o.backend.collectGarbage(this.o.clock(), this.o.retention);
+    for (const id of orphanChunks) await this.o.blobs.delete(id);
+    return orphanChunks.length;
+  }
+
+  /** Latency of a local delivery, for the histogram, from an acked envelope. */
+  observeDelivery(acceptedAt: number): void {
+    this.o.metrics.deliveryLatency.observe(Math.max(0, this.o.clock() - acceptedAt) / 1000);
+  }
+}
+

@@ -1,0 +1,120 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KeyRefSchema, TrustStore, fromBase64url, fromHex, openSigningKey, ready, validator } from '@rogatory/protocol';
+import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
+import type { FastifyInstance } from 'fastify';
+import { buildRelayApp } from './app.js';
+import { openEmbeddedBackend } from './backend/embedded.js';
+import { openRedisBackend } from './backend/redis.js';
+import type { RelayBackend } from './backend/types.js';
+import type { RelayConfig } from './config.js';
+import type { RelayOptions } from './options.js';
+
+const keyRefShape = validator(KeyRefSchema, 'root key');
+
+function requireEnv(env: NodeJS.ProcessEnv, name: string, what: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`${what}: set the environment variable ${name}`);
+  return value;
+}
+
+/** Decode a secret given as hex or base64url. */
+function secretBytes(text: string): Uint8Array {
+  return /^[0-9a-f]+$/.test(text) && text.length % 2 === 0 ? fromHex(text) : fromBase64url(text, 'session secret');
+}
+
+/** Trust store pinned to the relay's own root, with its manifests (own first, then peers). */
+export async function loadTrust(config: RelayConfig['trust']): Promise<TrustStore> {
+  const root = keyRefShape.parse(JSON.parse(await readFile(config.rootFile, 'utf8')));
+  const manifests = await Promise.all(config.manifestFiles.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as { body: { network: string } }));
+  const own = manifests[0]!.body.network;
+  const trust = new TrustStore({ pinned: [{ network: own, root }] });
+  for (const m of manifests) trust.addManifest(m);
+  return trust;
+}
+
+export interface OpenedStores {
+  readonly backend: RelayBackend;
+  readonly blobs: BlobStore;
+}
+
+/** Open the backend and chunk store a configuration names. */
+export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStores> {
+  const { backend } = config;
+  let blobs: BlobStore;
+  if (backend.s3) {
+    blobs = await S3BlobStore.open({
+      endPoint: backend.s3.endPoint,
+      port: backend.s3.port,
+      useSSL: backend.s3.useSSL,
+      accessKey: requireEnv(env, backend.s3.accessKeyEnv ?? 'ROGATORY_S3_ACCESS_KEY', 'S3 access key'),
+      secretKey: requireEnv(env, backend.s3.secretKeyEnv ?? 'ROGATORY_S3_SECRET_KEY', 'S3 secret key'),
+      bucket: backend.s3.bucket,
+      prefix: backend.s3.prefix ?? '',
+      region: backend.s3.region ?? 'us-east-1',
+    });
+  } else {
+    if (!backend.dataDir) throw new Error('backend.dataDir is required without backend.s3');
+    blobs = await FsBlobStore.open({ dir: join(backend.dataDir, 'chunks') });
+  }
+  if (backend.kind === 'redis') {
+    if (!backend.redis) throw new Error('backend.redis is required for kind redis');
+    return { backend: await openRedisBackend({ url: backend.redis.url, prefix: backend.redis.prefix }), blobs };
+  }
+  if (!backend.dataDir) throw new Error('backend.dataDir is required for kind embedded');
+  await mkdir(backend.dataDir, { recursive: true });
+  return { backend: await openEmbeddedBackend({ file: join(backend.dataDir, 'relay.db') }), blobs };
+}
+
+/** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */
+export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<RelayOptions & OpenedStores> {
+  await ready();
+  const key = openSigningKey(JSON.parse(await readFile(config.identity.keyFile, 'utf8')), {
+    passphrase: requireEnv(env, config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE', 'relay key passphrase'),
+    purpose: 'relay-identity',
+  });
+  const trust = await loadTrust(config.trust);
+  const stores = await openStores(config, env);
+  const f = config.forwarding;
+  return {
+    relayId: config.relay.id,
+    key,
+    trust,
+    ...stores,
+    sessionSecret: secretBytes(requireEnv(env, config.sessionSecretEnv ?? 'ROGATORY_RELAY_SESSION_SECRET', 'session secret')),
+    ...(config.limits ? { limits: config.limits } : {}),
+    ...(config.retention ? { retention: config.retention } : {}),
+    forwarding: {
+      ...(f?.concurrency ? { concurrency: f.concurrency } : {}),
+      ...(f?.requestTimeoutMs ? { requestTimeoutMs: f.requestTimeoutMs } : {}),
+      ...(f?.backoffBaseMs || f?.backoffMaxMs || f?.jitter !== undefined
+        ? { backoff: { baseMs: f.backoffBaseMs ?? 500, maxMs: f.backoffMaxMs ?? 300_000, jitter: f.jitter ?? 0.5 } }
+        : {}),
+    },
+    ...(config.trust.peerUrls ? { peerUrls: config.trust.peerUrls } : {}),
+    logger: { level: config.logLevel ?? 'info' },
+  };
+}
+
+export interface RunningRelay {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  /** Drain in-flight work, then close the server and the stores. */
+  stop(): Promise<void>;
+}
+
+/** Build, listen, and close the stores when the app closes. */
+export async function startRelay(options: RelayOptions & OpenedStores, listen: { host: string; port: number }): Promise<RunningRelay> {
+  const app = await buildRelayApp(options);
+  app.addHook('onClose', async () => {
+    await options.backend.close();
+    await options.blobs.close();
+  });
+  const address = await app.listen({ host: listen.host, port: listen.port });
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    url: address,
+    stop: () => (stopping ??= app.close()),
+  };
+}

@@ -1,0 +1,149 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  AddressSchema,
+  CONTEXTS,
+  ENVELOPE_LIMITS,
+  KeyIdSchema,
+  Timestamp,
+  fromBase64url,
+  publicKeyOf,
+  toBase64url,
+  validator,
+  verifySignature,
+  type TrustStore,
+} from '@rogatory/protocol';
+import { Type } from 'typebox';
+import type { RelayBackend } from './backend/types.js';
+import { RelayError, relayCodeFor } from './errors.js';
+
+const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+
+export const SessionRequestSchema = Type.Object(
+  {
+    body: Type.Object(
+      {
+        type: Type.Literal('session'),
+        relay: AddressSchema,
+        address: AddressSchema,
+        challenge: Type.String({ pattern: '^[A-Za-z0-9_-]{1,200}$' }),
+        issuedAt: Timestamp,
+      },
+      { additionalProperties: false },
+    ),
+    signature: Type.Object({ kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+const sessionRequest = validator(SessionRequestSchema, 'session request');
+
+export interface Session {
+  readonly address: string;
+  readonly expiresAt: number;
+}
+
+/**
+ * Node sessions without server-side session state: challenges and bearer
+ * tokens are MACed with a secret every instance of the relay shares, so any
+ * instance can check them; a challenge's single use is enforced through the
+ * shared backend.
+ */
+export class SessionAuthority {
+  private readonly macKey: Buffer;
+
+  constructor(
+    private readonly options: {
+      relayId: string;
+      network: string;
+      secret: Uint8Array;
+      trust: TrustStore;
+      backend: RelayBackend;
+      clock: () => number;
+      ttlMs: number;
+    },
+  ) {
+    if (options.secret.length < 32) throw new Error('session secret must have at least 32 bytes');
+    this.macKey = createHmac('sha256', options.secret).update('rogatory/v1/relay-session-mac').digest();
+  }
+
+  private mac(parts: readonly string[]): Buffer {
+    return createHmac('sha256', this.macKey).update(parts.join('\u0000')).digest().subarray(0, 16);
+  }
+
+  /** A challenge bound to this relay, the address and an expiry. */
+  challenge(address: string): { challenge: string; relay: string; expiresAt: number } {
+    const expiresAt = this.options.clock() + CHALLENGE_TTL_MS;
+    const nonce = randomBytes(16);
+    const exp = Buffer.alloc(8);
+    exp.writeBigUInt64BE(BigInt(expiresAt));
+    const tag = this.mac(['challenge', this.options.relayId, address, nonce.toString('hex'), String(expiresAt)]);
+    return { challenge: toBase64url(Buffer.concat([nonce, exp, tag])), relay: this.options.relayId, expiresAt };
+  }
+
+  /** Check the signed challenge and issue a bearer token. */
+  async login(value: unknown): Promise<{ token: string; expiresAt: number; address: string }> {
+    let req;
+    try {
+      req = sessionRequest.parse(value);
+    } catch (cause) {
+      throw new RelayError('MALFORMED', 'invalid session request', { cause });
+    }
+    const { body, signature } = req;
+    const now = this.options.clock();
+    let raw: Uint8Array;
+    try {
+      raw = fromBase64url(body.challenge);
+    } catch (cause) {
+      throw new RelayError('CHALLENGE_INVALID', 'unknown challenge', { cause });
+    }
+    if (raw.length !== 40 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
+    const nonce = Buffer.from(raw.subarray(0, 16));
+    const expiresAt = Number(Buffer.from(raw.subarray(16, 24)).readBigUInt64BE());
+    const expected = this.mac(['challenge', this.options.relayId, body.address, nonce.toString('hex'), String(expiresAt)]);
+    if (!timingSafeEqual(expected, Buffer.from(raw.subarray(24, 40))) || now > expiresAt) {
+      throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
+    }
+    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
+    if (!body.address.endsWith(`@${this.options.network}`)) throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
+    try {
+      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, ['authority']);
+      verifySignature(CONTEXTS.sessionChallenge, body, signature, publicKeyOf(key.key));
+    } catch (err) {
+      const { code } = relayCodeFor(err);
+      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', { cause: err });
+    }
+    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
+      throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
+    }
+    const tokenExpires = now + this.options.ttlMs;
+    const payload = `${body.address}.${signature.kid}.${tokenExpires}`;
+    const tag = this.mac(['token', this.options.relayId, payload]);
+    return { token: `${toBase64url(new TextEncoder().encode(payload))}.${toBase64url(tag)}`, expiresAt: tokenExpires, address: body.address };
+  }
+
+  /** The session a bearer token stands for; throws UNAUTHENTICATED. */
+  verify(token: string | undefined): Session {
+    if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
+    const dot = token.indexOf('.');
+    let payload: string;
+    let tag: Uint8Array;
+    try {
+      payload = new TextDecoder('utf-8', { fatal: true }).decode(fromBase64url(token.slice(0, dot)));
+      tag = fromBase64url(token.slice(dot + 1));
+    } catch {
+      throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    }
+    const expected = this.mac(['token', this.options.relayId, payload]);
+    if (dot < 0 || tag.length !== expected.length || !timingSafeEqual(expected, Buffer.from(tag))) throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    const [address = '', kid = '', exp = ''] = payload.split('.');
+    const expiresAt = Number(exp);
+    const now = this.options.clock();
+    if (!(now < expiresAt)) throw new RelayError('UNAUTHENTICATED', 'token expired');
+    try {
+      // A key revoked or a member removed since login ends the session at once.
+      this.options.trust.resolveSigningKey(address, kid, now, ['authority']);
+    } catch (cause) {
+      throw new RelayError('UNAUTHENTICATED', 'session no longer valid', { cause });
+    }
+    return { address, expiresAt };
+  }
+}
