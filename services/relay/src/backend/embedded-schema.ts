@@ -1,0 +1,129 @@
+/**
+ * Schema of the embedded backend's SQLite file, as an ordered list of
+ * migrations. A migration is never edited once released: a relay upgraded
+ * in place replays only the ones its file lacks, inside one transaction,
+ * so a crash mid-upgrade leaves the file at the old version.
+ */
+import type { Database } from 'better-sqlite3';
+
+export const SCHEMA_MIGRATIONS: readonly string[] = [
+  // 1: initial schema.
+  `
+  CREATE TABLE envelopes (
+    id           TEXT PRIMARY KEY,
+    hash         TEXT NOT NULL,
+    bytes        BLOB NOT NULL,
+    sender       TEXT NOT NULL,
+    recipients   TEXT NOT NULL,            -- JSON array, routing header only
+    chunk_ids    TEXT NOT NULL,            -- JSON array in envelope order
+    expires_at   INTEGER NOT NULL,
+    accepted_at  INTEGER NOT NULL,
+    retain_until INTEGER NOT NULL,
+    acceptance   BLOB NOT NULL,
+    done_at      INTEGER,                  -- every delivery and forward finished
+    released_at  INTEGER                   -- chunk refs dropped by GC
+  ) STRICT;
+  CREATE INDEX envelopes_done ON envelopes (done_at) WHERE done_at IS NOT NULL AND released_at IS NULL;
+  CREATE INDEX envelopes_released ON envelopes (retain_until) WHERE released_at IS NOT NULL;
+
+  -- Which envelopes still hold a chunk; dropped when the envelope's chunks are released.
+  CREATE TABLE chunk_refs (
+    chunk_id    TEXT NOT NULL,
+    envelope_id TEXT NOT NULL REFERENCES envelopes (id) ON DELETE CASCADE,
+    PRIMARY KEY (envelope_id, chunk_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX chunk_refs_chunk ON chunk_refs (chunk_id);
+
+  CREATE TABLE mailbox_seqs (
+    address  TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  -- state: pending (readable), expiring (taken out of the mailbox, expired() not yet confirmed),
+  -- acked (evidence tombstone: keeps the dedup key while the envelope record refuses replays).
+  -- due_at: when a worker must next look at the item (deliverBy, lease end or retry time).
+  CREATE TABLE mailbox_items (
+    address     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('envelope', 'evidence')),
+    envelope_id TEXT NOT NULL,
+    payload     BLOB,                      -- evidence bytes; envelope items read envelopes.bytes
+    dedup_key   TEXT NOT NULL,
+    deliver_by  INTEGER,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'expiring', 'acked')),
+    due_at      INTEGER,
+    attempt     INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    PRIMARY KEY (address, seq),
+    UNIQUE (address, dedup_key)
+  ) STRICT;
+  CREATE INDEX mailbox_items_due ON mailbox_items (due_at) WHERE due_at IS NOT NULL;
+  CREATE INDEX mailbox_items_envelope ON mailbox_items (envelope_id);
+
+  -- state: pending / running (next_at = retry time / lease end), done / gave_up (tombstones).
+  CREATE TABLE forward_tasks (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('envelope', 'evidence')),
+    envelope_id TEXT NOT NULL,
+    network     TEXT NOT NULL,
+    recipients  TEXT,                      -- JSON array, envelope tasks
+    payload     BLOB,                      -- evidence tasks
+    deadline    INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'gave_up')),
+    lease_owner TEXT,
+    finished_at INTEGER
+  ) STRICT;
+  CREATE INDEX forward_tasks_due ON forward_tasks (next_at) WHERE next_at IS NOT NULL;
+  CREATE INDEX forward_tasks_envelope ON forward_tasks (envelope_id);
+
+  CREATE TABLE uploads (
+    chunk_id TEXT PRIMARY KEY,
+    at       INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX uploads_at ON uploads (at);
+
+  CREATE TABLE rate_counters (
+    key          TEXT PRIMARY KEY,
+    window_start INTEGER NOT NULL,
+    window_end   INTEGER NOT NULL,
+    count        INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX rate_counters_end ON rate_counters (window_end);
+
+  CREATE TABLE claims (
+    key        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX claims_expires ON claims (expires_at);
+  `,
+];
+
+export class SchemaVersionError extends Error {
+  override readonly name = 'SchemaVersionError';
+}
+
+/**
+ * Brings the file to the latest schema. A file written by a newer relay is
+ * refused rather than used: an older relay would misread its tables.
+ */
+export function migrate(db: Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT');
+  const upgrade = db.transaction(() => {
+    const row = db.prepare<[], { version: number }>('SELECT version FROM schema_version').get();
+    const current = row?.version ?? 0;
+    if (current > SCHEMA_MIGRATIONS.length) {
+      throw new SchemaVersionError(
+        `relay database schema version ${current} is newer than this relay supports (${SCHEMA_MIGRATIONS.length})`,
+      );
+    }
+    for (let version = current + 1; version <= SCHEMA_MIGRATIONS.length; version++) {
+      db.exec(SCHEMA_MIGRATIONS[version - 1]!);
+    }
+    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_MIGRATIONS.length);
+    else db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_MIGRATIONS.length);
+  });
+  // IMMEDIATE: two relay processes opening a fresh file at once must not both create the tables.
+  upgrade.immediate();
+}

@@ -1,0 +1,325 @@
+/**
+ * Lua scripts of the Redis backend. Each state change that touches several
+ * keys is one script, because Redis runs a script atomically: a crash or a
+ * concurrent instance sees all of it or none of it.
+ *
+ * Every script gets the namespace key base as ARGV[1] (`{prefix}:`) and
+ * one key of the namespace as KEYS[1], so a cluster client routes it to
+ * the slot that holds all of the namespace (the `{prefix}` hash tag).
+ *
+ * Key layout (K = `{prefix}:`):
+ *   env:<id>          hash   the stored envelope (+ doneAt, releasedAt)
+ *   envs              set    ids of stored envelopes (stats)
+ *   parties:<id>      set    sender and recipients (chunk visibility)
+ *   open:<id>         set    unfinished work: `d:<address>` deliveries, `f:<task id>` forwards
+ *   done              zset   envelope id -> doneAt, chunks not released yet
+ *   released          zset   envelope id -> retainUntil, chunks released
+ *   chunk:<chunk id>  set    envelope ids that still hold the chunk
+ *   uploads           zset   chunk id -> last upload time
+ *   seq:<address>     string mailbox sequence counter
+ *   mb:<address>      zset   unacked item seqs (score = member = seq)
+ *   item:<address>:<seq> hash kind, env, key / payload / deliverBy, state
+ *   dedup:<address>   hash   evidence dedup key -> seq
+ *   mbcount           string unacked items in all mailboxes (stats)
+ *   timers            zset   `<seq>:<address>` -> deliverBy (outbox of expiry jobs)
+ *   task:<id>         hash   forward task (state pending | done | gave_up)
+ *   pending           set    pending forward task ids (outbox of forward jobs)
+ *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
+ *   tombtask:<id>     list   finished task ids to forget with the envelope record
+ *   rate:<window>:<key>, claim:<key>  strings with a TTL
+ *   channel `mailbox` pub/sub, message = address
+ */
+
+const PRELUDE = `
+local K = ARGV[1]
+local function envKey(id) return K .. 'env:' .. id end
+local function itemKey(address, seq) return K .. 'item:' .. address .. ':' .. seq end
+local function timerMember(address, seq) return seq .. ':' .. address end
+local function markDone(id, now)
+  local key = envKey(id)
+  if redis.call('EXISTS', key) == 0 then return end
+  if redis.call('SCARD', K .. 'open:' .. id) > 0 then return end
+  if redis.call('HSETNX', key, 'doneAt', now) == 1 then
+    redis.call('ZADD', K .. 'done', now, id)
+  end
+end
+`;
+
+function script(body: string): string {
+  return PRELUDE + body;
+}
+
+/**
+ * ARGV: K, id, hash, bytes, sender, recipientsJson, chunkIdsJson, expiresAt,
+ * acceptedAt, retainUntil, acceptance, now, then counted lists: chunk ids;
+ * parties; (address, deliverBy) pairs; (taskId, network, recipientsJson) triples.
+ * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} | {'conflict'}.
+ */
+export const ACCEPT = script(`
+local id, hash = ARGV[2], ARGV[3]
+local key = envKey(id)
+local existing = redis.call('HGET', key, 'hash')
+if existing then
+  if existing == hash then return {'duplicate', redis.call('HGET', key, 'acceptance')} end
+  return {'conflict'}
+end
+local expiresAt, now = ARGV[8], ARGV[12]
+redis.call('HSET', key, 'hash', hash, 'bytes', ARGV[4], 'sender', ARGV[5], 'recipients', ARGV[6],
+  'chunkIds', ARGV[7], 'expiresAt', expiresAt, 'acceptedAt', ARGV[9], 'retainUntil', ARGV[10],
+  'acceptance', ARGV[11])
+redis.call('SADD', K .. 'envs', id)
+local i = 13
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('SADD', K .. 'chunk:' .. ARGV[i], id); i = i + 1
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('SADD', K .. 'parties:' .. id, ARGV[i]); i = i + 1
+end
+local open = K .. 'open:' .. id
+local result = {'accepted'}
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local address, deliverBy = ARGV[i], ARGV[i + 1]; i = i + 2
+  local seq = redis.call('INCR', K .. 'seq:' .. address)
+  redis.call('HSET', itemKey(address, seq), 'kind', 'envelope', 'env', id, 'deliverBy', deliverBy)
+  redis.call('ZADD', K .. 'mb:' .. address, seq, seq)
+  redis.call('SADD', open, 'd:' .. address)
+  redis.call('ZADD', K .. 'timers', deliverBy, timerMember(address, seq))
+  redis.call('INCR', K .. 'mbcount')
+  redis.call('PUBLISH', K .. 'mailbox', address)
+  result[#result + 1] = seq
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local taskId, network, recipients = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  local taskKey = K .. 'task:' .. taskId
+  if redis.call('EXISTS', taskKey) == 0 then
+    redis.call('HSET', taskKey, 'kind', 'envelope', 'env', id, 'network', network,
+      'recipients', recipients, 'deadline', expiresAt, 'state', 'pending')
+    redis.call('SADD', K .. 'pending', taskId)
+    redis.call('SADD', open, 'f:' .. taskId)
+  end
+end
+markDone(id, now)
+return result
+`);
+
+/** ARGV: K, address, envelopeId, dedupKey, payload. Returns 1 when added, 0 when the key is taken. */
+export const PUSH_EVIDENCE = script(`
+local address, env, dedupKey = ARGV[2], ARGV[3], ARGV[4]
+local dedup = K .. 'dedup:' .. address
+if redis.call('HEXISTS', dedup, dedupKey) == 1 then return 0 end
+local seq = redis.call('INCR', K .. 'seq:' .. address)
+redis.call('HSET', itemKey(address, seq), 'kind', 'evidence', 'env', env, 'key', dedupKey, 'payload', ARGV[5])
+redis.call('HSET', dedup, dedupKey, seq)
+redis.call('ZADD', K .. 'mb:' .. address, seq, seq)
+redis.call('INCR', K .. 'mbcount')
+redis.call('PUBLISH', K .. 'mailbox', address)
+return 1
+`);
+
+/** ARGV: K, address, after, limit. Returns flat (seq, kind, envelopeId, payload) quadruples. */
+export const READ_MAILBOX = script(`
+local address = ARGV[2]
+local seqs = redis.call('ZRANGEBYSCORE', K .. 'mb:' .. address, '(' .. ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, seq in ipairs(seqs) do
+  local f = redis.call('HMGET', itemKey(address, seq), 'kind', 'env', 'payload')
+  local payload = f[3]
+  -- Envelope items share the envelope's bytes instead of a copy per recipient.
+  if f[1] == 'envelope' then payload = redis.call('HGET', envKey(f[2]), 'bytes') end
+  out[#out + 1] = seq
+  out[#out + 1] = f[1]
+  out[#out + 1] = f[2]
+  out[#out + 1] = payload
+end
+return out
+`);
+
+/** ARGV: K, address, now, seqs... Returns {removed, seqs of removed envelope items...}. */
+export const ACK = script(`
+local address, now = ARGV[2], ARGV[3]
+local mb = K .. 'mb:' .. address
+local out = {0}
+for i = 4, #ARGV do
+  local seq = ARGV[i]
+  if redis.call('ZREM', mb, seq) == 1 then
+    out[1] = out[1] + 1
+    redis.call('DECR', K .. 'mbcount')
+    local ik = itemKey(address, seq)
+    local f = redis.call('HMGET', ik, 'kind', 'env', 'key')
+    redis.call('DEL', ik)
+    if f[1] == 'envelope' then
+      redis.call('ZREM', K .. 'timers', timerMember(address, seq))
+      redis.call('SREM', K .. 'open:' .. f[2], 'd:' .. address)
+      markDone(f[2], now)
+      out[#out + 1] = seq
+    elseif redis.call('EXISTS', envKey(f[2])) == 1 then
+      -- Keep the dedup key while the envelope record refuses replays.
+      redis.call('RPUSH', K .. 'tombdedup:' .. f[2], address, f[3])
+    else
+      redis.call('HDEL', K .. 'dedup:' .. address, f[3])
+    end
+  end
+end
+return out
+`);
+
+/** ARGV: K, taskId, envelopeId, network, payload, deadline. Returns 1 created, 2 already pending, 0 already finished. */
+export const ENQUEUE_FORWARD = script(`
+local taskKey = K .. 'task:' .. ARGV[2]
+local state = redis.call('HGET', taskKey, 'state')
+if state == 'pending' then return 2 end
+if state then return 0 end
+redis.call('HSET', taskKey, 'kind', 'evidence', 'env', ARGV[3], 'network', ARGV[4], 'payload', ARGV[5],
+  'deadline', ARGV[6], 'state', 'pending')
+redis.call('SADD', K .. 'pending', ARGV[2])
+return 1
+`);
+
+/** ARGV: K, taskId, now, final state ('done' | 'gave_up'). Returns 1 when this call finished the task. */
+export const FINISH_FORWARD = script(`
+local id, now = ARGV[2], ARGV[3]
+local taskKey = K .. 'task:' .. id
+local f = redis.call('HMGET', taskKey, 'state', 'kind', 'env')
+if f[1] ~= 'pending' then return 0 end
+redis.call('SREM', K .. 'pending', id)
+if f[2] == 'envelope' then
+  redis.call('SREM', K .. 'open:' .. f[3], 'f:' .. id)
+  markDone(f[3], now)
+end
+if redis.call('EXISTS', envKey(f[3])) == 1 then
+  -- A tombstone, so a re-enqueue of the same id stays a no-op while the envelope record lives.
+  redis.call('HSET', taskKey, 'state', ARGV[4])
+  redis.call('HDEL', taskKey, 'payload')
+  redis.call('RPUSH', K .. 'tombtask:' .. f[3], id)
+else
+  redis.call('DEL', taskKey)
+end
+return 1
+`);
+
+/**
+ * ARGV: K, address, seq, now. Takes an unacked envelope item out of its
+ * mailbox once due. Returns {0} nothing to do (acked or unknown),
+ * {1, envelopeId} call expired(), {2, deliverBy} not due yet.
+ */
+export const EXPIRY_BEGIN = script(`
+local address, seq, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ik = itemKey(address, seq)
+local f = redis.call('HMGET', ik, 'kind', 'env', 'deliverBy', 'state')
+if f[1] ~= 'envelope' then
+  redis.call('ZREM', K .. 'timers', timerMember(address, seq))
+  return {0}
+end
+-- Already taken out by an earlier run whose expired() did not complete: run it again.
+if f[4] == 'expiring' then return {1, f[2]} end
+if tonumber(f[3]) > now then return {2, f[3]} end
+redis.call('ZREM', K .. 'mb:' .. address, seq)
+redis.call('DECR', K .. 'mbcount')
+redis.call('HSET', ik, 'state', 'expiring')
+return {1, f[2]}
+`);
+
+/** ARGV: K, address, seq, now. Forgets an expired item after expired() returned. */
+export const EXPIRY_FINISH = script(`
+local address, seq, now = ARGV[2], ARGV[3], ARGV[4]
+local ik = itemKey(address, seq)
+local f = redis.call('HMGET', ik, 'env', 'state')
+if f[2] ~= 'expiring' then return 0 end
+redis.call('DEL', ik)
+redis.call('ZREM', K .. 'timers', timerMember(address, seq))
+redis.call('SREM', K .. 'open:' .. f[1], 'd:' .. address)
+markDone(f[1], now)
+return 1
+`);
+
+/** ARGV: K, chunkId, address. 1 when address is a party of a live envelope that lists the chunk. */
+export const CHUNK_VISIBLE = script(`
+local ids = redis.call('SMEMBERS', K .. 'chunk:' .. ARGV[2])
+for _, id in ipairs(ids) do
+  if redis.call('HEXISTS', envKey(id), 'doneAt') == 0
+    and redis.call('SISMEMBER', K .. 'parties:' .. id, ARGV[3]) == 1 then
+    return 1
+  end
+end
+return 0
+`);
+
+/** ARGV: K, chunkId, since. 1 when an envelope holds the chunk or it was uploaded after `since`. */
+export const CHUNK_REFERENCED = script(`
+if redis.call('SCARD', K .. 'chunk:' .. ARGV[2]) > 0 then return 1 end
+local at = redis.call('ZSCORE', K .. 'uploads', ARGV[2])
+if at and tonumber(at) > tonumber(ARGV[3]) then return 1 end
+return 0
+`);
+
+/** ARGV: K, key, windowIndex, windowMs. Returns the window's count after this hit. */
+export const RATE_HIT = script(`
+local key = K .. 'rate:' .. ARGV[3] .. ':' .. ARGV[2]
+local count = redis.call('INCR', key)
+-- The TTL only reclaims memory; the window itself is chosen by the caller's clock.
+if count == 1 then redis.call('PEXPIRE', key, ARGV[4]) end
+return count
+`);
+
+/** ARGV: K, key, now, expiresAt, ttlMs. 1 when claimed now. */
+export const CLAIM_ONCE = script(`
+local key = K .. 'claim:' .. ARGV[2]
+local expiresAt = redis.call('GET', key)
+if expiresAt and tonumber(expiresAt) > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', key, ARGV[4], 'PX', ARGV[5])
+return 1
+`);
+
+/**
+ * ARGV: K, now, releaseCutoff, uploadCutoff, batch. One bounded step of
+ * garbage collection. Returns {released, uploadsDropped, recordsDeleted,
+ * orphan chunk ids...}; the caller repeats while a count equals the batch.
+ */
+export const COLLECT_GARBAGE = script(`
+local now, batch = ARGV[2], tonumber(ARGV[5])
+local candidates = {}
+local released = redis.call('ZRANGEBYSCORE', K .. 'done', '-inf', ARGV[3], 'LIMIT', 0, batch)
+for _, id in ipairs(released) do
+  local key = envKey(id)
+  for _, chunkId in ipairs(cjson.decode(redis.call('HGET', key, 'chunkIds'))) do
+    redis.call('SREM', K .. 'chunk:' .. chunkId, id)
+    candidates[#candidates + 1] = chunkId
+  end
+  redis.call('ZREM', K .. 'done', id)
+  redis.call('HSET', key, 'releasedAt', now)
+  redis.call('ZADD', K .. 'released', redis.call('HGET', key, 'retainUntil'), id)
+end
+local uploads = redis.call('ZRANGEBYSCORE', K .. 'uploads', '-inf', ARGV[4], 'LIMIT', 0, batch)
+for _, chunkId in ipairs(uploads) do
+  redis.call('ZREM', K .. 'uploads', chunkId)
+  candidates[#candidates + 1] = chunkId
+end
+local out = {#released, #uploads, 0}
+local seen = {}
+for _, chunkId in ipairs(candidates) do
+  if not seen[chunkId] then
+    seen[chunkId] = true
+    -- Still held by an envelope (live, or done but not released) or a recent upload: keep.
+    if redis.call('EXISTS', K .. 'chunk:' .. chunkId) == 0 and not redis.call('ZSCORE', K .. 'uploads', chunkId) then
+      out[#out + 1] = chunkId
+    end
+  end
+end
+local deletable = redis.call('ZRANGEBYSCORE', K .. 'released', '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(deletable) do
+  local pairs_ = redis.call('LRANGE', K .. 'tombdedup:' .. id, 0, -1)
+  for j = 1, #pairs_, 2 do redis.call('HDEL', K .. 'dedup:' .. pairs_[j], pairs_[j + 1]) end
+  for _, taskId in ipairs(redis.call('LRANGE', K .. 'tombtask:' .. id, 0, -1)) do
+    redis.call('DEL', K .. 'task:' .. taskId)
+  end
+  redis.call('DEL', envKey(id), K .. 'parties:' .. id, K .. 'open:' .. id, K .. 'tombdedup:' .. id, K .. 'tombtask:' .. id)
+  redis.call('ZREM', K .. 'released', id)
+  redis.call('SREM', K .. 'envs', id)
+end
+out[3] = #deletable
+return out
+`);

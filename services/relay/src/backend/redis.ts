@@ -1,0 +1,696 @@
+/**
+ * The production relay backend: state in Redis (AOF on), the forwarding
+ * queue and the expiry timers in BullMQ. Several relay instances share one
+ * Redis and one prefix; each sees the others' mailbox additions through
+ * pub/sub.
+ *
+ * Crash safety uses an outbox. Every state change is one Lua script, and
+ * the scripts that create work also record it: pending forwards in the
+ * `pending` set, expiry timers in the `timers` zset. BullMQ jobs are added
+ * only afterwards, under deterministic job ids, so adding one twice is a
+ * no-op. A crash between the script and `queue.add` loses nothing:
+ * `startWorkers` (and then a periodic pass) re-adds a job for every pending
+ * forward and timer. Jobs are removed when they complete or fail, so a job
+ * id can be used again; the scripts, not job state, say whether work is
+ * left, and a job for finished work does nothing.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import * as lua from './redis-scripts.js';
+import {
+  asBuffer,
+  assertBackoffPolicy,
+  assertConcurrency,
+  assertNonEmpty,
+  assertNonNegativeInteger,
+  assertPositiveInteger,
+  assertTime,
+  backoffDelay,
+  ignoreError,
+  mailboxDedupKey,
+  normalizeAccept,
+  runForwardAttempt,
+  safeNotify,
+  toBytes,
+} from './shared.js';
+import type {
+  AcceptInput,
+  AcceptResult,
+  BackendStats,
+  BackoffPolicy,
+  ForwardTask,
+  ForwardTaskInput,
+  MailboxItem,
+  RelayBackend,
+  StoredEnvelope,
+  WorkerHandlers,
+} from './types.js';
+
+export interface RedisBackendOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
+  readonly url: string;
+  /**
+   * Namespace of this relay's keys, shared by its instances. Also the Redis
+   * Cluster hash tag: every key is `{prefix}:...`, so one relay's keys (and
+   * its BullMQ queues) live in one slot and multi-key scripts stay legal.
+   */
+  readonly prefix: string;
+  /** Milliseconds since the epoch; decides due-ness, deadlines, windows. Real delays still come from BullMQ. */
+  readonly clock?: () => number;
+  /** How often running workers re-add jobs for outbox entries that lost theirs (default 60 s). */
+  readonly reconcileIntervalMs?: number;
+  /** Receives errors of background work and connections. Never given payloads by the backend itself. */
+  readonly onError?: (error: unknown) => void;
+}
+
+const FORWARD_QUEUE = 'forward';
+const EXPIRY_QUEUE = 'expiry';
+const DEFAULT_RECONCILE_INTERVAL_MS = 60_000;
+const GC_BATCH = 256;
+const SCAN_COUNT = 500;
+/** Retries are bounded by each task's deadline, not by a count; BullMQ needs a finite number. */
+const UNBOUNDED_ATTEMPTS = 2 ** 31 - 1;
+const BACKOFF_TYPE = 'rogatory';
+/** Fail a command after this many reconnect attempts, so /readyz and submissions answer instead of hanging. */
+const COMMAND_RETRIES = 2;
+
+interface ForwardJobData {
+  readonly taskId: string;
+}
+
+interface ExpiryJobData {
+  readonly address: string;
+  readonly seq: number;
+}
+
+/** Opens a backend on `prefix` in the Redis at `url`; rejects if Redis cannot be reached. */
+export async function openRedisBackend(options: RedisBackendOptions): Promise<RelayBackend> {
+  assertNonEmpty(options.url, 'url');
+  assertNonEmpty(options.prefix, 'prefix');
+  if (/[{}]/.test(options.prefix)) throw new TypeError('prefix must not contain { or }: it becomes the hash tag');
+  const reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
+  assertPositiveInteger(reconcileIntervalMs, 'reconcileIntervalMs');
+  const onError = options.onError ?? ignoreError;
+
+  const client = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: COMMAND_RETRIES });
+  // BullMQ blocks on its connections and must wait out reconnects rather than fail (its documented requirement).
+  const bullClient = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null });
+  // Without a listener ioredis prints connection errors itself; route them to onError instead.
+  client.on('error', onError);
+  bullClient.on('error', onError);
+  try {
+    await Promise.all([client.connect(), bullClient.connect()]);
+  } catch (error) {
+    client.disconnect();
+    bullClient.disconnect();
+    throw error;
+  }
+  return new RedisRelayBackend({
+    client,
+    bullClient,
+    prefix: options.prefix,
+    clock: options.clock ?? Date.now,
+    reconcileIntervalMs,
+    onError,
+  });
+}
+
+/** One Lua script, run by hash with a fallback to its source once Redis forgot it (restart, SCRIPT FLUSH). */
+class LuaScript {
+  private readonly sha: string;
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: Redis, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    try {
+      return await client.callBuffer('EVALSHA', [this.sha, 1, key, ...args]);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return await client.callBuffer('EVAL', [this.source, 1, key, ...args]);
+    }
+  }
+}
+
+const SCRIPTS = {
+  accept: new LuaScript(lua.ACCEPT),
+  pushEvidence: new LuaScript(lua.PUSH_EVIDENCE),
+  readMailbox: new LuaScript(lua.READ_MAILBOX),
+  ack: new LuaScript(lua.ACK),
+  enqueueForward: new LuaScript(lua.ENQUEUE_FORWARD),
+  finishForward: new LuaScript(lua.FINISH_FORWARD),
+  expiryBegin: new LuaScript(lua.EXPIRY_BEGIN),
+  expiryFinish: new LuaScript(lua.EXPIRY_FINISH),
+  chunkVisible: new LuaScript(lua.CHUNK_VISIBLE),
+  chunkReferenced: new LuaScript(lua.CHUNK_REFERENCED),
+  rateHit: new LuaScript(lua.RATE_HIT),
+  claimOnce: new LuaScript(lua.CLAIM_ONCE),
+  collectGarbage: new LuaScript(lua.COLLECT_GARBAGE),
+};
+
+// ---------------------------------------------------------------------------
+// Reply decoding: scripts answer with arrays of Buffers and integers.
+
+function asArray(reply: unknown): unknown[] {
+  if (!Array.isArray(reply)) throw new Error('redis backend: unexpected script reply');
+  return reply;
+}
+
+function asText(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (typeof value === 'string') return value;
+  throw new Error('redis backend: expected a string reply');
+}
+
+function asInteger(value: unknown): number {
+  if (typeof value === 'number') return value;
+  const parsed = Number(asText(value));
+  if (!Number.isSafeInteger(parsed)) throw new Error('redis backend: expected an integer reply');
+  return parsed;
+}
+
+function asBinary(value: unknown): Uint8Array {
+  if (Buffer.isBuffer(value)) return toBytes(value);
+  throw new Error('redis backend: expected a binary reply');
+}
+
+function parseStrings(json: string): string[] {
+  const value: unknown = JSON.parse(json);
+  if (!Array.isArray(value) || !value.every((item): item is string => typeof item === 'string')) {
+    throw new Error('redis backend: corrupt string list');
+  }
+  return value;
+}
+
+function field(hash: Record<string, Buffer>, name: string): Buffer {
+  const value = hash[name];
+  if (value === undefined) throw new Error(`redis backend: stored record lacks ${name}`);
+  return value;
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** BullMQ job ids may not contain ':' nor look like integers; a digest of the task id is neither. */
+function forwardJobId(taskId: string): string {
+  return `f-${sha256Hex(taskId)}`;
+}
+
+function expiryJobId(address: string, seq: number): string {
+  return `x-${sha256Hex(`${seq}:${address}`)}`;
+}
+
+/** Inverse of the scripts' timerMember: `<seq>:<address>`; seq is all digits, so the first ':' splits. */
+function parseTimerMember(member: string): { address: string; seq: number } | undefined {
+  const colon = member.indexOf(':');
+  const seq = Number(member.slice(0, colon));
+  if (colon < 1 || !Number.isSafeInteger(seq)) return undefined;
+  return { address: member.slice(colon + 1), seq };
+}
+
+// ---------------------------------------------------------------------------
+
+interface Workers {
+  readonly forward: Worker<ForwardJobData>;
+  readonly expiry: Worker<ExpiryJobData>;
+  readonly reconcileTimer: NodeJS.Timeout;
+  reconciling: Promise<void> | undefined;
+}
+
+class RedisRelayBackend implements RelayBackend {
+  readonly kind = 'redis' as const;
+
+  private readonly client: Redis;
+  private readonly bullClient: Redis;
+  private readonly clock: () => number;
+  private readonly reconcileIntervalMs: number;
+  private readonly onError: (error: unknown) => void;
+  /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
+  private readonly base: string;
+  private readonly routingKey: string;
+  private readonly channel: string;
+  private readonly bullPrefix: string;
+  private readonly forwardQueue: Queue<ForwardJobData>;
+  private readonly expiryQueue: Queue<ExpiryJobData>;
+  private readonly listeners = new Set<(address: string) => void>();
+  private subscriber: Promise<Redis> | undefined;
+  private workers: Workers | undefined;
+  private stopping: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: {
+    readonly client: Redis;
+    readonly bullClient: Redis;
+    readonly prefix: string;
+    readonly clock: () => number;
+    readonly reconcileIntervalMs: number;
+    readonly onError: (error: unknown) => void;
+  }) {
+    this.client = options.client;
+    this.bullClient = options.bullClient;
+    this.clock = options.clock;
+    this.reconcileIntervalMs = options.reconcileIntervalMs;
+    this.onError = options.onError;
+    this.base = `{${options.prefix}}:`;
+    this.routingKey = `${this.base}ns`;
+    this.channel = `${this.base}mailbox`;
+    this.bullPrefix = `{${options.prefix}}:bull`;
+    this.forwardQueue = new Queue<ForwardJobData>(FORWARD_QUEUE, {
+      connection: this.bullClient,
+      prefix: this.bullPrefix,
+    });
+    this.expiryQueue = new Queue<ExpiryJobData>(EXPIRY_QUEUE, {
+      connection: this.bullClient,
+      prefix: this.bullPrefix,
+    });
+    this.forwardQueue.on('error', this.onError);
+    this.expiryQueue.on('error', this.onError);
+  }
+
+  private run(script: LuaScript, args: readonly (string | Buffer)[]): Promise<unknown> {
+    return script.run(this.client, this.routingKey, [this.base, ...args]);
+  }
+
+  /** Options shared by every job: retry until the task itself says stop, keep nothing once finished. */
+  private jobOptions(jobId: string, delay: number): JobsOptions {
+    return {
+      jobId,
+      delay: Math.max(0, Math.round(delay)),
+      attempts: UNBOUNDED_ATTEMPTS,
+      backoff: { type: BACKOFF_TYPE },
+      removeOnComplete: true,
+      removeOnFail: true,
+      // Stack traces could quote handler internals; job records keep only the short reason.
+      stackTraceLimit: 0,
+    };
+  }
+
+  private async addForwardJobs(taskIds: readonly string[]): Promise<void> {
+    if (taskIds.length === 0) return;
+    await this.forwardQueue.addBulk(
+      taskIds.map((taskId) => ({ name: FORWARD_QUEUE, data: { taskId }, opts: this.jobOptions(forwardJobId(taskId), 0) })),
+    );
+  }
+
+  private async addExpiryJobs(timers: readonly { address: string; seq: number; deliverBy: number }[]): Promise<void> {
+    if (timers.length === 0) return;
+    const now = this.clock();
+    await this.expiryQueue.addBulk(
+      timers.map(({ address, seq, deliverBy }) => ({
+        name: EXPIRY_QUEUE,
+        data: { address, seq },
+        opts: this.jobOptions(expiryJobId(address, seq), deliverBy - now),
+      })),
+    );
+  }
+
+  /**
+   * Adds jobs for work whose state is already durable. A failure here is
+   * reported, not thrown: the outbox still lists the work, and the next
+   * reconciliation adds the job.
+   */
+  private async addJobsAfterCommit(add: () => Promise<void>): Promise<void> {
+    try {
+      await add();
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.stopWorkers();
+      this.listeners.clear();
+      const subscriber = this.subscriber;
+      this.subscriber = undefined;
+      await Promise.allSettled([
+        subscriber?.then((connection) => connection.quit()),
+        this.forwardQueue.close(),
+        this.expiryQueue.close(),
+      ]);
+      await Promise.allSettled([this.bullClient.quit(), this.client.quit()]);
+    })();
+    return this.closing;
+  }
+
+  async accept(input: AcceptInput): Promise<AcceptResult> {
+    const plan = normalizeAccept(input);
+    const { envelope } = input;
+    const parties = [...new Set([envelope.sender, ...envelope.recipients])];
+    const args: (string | Buffer)[] = [
+      envelope.id,
+      envelope.hash,
+      asBuffer(envelope.bytes),
+      envelope.sender,
+      JSON.stringify(envelope.recipients),
+      JSON.stringify(envelope.chunkIds),
+      String(envelope.expiresAt),
+      String(envelope.acceptedAt),
+      String(input.retainUntil),
+      asBuffer(envelope.acceptance),
+      String(this.clock()),
+      String(envelope.chunkIds.length),
+      ...envelope.chunkIds,
+      String(parties.length),
+      ...parties,
+      String(plan.deliveries.length),
+      ...plan.deliveries.flatMap((delivery) => [delivery.address, String(delivery.deliverBy)]),
+      String(plan.forwards.length),
+      ...plan.forwards.flatMap((forward) => [forward.taskId, forward.network, JSON.stringify(forward.recipients)]),
+    ];
+    const reply = asArray(await this.run(SCRIPTS.accept, args));
+    const status = asText(reply[0]);
+    if (status === 'conflict') return { status: 'conflict' };
+    if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
+    const seqs = reply.slice(1).map(asInteger);
+    await this.addJobsAfterCommit(async () => {
+      await this.addExpiryJobs(
+        plan.deliveries.map((delivery, index) => ({
+          address: delivery.address,
+          seq: seqs[index]!,
+          deliverBy: delivery.deliverBy,
+        })),
+      );
+      await this.addForwardJobs(plan.forwards.map((forward) => forward.taskId));
+    });
+    return { status: 'accepted' };
+  }
+
+  async getEnvelope(id: string): Promise<StoredEnvelope | undefined> {
+    const hash = await this.client.hgetallBuffer(`${this.base}env:${id}`);
+    if (Object.keys(hash).length === 0) return undefined;
+    return {
+      id,
+      hash: field(hash, 'hash').toString('utf8'),
+      bytes: toBytes(field(hash, 'bytes')),
+      sender: field(hash, 'sender').toString('utf8'),
+      recipients: parseStrings(field(hash, 'recipients').toString('utf8')),
+      expiresAt: asInteger(field(hash, 'expiresAt')),
+      acceptedAt: asInteger(field(hash, 'acceptedAt')),
+      chunkIds: parseStrings(field(hash, 'chunkIds').toString('utf8')),
+      acceptance: toBytes(field(hash, 'acceptance')),
+    };
+  }
+
+  async chunkVisibleTo(chunkId: string, address: string): Promise<boolean> {
+    return asInteger(await this.run(SCRIPTS.chunkVisible, [chunkId, address])) === 1;
+  }
+
+  async pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean> {
+    assertNonEmpty(address, 'address');
+    assertNonEmpty(envelopeId, 'envelopeId');
+    assertNonEmpty(key, 'key');
+    const reply = await this.run(SCRIPTS.pushEvidence, [
+      address,
+      envelopeId,
+      mailboxDedupKey('evidence', key),
+      asBuffer(payload),
+    ]);
+    return asInteger(reply) === 1;
+  }
+
+  async readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
+    assertTime(after, 'after');
+    assertNonNegativeInteger(limit, 'limit');
+    if (limit === 0) return [];
+    const reply = asArray(await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]));
+    const items: MailboxItem[] = [];
+    for (let index = 0; index + 3 < reply.length; index += 4) {
+      const kind = asText(reply[index + 1]);
+      if (kind !== 'envelope' && kind !== 'evidence') throw new Error('redis backend: corrupt mailbox item');
+      items.push({
+        seq: asInteger(reply[index]),
+        kind,
+        envelopeId: asText(reply[index + 2]),
+        payload: asBinary(reply[index + 3]),
+      });
+    }
+    return items;
+  }
+
+  async ack(address: string, seqs: readonly number[]): Promise<number> {
+    const valid = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq > 0);
+    if (valid.length === 0) return 0;
+    const reply = asArray(await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]));
+    // The expiry jobs of acked envelopes would find nothing to do; removing them just saves memory.
+    for (const seq of reply.slice(1).map(asInteger)) {
+      this.expiryQueue.remove(expiryJobId(address, seq)).catch(this.onError);
+    }
+    return asInteger(reply[0]);
+  }
+
+  async enqueueForward(task: ForwardTaskInput): Promise<void> {
+    if ((task.kind as string) !== 'evidence') throw new TypeError('enqueueForward takes evidence tasks');
+    assertNonEmpty(task.envelopeId, 'envelopeId');
+    assertNonEmpty(task.network, 'network');
+    assertTime(task.deadline, 'deadline');
+    const id = task.id ?? randomUUID();
+    assertNonEmpty(id, 'id');
+    const reply = await this.run(SCRIPTS.enqueueForward, [
+      id,
+      task.envelopeId,
+      task.network,
+      asBuffer(task.payload),
+      String(task.deadline),
+    ]);
+    if (asInteger(reply) !== 0) await this.addJobsAfterCommit(() => this.addForwardJobs([id]));
+  }
+
+  private async loadTask(taskId: string): Promise<ForwardTask | undefined> {
+    const hash = await this.client.hgetallBuffer(`${this.base}task:${taskId}`);
+    if (hash['state']?.toString('utf8') !== 'pending') return undefined;
+    const kind = field(hash, 'kind').toString('utf8');
+    const common = {
+      id: taskId,
+      envelopeId: field(hash, 'env').toString('utf8'),
+      network: field(hash, 'network').toString('utf8'),
+      deadline: asInteger(field(hash, 'deadline')),
+    };
+    if (kind === 'envelope') {
+      return { kind, ...common, recipients: parseStrings(field(hash, 'recipients').toString('utf8')) };
+    }
+    if (kind === 'evidence') return { kind, ...common, payload: toBytes(field(hash, 'payload')) };
+    throw new Error('redis backend: corrupt forward task');
+  }
+
+  private async processForward(handlers: WorkerHandlers, job: Job<ForwardJobData>): Promise<void> {
+    const task = await this.loadTask(job.data.taskId);
+    // Finished (or forgotten) already: a re-added job for done work does nothing.
+    if (task === undefined) return;
+    const { result, error } = await runForwardAttempt({
+      handlers,
+      task,
+      attempt: job.attemptsMade + 1,
+      clock: this.clock,
+    });
+    // Thrown, BullMQ schedules the next attempt through the backoff strategy.
+    if (result === 'retry') throw new Error(error ?? 'retry');
+    await this.run(SCRIPTS.finishForward, [
+      task.id,
+      String(this.clock()),
+      result === 'done' ? 'done' : 'gave_up',
+    ]);
+  }
+
+  private async processExpiry(handlers: WorkerHandlers, job: Job<ExpiryJobData>, token?: string): Promise<void> {
+    const { address, seq } = job.data;
+    const reply = asArray(await this.run(SCRIPTS.expiryBegin, [address, String(seq), String(this.clock())]));
+    const outcome = asInteger(reply[0]);
+    if (outcome === 0) return;
+    if (outcome === 2) {
+      // Fired before deliverBy by this relay's clock (clock skew between instances, or an injected clock).
+      const wait = Math.max(1, asInteger(reply[1]) - this.clock());
+      await job.moveToDelayed(Date.now() + wait, token);
+      throw new DelayedError();
+    }
+    await handlers.expired({ address, envelopeId: asText(reply[1]) });
+    await this.run(SCRIPTS.expiryFinish, [address, String(seq), String(this.clock())]);
+  }
+
+  async startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void> {
+    assertConcurrency(options.concurrency);
+    assertBackoffPolicy(options.backoff);
+    if (this.closing !== undefined) throw new Error('backend is closed');
+    if (this.workers !== undefined || this.stopping !== undefined) throw new Error('workers already started');
+    const backoff = options.backoff;
+    const common = {
+      connection: this.bullClient,
+      prefix: this.bullPrefix,
+      concurrency: options.concurrency,
+      settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(backoff, attemptsMade) },
+    };
+    const forward = new Worker<ForwardJobData>(
+      FORWARD_QUEUE,
+      (job) => this.processForward(handlers, job),
+      common,
+    );
+    const expiry = new Worker<ExpiryJobData>(
+      EXPIRY_QUEUE,
+      (job, token) => this.processExpiry(handlers, job, token),
+      common,
+    );
+    forward.on('error', this.onError);
+    expiry.on('error', this.onError);
+    const reconcileTimer = setInterval(() => {
+      this.reconcileInBackground();
+    }, this.reconcileIntervalMs);
+    reconcileTimer.unref();
+    const workers: Workers = { forward, expiry, reconcileTimer, reconciling: undefined };
+    this.workers = workers;
+    try {
+      await Promise.all([forward.waitUntilReady(), expiry.waitUntilReady()]);
+      await this.reconcile();
+    } catch (error) {
+      await this.stopWorkers();
+      throw error;
+    }
+  }
+
+  private reconcileInBackground(): void {
+    const workers = this.workers;
+    if (workers === undefined || workers.reconciling !== undefined) return;
+    workers.reconciling = this.reconcile()
+      .catch(this.onError)
+      .finally(() => {
+        workers.reconciling = undefined;
+      });
+  }
+
+  /** Re-adds a job for every outbox entry; entries whose job exists are no-ops (same job id). */
+  private async reconcile(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, taskIds] = await this.client.sscan(`${this.base}pending`, cursor, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      await this.addForwardJobs(taskIds);
+    } while (cursor !== '0');
+    cursor = '0';
+    do {
+      const [next, flat] = await this.client.zscan(`${this.base}timers`, cursor, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      const timers: { address: string; seq: number; deliverBy: number }[] = [];
+      for (let index = 0; index + 1 < flat.length; index += 2) {
+        const member = parseTimerMember(flat[index]!);
+        if (member !== undefined) timers.push({ ...member, deliverBy: Number(flat[index + 1]) });
+      }
+      await this.addExpiryJobs(timers);
+    } while (cursor !== '0');
+  }
+
+  async stopWorkers(): Promise<void> {
+    this.stopping ??= (async () => {
+      const workers = this.workers;
+      try {
+        if (workers === undefined) return;
+        clearInterval(workers.reconcileTimer);
+        // close() lets in-flight jobs finish and takes no new ones.
+        await Promise.all([workers.forward.close(), workers.expiry.close(), workers.reconciling]);
+      } finally {
+        if (this.workers === workers) this.workers = undefined;
+        this.stopping = undefined;
+      }
+    })();
+    await this.stopping;
+  }
+
+  async subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
+    if (this.closing !== undefined) throw new Error('backend is closed');
+    this.subscriber ??= this.openSubscriber();
+    const subscriber = this.subscriber;
+    try {
+      await subscriber;
+    } catch (error) {
+      if (this.subscriber === subscriber) this.subscriber = undefined;
+      throw error;
+    }
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      return Promise.resolve();
+    };
+  }
+
+  /** A dedicated connection: once subscribed, a Redis connection can do nothing else. */
+  private async openSubscriber(): Promise<Redis> {
+    const connection = this.client.duplicate();
+    connection.on('error', this.onError);
+    connection.on('message', (channel: string, address: string) => {
+      if (channel !== this.channel) return;
+      for (const listener of this.listeners) safeNotify(listener, address, this.onError);
+    });
+    try {
+      await connection.subscribe(this.channel);
+    } catch (error) {
+      connection.disconnect();
+      throw error;
+    }
+    return connection;
+  }
+
+  async rateHit(key: string, windowMs: number, limit: number): Promise<boolean> {
+    assertPositiveInteger(windowMs, 'windowMs');
+    assertNonNegativeInteger(limit, 'limit');
+    const window = Math.floor(this.clock() / windowMs);
+    const count = asInteger(await this.run(SCRIPTS.rateHit, [key, String(window), String(windowMs)]));
+    return count <= limit;
+  }
+
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    assertPositiveInteger(ttlMs, 'ttlMs');
+    const now = this.clock();
+    const reply = await this.run(SCRIPTS.claimOnce, [key, String(now), String(now + ttlMs), String(ttlMs)]);
+    return asInteger(reply) === 1;
+  }
+
+  async noteUpload(chunkId: string, at: number): Promise<void> {
+    assertTime(at, 'at');
+    // GT: a late, older note never shortens the grace of a newer upload.
+    await this.client.zadd(`${this.base}uploads`, 'GT', at, chunkId);
+  }
+
+  async chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean> {
+    return asInteger(await this.run(SCRIPTS.chunkReferenced, [chunkId, String(now - graceMs)])) === 1;
+  }
+
+  async collectGarbage(
+    now: number,
+    options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
+  ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }> {
+    assertTime(now, 'now');
+    assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
+    assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
+    const orphans = new Set<string>();
+    let envelopes = 0;
+    for (;;) {
+      const reply = asArray(
+        await this.run(SCRIPTS.collectGarbage, [
+          String(now),
+          String(now - options.chunkRetentionMs),
+          String(now - options.uploadGraceMs),
+          String(GC_BATCH),
+        ]),
+      );
+      const [released, uploads, deleted] = reply.slice(0, 3).map(asInteger);
+      envelopes += deleted ?? 0;
+      for (const chunkId of reply.slice(3)) orphans.add(asText(chunkId));
+      if (released !== GC_BATCH && uploads !== GC_BATCH && deleted !== GC_BATCH) break;
+    }
+    return { envelopes, orphanChunks: [...orphans] };
+  }
+
+  async stats(): Promise<BackendStats> {
+    const [mailboxItems, forwardPending, envelopes] = await Promise.all([
+      this.client.get(`${this.base}mbcount`),
+      this.client.scard(`${this.base}pending`),
+      this.client.scard(`${this.base}envs`),
+    ]);
+    return { mailboxItems: Number(mailboxItems ?? 0), forwardPending, envelopes };
+  }
+}

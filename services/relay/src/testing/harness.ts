@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ready, TrustStore } from '@rogatory/protocol';
+import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
+import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
+import { openEmbeddedBackend } from '../backend/embedded.js';
+import { openRedisBackend } from '../backend/redis.js';
+import type { RelayBackend } from '../backend/types.js';
+import type { RelayOptions } from '../options.js';
+import { startRelay, type RunningRelay } from '../server.js';
+
+/** A free TCP port on the loopback interface. */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port'));
+      });
+    });
+  });
+}
+
+export type BackendKind =
+  | { readonly kind: 'embedded' }
+  | { readonly kind: 'redis'; readonly url: string; readonly s3?: { endPoint: string; port: number; accessKey: string; secretKey: string } };
+
+export interface TestRelay {
+  readonly network: string;
+  readonly url: string;
+  readonly running: RunningRelay;
+  readonly backend: RelayBackend;
+  readonly blobs: BlobStore;
+  stop(): Promise<void>;
+}
+
+export interface TestNetworkOfRelays {
+  readonly world: TestWorld;
+  readonly relays: Readonly<Record<string, TestRelay>>;
+  readonly dir: string;
+  /** Start one more instance of a network's relay sharing its stores' location (Redis: same prefix; embedded: a new file). */
+  startInstance(network: string, overrides?: Partial<RelayOptions>): Promise<TestRelay>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a relay for each network of the default test world (wacap, casc and
+ * the global hub) on loopback ports, on the chosen backend. For tests,
+ * benchmarks and the demo.
+ */
+export async function startTestRelays(options: {
+  backend: BackendKind;
+  now?: number;
+  networks?: readonly string[];
+  relayOptions?: Partial<RelayOptions>;
+  logger?: boolean;
+}): Promise<TestNetworkOfRelays> {
+  await ready();
+  const networks = options.networks ?? ['wacap', 'global', 'casc'];
+  const ports = new Map<string, number>();
+  for (const n of networks) ports.set(n, await freeLoopbackPort());
+  const world = buildTestWorld({ now: options.now ?? Date.now(), relayUrl: (n) => `http://127.0.0.1:${ports.get(n) ?? 9}` });
+  const dir = await mkdtemp(join(tmpdir(), 'rogatory-relays-'));
+  const namespace = `test-${randomBytes(6).toString('hex')}`;
+  const sessionSecret = randomBytes(32);
+  const relays: Record<string, TestRelay> = {};
+  const extra: TestRelay[] = [];
+
+  const open = async (network: string, instance: number): Promise<{ backend: RelayBackend; blobs: BlobStore }> => {
+    const b = options.backend;
+    if (b.kind === 'embedded') {
+      return {
+        backend: await openEmbeddedBackend({ file: join(dir, `${network}-${instance}.db`) }),
+        blobs: await FsBlobStore.open({ dir: join(dir, `${network}-${instance}-chunks`) }),
+      };
+    }
+    const blobs = b.s3
+      ? await S3BlobStore.open({ ...b.s3, useSSL: false, bucket: `${namespace}-${network}`, prefix: 'chunks' })
+      : await FsBlobStore.open({ dir: join(dir, `${network}-chunks`) });
+    return { backend: await openRedisBackend({ url: b.url, prefix: `${namespace}-${network}` }), blobs };
+  };
+
+  const start = async (network: string, port: number, instance: number, overrides: Partial<RelayOptions> = {}): Promise<TestRelay> => {
+    const net = world.networks[network]!;
+    const trust = new TrustStore({ pinned: [{ network, root: net.rootRef }] });
+    trust.addManifest(net.manifest);
+    for (const peer of net.manifest.body.peers) trust.addManifest(world.networks[peer.network]!.manifest);
+    const stores = await open(network, instance);
+    const running = await startRelay(
+      {
+        relayId: net.relay.id,
+        key: net.relay.key,
+        trust,
+        ...stores,
+        sessionSecret,
+        logger: options.logger ?? false,
+        forwarding: { backoff: { baseMs: 50, maxMs: 1000, jitter: 0.5 } },
+        ...options.relayOptions,
+        ...overrides,
+      },
+      { host: '127.0.0.1', port },
+    );
+    return { network, url: running.url, running, ...stores, stop: () => running.stop() };
+  };
+
+  try {
+    for (const n of networks) relays[n] = await start(n, ports.get(n)!, 0);
+  } catch (err) {
+    await Promise.allSettled(Object.values(relays).map((r) => r.stop()));
+    throw err;
+  }
+  return {
+    world,
+    relays,
+    dir,
+    async startInstance(network, overrides) {
+      const r = await start(network, 0, extra.length + 1, overrides);
+      extra.push(r);
+      return r;
+    },
+    async stop() {
+      await Promise.allSettled([...extra, ...Object.values(relays)].map((r) => r.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
