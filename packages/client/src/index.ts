@@ -1,0 +1,56 @@
+export {
+  CLIENT_ERROR_CODES,
+  RELAY_CLIENT_ERROR_CODES,
+  RELAY_ERROR_CODES,
+  RelayClientError,
+  isRelayClientError,
+  isTransientError,
+} from './errors.js';
+export type {
+  ClientErrorCode,
+  RelayClientErrorCode,
+  RelayClientErrorOptions,
+  RelayErrorCode,
+} from './errors.js';
+export { RelayClient } from './relay-client.js';
+export type { RelayClientOptions, SessionInfo } from './relay-client.js';
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS } from './transport.js';
+export type { CallOptions, FetchFunction } from './transport.js';
+export { CHUNK_ID_PATTERN, sha256Hex } from './chunks.js';
+export type { ChunkBody, PutChunkResult } from './chunks.js';
+export { DEFAULT_UPLOAD_CONCURRENCY, DEFAULT_UPLOAD_WINDOW_BYTES, uploadChunks } from './upload.js';
+export type { ChunkTransfer, UploadChunk, UploadOptions, UploadProgress } from './upload.js';
+export {
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_RECONNECT_POLICY,
+  MailboxSubscription,
+} from './mailbox-subscription.js';
+export type {
+  DisconnectInfo,
+  MailboxSubscriptionEvents,
+  OpenMailboxOptions,
+  ReconnectPolicy,
+} from './mailbox-subscription.js';
+export { MAX_MISSING_BATCH } from './wire.js';
+export type { MailboxItem } from './wire.js';
+export type { EvidenceTrust } from './evidence-checks.js';
+export { DEFAULT_RETRY_POLICY, backoffDelay, parseRetryAfter } from './retry.js';
+export type { RetryPolicy, Runtime } from './retry.js';
+export {
+  DEFAULT_RELAY_CALL_MAX_SKEW_MS,
+  EMPTY_BODY_SHA256,
+  RELAY_CALL_HEADERS,
+  relayCallBody,
+  relayCallBodySha256,
+  relayCallHeaders,
+  verifyRelayCall,
+} from './relay-call.js';
+export type {
+  RelayCallBody,
+  RelayCallHeaderSource,
+  RelayCallParams,
+  VerifiedRelayCall,
+  VerifyRelayCallOptions,
+} from './relay-call.js';
+export { RelayPeerClient } from './relay-peer-client.js';
+export type { RelayPeerClientOptions } from './relay-peer-client.js';

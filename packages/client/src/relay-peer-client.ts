@@ -1,0 +1,302 @@
+import {
+  canonicalBytes,
+  envelopeHash,
+  isAddress,
+  isProtocolError,
+  parseEnvelope,
+  type Envelope,
+  type Evidence,
+  type SigningKeyPair,
+} from '@rogatory/protocol';
+import {
+  assertChunkId,
+  chunkRequestBody,
+  isReplayable,
+  missingBatches,
+  readMissing,
+  readPutChunkResult,
+  type ChunkBody,
+  type PutChunkResult,
+} from './chunks.js';
+import { RelayClientError, clientFail } from './errors.js';
+import { expectEvidence, type EvidenceTrust } from './evidence-checks.js';
+import { relayCallBodySha256, relayCallHeaders } from './relay-call.js';
+import {
+  DEFAULT_RETRY_POLICY,
+  checkRetryPolicy,
+  defaultRuntime,
+  withRetry,
+  type RetryPolicy,
+  type Runtime,
+} from './retry.js';
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  Transport,
+  attempt,
+  jsonBody,
+  signalOf,
+  type CallOptions,
+  type CallSpec,
+  type FetchFunction,
+  type HttpResponse,
+  type RejectionParser,
+  type RequestBody,
+} from './transport.js';
+import {
+  uploadChunks,
+  type UploadChunk,
+  type UploadOptions,
+  type UploadProgress,
+} from './upload.js';
+import {
+  EmptyResponseSchema,
+  ForwardResponseSchema,
+  parseEvidence,
+  wireValidator,
+} from './wire.js';
+
+export interface RelayPeerClientOptions {
+  /** The peer relay's base URL. */
+  readonly baseUrl: string | URL;
+  /** This relay's id (the caller), e.g. `relay@wacap`. */
+  readonly from: string;
+  /** The peer relay's id (the callee), bound into every signature. */
+  readonly to: string;
+  /** This relay's Ed25519 key, as listed in its network manifest. */
+  readonly key: SigningKeyPair;
+  readonly fetch?: FetchFunction;
+  readonly timeoutMs?: number;
+  /**
+   * Retries within one call; default 2, because the forwarding queue
+   * retries whole tasks with its own backoff.
+   */
+  readonly retry?: Partial<RetryPolicy>;
+  readonly maxResponseBytes?: number;
+  /** When given, the peer's relay evidences must verify under it. */
+  readonly trust?: EvidenceTrust;
+  readonly runtime?: Partial<Runtime>;
+}
+
+const forwardShape = wireValidator(ForwardResponseSchema);
+const emptyShape = wireValidator(EmptyResponseSchema);
+
+/**
+ * Relay-to-relay client: every request is signed (relay-call.ts) with a
+ * fresh timestamp per attempt. Used by a relay's forwarding queue.
+ */
+export class RelayPeerClient {
+  readonly from: string;
+  readonly to: string;
+  private readonly key: SigningKeyPair;
+  private readonly transport: Transport;
+  private readonly retry: RetryPolicy;
+  private readonly runtime: Runtime;
+  private readonly trust: EvidenceTrust | undefined;
+
+  constructor(options: RelayPeerClientOptions) {
+    if (!isAddress(options.from) || !isAddress(options.to))
+      throw new TypeError('relay ids must be addresses');
+    this.from = options.from;
+    this.to = options.to;
+    this.key = options.key;
+    this.runtime = { ...defaultRuntime, ...options.runtime };
+    this.retry = checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, retries: 2, ...options.retry });
+    this.trust = options.trust;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be positive');
+    this.transport = new Transport({
+      baseUrl: options.baseUrl,
+      fetch: options.fetch ?? globalThis.fetch,
+      timeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      runtime: this.runtime,
+    });
+  }
+
+  private signedHeaders(spec: CallSpec, body: RequestBody | undefined): Record<string, string> {
+    const url = this.transport.url(spec.path);
+    const path = url.pathname + url.search;
+    if (
+      body?.kind === 'stream' &&
+      !(spec.method === 'PUT' && /\/v1\/relay\/chunks\/[0-9a-f]{64}$/.test(path))
+    ) {
+      throw new TypeError('only chunk uploads may stream their body');
+    }
+    const bodySha256 = relayCallBodySha256({
+      method: spec.method,
+      path,
+      body: body?.kind === 'bytes' ? body.bytes : undefined,
+    });
+    return relayCallHeaders({
+      from: this.from,
+      to: this.to,
+      method: spec.method,
+      path,
+      bodySha256,
+      timestamp: this.runtime.now(),
+      key: this.key,
+    });
+  }
+
+  private call<T>(spec: CallSpec, read: (res: HttpResponse) => Promise<T>): Promise<T> {
+    const once = (): Promise<T> =>
+      attempt(this.transport, spec, (body) => this.signedHeaders(spec, body), read);
+    return spec.replayable ? withRetry(this.retry, this.runtime, once, spec.signal) : once();
+  }
+
+  /** The ids among `ids` the peer does not hold (queried 10,000 at a time). */
+  async missingChunks(ids: readonly string[], options?: CallOptions): Promise<string[]> {
+    const route = 'POST /v1/relay/chunks/missing';
+    const missing: string[] = [];
+    for (const batch of missingBatches(ids)) {
+      const bytes = canonicalBytes({ ids: batch });
+      missing.push(
+        ...(await this.call(
+          {
+            method: 'POST',
+            path: '/v1/relay/chunks/missing',
+            route,
+            replayable: true,
+            body: () => jsonBody(bytes),
+            ...signalOf(options),
+          },
+          (res) => readMissing(res, batch, route),
+        )),
+      );
+    }
+    return missing;
+  }
+
+  /**
+   * Upload one chunk to the peer. Signed with bodySha256 = the chunk id
+   * (see relay-call.ts), so the body can stream from storage.
+   */
+  async putChunk(
+    id: string,
+    body: ChunkBody,
+    size: number,
+    options?: CallOptions,
+  ): Promise<PutChunkResult> {
+    assertChunkId(id);
+    const route = 'PUT /v1/relay/chunks/:id';
+    return this.call(
+      {
+        method: 'PUT',
+        path: `/v1/relay/chunks/${id}`,
+        route,
+        replayable: isReplayable(body),
+        body: () => chunkRequestBody(id, body, size),
+        ...signalOf(options),
+      },
+      (res) => readPutChunkResult(res, id, size, route),
+    );
+  }
+
+  /** Upload the chunks the peer lacks: resumable, bounded concurrency, progress (see upload.ts). */
+  uploadChunks(
+    chunks: AsyncIterable<UploadChunk> | Iterable<UploadChunk>,
+    options?: UploadOptions,
+  ): Promise<UploadProgress> {
+    return uploadChunks(this, chunks, options);
+  }
+
+  /**
+   * Forward an envelope (with the hops so far). Resolves with the peer's
+   * relay evidences (RelayAcceptance per recipient it takes on; a
+   * RelayRejection for a recipient it refuses), each checked to be about
+   * this envelope. A rejection of the whole envelope throws with the
+   * parsed RelayRejections as `evidences`.
+   */
+  async forwardEnvelope(envelope: Envelope, options: CallOptions & { readonly recipients?: readonly string[] } = {}): Promise<Evidence[]> {
+    let checked: Envelope;
+    try {
+      checked = parseEnvelope(envelope);
+    } catch (cause) {
+      if (!isProtocolError(cause)) throw cause;
+      return clientFail('MALFORMED', `envelope is not valid (${cause.code})`, { cause });
+    }
+    const hash = envelopeHash(checked);
+    const route = 'POST /v1/relay/envelopes';
+    // The recipients this relay hands over (default: all): the peer takes responsibility for exactly these.
+    const recipients = options.recipients ?? checked.body.recipients;
+    if (recipients.length === 0 || recipients.some((r) => !checked.body.recipients.includes(r))) {
+      return clientFail('MALFORMED', 'recipients must be a non-empty subset of the envelope recipients');
+    }
+    const bytes = canonicalBytes({ envelope: checked, recipients: [...recipients] });
+    const evidencesOf = (
+      values: readonly unknown[],
+      kinds: readonly ('relay-acceptance' | 'relay-rejection')[],
+      status: number,
+    ): Evidence[] =>
+      values.map((value) =>
+        expectEvidence(value, {
+          envelope: checked,
+          hash,
+          kinds,
+          what: route,
+          status,
+          trust: this.trust,
+        }),
+      );
+    const rejection: RejectionParser = (body, status) => {
+      const missing = body.missing ?? body.error.missing;
+      const ids = new Set([checked.body.dossier.id, ...checked.body.chunks.map((c) => c.id)]);
+      if (missing?.some((id) => !ids.has(id)) === true) {
+        throw new RelayClientError(
+          'BAD_RESPONSE',
+          `${route}: missing chunks that are not this envelope's`,
+          { status },
+        );
+      }
+      return {
+        ...(missing === undefined ? {} : { missing }),
+        ...(body.evidences === undefined
+          ? {}
+          : { evidences: evidencesOf(body.evidences, ['relay-rejection'], status) }),
+      };
+    };
+    return this.call(
+      {
+        method: 'POST',
+        path: '/v1/relay/envelopes',
+        route,
+        replayable: true,
+        body: () => jsonBody(bytes),
+        rejection,
+        ...signalOf(options),
+      },
+      async (res) => {
+        const answer = forwardShape.parse(await res.json(), route, res.status);
+        return evidencesOf(answer.evidences, ['relay-acceptance', 'relay-rejection'], res.status);
+      },
+    );
+  }
+
+  /** Pass evidences on towards their envelopes' senders (202). */
+  async forwardEvidences(items: readonly { readonly evidence: Evidence; readonly envelope: Envelope }[], options?: CallOptions): Promise<void> {
+    let checked: { evidence: Evidence; envelope: Envelope }[];
+    try {
+      checked = items.map((item) => ({ evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) }));
+    } catch (cause) {
+      return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
+    }
+    if (checked.length === 0) return;
+    const route = 'POST /v1/relay/evidences';
+    const bytes = canonicalBytes({ items: checked });
+    await this.call(
+      {
+        method: 'POST',
+        path: '/v1/relay/evidences',
+        route,
+        replayable: true,
+        body: () => jsonBody(bytes),
+        ...signalOf(options),
+      },
+      async (res) => {
+        // relay-api.md gives `202 {}`; an empty 202 body is taken as the same answer.
+        emptyShape.parse(await res.json(undefined, true), route, res.status);
+      },
+    );
+  }
+}

@@ -1,0 +1,437 @@
+import type { Static } from 'typebox';
+import type { Evidence } from '@rogatory/protocol';
+import {
+  RelayClientError,
+  findRelayClientError,
+  isRelayErrorCode,
+  type RelayClientErrorCode,
+} from './errors.js';
+import { parseRetryAfter, type Runtime } from './retry.js';
+import { ErrorBodySchema, wireValidator } from './wire.js';
+
+export type FetchFunction = typeof globalThis.fetch;
+
+/** Default idle timeout of an exchange: no answer or no body progress for this long. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Default largest JSON answer read into memory. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export function signalOf(options: CallOptions | undefined): { signal?: AbortSignal } {
+  return options?.signal === undefined ? {} : { signal: options.signal };
+}
+
+export type RequestBody =
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array; readonly contentType: string }
+  | {
+      readonly kind: 'stream';
+      readonly source: AsyncIterable<Uint8Array>;
+      /** Sent as Content-Length; the runtime fails the request if the source yields another number of bytes. */
+      readonly size: number;
+      readonly contentType: string;
+    };
+
+export interface HttpRequest {
+  readonly method: 'GET' | 'POST' | 'PUT';
+  /** Path and query, starting with `/`, appended to the base URL's path. */
+  readonly path: string;
+  /** The route for error messages (ids replaced by placeholders), e.g. `PUT /v1/chunks/:id`. */
+  readonly route: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: RequestBody;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export type ErrorBody = Static<typeof ErrorBodySchema>;
+
+/** Extra fields of a rejection, parsed by the caller that knows what they must be bound to. */
+export type RejectionParser = (
+  body: ErrorBody,
+  status: number,
+) => { evidence?: Evidence; evidences?: readonly Evidence[]; missing?: readonly string[] };
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The body as it arrives; each read is under the idle timeout. Consume it or `cancel()`. */
+  body(): AsyncIterable<Uint8Array>;
+  /** The whole body parsed as JSON, at most `maxBytes`; an empty body reads as `{}` when `allowEmpty`. */
+  json(maxBytes?: number, allowEmpty?: boolean): Promise<unknown>;
+  cancel(): Promise<void>;
+}
+
+export interface TransportOptions {
+  readonly baseUrl: string | URL;
+  readonly fetch: FetchFunction;
+  /** Idle timeout: no response, or no body progress, for this long aborts the exchange. */
+  readonly timeoutMs: number;
+  /** Largest JSON answer read into memory. */
+  readonly maxResponseBytes: number;
+  readonly runtime: Runtime;
+}
+
+const errorBodyShape = wireValidator(ErrorBodySchema);
+const MAX_ERROR_BODY_BYTES = 16 * 1024 * 1024;
+
+/** `fetch` init with the undici extension for streamed request bodies (not in the DOM lib types). */
+type StreamingRequestInit = RequestInit & { duplex?: 'half' };
+
+/**
+ * An idle timer and the caller's abort signal in one AbortController, so
+ * the failure can be told apart afterwards: our timeout, the caller's abort,
+ * or the network.
+ */
+class Deadline {
+  readonly controller = new AbortController();
+  timedOut = false;
+  aborted = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly external: AbortSignal | undefined;
+  private readonly onExternalAbort = (): void => {
+    this.aborted = true;
+    this.controller.abort(new Error('aborted by caller'));
+  };
+
+  constructor(
+    private readonly ms: number,
+    external: AbortSignal | undefined,
+  ) {
+    this.external = external;
+    if (external?.aborted === true) this.onExternalAbort();
+    else external?.addEventListener('abort', this.onExternalAbort, { once: true });
+    this.touch();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  touch(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort(new Error('idle timeout'));
+    }, this.ms);
+  }
+
+  done(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.external?.removeEventListener('abort', this.onExternalAbort);
+  }
+
+  failure(err: unknown, route: string, status = 0): RelayClientError {
+    const own = findRelayClientError(err);
+    if (own) return own;
+    if (this.timedOut)
+      return new RelayClientError('TIMEOUT', `${route}: no progress within ${this.ms} ms`, {
+        status,
+        cause: err,
+      });
+    if (this.aborted)
+      return new RelayClientError('ABORTED', `${route}: aborted`, { status, cause: err });
+    return new RelayClientError('NETWORK', `${route}: connection failed`, { status, cause: err });
+  }
+}
+
+/** HTTP exchanges with one relay: URL building, timeouts, bounded reads, error bodies. No retries, no auth. */
+export class Transport {
+  readonly baseUrl: URL;
+  private readonly options: TransportOptions;
+
+  constructor(options: TransportOptions) {
+    const base = new URL(options.baseUrl);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new TypeError('baseUrl must be http(s)');
+    if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
+      throw new TypeError('baseUrl must not carry a query, fragment or credentials');
+    }
+    this.baseUrl = base;
+    this.options = options;
+  }
+
+  /** The absolute URL of `path` (path and query) under the base URL's path. */
+  url(path: string): URL {
+    const url = new URL(this.baseUrl);
+    const q = path.indexOf('?');
+    url.pathname = this.baseUrl.pathname.replace(/\/+$/, '') + (q < 0 ? path : path.slice(0, q));
+    url.search = q < 0 ? '' : path.slice(q);
+    return url;
+  }
+
+  /**
+   * One exchange. Resolves with a 2xx response (body still to be read);
+   * throws RelayClientError for anything else: the relay's error code for
+   * 4xx/5xx, NETWORK, TIMEOUT, ABORTED, or BAD_RESPONSE for other statuses.
+   */
+  async send(request: HttpRequest, rejection?: RejectionParser): Promise<HttpResponse> {
+    const deadline = new Deadline(this.options.timeoutMs, request.signal);
+    const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
+    const init: StreamingRequestInit = {
+      method: request.method,
+      headers,
+      signal: deadline.signal,
+      // Never follow a redirect: it could carry the bearer token or a signed call elsewhere.
+      redirect: 'manual',
+    };
+    const body = request.body;
+    if (body?.kind === 'bytes') {
+      headers['content-type'] = body.contentType;
+      init.body = body.bytes as Uint8Array<ArrayBuffer>;
+    } else if (body?.kind === 'stream') {
+      headers['content-type'] = body.contentType;
+      headers['content-length'] = String(body.size);
+      init.body = streamOf(body.source, deadline);
+      init.duplex = 'half';
+    }
+
+    let res: Response;
+    try {
+      res = await this.options.fetch(this.url(request.path), init);
+    } catch (err) {
+      deadline.done();
+      throw deadline.failure(err, request.route);
+    }
+    deadline.touch();
+    const response = wrapResponse(res, deadline, request.route, this.options.maxResponseBytes);
+    if (res.status >= 200 && res.status < 300) return response;
+    if (res.status < 400) {
+      await response.cancel();
+      throw new RelayClientError(
+        'BAD_RESPONSE',
+        `${request.route}: unexpected status ${res.status}`,
+        { status: res.status },
+      );
+    }
+    throw await this.rejectionOf(response, request.route, rejection);
+  }
+
+  private async rejectionOf(
+    response: HttpResponse,
+    route: string,
+    rejection: RejectionParser | undefined,
+  ): Promise<RelayClientError> {
+    const { status } = response;
+    const retryAfterMs =
+      status === 429 || status === 503
+        ? parseRetryAfter(response.headers.get('retry-after'), this.options.runtime.now())
+        : undefined;
+    const common = { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    let value: unknown;
+    try {
+      value = await response.json(MAX_ERROR_BODY_BYTES);
+    } catch (err) {
+      const failure = findRelayClientError(err);
+      if (failure && failure.code !== 'BAD_RESPONSE') return failure;
+      return new RelayClientError(
+        fallbackCode(status),
+        `${route}: status ${status} without a relay error body`,
+        { ...common, cause: err },
+      );
+    }
+    let parsed: ErrorBody;
+    try {
+      parsed = errorBodyShape.parse(value, `${route} error body`, status);
+    } catch (err) {
+      return new RelayClientError(
+        fallbackCode(status),
+        `${route}: status ${status} without a relay error body`,
+        { ...common, cause: err },
+      );
+    }
+    const relayCode = parsed.error.code;
+    const code: RelayClientErrorCode = isRelayErrorCode(relayCode)
+      ? relayCode
+      : fallbackCode(status);
+    let extra: ReturnType<RejectionParser> = {};
+    if (rejection) {
+      try {
+        extra = rejection(parsed, status);
+      } catch (err) {
+        return (
+          findRelayClientError(err) ??
+          new RelayClientError('BAD_RESPONSE', `${route}: malformed rejection`, {
+            status,
+            cause: err,
+          })
+        );
+      }
+    }
+    return new RelayClientError(code, `${route} failed with status ${status}`, {
+      ...common,
+      ...extra,
+    });
+  }
+}
+
+/** Without a readable relay error body, only the status says something (a proxy's 502 page, say). */
+function fallbackCode(status: number): RelayClientErrorCode {
+  if (status === 429) return 'RATE_LIMITED';
+  if (status >= 500) return 'UNAVAILABLE';
+  return 'BAD_RESPONSE';
+}
+
+function streamOf(
+  source: AsyncIterable<Uint8Array>,
+  deadline: Deadline,
+): ReadableStream<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        deadline.touch();
+        const next = await iterator.next();
+        if (next.done === true) controller.close();
+        else controller.enqueue(next.value);
+      },
+      async cancel(reason: unknown) {
+        await iterator.return?.(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function wrapResponse(
+  res: Response,
+  deadline: Deadline,
+  route: string,
+  maxResponseBytes: number,
+): HttpResponse {
+  let taken = false;
+  const take = (): ReadableStreamDefaultReader<Uint8Array> | undefined => {
+    if (taken) throw new Error('response body already read');
+    taken = true;
+    return res.body?.getReader();
+  };
+
+  async function* body(): AsyncGenerator<Uint8Array, void, undefined> {
+    const reader = take();
+    if (!reader) {
+      deadline.done();
+      return;
+    }
+    let finished = false;
+    try {
+      for (;;) {
+        deadline.touch();
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (err) {
+          finished = true;
+          throw deadline.failure(err, route, res.status);
+        }
+        if (next.done) {
+          finished = true;
+          return;
+        }
+        yield next.value;
+      }
+    } finally {
+      deadline.done();
+      if (!finished) await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  return {
+    status: res.status,
+    headers: res.headers,
+    body,
+    async json(maxBytes = maxResponseBytes, allowEmpty = false) {
+      const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+      if (declared > maxBytes) {
+        await this.cancel();
+        throw new RelayClientError(
+          'BAD_RESPONSE',
+          `${route}: response larger than ${maxBytes} bytes`,
+          { status: res.status },
+        );
+      }
+      const parts: Uint8Array[] = [];
+      let length = 0;
+      for await (const part of body()) {
+        length += part.length;
+        if (length > maxBytes) {
+          throw new RelayClientError(
+            'BAD_RESPONSE',
+            `${route}: response larger than ${maxBytes} bytes`,
+            { status: res.status },
+          );
+        }
+        parts.push(part);
+      }
+      const bytes = new Uint8Array(length);
+      let offset = 0;
+      for (const part of parts) {
+        bytes.set(part, offset);
+        offset += part.length;
+      }
+      if (allowEmpty && length === 0) return {};
+      try {
+        return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+      } catch (cause) {
+        throw new RelayClientError('BAD_RESPONSE', `${route}: response is not JSON`, {
+          status: res.status,
+          cause,
+        });
+      }
+    },
+    async cancel() {
+      deadline.done();
+      if (!taken) {
+        taken = true;
+        await res.body?.cancel().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/** One logical call: rebuilt for every attempt (a chunk factory opens its bytes again, a relay call is signed anew). */
+export interface CallSpec {
+  readonly method: HttpRequest['method'];
+  readonly path: string;
+  readonly route: string;
+  readonly signal?: AbortSignal | undefined;
+  readonly body?: () => RequestBody | Promise<RequestBody>;
+  /** The call may be sent again after a failure (its body can be produced again; the relay dedups). */
+  readonly replayable: boolean;
+  readonly rejection?: RejectionParser;
+}
+
+/**
+ * One attempt of a call: build the body, send it with `headers(body)`, and
+ * read the answer with `read` inside the attempt (so a connection lost while
+ * reading is retried like one lost while sending).
+ */
+export async function attempt<T>(
+  transport: Transport,
+  spec: CallSpec,
+  headers: (body: RequestBody | undefined) => Record<string, string>,
+  read: (res: HttpResponse) => Promise<T>,
+): Promise<T> {
+  const body = spec.body ? await spec.body() : undefined;
+  const request: HttpRequest = {
+    method: spec.method,
+    path: spec.path,
+    route: spec.route,
+    headers: headers(body),
+    signal: spec.signal,
+    ...(body === undefined ? {} : { body }),
+  };
+  const res = await transport.send(request, spec.rejection);
+  try {
+    return await read(res);
+  } catch (err) {
+    await res.cancel();
+    throw err;
+  }
+}
+
+/** A canonical JSON request body. */
+export function jsonBody(bytes: Uint8Array): RequestBody {
+  return { kind: 'bytes', bytes, contentType: 'application/json' };
+}
