@@ -72,9 +72,10 @@ export class SessionAuthority {
   /** A challenge bound to this relay, the address and an expiry. */
   challenge(address: string): { challenge: string; relay: string; expiresAt: number } {
     const expiresAt = this.options.clock() + CHALLENGE_TTL_MS;
-    const nonce = randomBytes(16);
-    const exp = Buffer.alloc(8);
-    exp.writeBigUInt64BE(BigInt(expiresAt));
+    // 32 bytes: nonce (10) || expiry in ms (6, big-endian) || MAC (16).
+    const nonce = randomBytes(10);
+    const exp = Buffer.alloc(6);
+    exp.writeUIntBE(expiresAt, 0, 6);
     const tag = this.mac(['challenge', this.options.relayId, address, nonce.toString('hex'), String(expiresAt)]);
     return { challenge: toBase64url(Buffer.concat([nonce, exp, tag])), relay: this.options.relayId, expiresAt };
   }
@@ -95,11 +96,11 @@ export class SessionAuthority {
     } catch (cause) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown challenge', { cause });
     }
-    if (raw.length !== 40 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
-    const nonce = Buffer.from(raw.subarray(0, 16));
-    const expiresAt = Number(Buffer.from(raw.subarray(16, 24)).readBigUInt64BE());
+    if (raw.length !== 32 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
+    const nonce = Buffer.from(raw.subarray(0, 10));
+    const expiresAt = Buffer.from(raw.subarray(10, 16)).readUIntBE(0, 6);
     const expected = this.mac(['challenge', this.options.relayId, body.address, nonce.toString('hex'), String(expiresAt)]);
-    if (!timingSafeEqual(expected, Buffer.from(raw.subarray(24, 40))) || now > expiresAt) {
+    if (!timingSafeEqual(expected, Buffer.from(raw.subarray(16, 32))) || now > expiresAt) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
     }
     if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
@@ -117,23 +118,25 @@ export class SessionAuthority {
     const tokenExpires = now + this.options.ttlMs;
     const payload = `${body.address}.${signature.kid}.${tokenExpires}`;
     const tag = this.mac(['token', this.options.relayId, payload]);
-    return { token: `${toBase64url(new TextEncoder().encode(payload))}.${toBase64url(tag)}`, expiresAt: tokenExpires, address: body.address };
+    // token = base64url(payload || MAC(16)), payload = "address.kid.expiresAt"
+    const token = toBase64url(Buffer.concat([Buffer.from(payload, 'utf8'), tag]));
+    return { token, expiresAt: tokenExpires, address: body.address };
   }
 
   /** The session a bearer token stands for; throws UNAUTHENTICATED. */
   verify(token: string | undefined): Session {
     if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
-    const dot = token.indexOf('.');
     let payload: string;
-    let tag: Uint8Array;
+    let tag: Buffer;
     try {
-      payload = new TextDecoder('utf-8', { fatal: true }).decode(fromBase64url(token.slice(0, dot)));
-      tag = fromBase64url(token.slice(dot + 1));
+      const raw = Buffer.from(fromBase64url(token));
+      if (raw.length <= 16) throw new Error('short');
+      payload = new TextDecoder('utf-8', { fatal: true }).decode(raw.subarray(0, raw.length - 16));
+      tag = raw.subarray(raw.length - 16);
     } catch {
       throw new RelayError('UNAUTHENTICATED', 'invalid token');
     }
-    const expected = this.mac(['token', this.options.relayId, payload]);
-    if (dot < 0 || tag.length !== expected.length || !timingSafeEqual(expected, Buffer.from(tag))) throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag)) throw new RelayError('UNAUTHENTICATED', 'invalid token');
     const [address = '', kid = '', exp = ''] = payload.split('.');
     const expiresAt = Number(exp);
     const now = this.options.clock();

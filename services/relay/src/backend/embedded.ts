@@ -709,60 +709,63 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  startWorkers(
+  async startWorkers(
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
-    return settle(() => {
-      assertConcurrency(options.concurrency);
-      assertBackoffPolicy(options.backoff);
-      if (this.closing !== undefined) throw new Error('backend is closed');
-      if (this.workers !== undefined) throw new Error('workers already started');
-      const workers = new EmbeddedWorkers({
-        handlers,
-        concurrency: options.concurrency,
-        backoff: options.backoff,
-        pollIntervalMs: this.pollIntervalMs,
-        renewIntervalMs: Math.max(1, Math.floor(this.leaseMs / 3)),
-        clock: this.clock,
-        onError: this.onError,
-        store: {
-          claimForwards: (limit, now) => this.tx.claimForwardsTx.immediate(limit, now),
-          finishForward: (id, state, now) => {
-            this.tx.finishForwardTx.immediate(id, state, now);
-          },
-          retryForward: (id, nextAt) => {
-            this.sql.retryTask.run({ id, nextAt, owner: this.owner });
-          },
-          claimExpiries: (limit, now) => this.tx.claimExpiriesTx.immediate(limit, now),
-          finishExpiry: (address, seq, now) => {
-            this.tx.finishExpiryTx.immediate(address, seq, now);
-          },
-          retryExpiry: (address, seq, dueAt) => {
-            this.sql.retryExpiry.run({ address, seq, dueAt, owner: this.owner });
-          },
-          renew: (now) => {
-            this.tx.renewTx.immediate(now);
-          },
+    assertConcurrency(options.concurrency);
+    assertBackoffPolicy(options.backoff);
+    if (this.closing !== undefined) throw new Error('backend is closed');
+    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
+    await this.stopping;
+    if (this.workers !== undefined) throw new Error('workers already started');
+    const workers = new EmbeddedWorkers({
+      handlers,
+      concurrency: options.concurrency,
+      backoff: options.backoff,
+      pollIntervalMs: this.pollIntervalMs,
+      renewIntervalMs: Math.max(1, Math.floor(this.leaseMs / 3)),
+      clock: this.clock,
+      onError: this.onError,
+      store: {
+        claimForwards: (limit, now) => this.tx.claimForwardsTx.immediate(limit, now),
+        finishForward: (id, state, now) => {
+          this.tx.finishForwardTx.immediate(id, state, now);
         },
-      });
-      this.workers = workers;
-      workers.start();
+        retryForward: (id, nextAt) => {
+          this.sql.retryTask.run({ id, nextAt, owner: this.owner });
+        },
+        claimExpiries: (limit, now) => this.tx.claimExpiriesTx.immediate(limit, now),
+        finishExpiry: (address, seq, now) => {
+          this.tx.finishExpiryTx.immediate(address, seq, now);
+        },
+        retryExpiry: (address, seq, dueAt) => {
+          this.sql.retryExpiry.run({ address, seq, dueAt, owner: this.owner });
+        },
+        renew: (now) => {
+          this.tx.renewTx.immediate(now);
+        },
+      },
     });
+    this.workers = workers;
+    workers.start();
   }
 
   async stopWorkers(): Promise<void> {
-    // Concurrent callers share one stop; a later start gets fresh workers.
-    this.stopping ??= (async () => {
-      const workers = this.workers;
-      try {
-        if (workers !== undefined) await workers.stop();
-      } finally {
-        if (this.workers === workers) this.workers = undefined;
-        this.stopping = undefined;
-      }
-    })();
-    await this.stopping;
+    const workers = this.workers;
+    if (workers === undefined) {
+      // A stop already under way: callers still wait for in-flight work.
+      await this.stopping;
+      return;
+    }
+    this.workers = undefined;
+    const stopping = workers.stop();
+    this.stopping = stopping;
+    try {
+      await stopping;
+    } finally {
+      if (this.stopping === stopping) this.stopping = undefined;
+    }
   }
 
   subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {

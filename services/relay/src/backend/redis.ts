@@ -518,7 +518,9 @@ class RedisRelayBackend implements RelayBackend {
     assertConcurrency(options.concurrency);
     assertBackoffPolicy(options.backoff);
     if (this.closing !== undefined) throw new Error('backend is closed');
-    if (this.workers !== undefined || this.stopping !== undefined) throw new Error('workers already started');
+    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
+    await this.stopping;
+    if (this.workers !== undefined) throw new Error('workers already started');
     const backoff = options.backoff;
     const common = {
       connection: this.bullClient,
@@ -585,19 +587,24 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async stopWorkers(): Promise<void> {
-    this.stopping ??= (async () => {
-      const workers = this.workers;
-      try {
-        if (workers === undefined) return;
-        clearInterval(workers.reconcileTimer);
-        // close() lets in-flight jobs finish and takes no new ones.
-        await Promise.all([workers.forward.close(), workers.expiry.close(), workers.reconciling]);
-      } finally {
-        if (this.workers === workers) this.workers = undefined;
-        this.stopping = undefined;
-      }
-    })();
-    await this.stopping;
+    const workers = this.workers;
+    if (workers === undefined) {
+      // A stop already under way: callers still wait for in-flight work.
+      await this.stopping;
+      return;
+    }
+    this.workers = undefined;
+    clearInterval(workers.reconcileTimer);
+    // close() lets in-flight jobs finish and takes no new ones.
+    const stopping = Promise.all([workers.forward.close(), workers.expiry.close(), workers.reconciling]).then(
+      () => undefined,
+    );
+    this.stopping = stopping;
+    try {
+      await stopping;
+    } finally {
+      if (this.stopping === stopping) this.stopping = undefined;
+    }
   }
 
   async subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
