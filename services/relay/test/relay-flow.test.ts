@@ -10,8 +10,9 @@ import {
   type Evidence,
 } from '@rogatory/protocol';
 import { encryptTestAttachment, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
+import { startRedis, startS3 } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestRelays, type TestNetworkOfRelays } from '../src/testing/harness.js';
+import { startTestRelays, type BackendKind, type TestNetworkOfRelays } from '../src/testing/harness.js';
 
 let net: TestNetworkOfRelays;
 let world: TestWorld;
@@ -44,16 +45,38 @@ async function prepare(from: string, to: string[], options: { upload?: boolean; 
   return { sealed, c, chunks: att.flatMap((a) => a.chunks) };
 }
 
-beforeAll(async () => {
-  net = await startTestRelays({ backend: { kind: 'embedded' } });
-  world = net.world;
-}, 60_000);
+const BACKENDS: { name: string; open: () => Promise<{ backend: BackendKind; stop: () => Promise<void> }> }[] = [
+  { name: 'embedded (SQLite + chunk directory)', open: () => Promise.resolve({ backend: { kind: 'embedded' }, stop: () => Promise.resolve() }) },
+  {
+    name: 'production (redis-server + BullMQ, chunks on s3rver)',
+    open: async () => {
+      const redis = await startRedis();
+      const s3 = await startS3();
+      return {
+        backend: { kind: 'redis', url: redis.url, s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey } },
+        stop: async () => {
+          await s3.stop();
+          await redis.stop();
+        },
+      };
+    },
+  },
+];
 
-afterAll(async () => {
-  await net.stop();
-});
+describe.each(BACKENDS)('relay on $name', ({ open }) => {
+  let services: { stop: () => Promise<void> };
+  beforeAll(async () => {
+    const opened = await open();
+    services = opened;
+    net = await startTestRelays({ backend: opened.backend });
+    world = net.world;
+  }, 60_000);
 
-describe('relay, embedded backend', () => {
+  afterAll(async () => {
+    await net.stop();
+    await services.stop();
+  });
+
   it('delivers within a network over the mailbox WebSocket, and routes the Delivery evidence back', async () => {
     const { sealed, c } = await prepare('sn-moj@wacap', ['ng-agf@wacap']);
     const acceptance = await c.submit(sealed.envelope);

@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRedis, type RedisServer } from '@rogatory/test-services';
+import Database from 'better-sqlite3';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SchemaVersionError } from '../../src/backend/embedded-schema.js';
+import { openEmbeddedBackend } from '../../src/backend/embedded.js';
+import { openRedisBackend } from '../../src/backend/redis.js';
+import type { RelayBackend } from '../../src/backend/types.js';
+import { createTestClock, runBackendConformance, type BackendHarness, type TestClock } from './conformance.js';
+
+async function embeddedHarness(): Promise<BackendHarness & { readonly file: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'rogatory-relay-backend-'));
+  const file = join(dir, 'relay.db');
+  const clock = createTestClock();
+  const opened: RelayBackend[] = [];
+  return {
+    clock,
+    file,
+    open: async () => {
+      const backend = await openEmbeddedBackend({ file, clock: clock.now, pollIntervalMs: 10 });
+      opened.push(backend);
+      return backend;
+    },
+    dispose: async () => {
+      await Promise.all(opened.map((backend) => backend.close()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+runBackendConformance('embedded', embeddedHarness);
+
+let redis: RedisServer | undefined;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** Deletes every key of a namespace, BullMQ's included (they share the `{prefix}` hash tag). */
+async function deleteNamespace(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await admin.quit();
+  }
+}
+
+function redisHarness(): Promise<BackendHarness & { readonly prefix: string; readonly url: string }> {
+  if (redis === undefined) return Promise.reject(new Error('redis-server was not started'));
+  const url = redis.url;
+  const prefix = `test-${randomUUID()}`;
+  const clock: TestClock = createTestClock();
+  const opened: RelayBackend[] = [];
+  return Promise.resolve({
+    clock,
+    prefix,
+    url,
+    open: async () => {
+      const backend = await openRedisBackend({ url, prefix, clock: clock.now });
+      opened.push(backend);
+      return backend;
+    },
+    dispose: async () => {
+      await Promise.all(opened.map((backend) => backend.close()));
+      await deleteNamespace(url, prefix);
+    },
+  });
+}
+
+runBackendConformance('redis', redisHarness);
+
+describe('embedded backend', () => {
+  it('works on a private in-memory database', async () => {
+    const backend = await openEmbeddedBackend({ file: ':memory:' });
+    try {
+      expect(await backend.pushEvidence('sn-moj@wacap', 'env-1', 'k', new Uint8Array([0, 1, 255]))).toBe(true);
+      const items = await backend.readMailbox('sn-moj@wacap', 0, 10);
+      expect(items.map((item) => [...item.payload])).toEqual([[0, 1, 255]]);
+    } finally {
+      await backend.close();
+    }
+    // Another in-memory backend is another store.
+    const other = await openEmbeddedBackend({ file: ':memory:' });
+    try {
+      expect(await other.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('writes in WAL mode and records its schema version', async () => {
+    const harness = await embeddedHarness();
+    try {
+      await harness.open();
+      const db = new Database(harness.file, { readonly: true });
+      try {
+        expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+        expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 1 }]);
+      } finally {
+        db.close();
+      }
+      // Reopening an up-to-date file changes nothing.
+      await harness.open();
+    } finally {
+      await harness.dispose();
+    }
+  });
+
+  it('refuses a file written by a newer relay', async () => {
+    const harness = await embeddedHarness();
+    try {
+      await (await harness.open()).close();
+      const db = new Database(harness.file);
+      db.prepare('UPDATE schema_version SET version = 99').run();
+      db.close();
+      await expect(harness.open()).rejects.toThrow(SchemaVersionError);
+    } finally {
+      await harness.dispose();
+    }
+  });
+});
+
+describe('redis backend', () => {
+  it('rebuilds lost queue jobs from the outbox when workers start', async () => {
+    const harness = await redisHarness();
+    try {
+      const backend = await harness.open();
+      const now = harness.clock.now();
+      const bytes = new Uint8Array([1, 2, 3]);
+      await backend.accept({
+        envelope: {
+          id: 'env-outbox',
+          hash: 'f'.repeat(64),
+          bytes,
+          sender: 'ng-moj@wacap',
+          recipients: ['sn-moj@wacap', 'kz-gp@casc'],
+          expiresAt: now + 86_400_000,
+          acceptedAt: now,
+          chunkIds: [],
+          acceptance: new Uint8Array([9]),
+        },
+        deliveries: [{ address: 'sn-moj@wacap', deliverBy: now + 50 }],
+        forwards: [{ network: 'casc', recipients: ['kz-gp@casc'] }],
+        retainUntil: now + 86_400_000,
+      });
+      await backend.enqueueForward({
+        kind: 'evidence',
+        id: 'evidence-outbox',
+        envelopeId: 'env-outbox',
+        network: 'casc',
+        payload: new Uint8Array([7]),
+        deadline: now + 86_400_000,
+      });
+      await backend.close();
+      // What a crash between the Lua script and queue.add leaves: state without jobs.
+      await deleteBullKeys(harness.url, harness.prefix);
+
+      const reopened = await harness.open();
+      const forwarded: string[] = [];
+      const expired: string[] = [];
+      await reopened.startWorkers(
+        {
+          forward: (task) => {
+            forwarded.push(task.id);
+            return Promise.resolve({ status: 'done' });
+          },
+          giveUp: () => Promise.resolve(),
+          expired: (item) => {
+            expired.push(item.envelopeId);
+            return Promise.resolve();
+          },
+        },
+        { concurrency: 2, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
+      );
+      harness.clock.advance(60_000);
+      const giveUpAt = Date.now() + 20_000;
+      while ((forwarded.length < 2 || expired.length < 1) && Date.now() < giveUpAt) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await reopened.stopWorkers();
+      expect([...forwarded].sort()).toEqual(['envelope/env-outbox/casc', 'evidence-outbox']);
+      expect(expired).toEqual(['env-outbox']);
+    } finally {
+      await harness.dispose();
+    }
+  });
+
+  it("re-delays an expiry timer that fires before deliverBy by the worker's clock", async () => {
+    const harness = await redisHarness();
+    // Peeks at the BullMQ queue the backend uses: the only way to see that a timer fired early and went back.
+    const expiryQueue = new Queue('expiry', { connection: { url: harness.url }, prefix: `{${harness.prefix}}:bull` });
+    try {
+      const acceptor = await harness.open();
+      const now = harness.clock.now();
+      await acceptor.accept({
+        envelope: {
+          id: 'env-skew',
+          hash: 'e'.repeat(64),
+          bytes: new Uint8Array([1]),
+          sender: 'ng-moj@wacap',
+          recipients: ['sn-moj@wacap'],
+          expiresAt: now + 86_400_000,
+          acceptedAt: now,
+          chunkIds: [],
+          acceptance: new Uint8Array([2]),
+        },
+        deliveries: [{ address: 'sn-moj@wacap', deliverBy: now + 30 }],
+        forwards: [],
+        retainUntil: now + 86_400_000,
+      });
+      // A second instance whose clock runs an hour behind: the timer fires (30 ms of real time)
+      // before deliverBy by that clock, so the item must stay and the timer go back to sleep.
+      let skewMs = -3_600_000;
+      const lagging = await openRedisBackend({
+        url: harness.url,
+        prefix: harness.prefix,
+        clock: () => harness.clock.now() + skewMs,
+      });
+      const expired: string[] = [];
+      try {
+        await lagging.startWorkers(
+          {
+            forward: () => Promise.resolve({ status: 'done' }),
+            giveUp: () => Promise.resolve(),
+            expired: (item) => {
+              expired.push(item.envelopeId);
+              return Promise.resolve();
+            },
+          },
+          { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
+        );
+        const giveUpAt = Date.now() + 20_000;
+        const redelayed = async (): Promise<boolean> =>
+          (await expiryQueue.getDelayed()).some((job) => job.delay > 1_800_000);
+        while (!(await redelayed()) && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(await redelayed()).toBe(true);
+        expect(expired).toEqual([]);
+        expect((await lagging.readMailbox('sn-moj@wacap', 0, 10)).map((item) => item.envelopeId)).toEqual(['env-skew']);
+
+        // Clocks agree again; wake the timer instead of waiting the hour out.
+        skewMs = 0;
+        for (const job of await expiryQueue.getDelayed()) await job.promote();
+        while (expired.length === 0 && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(expired).toEqual(['env-skew']);
+        expect(await lagging.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
+      } finally {
+        await lagging.close();
+      }
+    } finally {
+      await expiryQueue.close();
+      await harness.dispose();
+    }
+  });
+
+  it('keeps every key, BullMQ queues included, under the hash tag of its prefix', async () => {
+    const harness = await redisHarness();
+    try {
+      const backend = await harness.open();
+      await backend.pushEvidence('sn-moj@wacap', 'env-1', 'k', new Uint8Array([1]));
+      await backend.enqueueForward({
+        kind: 'evidence',
+        envelopeId: 'env-1',
+        network: 'casc',
+        payload: new Uint8Array([1]),
+        deadline: harness.clock.now() + 60_000,
+      });
+      await backend.rateHit('node', 60_000, 5);
+      const admin = new Redis(harness.url);
+      try {
+        const keys = await admin.keys('*');
+        const ours = keys.filter((key) => key.includes(harness.prefix));
+        expect(ours.length).toBeGreaterThan(5);
+        expect(ours.some((key) => key.startsWith(`{${harness.prefix}}:bull:forward:`))).toBe(true);
+        expect(ours.every((key) => key.startsWith(`{${harness.prefix}}:`))).toBe(true);
+      } finally {
+        await admin.quit();
+      }
+    } finally {
+      await harness.dispose();
+    }
+  });
+
+  it('rejects a prefix that would break the hash tag, and an unreachable server', async () => {
+    await expect(openRedisBackend({ url: 'redis://127.0.0.1:1', prefix: 'a{b}' })).rejects.toThrow(TypeError);
+    await expect(
+      openRedisBackend({ url: 'redis://127.0.0.1:1', prefix: `test-${randomUUID()}` }),
+    ).rejects.toThrow();
+  });
+});
+
+async function deleteBullKeys(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url);
+  try {
+    const keys = await admin.keys(`{${prefix}}:bull:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await admin.unlink(...keys);
+  } finally {
+    await admin.quit();
+  }
+}
