@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 export const config = tseslint.config(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', 'packages/protocol/test-vectors/**', 'coverage/**'],
+    ignores: ['**/node_modules/**', '**/dist/**', 'packages/protocol/test-vectors/**', 'coverage/**', '**/*.tmp.ts'],
   },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

@@ -1,6 +1,6 @@
 import websocket from '@fastify/websocket';
 import { isProtocolError, networkOf } from '@rogatory/protocol';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { RateWindow, type RelayContext } from './context.js';
 import { RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import { RelayMetrics } from './metrics.js';
@@ -63,7 +63,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
           },
     bodyLimit: 1024 * 1024,
     // Tokens are query parameters only on the WebSocket route; keep them out of logs.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
   });
 
@@ -170,10 +170,12 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     if (gcTimer) clearInterval(gcTimer);
     await options.backend.stopWorkers();
   });
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (context.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/readyz')) {
-      throw new RelayError('UNAVAILABLE', 'relay is shutting down', { retryAfterMs: 5000 });
+      done(new RelayError('UNAVAILABLE', 'relay is shutting down', { retryAfterMs: 5000 }));
+      return;
     }
+    done();
   });
   return app;
 }

@@ -102,7 +102,7 @@ export const RelayConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))),
+    logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug'])),
   },
   { additionalProperties: false },
 );

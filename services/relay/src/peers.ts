@@ -56,7 +56,7 @@ export class PeerDirectory {
 
   classify(err: unknown): FailureClass {
     if (!isRelayClientError(err)) return { transient: true, code: 'INTERNAL', evidences: [] };
-    const status = err.status ?? 0;
+    const status = err.status;
     const transient = status === 0 || status >= 500 || status === 429 || status === 401 || status === 408 || err.code === 'CHUNK_MISSING';
     return { transient, code: err.code, evidences: err.evidences ?? [] };
   }

@@ -103,6 +103,8 @@ class MailboxConnection {
           }
           if (items.length < PAGE) break;
         }
+        // `again` and `alive` change while the loop awaits the backend.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       } while (this.again && this.alive);
     } catch (err) {
       this.app.log.warn({ code: isRelayError(err) ? err.code : 'INTERNAL' }, 'mailbox push failed');

@@ -61,6 +61,8 @@ export async function startTestRelays(options: {
   networks?: readonly string[];
   relayOptions?: Partial<RelayOptions>;
   logger?: boolean;
+  /** Adjust a relay's trust store before it starts (revocations, rotations); called once per relay instance. */
+  trustSetup?: (network: string, trust: TrustStore, world: TestWorld) => void;
 }): Promise<TestNetworkOfRelays> {
   await ready();
   const networks = options.networks ?? ['wacap', 'global', 'casc'];
@@ -92,6 +94,7 @@ export async function startTestRelays(options: {
     const trust = new TrustStore({ pinned: [{ network, root: net.rootRef }] });
     trust.addManifest(net.manifest);
     for (const peer of net.manifest.body.peers) trust.addManifest(world.networks[peer.network]!.manifest);
+    options.trustSetup?.(network, trust, world);
     const stores = await open(network, instance);
     const running = await startRelay(
       {
