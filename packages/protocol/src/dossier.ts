@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { AttachmentManifestSchema, attachmentChunkLength, type AttachmentManifest } from './attachment-manifest.js';
+import { AttachmentManifestSchema, attachmentChunkLength, parseAttachmentManifest, type AttachmentManifest } from './attachment-manifest.js';
 import { concatBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
 import { DossierContentSchema, validateDossierContent, type DossierContent } from './content/index.js';
 import { canonicalBytes, decodeCanonical } from './encoding.js';
@@ -192,6 +192,7 @@ export function sealDossier(options: SealOptions): SealedResult {
     content: options.content,
     attachments: [...attachments],
   };
+  for (const a of attachments) parseAttachmentManifest(a);
   const dossier = sign(CONTEXTS.dossier, dossierBodyShape.parse(body), options.sender.identity);
 
   const sealed = encryptSignedDossier({
@@ -300,6 +301,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
   if (signedFor.length !== envelopeFor.length || signedFor.some((r, i) => r !== envelopeFor[i])) {
     fail('DOSSIER_READDRESSED', 'dossier was signed for other recipients than the envelope names');
   }
+  for (const a of body.attachments) parseAttachmentManifest(a);
   const refs = attachmentChunkRefs(body.attachments);
   if (refs.length !== env.chunks.length || refs.some((r, i) => r.id !== env.chunks[i]!.id || r.size !== env.chunks[i]!.size)) {
     fail('ENVELOPE_MISMATCH', 'attachment chunks differ from the envelope');

@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   ATTACHMENT_MISMATCH: 'decrypt failure',
   /** A manifest's version chain is broken (wrong previous hash or version). */
   MANIFEST_CHAIN_BROKEN: 'trust failure',
+  /** A manifest's validUntil has passed: the network secretariat must publish a new version. */
+  MANIFEST_EXPIRED: 'trust failure',
   /** No chain of trust leads from a pinned root to this key. */
   TRUST_CHAIN_BROKEN: 'trust failure',
   /** A dossier's structured content fails validation; `issues` lists what a drafter must fix. */

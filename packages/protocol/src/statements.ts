@@ -51,6 +51,22 @@ export function certifyEncryptionKey(options: {
   return sign(CONTEXTS.encryptionKey, body, options.identity);
 }
 
+/**
+ * Verify an encryption-key certificate against the subject's identity key:
+ * issued for that identity, an X25519 key whose id matches it, a sane
+ * validity, and the identity key's signature.
+ */
+export function verifyEncryptionKeyCert(value: unknown, identity: KeyRef): EncryptionKeyCert {
+  const cert = validator(EncryptionKeyCertSchema, 'encryption key certificate').parse(value);
+  const { body } = cert;
+  if (body.identityKid !== identity.kid || cert.signature.kid !== identity.kid) fail('KEY_WRONG_ROLE', 'certificate not issued by this identity key');
+  if (body.key.alg !== 'x25519') fail('SCHEMA_INVALID', 'certified key must be x25519');
+  if (body.key.notAfter <= body.key.notBefore) fail('SCHEMA_INVALID', 'certified key validity ends before it starts');
+  publicKeyOf(body.key);
+  verifySignature(CONTEXTS.encryptionKey, body, cert.signature, publicKeyOf(identity));
+  return cert;
+}
+
 // ---------------------------------------------------------------- network manifest
 
 export const RelayEntrySchema = Type.Object(
@@ -174,8 +190,18 @@ function checkManifestConsistency(body: ManifestBody): void {
       }
     }
   }
-  for (const key of [body.root, ...body.relays.map((r) => r.key), ...body.pocs.map((p) => p.key), ...body.authorities.map((a) => a.key)]) {
+  const kids = new Set<string>();
+  for (const key of [body.root, ...body.relays.map((r) => r.key), ...body.pocs.map((p) => p.key), ...body.authorities.map((a) => a.key), ...body.peers.map((p) => p.root)]) {
     if (key.alg !== 'ed25519') fail('SCHEMA_INVALID', `manifest: signing key ${key.kid} must be ed25519`);
+    if (key.notAfter <= key.notBefore) fail('SCHEMA_INVALID', `manifest: key ${key.kid} validity ends before it starts`);
+    if (kids.has(key.kid)) fail('SCHEMA_INVALID', `manifest: key ${key.kid} listed twice`);
+    kids.add(key.kid);
+    publicKeyOf(key);
+  }
+  for (const peer of body.peers) {
+    if (peer.via !== null && !body.peers.some((p) => p.network === peer.via && p.via === null)) {
+      fail('SCHEMA_INVALID', `manifest: peer ${peer.network} is reached via ${peer.via}, which is not a direct peer`);
+    }
   }
 }
 
@@ -193,11 +219,7 @@ export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   if (manifest.signature.kid !== trustedRoot.kid) fail('SIGNATURE_INVALID', 'manifest signature names another key');
   verifySignature(CONTEXTS.manifest, manifest.body, manifest.signature, publicKeyOf(trustedRoot));
   for (const authority of manifest.body.authorities) {
-    const identity = publicKeyOf(authority.key);
-    for (const cert of authority.encryptionKeys) {
-      publicKeyOf(cert.body.key);
-      verifySignature(CONTEXTS.encryptionKey, cert.body, cert.signature, identity);
-    }
+    for (const cert of authority.encryptionKeys) verifyEncryptionKeyCert(cert, authority.key);
   }
   return manifest;
 }

@@ -5,6 +5,7 @@ import { validator } from './schema.js';
 import { CONTEXTS } from './signed.js';
 import {
   IntroductionSchema,
+  KeyRotationSchema,
   ManifestSchema,
   RevocationSchema,
   checkManifestSuccession,
@@ -43,6 +44,7 @@ interface RevocationRecord {
 const manifestShape = validator(ManifestSchema, 'manifest');
 const revocationShape = validator(RevocationSchema, 'revocation');
 const introductionShape = validator(IntroductionSchema, 'introduction');
+const rotationShape = validator(KeyRotationSchema, 'key rotation');
 
 /**
  * What a verifier believes: pinned roots, the manifests it has verified
@@ -57,8 +59,10 @@ export class TrustStore {
   private readonly pinned = new Map<string, KeyRef>();
   private readonly anchors = new Map<string, KeyRef>();
   private readonly manifests = new Map<string, Manifest>();
-  private readonly revoked = new Map<string, RevocationRecord>();
-  private readonly rotatedKeys = new Map<string, KeyRef[]>();
+  /** Revocations per network, then per key id: a network can only revoke its own members' keys. */
+  private readonly revoked = new Map<string, Map<string, RevocationRecord>>();
+  /** Keys rotated in, per address, each with the key it replaced. */
+  private readonly rotatedKeys = new Map<string, { key: KeyRef; oldKid: string; effectiveAt: number }[]>();
   private readonly supersededAt = new Map<string, number>();
   private readonly introductionList: Introduction[] = [];
 
@@ -76,18 +80,19 @@ export class TrustStore {
    * an earlier version is held it must follow it directly (no rollback, no
    * fork). Returns true when it was new.
    */
-  addManifest(value: unknown): boolean {
+  addManifest(value: unknown, options: { now?: number } = {}): boolean {
     const network = manifestShape.parse(value).body.network;
     const root = this.rootOf(network);
     if (!root) return fail('TRUST_CHAIN_BROKEN', `no trusted root for network ${network}`);
     const manifest = verifyManifest(value, root);
+    if (options.now !== undefined && options.now >= manifest.body.validUntil) fail('MANIFEST_EXPIRED', `manifest ${network} v${manifest.body.version} has expired`);
     const held = this.manifests.get(network);
     if (held) {
       if (manifest.body.version === held.body.version && manifestHash(manifest) === manifestHash(held)) return false;
       checkManifestSuccession(held, manifest);
     }
     this.manifests.set(network, manifest);
-    for (const r of manifest.body.revoked) this.recordRevocation(r.kid, r.revokedAt, r.reason);
+    for (const r of manifest.body.revoked) this.recordRevocation(network, r.kid, r.revokedAt, r.reason);
     if (this.pinned.has(network)) {
       for (const peer of manifest.body.peers) {
         if (this.pinned.has(peer.network)) continue;
@@ -123,33 +128,34 @@ export class TrustStore {
     const root = this.rootOf(body.network);
     if (root && signature.kid === root.kid) {
       verifyStatementSignature(CONTEXTS.revocation, revocation, root);
+      if (!this.findKey(body.subject, body.kid)) fail('KEY_UNKNOWN', `revoked key ${body.kid} is not a key of ${body.subject}`);
     } else {
       if (signature.kid !== body.kid) fail('KEY_WRONG_ROLE', 'revocation must be signed by the root or the revoked key');
       const own = this.findKey(body.subject, body.kid);
       if (!own) return fail('KEY_UNKNOWN', `revoked key ${body.kid} is unknown`);
       verifyStatementSignature(CONTEXTS.revocation, revocation, own.key);
     }
-    this.recordRevocation(body.kid, body.revokedAt, body.reason);
+    this.recordRevocation(body.network, body.kid, body.revokedAt, body.reason);
     return revocation;
   }
 
-  private recordRevocation(kid: string, revokedAt: number, reason: RevocationReason): void {
-    const prior = this.revoked.get(kid);
-    if (!prior || revokedAt < prior.revokedAt) this.revoked.set(kid, { revokedAt, reason });
+  private recordRevocation(network: string, kid: string, revokedAt: number, reason: RevocationReason): void {
+    const map = this.revoked.get(network) ?? new Map<string, RevocationRecord>();
+    const prior = map.get(kid);
+    if (!prior || revokedAt < prior.revokedAt) map.set(kid, { revokedAt, reason });
+    this.revoked.set(network, map);
   }
 
   /** Add an identity key rotation; the old key must be known and valid when the rotation takes effect. */
   addKeyRotation(value: unknown): KeyRotation {
-    const subject = (value as { body?: { subject?: unknown } } | null)?.body?.subject;
-    if (typeof subject !== 'string') return fail('SCHEMA_INVALID', 'key rotation: missing subject');
-    const oldKid = (value as { body: { oldKid?: unknown } }).body.oldKid;
-    const old = typeof oldKid === 'string' ? this.findKey(subject, oldKid) : undefined;
+    const { body } = rotationShape.parse(value);
+    const old = this.findKey(body.subject, body.oldKid);
     if (!old) return fail('KEY_UNKNOWN', 'key rotation: old key unknown');
     const rotation = verifyKeyRotation(value, old.key);
     this.assertUsable(old.key, rotation.body.effectiveAt);
-    const list = this.rotatedKeys.get(subject) ?? [];
-    if (!list.some((k) => k.kid === rotation.body.newKey.kid)) list.push(rotation.body.newKey);
-    this.rotatedKeys.set(subject, list);
+    const list = this.rotatedKeys.get(body.subject) ?? [];
+    if (!list.some((k) => k.key.kid === rotation.body.newKey.kid)) list.push({ key: rotation.body.newKey, oldKid: old.key.kid, effectiveAt: rotation.body.effectiveAt });
+    this.rotatedKeys.set(body.subject, list);
     this.supersededAt.set(old.key.kid, rotation.body.effectiveAt);
     return rotation;
   }
@@ -157,8 +163,13 @@ export class TrustStore {
   /** Add an introduction by a point of contact of a trusted network. */
   addIntroduction(value: unknown): Introduction {
     const intro = introductionShape.parse(value);
+    if (intro.body.validUntil <= intro.body.issuedAt) fail('SCHEMA_INVALID', 'introduction: validUntil before issuedAt');
     const issuer = this.resolveSigningKey(intro.body.issuer, intro.signature.kid, intro.body.issuedAt, ['poc']);
     verifyStatementSignature(CONTEXTS.introduction, intro, issuer.key);
+    const listed = this.authority(intro.body.subject);
+    if (listed && listed.key.kid !== intro.body.subjectKey.kid && !this.findKey(intro.body.subject, intro.body.subjectKey.kid)) {
+      fail('TRUST_CHAIN_BROKEN', 'introduction names a key the subject network does not list');
+    }
     this.introductionList.push(intro);
     return intro;
   }
@@ -177,7 +188,17 @@ export class TrustStore {
     const found = this.findKey(address, kid);
     if (!found) return fail('KEY_UNKNOWN', `no key ${kid} for ${address}`);
     if (roles && !roles.includes(found.role)) fail('KEY_WRONG_ROLE', `${address} is not a ${roles.join(' or ')}`);
-    this.assertUsable(found.key, at);
+    this.assertUsable(found.key, at, found.network);
+    // A rotated-in key is only as good as the key that rotated it: revoking the old key
+    // as of (or before) the rotation also voids every key it introduced.
+    let link = (this.rotatedKeys.get(address) ?? []).find((r) => r.key.kid === found.key.kid);
+    const seen = new Set<string>();
+    while (link && !seen.has(link.oldKid)) {
+      seen.add(link.oldKid);
+      if (this.isRevoked(link.oldKid, link.effectiveAt, found.network)) fail('KEY_REVOKED', `key ${found.key.kid} was rotated in by a revoked key`);
+      const oldKid = link.oldKid;
+      link = (this.rotatedKeys.get(address) ?? []).find((r) => r.key.kid === oldKid);
+    }
     return found;
   }
 
@@ -187,17 +208,21 @@ export class TrustStore {
     if (!entry) return fail('KEY_UNKNOWN', `unknown authority ${address}`);
     const usable = entry.encryptionKeys
       .map((c) => c.body.key)
-      .filter((k) => k.notBefore <= at && at < k.notAfter && !this.isRevoked(k.kid, at));
+      .filter((k) => k.notBefore <= at && at < k.notAfter && !this.isRevoked(k.kid, at, networkOf(address)));
     return usable.sort((a, b) => b.notBefore - a.notBefore);
   }
 
-  isRevoked(kid: string, at: number): boolean {
-    const r = this.revoked.get(kid);
-    return r !== undefined && at >= r.revokedAt;
+  /** Whether network `network` revoked key `kid` at or before `at`. */
+  isRevoked(kid: string, at: number, network?: string): boolean {
+    const maps = network === undefined ? [...this.revoked.values()] : [this.revoked.get(network)];
+    return maps.some((m) => {
+      const r = m?.get(kid);
+      return r !== undefined && at >= r.revokedAt;
+    });
   }
 
-  private assertUsable(key: KeyRef, at: number): void {
-    if (this.isRevoked(key.kid, at)) fail('KEY_REVOKED', `key ${key.kid} is revoked`);
+  private assertUsable(key: KeyRef, at: number, network?: string): void {
+    if (this.isRevoked(key.kid, at, network)) fail('KEY_REVOKED', `key ${key.kid} is revoked`);
     checkKeyValidity(key, at);
     const superseded = this.supersededAt.get(key.kid);
     if (superseded !== undefined && at >= superseded) fail('KEY_EXPIRED', `key ${key.kid} was rotated out`);
@@ -214,7 +239,7 @@ export class TrustStore {
     ];
     const entry = entries.find((e) => e.address === address);
     if (!entry) return undefined;
-    const keys = [entry.key, ...(this.rotatedKeys.get(address) ?? [])];
+    const keys = [entry.key, ...(this.rotatedKeys.get(address) ?? []).map((r) => r.key)];
     const key = keys.find((k) => k.kid === kid);
     return key ? { address, network, role: entry.role, key } : undefined;
   }

@@ -174,3 +174,33 @@ describe('keys', () => {
     expect(() => keyRef(a, { notBefore: 2, notAfter: 1 })).toThrow(ProtocolError);
   });
 });
+
+describe('trust store hardening', () => {
+  it('lets a network revoke only its own members keys', () => {
+    const trust = world.trustFor('wacap');
+    const kz = world.authority('kz-gpo@casc');
+    const byWacap = signRevocation({ network: 'wacap', subject: 'sn-moj@wacap', kid: kz.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW }, world.networks['wacap']!.root);
+    expect(codeOf(() => trust.addRevocation(byWacap))).toBe('KEY_UNKNOWN');
+    expect(trust.resolveSigningKey(kz.address, kz.identity.kid, NOW).address).toBe(kz.address);
+  });
+
+  it('voids a rotated-in key when the key that rotated it is revoked afterwards', () => {
+    const trust = world.trustFor('wacap');
+    const sn = world.authority('sn-moj@wacap');
+    const attacker = generateSigningKeyPair(testSeed('attacker'));
+    trust.addKeyRotation(signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey: attacker, effectiveAt: NOW + 10, notAfter: NOW + 10 ** 10 }));
+    expect(trust.resolveSigningKey(sn.address, attacker.kid, NOW + 20).key.kid).toBe(attacker.kid);
+    trust.addRevocation(signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW + 30 }, world.networks['wacap']!.root));
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, attacker.kid, NOW + 20))).toBe('KEY_REVOKED');
+  });
+
+  it('refuses an expired manifest when the time is given, and peers reached through a non-peer', () => {
+    const wacap = world.networks['wacap']!;
+    const trust = new TrustStore({ pinned: [{ network: 'wacap', root: wacap.rootRef }] });
+    expect(codeOf(() => trust.addManifest(wacap.manifest, { now: wacap.manifest.body.validUntil }))).toBe('MANIFEST_EXPIRED');
+    expect(trust.addManifest(wacap.manifest, { now: NOW })).toBe(true);
+    const { type: _t, version: _v, previous: _p, ...rest } = wacap.manifest.body;
+    expect(codeOf(() => signManifest({ ...rest, peers: [{ ...rest.peers[1]!, via: 'seajust' }] }, wacap.root))).toBe('SCHEMA_INVALID');
+  });
+});
+

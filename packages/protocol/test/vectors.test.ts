@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as iso from '../src/index.js';
 import * as accelerated from '../src/node/index.js';
 import {
-  CONTEXTS,
   TrustStore,
   canonicalBytes,
   decodeCanonical,
@@ -21,7 +20,7 @@ import {
   verifyEnvelope,
   verifyEvidenceChain,
   verifyManifest,
-  verifyStatementSignature,
+  verifyEncryptionKeyCert,
   type EncryptionKeyPair,
   type KeyRef,
 } from '../src/index.js';
@@ -70,7 +69,7 @@ async function run(v: Vector, decrypt: Decrypt): Promise<Record<string, unknown>
         case 'encryption-key': {
           const subject = statement.body['subject'] as string;
           const identity = trust.resolveSigningKey(subject, statement.signature.kid, v.now, ['authority']);
-          verifyStatementSignature(CONTEXTS.encryptionKey, statement as never, identity.key);
+          verifyEncryptionKeyCert(statement, identity.key);
           return { kid: (statement.body['key'] as KeyRef).kid };
         }
         default:
