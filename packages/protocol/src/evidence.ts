@@ -15,6 +15,8 @@ export const EVIDENCE_KINDS = [
   'relay-acceptance',
   'relay-rejection',
   'delivery',
+  /** The recipient received the envelope but refused the dossier (it failed verification and is quarantined). */
+  'recipient-rejection',
   'non-delivery',
   'retrieval',
 ] as const;
@@ -78,8 +80,8 @@ export type Evidence = Signed<EvidenceBody>;
 
 const evidenceShape = validator(EvidenceSchema, 'evidence');
 
-const NEEDS_REASON: ReadonlySet<EvidenceKind> = new Set(['submission-rejection', 'relay-rejection', 'non-delivery']);
-const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set(['relay-acceptance', 'relay-rejection', 'delivery', 'non-delivery', 'retrieval']);
+const NEEDS_REASON: ReadonlySet<EvidenceKind> = new Set(['submission-rejection', 'relay-rejection', 'non-delivery', 'recipient-rejection']);
+const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set(['relay-acceptance', 'relay-rejection', 'delivery', 'recipient-rejection', 'non-delivery', 'retrieval']);
 const ISSUED_BY_RELAY: ReadonlySet<EvidenceKind> = new Set([
   'submission-acceptance',
   'submission-rejection',
@@ -91,7 +93,7 @@ const ISSUED_BY_RELAY: ReadonlySet<EvidenceKind> = new Set([
 function checkEvidenceShape(body: EvidenceBody): void {
   if (NEEDS_REASON.has(body.kind) !== (body.reason !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: reason ${body.reason ? 'not allowed' : 'required'}`);
   if (ABOUT_RECIPIENT.has(body.kind) !== (body.recipient !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: recipient ${body.recipient ? 'not allowed' : 'required'}`);
-  if ((body.kind === 'delivery' || body.kind === 'retrieval') && body.issuer !== body.recipient) {
+  if ((body.kind === 'delivery' || body.kind === 'retrieval' || body.kind === 'recipient-rejection') && body.issuer !== body.recipient) {
     fail('SCHEMA_INVALID', `evidence ${body.kind} must be issued by the recipient`);
   }
 }
@@ -161,17 +163,40 @@ const RANK: Record<EvidenceKind, number> = {
   'relay-acceptance': 1,
   'relay-rejection': 1,
   delivery: 2,
+  'recipient-rejection': 2,
   'non-delivery': 2,
   retrieval: 3,
 };
 
-export type RecipientState = 'pending' | 'relayed' | 'delivered' | 'retrieved' | 'rejected' | 'not-delivered';
+export type RecipientState = 'pending' | 'relayed' | 'delivered' | 'retrieved' | 'rejected' | 'refused' | 'not-delivered';
 
 export interface EvidenceChain {
   /** Evidences in causal order. */
   readonly ordered: readonly Evidence[];
   readonly submission: 'accepted' | 'rejected';
   readonly recipients: ReadonlyMap<string, RecipientState>;
+}
+
+/**
+ * Verify one evidence about an envelope: well-formed, bound to the
+ * envelope's id and hash, about one of its recipients, issued by the right
+ * kind of party (a relay, or the recipient itself for delivery and
+ * retrieval; submission evidences by a relay of the sender's network), and
+ * signed by a key its issuer held at `issuedAt`.
+ */
+export function verifyEvidence(envelope: Pick<Envelope, 'body' | 'signature'>, value: unknown, trust: TrustStore): Evidence {
+  const ev = evidenceShape.parse(value);
+  const b = ev.body;
+  const env = envelope.body;
+  checkEvidenceShape(b);
+  if (b.envelopeId !== env.id || b.envelopeHash !== envelopeHash(envelope)) fail('EVIDENCE_MISMATCH', `evidence ${b.kind} is about another envelope`);
+  if (b.recipient !== null && !env.recipients.includes(b.recipient)) fail('EVIDENCE_CHAIN_INVALID', `evidence ${b.kind} names a non-recipient`);
+  const issuer = trust.resolveSigningKey(b.issuer, ev.signature.kid, b.issuedAt, ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : ['authority']);
+  verifySignature(CONTEXTS.evidence, b, ev.signature, publicKeyOf(issuer.key));
+  if ((b.kind === 'submission-acceptance' || b.kind === 'submission-rejection') && issuer.network !== networkOf(env.sender)) {
+    fail('EVIDENCE_CHAIN_INVALID', 'submission evidence not from a relay of the sender network');
+  }
+  return ev;
 }
 
 /**
@@ -189,21 +214,8 @@ export function verifyEvidenceChain(
   evidences: readonly unknown[],
   trust: TrustStore,
 ): EvidenceChain {
-  const hash = envelopeHash(envelope);
   const { body: env } = envelope;
-  const parsed = evidences.map((value) => {
-    const ev = evidenceShape.parse(value);
-    const b = ev.body;
-    checkEvidenceShape(b);
-    if (b.envelopeId !== env.id || b.envelopeHash !== hash) fail('EVIDENCE_MISMATCH', `evidence ${b.kind} is about another envelope`);
-    if (b.recipient !== null && !env.recipients.includes(b.recipient)) fail('EVIDENCE_CHAIN_INVALID', `evidence ${b.kind} names a non-recipient`);
-    const issuer = trust.resolveSigningKey(b.issuer, ev.signature.kid, b.issuedAt, ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : ['authority']);
-    verifySignature(CONTEXTS.evidence, b, ev.signature, publicKeyOf(issuer.key));
-    if ((b.kind === 'submission-acceptance' || b.kind === 'submission-rejection') && issuer.network !== networkOf(env.sender)) {
-      fail('EVIDENCE_CHAIN_INVALID', 'submission evidence not from a relay of the sender network');
-    }
-    return ev;
-  });
+  const parsed = evidences.map((value) => verifyEvidence(envelope, value, trust));
 
   const ordered = [...parsed].sort(
     (a, b) => RANK[a.body.kind] - RANK[b.body.kind] || a.body.issuedAt - b.body.issuedAt || (a.body.issuer < b.body.issuer ? -1 : a.body.issuer > b.body.issuer ? 1 : 0),
@@ -235,9 +247,10 @@ export function verifyEvidenceChain(
         states.set(r, 'rejected');
         break;
       case 'delivery':
+      case 'recipient-rejection':
       case 'non-delivery':
-        if (state === 'delivered' || state === 'not-delivered' || state === 'rejected') fail('EVIDENCE_CHAIN_INVALID', `conflicting outcomes for ${r}`);
-        states.set(r, b.kind === 'delivery' ? 'delivered' : 'not-delivered');
+        if (state === 'delivered' || state === 'not-delivered' || state === 'rejected' || state === 'refused') fail('EVIDENCE_CHAIN_INVALID', `conflicting outcomes for ${r}`);
+        states.set(r, b.kind === 'delivery' ? 'delivered' : b.kind === 'recipient-rejection' ? 'refused' : 'not-delivered');
         if (b.kind === 'delivery') deliveredAt.set(r, b.issuedAt);
         break;
       case 'retrieval': {

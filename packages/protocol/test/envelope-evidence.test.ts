@@ -142,6 +142,17 @@ describe('evidence chain', () => {
     expect(codeOf(() => verifyEvidenceChain(envelope, [...chain.filter((e) => e.body.kind !== 'retrieval'), stale], trust))).toBe('EVIDENCE_CHAIN_INVALID');
   });
 
+  it('records a recipient refusing a dossier that failed verification, exclusive with delivery', () => {
+    const trust = world.trustFor('wacap');
+    const kz = world.authority('kz-gpo@casc');
+    const submission = issueEvidence({ kind: 'submission-acceptance', envelope, issuer: relayWacap().id, key: relayWacap().key, issuedAt: NOW });
+    const refusal = issueEvidence({ kind: 'recipient-rejection', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 5, recipient: kz.address, reason: { code: 'QUARANTINED', detail: 'DECRYPT_FAILED' } });
+    expect(verifyEvidenceChain(envelope, [submission, refusal], trust).recipients.get(kz.address)).toBe('refused');
+    const delivery = issueEvidence({ kind: 'delivery', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 6, recipient: kz.address });
+    expect(codeOf(() => verifyEvidenceChain(envelope, [submission, refusal, delivery], trust))).toBe('EVIDENCE_CHAIN_INVALID');
+    expect(codeOf(() => issueEvidence({ kind: 'recipient-rejection', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW, recipient: kz.address }))).toBe('SCHEMA_INVALID');
+  });
+
   it('ends the chain at a submission rejection', () => {
     const rejection = issueEvidence({
       kind: 'submission-rejection',

@@ -271,8 +271,8 @@ export class RelayCore {
       throw new RelayError(code === 'INTERNAL' ? 'MALFORMED' : code, 'evidence refused', { cause: err });
     }
     if (options.issuer !== undefined && evidence.body.issuer !== options.issuer) throw new RelayError('FORBIDDEN', 'a node may only post its own evidences');
-    if (options.issuer !== undefined && evidence.body.kind !== 'delivery' && evidence.body.kind !== 'retrieval') {
-      throw new RelayError('FORBIDDEN', 'nodes post delivery and retrieval evidences only');
+    if (options.issuer !== undefined && !['delivery', 'retrieval', 'recipient-rejection'].includes(evidence.body.kind)) {
+      throw new RelayError('FORBIDDEN', 'nodes post delivery, retrieval and recipient-rejection evidences only');
     }
     await this.deliverEvidence({ evidence, envelope });
   }
