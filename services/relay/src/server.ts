@@ -38,6 +38,12 @@ export interface OpenedStores {
   readonly blobs: BlobStore;
 }
 
+/** Background backend errors: logged by code only (an error may quote a payload). */
+function logBackendError(err: unknown): void {
+  const code = typeof (err as { code?: unknown } | null)?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
+  process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'relay backend background error', code })}\n`);
+}
+
 /** Open the backend and chunk store a configuration names. */
 export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStores> {
   const { backend } = config;
@@ -59,11 +65,11 @@ export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = p
   }
   if (backend.kind === 'redis') {
     if (!backend.redis) throw new Error('backend.redis is required for kind redis');
-    return { backend: await openRedisBackend({ url: backend.redis.url, prefix: backend.redis.prefix }), blobs };
+    return { backend: await openRedisBackend({ url: backend.redis.url, prefix: backend.redis.prefix, onError: logBackendError }), blobs };
   }
   if (!backend.dataDir) throw new Error('backend.dataDir is required for kind embedded');
   await mkdir(backend.dataDir, { recursive: true });
-  return { backend: await openEmbeddedBackend({ file: join(backend.dataDir, 'relay.db') }), blobs };
+  return { backend: await openEmbeddedBackend({ file: join(backend.dataDir, 'relay.db'), onError: logBackendError }), blobs };
 }
 
 /** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */

@@ -59,6 +59,7 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX mailbox_items_due ON mailbox_items (due_at) WHERE due_at IS NOT NULL;
   CREATE INDEX mailbox_items_envelope ON mailbox_items (envelope_id);
+  CREATE INDEX mailbox_items_lease ON mailbox_items (lease_owner) WHERE lease_owner IS NOT NULL;
 
   -- state: pending / running (next_at = retry time / lease end), done / gave_up (tombstones).
   CREATE TABLE forward_tasks (
@@ -77,6 +78,7 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX forward_tasks_due ON forward_tasks (next_at) WHERE next_at IS NOT NULL;
   CREATE INDEX forward_tasks_envelope ON forward_tasks (envelope_id);
+  CREATE INDEX forward_tasks_lease ON forward_tasks (lease_owner) WHERE lease_owner IS NOT NULL;
 
   CREATE TABLE uploads (
     chunk_id TEXT PRIMARY KEY,
@@ -121,7 +123,8 @@ export function migrate(db: Database): void {
     for (let version = current + 1; version <= SCHEMA_MIGRATIONS.length; version++) {
       db.exec(SCHEMA_MIGRATIONS[version - 1]!);
     }
-    if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_MIGRATIONS.length);
+    if (row === undefined)
+      db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_MIGRATIONS.length);
     else db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_MIGRATIONS.length);
   });
   // IMMEDIATE: two relay processes opening a fresh file at once must not both create the tables.

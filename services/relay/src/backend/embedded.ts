@@ -9,6 +9,9 @@
  * transaction (with a lease), the handler runs outside it, and the outcome
  * is written in another. A process that dies mid-task leaves a lease that
  * runs out, after which any process sharing the file takes the task over.
+ * So handlers run once per task while processes live, and at least once
+ * across a crash (dying after a handler succeeded, before its outcome was
+ * written, means another run); peers deduplicate by envelope id.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -209,7 +212,9 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO envelopes (id, hash, bytes, sender, recipients, chunk_ids, expires_at, accepted_at, retain_until, acceptance)
        VALUES (@id, @hash, @bytes, @sender, @recipients, @chunkIds, @expiresAt, @acceptedAt, @retainUntil, @acceptance)`,
     ),
-    insertChunkRef: db.prepare('INSERT OR IGNORE INTO chunk_refs (chunk_id, envelope_id) VALUES (?, ?)'),
+    insertChunkRef: db.prepare(
+      'INSERT OR IGNORE INTO chunk_refs (chunk_id, envelope_id) VALUES (?, ?)',
+    ),
     getEnvelope: db.prepare<[string], EnvelopeRow>(
       `SELECT id, hash, bytes, sender, recipients, chunk_ids, expires_at, accepted_at, acceptance
        FROM envelopes WHERE id = ?`,
@@ -288,12 +293,18 @@ function prepareStatements(db: Database.Database) {
        WHERE due_at <= ? AND state IN ('pending', 'expiring')
        ORDER BY due_at LIMIT ?`,
     ),
-    claimExpiry: db.prepare<{ address: string; seq: number; owner: string; leaseEnd: number; now: number }, ExpiryRow>(
+    claimExpiry: db.prepare<
+      { address: string; seq: number; owner: string; leaseEnd: number; now: number },
+      ExpiryRow
+    >(
       `UPDATE mailbox_items SET state = 'expiring', due_at = @leaseEnd, lease_owner = @owner, attempt = attempt + 1
        WHERE address = @address AND seq = @seq AND due_at <= @now AND state IN ('pending', 'expiring')
        RETURNING address, seq, envelope_id, attempt`,
     ),
-    finishExpiry: db.prepare<{ address: string; seq: number; owner: string }, { envelope_id: string }>(
+    finishExpiry: db.prepare<
+      { address: string; seq: number; owner: string },
+      { envelope_id: string }
+    >(
       `DELETE FROM mailbox_items
        WHERE address = @address AND seq = @seq AND state = 'expiring' AND lease_owner = @owner
        RETURNING envelope_id`,
@@ -352,7 +363,9 @@ function prepareStatements(db: Database.Database) {
     deletable: db.prepare<[number, number], { id: string }>(
       `SELECT id FROM envelopes WHERE released_at IS NOT NULL AND retain_until <= ? LIMIT ?`,
     ),
-    deleteItemTombstones: db.prepare(`DELETE FROM mailbox_items WHERE envelope_id = ? AND state = 'acked'`),
+    deleteItemTombstones: db.prepare(
+      `DELETE FROM mailbox_items WHERE envelope_id = ? AND state = 'acked'`,
+    ),
     deleteTaskTombstones: db.prepare(
       `DELETE FROM forward_tasks WHERE envelope_id = ? AND state IN ('done', 'gave_up')`,
     ),
@@ -470,47 +483,51 @@ function createTransactions(
   const claimForwardsTx = db.transaction((limit: number, now: number): TaskRow[] => {
     const claimed: TaskRow[] = [];
     for (const { id } of sql.dueTasks.all(now, limit)) {
-      const row = sql.claimTask.get({ id, owner: owner, leaseEnd: now + leaseMs, now });
+      const row = sql.claimTask.get({ id, owner, leaseEnd: now + leaseMs, now });
       if (row !== undefined) claimed.push(row);
     }
     return claimed;
   });
 
-  const finishForwardTx = db.transaction((id: string, state: 'done' | 'gave_up', now: number): void => {
-    const row = sql.finishTask.get({ id, owner: owner, state, now });
-    if (row === undefined) return; // the lease was lost: whoever holds it now decides
-    if (row.kind === 'envelope') sql.markDone.run({ id: row.envelope_id, now });
-    else sql.dropTaskUnlessRetained.run({ id, envelopeId: row.envelope_id });
-  });
+  const finishForwardTx = db.transaction(
+    (id: string, state: 'done' | 'gave_up', now: number): void => {
+      const row = sql.finishTask.get({ id, owner, state, now });
+      if (row === undefined) return; // the lease was lost: whoever holds it now decides
+      if (row.kind === 'envelope') sql.markDone.run({ id: row.envelope_id, now });
+      else sql.dropTaskUnlessRetained.run({ id, envelopeId: row.envelope_id });
+    },
+  );
 
   const claimExpiriesTx = db.transaction((limit: number, now: number): ExpiryRow[] => {
     const claimed: ExpiryRow[] = [];
     for (const { address, seq } of sql.dueExpiries.all(now, limit)) {
-      const row = sql.claimExpiry.get({ address, seq, owner: owner, leaseEnd: now + leaseMs, now });
+      const row = sql.claimExpiry.get({ address, seq, owner, leaseEnd: now + leaseMs, now });
       if (row !== undefined) claimed.push(row);
     }
     return claimed;
   });
 
   const finishExpiryTx = db.transaction((address: string, seq: number, now: number): void => {
-    const row = sql.finishExpiry.get({ address, seq, owner: owner });
+    const row = sql.finishExpiry.get({ address, seq, owner });
     if (row !== undefined) sql.markDone.run({ id: row.envelope_id, now });
   });
 
   const renewTx = db.transaction((now: number): void => {
-    const params = { owner: owner, leaseEnd: now + leaseMs };
+    const params = { owner, leaseEnd: now + leaseMs };
     sql.renewTasks.run(params);
     sql.renewExpiries.run(params);
   });
 
-  const releaseBatchTx = db.transaction((cutoff: number, now: number, into: Set<string>): number => {
-    const rows = sql.releasable.all(cutoff, GC_BATCH);
-    for (const { id } of rows) {
-      for (const { chunk_id } of sql.releaseRefs.all(id)) into.add(chunk_id);
-      sql.markReleased.run(now, id);
-    }
-    return rows.length;
-  });
+  const releaseBatchTx = db.transaction(
+    (cutoff: number, now: number, into: Set<string>): number => {
+      const rows = sql.releasable.all(cutoff, GC_BATCH);
+      for (const { id } of rows) {
+        for (const { chunk_id } of sql.releaseRefs.all(id)) into.add(chunk_id);
+        sql.markReleased.run(now, id);
+      }
+      return rows.length;
+    },
+  );
 
   const uploadBatchTx = db.transaction((cutoff: number, into: Set<string>): number => {
     const rows = sql.expiredUploads.all(cutoff, GC_BATCH);
@@ -655,7 +672,12 @@ class EmbeddedBackend implements RelayBackend {
     return settle(() => this.sql.chunkVisible.get({ chunkId, address }) !== undefined);
   }
 
-  pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean> {
+  pushEvidence(
+    address: string,
+    envelopeId: string,
+    key: string,
+    payload: Uint8Array,
+  ): Promise<boolean> {
     return settle(() => {
       assertNonEmpty(address, 'address');
       assertNonEmpty(envelopeId, 'envelopeId');
@@ -689,7 +711,8 @@ class EmbeddedBackend implements RelayBackend {
 
   enqueueForward(task: ForwardTaskInput): Promise<void> {
     return settle(() => {
-      if ((task.kind as string) !== 'evidence') throw new TypeError('enqueueForward takes evidence tasks');
+      if ((task.kind as string) !== 'evidence')
+        throw new TypeError('enqueueForward takes evidence tasks');
       assertNonEmpty(task.envelopeId, 'envelopeId');
       assertNonEmpty(task.network, 'network');
       assertTime(task.deadline, 'deadline');
@@ -809,7 +832,9 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean> {
-    return settle(() => this.sql.chunkReferenced.get({ chunkId, since: now - graceMs })?.referenced === 1);
+    return settle(
+      () => this.sql.chunkReferenced.get({ chunkId, since: now - graceMs })?.referenced === 1,
+    );
   }
 
   collectGarbage(
@@ -821,7 +846,10 @@ class EmbeddedBackend implements RelayBackend {
       assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
       assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
       const candidates = new Set<string>();
-      while (this.tx.releaseBatchTx.immediate(now - options.chunkRetentionMs, now, candidates) === GC_BATCH);
+      while (
+        this.tx.releaseBatchTx.immediate(now - options.chunkRetentionMs, now, candidates) ===
+        GC_BATCH
+      );
       while (this.tx.uploadBatchTx.immediate(now - options.uploadGraceMs, candidates) === GC_BATCH);
       // Checked after every release: a chunk another envelope (live or not yet released) lists stays.
       const orphanChunks = this.tx.filterOrphansTx.immediate(candidates);
@@ -841,7 +869,11 @@ class EmbeddedBackend implements RelayBackend {
     return settle(() => {
       const row = this.sql.stats.get();
       if (row === undefined) throw new Error('relay database: no stats row');
-      return { mailboxItems: row.mailboxItems, forwardPending: row.forwardPending, envelopes: row.envelopes };
+      return {
+        mailboxItems: row.mailboxItems,
+        forwardPending: row.forwardPending,
+        envelopes: row.envelopes,
+      };
     });
   }
 }
@@ -927,11 +959,13 @@ class EmbeddedWorkers {
     this.guard(() => {
       const freeForwards = concurrency - this.forwards.size;
       if (freeForwards > 0) {
-        for (const row of store.claimForwards(freeForwards, clock())) this.track(this.forwards, this.runForward(row));
+        for (const row of store.claimForwards(freeForwards, clock()))
+          this.track(this.forwards, this.runForward(row));
       }
       const freeExpiries = concurrency - this.expiries.size;
       if (freeExpiries > 0) {
-        for (const row of store.claimExpiries(freeExpiries, clock())) this.track(this.expiries, this.runExpiry(row));
+        for (const row of store.claimExpiries(freeExpiries, clock()))
+          this.track(this.expiries, this.runExpiry(row));
       }
     });
     this.pollTimer = setTimeout(() => {
@@ -951,8 +985,14 @@ class EmbeddedWorkers {
   private async runForward(row: TaskRow): Promise<void> {
     const { handlers, clock, store, backoff } = this.options;
     try {
-      const { result } = await runForwardAttempt({ handlers, task: taskFromRow(row), attempt: row.attempt, clock });
-      if (result === 'retry') store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
+      const { result } = await runForwardAttempt({
+        handlers,
+        task: taskFromRow(row),
+        attempt: row.attempt,
+        clock,
+      });
+      if (result === 'retry')
+        store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
       else store.finishForward(row.id, result === 'done' ? 'done' : 'gave_up', clock());
     } catch (error) {
       // giveUp threw, or the outcome could not be written: try again later (the lease covers a failed write).

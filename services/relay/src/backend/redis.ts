@@ -13,6 +13,13 @@
  * forward and timer. Jobs are removed when they complete or fail, so a job
  * id can be used again; the scripts, not job state, say whether work is
  * left, and a job for finished work does nothing.
+ *
+ * Handlers run once per task while processes live (BullMQ locks a job to
+ * one worker). Across a crash they run at least once: a process that dies
+ * after a handler succeeded but before the outcome was written leaves the
+ * job to run again, which peers absorb by deduplicating on envelope id.
+ * "Accepted" is as durable as Redis makes a write: with the default
+ * `appendfsync everysec`, a Redis power cut can lose the last second.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
@@ -88,12 +95,16 @@ interface ExpiryJobData {
 export async function openRedisBackend(options: RedisBackendOptions): Promise<RelayBackend> {
   assertNonEmpty(options.url, 'url');
   assertNonEmpty(options.prefix, 'prefix');
-  if (/[{}]/.test(options.prefix)) throw new TypeError('prefix must not contain { or }: it becomes the hash tag');
+  if (/[{}]/.test(options.prefix))
+    throw new TypeError('prefix must not contain { or }: it becomes the hash tag');
   const reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
   assertPositiveInteger(reconcileIntervalMs, 'reconcileIntervalMs');
   const onError = options.onError ?? ignoreError;
 
-  const client = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: COMMAND_RETRIES });
+  const client = new Redis(options.url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: COMMAND_RETRIES,
+  });
   // BullMQ blocks on its connections and must wait out reconnects rather than fail (its documented requirement).
   const bullClient = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null });
   // Without a listener ioredis prints connection errors itself; route them to onError instead.
@@ -291,11 +302,17 @@ class RedisRelayBackend implements RelayBackend {
   private async addForwardJobs(taskIds: readonly string[]): Promise<void> {
     if (taskIds.length === 0) return;
     await this.forwardQueue.addBulk(
-      taskIds.map((taskId) => ({ name: FORWARD_QUEUE, data: { taskId }, opts: this.jobOptions(forwardJobId(taskId), 0) })),
+      taskIds.map((taskId) => ({
+        name: FORWARD_QUEUE,
+        data: { taskId },
+        opts: this.jobOptions(forwardJobId(taskId), 0),
+      })),
     );
   }
 
-  private async addExpiryJobs(timers: readonly { address: string; seq: number; deliverBy: number }[]): Promise<void> {
+  private async addExpiryJobs(
+    timers: readonly { address: string; seq: number; deliverBy: number }[],
+  ): Promise<void> {
     if (timers.length === 0) return;
     const now = this.clock();
     await this.expiryQueue.addBulk(
@@ -363,7 +380,11 @@ class RedisRelayBackend implements RelayBackend {
       String(plan.deliveries.length),
       ...plan.deliveries.flatMap((delivery) => [delivery.address, String(delivery.deliverBy)]),
       String(plan.forwards.length),
-      ...plan.forwards.flatMap((forward) => [forward.taskId, forward.network, JSON.stringify(forward.recipients)]),
+      ...plan.forwards.flatMap((forward) => [
+        forward.taskId,
+        forward.network,
+        JSON.stringify(forward.recipients),
+      ]),
     ];
     const reply = asArray(await this.run(SCRIPTS.accept, args));
     const status = asText(reply[0]);
@@ -403,7 +424,12 @@ class RedisRelayBackend implements RelayBackend {
     return asInteger(await this.run(SCRIPTS.chunkVisible, [chunkId, address])) === 1;
   }
 
-  async pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean> {
+  async pushEvidence(
+    address: string,
+    envelopeId: string,
+    key: string,
+    payload: Uint8Array,
+  ): Promise<boolean> {
     assertNonEmpty(address, 'address');
     assertNonEmpty(envelopeId, 'envelopeId');
     assertNonEmpty(key, 'key');
@@ -420,11 +446,14 @@ class RedisRelayBackend implements RelayBackend {
     assertTime(after, 'after');
     assertNonNegativeInteger(limit, 'limit');
     if (limit === 0) return [];
-    const reply = asArray(await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]));
+    const reply = asArray(
+      await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]),
+    );
     const items: MailboxItem[] = [];
     for (let index = 0; index + 3 < reply.length; index += 4) {
       const kind = asText(reply[index + 1]);
-      if (kind !== 'envelope' && kind !== 'evidence') throw new Error('redis backend: corrupt mailbox item');
+      if (kind !== 'envelope' && kind !== 'evidence')
+        throw new Error('redis backend: corrupt mailbox item');
       items.push({
         seq: asInteger(reply[index]),
         kind,
@@ -438,16 +467,20 @@ class RedisRelayBackend implements RelayBackend {
   async ack(address: string, seqs: readonly number[]): Promise<number> {
     const valid = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq > 0);
     if (valid.length === 0) return 0;
-    const reply = asArray(await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]));
-    // The expiry jobs of acked envelopes would find nothing to do; removing them just saves memory.
+    const reply = asArray(
+      await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]),
+    );
+    // The expiry jobs of acked envelopes would find nothing to do; removing them only saves memory,
+    // so a failure (a job that is running right now is locked) is of no consequence.
     for (const seq of reply.slice(1).map(asInteger)) {
-      this.expiryQueue.remove(expiryJobId(address, seq)).catch(this.onError);
+      this.expiryQueue.remove(expiryJobId(address, seq)).catch(() => undefined);
     }
     return asInteger(reply[0]);
   }
 
   async enqueueForward(task: ForwardTaskInput): Promise<void> {
-    if ((task.kind as string) !== 'evidence') throw new TypeError('enqueueForward takes evidence tasks');
+    if ((task.kind as string) !== 'evidence')
+      throw new TypeError('enqueueForward takes evidence tasks');
     assertNonEmpty(task.envelopeId, 'envelopeId');
     assertNonEmpty(task.network, 'network');
     assertTime(task.deadline, 'deadline');
@@ -474,7 +507,11 @@ class RedisRelayBackend implements RelayBackend {
       deadline: asInteger(field(hash, 'deadline')),
     };
     if (kind === 'envelope') {
-      return { kind, ...common, recipients: parseStrings(field(hash, 'recipients').toString('utf8')) };
+      return {
+        kind,
+        ...common,
+        recipients: parseStrings(field(hash, 'recipients').toString('utf8')),
+      };
     }
     if (kind === 'evidence') return { kind, ...common, payload: toBytes(field(hash, 'payload')) };
     throw new Error('redis backend: corrupt forward task');
@@ -499,9 +536,15 @@ class RedisRelayBackend implements RelayBackend {
     ]);
   }
 
-  private async processExpiry(handlers: WorkerHandlers, job: Job<ExpiryJobData>, token?: string): Promise<void> {
+  private async processExpiry(
+    handlers: WorkerHandlers,
+    job: Job<ExpiryJobData>,
+    token?: string,
+  ): Promise<void> {
     const { address, seq } = job.data;
-    const reply = asArray(await this.run(SCRIPTS.expiryBegin, [address, String(seq), String(this.clock())]));
+    const reply = asArray(
+      await this.run(SCRIPTS.expiryBegin, [address, String(seq), String(this.clock())]),
+    );
     const outcome = asInteger(reply[0]);
     if (outcome === 0) return;
     if (outcome === 2) {
@@ -514,7 +557,10 @@ class RedisRelayBackend implements RelayBackend {
     await this.run(SCRIPTS.expiryFinish, [address, String(seq), String(this.clock())]);
   }
 
-  async startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void> {
+  async startWorkers(
+    handlers: WorkerHandlers,
+    options: { concurrency: number; backoff: BackoffPolicy },
+  ): Promise<void> {
     assertConcurrency(options.concurrency);
     assertBackoffPolicy(options.backoff);
     if (this.closing !== undefined) throw new Error('backend is closed');
@@ -569,13 +615,23 @@ class RedisRelayBackend implements RelayBackend {
   private async reconcile(): Promise<void> {
     let cursor = '0';
     do {
-      const [next, taskIds] = await this.client.sscan(`${this.base}pending`, cursor, 'COUNT', SCAN_COUNT);
+      const [next, taskIds] = await this.client.sscan(
+        `${this.base}pending`,
+        cursor,
+        'COUNT',
+        SCAN_COUNT,
+      );
       cursor = next;
       await this.addForwardJobs(taskIds);
     } while (cursor !== '0');
     cursor = '0';
     do {
-      const [next, flat] = await this.client.zscan(`${this.base}timers`, cursor, 'COUNT', SCAN_COUNT);
+      const [next, flat] = await this.client.zscan(
+        `${this.base}timers`,
+        cursor,
+        'COUNT',
+        SCAN_COUNT,
+      );
       cursor = next;
       const timers: { address: string; seq: number; deliverBy: number }[] = [];
       for (let index = 0; index + 1 < flat.length; index += 2) {
@@ -596,9 +652,11 @@ class RedisRelayBackend implements RelayBackend {
     this.workers = undefined;
     clearInterval(workers.reconcileTimer);
     // close() lets in-flight jobs finish and takes no new ones.
-    const stopping = Promise.all([workers.forward.close(), workers.expiry.close(), workers.reconciling]).then(
-      () => undefined,
-    );
+    const stopping = Promise.all([
+      workers.forward.close(),
+      workers.expiry.close(),
+      workers.reconciling,
+    ]).then(() => undefined);
     this.stopping = stopping;
     try {
       await stopping;
@@ -617,9 +675,13 @@ class RedisRelayBackend implements RelayBackend {
       if (this.subscriber === subscriber) this.subscriber = undefined;
       throw error;
     }
-    this.listeners.add(listener);
+    // One entry per subscription, so the same function subscribed twice is unsubscribed once at a time.
+    const entry = (address: string): void => {
+      listener(address);
+    };
+    this.listeners.add(entry);
     return () => {
-      this.listeners.delete(listener);
+      this.listeners.delete(entry);
       return Promise.resolve();
     };
   }
@@ -645,14 +707,21 @@ class RedisRelayBackend implements RelayBackend {
     assertPositiveInteger(windowMs, 'windowMs');
     assertNonNegativeInteger(limit, 'limit');
     const window = Math.floor(this.clock() / windowMs);
-    const count = asInteger(await this.run(SCRIPTS.rateHit, [key, String(window), String(windowMs)]));
+    const count = asInteger(
+      await this.run(SCRIPTS.rateHit, [key, String(window), String(windowMs)]),
+    );
     return count <= limit;
   }
 
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
     assertPositiveInteger(ttlMs, 'ttlMs');
     const now = this.clock();
-    const reply = await this.run(SCRIPTS.claimOnce, [key, String(now), String(now + ttlMs), String(ttlMs)]);
+    const reply = await this.run(SCRIPTS.claimOnce, [
+      key,
+      String(now),
+      String(now + ttlMs),
+      String(ttlMs),
+    ]);
     return asInteger(reply) === 1;
   }
 
@@ -663,7 +732,9 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean> {
-    return asInteger(await this.run(SCRIPTS.chunkReferenced, [chunkId, String(now - graceMs)])) === 1;
+    return (
+      asInteger(await this.run(SCRIPTS.chunkReferenced, [chunkId, String(now - graceMs)])) === 1
+    );
   }
 
   async collectGarbage(

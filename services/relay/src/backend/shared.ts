@@ -31,9 +31,12 @@ export function backoffDelay(
 
 export function assertBackoffPolicy(policy: BackoffPolicy): void {
   const { baseMs, maxMs, jitter } = policy;
-  if (!Number.isFinite(baseMs) || baseMs <= 0) throw new RangeError('backoff.baseMs must be a positive number');
-  if (!Number.isFinite(maxMs) || maxMs < baseMs) throw new RangeError('backoff.maxMs must be at least baseMs');
-  if (!Number.isFinite(jitter) || jitter < 0 || jitter > 1) throw new RangeError('backoff.jitter must be within 0..1');
+  if (!Number.isFinite(baseMs) || baseMs <= 0)
+    throw new RangeError('backoff.baseMs must be a positive number');
+  if (!Number.isFinite(maxMs) || maxMs < baseMs)
+    throw new RangeError('backoff.maxMs must be at least baseMs');
+  if (!Number.isFinite(jitter) || jitter < 0 || jitter > 1)
+    throw new RangeError('backoff.jitter must be within 0..1');
 }
 
 export function assertConcurrency(concurrency: number): void {
@@ -97,7 +100,11 @@ export function mailboxDedupKey(kind: MailboxItemKind, key: string): string {
  */
 export function normalizeAccept(input: AcceptInput): {
   readonly deliveries: readonly { readonly address: string; readonly deliverBy: number }[];
-  readonly forwards: readonly { readonly taskId: string; readonly network: string; readonly recipients: readonly string[] }[];
+  readonly forwards: readonly {
+    readonly taskId: string;
+    readonly network: string;
+    readonly recipients: readonly string[];
+  }[];
 } {
   const { envelope } = input;
   assertNonEmpty(envelope.id, 'envelope.id');
@@ -131,19 +138,23 @@ export function normalizeAccept(input: AcceptInput): {
 }
 
 export function assertNonEmpty(value: string, name: string): void {
-  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(`${name} must be a non-empty string`);
 }
 
 export function assertTime(value: number, name: string): void {
-  if (!Number.isSafeInteger(value)) throw new TypeError(`${name} must be an integer number of milliseconds`);
+  if (!Number.isSafeInteger(value))
+    throw new TypeError(`${name} must be an integer number of milliseconds`);
 }
 
 export function assertPositiveInteger(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer`);
 }
 
 export function assertNonNegativeInteger(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a non-negative integer`);
 }
 
 /** A copy as a plain Uint8Array: callers get no Buffer (house rule) and no view into a driver's pooled memory. */
@@ -159,7 +170,11 @@ export function asBuffer(value: Uint8Array): Buffer {
 }
 
 /** Runs a listener so that its failure reaches `onError` instead of the write that notified it. */
-export function safeNotify(listener: (address: string) => void, address: string, onError: (error: unknown) => void): void {
+export function safeNotify(
+  listener: (address: string) => void,
+  address: string,
+  onError: (error: unknown) => void,
+): void {
   try {
     listener(address);
   } catch (error) {

@@ -27,7 +27,13 @@ export function chunkRoutes(app: FastifyInstance): void {
 
   const missing = async (request: FastifyRequest) => {
     const { ids } = MissingRequest.parse(jsonOf(request.body));
-    return { missing: await relay.blobs.missing(ids).catch((err: unknown) => Promise.reject(fromStorageError(err))) };
+    const missing = await relay.blobs.missing(ids).catch((err: unknown) => Promise.reject(fromStorageError(err)));
+    // A client skips uploading what we report as present: protect those chunks from
+    // garbage collection for the upload grace period, as if just uploaded.
+    const absent = new Set(missing);
+    const now = relay.clock();
+    for (const id of ids) if (!absent.has(id)) await relay.backend.noteUpload(id, now);
+    return { missing };
   };
 
   const put = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -11,7 +11,12 @@ import { SchemaVersionError } from '../../src/backend/embedded-schema.js';
 import { openEmbeddedBackend } from '../../src/backend/embedded.js';
 import { openRedisBackend } from '../../src/backend/redis.js';
 import type { RelayBackend } from '../../src/backend/types.js';
-import { createTestClock, runBackendConformance, type BackendHarness, type TestClock } from './conformance.js';
+import {
+  createTestClock,
+  runBackendConformance,
+  type BackendHarness,
+  type TestClock,
+} from './conformance.js';
 
 async function embeddedHarness(): Promise<BackendHarness & { readonly file: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'rogatory-relay-backend-'));
@@ -60,7 +65,9 @@ async function deleteNamespace(url: string, prefix: string): Promise<void> {
   }
 }
 
-function redisHarness(): Promise<BackendHarness & { readonly prefix: string; readonly url: string }> {
+function redisHarness(): Promise<
+  BackendHarness & { readonly prefix: string; readonly url: string }
+> {
   if (redis === undefined) return Promise.reject(new Error('redis-server was not started'));
   const url = redis.url;
   const prefix = `test-${randomUUID()}`;
@@ -88,7 +95,9 @@ describe('embedded backend', () => {
   it('works on a private in-memory database', async () => {
     const backend = await openEmbeddedBackend({ file: ':memory:' });
     try {
-      expect(await backend.pushEvidence('sn-moj@wacap', 'env-1', 'k', new Uint8Array([0, 1, 255]))).toBe(true);
+      expect(
+        await backend.pushEvidence('sn-moj@wacap', 'env-1', 'k', new Uint8Array([0, 1, 255])),
+      ).toBe(true);
       const items = await backend.readMailbox('sn-moj@wacap', 0, 10);
       expect(items.map((item) => [...item.payload])).toEqual([[0, 1, 255]]);
     } finally {
@@ -203,7 +212,10 @@ describe('redis backend', () => {
   it("re-delays an expiry timer that fires before deliverBy by the worker's clock", async () => {
     const harness = await redisHarness();
     // Peeks at the BullMQ queue the backend uses: the only way to see that a timer fired early and went back.
-    const expiryQueue = new Queue('expiry', { connection: { url: harness.url }, prefix: `{${harness.prefix}}:bull` });
+    const expiryQueue = new Queue('expiry', {
+      connection: { url: harness.url },
+      prefix: `{${harness.prefix}}:bull`,
+    });
     try {
       const acceptor = await harness.open();
       const now = harness.clock.now();
@@ -247,15 +259,19 @@ describe('redis backend', () => {
         const giveUpAt = Date.now() + 20_000;
         const redelayed = async (): Promise<boolean> =>
           (await expiryQueue.getDelayed()).some((job) => job.delay > 1_800_000);
-        while (!(await redelayed()) && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 5));
+        while (!(await redelayed()) && Date.now() < giveUpAt)
+          await new Promise((resolve) => setTimeout(resolve, 5));
         expect(await redelayed()).toBe(true);
         expect(expired).toEqual([]);
-        expect((await lagging.readMailbox('sn-moj@wacap', 0, 10)).map((item) => item.envelopeId)).toEqual(['env-skew']);
+        expect(
+          (await lagging.readMailbox('sn-moj@wacap', 0, 10)).map((item) => item.envelopeId),
+        ).toEqual(['env-skew']);
 
         // Clocks agree again; wake the timer instead of waiting the hour out.
         skewMs = 0;
         for (const job of await expiryQueue.getDelayed()) await job.promote();
-        while (expired.length === 0 && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 5));
+        while (expired.length === 0 && Date.now() < giveUpAt)
+          await new Promise((resolve) => setTimeout(resolve, 5));
         expect(expired).toEqual(['env-skew']);
         expect(await lagging.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
       } finally {
@@ -296,7 +312,9 @@ describe('redis backend', () => {
   });
 
   it('rejects a prefix that would break the hash tag, and an unreachable server', async () => {
-    await expect(openRedisBackend({ url: 'redis://127.0.0.1:1', prefix: 'a{b}' })).rejects.toThrow(TypeError);
+    await expect(openRedisBackend({ url: 'redis://127.0.0.1:1', prefix: 'a{b}' })).rejects.toThrow(
+      TypeError,
+    );
     await expect(
       openRedisBackend({ url: 'redis://127.0.0.1:1', prefix: `test-${randomUUID()}` }),
     ).rejects.toThrow();

@@ -101,7 +101,8 @@ async function waitFor(
   for (;;) {
     if (await condition()) return;
     if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
-    if (options.clock !== undefined && options.advanceMs !== undefined) options.clock.advance(options.advanceMs);
+    if (options.clock !== undefined && options.advanceMs !== undefined)
+      options.clock.advance(options.advanceMs);
     await sleep(5);
   }
 }
@@ -168,9 +169,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       await harness.dispose();
     });
 
-    function envelope(
-      overrides: Partial<Omit<StoredEnvelope, 'hash'>> = {},
-    ): StoredEnvelope {
+    function envelope(overrides: Partial<Omit<StoredEnvelope, 'hash'>> = {}): StoredEnvelope {
       const bytes = overrides.bytes ?? randomPayload(96);
       return {
         id: overrides.id ?? `env-${randomUUID()}`,
@@ -195,7 +194,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
     ): AcceptInput {
       return {
         envelope: stored,
-        deliveries: options.deliveries ?? stored.recipients.map((address) => ({ address, deliverBy: clock.now() + DAY })),
+        deliveries:
+          options.deliveries ??
+          stored.recipients.map((address) => ({ address, deliverBy: clock.now() + DAY })),
         forwards: options.forwards ?? [],
         retainUntil: options.retainUntil ?? clock.now() + 30 * DAY,
       };
@@ -228,7 +229,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
           recipients: [ALICE, REMOTE],
           chunkIds: ['c'.repeat(64), 'a'.repeat(64), 'b'.repeat(64)],
         });
-        await acceptNew(input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + DAY }] }));
+        await acceptNew(
+          input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + DAY }] }),
+        );
         const read = await backend.getEnvelope(stored.id);
         expect(read).toEqual(stored);
         expect(read?.bytes).toBeInstanceOf(Uint8Array);
@@ -242,7 +245,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await acceptNew(accepted);
         const before = await backend.stats();
 
-        const retry = await backend.accept({ ...accepted, envelope: { ...stored, acceptance: randomPayload() } });
+        const retry = await backend.accept({
+          ...accepted,
+          envelope: { ...stored, acceptance: randomPayload() },
+        });
         expect(retry.status).toBe('duplicate');
         if (retry.status !== 'duplicate') return;
         expect(retry.acceptance).toEqual(awkwardBytes());
@@ -295,7 +301,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
           ['envelope', second.id],
         ]);
         const seqs = items.map((item) => item.seq);
-        for (let index = 1; index < seqs.length; index++) expect(seqs[index]!).toBeGreaterThan(seqs[index - 1]!);
+        for (let index = 1; index < seqs.length; index++)
+          expect(seqs[index]!).toBeGreaterThan(seqs[index - 1]!);
         expect(items[0]?.payload).toEqual(first.bytes);
         expect(items[1]?.payload).toEqual(evidence);
         expect(items[2]?.payload).toEqual(second.bytes);
@@ -317,7 +324,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       });
 
       it('acks only the given seqs, ignores unknown ones and is idempotent', async () => {
-        for (let index = 0; index < 4; index++) await backend.pushEvidence(ALICE, 'env-x', `k${index}`, randomPayload());
+        for (let index = 0; index < 4; index++)
+          await backend.pushEvidence(ALICE, 'env-x', `k${index}`, randomPayload());
         const [a, b, c, d] = await seqsOf(ALICE);
 
         expect(await backend.ack(ALICE, [b!, d!, 999_999, -1, 0])).toBe(2);
@@ -329,7 +337,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       });
 
       it('pages with after and limit', async () => {
-        for (let index = 0; index < 5; index++) await backend.pushEvidence(ALICE, 'env-x', `k${index}`, randomPayload());
+        for (let index = 0; index < 5; index++)
+          await backend.pushEvidence(ALICE, 'env-x', `k${index}`, randomPayload());
         const all = await seqsOf(ALICE);
         expect(all).toHaveLength(5);
 
@@ -343,7 +352,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         expect(await backend.readMailbox(ALICE, 0, 0)).toEqual([]);
         // Acked items leave gaps that paging skips.
         await backend.ack(ALICE, [all[1]!]);
-        expect((await backend.readMailbox(ALICE, all[0]!, 2)).map((item) => item.seq)).toEqual([all[2], all[3]]);
+        expect((await backend.readMailbox(ALICE, all[0]!, 2)).map((item) => item.seq)).toEqual([
+          all[2],
+          all[3],
+        ]);
       });
 
       it('never reuses a seq, even after every item was acked', async () => {
@@ -359,17 +371,27 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const stored = envelope();
         await acceptNew(input(stored, { deliveries: [] }));
         const payload = randomPayload();
-        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', payload)).toBe(true);
-        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', randomPayload())).toBe(false);
-        expect(await backend.pushEvidence(SENDER, stored.id, 'retrieval/sn-moj', randomPayload())).toBe(true);
-        expect(await backend.pushEvidence(BOB, stored.id, 'delivery/sn-moj', randomPayload())).toBe(true);
+        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', payload)).toBe(
+          true,
+        );
+        expect(
+          await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', randomPayload()),
+        ).toBe(false);
+        expect(
+          await backend.pushEvidence(SENDER, stored.id, 'retrieval/sn-moj', randomPayload()),
+        ).toBe(true);
+        expect(await backend.pushEvidence(BOB, stored.id, 'delivery/sn-moj', randomPayload())).toBe(
+          true,
+        );
 
         const items = await backend.readMailbox(SENDER, 0, 10);
         expect(items).toHaveLength(2);
         expect(items[0]?.payload).toEqual(payload);
         // Acked, the key still refuses a resend while the envelope record is kept.
         await backend.ack(SENDER, [items[0]!.seq]);
-        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', randomPayload())).toBe(false);
+        expect(
+          await backend.pushEvidence(SENDER, stored.id, 'delivery/sn-moj', randomPayload()),
+        ).toBe(false);
         expect(await backend.readMailbox(SENDER, 0, 10)).toHaveLength(1);
       });
     });
@@ -378,7 +400,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('shows a chunk to the sender and recipients of a live envelope only', async () => {
         const [mine, other] = [randomChunkId(), randomChunkId()];
         const stored = envelope({ recipients: [ALICE, REMOTE], chunkIds: [mine] });
-        await acceptNew(input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + DAY }] }));
+        await acceptNew(
+          input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + DAY }] }),
+        );
 
         expect(await backend.chunkVisibleTo(mine, SENDER)).toBe(true);
         expect(await backend.chunkVisibleTo(mine, ALICE)).toBe(true);
@@ -440,7 +464,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('retries with backoff until the handler succeeds', async () => {
         const recorder = new Recorder();
         recorder.onForward = (_task, attempt) =>
-          Promise.resolve(attempt < 3 ? { status: 'retry', error: 'peer unavailable' } : { status: 'done' });
+          Promise.resolve(
+            attempt < 3 ? { status: 'retry', error: 'peer unavailable' } : { status: 'done' },
+          );
         const task = evidenceTask({ payload: awkwardBytes() });
         await backend.enqueueForward(task);
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
@@ -455,10 +481,15 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('treats a throwing handler as a retry', async () => {
         const recorder = new Recorder();
         recorder.onForward = (_task, attempt) =>
-          attempt === 1 ? Promise.reject(new Error('socket hang up')) : Promise.resolve({ status: 'done' });
+          attempt === 1
+            ? Promise.reject(new Error('socket hang up'))
+            : Promise.resolve({ status: 'done' });
         await backend.enqueueForward(evidenceTask());
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
-        await waitFor('the second attempt', async () => (await backend.stats()).forwardPending === 0);
+        await waitFor(
+          'the second attempt',
+          async () => (await backend.stats()).forwardPending === 0,
+        );
         await backend.stopWorkers();
         expect(recorder.forwards.map((call) => call.attempt)).toEqual([1, 2]);
         expect(recorder.giveUps).toEqual([]);
@@ -475,7 +506,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
 
         clock.advance(HOUR);
         await waitFor('giveUp', () => recorder.giveUps.length > 0);
-        await waitFor('the task to finish', async () => (await backend.stats()).forwardPending === 0);
+        await waitFor(
+          'the task to finish',
+          async () => (await backend.stats()).forwardPending === 0,
+        );
         const attempts = recorder.forwards.length;
         await backend.stopWorkers();
 
@@ -509,7 +543,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const task = evidenceTask({ deadline: clock.now() - 1 });
         await backend.enqueueForward(task);
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
-        await waitFor('a successful giveUp', async () => (await backend.stats()).forwardPending === 0);
+        await waitFor(
+          'a successful giveUp',
+          async () => (await backend.stats()).forwardPending === 0,
+        );
         await backend.stopWorkers();
         expect(recorder.giveUps).toHaveLength(3);
       });
@@ -604,7 +641,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('refuses a second start, and starts again after a stop', async () => {
         const recorder = new Recorder();
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
-        await expect(backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF })).rejects.toThrow();
+        await expect(
+          backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF }),
+        ).rejects.toThrow();
         await backend.stopWorkers();
         await backend.stopWorkers();
         await backend.enqueueForward(evidenceTask());
@@ -676,15 +715,21 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const recorder = new Recorder();
         const late = envelope({ recipients: [ALICE] });
         const soon = envelope({ recipients: [BOB] });
-        await acceptNew(input(late, { deliveries: [{ address: ALICE, deliverBy: clock.now() + HOUR }] }));
-        await acceptNew(input(soon, { deliveries: [{ address: BOB, deliverBy: clock.now() + 30 }] }));
+        await acceptNew(
+          input(late, { deliveries: [{ address: ALICE, deliverBy: clock.now() + HOUR }] }),
+        );
+        await acceptNew(
+          input(soon, { deliveries: [{ address: BOB, deliverBy: clock.now() + 30 }] }),
+        );
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
         clock.advance(MINUTE);
         await waitFor('the earlier expiry', () => recorder.expiredFor(soon.id) === 1);
         await backend.stopWorkers();
 
         expect(recorder.expiredFor(late.id)).toBe(0);
-        expect((await backend.readMailbox(ALICE, 0, 10)).map((item) => item.envelopeId)).toEqual([late.id]);
+        expect((await backend.readMailbox(ALICE, 0, 10)).map((item) => item.envelopeId)).toEqual([
+          late.id,
+        ]);
       });
 
       it('reports an expiry again when the handler failed', async () => {
@@ -697,7 +742,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
           return Promise.resolve();
         };
         const stored = envelope();
-        await acceptNew(input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + 10 }] }));
+        await acceptNew(
+          input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + 10 }] }),
+        );
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
         clock.advance(MINUTE);
         await waitFor('a successful expiry', () => recorder.expirations.length === 1);
@@ -763,13 +810,19 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await backend.close();
 
         const reopened = await harness.open();
-        expect((await reopened.readMailbox(ALICE, 0, 10)).map((item) => item.envelopeId)).toEqual([stored.id]);
+        expect((await reopened.readMailbox(ALICE, 0, 10)).map((item) => item.envelopeId)).toEqual([
+          stored.id,
+        ]);
         const recorder = new Recorder();
         await reopened.startWorkers(recorder, { concurrency: 2, backoff: BACKOFF });
         clock.advance(MINUTE);
         await waitFor('forward and expiry', async () => {
           const stats = await reopened.stats();
-          return stats.forwardPending === 0 && stats.mailboxItems === 0 && recorder.expirations.length > 0;
+          return (
+            stats.forwardPending === 0 &&
+            stats.mailboxItems === 0 &&
+            recorder.expirations.length > 0
+          );
         });
         await reopened.stopWorkers();
 
@@ -791,7 +844,9 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const reopened = await harness.open();
         expect(await seqsOf(ALICE, reopened)).toEqual(seqs);
         expect(await reopened.readMailbox(BOB, 0, 10)).toEqual([]);
-        expect((await reopened.readMailbox(SENDER, 0, 10)).map((item) => item.payload)).toEqual([evidence]);
+        expect((await reopened.readMailbox(SENDER, 0, 10)).map((item) => item.payload)).toEqual([
+          evidence,
+        ]);
         expect(await reopened.getEnvelope(stored.id)).toEqual(stored);
         const recorder = new Recorder();
         await reopened.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
@@ -807,7 +862,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         // Start at a window boundary, so the test's own steps cannot cross one.
         clock.advance(windowMs - (clock.now() % windowMs) + 1);
         const results: boolean[] = [];
-        for (let index = 0; index < 4; index++) results.push(await backend.rateHit('node:sn-moj', windowMs, 3));
+        for (let index = 0; index < 4; index++)
+          results.push(await backend.rateHit('node:sn-moj', windowMs, 3));
         expect(results).toEqual([true, true, true, false]);
         expect(await backend.rateHit('node:gh-ago', windowMs, 3)).toBe(true);
         expect(await backend.rateHit('node:sn-moj', windowMs, 3)).toBe(false);
@@ -830,7 +886,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
 
       it('shares claims between instances', async () => {
         const other = await harness.open();
-        const results = await Promise.all([backend.claimOnce('token:x', MINUTE), other.claimOnce('token:x', MINUTE)]);
+        const results = await Promise.all([
+          backend.claimOnce('token:x', MINUTE),
+          other.claimOnce('token:x', MINUTE),
+        ]);
         expect([...results].sort()).toEqual([false, true]);
       });
     });
@@ -842,23 +901,40 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const stored = envelope();
         const start = clock.now();
         await acceptNew(input(stored, { retainUntil: start + DAY }));
-        expect(await backend.collectGarbage(start + 2 * DAY, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(start + 2 * DAY, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
 
         await backend.ack(ALICE, await seqsOf(ALICE));
         const doneAt = clock.now();
-        expect(await backend.collectGarbage(doneAt + HOUR - 1_000, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(doneAt + HOUR - 1_000, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
         const released = await backend.collectGarbage(doneAt + HOUR + 1_000, options);
         expect([...released.orphanChunks].sort()).toEqual([...stored.chunkIds].sort());
         expect(released.envelopes).toBe(0);
-        expect(await backend.chunkReferenced(stored.chunkIds[0]!, doneAt + HOUR + 1_000, 0)).toBe(false);
+        expect(await backend.chunkReferenced(stored.chunkIds[0]!, doneAt + HOUR + 1_000, 0)).toBe(
+          false,
+        );
         // Still refusing replays until retainUntil.
         expect(await backend.accept(input(stored))).toMatchObject({ status: 'duplicate' });
-        expect(await backend.collectGarbage(start + DAY - 1_000, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(start + DAY - 1_000, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
 
-        expect(await backend.collectGarbage(start + DAY, options)).toEqual({ envelopes: 1, orphanChunks: [] });
+        expect(await backend.collectGarbage(start + DAY, options)).toEqual({
+          envelopes: 1,
+          orphanChunks: [],
+        });
         expect(await backend.getEnvelope(stored.id)).toBeUndefined();
         expect((await backend.stats()).envelopes).toBe(0);
-        expect(await backend.collectGarbage(start + 2 * DAY, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(start + 2 * DAY, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
       });
 
       it('keeps the record until the chunks are released, even past retainUntil', async () => {
@@ -906,8 +982,13 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
             task.network === 'casc' ? { status: 'done' } : { status: 'retry', error: 'no route' },
           );
         await backend.startWorkers(recorder, { concurrency: 2, backoff: BACKOFF });
-        await waitFor('the casc forward', () => recorder.forwards.some((call) => call.task.network === 'casc'));
-        await waitFor('retries', () => recorder.callsFor(`envelope/${stored.id}/glcjn`).length >= 2);
+        await waitFor('the casc forward', () =>
+          recorder.forwards.some((call) => call.task.network === 'casc'),
+        );
+        await waitFor(
+          'retries',
+          () => recorder.callsFor(`envelope/${stored.id}/glcjn`).length >= 2,
+        );
         expect((await backend.collectGarbage(clock.now() + DAY, options)).orphanChunks).toEqual([]);
 
         clock.advance(8 * DAY);
@@ -921,11 +1002,16 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('counts an expired delivery as finished', async () => {
         const recorder = new Recorder();
         const stored = envelope();
-        await acceptNew(input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + 10 }] }));
+        await acceptNew(
+          input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + 10 }] }),
+        );
         await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
         clock.advance(MINUTE);
         await waitFor('the expiry', () => recorder.expirations.length === 1);
-        await waitFor('the envelope to be done', async () => !(await backend.chunkVisibleTo(stored.chunkIds[0]!, SENDER)));
+        await waitFor(
+          'the envelope to be done',
+          async () => !(await backend.chunkVisibleTo(stored.chunkIds[0]!, SENDER)),
+        );
         await backend.stopWorkers();
         const released = await backend.collectGarbage(clock.now() + DAY, options);
         expect([...released.orphanChunks].sort()).toEqual([...stored.chunkIds].sort());
@@ -938,12 +1024,18 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await backend.noteUpload(used, at);
         await acceptNew(input(envelope({ chunkIds: [used] })));
 
-        expect(await backend.collectGarbage(at + 10 * MINUTE - 1, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(at + 10 * MINUTE - 1, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
         expect(await backend.collectGarbage(at + 10 * MINUTE, options)).toEqual({
           envelopes: 0,
           orphanChunks: [abandoned],
         });
-        expect(await backend.collectGarbage(at + DAY, options)).toEqual({ envelopes: 0, orphanChunks: [] });
+        expect(await backend.collectGarbage(at + DAY, options)).toEqual({
+          envelopes: 0,
+          orphanChunks: [],
+        });
       });
 
       it('spares a released chunk that was uploaded again recently', async () => {
@@ -966,10 +1058,14 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await backend.ack(ALICE, await seqsOf(ALICE));
         await backend.pushEvidence(SENDER, stored.id, 'delivery', randomPayload());
         await backend.ack(SENDER, await seqsOf(SENDER));
-        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery', randomPayload())).toBe(false);
+        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery', randomPayload())).toBe(
+          false,
+        );
 
         expect((await backend.collectGarbage(retainUntil + HOUR, options)).envelopes).toBe(1);
-        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery', randomPayload())).toBe(true);
+        expect(await backend.pushEvidence(SENDER, stored.id, 'delivery', randomPayload())).toBe(
+          true,
+        );
       });
     });
 
@@ -1007,7 +1103,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
           backend.startWorkers(new Recorder(), { concurrency: 0, backoff: BACKOFF }),
         ).rejects.toThrow(RangeError);
         await expect(
-          backend.startWorkers(new Recorder(), { concurrency: 1, backoff: { baseMs: 10, maxMs: 5, jitter: 0 } }),
+          backend.startWorkers(new Recorder(), {
+            concurrency: 1,
+            backoff: { baseMs: 10, maxMs: 5, jitter: 0 },
+          }),
         ).rejects.toThrow(RangeError);
         await expect(backend.accept(input(envelope({ id: '' })))).rejects.toThrow(TypeError);
         expect(await backend.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 0 });

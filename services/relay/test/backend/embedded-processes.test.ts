@@ -17,36 +17,44 @@ import type { ForwardTaskInput, RelayBackend } from '../../src/backend/types.js'
 
 const CHILD = fileURLToPath(new URL('./fixtures/embedded-worker.ts', import.meta.url));
 const BACKOFF = { baseMs: 5, maxMs: 40, jitter: 0.5 };
-const LEASE_MS = 300;
+/** What production uses: far beyond any stall of a loaded test machine. */
+const LONG_LEASE_MS = 60_000;
+/** For a process that is killed: the survivor takes its task over this soon. */
+const SHORT_LEASE_MS = 300;
 
 interface ChildMessage {
-  readonly type: 'ready' | 'forward' | 'stopped';
+  readonly type: 'ready' | 'forward' | 'stopped' | 'error';
   readonly id?: string;
   readonly attempt?: number;
+  readonly message?: string;
 }
 
 interface Child {
   readonly process: ChildProcess;
   readonly forwards: { id: string; attempt: number }[];
+  readonly errors: string[];
   readonly ready: Promise<void>;
 }
 
-function startChild(file: string, mode: 'work' | 'hang'): Child {
-  const child = fork(CHILD, [file, mode, String(LEASE_MS)], {
+function startChild(file: string, mode: 'work' | 'hang', leaseMs: number): Child {
+  const child = fork(CHILD, [file, mode, String(leaseMs)], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const forwards: { id: string; attempt: number }[] = [];
+  const errors: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => {
       reject(new Error(`child exited early (${String(code)})`));
     });
     child.on('message', (message: ChildMessage) => {
       if (message.type === 'ready') resolve();
-      if (message.type === 'forward') forwards.push({ id: message.id ?? '', attempt: message.attempt ?? 0 });
+      if (message.type === 'forward')
+        forwards.push({ id: message.id ?? '', attempt: message.attempt ?? 0 });
+      if (message.type === 'error') errors.push(message.message ?? '');
     });
   });
-  return { process: child, forwards, ready };
+  return { process: child, forwards, errors, ready };
 }
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
@@ -55,6 +63,14 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
     if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+function gate(): { readonly promise: Promise<void>; open(): void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
 }
 
 function task(): ForwardTaskInput & { id: string } {
@@ -73,6 +89,7 @@ describe('embedded backend shared by two processes', () => {
   let file: string;
   const children: ChildProcess[] = [];
   const backends: RelayBackend[] = [];
+  const errors: string[] = [];
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rogatory-relay-processes-'));
@@ -88,17 +105,23 @@ describe('embedded backend shared by two processes', () => {
     }
     await Promise.all(backends.splice(0).map((backend) => backend.close()));
     await rm(dir, { recursive: true, force: true });
+    errors.length = 0;
   });
 
-  async function open(): Promise<RelayBackend> {
-    const backend = await openEmbeddedBackend({ file, pollIntervalMs: 5, leaseMs: LEASE_MS });
+  async function open(leaseMs = LONG_LEASE_MS): Promise<RelayBackend> {
+    const backend = await openEmbeddedBackend({
+      file,
+      pollIntervalMs: 5,
+      leaseMs,
+      onError: (error) => errors.push(error instanceof Error ? error.message : 'non-error thrown'),
+    });
     backends.push(backend);
     return backend;
   }
 
   it('never runs a forward task twice', async () => {
     const backend = await open();
-    const child = startChild(file, 'work');
+    const child = startChild(file, 'work', LONG_LEASE_MS);
     children.push(child.process);
     await child.ready;
 
@@ -113,6 +136,9 @@ describe('embedded backend shared by two processes', () => {
       {
         forward: async (forwarded) => {
           here.push(forwarded.id);
+          // Hold on until the other process has taken a task itself: both must take part,
+          // whatever the scheduler does, or this test shows nothing about sharing.
+          await waitFor('the child to take a task', () => child.forwards.length > 0);
           await sleep(Math.floor(Math.random() * 4) + 1);
           return { status: 'done' };
         },
@@ -128,14 +154,14 @@ describe('embedded backend shared by two processes', () => {
 
     const all = [...here, ...child.forwards.map((call) => call.id)];
     expect([...all].sort()).toEqual([...ids].sort());
-    // Both processes took part, or this test showed nothing about sharing.
     expect(here.length).toBeGreaterThan(0);
     expect(child.forwards.length).toBeGreaterThan(0);
+    expect([...errors, ...child.errors]).toEqual([]);
   });
 
   it('takes over the task of a process killed mid-forward once its lease runs out', async () => {
     const backend = await open();
-    const child = startChild(file, 'hang');
+    const child = startChild(file, 'hang', SHORT_LEASE_MS);
     children.push(child.process);
     await child.ready;
     const only = task();
@@ -160,5 +186,45 @@ describe('embedded backend shared by two processes', () => {
     await backend.stopWorkers();
     expect(child.forwards).toEqual([{ id: only.id, attempt: 1 }]);
     expect(here).toEqual([{ id: only.id, attempt: 2 }]);
+    expect([...errors, ...child.errors]).toEqual([]);
+  });
+
+  it('renews the lease of a long forward, so no other process takes it over', async () => {
+    // Renewed every third of the lease: a stall up to two thirds of it (here 1.3 s) is tolerated.
+    const backend = await open(2_000);
+    const release = gate();
+    const here: string[] = [];
+    await backend.startWorkers(
+      {
+        forward: async (forwarded) => {
+          here.push(forwarded.id);
+          if (here.length === 1) await release.promise;
+          return { status: 'done' };
+        },
+        giveUp: () => Promise.resolve(),
+        expired: () => Promise.resolve(),
+      },
+      { concurrency: 1, backoff: BACKOFF },
+    );
+    const long = task();
+    await backend.enqueueForward(long);
+    await waitFor('this process to claim the task', () => here.length === 1);
+    const child = startChild(file, 'work', LONG_LEASE_MS);
+    children.push(child.process);
+    try {
+      await child.ready;
+      // The child polls all along; a lapsed lease would hand it the task within this window.
+      const sentinel = task();
+      await backend.enqueueForward(sentinel);
+      await waitFor('the child to work', () => child.forwards.length > 0);
+      await sleep(5_000);
+    } finally {
+      release.open();
+    }
+    await waitFor('the long forward', async () => (await backend.stats()).forwardPending === 0);
+    await backend.stopWorkers();
+    expect(child.forwards.map((call) => call.id)).not.toContain(long.id);
+    expect(here.filter((id) => id === long.id)).toHaveLength(1);
+    expect([...errors, ...child.errors]).toEqual([]);
   });
 });
