@@ -152,7 +152,7 @@ export class TrustStore {
     const old = this.findKey(body.subject, body.oldKid);
     if (!old) return fail('KEY_UNKNOWN', 'key rotation: old key unknown');
     const rotation = verifyKeyRotation(value, old.key);
-    this.assertUsable(old.key, rotation.body.effectiveAt);
+    this.assertUsable(old.key, rotation.body.effectiveAt, old.network);
     const list = this.rotatedKeys.get(body.subject) ?? [];
     if (!list.some((k) => k.key.kid === rotation.body.newKey.kid)) list.push({ key: rotation.body.newKey, oldKid: old.key.kid, effectiveAt: rotation.body.effectiveAt });
     this.rotatedKeys.set(body.subject, list);

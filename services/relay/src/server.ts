@@ -29,7 +29,7 @@ export async function loadTrust(config: RelayConfig['trust']): Promise<TrustStor
   const manifests = await Promise.all(config.manifestFiles.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as { body: { network: string } }));
   const own = manifests[0]!.body.network;
   const trust = new TrustStore({ pinned: [{ network: own, root }] });
-  for (const m of manifests) trust.addManifest(m);
+  for (const m of manifests) trust.addManifest(m, { now: Date.now() });
   return trust;
 }
 
