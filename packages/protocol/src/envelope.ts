@@ -137,6 +137,8 @@ export function parseEnvelope(value: unknown): Envelope {
 export interface VerifyEnvelopeOptions {
   readonly trust: TrustStore;
   readonly now: number;
+  /** Refuse an expired envelope (default). Evidences about an envelope travel after its expiry: they pass false. */
+  readonly checkExpiry?: boolean;
 }
 
 /**
@@ -151,7 +153,7 @@ export function verifyEnvelope(value: unknown, options: VerifyEnvelopeOptions): 
   const sender = options.trust.resolveSigningKey(body.sender, signature.kid, body.createdAt, ['authority']);
   verifySignature(CONTEXTS.envelope, body, signature, publicKeyOf(sender.key));
   if (body.createdAt > options.now + ENVELOPE_LIMITS.maxClockSkewMs) fail('SCHEMA_INVALID', 'envelope created in the future');
-  if (options.now >= body.expiresAt) fail('ENVELOPE_EXPIRED', `envelope ${body.id} expired`);
+  if (options.checkExpiry !== false && options.now >= body.expiresAt) fail('ENVELOPE_EXPIRED', `envelope ${body.id} expired`);
   checkHops(envelope);
   return sender;
 }
