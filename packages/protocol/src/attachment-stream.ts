@@ -216,7 +216,9 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
         }
         const tag = chunk.last ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
         const ciphertext = s.crypto_secretstream_xchacha20poly1305_push(state, chunk.bytes, null, tag);
-        const job = session.chunk({ ciphertext, plaintext: chunk.bytes, ciphertextOwned: true, plaintextOwned: true });
+        // The plaintext buffer is handed over (and recycled when it comes back);
+        // the ciphertext is kept for the consumer, so hashing must not move it.
+        const job = session.chunk({ ciphertext, plaintext: chunk.bytes, ciphertextOwned: false, plaintextOwned: true });
         job.catch(noop);
         pending.push({ index: index++, job });
         while (pending.length > window) yield await settle(pending.shift()!);

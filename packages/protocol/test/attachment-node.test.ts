@@ -158,7 +158,9 @@ describe('files', () => {
   it('does not open the file before the chunks are iterated', async () => {
     const enc = encryptFile(join(dir, 'missing.bin'), { mediaType: 'application/octet-stream' });
     await expect((async () => {
-      for await (const _ of enc.chunks) void _;
+      for await (const _ of enc.chunks) {
+        // drain
+      }
     })()).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
