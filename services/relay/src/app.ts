@@ -1,8 +1,10 @@
 import websocket from '@fastify/websocket';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { isProtocolError, networkOf } from '@rogatory/protocol';
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { RateWindow, type RelayContext } from './context.js';
-import { RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
+import { RELAY_ERRORS, RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import { RelayMetrics } from './metrics.js';
 import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
 import { PeerDirectory } from './peers.js';
@@ -38,6 +40,28 @@ function toRelayError(err: unknown): RelayError {
   return new RelayError('INTERNAL', 'internal error', { cause: err });
 }
 
+/** Body of an error answered outside the error handler, in the relay's error shape. */
+function errorBody(code: RelayErrorCode): string {
+  return JSON.stringify({ error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' } });
+}
+
+/**
+ * Requests Node's HTTP parser refuses (broken framing, oversized headers)
+ * never reach a route: answer them in the relay's error shape too, unless an
+ * answer is already under way on that connection (Node's own rule), then drop it.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && inFlight?.headersSent !== true) {
+    const code: RelayErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
+    const status = RELAY_ERRORS[code];
+    const body = errorBody(code);
+    socket.write(`HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 /**
  * Build the relay: every route, its context and its workers. Listening is
  * the caller's business (`startRelay` in server.ts, or `app.inject()` in tests).
@@ -65,6 +89,14 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     // Tokens are query parameters only on the WebSocket route; keep them out of logs.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
+    clientErrorHandler,
+    // Undecodable URLs and over-long path parameters: Fastify answers these before any route or error handler.
+    frameworkErrors: (err, _request, reply) => {
+      const code: RelayErrorCode = err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
+      void (reply as FastifyReply).code(RELAY_ERRORS[code]).header('content-type', 'application/json; charset=utf-8').send(errorBody(code));
+    },
+    // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
+    http: { requireHostHeader: false },
   });
 
   const metrics = new RelayMetrics(options.backend);
@@ -169,6 +201,9 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     context.draining = true;
     if (gcTimer) clearInterval(gcTimer);
     await options.backend.stopWorkers();
+  });
+  app.addHook('onRequest', (request, _reply, done) => {
+    done(request.raw.httpVersion === '1.1' && request.headers.host === undefined ? new RelayError('MALFORMED', 'a Host header is required') : undefined);
   });
   app.addHook('onRequest', (request, _reply, done) => {
     if (context.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/readyz')) {

@@ -170,14 +170,16 @@ export class RelayCore {
   }
 
   /** A retried submission or forward gets the original answer; another envelope under the same id is a replay. */
-  private replayAnswer(existing: StoredEnvelope, envelope: Envelope, source: 'node' | 'peer'): Evidence {
+  private replayAnswer(existing: StoredEnvelope, envelope: Envelope, source: 'node' | 'peer', handedOver: readonly string[] = []): Evidence {
     if (existing.hash !== envelopeHash(envelope)) {
       this.o.metrics.envelopesIn.inc({ source, outcome: 'REPLAY' });
-      const evidence = this.evidence(source === 'node' ? 'submission-rejection' : 'relay-rejection', envelope, {
-        ...(source === 'peer' ? { recipient: envelope.body.recipients[0]! } : {}),
-        reason: { code: 'REPLAY', detail: null },
-      });
-      throw new RelayError('REPLAY', 'envelope id already used by another envelope', { evidences: [evidence] });
+      const reason: Reason = { code: 'REPLAY', detail: null };
+      // A peer gets one RelayRejection per recipient it handed over, as for every other refusal.
+      const evidences =
+        source === 'node'
+          ? [this.evidence('submission-rejection', envelope, { reason })]
+          : handedOver.map((recipient) => this.evidence('relay-rejection', envelope, { recipient, reason }));
+      throw new RelayError('REPLAY', 'envelope id already used by another envelope', { evidences });
     }
     this.o.metrics.envelopesIn.inc({ source, outcome: 'duplicate' });
     return this.decodeAcceptance(existing.acceptance)[0]!;
@@ -235,7 +237,7 @@ export class RelayCore {
     }
     const existing = await this.o.backend.getEnvelope(envelope.body.id);
     if (existing) {
-      this.replayAnswer(existing, envelope, 'peer');
+      this.replayAnswer(existing, envelope, 'peer', handedOver);
       return this.decodeAcceptance(existing.acceptance);
     }
     const missing = await this.missingChunks(envelope);

@@ -94,7 +94,7 @@ describe.each(BACKENDS)('relay on $name', ({ open }) => {
       const delivery = issueEvidence({ kind: 'delivery', envelope: sealed.envelope, issuer: 'ng-agf@wacap', key: world.authority('ng-agf@wacap').identity, issuedAt: Date.now(), recipient: 'ng-agf@wacap' });
       await ng.postEvidence(delivery, sealed.envelope);
     } finally {
-      sub.close();
+      void sub.close();
     }
     const senderItems = await waitFor('delivery evidence', async () => {
       const items = await c.readMailbox(0, 100);

@@ -64,7 +64,7 @@ describe('scale-out: two relay instances sharing one Redis and one S3 store', ()
       expect(first?.kind === 'envelope' && (await recipient.getChunkBytes(first.envelope.body.dossier.id)).length).toBeGreaterThan(0);
       await sub.ack(received.map((i) => i.seq));
     } finally {
-      sub.close();
+      void sub.close();
     }
     // Acked through A: instance B sees an empty mailbox too.
     const viaB = new RelayClient({ baseUrl: instanceB.url, address: 'ng-agf@wacap', identity: world.authority('ng-agf@wacap').identity });

@@ -70,7 +70,14 @@ class MailboxConnection {
       this.cursor = frame.after;
       await this.pump();
     } else {
-      await this.app.relay.backend.ack(this.address, frame.seqs);
+      // Called as `void onFrame()`: a failure here must become an answer, never an unhandled rejection (a process crash).
+      try {
+        await this.app.relay.backend.ack(this.address, frame.seqs);
+      } catch (err) {
+        this.app.log.warn({ code: isRelayError(err) ? err.code : 'UNAVAILABLE' }, 'mailbox ack failed');
+        this.send({ type: 'error', code: isRelayError(err) ? err.code : 'UNAVAILABLE' });
+        return;
+      }
       this.send({ type: 'acked', seqs: frame.seqs });
     }
   }
@@ -138,7 +145,11 @@ export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
     return { acked: await relay.backend.ack(request.session!.address, seqs) };
   });
 
-  app.get('/v1/mailbox/ws', { websocket: true }, (socket: WebSocket, request: FastifyRequest) => {
+  // A plain GET (no upgrade) would get @fastify/websocket's empty 404: refuse it in the relay's error shape.
+  const upgradeOnly = (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void): void => {
+    done(request.ws ? undefined : new RelayError('MALFORMED', 'a WebSocket upgrade is required'));
+  };
+  app.get('/v1/mailbox/ws', { websocket: true, onRequest: upgradeOnly }, (socket: WebSocket, request: FastifyRequest) => {
     const token = (request.query as { token?: unknown }).token;
     let address: string;
     try {
