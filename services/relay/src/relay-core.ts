@@ -10,6 +10,7 @@ import {
   parseEnvelope,
   verifyEnvelope,
   verifyEvidence,
+  validator,
   withHop,
   type Envelope,
   type Evidence,
@@ -20,6 +21,7 @@ import {
   type TrustStore,
 } from '@rogatory/protocol';
 import type { BlobStore } from '@rogatory/storage';
+import { Type } from 'typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ForwardOutcome, ForwardTask, RelayBackend, StoredEnvelope } from './backend/types.js';
 import { RelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
@@ -27,6 +29,10 @@ import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
 import type { PeerDirectory } from './peers.js';
 import { Router } from './routing.js';
+
+/** Wrappers of the objects peers and nodes send: exactly these keys; the objects inside are checked by the protocol. */
+const HandOver = validator(Type.Object({ envelope: Type.Unknown(), recipients: Type.Unknown() }, { additionalProperties: false }), 'hand-over');
+const EvidenceWrapper = validator(Type.Object({ evidence: Type.Unknown(), envelope: Type.Unknown() }, { additionalProperties: false }), 'evidence item');
 
 /** An evidence on its way to an envelope's sender, with the envelope that makes it verifiable. */
 export interface EvidenceItem {
@@ -190,14 +196,15 @@ export class RelayCore {
    * one RelayAcceptance per recipient; throws with RelayRejections.
    */
   async acceptFromPeer(caller: string, value: unknown): Promise<Evidence[]> {
-    const req = value as { envelope?: unknown; recipients?: unknown } | null;
+    if (!HandOver.check(value)) throw new RelayError('MALFORMED', 'expected { envelope, recipients }');
+    const req = value;
     let envelope: Envelope;
     try {
-      envelope = parseEnvelope(req?.envelope);
+      envelope = parseEnvelope(req.envelope);
     } catch (cause) {
       throw new RelayError('MALFORMED', 'invalid envelope', { cause });
     }
-    const recipients = req?.recipients;
+    const recipients = req.recipients;
     if (!Array.isArray(recipients) || recipients.length === 0 || recipients.some((r) => typeof r !== 'string' || !envelope.body.recipients.includes(r))) {
       throw new RelayError('MALFORMED', 'recipients must be a non-empty subset of the envelope recipients');
     }
@@ -261,13 +268,14 @@ export class RelayCore {
    * be the evidence's issuer (a node posting its own Delivery or Retrieval).
    */
   async routeEvidence(value: unknown, options: { issuer?: string } = {}): Promise<void> {
-    const item = value as { evidence?: unknown; envelope?: unknown } | null;
+    if (!EvidenceWrapper.check(value)) throw new RelayError('MALFORMED', 'expected { evidence, envelope }');
+    const item = value;
     let envelope: Envelope;
     let evidence: Evidence;
     try {
-      envelope = parseEnvelope(item?.envelope);
+      envelope = parseEnvelope(item.envelope);
       verifyEnvelope(envelope, { trust: this.o.trust, now: this.o.clock(), checkExpiry: false });
-      evidence = verifyEvidence(envelope, item?.evidence, this.o.trust);
+      evidence = verifyEvidence(envelope, item.evidence, this.o.trust);
     } catch (err) {
       const { code } = relayCodeFor(err);
       throw new RelayError(code === 'INTERNAL' ? 'MALFORMED' : code, 'evidence refused', { cause: err });
