@@ -4,7 +4,7 @@ import { ENVELOPE_LIMITS } from './envelope.js';
 import { fail } from './errors.js';
 import { Base64url, Hex256, validator } from './schema.js';
 
-/** Limits and constants of the attachment format (docs/protocol-attachments.md). */
+/** Limits and constants of the attachment format (docs/protocol.md, section 11). */
 export const ATTACHMENT_LIMITS = {
   /** Plaintext bytes per chunk when the sender does not choose: 1 MiB. */
   defaultChunkSize: 1024 * 1024,

@@ -1,5 +1,5 @@
 /**
- * Streaming attachment encryption (docs/protocol-attachments.md).
+ * Streaming attachment encryption (docs/protocol.md, section 11).
  *
  * An attachment is cut into fixed-size chunks, encrypted with one
  * crypto_secretstream_xchacha20poly1305 stream under a fresh key, and each

@@ -182,7 +182,7 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     expect(sameBytes(referenceDecrypt(b.manifest, b.chunks), plain)).toBe(true);
   });
 
-  it('matches the known-answer vector of docs/protocol-attachments.md', async () => {
+  it('matches the known-answer vector of docs/protocol.md, section 11', async () => {
     const plain = utf8('Rogatory attachment test vector, 42 bytes.');
     const enc = await drain(startEncryption([plain], { name: 'vector.txt', mediaType: 'text/plain', chunkSize: 16, hashing: impl.hashing }, FIXED));
     expect(enc.chunks.map(toHex)).toEqual([
