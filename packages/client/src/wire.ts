@@ -5,11 +5,11 @@ import {
   EvidenceSchema,
   Hex256,
   Timestamp,
+  checkEvidenceShape,
   isProtocolError,
   parseEnvelope,
   type Envelope,
   type Evidence,
-  type EvidenceKind,
 } from '@rogatory/protocol';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -113,19 +113,6 @@ export function wireValidator<S extends TSchema>(schema: S): WireValidator<Stati
 const evidenceShape = wireValidator(EvidenceSchema);
 const mailboxItemShape = wireValidator(MailboxItemWireSchema);
 
-const NEEDS_REASON: ReadonlySet<EvidenceKind> = new Set([
-  'submission-rejection',
-  'relay-rejection',
-  'non-delivery',
-]);
-const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set([
-  'relay-acceptance',
-  'relay-rejection',
-  'delivery',
-  'non-delivery',
-  'retrieval',
-]);
-
 /**
  * Check a received evidence: schema (EvidenceSchema) and the kind-dependent
  * presence of `reason` and `recipient` (as protocol.md requires). The
@@ -133,16 +120,10 @@ const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set([
  */
 export function parseEvidence(value: unknown, what: string, status = 0): Evidence {
   const evidence = evidenceShape.parse(value, what, status);
-  const { kind, reason, recipient } = evidence.body;
-  if (
-    NEEDS_REASON.has(kind) !== (reason !== null) ||
-    ABOUT_RECIPIENT.has(kind) !== (recipient !== null)
-  ) {
-    throw new RelayClientError(
-      'BAD_RESPONSE',
-      `${what}: ${kind} evidence with inconsistent reason or recipient`,
-      { status },
-    );
+  try {
+    checkEvidenceShape(evidence.body);
+  } catch (cause) {
+    throw new RelayClientError('BAD_RESPONSE', `${what}: ${evidence.body.kind} evidence with inconsistent reason, recipient or issuer`, { status, cause });
   }
   return evidence;
 }

@@ -90,7 +90,8 @@ const ISSUED_BY_RELAY: ReadonlySet<EvidenceKind> = new Set([
   'non-delivery',
 ]);
 
-function checkEvidenceShape(body: EvidenceBody): void {
+/** Kind-dependent rules a schema cannot express: reason and recipient present exactly when the kind needs them; who issues. */
+export function checkEvidenceShape(body: EvidenceBody): void {
   if (NEEDS_REASON.has(body.kind) !== (body.reason !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: reason ${body.reason ? 'not allowed' : 'required'}`);
   if (ABOUT_RECIPIENT.has(body.kind) !== (body.recipient !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: recipient ${body.recipient ? 'not allowed' : 'required'}`);
   if ((body.kind === 'delivery' || body.kind === 'retrieval' || body.kind === 'recipient-rejection') && body.issuer !== body.recipient) {

@@ -17,6 +17,15 @@
  * requestsPerMinute 1e9) so that they measure capacity, not policy.
  *
  * With --json, stdout carries exactly one JSON object; logs go to stderr.
+ * Besides the headline figures it holds `setup` and `details`: per section,
+ * the closed and open loop in full (lost envelopes, error codes,
+ * submit-to-acceptance latency), CPU ms per delivered envelope of each relay
+ * process, of the load generator and of redis-server, how busy the machine
+ * was and how much of that was other processes (`machine.otherPct`: the
+ * figures are only comparable between runs on an equally quiet machine),
+ * event-loop delays during the open loop, the relays' own counters
+ * (GET /metrics), and for cross-network traffic how many of the evidences
+ * owed to the senders reached their mailboxes.
  *
  * Other flags: --concurrency N (closed loop, default 64), --rate N (open
  * loop, default 500/s), --cross-procs 1|3 (the three cross-network relays

@@ -101,6 +101,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
 
   const metrics = new RelayMetrics(options.backend);
   const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
+  const rate = new RateWindow(clock);
   const core = new RelayCore({
     relayId: options.relayId,
     network,
@@ -114,6 +115,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     forwarding,
     peers,
     metrics,
+    rate,
     log: app.log,
   });
   const context: RelayContext = {
@@ -138,7 +140,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     retention,
     forwarding,
     clock,
-    rate: new RateWindow(clock),
+    rate,
     draining: false,
   };
   app.decorate('relay', context);

@@ -24,6 +24,7 @@ import type { BlobStore } from '@rogatory/storage';
 import { Type } from 'typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ForwardOutcome, ForwardTask, RelayBackend, StoredEnvelope } from './backend/types.js';
+import type { RateWindow } from './context.js';
 import { RelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
@@ -53,6 +54,7 @@ export interface RelayCoreOptions {
   readonly forwarding: RelayForwarding;
   readonly peers: PeerDirectory;
   readonly metrics: RelayMetrics;
+  readonly rate: RateWindow;
   readonly log: FastifyBaseLogger;
 }
 
@@ -147,7 +149,8 @@ export class RelayCore {
       const code = err instanceof RelayError && (err.code === 'RECIPIENT_UNKNOWN' || err.code === 'RECIPIENT_UNREACHABLE') ? err.code : 'RECIPIENT_UNKNOWN';
       throw reject(code, (err as Error).message);
     }
-    if (!(await this.o.backend.rateHit(`submit:${address}`, 60_000, this.o.limits.submitPerMinute))) {
+    // Per instance, in memory: a durable counter would cost a commit per submission.
+    if (!this.o.rate.hit(`submit:${address}`, this.o.limits.submitPerMinute)) {
       throw new RelayError('RATE_LIMITED', 'too many submissions', { retryAfterMs: 60_000 - (now % 60_000) });
     }
     const existing = await this.o.backend.getEnvelope(envelope.body.id);
@@ -291,7 +294,7 @@ export class RelayCore {
   async deliverEvidence(item: EvidenceItem): Promise<void> {
     const sender = item.envelope.body.sender;
     const senderNetwork = networkOf(sender);
-    const key = `${item.evidence.body.kind}|${item.evidence.body.issuer}|${item.evidence.body.recipient ?? ''}`;
+    const key = `${item.envelope.body.id}|${item.evidence.body.kind}|${item.evidence.body.issuer}|${item.evidence.body.recipient ?? ''}`;
     if (senderNetwork === this.o.network) {
       await this.o.backend.pushEvidence(sender, item.envelope.body.id, key, canonicalBytes(item.evidence));
       return;

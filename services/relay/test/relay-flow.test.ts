@@ -169,6 +169,27 @@ describe.each(BACKENDS)('relay on $name', ({ open }) => {
     expect(isRelayClientError(await impostor.submit(sealed.envelope).catch((e: unknown) => e), 'FORBIDDEN')).toBe(true);
   });
 
+  it('routes the evidences of every envelope, not only the first of each kind', async () => {
+    const ng = client('ng-agf@wacap');
+    const sender = client('gh-ago@wacap');
+    const envelopes: Envelope[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { sealed, c } = await prepare('gh-ago@wacap', ['ng-agf@wacap']);
+      await c.submit(sealed.envelope);
+      envelopes.push(sealed.envelope);
+    }
+    for (const envelope of envelopes) {
+      const delivery = issueEvidence({ kind: 'delivery', envelope, issuer: 'ng-agf@wacap', key: world.authority('ng-agf@wacap').identity, issuedAt: Date.now(), recipient: 'ng-agf@wacap' });
+      await ng.postEvidence(delivery, envelope);
+    }
+    const ids = await waitFor('three delivery evidences', async () => {
+      const items = await sender.readMailbox(0, 1000);
+      const got = new Set(items.flatMap((i) => (i.kind === 'evidence' && i.evidence.body.kind === 'delivery' ? [i.evidence.body.envelopeId] : [])));
+      return envelopes.every((e) => got.has(e.body.id)) ? got : undefined;
+    });
+    expect(ids.size).toBeGreaterThanOrEqual(3);
+  });
+
   it('serves chunks only to the sender and recipients of an envelope', async () => {
     const { sealed, c } = await prepare('sn-moj@wacap', ['ng-agf@wacap']);
     await c.submit(sealed.envelope);

@@ -121,24 +121,16 @@ describe('embedded backend shared by two processes', () => {
 
   it('never runs a forward task twice', async () => {
     const backend = await open();
-    const child = startChild(file, 'work', LONG_LEASE_MS);
-    children.push(child.process);
-    await child.ready;
-
     const ids: string[] = [];
-    for (let index = 0; index < 60; index++) {
-      const next = task();
-      ids.push(next.id);
-      await backend.enqueueForward(next);
-    }
     const here: string[] = [];
+    const started: { child?: ReturnType<typeof startChild> } = {};
+    // This process starts working first and holds its tasks until the child has taken one,
+    // so both take part whatever the scheduler does.
     await backend.startWorkers(
       {
         forward: async (forwarded) => {
           here.push(forwarded.id);
-          // Hold on until the other process has taken a task itself: both must take part,
-          // whatever the scheduler does, or this test shows nothing about sharing.
-          await waitFor('the child to take a task', () => child.forwards.length > 0);
+          await waitFor('the child to take a task', () => (started.child?.forwards.length ?? 0) > 0);
           await sleep(Math.floor(Math.random() * 4) + 1);
           return { status: 'done' };
         },
@@ -147,6 +139,16 @@ describe('embedded backend shared by two processes', () => {
       },
       { concurrency: 2, backoff: BACKOFF },
     );
+    for (let index = 0; index < 60; index++) {
+      const next = task();
+      ids.push(next.id);
+      await backend.enqueueForward(next);
+    }
+    await waitFor('this process to take a task', () => here.length > 0);
+    const child = startChild(file, 'work', LONG_LEASE_MS);
+    started.child = child;
+    children.push(child.process);
+    await child.ready;
     await waitFor('every task', async () => (await backend.stats()).forwardPending === 0);
     await backend.stopWorkers();
     child.process.send('stop');

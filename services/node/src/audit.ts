@@ -1,0 +1,265 @@
+import { readFileSync } from 'node:fs';
+import { Type } from 'typebox';
+import {
+  canonicalBytes,
+  concatBytes,
+  fromHex,
+  sha256,
+  toHex,
+  utf8,
+  validator,
+} from '@rogatory/protocol';
+import type { LocalCipher } from './local-crypto.js';
+import type { NodeDatabase } from './store/db.js';
+import { writeFileAtomicSync } from './fs-util.js';
+
+/** Every state-changing action the node records. Entries name ids and codes only, never content. */
+export const AUDIT_ACTIONS = [
+  'node.init',
+  'user.add',
+  'user.disable',
+  'auth.failed',
+  'dossier.compose',
+  'dossier.update',
+  'dossier.submit',
+  'dossier.approve',
+  'dossier.return',
+  'dossier.send',
+  'dossier.send-rejected',
+  'dossier.receive',
+  'dossier.quarantine',
+  'dossier.open',
+  'dossier.attachments-saved',
+  'dossier.export',
+  'dossier.status',
+  'evidence.receive',
+  'evidence.invalid',
+  'evidence.sent',
+  'outbox.retry',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  readonly seq: number;
+  readonly at: number;
+  /** A user id, or `system` for the node's own work (sync, outbox). */
+  readonly actor: string;
+  readonly action: AuditAction;
+  /** Local id, envelope id or username the action is about. */
+  readonly target: string | null;
+  /** Codes and small facts (status names, evidence kinds, error codes). */
+  readonly detail: string | null;
+}
+
+export interface AuditProblem {
+  readonly code:
+    | 'ENTRY_ALTERED'
+    | 'CHAIN_BROKEN'
+    | 'SEQUENCE_GAP'
+    | 'HEAD_MISSING'
+    | 'HEAD_INVALID'
+    | 'HEAD_MISMATCH'
+    | 'TRUNCATED'
+    | 'CHECKPOINT_MISMATCH';
+  readonly seq?: number;
+}
+
+export interface AuditReport {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly head: { seq: number; hash: string } | null;
+  readonly problems: readonly AuditProblem[];
+}
+
+const GENESIS = '0'.repeat(64);
+const DOMAIN = utf8('rogatory-node/v1/audit');
+const HeadSchema = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 0 }),
+    hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    mac: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  },
+  { additionalProperties: false },
+);
+const headShape = validator(HeadSchema, 'audit head');
+
+interface Row {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** The hash of an entry: SHA-256 over a domain string, the previous hash and the canonical entry. */
+export function auditEntryHash(
+  entry: Omit<AuditEntry, 'action'> & { action: string },
+  prev: string,
+): string {
+  const body = {
+    seq: entry.seq,
+    at: entry.at,
+    actor: entry.actor,
+    action: entry.action,
+    target: entry.target,
+    detail: entry.detail,
+  };
+  return toHex(sha256(concatBytes(DOMAIN, Uint8Array.of(0), fromHex(prev), canonicalBytes(body))));
+}
+
+/**
+ * Tamper-evident local audit log: a hash chain over canonical entries.
+ * The head (last seq and hash, MACed under a subkey of the storage key, so
+ * only the passphrase holder can forge one) is kept twice: in its own table,
+ * updated in the same transaction as the entry, and in a file outside the
+ * database written after each commit. Altering an entry breaks the chain;
+ * deleting the last entries leaves a head that points past the end.
+ */
+export class AuditLog {
+  private readonly db: NodeDatabase;
+  private readonly cipher: LocalCipher;
+  private readonly headFile: string;
+
+  constructor(options: { db: NodeDatabase; cipher: LocalCipher; headFile: string }) {
+    this.db = options.db;
+    this.cipher = options.cipher;
+    this.headFile = options.headFile;
+  }
+
+  /** Append an entry; joins the caller's transaction (one is opened otherwise). */
+  append(entry: {
+    at: number;
+    actor: string;
+    action: AuditAction;
+    target?: string | null;
+    detail?: string | null;
+  }): void {
+    this.db.transaction(() => {
+      const head = this.sqlHead();
+      const seq = (head?.seq ?? 0) + 1;
+      const prev = head?.hash ?? GENESIS;
+      const full: AuditEntry = {
+        seq,
+        at: entry.at,
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target ?? null,
+        detail: entry.detail ?? null,
+      };
+      const hash = auditEntryHash(full, prev);
+      this.db.sql
+        .prepare(
+          'INSERT INTO audit (seq, at, actor, action, target, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(seq, full.at, full.actor, full.action, full.target, full.detail, prev, hash);
+      const mac = this.headMac(seq, hash);
+      this.db.sql
+        .prepare(
+          'INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac',
+        )
+        .run(seq, hash, mac);
+      this.db.onCommit(() => {
+        writeFileAtomicSync(this.headFile, `${JSON.stringify({ seq, hash, mac })}\n`);
+      });
+    });
+  }
+
+  entries(options: { target?: string; limit?: number } = {}): AuditEntry[] {
+    const limit = options.limit ?? 10_000;
+    const rows = (
+      options.target === undefined
+        ? this.db.sql.prepare('SELECT * FROM audit ORDER BY seq DESC LIMIT ?').all(limit)
+        : this.db.sql
+            .prepare('SELECT * FROM audit WHERE target = ? ORDER BY seq DESC LIMIT ?')
+            .all(options.target, limit)
+    ) as Row[];
+    return rows
+      .reverse()
+      .map((r) => ({
+        seq: r.seq,
+        at: r.at,
+        actor: r.actor,
+        action: r.action as AuditAction,
+        target: r.target,
+        detail: r.detail,
+      }));
+  }
+
+  /** Recompute the chain and compare both heads. */
+  verify(): AuditReport {
+    const problems: AuditProblem[] = [];
+    let prev = GENESIS;
+    let expected = 1;
+    let last: { seq: number; hash: string } | null = null;
+    const hashes = new Map<number, string>();
+    for (const row of this.db.sql
+      .prepare('SELECT * FROM audit ORDER BY seq')
+      .iterate() as IterableIterator<Row>) {
+      if (row.seq !== expected) problems.push({ code: 'SEQUENCE_GAP', seq: row.seq });
+      if (row.prev_hash !== prev) problems.push({ code: 'CHAIN_BROKEN', seq: row.seq });
+      if (auditEntryHash(row, row.prev_hash) !== row.hash)
+        problems.push({ code: 'ENTRY_ALTERED', seq: row.seq });
+      hashes.set(row.seq, row.hash);
+      prev = row.hash;
+      expected = row.seq + 1;
+      last = { seq: row.seq, hash: row.hash };
+    }
+    const head = this.sqlHead();
+    if (!head) {
+      if (last) problems.push({ code: 'HEAD_MISSING' });
+    } else {
+      if (!this.checkMac(head)) problems.push({ code: 'HEAD_INVALID' });
+      if (!last || head.seq > last.seq) problems.push({ code: 'TRUNCATED', seq: head.seq });
+      else if (head.seq !== last.seq || head.hash !== last.hash)
+        problems.push({ code: 'HEAD_MISMATCH', seq: head.seq });
+    }
+    const checkpoint = this.fileHead();
+    if (checkpoint === 'invalid') problems.push({ code: 'HEAD_INVALID' });
+    else if (checkpoint === undefined) {
+      if (last) problems.push({ code: 'HEAD_MISSING' });
+    } else {
+      // The file lags the table by at most the commit in flight when a crash hit; it never leads it.
+      if (!this.checkMac(checkpoint)) problems.push({ code: 'HEAD_INVALID' });
+      if (!last || checkpoint.seq > last.seq)
+        problems.push({ code: 'TRUNCATED', seq: checkpoint.seq });
+      else if (hashes.get(checkpoint.seq) !== checkpoint.hash)
+        problems.push({ code: 'CHECKPOINT_MISMATCH', seq: checkpoint.seq });
+    }
+    return { ok: problems.length === 0, entries: hashes.size, head: last, problems };
+  }
+
+  private sqlHead(): { seq: number; hash: string; mac: string } | undefined {
+    return this.db.sql.prepare('SELECT seq, hash, mac FROM audit_head WHERE id = 1').get() as
+      { seq: number; hash: string; mac: string } | undefined;
+  }
+
+  private fileHead(): { seq: number; hash: string; mac: string } | 'invalid' | undefined {
+    let text: string;
+    try {
+      text = readFileSync(this.headFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const value: unknown = JSON.parse(text);
+      return headShape.check(value) ? value : 'invalid';
+    } catch {
+      return 'invalid';
+    }
+  }
+
+  private headMac(seq: number, hash: string): string {
+    return toHex(this.cipher.mac(canonicalBytes({ type: 'audit-head', seq, hash })));
+  }
+
+  private checkMac(head: { seq: number; hash: string; mac: string }): boolean {
+    if (!/^[0-9a-f]{64}$/.test(head.mac)) return false;
+    return this.cipher.verifyMac(
+      fromHex(head.mac),
+      canonicalBytes({ type: 'audit-head', seq: head.seq, hash: head.hash }),
+    );
+  }
+}

@@ -1,0 +1,165 @@
+import type { Command } from 'commander';
+import { verifyBundle } from '../bundle.js';
+import { NODE_ERRORS } from '../errors.js';
+import type { SyncEvent } from '../sync.js';
+import { EXIT, emit, formatTime, table, type CliIO } from './io.js';
+import { progressBars } from './progress.js';
+import { asUser, globals, withNode, type CliRun } from './session.js';
+
+function describe(event: SyncEvent): string {
+  switch (event.type) {
+    case 'connected':
+      return 'connected to the relay';
+    case 'disconnected':
+      return `disconnected${event.willReconnect ? ', reconnecting' : ''}`;
+    case 'item': {
+      const o = event.outcome;
+      if (o.kind === 'received')
+        return `received dossier ${o.dossierId} (envelope ${o.envelopeId})`;
+      if (o.kind === 'quarantined')
+        return `QUARANTINED envelope ${o.envelopeId} as ${o.dossierId}: ${o.code}`;
+      if (o.kind === 'evidence')
+        return `evidence ${o.evidenceKind} for ${o.dossierId}, status ${o.status}`;
+      if (o.kind === 'duplicate') return `already stored: envelope ${o.envelopeId}`;
+      return `ignored item ${event.seq}: ${o.reason}`;
+    }
+    case 'outbox':
+      return `outbox: ${event.report.sent.length} sent, ${event.report.rejected.length} rejected, ${event.report.evidencesPosted} evidences posted, ${event.report.deferred} deferred, ${event.report.failed} failed`;
+    case 'error':
+      return `error ${event.code}${event.detail ? ` (${event.detail})` : ''}${event.seq === undefined ? '' : ` on item ${event.seq}`}`;
+  }
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
+
+export function registerOps(
+  program: Command,
+  run: CliRun,
+  options: { untilSignal?: (io: CliIO) => Promise<void> } = {},
+): void {
+  const { io } = run;
+
+  program
+    .command('sync')
+    .description(
+      'receive (store, verify, ack, deliver evidences) and send what is queued; runs until SIGINT/SIGTERM, or once with --once',
+    )
+    .option('--once', 'pull the mailbox and flush the outbox once, then exit')
+    .action(async (opts: { once?: boolean }, cmd: Command) => {
+      const g = globals(cmd, io);
+      const bars = progressBars(io, g.json);
+      await withNode(io, g, async (node) => {
+        if (opts.once === true) {
+          const report = await node
+            .syncOnce(bars.listener ? { onProgress: bars.listener } : {})
+            .finally(() => bars.stop());
+          emit(io, g.json, report, () =>
+            [
+              ...report.items.map((i) =>
+                describe({ type: 'item', seq: i.seq, outcome: i.outcome }),
+              ),
+              describe({ type: 'outbox', report: report.outbox }),
+            ].join('\n'),
+          );
+          if (
+            report.outbox.errors.some((e) =>
+              ['NETWORK', 'TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED'].includes(e.code),
+            )
+          )
+            run.code = NODE_ERRORS.RELAY_UNREACHABLE.exit;
+          return;
+        }
+        node.startSync((event) => {
+          io.out(
+            g.json
+              ? `${JSON.stringify({ at: Date.now(), ...event })}\n`
+              : `${formatTime(Date.now())} ${describe(event)}\n`,
+          );
+        });
+        await (options.untilSignal ?? waitForSignal)(io);
+        await node.stopSync();
+      });
+    });
+
+  program
+    .command('verify <bundle>')
+    .description(
+      'verify an exported bundle offline: signatures, bindings, attachments, evidence chain, key chain (exit 2 when it fails)',
+    )
+    .option(
+      '--expect-root-kid <kid>',
+      'the key id of the root you trust; fails if the bundle pins another',
+    )
+    .action(async (bundle: string, opts: { expectRootKid?: string }, cmd: Command) => {
+      const g = globals(cmd, io);
+      const report = await verifyBundle(
+        bundle,
+        opts.expectRootKid === undefined ? {} : { expectedRootKid: opts.expectRootKid },
+      );
+      emit(io, g.json, report, () =>
+        [
+          ...report.checks.map(
+            (c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.check.padEnd(18)} ${c.detail}`,
+          ),
+          report.ok
+            ? `VERIFIED: envelope ${report.envelopeId ?? '?'} from ${report.sender ?? '?'}, against root ${report.pinnedRoot?.kid ?? '?'} of ${report.pinnedRoot?.network ?? '?'} (compare it with the root you trust)`
+            : 'VERIFICATION FAILED',
+        ].join('\n'),
+      );
+      if (!report.ok) run.code = EXIT.verificationFailed;
+    });
+
+  const audit = program.command('audit').description('local audit log');
+  audit
+    .command('verify')
+    .description('check the hash chain and heads of the audit log (admins; exit 2 when tampered)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const report = await asUser(io, g, (node, actor) => node.verifyAudit(actor));
+      emit(io, g.json, report, () =>
+        report.ok
+          ? `audit log intact: ${report.entries} entries, head ${report.head?.seq ?? 0} ${report.head?.hash ?? ''}`
+          : [
+              'AUDIT LOG TAMPERED:',
+              ...report.problems.map(
+                (p) => `  ${p.code}${p.seq === undefined ? '' : ` at entry ${p.seq}`}`,
+              ),
+            ].join('\n'),
+      );
+      if (!report.ok) run.code = NODE_ERRORS.AUDIT_TAMPERED.exit;
+    });
+
+  const quarantine = program.command('quarantine').description('dossiers that failed verification');
+  quarantine
+    .command('list')
+    .description('list quarantined dossiers with their reason codes')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const rows = await asUser(io, g, (node, actor) => node.quarantine(actor));
+      emit(io, g.json, rows, () =>
+        rows.length === 0
+          ? 'quarantine is empty'
+          : table(
+              ['ID', 'ENVELOPE', 'SENDER', 'CODE', 'RECEIVED', 'BYTES'],
+              rows.map((q) => [
+                q.id,
+                q.envelopeId ?? '-',
+                q.sender,
+                q.code,
+                formatTime(q.receivedAt),
+                String(q.size),
+              ]),
+            ),
+      );
+    });
+}

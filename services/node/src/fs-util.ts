@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Write a file so that readers see the old or the new content, never a mix, and the new content survives a crash. */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: { mode?: number } = {},
+): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', options.mode ?? 0o600);
+  let moved = false;
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    await rename(temporary, path);
+    moved = true;
+    await syncDirectory(dirname(path));
+  } finally {
+    await handle.close().catch(() => undefined);
+    if (!moved) await unlink(temporary).catch(() => undefined);
+  }
+}
+
+/** Synchronous variant, for writes that follow a synchronous database commit. */
+export function writeFileAtomicSync(path: string, data: string, mode = 0o600): void {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temporary, 'wx', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // Some filesystems cannot fsync a directory; the rename is as durable as it gets there.
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A file name safe as one path component on every platform, derived from untrusted display text. */
+export function safeFileName(name: string, fallback: string): string {
+  const cleaned = name
+    .normalize('NFC')
+    .replace(/[^A-Za-z0-9._ -]/g, '_')
+    .replace(/^[.\s]+/, '')
+    .slice(0, 120)
+    .trim();
+  return cleaned === '' ? fallback : cleaned;
+}

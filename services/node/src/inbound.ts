@@ -1,0 +1,279 @@
+import { isRelayClientError, isTransientError, type MailboxItem } from '@rogatory/client';
+import {
+  isProtocolError,
+  issueEvidence,
+  openDossier,
+  verifyEvidence,
+  type AttachmentManifest,
+  type Envelope,
+  type Evidence,
+  type OpenedDossier,
+} from '@rogatory/protocol';
+import { decryptAttachment } from '@rogatory/protocol/node';
+import { isStorageError } from '@rogatory/storage';
+import { audit, type NodeContext, type ProgressListener } from './context.js';
+import { NodeError, findCause, toNodeError } from './errors.js';
+import { applyAnswerToRequest, caseMetaOf, metaOf, requestAnsweredBy } from './outbound.js';
+import type { HandlingCode } from './store/records.js';
+import { advance, deliveryProgress } from './workflow.js';
+
+export type ItemOutcome =
+  | { readonly kind: 'received'; readonly dossierId: string; readonly envelopeId: string }
+  | {
+      readonly kind: 'quarantined';
+      readonly dossierId: string;
+      readonly envelopeId: string;
+      readonly code: string;
+    }
+  | { readonly kind: 'duplicate'; readonly envelopeId: string }
+  | {
+      readonly kind: 'evidence';
+      readonly dossierId: string;
+      readonly evidenceKind: string;
+      readonly status: string;
+    }
+  | { readonly kind: 'ignored'; readonly reason: string };
+
+/**
+ * Handle one mailbox item. Resolves when the item is stored durably (or
+ * deliberately dropped): only then may the caller ack it. Throws a
+ * NodeError when it could not be stored (download failed, storage full,
+ * relay unreachable): the caller must not ack, the item comes again.
+ */
+export async function processItem(
+  ctx: NodeContext,
+  item: MailboxItem,
+  onProgress?: ProgressListener,
+): Promise<ItemOutcome> {
+  return item.kind === 'envelope'
+    ? processEnvelope(ctx, item.envelope, item.seq, onProgress)
+    : processEvidence(ctx, item.evidence);
+}
+
+async function processEnvelope(
+  ctx: NodeContext,
+  envelope: Envelope,
+  seq: number,
+  onProgress?: ProgressListener,
+): Promise<ItemOutcome> {
+  const env = envelope.body;
+  // A retried delivery of something already stored (our ack was lost): ack again, nothing else.
+  if (ctx.store.hasEnvelope(env.id)) return { kind: 'duplicate', envelopeId: env.id };
+
+  // Blobs first, rows after: a failure here leaves no row, and the item unacked.
+  let done = 0;
+  for (const object of [env.dossier, ...env.chunks]) {
+    await fetchObject(ctx, object.id, object.size);
+    done += object.size;
+    onProgress?.({
+      phase: 'download',
+      subject: env.id,
+      bytesDone: done,
+      bytesTotal: env.totalSize,
+    });
+  }
+  const sealed = await ctx.blobs.getBytes(env.dossier.id).catch((err: unknown) => {
+    throw toNodeError(err, 'read sealed dossier');
+  });
+
+  let opened: OpenedDossier;
+  try {
+    opened = openDossier({
+      envelope,
+      sealed,
+      reader: { address: ctx.address, encryptionKeys: ctx.keys.encryption },
+      trust: ctx.trust,
+    });
+    for (const manifest of opened.dossier.body.attachments) await checkAttachment(ctx, manifest);
+  } catch (err) {
+    if (isProtocolError(err)) return quarantine(ctx, envelope, seq, err.code);
+    throw toNodeError(err, 'verify dossier');
+  }
+  return store(ctx, envelope, seq, opened);
+}
+
+/** Download one object into the blob store unless it is there; the store checks its hash and size. */
+async function fetchObject(ctx: NodeContext, id: string, size: number): Promise<void> {
+  try {
+    if (await ctx.blobs.has(id)) return;
+    await ctx.blobs.put(id, ctx.relay.getChunk(id), { maxSize: size, expectedSize: size });
+  } catch (err) {
+    throw downloadError(err, id);
+  }
+}
+
+function downloadError(err: unknown, id: string): NodeError {
+  const storage = findCause(err, isStorageError);
+  if (storage?.code === 'STORAGE_FULL')
+    return new NodeError('STORAGE_FULL', `no space to store chunk ${id}`, {
+      cause: err,
+      detail: storage.code,
+    });
+  const relay = findCause(err, isRelayClientError);
+  if (relay?.code === 'NOT_FOUND')
+    return new NodeError('DOWNLOAD_FAILED', `chunk ${id} is missing at the relay`, {
+      cause: err,
+      detail: 'CHUNK_MISSING',
+    });
+  if (relay?.code === 'CHUNK_HASH_MISMATCH')
+    return new NodeError('DOWNLOAD_FAILED', `chunk ${id} arrived corrupted`, {
+      cause: err,
+      detail: 'CHUNK_HASH_MISMATCH',
+    });
+  if (relay && isTransientError(relay))
+    return new NodeError('RELAY_UNREACHABLE', `chunk ${id} could not be fetched`, {
+      cause: err,
+      detail: relay.code,
+    });
+  if (relay)
+    return new NodeError('DOWNLOAD_FAILED', `chunk ${id} could not be fetched`, {
+      cause: err,
+      detail: relay.code,
+    });
+  if (
+    storage?.code === 'BLOB_HASH_MISMATCH' ||
+    storage?.code === 'BLOB_SIZE_MISMATCH' ||
+    storage?.code === 'BLOB_TOO_LARGE'
+  ) {
+    return new NodeError('DOWNLOAD_FAILED', `chunk ${id} arrived corrupted`, {
+      cause: err,
+      detail: 'CHUNK_HASH_MISMATCH',
+    });
+  }
+  return toNodeError(err, `fetch chunk ${id}`);
+}
+
+/** Decrypt an attachment from the stored chunks and discard the plaintext: the dossier is accepted only if every attachment is intact. */
+async function checkAttachment(ctx: NodeContext, manifest: AttachmentManifest): Promise<void> {
+  for await (const piece of decryptAttachment(manifest, storedChunks(ctx, manifest.chunks)))
+    piece.fill(0);
+}
+
+export async function* storedChunks(
+  ctx: NodeContext,
+  ids: readonly string[],
+): AsyncGenerator<Uint8Array> {
+  for (const id of ids) yield await ctx.blobs.getBytes(id);
+}
+
+function quarantine(ctx: NodeContext, envelope: Envelope, seq: number, code: string): ItemOutcome {
+  const now = ctx.clock();
+  const env = envelope.body;
+  // A recipient-rejection can only be issued by a listed recipient (the relay would refuse any other).
+  const rejection = env.recipients.includes(ctx.address)
+    ? issueEvidence({
+        kind: 'recipient-rejection',
+        envelope,
+        issuer: ctx.address,
+        key: ctx.keys.identity,
+        issuedAt: now,
+        recipient: ctx.address,
+        reason: { code: 'QUARANTINED', detail: code },
+      })
+    : undefined;
+  const dossierId = ctx.db.transaction(() => {
+    const id = ctx.store.insertDossier({
+      caseId: null,
+      direction: 'in',
+      kind: 'unknown',
+      status: 'quarantined',
+      now,
+      envelopeId: env.id,
+      sealedId: env.dossier.id,
+      totalSize: env.totalSize,
+      quarantineCode: code,
+      meta: { kind: 'unknown', sender: env.sender, recipients: env.recipients, detail: code },
+    });
+    ctx.store.insertEnvelope(envelope, id, 'in', now, seq);
+    if (rejection) ctx.store.enqueue('evidence', id, env.id, now, rejection);
+    audit(ctx, 'system', 'dossier.quarantine', id, code);
+    return id;
+  });
+  return { kind: 'quarantined', dossierId, envelopeId: env.id, code };
+}
+
+function store(
+  ctx: NodeContext,
+  envelope: Envelope,
+  seq: number,
+  opened: OpenedDossier,
+): ItemOutcome {
+  const now = ctx.clock();
+  const env = envelope.body;
+  const content = opened.dossier.body.content;
+  const request = requestAnsweredBy(ctx, content, env.sender);
+  let handlingCode: HandlingCode;
+  if (content.kind === 'request') handlingCode = content.header.handlingCode;
+  else {
+    const requestMeta = request ? ctx.store.meta(request) : undefined;
+    // An answer to a request this node does not hold (or not from its counterpart) gets its own case, restricted.
+    handlingCode =
+      requestMeta && requestMeta.kind !== 'unknown' ? requestMeta.handlingCode : 'restricted';
+  }
+  const meta = metaOf(content, env.sender, env.recipients, handlingCode);
+  const delivery = issueEvidence({
+    kind: 'delivery',
+    envelope,
+    issuer: ctx.address,
+    key: ctx.keys.identity,
+    issuedAt: now,
+    recipient: ctx.address,
+  });
+  const dossierId = ctx.db.transaction(() => {
+    const caseId = request?.case_id ?? ctx.store.insertCase(caseMetaOf(meta, [env.sender]), now);
+    const id = ctx.store.insertDossier({
+      caseId,
+      direction: 'in',
+      kind: content.kind,
+      status: 'received',
+      now,
+      envelopeId: env.id,
+      sealedId: env.dossier.id,
+      totalSize: env.totalSize,
+      meta,
+      dossier: opened.dossier,
+    });
+    ctx.store.insertEnvelope(envelope, id, 'in', now, seq);
+    ctx.store.enqueue('evidence', id, env.id, now, delivery);
+    ctx.store.touchCase(caseId, now);
+    audit(ctx, 'system', 'dossier.receive', id, env.id);
+    applyAnswerToRequest(ctx, content, env.sender, 'system');
+    return id;
+  });
+  return { kind: 'received', dossierId, envelopeId: env.id };
+}
+
+/** An evidence about one of our envelopes: verify it against the stored envelope, store it, move the status. */
+function processEvidence(ctx: NodeContext, evidence: Evidence): ItemOutcome {
+  const envelopeId = evidence.body.envelopeId;
+  const envelope =
+    ctx.store.envelopeDirection(envelopeId) === 'out' ? ctx.store.envelope(envelopeId) : undefined;
+  if (!envelope) {
+    audit(ctx, 'system', 'evidence.invalid', envelopeId, 'UNKNOWN_ENVELOPE');
+    return { kind: 'ignored', reason: 'UNKNOWN_ENVELOPE' };
+  }
+  try {
+    verifyEvidence(envelope, evidence, ctx.trust);
+  } catch (err) {
+    if (!isProtocolError(err)) throw err;
+    audit(ctx, 'system', 'evidence.invalid', envelopeId, err.code);
+    return { kind: 'ignored', reason: err.code };
+  }
+  const now = ctx.clock();
+  return ctx.db.transaction(() => {
+    const row = ctx.store.dossierByEnvelope(envelopeId)!;
+    const fresh = ctx.store.insertEvidence(evidence, now);
+    let status = row.status;
+    if (fresh) {
+      const meta = ctx.store.meta(row);
+      const recipients = meta.kind === 'unknown' ? envelope.body.recipients : meta.recipients;
+      status = advance(
+        row.status,
+        deliveryProgress(recipients, ctx.store.evidences(envelopeId)).status,
+      );
+      if (status !== row.status) ctx.store.setStatus(row.id, status, now);
+      audit(ctx, 'system', 'evidence.receive', row.id, evidence.body.kind);
+    }
+    return { kind: 'evidence', dossierId: row.id, evidenceKind: evidence.body.kind, status };
+  });
+}

@@ -1,0 +1,352 @@
+import type { EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
+import type { AuditEntry, AuditReport } from './audit.js';
+import { exportBundle } from './bundle.js';
+import { audit, type NodeContext, type ProgressListener } from './context.js';
+import { nodeFail } from './errors.js';
+import { closeContext, openContext, type OpenNodeOptions } from './init.js';
+import {
+  approve,
+  compose,
+  returnToDraft,
+  submitForApproval,
+  updateDraft,
+  type AttachmentInput,
+  type ComposeInput,
+} from './outbound.js';
+import { Outbox, type OutboxReport } from './outbox.js';
+import { startSync, syncOnce, type SyncEvent, type SyncHandle, type SyncReport } from './sync.js';
+import { type Actor, type NewUser, type UserInfo } from './users.js';
+import * as views from './views.js';
+
+export interface NodeStatus {
+  readonly address: string;
+  readonly network: string;
+  readonly relay: { readonly url: string; readonly id: string };
+  readonly identityKid: string;
+  /** Whether the trusted manifest of the own network lists this node's identity key. */
+  readonly listedInManifest: boolean;
+  readonly trustedNetworks: readonly string[];
+  readonly mailboxCursor: number;
+  readonly dossiers: Readonly<Record<string, number>>;
+  readonly outbox: {
+    readonly pending: number;
+    readonly failed: number;
+    readonly nextAttemptAt: number | null;
+  };
+  readonly users: number;
+}
+
+/**
+ * An authority node, unlocked. Every method that acts on dossiers takes the
+ * acting user (`login`), checks role, clearance and the four-eyes rule,
+ * and audits what it changes. Errors are NodeErrors (errors.ts).
+ */
+export class AuthorityNode {
+  private readonly ctx: NodeContext;
+  private readonly outbox: Outbox;
+  private sync: SyncHandle | undefined;
+  private closed = false;
+
+  private constructor(ctx: NodeContext) {
+    this.ctx = ctx;
+    this.outbox = new Outbox(ctx);
+  }
+
+  /** Unlock a node directory with its passphrase (PASSPHRASE_INVALID, nothing changed, when wrong). */
+  static async open(options: OpenNodeOptions): Promise<AuthorityNode> {
+    return new AuthorityNode(await openContext(options));
+  }
+
+  get address(): string {
+    return this.ctx.address;
+  }
+
+  /** The public identity key and encryption-key certificate, as published in the manifest. */
+  identity(): {
+    address: string;
+    identity: KeyRef;
+    encryptionCertificate: EncryptionKeyCert;
+    relay: { url: string; id: string };
+  } {
+    const c = this.ctx.config;
+    return {
+      address: c.address,
+      identity: c.identity,
+      encryptionCertificate: c.encryptionCerts[c.encryptionCerts.length - 1]!,
+      relay: c.relay,
+    };
+  }
+
+  /** Counts, queue state and trust overview (no content). */
+  status(): NodeStatus {
+    const { ctx } = this;
+    const counts: Record<string, number> = {};
+    for (const row of ctx.db.sql
+      .prepare('SELECT status, COUNT(*) AS n FROM dossiers GROUP BY status')
+      .all() as { status: string; n: number }[])
+      counts[row.status] = row.n;
+    const outbox = ctx.store.outboxRows();
+    return {
+      address: ctx.address,
+      network: ctx.config.network,
+      relay: ctx.config.relay,
+      identityKid: ctx.config.identity.kid,
+      listedInManifest: ctx.trust.authority(ctx.address)?.key.kid === ctx.config.identity.kid,
+      trustedNetworks: ctx.trust.networks(),
+      mailboxCursor: ctx.store.cursor(),
+      dossiers: counts,
+      outbox: {
+        pending: outbox.filter((r) => r.state === 'pending').length,
+        failed: outbox.filter((r) => r.state === 'failed').length,
+        nextAttemptAt: ctx.store.nextOutboxAt() ?? null,
+      },
+      users: ctx.users.count(),
+    };
+  }
+
+  // ------------------------------------------------------------------ users
+
+  /** Authenticate an officer (AUTHENTICATION_FAILED for any wrong username, password or disabled account; audited). */
+  login(username: string, password: string): Actor {
+    try {
+      return this.ctx.users.authenticate(username, password);
+    } catch (err) {
+      audit(this.ctx, 'system', 'auth.failed', null, null);
+      throw err;
+    }
+  }
+
+  /** Add a user (admins only; the very first user of a node may be added by nobody and must be an admin). */
+  addUser(actor: Actor | null, user: NewUser): UserInfo {
+    const { ctx } = this;
+    return ctx.db.transaction(() => {
+      let by: string | null = null;
+      if (actor === null) {
+        if (ctx.users.count() > 0 || user.role !== 'admin')
+          nodeFail('NOT_AUTHORISED', 'only an admin may add users');
+      } else {
+        by = ctx.users.require(actor, 'users:manage').id;
+      }
+      const added = ctx.users.add(user, by, ctx.clock());
+      audit(ctx, by ?? 'system', 'user.add', added.username, added.role);
+      return added;
+    });
+  }
+
+  listUsers(actor: Actor): UserInfo[] {
+    this.ctx.users.require(actor, 'users:manage');
+    return this.ctx.users.list();
+  }
+
+  disableUser(actor: Actor, username: string): UserInfo {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'users:manage');
+    if (admin.username === username)
+      nodeFail('INVALID_STATE', 'an admin cannot disable their own account');
+    return ctx.db.transaction(() => {
+      const user = ctx.users.disable(username);
+      audit(ctx, admin.id, 'user.disable', username);
+      return user;
+    });
+  }
+
+  // --------------------------------------------------------------- drafting
+
+  /** Draft a request or an answer; attachments are encrypted from disk now (their plaintext is never stored). Returns the local id. */
+  compose(actor: Actor, input: ComposeInput): Promise<string> {
+    return compose(this.ctx, actor, input);
+  }
+
+  /**
+   * Draft an answer to a request this node holds: `inReplyTo`, `from` and
+   * `to` are filled in from the request and the manifests.
+   */
+  reply(
+    actor: Actor,
+    requestId: string,
+    input: {
+      content: unknown;
+      attachments?: readonly AttachmentInput[];
+      onProgress?: ProgressListener;
+    },
+  ): Promise<string> {
+    const { ctx } = this;
+    const row = ctx.store.requireDossier(requestId);
+    if (row.kind !== 'request' || row.envelope_id === null)
+      nodeFail('INVALID_STATE', `dossier ${requestId} is not a sent or received request`);
+    const view = views.open(ctx, actor, requestId);
+    const request = view.content;
+    if (request.kind !== 'request')
+      return nodeFail('INVALID_STATE', `dossier ${requestId} is not a request`);
+    const other =
+      row.direction === 'in'
+        ? request.header.requestingAuthority
+        : request.header.requestedAuthority;
+    const own =
+      row.direction === 'in'
+        ? request.header.requestedAuthority
+        : request.header.requestingAuthority;
+    if (typeof input.content !== 'object' || input.content === null || Array.isArray(input.content))
+      nodeFail('CONTENT_INVALID', 'the answer must be a JSON object');
+    const content = {
+      ...(input.content as Record<string, unknown>),
+      kind: 'answer',
+      inReplyTo: { envelopeId: row.envelope_id, caseReference: request.header.caseReference },
+      from: own,
+      to: other,
+    };
+    return compose(ctx, actor, {
+      content,
+      ...(input.attachments ? { attachments: input.attachments } : {}),
+      ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+    });
+  }
+
+  /** Replace a draft's content (the editor becomes a co-drafter and may not approve it). */
+  updateDraft(
+    actor: Actor,
+    id: string,
+    input: Omit<ComposeInput, 'caseId'> & { keepAttachments?: boolean },
+  ): Promise<void> {
+    return updateDraft(this.ctx, actor, id, input);
+  }
+
+  /** Draft → awaiting-approval (content validated again). */
+  submitForApproval(actor: Actor, id: string): void {
+    submitForApproval(this.ctx, actor, id);
+  }
+
+  /** Four-eyes approval: signs, seals and queues the dossier for sending; returns its envelope id. */
+  async approve(actor: Actor, id: string): Promise<string> {
+    const envelopeId = await approve(this.ctx, actor, id);
+    this.sync?.poke();
+    return envelopeId;
+  }
+
+  /** An approver sends the dossier back to its drafter. */
+  returnToDraft(actor: Actor, id: string): void {
+    returnToDraft(this.ctx, actor, id);
+  }
+
+  // ---------------------------------------------------------------- network
+
+  /** Send what is queued (submissions, evidences) now, whatever their backoff. */
+  flushOutbox(options: { onProgress?: ProgressListener } = {}): Promise<OutboxReport> {
+    return this.outbox.run({ force: true, ...options });
+  }
+
+  /** Re-queue items that failed permanently (e.g. after a manifest update). */
+  retryFailed(): number {
+    const n = this.ctx.store.retryFailedOutbox(this.ctx.clock());
+    if (n > 0) audit(this.ctx, 'system', 'outbox.retry', null, String(n));
+    return n;
+  }
+
+  /** One pull of the mailbox (store, then ack, each item) and a flush of the outbox. */
+  syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
+    return syncOnce(this.ctx, this.outbox, options.onProgress);
+  }
+
+  /** Live sync: mailbox subscription from the stored cursor, and the outbox worker, until `stopSync`. */
+  startSync(onEvent?: (event: SyncEvent) => void): void {
+    if (this.sync) nodeFail('INVALID_STATE', 'sync is already running');
+    this.sync = startSync(this.ctx, this.outbox, onEvent);
+  }
+
+  async stopSync(): Promise<void> {
+    const sync = this.sync;
+    this.sync = undefined;
+    await sync?.stop();
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Dossiers filtered by case reference, counterpart, type, status, direction and dates (metadata only). */
+  list(actor: Actor, filter?: views.DossierFilter): views.DossierSummary[] {
+    return views.list(this.ctx, actor, filter);
+  }
+
+  /** Received dossiers. */
+  inbox(actor: Actor, filter: views.DossierFilter = {}): views.DossierSummary[] {
+    return views.list(this.ctx, actor, { ...filter, direction: 'in' });
+  }
+
+  /** Dossiers past their deadline and not finished. */
+  overdue(actor: Actor, today?: string): views.DossierSummary[] {
+    return views.overdue(this.ctx, actor, today);
+  }
+
+  /** Metadata, per-recipient progress, evidences and approvals (no content; no Retrieval evidence). */
+  show(actor: Actor, id: string): views.DossierDetails {
+    return views.show(this.ctx, actor, id);
+  }
+
+  /** Content and attachment list; audited; the first opening of a received dossier sends a Retrieval evidence. */
+  open(actor: Actor, id: string): views.OpenedView {
+    const view = views.open(this.ctx, actor, id);
+    this.sync?.poke();
+    return view;
+  }
+
+  /** Decrypt attachments to a directory (verified against the signed manifests); counts as an opening. */
+  async saveAttachments(
+    actor: Actor,
+    id: string,
+    destDir: string,
+    options: { indexes?: readonly number[]; onProgress?: ProgressListener } = {},
+  ): Promise<views.SavedAttachment[]> {
+    const saved = await views.saveAttachments(this.ctx, actor, id, destDir, options);
+    this.sync?.poke();
+    return saved;
+  }
+
+  /** Evidences of a dossier and their verification as a chain. */
+  evidences(actor: Actor, id: string): views.EvidenceChainView {
+    return views.evidenceChain(this.ctx, actor, id);
+  }
+
+  cases(actor: Actor): views.CaseSummary[] {
+    return views.cases(this.ctx, actor);
+  }
+
+  /** Dossiers that failed verification, with their reason codes. */
+  quarantine(actor: Actor): views.QuarantineEntry[] {
+    return views.quarantine(this.ctx, actor);
+  }
+
+  /** Export a self-contained bundle that `verifyBundle` checks offline. */
+  exportBundle(
+    actor: Actor,
+    id: string,
+    destDir: string,
+  ): Promise<{ dir: string; files: string[] }> {
+    return exportBundle(this.ctx, actor, id, destDir);
+  }
+
+  // ------------------------------------------------------------------ audit
+
+  /** Verify the audit log's hash chain and heads (admins). */
+  verifyAudit(actor: Actor): AuditReport {
+    this.ctx.users.require(actor, 'audit:verify');
+    return this.ctx.audit.verify();
+  }
+
+  /** Audit entries, newest last (admins). */
+  auditEntries(actor: Actor, options: { target?: string; limit?: number } = {}): AuditEntry[] {
+    this.ctx.users.require(actor, 'audit:verify');
+    return this.ctx.audit.entries(options);
+  }
+
+  /** Stop sync and release the database, stores and keys. Does not stop the shared hashing worker (`terminateHashWorker`). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stopSync();
+    await closeContext(this.ctx);
+  }
+}
+
+/** Unlock a node directory. */
+export function openNode(options: OpenNodeOptions): Promise<AuthorityNode> {
+  return AuthorityNode.open(options);
+}

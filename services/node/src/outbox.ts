@@ -1,0 +1,217 @@
+import { isRelayClientError, isTransientError } from '@rogatory/client';
+import { isProtocolError, verifyEvidence, type Envelope, type Evidence } from '@rogatory/protocol';
+import { isStorageError } from '@rogatory/storage';
+import { audit, type NodeContext, type ProgressListener } from './context.js';
+import { findCause, nodeFail } from './errors.js';
+import { applyAnswerToRequest } from './outbound.js';
+import type { OutboxRow } from './store/store.js';
+import { advance, deliveryProgress } from './workflow.js';
+
+/** Backoff of queued submissions and evidences: doubling from 2 s to 10 min, with jitter. */
+export const OUTBOX_BACKOFF = { baseMs: 2_000, maxMs: 600_000, jitter: 0.3 } as const;
+
+export interface OutboxReport {
+  /** Local ids of dossiers the relay accepted in this run. */
+  readonly sent: readonly string[];
+  /** Local ids of dossiers the relay refused (a signed submission rejection is stored). */
+  readonly rejected: readonly string[];
+  /** Evidences (delivery, retrieval, recipient-rejection) posted. */
+  readonly evidencesPosted: number;
+  /** Items left queued for a later attempt (relay unreachable, chunks missing). */
+  readonly deferred: number;
+  /** Items given up after a permanent failure (state `failed`, visible in status; `retryFailed` re-queues them). */
+  readonly failed: number;
+  /** The code of each failure or deferral, in order (relay or storage codes). */
+  readonly errors: readonly { readonly dossierId: string; readonly code: string }[];
+}
+
+type Outcome = 'sent' | 'rejected' | 'posted' | 'deferred' | 'failed';
+
+/**
+ * The outgoing queue: submissions of approved dossiers (upload of the
+ * chunks the relay lacks, then the envelope) and evidences this node
+ * issued. Survives restarts (rows in the database); one run at a time.
+ */
+export class Outbox {
+  private readonly ctx: NodeContext;
+  private running: Promise<OutboxReport> | undefined;
+
+  constructor(ctx: NodeContext) {
+    this.ctx = ctx;
+  }
+
+  /** Process every item that is due (every pending item with `force`). Runs one at a time: a call waits for the run in progress. */
+  async run(
+    options: { force?: boolean; onProgress?: ProgressListener } = {},
+  ): Promise<OutboxReport> {
+    for (let i = 0; i < 100 && this.running !== undefined; i++)
+      await this.running.catch(() => undefined);
+    const run = this.runOnce(options).finally(() => {
+      if (this.running === run) this.running = undefined;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async runOnce(options: {
+    force?: boolean;
+    onProgress?: ProgressListener;
+  }): Promise<OutboxReport> {
+    const report = {
+      sent: [] as string[],
+      rejected: [] as string[],
+      evidencesPosted: 0,
+      deferred: 0,
+      failed: 0,
+      errors: [] as { dossierId: string; code: string }[],
+    };
+    const rows = this.ctx.store.dueOutbox(this.ctx.clock(), options.force === true);
+    for (const row of rows) {
+      let outcome: Outcome;
+      try {
+        outcome =
+          row.kind === 'submit' ? await this.submit(row, options.onProgress) : await this.post(row);
+      } catch (err) {
+        outcome = this.failed(row, err);
+        report.errors.push({ dossierId: row.dossier_id, code: codeOf(err) });
+      }
+      if (outcome === 'sent') report.sent.push(row.dossier_id);
+      else if (outcome === 'rejected') report.rejected.push(row.dossier_id);
+      else if (outcome === 'posted') report.evidencesPosted++;
+      else if (outcome === 'deferred') report.deferred++;
+      else report.failed++;
+    }
+    return report;
+  }
+
+  private envelopeOf(row: OutboxRow): Envelope {
+    return (
+      this.ctx.store.envelope(row.envelope_id) ??
+      nodeFail('LOCAL_DATA_TAMPERED', `outbox item ${row.id} names an unknown envelope`)
+    );
+  }
+
+  private async submit(row: OutboxRow, onProgress?: ProgressListener): Promise<Outcome> {
+    const { ctx } = this;
+    const envelope = this.envelopeOf(row);
+    const objects = [
+      { id: envelope.body.dossier.id, size: envelope.body.dossier.size },
+      ...envelope.body.chunks,
+    ];
+    await ctx.relay.uploadChunks(
+      objects.map((o) => ({ id: o.id, size: o.size, load: () => ctx.blobs.get(o.id) })),
+      onProgress
+        ? {
+            onProgress: (p) =>
+              onProgress({
+                phase: 'upload',
+                subject: row.dossier_id,
+                bytesDone: p.bytesDone,
+                bytesTotal: envelope.body.totalSize,
+              }),
+          }
+        : {},
+    );
+    let acceptance: Evidence;
+    try {
+      acceptance = await ctx.relay.submit(envelope);
+    } catch (err) {
+      if (
+        isRelayClientError(err) &&
+        err.evidence !== undefined &&
+        !isTransientError(err) &&
+        err.code !== 'CHUNK_MISSING'
+      ) {
+        this.rejected(row, envelope, err.evidence, err.code);
+        return 'rejected';
+      }
+      throw err;
+    }
+    verifyEvidence(envelope, acceptance, ctx.trust);
+    const now = ctx.clock();
+    ctx.db.transaction(() => {
+      ctx.store.insertEvidence(acceptance, now);
+      const dossier = ctx.store.requireDossier(row.dossier_id);
+      ctx.store.setStatus(dossier.id, advance(dossier.status, 'sent'), now);
+      ctx.store.deleteOutbox(row.id);
+      audit(ctx, 'system', 'dossier.send', dossier.id, envelope.body.id);
+      if (dossier.kind === 'answer') {
+        const content = ctx.store.signedDossier(dossier).body.content;
+        if (content.kind === 'answer')
+          applyAnswerToRequest(ctx, content, content.to.address, 'system');
+      }
+    });
+    return 'sent';
+  }
+
+  /** The relay refused with a signed rejection: keep it as evidence, the dossier is rejected, the item done. */
+  private rejected(row: OutboxRow, envelope: Envelope, evidence: Evidence, code: string): void {
+    const { ctx } = this;
+    let verified = false;
+    try {
+      verifyEvidence(envelope, evidence, ctx.trust);
+      verified = true;
+    } catch (err) {
+      if (!isProtocolError(err)) throw err;
+    }
+    const now = ctx.clock();
+    ctx.db.transaction(() => {
+      if (verified) ctx.store.insertEvidence(evidence, now);
+      const dossier = ctx.store.requireDossier(row.dossier_id);
+      const meta = ctx.store.meta(dossier);
+      const recipients = meta.kind === 'unknown' ? [] : meta.recipients;
+      const status = verified
+        ? deliveryProgress(recipients, ctx.store.evidences(envelope.body.id)).status
+        : 'rejected';
+      ctx.store.setStatus(dossier.id, advance(dossier.status, status), now);
+      ctx.store.deleteOutbox(row.id);
+      audit(ctx, 'system', 'dossier.send-rejected', dossier.id, code);
+    });
+  }
+
+  private async post(row: OutboxRow): Promise<Outcome> {
+    const { ctx } = this;
+    const evidence = ctx.store.outboxEvidence(row);
+    await ctx.relay.postEvidence(evidence, this.envelopeOf(row));
+    ctx.db.transaction(() => {
+      ctx.store.deleteOutbox(row.id);
+      audit(ctx, 'system', 'evidence.sent', row.dossier_id, evidence.body.kind);
+    });
+    return 'posted';
+  }
+
+  /** Transient (relay unreachable, chunks not yet there): back off. Anything else: mark failed, keep the row. */
+  private failed(row: OutboxRow, err: unknown): Outcome {
+    const code = codeOf(err);
+    const transient =
+      isTransientError(err) ||
+      isRelayClientError(err, 'CHUNK_MISSING') ||
+      isRelayClientError(err, 'UNAUTHENTICATED') ||
+      isStorageError(err, 'STORAGE_UNAVAILABLE');
+    if (transient) {
+      const attempts = row.attempts + 1;
+      const delay = Math.min(
+        OUTBOX_BACKOFF.maxMs,
+        OUTBOX_BACKOFF.baseMs * 2 ** Math.min(attempts - 1, 20),
+      );
+      const jittered = Math.round(delay * (1 - OUTBOX_BACKOFF.jitter * Math.random()));
+      this.ctx.store.rescheduleOutbox(row.id, attempts, this.ctx.clock() + jittered, code);
+      return 'deferred';
+    }
+    this.ctx.store.failOutbox(row.id, code);
+    return 'failed';
+  }
+}
+
+/** A stable code for any failure (never a message). */
+export function codeOf(err: unknown): string {
+  const relay = findCause(err, isRelayClientError);
+  if (relay) return relay.code;
+  const storage = findCause(err, isStorageError);
+  if (storage) return storage.code;
+  const protocol = findCause(err, (e): e is { code: string } => isProtocolError(e));
+  if (protocol) return protocol.code;
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
+    return (err as { code: string }).code;
+  return 'INTERNAL';
+}

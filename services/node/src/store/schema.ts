@@ -1,0 +1,119 @@
+/**
+ * Schema migrations of the node's SQLite file, applied in order; the
+ * database's `user_version` is the number applied. Never edit a shipped
+ * migration: add one.
+ *
+ * Columns ending in `_enc` hold records sealed under the local storage key
+ * (LocalCipher: table + row id as additional data). Everything else is what
+ * a stolen disk may show: ids, times, sizes, statuses, kinds, and the
+ * links between rows.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE cases (
+    id         TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    meta_enc   BLOB NOT NULL
+  ) STRICT;
+
+  CREATE TABLE dossiers (
+    id              TEXT PRIMARY KEY,
+    case_id         TEXT REFERENCES cases(id),
+    direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    kind            TEXT NOT NULL CHECK (kind IN ('request', 'answer', 'unknown')),
+    status          TEXT NOT NULL,
+    envelope_id     TEXT UNIQUE,
+    sealed_id       TEXT,
+    total_size      INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    drafted_by      TEXT,
+    contributors    TEXT NOT NULL DEFAULT '[]',
+    approved_by     TEXT,
+    first_opened_at INTEGER,
+    first_opened_by TEXT,
+    quarantine_code TEXT,
+    meta_enc        BLOB,
+    content_enc     BLOB,
+    attachments_enc BLOB,
+    dossier_enc     BLOB
+  ) STRICT;
+  CREATE INDEX dossiers_case ON dossiers(case_id);
+  CREATE INDEX dossiers_status ON dossiers(status);
+
+  CREATE TABLE envelopes (
+    id           TEXT PRIMARY KEY,
+    dossier_id   TEXT NOT NULL REFERENCES dossiers(id),
+    direction    TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    stored_at    INTEGER NOT NULL,
+    mailbox_seq  INTEGER,
+    envelope_enc BLOB NOT NULL
+  ) STRICT;
+
+  CREATE TABLE evidences (
+    id           TEXT PRIMARY KEY,
+    envelope_id  TEXT NOT NULL REFERENCES envelopes(id),
+    kind         TEXT NOT NULL,
+    issued_at    INTEGER NOT NULL,
+    stored_at    INTEGER NOT NULL,
+    evidence_enc BLOB NOT NULL
+  ) STRICT;
+  CREATE INDEX evidences_envelope ON evidences(envelope_id);
+
+  CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL CHECK (kind IN ('submit', 'evidence')),
+    dossier_id  TEXT NOT NULL REFERENCES dossiers(id),
+    envelope_id TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'failed')) DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    last_error  TEXT,
+    created_at  INTEGER NOT NULL,
+    payload_enc BLOB
+  ) STRICT;
+
+  CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    role          TEXT NOT NULL CHECK (role IN ('officer', 'approver', 'admin')),
+    clearances    TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT
+  ) STRICT;
+
+  CREATE TABLE approvals (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    dossier_id TEXT NOT NULL REFERENCES dossiers(id),
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    decision   TEXT NOT NULL CHECK (decision IN ('approved', 'returned')),
+    at         INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT,
+    detail    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    mac  TEXT NOT NULL
+  ) STRICT;
+  `,
+];

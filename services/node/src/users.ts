@@ -1,0 +1,224 @@
+import { Type, type Static } from 'typebox';
+import { sodium, validator } from '@rogatory/protocol';
+import type { KdfLimits } from './config.js';
+import { nodeFail } from './errors.js';
+import type { NodeDatabase } from './store/db.js';
+import { newLocalId } from './store/store.js';
+import type { HandlingCode } from './store/records.js';
+
+export const ROLES = ['officer', 'approver', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+export const CLEARANCES = ['restricted', 'witness-protection', 'sealed'] as const;
+export type Clearance = (typeof CLEARANCES)[number];
+
+/**
+ * What each role may do. Approvers draft as well; admins run the node and
+ * manage accounts but do not read dossiers (separation of duties).
+ */
+export const PERMISSIONS = {
+  'dossier:read': ['officer', 'approver'],
+  'dossier:draft': ['officer', 'approver'],
+  'dossier:approve': ['approver'],
+  'dossier:export': ['officer', 'approver'],
+  'users:manage': ['admin'],
+  'audit:verify': ['admin'],
+  'quarantine:read': ['officer', 'approver', 'admin'],
+  'node:status': ['officer', 'approver', 'admin'],
+} as const satisfies Record<string, readonly Role[]>;
+export type Permission = keyof typeof PERMISSIONS;
+
+export const NewUserSchema = Type.Object(
+  {
+    username: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }),
+    password: Type.String({ minLength: 10, maxLength: 1024 }),
+    role: Type.Enum(ROLES),
+    clearances: Type.Array(Type.Enum(CLEARANCES), { maxItems: 3, uniqueItems: true }),
+  },
+  { additionalProperties: false },
+);
+export type NewUser = Static<typeof NewUserSchema>;
+const newUserShape = validator(NewUserSchema, 'user');
+
+/** A user as listed (no hash). */
+export interface UserInfo {
+  readonly id: string;
+  readonly username: string;
+  readonly role: Role;
+  readonly clearances: readonly Clearance[];
+  readonly disabled: boolean;
+  readonly createdAt: number;
+}
+
+/**
+ * An authenticated officer, obtained only from `AuthorityNode.login` (the
+ * registry below refuses objects it did not issue). Role and clearances are
+ * re-read from the database on every action, so disabling a user or
+ * changing a role takes effect at once.
+ */
+export class Actor {
+  readonly id: string;
+  readonly username: string;
+  private constructor(id: string, username: string) {
+    this.id = id;
+    this.username = username;
+  }
+
+  /** @internal */
+  static issue(id: string, username: string): Actor {
+    const actor = new Actor(id, username);
+    issued.add(actor);
+    return actor;
+  }
+}
+const issued = new WeakSet<Actor>();
+
+interface UserRow {
+  id: string;
+  username: string;
+  role: Role;
+  clearances: string;
+  password_hash: string;
+  disabled: number;
+  created_at: number;
+  created_by: string | null;
+}
+
+export class UserDirectory {
+  private readonly db: NodeDatabase;
+  private readonly kdf: KdfLimits;
+  /** A hash for unknown usernames, so a login costs the same whether or not the user exists. */
+  private dummyHash: string | undefined;
+
+  constructor(db: NodeDatabase, kdf: KdfLimits) {
+    this.db = db;
+    this.kdf = kdf;
+  }
+
+  count(): number {
+    return (this.db.sql.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  }
+
+  /** Insert a user (caller checks who may, and audits). Password hashed with crypto_pwhash_str (Argon2id). */
+  add(input: unknown, createdBy: string | null, now: number): UserInfo {
+    const user = newUserShape.parse(input);
+    if (
+      this.db.sql.prepare('SELECT 1 FROM users WHERE username = ?').get(user.username) !== undefined
+    ) {
+      return nodeFail('USER_EXISTS', `user ${user.username} exists`);
+    }
+    const hash = sodium().crypto_pwhash_str(
+      user.password.normalize('NFC'),
+      this.kdf.opslimit,
+      this.kdf.memlimit,
+    );
+    const id = newLocalId('u');
+    this.db.sql
+      .prepare(
+        'INSERT INTO users (id, username, role, clearances, password_hash, disabled, created_at, created_by) VALUES (?, ?, ?, ?, ?, 0, ?, ?)',
+      )
+      .run(id, user.username, user.role, JSON.stringify(user.clearances), hash, now, createdBy);
+    return {
+      id,
+      username: user.username,
+      role: user.role,
+      clearances: user.clearances,
+      disabled: false,
+      createdAt: now,
+    };
+  }
+
+  list(): UserInfo[] {
+    return (this.db.sql.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(
+      info,
+    );
+  }
+
+  byUsername(username: string): UserInfo | undefined {
+    const row = this.db.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as
+      UserRow | undefined;
+    return row ? info(row) : undefined;
+  }
+
+  byId(id: string): UserInfo | undefined {
+    const row = this.db.sql.prepare('SELECT * FROM users WHERE id = ?').get(id) as
+      UserRow | undefined;
+    return row ? info(row) : undefined;
+  }
+
+  disable(username: string): UserInfo {
+    const changed = this.db.sql
+      .prepare('UPDATE users SET disabled = 1 WHERE username = ?')
+      .run(username).changes;
+    if (changed === 0) return nodeFail('NOT_FOUND', `no user ${username}`);
+    return this.byUsername(username)!;
+  }
+
+  /** Check a password (crypto_pwhash_str_verify compares in constant time). Same error for every failure. */
+  authenticate(username: string, password: string): Actor {
+    const row = this.db.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as
+      UserRow | undefined;
+    const s = sodium();
+    this.dummyHash ??= s.crypto_pwhash_str(
+      'not a password of anyone',
+      this.kdf.opslimit,
+      this.kdf.memlimit,
+    );
+    let ok = false;
+    try {
+      ok = s.crypto_pwhash_str_verify(
+        row?.password_hash ?? this.dummyHash,
+        password.normalize('NFC'),
+      );
+    } catch {
+      ok = false;
+    }
+    if (!row || !ok || row.disabled !== 0)
+      return nodeFail('AUTHENTICATION_FAILED', 'unknown user, wrong password or disabled account');
+    return Actor.issue(row.id, row.username);
+  }
+
+  /** The actor's current account, refusing forged actors and disabled accounts. */
+  current(actor: Actor): UserInfo {
+    if (!issued.has(actor)) return nodeFail('AUTHENTICATION_FAILED', 'not a logged-in user');
+    const user = this.byId(actor.id);
+    if (!user || user.disabled)
+      return nodeFail('AUTHENTICATION_FAILED', 'the account is disabled or gone');
+    return user;
+  }
+
+  /** The actor's account, if its role grants `permission` (NOT_AUTHORISED otherwise). */
+  require(actor: Actor, permission: Permission): UserInfo {
+    const user = this.current(actor);
+    if (!(PERMISSIONS[permission] as readonly Role[]).includes(user.role))
+      return nodeFail('NOT_AUTHORISED', `role ${user.role} may not ${permission}`);
+    return user;
+  }
+}
+
+/** Whether a user may see a dossier with this handling code: `none` is open to every reader, the others need that clearance. */
+export function isCleared(user: UserInfo, code: HandlingCode): boolean {
+  return code === 'none' || (user.clearances as readonly string[]).includes(code);
+}
+
+export function requireClearance(user: UserInfo, code: HandlingCode): void {
+  if (!isCleared(user, code))
+    nodeFail(
+      'CLEARANCE_REQUIRED',
+      `handling code ${code} requires a clearance ${user.username} does not hold`,
+    );
+}
+
+function info(row: UserRow): UserInfo {
+  const parsed: unknown = JSON.parse(row.clearances);
+  const clearances = Array.isArray(parsed)
+    ? parsed.filter((c): c is Clearance => (CLEARANCES as readonly unknown[]).includes(c))
+    : [];
+  return {
+    id: row.id,
+    username: row.username,
+    role: row.role,
+    clearances,
+    disabled: row.disabled !== 0,
+    createdAt: row.created_at,
+  };
+}
