@@ -568,6 +568,76 @@ function createTransactions(
 type Transactions = ReturnType<typeof createTransactions>;
 
 // ---------------------------------------------------------------------------
+// Group commit: the hot writes of concurrent requests share one transaction,
+// hence one fsync. Each operation runs as a savepoint of the shared
+// transaction (a nested better-sqlite3 transaction), so one failing operation
+// rolls back alone; every promise settles only after the commit.
+
+interface PendingWrite {
+  readonly run: () => unknown;
+  readonly after: ((result: unknown) => void) | undefined;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+class GroupCommit {
+  private queue: PendingWrite[] = [];
+  private scheduled = false;
+  private readonly commit: Database.Transaction<(batch: PendingWrite[]) => { ok: boolean; value: unknown }[]>;
+
+  constructor(db: Database.Database) {
+    this.commit = db.transaction((batch: PendingWrite[]) =>
+      batch.map((write) => {
+        try {
+          return { ok: true, value: write.run() };
+        } catch (error) {
+          return { ok: false, value: error };
+        }
+      }),
+    );
+  }
+
+  /** Run `run` (a transaction function: it becomes a savepoint) in the next shared commit; `after` runs once committed. */
+  submit<T>(run: () => T, after?: (result: T) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, after: after as ((result: unknown) => void) | undefined, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.flush();
+        });
+      }
+    });
+  }
+
+  /** Commit what is queued now (before closing the database). */
+  drain(): void {
+    if (this.queue.length > 0) this.flush();
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    let outcomes: { ok: boolean; value: unknown }[];
+    try {
+      outcomes = this.commit.immediate(batch);
+    } catch (error) {
+      for (const write of batch) write.reject(error);
+      return;
+    }
+    batch.forEach((write, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) {
+        write.reject(outcome.value);
+        return;
+      }
+      write.after?.(outcome.value);
+      write.resolve(outcome.value);
+    });
+  }
+}
 
 class EmbeddedBackend implements RelayBackend {
   readonly kind = 'embedded' as const;
@@ -586,6 +656,7 @@ class EmbeddedBackend implements RelayBackend {
 
   private readonly sql: Statements;
   private readonly tx: Transactions;
+  private readonly group: GroupCommit;
 
   constructor(options: EmbeddedBackendOptions) {
     assertNonEmpty(options.file, 'file');
@@ -613,6 +684,7 @@ class EmbeddedBackend implements RelayBackend {
 
     this.sql = prepareStatements(db);
     this.tx = createTransactions(db, this.sql, { owner: this.owner, leaseMs: this.leaseMs });
+    this.group = new GroupCommit(db);
 
     this.bus = acquireBus(options.file);
   }
@@ -633,21 +705,28 @@ class EmbeddedBackend implements RelayBackend {
       for (const listener of this.listeners) this.bus.emitter.off(MAILBOX_EVENT, listener);
       this.listeners.clear();
       this.bus.release();
+      this.group.drain();
       this.db.close();
     })();
     return this.closing;
   }
 
   accept(input: AcceptInput): Promise<AcceptResult> {
-    return settle(() => {
-      const plan = normalizeAccept(input);
-      const result = this.tx.acceptTx.immediate(input, plan, this.clock());
-      if (result.status === 'accepted') {
-        this.notify(plan.deliveries.map((delivery) => delivery.address));
-        this.workers?.wake();
-      }
-      return result;
-    });
+    let plan: ReturnType<typeof normalizeAccept>;
+    try {
+      plan = normalizeAccept(input);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error('invalid accept input'));
+    }
+    return this.group.submit(
+      () => this.tx.acceptTx(input, plan, this.clock()),
+      (result) => {
+        if (result.status === 'accepted') {
+          this.notify(plan.deliveries.map((delivery) => delivery.address));
+          this.workers?.wake();
+        }
+      },
+    );
   }
 
   getEnvelope(id: string): Promise<StoredEnvelope | undefined> {
@@ -682,10 +761,14 @@ class EmbeddedBackend implements RelayBackend {
       assertNonEmpty(address, 'address');
       assertNonEmpty(envelopeId, 'envelopeId');
       assertNonEmpty(key, 'key');
-      const added = this.tx.pushEvidenceTx.immediate(address, envelopeId, key, payload);
-      if (added) this.notify([address]);
-      return added;
-    });
+    }).then(() =>
+      this.group.submit(
+        () => this.tx.pushEvidenceTx(address, envelopeId, key, payload),
+        (added) => {
+          if (added) this.notify([address]);
+        },
+      ),
+    );
   }
 
   readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
@@ -703,10 +786,8 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   ack(address: string, seqs: readonly number[]): Promise<number> {
-    return settle(() => {
-      if (seqs.length === 0) return 0;
-      return this.tx.ackTx.immediate(address, seqs, this.clock());
-    });
+    if (seqs.length === 0) return Promise.resolve(0);
+    return this.group.submit(() => this.tx.ackTx(address, seqs, this.clock()));
   }
 
   enqueueForward(task: ForwardTaskInput): Promise<void> {
@@ -827,8 +908,11 @@ class EmbeddedBackend implements RelayBackend {
   noteUpload(chunkId: string, at: number): Promise<void> {
     return settle(() => {
       assertTime(at, 'at');
-      this.sql.noteUpload.run(chunkId, at);
-    });
+    }).then(() =>
+      this.group.submit(() => {
+        this.sql.noteUpload.run(chunkId, at);
+      }),
+    );
   }
 
   chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean> {
