@@ -50,6 +50,9 @@ export async function processItem(
     : processEvidence(ctx, item.evidence);
 }
 
+/** Chunks downloaded at once when receiving (as the client uploads: DEFAULT_UPLOAD_CONCURRENCY). */
+const DOWNLOAD_CONCURRENCY = 4;
+
 async function processEnvelope(
   ctx: NodeContext,
   envelope: Envelope,
@@ -61,17 +64,34 @@ async function processEnvelope(
   if (ctx.store.hasEnvelope(env.id)) return { kind: 'duplicate', envelopeId: env.id };
 
   // Blobs first, rows after: a failure here leaves no row, and the item unacked.
+  // A few downloads in flight hide the per-request round trip; each streams into the store.
+  const objects = [env.dossier, ...env.chunks];
   let done = 0;
-  for (const object of [env.dossier, ...env.chunks]) {
-    await fetchObject(ctx, object.id, object.size);
-    done += object.size;
-    onProgress?.({
-      phase: 'download',
-      subject: env.id,
-      bytesDone: done,
-      bytesTotal: env.totalSize,
-    });
-  }
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < objects.length && failure === undefined; i = next++) {
+      const object = objects[i]!;
+      try {
+        await fetchObject(ctx, object.id, object.size);
+      } catch (err) {
+        failure ??= { err };
+        return;
+      }
+      done += object.size;
+      onProgress?.({
+        phase: 'download',
+        subject: env.id,
+        bytesDone: done,
+        bytesTotal: env.totalSize,
+      });
+    }
+  };
+  // Every worker ends before a failure is reported: no write is left running behind it.
+  await Promise.all(
+    Array.from({ length: Math.min(DOWNLOAD_CONCURRENCY, objects.length) }, () => worker()),
+  );
+  if (failure !== undefined) throw failure.err;
   const sealed = await ctx.blobs.getBytes(env.dossier.id).catch((err: unknown) => {
     throw toNodeError(err, 'read sealed dossier');
   });

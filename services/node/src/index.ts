@@ -63,3 +63,4 @@ export type {
   QuarantineEntry,
   SavedAttachment,
 } from './views.js';
+export * from './api/index.js';

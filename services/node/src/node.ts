@@ -116,6 +116,11 @@ export class AuthorityNode {
     }
   }
 
+  /** The acting user's account as it is now (roles, clearances); NOT_AUTHORISED for a forged or disabled actor. */
+  whoami(actor: Actor): UserInfo {
+    return this.ctx.users.current(actor);
+  }
+
   /** Add a user (admins only; the very first user of a node may be added by nobody and must be an admin). */
   addUser(actor: Actor | null, user: NewUser): UserInfo {
     const { ctx } = this;

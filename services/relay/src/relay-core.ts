@@ -35,6 +35,9 @@ import { Router } from './routing.js';
 const HandOver = validator(Type.Object({ envelope: Type.Unknown(), recipients: Type.Unknown() }, { additionalProperties: false }), 'hand-over');
 const EvidenceWrapper = validator(Type.Object({ evidence: Type.Unknown(), envelope: Type.Unknown() }, { additionalProperties: false }), 'evidence item');
 
+/** Chunk uploads in flight per forwarded envelope. */
+const FORWARD_UPLOAD_CONCURRENCY = 4;
+
 /** An evidence on its way to an envelope's sender, with the envelope that makes it verifiable. */
 export interface EvidenceItem {
   readonly evidence: Evidence;
@@ -341,12 +344,16 @@ export class RelayCore {
       if (!envelope) return { status: 'done' };
       const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
       const sizes = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
-      for (const id of await peer.missingChunks(ids)) {
-        const size = sizes.get(id);
-        if (size === undefined) continue;
-        await peer.putChunk(id, this.o.blobs.get(id), size);
-        this.o.metrics.bytesOut.inc(size);
-      }
+      // A few uploads in flight: one slow request does not hold the link idle.
+      const todo = (await peer.missingChunks(ids)).filter((id) => sizes.has(id));
+      const upload = async (): Promise<void> => {
+        for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
+          const size = sizes.get(id)!;
+          await peer.putChunk(id, this.o.blobs.get(id), size);
+          this.o.metrics.bytesOut.inc(size);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(FORWARD_UPLOAD_CONCURRENCY, todo.length) }, upload));
       const evidences = await peer.forwardEnvelope(envelope, task.recipients);
       this.o.metrics.peerUp.set({ network: task.network }, 1);
       this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'accepted' });

@@ -1,0 +1,172 @@
+import type { FastifyInstance } from 'fastify';
+import type { NewUser, UserInfo as UserRecord } from '../users.js';
+import { actorOf } from './context.js';
+import {
+  AUTHED,
+  AuditReport,
+  CaseList,
+  NewUserBody,
+  NodeStatus,
+  QuarantineList,
+  SyncReply,
+  UserInfo,
+  UserList,
+  UsernameParams,
+  errorResponses,
+} from './schemas.js';
+
+const security = [{ bearer: [] }];
+
+function userView(u: UserRecord): Omit<UserRecord, 'id'> {
+  return {
+    username: u.username,
+    role: u.role,
+    clearances: u.clearances,
+    disabled: u.disabled,
+    createdAt: u.createdAt,
+  };
+}
+
+/** Accounts (admins). */
+export function userRoutes(app: FastifyInstance): void {
+  const { node, sessions } = app.nodeApi;
+  const tags = ['users'];
+
+  app.get(
+    '/users',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'List accounts (admins)',
+        response: { 200: UserList, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => ({ users: node.listUsers(actorOf(request)).map(userView) }),
+  );
+
+  app.post<{ Body: NewUser }>(
+    '/users',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Add an account (admins)',
+        body: NewUserBody,
+        response: { 201: UserInfo, ...errorResponses(...AUTHED, 'USER_EXISTS') },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(userView(node.addUser(actorOf(request), request.body))),
+  );
+
+  app.post<{ Params: UsernameParams }>(
+    '/users/:username/disable',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Disable an account (admins); its sessions end at once',
+        params: UsernameParams,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'NOT_FOUND', 'INVALID_STATE') },
+      },
+    },
+    (request) => {
+      const user = node.disableUser(actorOf(request), request.params.username);
+      sessions.revokeUser(user.username);
+      return userView(user);
+    },
+  );
+}
+
+/** Node-wide views and operations: status, sync, cases, quarantine, audit. */
+export function nodeRoutes(app: FastifyInstance): void {
+  const { node } = app.nodeApi;
+  const tags = ['node'];
+
+  app.get(
+    '/status',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Node overview: counts, queue state, trust (no content)',
+        response: { 200: NodeStatus, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => {
+      actorOf(request);
+      return node.status();
+    },
+  );
+
+  app.post(
+    '/sync',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Pull the mailbox once and flush the outbox now',
+        response: {
+          200: SyncReply,
+          ...errorResponses(
+            ...AUTHED,
+            'RELAY_UNREACHABLE',
+            'RELAY_REJECTED',
+            'DOWNLOAD_FAILED',
+            'STORAGE_FULL',
+            'STORAGE_FAILED',
+          ),
+        },
+      },
+    },
+    async (request) => {
+      actorOf(request);
+      const report = await node.syncOnce();
+      request.log.info(
+        { items: report.items.length, sent: report.outbox.sent.length },
+        'sync requested',
+      );
+      return report;
+    },
+  );
+
+  app.get(
+    '/cases',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Cases with their dossiers (redacted where the user lacks clearance)',
+        response: { 200: CaseList, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => ({ cases: node.cases(actorOf(request)) }),
+  );
+
+  app.get(
+    '/quarantine',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Received dossiers that failed verification, with their reason codes',
+        response: { 200: QuarantineList, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => ({ quarantine: node.quarantine(actorOf(request)) }),
+  );
+
+  app.get(
+    '/audit/verify',
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Check the audit log's hash chain and heads (admins)",
+        response: { 200: AuditReport, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => node.verifyAudit(actorOf(request)),
+  );
+}

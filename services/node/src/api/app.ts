@@ -1,0 +1,123 @@
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { AuthorityNode } from '../node.js';
+import { dossierRoutes } from './dossier-routes.js';
+import { nodeRoutes, userRoutes } from './admin-routes.js';
+import { loginRoute, logoutRoute, requireSession } from './auth-routes.js';
+import type { ApiContext } from './context.js';
+import { ApiError, toApiError } from './errors.js';
+import { DEFAULT_LOGIN_LIMITS, LoginLimiter, SessionStore, type LoginLimits } from './sessions.js';
+
+export interface NodeApiOptions {
+  readonly node: AuthorityNode;
+  /** `false` for none; otherwise pino at `level` (default info), to `stream` (default stdout). */
+  readonly logger?: false | { level?: string; stream?: { write(line: string): unknown } };
+  /** Session lifetime (default 8 hours). */
+  readonly sessionTtlMs?: number;
+  readonly loginLimits?: Partial<LoginLimits>;
+  /** When set, attachment paths and export directories must lie inside this directory. */
+  readonly fileRoot?: string;
+  readonly clock?: () => number;
+  /** Request body limit in bytes (default 4 MiB). */
+  readonly bodyLimit?: number;
+}
+
+export const API_PREFIX = '/api/v1';
+
+/**
+ * The node's REST API for the web UI. Listening is the caller's business
+ * (`rogatory serve`, or `app.inject()` in tests); closing the app does not
+ * close the node.
+ */
+export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInstance> {
+  const clock = options.clock ?? Date.now;
+  const app = Fastify({
+    logger:
+      options.logger === false || options.logger === undefined
+        ? false
+        : {
+            level: options.logger.level ?? 'info',
+            ...(options.logger.stream ? { stream: options.logger.stream } : {}),
+            redact: {
+              paths: ['req.headers.authorization', 'req.headers.cookie'],
+              censor: '[redacted]',
+            },
+            serializers: {
+              // Query strings may carry case references: log the path only. Bodies are never logged.
+              req: (req: { method: string; url: string; ip?: string }) => ({
+                method: req.method,
+                path: req.url.split('?')[0],
+              }),
+            },
+          },
+    bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, allErrors: true } },
+    forceCloseConnections: true,
+    // Bad URL encodings and the like never reach a route: answer them in the API's error shape.
+    frameworkErrors: (err, _request, reply) => {
+      const e = toApiError(err);
+      void (reply as FastifyReply).code(e.status).send(e.body());
+    },
+  });
+
+  const context: ApiContext = {
+    node: options.node,
+    sessions: new SessionStore({ ttlMs: options.sessionTtlMs ?? 8 * 3600 * 1000, clock }),
+    limiter: new LoginLimiter({ ...DEFAULT_LOGIN_LIMITS, ...options.loginLimits }, clock),
+    fileRoot: options.fileRoot,
+    clock,
+  };
+  app.decorate('nodeApi', context);
+
+  app.setErrorHandler((err, request, reply) => {
+    const e = toApiError(err);
+    // Codes only: an error's text or cause may hold data.
+    if (e.status >= 500)
+      request.log.error(
+        { code: e.code, detail: e.detail, route: request.routeOptions.url },
+        'request failed',
+      );
+    else request.log.info({ code: e.code, route: request.routeOptions.url }, 'request refused');
+    if (e.retryAfterSeconds !== undefined) void reply.header('retry-after', e.retryAfterSeconds);
+    return reply.code(e.status).send(e.body());
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const e = new ApiError('ROUTE_NOT_FOUND', 'no such route');
+    return reply.code(e.status).send(e.body());
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Rogatory authority node API',
+        version: '1.0.0',
+        description:
+          'REST API of an authority node for its web UI. Every route but login needs `Authorization: Bearer <token>`; errors are `{ error: { code, message, detail?, issues? } }`.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      tags: [{ name: 'session' }, { name: 'dossiers' }, { name: 'users' }, { name: 'node' }],
+    },
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  await app.register(
+    async (v1) => {
+      loginRoute(v1);
+      // A child scope: its auth hook covers these routes and not login.
+      await v1.register((authed, _opts, done) => {
+        requireSession(authed);
+        logoutRoute(authed);
+        dossierRoutes(authed);
+        userRoutes(authed);
+        nodeRoutes(authed);
+        done();
+      });
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

@@ -1,0 +1,289 @@
+import type { FastifyInstance } from 'fastify';
+import type { AttachmentInput } from '../outbound.js';
+import type { DossierFilter } from '../views.js';
+import { actorOf, hostPath, type ApiContext } from './context.js';
+import { ApiError } from './errors.js';
+import {
+  AUTHED,
+  ComposeBody,
+  DOSSIER_READ,
+  DossierDetails,
+  DossierIdParams,
+  DossierList,
+  DossierState,
+  EvidenceChain,
+  ExportBody,
+  ExportReply,
+  ListQuery,
+  OpenedView,
+  OverdueQuery,
+  ReplyBody,
+  UpdateDraftBody,
+  errorResponses,
+} from './schemas.js';
+
+const security = [{ bearer: [] }];
+const tags = ['dossiers'];
+const DAY = 24 * 3600 * 1000;
+
+const DRAFT_ERRORS = [
+  ...DOSSIER_READ,
+  'CONTENT_INVALID',
+  'RECIPIENT_UNKNOWN',
+  'INVALID_STATE',
+  'STORAGE_FULL',
+] as const;
+
+function attachmentsOf(
+  ctx: ApiContext,
+  list: readonly { path: string; mediaType?: string; name?: string }[] | undefined,
+): AttachmentInput[] | undefined {
+  return list?.map((a) => ({ ...a, path: hostPath(ctx, a.path) }));
+}
+
+function dayStart(date: string, what: string): number {
+  const ms = Date.parse(`${date}T00:00:00Z`);
+  if (Number.isNaN(ms)) throw new ApiError('INPUT_INVALID', `${what} is not a valid date`);
+  return ms;
+}
+
+function filterOf(q: ListQuery, today: string): DossierFilter {
+  return {
+    ...(q.caseReference === undefined ? {} : { caseReference: q.caseReference }),
+    ...(q.counterpart === undefined ? {} : { counterpart: q.counterpart }),
+    ...(q.type === undefined ? {} : { type: q.type }),
+    ...(q.status === undefined ? {} : { status: q.status }),
+    ...(q.direction === undefined ? {} : { direction: q.direction }),
+    ...(q.kind === undefined ? {} : { kind: q.kind }),
+    ...(q.caseId === undefined ? {} : { caseId: q.caseId }),
+    ...(q.from === undefined ? {} : { since: dayStart(q.from, 'from') }),
+    ...(q.to === undefined ? {} : { until: dayStart(q.to, 'to') + DAY }),
+    ...(q.overdue === true ? { overdueOn: today } : {}),
+  };
+}
+
+/** Dossier metadata, drafting, the four-eyes workflow, opening, evidences and export. */
+export function dossierRoutes(app: FastifyInstance): void {
+  const ctx = app.nodeApi;
+  const { node } = ctx;
+  const today = (): string => new Date(ctx.clock()).toISOString().slice(0, 10);
+
+  app.get<{ Querystring: ListQuery }>(
+    '/dossiers',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'List dossiers (metadata only; redacted where the user lacks clearance)',
+        querystring: ListQuery,
+        response: { 200: DossierList, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => ({ dossiers: node.list(actorOf(request), filterOf(request.query, today())) }),
+  );
+
+  app.get<{ Querystring: OverdueQuery }>(
+    '/overdue',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Dossiers past their deadline and not finished',
+        querystring: OverdueQuery,
+        response: { 200: DossierList, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => ({
+      dossiers: node.overdue(actorOf(request), request.query.today ?? today()),
+    }),
+  );
+
+  app.get<{ Params: DossierIdParams }>(
+    '/dossiers/:id',
+    {
+      schema: {
+        tags,
+        security,
+        summary:
+          'Metadata, delivery progress, evidences and approvals (no content; not an opening)',
+        params: DossierIdParams,
+        response: { 200: DossierDetails, ...errorResponses(...DOSSIER_READ) },
+      },
+    },
+    (request) => node.show(actorOf(request), request.params.id),
+  );
+
+  app.post<{ Body: ComposeBody }>(
+    '/dossiers',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Draft a request or an answer; attachments are files on the node host',
+        body: ComposeBody,
+        response: { 201: DossierState, ...errorResponses(...DRAFT_ERRORS) },
+      },
+    },
+    async (request, reply) => {
+      const { content, recipients, caseId } = request.body;
+      const attachments = attachmentsOf(ctx, request.body.attachments);
+      const id = await node.compose(actorOf(request), {
+        content,
+        ...(recipients ? { recipients } : {}),
+        ...(attachments ? { attachments } : {}),
+        ...(caseId === undefined ? {} : { caseId }),
+      });
+      return reply.code(201).send({ id, status: 'draft' });
+    },
+  );
+
+  app.put<{ Params: DossierIdParams; Body: UpdateDraftBody }>(
+    '/dossiers/:id',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Replace a draft (the editor becomes a co-drafter and may not approve it)',
+        params: DossierIdParams,
+        body: UpdateDraftBody,
+        response: { 200: DossierState, ...errorResponses(...DRAFT_ERRORS) },
+      },
+    },
+    async (request) => {
+      const { content, recipients, keepAttachments } = request.body;
+      const attachments = attachmentsOf(ctx, request.body.attachments);
+      await node.updateDraft(actorOf(request), request.params.id, {
+        content,
+        ...(recipients ? { recipients } : {}),
+        ...(attachments ? { attachments } : {}),
+        ...(keepAttachments === undefined ? {} : { keepAttachments }),
+      });
+      return { id: request.params.id, status: 'draft' };
+    },
+  );
+
+  app.post<{ Params: DossierIdParams }>(
+    '/dossiers/:id/submit',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Submit a draft for approval (content validated again)',
+        params: DossierIdParams,
+        response: { 200: DossierState, ...errorResponses(...DRAFT_ERRORS) },
+      },
+    },
+    (request) => {
+      node.submitForApproval(actorOf(request), request.params.id);
+      return { id: request.params.id, status: 'awaiting-approval' };
+    },
+  );
+
+  app.post<{ Params: DossierIdParams }>(
+    '/dossiers/:id/approve',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Four-eyes approval: sign, seal and queue for sending',
+        params: DossierIdParams,
+        response: {
+          200: DossierState,
+          ...errorResponses(...DRAFT_ERRORS, 'FOUR_EYES_VIOLATION', 'STORAGE_FAILED'),
+        },
+      },
+    },
+    async (request) => {
+      const envelopeId = await node.approve(actorOf(request), request.params.id);
+      return { id: request.params.id, status: 'approved', envelopeId };
+    },
+  );
+
+  app.post<{ Params: DossierIdParams }>(
+    '/dossiers/:id/return',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'An approver sends the dossier back to drafting',
+        params: DossierIdParams,
+        response: { 200: DossierState, ...errorResponses(...DOSSIER_READ, 'INVALID_STATE') },
+      },
+    },
+    (request) => {
+      node.returnToDraft(actorOf(request), request.params.id);
+      return { id: request.params.id, status: 'draft' };
+    },
+  );
+
+  app.post<{ Params: DossierIdParams; Body: ReplyBody }>(
+    '/dossiers/:id/reply',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Draft an answer to a sent or received request (inReplyTo, from, to filled in)',
+        params: DossierIdParams,
+        body: ReplyBody,
+        response: { 201: DossierState, ...errorResponses(...DRAFT_ERRORS) },
+      },
+    },
+    async (request, reply) => {
+      const attachments = attachmentsOf(ctx, request.body.attachments);
+      const id = await node.reply(actorOf(request), request.params.id, {
+        content: request.body.content,
+        ...(attachments ? { attachments } : {}),
+      });
+      return reply.code(201).send({ id, status: 'draft' });
+    },
+  );
+
+  app.post<{ Params: DossierIdParams }>(
+    '/dossiers/:id/open',
+    {
+      schema: {
+        tags,
+        security,
+        summary:
+          'Content and attachment list; audited; the first opening of a received dossier sends a Retrieval evidence',
+        params: DossierIdParams,
+        response: { 200: OpenedView, ...errorResponses(...DOSSIER_READ, 'INVALID_STATE') },
+      },
+    },
+    (request) => node.open(actorOf(request), request.params.id),
+  );
+
+  app.get<{ Params: DossierIdParams }>(
+    '/dossiers/:id/evidences',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'The envelope, its evidences and their verification as a chain',
+        params: DossierIdParams,
+        response: { 200: EvidenceChain, ...errorResponses(...DOSSIER_READ) },
+      },
+    },
+    (request) => node.evidences(actorOf(request), request.params.id),
+  );
+
+  app.post<{ Params: DossierIdParams; Body: ExportBody }>(
+    '/dossiers/:id/export',
+    {
+      schema: {
+        tags,
+        security,
+        summary:
+          'Write a self-contained, offline-verifiable bundle into a directory on the node host',
+        params: DossierIdParams,
+        body: ExportBody,
+        response: {
+          200: ExportReply,
+          ...errorResponses(...DOSSIER_READ, 'INVALID_STATE', 'STORAGE_FULL'),
+        },
+      },
+    },
+    (request) =>
+      node.exportBundle(actorOf(request), request.params.id, hostPath(ctx, request.body.dir)),
+  );
+}

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { serveNodeApi } from '../api/server.js';
+import { nodeFail } from '../errors.js';
+import type { CliIO } from './io.js';
+import { globals, withNode, type CliRun } from './session.js';
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    nodeFail('INPUT_INVALID', '--port must be 0..65535');
+  return n;
+}
+
+/** `rogatory serve`: the REST API and the node's live sync until SIGINT/SIGTERM. */
+export function registerServe(
+  program: Command,
+  run: CliRun,
+  options: { untilSignal?: (io: CliIO) => Promise<void> } = {},
+): void {
+  const { io } = run;
+  program
+    .command('serve')
+    .description('run the REST API (for the web UI) and live sync until SIGINT/SIGTERM')
+    .requiredOption('--port <port>', 'TCP port (0 picks a free one)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option(
+      '--file-root <dir>',
+      'restrict attachment paths and export directories to this directory',
+    )
+    .option('--no-sync', 'serve the API without live sync')
+    .option('--session-minutes <n>', 'session lifetime in minutes', '480')
+    .action(
+      async (
+        opts: {
+          port: string;
+          host: string;
+          fileRoot?: string;
+          sync: boolean;
+          sessionMinutes: string;
+        },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd, io);
+        const minutes = Number(opts.sessionMinutes);
+        if (!Number.isFinite(minutes) || minutes <= 0)
+          nodeFail('INPUT_INVALID', '--session-minutes must be a positive number');
+        await withNode(io, g, async (node) => {
+          const api = await serveNodeApi({
+            node,
+            port: port(opts.port),
+            host: opts.host,
+            sync: opts.sync,
+            sessionTtlMs: minutes * 60_000,
+            logger: { level: 'info', stream: { write: (line: string) => io.err(line) } },
+            ...(opts.fileRoot === undefined ? {} : { fileRoot: opts.fileRoot }),
+          });
+          io.out(g.json ? `${JSON.stringify({ url: api.url })}\n` : `serving ${api.url}\n`);
+          try {
+            await (options.untilSignal ?? waitForSignal)(io);
+          } finally {
+            await api.close();
+          }
+        });
+      },
+    );
+}
