@@ -36,3 +36,24 @@ describe('passphrase-sealed keys', () => {
     expect(code(() => sealSigningKey(generateSigningKeyPair(), { passphrase: 'short', purpose: 'x', limits }))).toBe('LIMIT_EXCEEDED');
   });
 });
+
+describe('injectable key derivation (Node worker thread)', () => {
+  it('seals and opens on a worker with the same format and result as in-process', async () => {
+    const { sealSecretAsync, openSecretAsync, openSecret, sealSecret } = await import('../src/keyfile.js');
+    const { deriveKeyInWorker, deriveKeyInWorkerSync, pwhashStrInWorkerSync, pwhashStrVerifyInWorker, pwhashStrVerifyInWorkerSync } = await import('../src/node/index.js');
+    const { sodium } = await import('../src/sodium.js');
+    const secret = Uint8Array.from({ length: 32 }, (_, i) => i);
+    const options = { passphrase: 'correct horse battery', purpose: 'relay-identity' };
+    const inWorker = await sealSecretAsync(secret, { ...options, limits, derive: deriveKeyInWorker });
+    expect(openSecret(inWorker, options)).toEqual(secret);
+    const inProcess = sealSecret(secret, { ...options, limits });
+    expect(await openSecretAsync(inProcess, { ...options, derive: deriveKeyInWorker })).toEqual(secret);
+    expect(await openSecretAsync(inProcess, { ...options, derive: deriveKeyInWorkerSync })).toEqual(secret);
+    const wrong = await openSecretAsync(inProcess, { ...options, passphrase: 'wrong horse battery', derive: deriveKeyInWorker }).catch((e: unknown) => e);
+    expect(isProtocolError(wrong, 'PASSPHRASE_INVALID')).toBe(true);
+    const hash = pwhashStrInWorkerSync('pässword 1', limits.opslimit, limits.memlimit);
+    expect(sodium().crypto_pwhash_str_verify(hash, 'pässword 1')).toBe(true);
+    expect(pwhashStrVerifyInWorkerSync(hash, 'pässword 1')).toBe(true);
+    expect(await pwhashStrVerifyInWorker(hash, 'pässword 2')).toBe(false);
+  });
+});

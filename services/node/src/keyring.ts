@@ -5,17 +5,18 @@ import {
   generateEncryptionKeyPair,
   generateSigningKeyPair,
   isProtocolError,
-  openEncryptionKey,
-  openSecret,
-  openSigningKey,
+  openEncryptionKeyAsync,
+  openSecretAsync,
+  openSigningKeyAsync,
   randomBytes,
-  sealEncryptionKey,
-  sealSecret,
-  sealSigningKey,
+  sealEncryptionKeyAsync,
+  sealSecretAsync,
+  sealSigningKeyAsync,
   sodium,
   type EncryptionKeyPair,
   type SigningKeyPair,
 } from '@rogatory/protocol';
+import { deriveKeyInWorker } from '@rogatory/protocol/node';
 import { nodeFail } from './errors.js';
 import type { KdfLimits } from './config.js';
 
@@ -71,29 +72,34 @@ export async function createKeyring(options: {
     ? copyPair(options.importKeys.encryption)
     : generateEncryptionKeyPair();
   const storageKey = randomBytes(32);
+  // Argon2id runs on short-lived worker threads: in-process, libsodium's
+  // WebAssembly memory would grow to the memlimit and never shrink.
   const files: [string, unknown][] = [
     [
       paths.identityKey,
-      sealSigningKey(identity, {
+      await sealSigningKeyAsync(identity, {
         passphrase: options.passphrase,
         purpose: KEY_PURPOSES.identity,
         limits,
+        derive: deriveKeyInWorker,
       }),
     ],
     [
       paths.encryptionKeys[0]!,
-      sealEncryptionKey(encryption, {
+      await sealEncryptionKeyAsync(encryption, {
         passphrase: options.passphrase,
         purpose: KEY_PURPOSES.encryption,
         limits,
+        derive: deriveKeyInWorker,
       }),
     ],
     [
       paths.storageKey,
-      sealSecret(storageKey, {
+      await sealSecretAsync(storageKey, {
         passphrase: options.passphrase,
         purpose: KEY_PURPOSES.storage,
         limits,
+        derive: deriveKeyInWorker,
       }),
     ],
   ];
@@ -122,19 +128,20 @@ export async function openKeyring(options: {
   const encryptionFiles: unknown[] = [];
   for (const path of paths.encryptionKeys) encryptionFiles.push(await readKeyFile(dir, path));
   const storageFile = await readKeyFile(dir, paths.storageKey);
-  const identity = unlocked(paths.identityKey, () =>
-    openSigningKey(identityFile, unlock(passphrase, KEY_PURPOSES.identity)),
+  // Argon2id runs on short-lived worker threads (see createKeyring).
+  const identity = await unlocked(paths.identityKey, () =>
+    openSigningKeyAsync(identityFile, unlock(passphrase, KEY_PURPOSES.identity)),
   );
   const encryption: EncryptionKeyPair[] = [];
   for (const [i, path] of paths.encryptionKeys.entries()) {
     encryption.push(
-      unlocked(path, () =>
-        openEncryptionKey(encryptionFiles[i], unlock(passphrase, KEY_PURPOSES.encryption)),
+      await unlocked(path, () =>
+        openEncryptionKeyAsync(encryptionFiles[i], unlock(passphrase, KEY_PURPOSES.encryption)),
       ),
     );
   }
-  const storageKey = unlocked(paths.storageKey, () =>
-    openSecret(storageFile, unlock(passphrase, KEY_PURPOSES.storage)),
+  const storageKey = await unlocked(paths.storageKey, () =>
+    openSecretAsync(storageFile, unlock(passphrase, KEY_PURPOSES.storage)),
   );
   if (storageKey.length !== 32)
     return nodeFail('CONFIG_INVALID', 'the storage key file does not hold a 32-byte key');
@@ -149,9 +156,9 @@ function copyPair<T extends SigningKeyPair | EncryptionKeyPair>(pair: T): T {
   };
 }
 
-function unlocked<T>(path: string, open: () => T): T {
+async function unlocked<T>(path: string, open: () => Promise<T>): Promise<T> {
   try {
-    return open();
+    return await open();
   } catch (cause) {
     if (isProtocolError(cause, 'PASSPHRASE_INVALID'))
       return nodeFail('PASSPHRASE_INVALID', 'wrong passphrase (or a damaged key file)', {
@@ -167,8 +174,11 @@ function unlocked<T>(path: string, open: () => T): T {
   }
 }
 
-function unlock(passphrase: string, purpose: string): { passphrase: string; purpose: string } {
-  return { passphrase, purpose };
+function unlock(
+  passphrase: string,
+  purpose: string,
+): { passphrase: string; purpose: string; derive: typeof deriveKeyInWorker } {
+  return { passphrase, purpose, derive: deriveKeyInWorker };
 }
 
 async function readKeyFile(dir: string, path: string): Promise<unknown> {

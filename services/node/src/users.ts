@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { sodium, validator } from '@rogatory/protocol';
+import { validator } from '@rogatory/protocol';
+import { pwhashStrInWorkerSync, pwhashStrVerifyInWorkerSync } from '@rogatory/protocol/node';
 import type { KdfLimits } from './config.js';
 import { nodeFail } from './errors.js';
 import type { NodeDatabase } from './store/db.js';
@@ -106,7 +107,9 @@ export class UserDirectory {
     ) {
       return nodeFail('USER_EXISTS', `user ${user.username} exists`);
     }
-    const hash = sodium().crypto_pwhash_str(
+    // Argon2id on a short-lived worker thread (blocking, as in-process would):
+    // in-process, libsodium's WebAssembly memory would grow to memlimit for good.
+    const hash = pwhashStrInWorkerSync(
       user.password.normalize('NFC'),
       this.kdf.opslimit,
       this.kdf.memlimit,
@@ -157,15 +160,14 @@ export class UserDirectory {
   authenticate(username: string, password: string): Actor {
     const row = this.db.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as
       UserRow | undefined;
-    const s = sodium();
-    this.dummyHash ??= s.crypto_pwhash_str(
+    this.dummyHash ??= pwhashStrInWorkerSync(
       'not a password of anyone',
       this.kdf.opslimit,
       this.kdf.memlimit,
     );
     let ok = false;
     try {
-      ok = s.crypto_pwhash_str_verify(
+      ok = pwhashStrVerifyInWorkerSync(
         row?.password_hash ?? this.dummyHash,
         password.normalize('NFC'),
       );

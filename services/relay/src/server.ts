@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KeyRefSchema, TrustStore, fromBase64url, fromHex, openSigningKey, ready, validator } from '@rogatory/protocol';
+import { deriveKeyInWorker } from '@rogatory/protocol/node';
+import { KeyRefSchema, TrustStore, fromBase64url, fromHex, openSigningKeyAsync, ready, validator } from '@rogatory/protocol';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildRelayApp } from './app.js';
@@ -75,7 +76,9 @@ export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = p
 /** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */
 export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<RelayOptions & OpenedStores> {
   await ready();
-  const key = openSigningKey(JSON.parse(await readFile(config.identity.keyFile, 'utf8')), {
+  // Argon2id on a short-lived worker: in-process, libsodium's wasm memory would keep its memlimit.
+  const key = await openSigningKeyAsync(JSON.parse(await readFile(config.identity.keyFile, 'utf8')), {
+    derive: deriveKeyInWorker,
     passphrase: requireEnv(env, config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE', 'relay key passphrase'),
     purpose: 'relay-identity',
   });

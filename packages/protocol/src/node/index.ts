@@ -14,6 +14,14 @@ import { startDecryption, startEncryption } from '../attachment-stream.js';
 import { workerHashing } from './hash-worker.js';
 
 export { workerHashing, terminateHashWorker } from './hash-worker.js';
+export {
+  deriveKeyInWorker,
+  deriveKeyInWorkerSync,
+  pwhashStrInWorker,
+  pwhashStrInWorkerSync,
+  pwhashStrVerifyInWorker,
+  pwhashStrVerifyInWorkerSync,
+} from './kdf-worker.js';
 export { encryptFile, decryptToFile, type EncryptFileOptions, type DecryptToFileOptions } from './files.js';
 
 /**
