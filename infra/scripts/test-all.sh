@@ -9,4 +9,12 @@ pnpm install --frozen-lockfile
 pnpm typecheck
 pnpm lint
 pnpm vectors:check
-pnpm test
+mkdir -p .tmp
+status=0
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json || status=$?
+# One plain closing line with the totals, whatever the reporter printed above.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".tmp/vitest-report.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"
