@@ -10,7 +10,9 @@
  * chunk as it comes; pass 2 re-creates the identical ciphertext on the fly
  * (same key material) and feeds it straight into decryption, whose plaintext
  * is discarded too. Both passes run the engine of the public API with worker
- * hashing. Nothing is retained: memory is whatever the pipeline needs.
+ * hashing and `reuseBuffers` (each chunk is consumed before the next is
+ * requested, as when writing to a file or a socket). Nothing is retained:
+ * memory is whatever the pipeline needs.
  *
  * Mode `raw` is the reference: the same process set-up, then bare
  * crypto_secretstream_xchacha20poly1305_push over the same number of bytes,
@@ -67,7 +69,7 @@ if (mode === 'raw') {
   }
 } else {
   const fixed: FixedKeyMaterial = { key: s.crypto_secretstream_xchacha20poly1305_keygen(), header: randomFillSync(new Uint8Array(24)) };
-  const options = { name: 'rss.bin', mediaType: 'application/octet-stream', hashing: workerHashing } as const;
+  const options = { name: 'rss.bin', mediaType: 'application/octet-stream', hashing: workerHashing, reuseBuffers: true } as const;
   const pass1 = startEncryption(plaintext(), options, fixed);
   for await (const c of pass1.chunks) {
     sample();
@@ -78,7 +80,7 @@ if (mode === 'raw') {
     for await (const c of pass2.chunks) yield c.bytes;
   };
   let n = 0;
-  for await (const p of decryptAttachment(pass1.manifest(), ciphertext())) {
+  for await (const p of decryptAttachment(pass1.manifest(), ciphertext(), { reuseBuffers: true })) {
     sample();
     n += p.length;
   }

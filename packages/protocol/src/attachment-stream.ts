@@ -14,6 +14,7 @@ import {
 import { sodiumHashing, type AttachmentHashing, type ChunkHashResult } from './attachment-hashing.js';
 import { equalBytes, fromBase64url, fromHex, toBase64url, toHex } from './bytes.js';
 import { fail } from './errors.js';
+import { SecretstreamCipher } from './secretstream.js';
 import { ready, sodium } from './sodium.js';
 
 /** A plaintext or ciphertext source: any (async) iterable of byte arrays of any size. */
@@ -35,6 +36,14 @@ export interface EncryptAttachmentOptions {
    * for larger chunks, so that about 4 MiB of chunks are in flight.
    */
   readonly maxChunksInFlight?: number;
+  /**
+   * Recycle ciphertext buffers: each chunk's `bytes` is valid only until the
+   * next chunk is requested (then it is overwritten). For consumers that
+   * write or send a chunk before asking for the next one: no garbage per
+   * chunk, so memory stays flat however long the attachment. Default false
+   * (every chunk has a buffer of its own).
+   */
+  readonly reuseBuffers?: boolean;
 }
 
 /** Options of `decryptAttachment`. */
@@ -43,6 +52,12 @@ export interface DecryptAttachmentOptions {
   readonly hashing?: AttachmentHashing;
   /** How many chunks may be decrypted ahead of the consumer while their hashes are checked (1..64). */
   readonly maxChunksInFlight?: number;
+  /**
+   * Recycle plaintext buffers: each yielded array is valid only until the
+   * next one is requested. For consumers that write a piece before asking
+   * for the next. Default false.
+   */
+  readonly reuseBuffers?: boolean;
 }
 
 /** One ciphertext chunk, ready to be stored or sent as the object named `id`. */
@@ -167,6 +182,7 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
   const chunkSize = options.chunkSize ?? ATTACHMENT_LIMITS.defaultChunkSize;
   const hashing = options.hashing ?? sodiumHashing;
   const window = resolveWindow(options.maxChunksInFlight, chunkSize);
+  const reuse = options.reuseBuffers === true;
   if (fixed !== undefined && (fixed.key.length !== ATTACHMENT_LIMITS.keyBytes || fixed.header.length !== ATTACHMENT_LIMITS.headerBytes)) {
     throw new RangeError('fixed key material must be a 32-byte key and a 24-byte header');
   }
@@ -176,20 +192,25 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
     await ready();
     const s = sodium();
     const key = fixed === undefined ? s.crypto_secretstream_xchacha20poly1305_keygen() : fixed.key.slice();
-    let state: ReturnType<typeof s.crypto_secretstream_xchacha20poly1305_init_pull>;
-    let header: Uint8Array;
-    if (fixed === undefined) {
-      ({ state, header } = s.crypto_secretstream_xchacha20poly1305_init_push(key));
-    } else {
-      // A pull state is the same structure as a push state initialised with
-      // this header (libsodium derives both alike); only the header's
-      // randomness differs.
-      header = fixed.header.slice();
-      state = s.crypto_secretstream_xchacha20poly1305_init_pull(header, key);
+    let stream: Awaited<ReturnType<typeof SecretstreamCipher.push>>;
+    try {
+      stream = await SecretstreamCipher.push(key, fixed?.header);
+    } catch (err) {
+      s.memzero(key);
+      throw err;
     }
+    const { cipher, header } = stream;
     const session = hashing.open();
     const pending: EncryptPending[] = [];
     const pool: Uint8Array[] = [];
+    /** Ciphertext buffers of full chunks back from the consumer (reuseBuffers). */
+    const outPool: Uint8Array[] = [];
+    const fullLength = chunkSize + ATTACHMENT_LIMITS.chunkOverhead;
+    const recycle = (bytes: Uint8Array): void => {
+      if (reuse && bytes.length === fullLength && bytes.byteOffset === 0 && bytes.buffer.byteLength === fullLength && outPool.length <= window) {
+        outPool.push(bytes);
+      }
+    };
     const ids: string[] = [];
     let size = 0;
     let index = 0;
@@ -215,15 +236,24 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
           fail('LIMIT_EXCEEDED', `attachment has more than ${ATTACHMENT_LIMITS.maxChunks} chunks: use a larger chunkSize`);
         }
         const tag = chunk.last ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-        const ciphertext = s.crypto_secretstream_xchacha20poly1305_push(state, chunk.bytes, null, tag);
-        // The plaintext buffer is handed over (and recycled when it comes back);
-        // the ciphertext is kept for the consumer, so hashing must not move it.
-        const job = session.chunk({ ciphertext, plaintext: chunk.bytes, ciphertextOwned: false, plaintextOwned: true });
+        const into = reuse && chunk.bytes.length === chunkSize ? outPool.pop() : undefined;
+        const ciphertext = cipher.push(chunk.bytes, tag, into);
+        // Both buffers are the engine's until the chunk is yielded: hashing may
+        // move them (to a worker) and hand back equal ones, which are used.
+        const job = session.chunk({ ciphertext, plaintext: chunk.bytes, ciphertextOwned: true, plaintextOwned: true });
         job.catch(noop);
         pending.push({ index: index++, job });
-        while (pending.length > window) yield await settle(pending.shift()!);
+        while (pending.length > window) {
+          const out = await settle(pending.shift()!);
+          yield out;
+          recycle(out.bytes);
+        }
       }
-      while (pending.length > 0) yield await settle(pending.shift()!);
+      while (pending.length > 0) {
+        const out = await settle(pending.shift()!);
+        yield out;
+        recycle(out.bytes);
+      }
       const digest = await session.finish();
       result = {
         name,
@@ -237,6 +267,7 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
       };
     } finally {
       session.close();
+      cipher.dispose();
       s.memzero(key);
     }
   }
@@ -263,6 +294,7 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
   if (!isByteSource(chunks)) throw new TypeError('attachment chunks must be an iterable or async iterable of Uint8Array');
   const hashing = options.hashing ?? sodiumHashing;
   const window = resolveWindow(options.maxChunksInFlight, m.chunkSize);
+  const reuse = options.reuseBuffers === true;
   const count = m.chunks.length;
   const maxChunkBytes = m.chunkSize + ATTACHMENT_LIMITS.chunkOverhead;
 
@@ -274,10 +306,21 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
     const positions = new Map<string, number>();
     m.chunks.forEach((id, i) => positions.set(id, i));
     const key = fromBase64url(m.key, 'attachment key');
-    const state = s.crypto_secretstream_xchacha20poly1305_init_pull(fromBase64url(m.header, 'attachment header'), key);
-    s.memzero(key);
+    let cipher: SecretstreamCipher;
+    try {
+      cipher = await SecretstreamCipher.pull(key, fromBase64url(m.header, 'attachment header'));
+    } finally {
+      s.memzero(key);
+    }
     const session = hashing.open();
     const pending: DecryptPending[] = [];
+    /** Plaintext buffers of full chunks back from the consumer (reuseBuffers). */
+    const outPool: Uint8Array[] = [];
+    const recycle = (bytes: Uint8Array): void => {
+      if (reuse && bytes.length === m.chunkSize && bytes.byteOffset === 0 && bytes.buffer.byteLength === m.chunkSize && outPool.length <= window) {
+        outPool.push(bytes);
+      }
+    };
     let produced = 0;
     let held: Uint8Array | undefined;
     let extra = false;
@@ -323,9 +366,8 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
           pending.push({ index: i, oversized: true });
           break;
         }
-        const opened = ciphertext.length < ATTACHMENT_LIMITS.chunkOverhead
-          ? false
-          : s.crypto_secretstream_xchacha20poly1305_pull(state, ciphertext, null);
+        const into = reuse && ciphertext.length === maxChunkBytes ? outPool.pop() : undefined;
+        const opened = cipher.pull(ciphertext, into);
         // The plaintext is not trusted (nor released) before its chunk id is checked in `verify`.
         const job = session.chunk({
           ciphertext,
@@ -342,12 +384,18 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
         if (tag === undefined || (tag === TAG_FINAL && i !== count - 1)) break;
         while (pending.length > window) {
           const plain = await verify(pending.shift()!);
-          if (plain !== undefined) yield plain;
+          if (plain !== undefined) {
+            yield plain;
+            recycle(plain);
+          }
         }
       }
       while (pending.length > 0) {
         const plain = await verify(pending.shift()!);
-        if (plain !== undefined) yield plain;
+        if (plain !== undefined) {
+          yield plain;
+          recycle(plain);
+        }
       }
       if (extra) fail('CHUNK_EXTRA', `more than the ${count} chunks the manifest lists`);
       if (index < count || held === undefined) fail('CHUNK_TRUNCATED', `chunk stream ended after ${index} of ${count} chunks`);
@@ -357,6 +405,7 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
       yield held;
     } finally {
       session.close();
+      cipher.dispose();
     }
   }
 

@@ -67,7 +67,10 @@ export function encryptAttachment(source: ByteSource, options: EncryptAttachment
 /**
  * Decrypt an attachment, given its manifest (validated here) and its
  * ciphertext chunks in order from an untrusted source. Yields plaintext
- * pieces (fresh buffers owned by the caller), one per chunk.
+ * pieces, one per chunk: fresh buffers owned by the caller, or with
+ * `reuseBuffers` buffers valid until the next piece is requested. A chunk
+ * array taken from `chunks` is never used after the next one is requested,
+ * so `chunks` may itself reuse its buffers.
  *
  * Each chunk's SHA-256 is checked against the id at its position before its
  * plaintext is released. The plaintext of the last chunk is released only

@@ -49,7 +49,8 @@ export function encryptFile(path: string, options: EncryptFileOptions): Attachme
  * @throws the ProtocolError codes of `decryptAttachment`, or a file system error.
  */
 export async function decryptToFile(manifest: unknown, chunks: ByteSource, path: string, options: DecryptToFileOptions = {}): Promise<number> {
-  const plaintext = startDecryption(manifest, chunks, { ...options, hashing: options.hashing ?? workerHashing });
+  // Each piece is written before the next is requested: its buffer can be reused.
+  const plaintext = startDecryption(manifest, chunks, { reuseBuffers: true, ...options, hashing: options.hashing ?? workerHashing });
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
   const handle = await open(temporary, 'wx', 0o600);
   let written = 0;
