@@ -1,4 +1,5 @@
 import { fail } from './errors.js';
+import { primitives } from './primitives.js';
 import { sodium } from './sodium.js';
 
 const encoder = new TextEncoder();
@@ -105,9 +106,9 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return sodium().memcmp(a, b);
 }
 
-/** SHA-256 (libsodium `crypto_hash_sha256`). */
+/** SHA-256 (libsodium `crypto_hash_sha256`, WebAssembly or native: see primitives.ts). */
 export function sha256(data: Uint8Array): Uint8Array {
-  return sodium().crypto_hash_sha256(data);
+  return primitives().sha256(data);
 }
 
 export function randomBytes(length: number): Uint8Array {

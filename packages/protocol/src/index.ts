@@ -6,6 +6,7 @@ export * from './schema.js';
 export * from './address.js';
 export * from './keys.js';
 export * from './signed.js';
+export { primitives, setPrimitives, wasmPrimitives, type Primitives } from './primitives.js';
 export * from './statements.js';
 export * from './trust.js';
 export * from './envelope.js';

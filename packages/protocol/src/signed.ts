@@ -4,7 +4,7 @@ import { canonicalBytes } from './encoding.js';
 import { fail } from './errors.js';
 import type { SigningKeyPair } from './keys.js';
 import { Base64url, KeyIdSchema } from './schema.js';
-import { sodium } from './sodium.js';
+import { primitives } from './primitives.js';
 
 /**
  * Domain separation: every kind of signed object has its own context string,
@@ -49,7 +49,7 @@ export function signingInput(context: SigningContext, body: unknown): Uint8Array
 
 /** Detached Ed25519 signature (crypto_sign_detached) over the signing input. */
 export function signBytes(context: SigningContext, body: unknown, key: SigningKeyPair): Signature {
-  const sig = sodium().crypto_sign_detached(signingInput(context, body), key.secretKey);
+  const sig = primitives().signDetached(signingInput(context, body), key.secretKey);
   return { kid: key.kid, value: toBase64url(sig) };
 }
 
@@ -69,12 +69,7 @@ export function verifySignature(
   publicKey: Uint8Array,
 ): void {
   const sig = fromBase64url(signature.value, 'signature');
-  let ok = false;
-  try {
-    ok = sig.length === 64 && sodium().crypto_sign_verify_detached(sig, signingInput(context, body), publicKey);
-  } catch {
-    ok = false;
-  }
+  const ok = sig.length === 64 && primitives().verifyDetached(sig, signingInput(context, body), publicKey);
   if (!ok) fail('SIGNATURE_INVALID', `signature by key ${signature.kid} does not verify`);
 }
 

@@ -14,6 +14,7 @@ import { startDecryption, startEncryption } from '../attachment-stream.js';
 import { workerHashing } from './hash-worker.js';
 
 export { workerHashing, terminateHashWorker } from './hash-worker.js';
+export { nativePrimitives, useNativeCrypto } from './native.js';
 export {
   deriveKeyInWorker,
   deriveKeyInWorkerSync,
