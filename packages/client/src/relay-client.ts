@@ -83,6 +83,7 @@ export interface RelayClientOptions {
    * middle cannot use this node's signature to open a session elsewhere.
    */
   readonly relayId?: string;
+  /** A WHATWG fetch to send with; by default a keep-alive connection pool of undici shared by the process. */
   readonly fetch?: FetchFunction;
   /** Idle timeout of each exchange in ms (no answer or no body progress); default 30 s. */
   readonly timeoutMs?: number;
@@ -161,7 +162,7 @@ export class RelayClient {
     this.trust = options.trust;
     this.transport = new Transport({
       baseUrl: options.baseUrl,
-      fetch: options.fetch ?? globalThis.fetch,
+      fetch: options.fetch,
       timeoutMs: this.timeoutMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       runtime: this.runtime,

@@ -65,6 +65,7 @@ export interface RelayPeerClientOptions {
   readonly to: string;
   /** This relay's Ed25519 key, as listed in its network manifest. */
   readonly key: SigningKeyPair;
+  /** A WHATWG fetch to send with; by default a keep-alive connection pool of undici shared by the process. */
   readonly fetch?: FetchFunction;
   readonly timeoutMs?: number;
   /**
@@ -107,7 +108,7 @@ export class RelayPeerClient {
     if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be positive');
     this.transport = new Transport({
       baseUrl: options.baseUrl,
-      fetch: options.fetch ?? globalThis.fetch,
+      fetch: options.fetch,
       timeoutMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       runtime: this.runtime,

@@ -128,6 +128,8 @@ export class FakeRelay {
   ackFrames = 0;
   /** Mailbox socket connections accepted. */
   connections = 0;
+  /** TCP connections accepted, HTTP and WebSocket. */
+  tcpConnections = 0;
   /** The `after` of every subscribe frame received, in order. */
   readonly subscribeAfters: number[] = [];
 
@@ -152,6 +154,7 @@ export class FakeRelay {
       });
     });
     this.server.on('connection', (socket) => {
+      this.tcpConnections++;
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });

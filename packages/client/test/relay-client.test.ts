@@ -372,6 +372,35 @@ describe('chunks', () => {
   });
 });
 
+describe('connections', () => {
+  it('sends consecutive calls over kept-alive connections, also after an error answer', async () => {
+    const client = clientFor(relay, { retry: { retries: 0 } });
+    const ids = [makeChunk(5).id];
+    await client.login();
+    expect(await client.missingChunks(ids)).toEqual(ids);
+    const opened = relay.tcpConnections;
+    for (let i = 0; i < 3; i++) expect(await client.missingChunks(ids)).toEqual(ids);
+    relay.intercept(
+      'POST',
+      MISSING,
+      raw(400, JSON.stringify({ error: { code: 'MALFORMED', message: 'x'.repeat(20_000) } })),
+    );
+    expect(await codeOf(client.missingChunks(ids))).toBe('MALFORMED');
+    expect(await client.missingChunks(ids)).toEqual(ids);
+    expect(relay.tcpConnections).toBe(opened);
+  });
+
+  it('yields downloaded chunk bytes as plain Uint8Arrays', async () => {
+    const client = clientFor(relay);
+    const a = makeChunk(70_000);
+    relay.chunks.set(a.id, a.bytes);
+    const parts: Uint8Array[] = [];
+    for await (const part of client.getChunk(a.id)) parts.push(part);
+    expect(parts.length).toBeGreaterThan(0);
+    for (const part of parts) expect(Object.getPrototypeOf(part)).toBe(Uint8Array.prototype);
+  });
+});
+
 describe('uploadChunks', () => {
   const chunksOf = (n: number): Chunk[] => Array.from({ length: n }, (_, i) => makeChunk(1000 + i));
 

@@ -35,6 +35,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeEnvelope, ready } from '@rogatory/protocol';
+import { useNativeCrypto } from '@rogatory/protocol/node';
 import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
 import { startRedis, type RedisServer } from '@rogatory/test-services';
 import {
@@ -435,6 +436,8 @@ async function runRelays(options: {
 // --------------------------------------------------------------------- main
 
 await ready();
+// The nodes of the load generator sign and hash as the relays do (relay-process.ts): natively compiled libsodium.
+const cryptoImpl = useNativeCrypto();
 const now = Date.now();
 const world = buildTestWorld({ now });
 const attachments = await makeAttachments();
@@ -589,6 +592,7 @@ const result = {
     openLoop: { offeredPerSec: opts.rate, seconds: COUNTS.openSeconds, envelopes: OPEN },
     relayLimits: LIMITS,
     forwardingConcurrency: opts.forwardConcurrency ?? 'relay default',
+    crypto: cryptoImpl,
     processes:
       `relays in child processes (${opts.crossProcs === 1 ? 'cross-network: all three in one' : 'one per relay'}), ` +
       'load generator (RelayClient nodes) in the parent, redis-server separate; all on the same cores',

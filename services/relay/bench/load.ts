@@ -11,6 +11,7 @@ import {
   type MailboxSubscription,
 } from '@rogatory/client';
 import type { TestWorld } from '@rogatory/protocol/testing';
+import { Agent } from 'undici';
 import type { SealedDossier } from './workload.js';
 
 /** Longest wait for one envelope to reach its recipient's mailbox before it counts as lost. */
@@ -280,13 +281,19 @@ export async function openLoop(options: {
   return run.figures();
 }
 
-/** The baseline's load: the same bytes POSTed with the same HTTP client (fetch) at the same concurrency. */
+/**
+ * The baseline's load: the same bytes POSTed at the same concurrency with
+ * the HTTP client RelayClient uses by default (undici's request API on a
+ * keep-alive pool, same headers), minus RelayClient's own work (session,
+ * envelope checks, timeouts): the floor the relay sections are compared to.
+ */
 export async function baselineLoop(options: {
   url: string;
   bodies: readonly Uint8Array[];
   concurrency: number;
 }): Promise<{ completed: number; failed: number; elapsedMs: number }> {
   const target = new URL('/v1/envelopes', options.url);
+  const agent = new Agent({ keepAliveTimeout: 10_000 });
   let next = 0;
   let completed = 0;
   let failed = 0;
@@ -296,18 +303,19 @@ export async function baselineLoop(options: {
       while (next < options.bodies.length) {
         const body = options.bodies[next++]!;
         try {
-          const res = await fetch(target, {
+          const res = await agent.request({
+            origin: target.origin,
+            path: target.pathname,
             method: 'POST',
             headers: {
               accept: 'application/json',
               'content-type': 'application/json',
               authorization: 'Bearer baseline',
             },
-            body: body as Uint8Array<ArrayBuffer>,
-            redirect: 'manual',
+            body,
           });
-          await res.json();
-          if (res.status === 200) completed++;
+          JSON.parse(await res.body.text());
+          if (res.statusCode === 200) completed++;
           else failed++;
         } catch {
           failed++;
@@ -315,5 +323,7 @@ export async function baselineLoop(options: {
       }
     }),
   );
-  return { completed, failed, elapsedMs: performance.now() - start };
+  const elapsedMs = performance.now() - start;
+  await agent.close();
+  return { completed, failed, elapsedMs };
 }

@@ -16,6 +16,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { useNativeCrypto } from '@rogatory/protocol/node';
 import Fastify from 'fastify';
 import { startTestRelays, type BackendKind } from '../src/testing/harness.js';
 
@@ -50,6 +51,8 @@ if (spec.mode === 'baseline') {
   stop = () => app.close();
   say({ urls: { baseline: url } });
 } else {
+  // As `rogatory-relay start` does.
+  useNativeCrypto();
   const net = await startTestRelays({
     backend: spec.backend,
     networks: spec.networks,

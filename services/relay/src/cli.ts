@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
+import { useNativeCrypto } from '@rogatory/protocol/node';
 import { KDF_LIMITS, generateSigningKeyPair, keyRef, ready, sealSigningKey } from '@rogatory/protocol';
 import { loadRelayConfig } from './config.js';
 import { relayOptionsFromConfig, startRelay } from './server.js';
@@ -12,9 +13,11 @@ program
   .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
   .action(async (opts: { config: string }) => {
     const config = await loadRelayConfig(opts.config);
+    // Signature checks and acceptance signing are most of a submission's CPU: libsodium compiled natively, same rules.
+    const crypto = useNativeCrypto();
     const options = await relayOptionsFromConfig(config);
     const relay = await startRelay(options, { host: config.relay.host ?? '127.0.0.1', port: config.relay.port });
-    relay.app.log.info({ relay: config.relay.id, url: relay.url, backend: config.backend.kind }, 'relay started');
+    relay.app.log.info({ relay: config.relay.id, url: relay.url, backend: config.backend.kind, crypto }, 'relay started');
     let signals = 0;
     const shutdown = (signal: string) => {
       signals++;
