@@ -42,7 +42,8 @@ export interface FsBlobStoreOptions {
 const TEMP_ROOT = '.tmp';
 const TEMP_DIR_PATTERN = /^(\d+)-[0-9a-f]{16}$/;
 const SHARD_PATTERN = /^[0-9a-f]{2}$/;
-const READ_SIZE = 64 * 1024;
+/** Largest read of `get`: one syscall and one buffer per MiB (chunks are 1 MiB by default). */
+const READ_SIZE = 1024 * 1024;
 const STAT_CONCURRENCY = 32;
 
 /** Temp folders of stores open in this process, which startup cleanup must spare. */
@@ -186,17 +187,26 @@ export class FsBlobStore implements BlobStore {
       throw toStorageError(err, 'opening a blob', id);
     }
     try {
+      let left: number;
+      try {
+        left = (await handle.stat()).size;
+      } catch (err) {
+        throw toStorageError(err, 'reading a blob', id);
+      }
       for (;;) {
         // A fresh buffer each time: the consumer may keep what we yielded.
-        const buffer = new Uint8Array(READ_SIZE);
+        // Sized to what is left, so a small blob does not cost a large buffer.
+        const length = Math.max(1, Math.min(READ_SIZE, left));
+        const buffer = new Uint8Array(length);
         let bytesRead: number;
         try {
-          ({ bytesRead } = await handle.read(buffer, 0, READ_SIZE, null));
+          ({ bytesRead } = await handle.read(buffer, 0, length, null));
         } catch (err) {
           throw toStorageError(err, 'reading a blob', id);
         }
         if (bytesRead === 0) return;
-        yield buffer.subarray(0, bytesRead);
+        left -= bytesRead;
+        yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
       }
     } finally {
       await handle.close().catch(() => undefined);

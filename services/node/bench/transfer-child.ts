@@ -9,8 +9,10 @@
  * secret crosses the IPC channel. Messages, parent -> child: `go` (sender:
  * compose, approve, upload and submit), `stop`; child -> parent: `ready`,
  * `sent` (sender), `done` (recipient), `error`, and `peak` at the end with
- * the peak of `process.memoryUsage().rss`, sampled every 50 ms over the
- * process's whole life (including start-up).
+ * the peak of `process.memoryUsage().rss`, sampled every 50 ms, over the
+ * transfer (from the parent's `mark`, sent just before `go`, to `stop`) and
+ * over the process's whole life (including start-up, where unlocking the
+ * keyring and checking passwords run Argon2id with 64 MiB).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -58,7 +60,7 @@ export type ChildMessage =
   | { readonly type: 'done'; readonly at: number; readonly phases: Record<string, number>; readonly bytes: number }
   | { readonly type: 'verified'; readonly sha256: string }
   | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'peak'; readonly peakRssMB: number };
+  | { readonly type: 'peak'; readonly peakRssMB: number; readonly transferPeakRssMB: number | null };
 
 export const SENDER = 'sn-moj@wacap';
 export const RECIPIENT = 'kz-gpo@casc';
@@ -75,9 +77,12 @@ const mb = (bytes: number): number => Math.round((bytes / MiB) * 10) / 10;
 const wall = (): number => performance.timeOrigin + performance.now();
 
 let peak = process.memoryUsage().rss;
+/** Peak since the parent's `mark` (sent just before the transfer starts), or undefined before it. */
+let transferPeak: number | undefined;
 const sample = (): void => {
   const rss = process.memoryUsage().rss;
   if (rss > peak) peak = rss;
+  if (transferPeak !== undefined && rss > transferPeak) transferPeak = rss;
 };
 const sampler = setInterval(sample, 50);
 
@@ -251,13 +256,14 @@ try {
       .finally(() => {
         sample();
         clearInterval(sampler);
-        send({ type: 'peak', peakRssMB: mb(peak) });
+        send({ type: 'peak', peakRssMB: mb(peak), transferPeakRssMB: transferPeak === undefined ? null : mb(transferPeak) });
         if (process.connected) process.disconnect();
         process.exit(0);
       });
   };
   process.on('message', (m: { type?: string }) => {
     if (m.type === 'stop') finish();
+    if (m.type === 'mark') transferPeak = process.memoryUsage().rss;
   });
   // The parent went away: end as well.
   process.on('disconnect', () => {

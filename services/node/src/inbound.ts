@@ -165,7 +165,10 @@ function downloadError(err: unknown, id: string): NodeError {
 
 /** Decrypt an attachment from the stored chunks and discard the plaintext: the dossier is accepted only if every attachment is intact. */
 async function checkAttachment(ctx: NodeContext, manifest: AttachmentManifest): Promise<void> {
-  for await (const piece of decryptAttachment(manifest, storedChunks(ctx, manifest.chunks)))
+  // Each piece is wiped and dropped before the next: its buffer can be reused.
+  for await (const piece of decryptAttachment(manifest, storedChunks(ctx, manifest.chunks), {
+    reuseBuffers: true,
+  }))
     piece.fill(0);
 }
 

@@ -19,6 +19,8 @@ import { requireClearance, type Actor, type UserInfo } from './users.js';
 import { advance, dateOf, statusForAnswer } from './workflow.js';
 
 const DAY = 24 * 3600 * 1000;
+/** Chunk writes (write + fsync) in flight while an attachment is encrypted. */
+const STORE_CONCURRENCY = 4;
 
 /** A file to attach: read and encrypted when the draft is composed; the node never stores its plaintext. */
 export interface AttachmentInput {
@@ -224,20 +226,36 @@ async function encryptAttachments(
       });
     }
     let done = 0;
+    // Encryption goes on while the last few chunks are written and synced:
+    // at most STORE_CONCURRENCY writes in flight, and every one has ended
+    // (stored or failed) before this function returns or throws.
+    const writes: Promise<void>[] = [];
+    const store = async (id: string, bytes: Uint8Array): Promise<void> => {
+      await ctx.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
+      done += Math.max(0, bytes.length - 17);
+      onProgress?.({
+        phase: 'encrypt',
+        subject: name,
+        bytesDone: Math.min(done, size),
+        bytesTotal: size,
+      });
+    };
     try {
-      for await (const chunk of run.chunks) {
-        await ctx.blobs.put(chunk.id, chunk.bytes, {
-          maxSize: chunk.bytes.length,
-          expectedSize: chunk.bytes.length,
-        });
-        done += Math.max(0, chunk.bytes.length - 17);
-        onProgress?.({
-          phase: 'encrypt',
-          subject: name,
-          bytesDone: Math.min(done, size),
-          bytesTotal: size,
-        });
+      let failure: { readonly error: unknown } | undefined;
+      try {
+        for await (const chunk of run.chunks) {
+          if (writes.length >= STORE_CONCURRENCY) await writes.shift();
+          const write = store(chunk.id, chunk.bytes);
+          write.catch(() => undefined);
+          writes.push(write);
+        }
+      } catch (error) {
+        failure = { error };
       }
+      const settled = await Promise.allSettled(writes.splice(0));
+      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      failure ??= rejected === undefined ? undefined : { error: rejected.reason };
+      if (failure !== undefined) throw failure.error;
     } catch (cause) {
       throw isProtocolError(cause) && cause.code === 'LIMIT_EXCEEDED'
         ? new NodeError('INPUT_INVALID', 'the attachment is too large', {

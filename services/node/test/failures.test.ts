@@ -354,6 +354,36 @@ describe('bad input: typed errors, nothing half-written, nothing lost', () => {
     await gh.node.close();
   });
 
+  it('disk full in the middle of an attachment: compose fails with STORAGE_FULL once every chunk write in flight has ended, and leaves no draft', async () => {
+    let fillable: FillableBlobStore | undefined;
+    const gh = await makeNode({
+      world,
+      address: GH,
+      dir: join(tmp.path, 'gh-half-full'),
+      wrapBlobStore: (inner) => {
+        fillable = new FillableBlobStore(inner);
+        return fillable;
+      },
+    });
+    const officer = gh.user('officer', 'officer', ['restricted']);
+    const big = await randomFile(tmp.path, 'eight-chunks.bin', 8 * 1024 * 1024 - 5);
+    // Chunk writes overlap with encryption: the first compose shows it.
+    const id = await gh.node.compose(officer, { content: mlaRequest(world, GH, SN), attachments: [{ path: big.path }] });
+    expect(id).toBeTruthy();
+    expect(fillable!.maxInFlight).toBeGreaterThan(1);
+    expect(fillable!.maxInFlight).toBeLessThanOrEqual(4);
+    const drafts = gh.node.list(officer).length;
+
+    fillable!.fullAfter = 3;
+    const err = await gh.node
+      .compose(officer, { content: mlaRequest(world, GH, SN), attachments: [{ path: big.path }] })
+      .catch((e: unknown) => e);
+    expect(isNodeError(err, 'STORAGE_FULL')).toBe(true);
+    expect(fillable!.inFlight).toBe(0);
+    expect(gh.node.list(officer)).toHaveLength(drafts);
+    await gh.node.close();
+  });
+
   it('offline: approval queues the dossier; the outbox retries until the relay answers, and an interrupted upload sends only the missing chunks', async () => {
     const mode = { down: true, putsLeft: Number.POSITIVE_INFINITY, puts: 0 };
     const flakyFetch: typeof globalThis.fetch = async (input, init) => {

@@ -160,13 +160,28 @@ export async function eventually<T>(
 /** A blob store whose writes fail with STORAGE_FULL while `full` is set (a disk that filled up). */
 export class FillableBlobStore implements BlobStore {
   full = false;
+  /** When set, the disk fills up after this many more puts have been accepted. */
+  fullAfter: number | undefined;
+  /** Puts started and not yet settled, and the most seen at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   private readonly inner: BlobStore;
   constructor(inner: BlobStore) {
     this.inner = inner;
   }
-  put(...args: Parameters<BlobStore['put']>): ReturnType<BlobStore['put']> {
-    if (this.full) return Promise.reject(new StorageError('STORAGE_FULL', 'put: out of space'));
-    return this.inner.put(...args);
+  async put(...args: Parameters<BlobStore['put']>): ReturnType<BlobStore['put']> {
+    if (this.fullAfter !== undefined) {
+      if (this.fullAfter <= 0) this.full = true;
+      else this.fullAfter--;
+    }
+    if (this.full) throw new StorageError('STORAGE_FULL', 'put: out of space');
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      return await this.inner.put(...args);
+    } finally {
+      this.inFlight--;
+    }
   }
   get(id: string): AsyncIterable<Uint8Array> {
     return this.inner.get(id);
