@@ -156,9 +156,17 @@ export class RelayCore {
     if (!this.o.rate.hit(`submit:${address}`, this.o.limits.submitPerMinute)) {
       throw new RelayError('RATE_LIMITED', 'too many submissions', { retryAfterMs: 60_000 - (now % 60_000) });
     }
-    const existing = await this.o.backend.getEnvelope(envelope.body.id);
+    // Both at once (a retry is answered whatever its chunks' state, so a failed chunk check only counts for a new envelope).
+    const [existing, chunks] = await Promise.all([
+      this.o.backend.getEnvelope(envelope.body.id),
+      this.missingChunks(envelope).then(
+        (missing) => ({ missing }),
+        (error: unknown) => ({ error }),
+      ),
+    ]);
     if (existing) return this.replayAnswer(existing, envelope, 'node');
-    const missing = await this.missingChunks(envelope);
+    if ('error' in chunks) throw chunks.error;
+    const { missing } = chunks;
     if (missing.length > 0) throw reject('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
 
     const hopped = withHop(envelope, { relay: this.o.relayId, receivedAt: now });

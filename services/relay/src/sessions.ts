@@ -17,6 +17,8 @@ import type { RelayBackend } from './backend/types.js';
 import { RelayError, relayCodeFor } from './errors.js';
 
 const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+/** Tokens whose MAC was checked, kept so that each request does not decode and MAC its token again. */
+const VERIFIED_TOKENS_MAX = 10_000;
 
 export const SessionRequestSchema = Type.Object(
   {
@@ -49,6 +51,8 @@ export interface Session {
  */
 export class SessionAuthority {
   private readonly macKey: Buffer;
+  /** Token -> its MAC-checked payload; expiry and the signing key are still checked on every use. */
+  private readonly verified = new Map<string, { address: string; kid: string; expiresAt: number }>();
 
   constructor(
     private readonly options: {
@@ -126,6 +130,22 @@ export class SessionAuthority {
   /** The session a bearer token stands for; throws UNAUTHENTICATED. */
   verify(token: string | undefined): Session {
     if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
+    const { address, kid, expiresAt } = this.verified.get(token) ?? this.checkMac(token);
+    const now = this.options.clock();
+    if (!(now < expiresAt)) {
+      this.verified.delete(token);
+      throw new RelayError('UNAUTHENTICATED', 'token expired');
+    }
+    try {
+      // A key revoked or a member removed since login ends the session at once.
+      this.options.trust.resolveSigningKey(address, kid, now, ['authority']);
+    } catch (cause) {
+      throw new RelayError('UNAUTHENTICATED', 'session no longer valid', { cause });
+    }
+    return { address, expiresAt };
+  }
+
+  private checkMac(token: string): { address: string; kid: string; expiresAt: number } {
     let payload: string;
     let tag: Buffer;
     try {
@@ -138,15 +158,10 @@ export class SessionAuthority {
     }
     if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag)) throw new RelayError('UNAUTHENTICATED', 'invalid token');
     const [address = '', kid = '', exp = ''] = payload.split('.');
-    const expiresAt = Number(exp);
-    const now = this.options.clock();
-    if (!(now < expiresAt)) throw new RelayError('UNAUTHENTICATED', 'token expired');
-    try {
-      // A key revoked or a member removed since login ends the session at once.
-      this.options.trust.resolveSigningKey(address, kid, now, ['authority']);
-    } catch (cause) {
-      throw new RelayError('UNAUTHENTICATED', 'session no longer valid', { cause });
-    }
-    return { address, expiresAt };
+    const checked = { address, kid, expiresAt: Number(exp) };
+    // Bounded: when full, start over (tokens are re-checked, not refused).
+    if (this.verified.size >= VERIFIED_TOKENS_MAX) this.verified.clear();
+    this.verified.set(token, checked);
+    return checked;
   }
 }

@@ -110,6 +110,36 @@ describe('relay app', () => {
     expect(refused.json<{ error: { code: string } }>().error.code).toBe('SENDER_REVOKED');
   });
 
+  it('checks expiry and revocation on every use of a token it verified before, and refuses altered tokens', async () => {
+    let now = Date.now();
+    let trustStore: TrustStore | undefined;
+    const app = await relayApp({
+      clock: () => now,
+      trustSetup: (trust) => {
+        trustStore = trust;
+      },
+    });
+    const mailboxWith = (token: string) => app.inject({ method: 'GET', url: '/v1/mailbox', headers: { authorization: `Bearer ${token}` } });
+    const codeOf = (res: { json: () => unknown }) => (res.json() as { error?: { code: string } }).error?.code;
+    const { token } = (await login(app, 'sn-moj@wacap')).json<{ token: string }>();
+    const { token: other } = (await login(app, 'gh-ago@wacap')).json<{ token: string }>();
+    expect((await mailboxWith(token)).statusCode).toBe(200);
+    expect((await mailboxWith(token)).statusCode).toBe(200);
+    expect((await mailboxWith(other)).statusCode).toBe(200);
+    // Same payload, another MAC: refused although the genuine token was verified.
+    const altered = token.slice(0, -2) + (token.endsWith('AA') ? 'AB' : 'AA');
+    expect(codeOf(await mailboxWith(altered))).toBe('UNAUTHENTICATED');
+    trustStore!.addRevocation(
+      signRevocation(
+        { network: 'wacap', subject: 'gh-ago@wacap', kid: world.authority('gh-ago@wacap').identity.kid, reason: 'key-compromise', revokedAt: now - 1000, issuedAt: now },
+        world.networks['wacap']!.root,
+      ),
+    );
+    expect(codeOf(await mailboxWith(other))).toBe('UNAUTHENTICATED');
+    now += 31 * 60 * 1000;
+    expect(codeOf(await mailboxWith(token))).toBe('UNAUTHENTICATED');
+  });
+
   it('answers malformed and unauthenticated requests with typed 4xx codes', async () => {
     const app = await relayApp();
     const cases = [

@@ -149,6 +149,7 @@ interface ItemRow {
   kind: MailboxItemKind;
   envelope_id: string;
   payload: Buffer | null;
+  accepted_at: number | null;
 }
 
 interface TaskRow {
@@ -233,7 +234,8 @@ function prepareStatements(db: Database.Database) {
     ),
     readMailbox: db.prepare<[string, number, number], ItemRow>(
       `SELECT m.seq, m.kind, m.envelope_id,
-              CASE WHEN m.kind = 'envelope' THEN e.bytes ELSE m.payload END AS payload
+              CASE WHEN m.kind = 'envelope' THEN e.bytes ELSE m.payload END AS payload,
+              e.accepted_at
        FROM mailbox_items m
        LEFT JOIN envelopes e ON m.kind = 'envelope' AND e.id = m.envelope_id
        WHERE m.address = ? AND m.seq > ? AND m.state = 'pending'
@@ -781,6 +783,7 @@ class EmbeddedBackend implements RelayBackend {
         kind: row.kind,
         envelopeId: row.envelope_id,
         payload: toBytes(row.payload ?? new Uint8Array(0)),
+        ...(row.accepted_at === null ? {} : { acceptedAt: row.accepted_at }),
       }));
     });
   }

@@ -120,7 +120,10 @@ redis.call('PUBLISH', K .. 'mailbox', address)
 return 1
 `);
 
-/** ARGV: K, address, after, limit. Returns flat (seq, kind, envelopeId, payload) quadruples. */
+/**
+ * ARGV: K, address, after, limit. Returns flat (seq, kind, envelopeId, payload, acceptedAt)
+ * quintuples; acceptedAt is '' for evidence items.
+ */
 export const READ_MAILBOX = script(`
 local address = ARGV[2]
 local seqs = redis.call('ZRANGEBYSCORE', K .. 'mb:' .. address, '(' .. ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[4]))
@@ -128,12 +131,18 @@ local out = {}
 for _, seq in ipairs(seqs) do
   local f = redis.call('HMGET', itemKey(address, seq), 'kind', 'env', 'payload')
   local payload = f[3]
+  local acceptedAt = ''
   -- Envelope items share the envelope's bytes instead of a copy per recipient.
-  if f[1] == 'envelope' then payload = redis.call('HGET', envKey(f[2]), 'bytes') end
+  if f[1] == 'envelope' then
+    local e = redis.call('HMGET', envKey(f[2]), 'bytes', 'acceptedAt')
+    payload = e[1]
+    acceptedAt = e[2] or ''
+  end
   out[#out + 1] = seq
   out[#out + 1] = f[1]
   out[#out + 1] = f[2]
   out[#out + 1] = payload
+  out[#out + 1] = acceptedAt
 end
 return out
 `);

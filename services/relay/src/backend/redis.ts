@@ -450,15 +450,17 @@ class RedisRelayBackend implements RelayBackend {
       await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]),
     );
     const items: MailboxItem[] = [];
-    for (let index = 0; index + 3 < reply.length; index += 4) {
+    for (let index = 0; index + 4 < reply.length; index += 5) {
       const kind = asText(reply[index + 1]);
       if (kind !== 'envelope' && kind !== 'evidence')
         throw new Error('redis backend: corrupt mailbox item');
+      const acceptedAt = asText(reply[index + 4]);
       items.push({
         seq: asInteger(reply[index]),
         kind,
         envelopeId: asText(reply[index + 2]),
         payload: asBinary(reply[index + 3]),
+        ...(acceptedAt === '' ? {} : { acceptedAt: asInteger(acceptedAt) }),
       });
     }
     return items;

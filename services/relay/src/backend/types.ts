@@ -55,6 +55,8 @@ export interface MailboxItem {
   readonly envelopeId: string;
   /** Canonical envelope bytes (kind envelope) or canonical evidence bytes (kind evidence). */
   readonly payload: Uint8Array;
+  /** Kind envelope: when this relay accepted the envelope (its `acceptedAt`, the time of its hop). */
+  readonly acceptedAt?: number;
 }
 
 /** Work for the forwarding queue: an envelope (with its chunks) or evidences to pass to another network's relay. */

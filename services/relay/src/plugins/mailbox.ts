@@ -31,10 +31,15 @@ export function wireItem(item: MailboxItem): Record<string, unknown> {
   return item.kind === 'envelope' ? { seq: item.seq, kind: 'envelope', envelope: payload } : { seq: item.seq, kind: 'evidence', evidence: payload };
 }
 
-/** Latency from this relay's acceptance (its hop) to the push, for the histogram. */
-function acceptedAt(item: Record<string, unknown>, relayId: string): number | undefined {
-  const hops = (item['envelope'] as { hops?: { relay: string; receivedAt: number }[] } | undefined)?.hops;
-  return hops?.find((h) => h.relay === relayId)?.receivedAt;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The WebSocket frame of an item, equal to JSON.stringify({ type: 'item', item: wireItem(item) }):
+ * the stored payload is canonical JSON this relay encoded itself, so it is spliced in as it
+ * is rather than decoded and encoded again for every push.
+ */
+export function itemFrame(item: MailboxItem): string {
+  return `{"type":"item","item":{"seq":${item.seq},"kind":"${item.kind}","${item.kind}":${UTF8.decode(item.payload)}}}`;
 }
 
 /** One node's live mailbox connection: catch-up from its cursor, then pushes on every new item. */
@@ -52,7 +57,11 @@ class MailboxConnection {
   ) {}
 
   send(frame: unknown): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+    this.sendText(JSON.stringify(frame));
+  }
+
+  sendText(text: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(text);
   }
 
   async onFrame(data: unknown): Promise<void> {
@@ -102,10 +111,8 @@ class MailboxConnection {
           }
           const items = await relay.backend.readMailbox(this.address, this.cursor, PAGE);
           for (const item of items) {
-            const wire = wireItem(item);
-            const at = acceptedAt(wire, relay.relayId);
-            if (at !== undefined) relay.core.observeDelivery(at);
-            this.send({ type: 'item', item: wire });
+            if (item.acceptedAt !== undefined) relay.core.observeDelivery(item.acceptedAt);
+            this.sendText(itemFrame(item));
             this.cursor = Math.max(this.cursor, item.seq);
           }
           if (items.length < PAGE) break;

@@ -287,7 +287,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
 
     describe('mailbox', () => {
       it('numbers items strictly increasing across kinds and returns them oldest first', async () => {
-        const first = envelope({ bytes: awkwardBytes() });
+        const first = envelope({ bytes: awkwardBytes(), acceptedAt: clock.now() - 5 });
         await acceptNew(input(first));
         const evidence = awkwardBytes().reverse();
         expect(await backend.pushEvidence(ALICE, first.id, 'delivery-1', evidence)).toBe(true);
@@ -306,6 +306,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         expect(items[0]?.payload).toEqual(first.bytes);
         expect(items[1]?.payload).toEqual(evidence);
         expect(items[2]?.payload).toEqual(second.bytes);
+        // Envelope items say when the envelope was accepted; evidence items do not.
+        expect(items.map((item) => item.acceptedAt)).toEqual([first.acceptedAt, undefined, second.acceptedAt]);
       });
 
       it('keeps mailboxes apart', async () => {
