@@ -204,11 +204,9 @@ export class Transport {
     if (status >= 200 && status < 300) return response;
     if (status < 400) {
       await response.cancel();
-      throw new RelayClientError(
-        'BAD_RESPONSE',
-        `${request.route}: unexpected status ${status}`,
-        { status },
-      );
+      throw new RelayClientError('BAD_RESPONSE', `${request.route}: unexpected status ${status}`, {
+        status,
+      });
     }
     throw await this.rejectionOf(response, request.route, rejection);
   }
@@ -248,7 +246,11 @@ export class Transport {
     return wrapDispatcherResponse(res, deadline, request.route, this.options.maxResponseBytes);
   }
 
-  private async fetch(fetch: FetchFunction, request: HttpRequest, deadline: Deadline): Promise<HttpResponse> {
+  private async fetch(
+    fetch: FetchFunction,
+    request: HttpRequest,
+    deadline: Deadline,
+  ): Promise<HttpResponse> {
     const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
     const init: StreamingRequestInit = {
       method: request.method,
