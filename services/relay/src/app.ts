@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isProtocolError, networkOf } from '@rogatory/protocol';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { ChunkPresence } from './chunk-presence.js';
 import { RateWindow, type RelayContext } from './context.js';
 import { RELAY_ERRORS, RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import { RelayMetrics } from './metrics.js';
@@ -102,6 +103,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   const metrics = new RelayMetrics(options.backend);
   const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
   const rate = new RateWindow(clock);
+  const presence = new ChunkPresence({ blobs: options.blobs, backend: options.backend, clock, uploadGraceMs: retention.uploadGraceMs });
   const core = new RelayCore({
     relayId: options.relayId,
     network,
@@ -109,6 +111,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     trust: options.trust,
     backend: options.backend,
     blobs: options.blobs,
+    presence,
     clock,
     limits,
     retention,
@@ -133,6 +136,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     }),
     backend: options.backend,
     blobs: options.blobs,
+    presence,
     trust: options.trust,
     metrics,
     peers,

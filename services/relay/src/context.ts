@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RelayBackend } from './backend/types.js';
+import type { ChunkPresence } from './chunk-presence.js';
 import { RelayError } from './errors.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
@@ -17,6 +18,8 @@ export interface RelayContext {
   readonly sessions: SessionAuthority;
   readonly backend: RelayBackend;
   readonly blobs: BlobStore;
+  /** Chunks known to be stored, so that submissions need not ask the blob store each time. */
+  readonly presence: ChunkPresence;
   readonly trust: TrustStore;
   readonly metrics: RelayMetrics;
   readonly peers: PeerDirectory;

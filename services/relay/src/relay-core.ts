@@ -24,6 +24,7 @@ import type { BlobStore } from '@rogatory/storage';
 import { Type } from 'typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ForwardOutcome, ForwardTask, RelayBackend, StoredEnvelope } from './backend/types.js';
+import type { ChunkPresence } from './chunk-presence.js';
 import type { RateWindow } from './context.js';
 import { RelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import type { RelayMetrics } from './metrics.js';
@@ -51,6 +52,7 @@ export interface RelayCoreOptions {
   readonly trust: TrustStore;
   readonly backend: RelayBackend;
   readonly blobs: BlobStore;
+  readonly presence: ChunkPresence;
   readonly clock: () => number;
   readonly limits: RelayLimits;
   readonly retention: RelayRetention;
@@ -99,7 +101,7 @@ export class RelayCore {
 
   private async missingChunks(envelope: Envelope): Promise<string[]> {
     const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
-    return this.o.blobs.missing(ids);
+    return this.o.presence.missing(ids);
   }
 
   private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number): StoredEnvelope {
@@ -420,9 +422,7 @@ export class RelayCore {
 
   /** One garbage collection pass; returns how many chunks were deleted. */
   async collectGarbage(): Promise<number> {
-    const { orphanChunks } = await this.o.backend.collectGarbage(this.o.clock(), this.o.retention);
-    for (const id of orphanChunks) await this.o.blobs.delete(id);
-    return orphanChunks.length;
+    return this.o.presence.collectGarbage(this.o.clock, this.o.retention);
   }
 
   /** Latency of a local delivery, for the histogram, from an acked envelope. */

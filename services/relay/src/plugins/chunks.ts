@@ -34,7 +34,14 @@ export function chunkRoutes(app: FastifyInstance): void {
     const now = relay.clock();
     // Concurrently: one backend round trip each, independent of one another (a
     // resumed upload may list thousands of present chunks).
-    await Promise.all([...new Set(ids)].filter((id) => !absent.has(id)).map((id) => relay.backend.noteUpload(id, now)));
+    await Promise.all(
+      [...new Set(ids)]
+        .filter((id) => !absent.has(id))
+        .map(async (id) => {
+          await relay.backend.noteUpload(id, now);
+          relay.presence.remember(id, now);
+        }),
+    );
     return { missing };
   };
 
@@ -53,7 +60,9 @@ export function chunkRoutes(app: FastifyInstance): void {
     } catch (err) {
       throw fromStorageError(err);
     }
-    await relay.backend.noteUpload(id, relay.clock());
+    const notedAt = relay.clock();
+    await relay.backend.noteUpload(id, notedAt);
+    relay.presence.remember(id, notedAt);
     relay.metrics.bytesIn.inc(result.created ? result.size : 0);
     return reply.code(result.created ? 201 : 200).send({ id, size: result.size });
   };
