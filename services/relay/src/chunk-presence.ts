@@ -71,7 +71,10 @@ export class ChunkPresence {
    * (through this instance or another), and deleting takes a while when there
    * are many.
    */
-  async collectGarbage(now: () => number, retention: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number }): Promise<number> {
+  async collectGarbage(
+    now: () => number,
+    retention: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
+  ): Promise<number> {
     const { orphanChunks } = await this.o.backend.collectGarbage(now(), retention);
     let deleted = 0;
     for (const id of orphanChunks) {

@@ -158,18 +158,14 @@ export class RelayCore {
     if (!this.o.rate.hit(`submit:${address}`, this.o.limits.submitPerMinute)) {
       throw new RelayError('RATE_LIMITED', 'too many submissions', { retryAfterMs: 60_000 - (now % 60_000) });
     }
-    // Both at once (a retry is answered whatever its chunks' state, so a failed chunk check only counts for a new envelope).
-    const [existing, chunks] = await Promise.all([
-      this.o.backend.getEnvelope(envelope.body.id),
-      this.missingChunks(envelope).then(
-        (missing) => ({ missing }),
-        (error: unknown) => ({ error }),
-      ),
-    ]);
-    if (existing) return this.replayAnswer(existing, envelope, 'node');
-    if ('error' in chunks) throw chunks.error;
-    const { missing } = chunks;
-    if (missing.length > 0) throw reject('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
+    // A retry or replay is recognised atomically by accept() below; it is looked up here only when
+    // chunks are missing, so that a retry is answered as before even once its chunks were collected.
+    const missing = await this.missingChunks(envelope);
+    if (missing.length > 0) {
+      const existing = await this.o.backend.getEnvelope(envelope.body.id);
+      if (existing) return this.replayAnswer(existing, envelope, 'node');
+      throw reject('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
+    }
 
     const hopped = withHop(envelope, { relay: this.o.relayId, receivedAt: now });
     const acceptance = this.evidence('submission-acceptance', envelope);
@@ -179,8 +175,11 @@ export class RelayCore {
       forwards: [...plan.forwards].map(([network, recipients]) => ({ network, recipients })),
       retainUntil: envelope.body.expiresAt,
     });
-    if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
-    if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance)[0]!;
+    if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used by another envelope');
+    if (result.status === 'duplicate') {
+      this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'duplicate' });
+      return this.decodeAcceptance(result.acceptance)[0]!;
+    }
     this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'accepted' });
     this.o.metrics.envelopesOut.inc({ kind: 'mailbox', outcome: 'queued' }, plan.local.length);
     this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'queued' }, plan.forwards.size);

@@ -147,7 +147,7 @@ end
 return out
 `);
 
-/** ARGV: K, address, now, seqs... Returns {removed, seqs of removed envelope items...}. */
+/** ARGV: K, address, now, seqs... Returns {removed, (seq, deliverBy) of each removed envelope item...}. */
 export const ACK = script(`
 local address, now = ARGV[2], ARGV[3]
 local mb = K .. 'mb:' .. address
@@ -158,13 +158,14 @@ for i = 4, #ARGV do
     out[1] = out[1] + 1
     redis.call('DECR', K .. 'mbcount')
     local ik = itemKey(address, seq)
-    local f = redis.call('HMGET', ik, 'kind', 'env', 'key')
+    local f = redis.call('HMGET', ik, 'kind', 'env', 'key', 'deliverBy')
     redis.call('DEL', ik)
     if f[1] == 'envelope' then
       redis.call('ZREM', K .. 'timers', timerMember(address, seq))
       redis.call('SREM', K .. 'open:' .. f[2], 'd:' .. address)
       markDone(f[2], now)
       out[#out + 1] = seq
+      out[#out + 1] = f[4] or '0'
     elseif redis.call('EXISTS', envKey(f[2])) == 1 then
       -- Keep the dedup key while the envelope record refuses replays.
       redis.call('RPUSH', K .. 'tombdedup:' .. f[2], address, f[3])

@@ -10,7 +10,8 @@
  * only afterwards, under deterministic job ids, so adding one twice is a
  * no-op. A crash between the script and `queue.add` loses nothing:
  * `startWorkers` (and then a periodic pass) re-adds a job for every pending
- * forward and timer. Jobs are removed when they complete or fail, so a job
+ * forward and every timer coming due (expiry jobs exist only for timers due
+ * within two reconcile intervals: see EXPIRY_HORIZON_INTERVALS). Jobs are removed when they complete or fail, so a job
  * id can be used again; the scripts, not job state, say whether work is
  * left, and a job for finished work does nothing.
  *
@@ -65,7 +66,10 @@ export interface RedisBackendOptions {
   readonly prefix: string;
   /** Milliseconds since the epoch; decides due-ness, deadlines, windows. Real delays still come from BullMQ. */
   readonly clock?: () => number;
-  /** How often running workers re-add jobs for outbox entries that lost theirs (default 60 s). */
+  /**
+   * How often running workers re-add jobs for outbox entries that lost theirs,
+   * and add the expiry jobs of timers due within two intervals (default 60 s).
+   */
   readonly reconcileIntervalMs?: number;
   /** Receives errors of background work and connections. Never given payloads by the backend itself. */
   readonly onError?: (error: unknown) => void;
@@ -74,6 +78,15 @@ export interface RedisBackendOptions {
 const FORWARD_QUEUE = 'forward';
 const EXPIRY_QUEUE = 'expiry';
 const DEFAULT_RECONCILE_INTERVAL_MS = 60_000;
+/**
+ * Expiry jobs exist only for timers due within this many reconcile
+ * intervals: a mailbox item usually lives days and is acked within
+ * seconds, so adding (and on ack removing) a delayed job for each would cost
+ * two BullMQ scripts per delivery for nothing. A reconcile pass adds the jobs
+ * of timers coming due; with two intervals ahead, every timer gets its job at
+ * least one interval before it fires.
+ */
+const EXPIRY_HORIZON_INTERVALS = 2;
 const GC_BATCH = 256;
 const SCAN_COUNT = 500;
 /** Retries are bounded by each task's deadline, not by a count; BullMQ needs a finite number. */
@@ -238,6 +251,7 @@ class RedisRelayBackend implements RelayBackend {
   private readonly bullClient: Redis;
   private readonly clock: () => number;
   private readonly reconcileIntervalMs: number;
+  private readonly expiryHorizonMs: number;
   private readonly onError: (error: unknown) => void;
   /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
   private readonly base: string;
@@ -264,6 +278,7 @@ class RedisRelayBackend implements RelayBackend {
     this.bullClient = options.bullClient;
     this.clock = options.clock;
     this.reconcileIntervalMs = options.reconcileIntervalMs;
+    this.expiryHorizonMs = EXPIRY_HORIZON_INTERVALS * options.reconcileIntervalMs;
     this.onError = options.onError;
     this.base = `{${options.prefix}}:`;
     this.routingKey = `${this.base}ns`;
@@ -391,13 +406,17 @@ class RedisRelayBackend implements RelayBackend {
     if (status === 'conflict') return { status: 'conflict' };
     if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
     const seqs = reply.slice(1).map(asInteger);
+    const horizon = this.clock() + this.expiryHorizonMs;
     await this.addJobsAfterCommit(async () => {
+      // Later timers get their jobs from a reconcile pass (see EXPIRY_HORIZON_INTERVALS).
       await this.addExpiryJobs(
-        plan.deliveries.map((delivery, index) => ({
-          address: delivery.address,
-          seq: seqs[index]!,
-          deliverBy: delivery.deliverBy,
-        })),
+        plan.deliveries
+          .map((delivery, index) => ({
+            address: delivery.address,
+            seq: seqs[index]!,
+            deliverBy: delivery.deliverBy,
+          }))
+          .filter((timer) => timer.deliverBy <= horizon),
       );
       await this.addForwardJobs(plan.forwards.map((forward) => forward.taskId));
     });
@@ -473,8 +492,12 @@ class RedisRelayBackend implements RelayBackend {
       await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]),
     );
     // The expiry jobs of acked envelopes would find nothing to do; removing them only saves memory,
-    // so a failure (a job that is running right now is locked) is of no consequence.
-    for (const seq of reply.slice(1).map(asInteger)) {
+    // so a failure (a job that is running right now is locked) is of no consequence. Only timers
+    // due within the horizon can have a job.
+    const horizon = this.clock() + this.expiryHorizonMs;
+    for (let index = 1; index + 1 < reply.length; index += 2) {
+      if (asInteger(reply[index + 1]) > horizon) continue;
+      const seq = asInteger(reply[index]);
       this.expiryQueue.remove(expiryJobId(address, seq)).catch(() => undefined);
     }
     return asInteger(reply[0]);
@@ -613,7 +636,10 @@ class RedisRelayBackend implements RelayBackend {
       });
   }
 
-  /** Re-adds a job for every outbox entry; entries whose job exists are no-ops (same job id). */
+  /**
+   * Re-adds a job for every pending forward and every timer due within the
+   * horizon; entries whose job exists are no-ops (same job id).
+   */
   private async reconcile(): Promise<void> {
     let cursor = '0';
     do {
@@ -626,22 +652,26 @@ class RedisRelayBackend implements RelayBackend {
       cursor = next;
       await this.addForwardJobs(taskIds);
     } while (cursor !== '0');
-    cursor = '0';
-    do {
-      const [next, flat] = await this.client.zscan(
+    // Timers coming due within the horizon, earliest first, a page at a time.
+    const horizon = this.clock() + this.expiryHorizonMs;
+    for (let offset = 0; ; offset += SCAN_COUNT) {
+      const flat = await this.client.zrangebyscore(
         `${this.base}timers`,
-        cursor,
-        'COUNT',
+        '-inf',
+        horizon,
+        'WITHSCORES',
+        'LIMIT',
+        offset,
         SCAN_COUNT,
       );
-      cursor = next;
       const timers: { address: string; seq: number; deliverBy: number }[] = [];
       for (let index = 0; index + 1 < flat.length; index += 2) {
         const member = parseTimerMember(flat[index]!);
         if (member !== undefined) timers.push({ ...member, deliverBy: Number(flat[index + 1]) });
       }
       await this.addExpiryJobs(timers);
-    } while (cursor !== '0');
+      if (flat.length < 2 * SCAN_COUNT) break;
+    }
   }
 
   async stopWorkers(): Promise<void> {

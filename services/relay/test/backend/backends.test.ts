@@ -283,6 +283,72 @@ describe('redis backend', () => {
     }
   });
 
+  it('adds expiry jobs only for timers coming due, then a reconcile pass adds the later ones in time', async () => {
+    const harness = await redisHarness();
+    const expiryQueue = new Queue('expiry', {
+      connection: { url: harness.url },
+      prefix: `{${harness.prefix}}:bull`,
+    });
+    const backend = await openRedisBackend({
+      url: harness.url,
+      prefix: harness.prefix,
+      clock: harness.clock.now,
+      reconcileIntervalMs: 100,
+    });
+    try {
+      const now = harness.clock.now();
+      const accept = (id: string, deliverBy: number) =>
+        backend.accept({
+          envelope: {
+            id,
+            hash: id.padEnd(64, '0'),
+            bytes: new Uint8Array([1]),
+            sender: 'ng-moj@wacap',
+            recipients: ['sn-moj@wacap'],
+            expiresAt: now + 86_400_000,
+            acceptedAt: now,
+            chunkIds: [],
+            acceptance: new Uint8Array([2]),
+          },
+          deliveries: [{ address: 'sn-moj@wacap', deliverBy }],
+          forwards: [],
+          retainUntil: now + 86_400_000,
+        });
+      // Horizon: two reconcile intervals (200 ms of this backend's clock).
+      await accept('a', now + 150);
+      await accept('b', now + 3_600_000);
+      await accept('c', now + 3_600_000);
+      expect((await expiryQueue.getDelayed()).length).toBe(1);
+      // Acked before it came due: it never gets a job and never expires.
+      const [, , seqC] = (await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.seq);
+      expect(await backend.ack('sn-moj@wacap', [seqC!])).toBe(1);
+
+      const expired: string[] = [];
+      await backend.startWorkers(
+        {
+          forward: () => Promise.resolve({ status: 'done' }),
+          giveUp: () => Promise.resolve(),
+          expired: (item) => {
+            expired.push(item.envelopeId);
+            return Promise.resolve();
+          },
+        },
+        { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
+      );
+      harness.clock.advance(3_600_000 - 150);
+      const giveUpAt = Date.now() + 20_000;
+      while (expired.length < 2 && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      await backend.stopWorkers();
+      expect([...expired].sort()).toEqual(['a', 'b']);
+      expect(await backend.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
+    } finally {
+      await backend.close();
+      await expiryQueue.close();
+      await harness.dispose();
+    }
+  });
+
   it('keeps every key, BullMQ queues included, under the hash tag of its prefix', async () => {
     const harness = await redisHarness();
     try {
