@@ -147,19 +147,22 @@ const CHILD_SOURCE = fileURLToPath(new URL('./transfer-child.ts', import.meta.ur
 function bundleChild(): string {
   bundleDir = fileURLToPath(new URL(`./.build-${process.pid}/`, import.meta.url));
   mkdirSync(bundleDir, { recursive: true });
-  const outfile = join(bundleDir, 'transfer-child.mjs');
   buildSync({
     entryPoints: [CHILD_SOURCE],
     bundle: true,
+    // One chunk per role's imports: a relay process loads the relay's code, a node the node's.
+    splitting: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    outfile,
+    outdir: bundleDir,
     logLevel: 'error',
-    external: ['better-sqlite3'],
+    // Native addons load from node_modules (this package depends on both).
+    external: ['better-sqlite3', 'sodium-native'],
     // Bundled CommonJS dependencies call require(): give the ESM bundle one.
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
+  const outfile = join(bundleDir, 'transfer-child.js');
   return outfile;
 }
 
@@ -248,6 +251,8 @@ interface TransferFigures {
   readonly mbps: number;
   readonly phasesMs: Record<string, number>;
   readonly startRssMB: Record<Role, number>;
+  /** Which libsodium build signed and hashed in each process. */
+  readonly crypto: Record<Role, string>;
   /** Peak RSS from just before the sender starts to the end of the transfer. */
   readonly peakRssMB: Record<Role, number | null>;
   /** Peak RSS over the process's life, start-up included (Argon2id unlocking the keyring, password checks). */
@@ -324,6 +329,7 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
       mbps: r1(bytes / MiB / (elapsedMs / 1000)),
       phasesMs,
       startRssMB: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.rssMB])) as Record<Role, number>,
+      crypto: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.crypto])) as Record<Role, string>,
       peakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.transfer])) as Record<Role, number | null>,
       lifetimePeakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.lifetime])) as Record<Role, number | null>,
     };

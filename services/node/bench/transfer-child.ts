@@ -18,12 +18,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KDF_LIMITS, TrustStore, ready, type DossierContent } from '@rogatory/protocol';
-import { terminateHashWorker } from '@rogatory/protocol/node';
+import { KDF_LIMITS, TrustStore, primitives, ready, type DossierContent } from '@rogatory/protocol';
+import { terminateHashWorker, useNativeCrypto } from '@rogatory/protocol/node';
 import { buildTestWorld, DEFAULT_WORLD, exampleContentFor, type TestWorld } from '@rogatory/protocol/testing';
-import { openEmbeddedBackend, openRedisBackend, startRelay, type RunningRelay } from '@rogatory/relay';
-import { FsBlobStore, S3BlobStore } from '@rogatory/storage';
-import { AuthorityNode, initNode, type Actor, type SyncEvent } from '../src/index.js';
+// Each role loads only its own code (bench-transfer bundles with code
+// splitting): a relay process does not carry the node, nor a node the relay,
+// as in a deployment.
+import type { RunningRelay } from '@rogatory/relay';
+import type { Actor, AuthorityNode, SyncEvent } from '../src/index.js';
 
 export type Backend =
   | { readonly kind: 'embedded' }
@@ -55,7 +57,7 @@ export type ChildSpec =
     };
 
 export type ChildMessage =
-  | { readonly type: 'ready'; readonly rssMB: number }
+  | { readonly type: 'ready'; readonly rssMB: number; readonly crypto: string }
   | { readonly type: 'sent'; readonly phases: Record<string, number> }
   | { readonly type: 'done'; readonly at: number; readonly phases: Record<string, number>; readonly bytes: number }
   | { readonly type: 'verified'; readonly sha256: string }
@@ -106,6 +108,10 @@ function world(): TestWorld {
 }
 
 async function runRelay(s: Extract<ChildSpec, { role: 'relay' }>, w: TestWorld): Promise<() => Promise<void>> {
+  const { openEmbeddedBackend, openRedisBackend, startRelay } = await import('@rogatory/relay');
+  const { FsBlobStore, S3BlobStore } = await import('@rogatory/storage');
+  // As the relay CLI does at start-up (the node does it in AuthorityNode.open).
+  useNativeCrypto();
   const net = w.networks[s.network]!;
   const trust = new TrustStore({ pinned: [{ network: s.network, root: net.rootRef }] });
   trust.addManifest(net.manifest);
@@ -138,6 +144,7 @@ async function runRelay(s: Extract<ChildSpec, { role: 'relay' }>, w: TestWorld):
 }
 
 async function openNode(w: TestWorld, address: string, dir: string): Promise<AuthorityNode> {
+  const { AuthorityNode, initNode } = await import('../src/index.js');
   const network = address.split('@')[1]!;
   const net = w.networks[network]!;
   const authority = w.authority(address);
@@ -270,7 +277,7 @@ try {
     if (!stopping) process.exit(1);
   });
   sample();
-  send({ type: 'ready', rssMB: mb(process.memoryUsage().rss) });
+  send({ type: 'ready', rssMB: mb(process.memoryUsage().rss), crypto: primitives().name });
 } catch (err) {
   fail(err);
   process.exit(1);
