@@ -232,14 +232,14 @@ class Child {
   }
 
   /** Ask it to stop and report its peak RSS (over the transfer, and over its life); killed if it takes longer than STOP_TIMEOUT_MS. */
-  async stop(): Promise<{ transfer: number | null; lifetime: number | null }> {
-    if (!this.alive) return { transfer: null, lifetime: null };
+  async stop(): Promise<{ transfer: number | null; lifetime: number | null; cpuMs: number | null }> {
+    if (!this.alive) return { transfer: null, lifetime: null, cpuMs: null };
     this.send({ type: 'stop' });
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
     await this.exited;
     clearTimeout(timer);
     const peak = this.messages.find((m): m is Extract<ChildMessage, { type: 'peak' }> => m.type === 'peak');
-    return { transfer: peak?.transferPeakRssMB ?? null, lifetime: peak?.peakRssMB ?? null };
+    return { transfer: peak?.transferPeakRssMB ?? null, lifetime: peak?.peakRssMB ?? null, cpuMs: peak?.transferCpuMs ?? null };
   }
 }
 
@@ -251,6 +251,12 @@ interface TransferFigures {
   readonly mbps: number;
   readonly phasesMs: Record<string, number>;
   readonly startRssMB: Record<Role, number>;
+  /**
+   * CPU time (all threads) each process spent from the start of sending to
+   * the recipient holding the file, per MB transferred: the work a byte
+   * costs on its way, which bounds the throughput 2 cores can reach.
+   */
+  readonly cpuMsPerMB: Record<Role, number | null>;
   /** Which libsodium build signed and hashed in each process. */
   readonly crypto: Record<Role, string>;
   /** Peak RSS from just before the sender starts to the end of the transfer. */
@@ -307,6 +313,7 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
     const t0 = performance.timeOrigin + performance.now();
     sender.send({ type: 'go' });
     const done = await recipient.wait('done', TRANSFER_TIMEOUT_MS);
+    for (const c of [sender, relayA, relayB, recipient]) c.send({ type: 'cpu' });
     const sent = await sender.wait('sent', TRANSFER_TIMEOUT_MS);
     const elapsedMs = done.at - t0;
     const verified = await recipient.wait('verified', TRANSFER_TIMEOUT_MS);
@@ -329,6 +336,7 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
       mbps: r1(bytes / MiB / (elapsedMs / 1000)),
       phasesMs,
       startRssMB: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.rssMB])) as Record<Role, number>,
+      cpuMsPerMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.cpuMs === null ? null : r1(peaks[i]!.cpuMs / (bytes / MiB))])) as Record<Role, number | null>,
       crypto: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.crypto])) as Record<Role, string>,
       peakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.transfer])) as Record<Role, number | null>,
       lifetimePeakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.lifetime])) as Record<Role, number | null>,
@@ -443,6 +451,11 @@ if (opts.json) {
     for (const sz of SIZES) {
       const f = r.runs[sz.label]!;
       out(`  ${`${sz.label}*`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.lifetimePeakRssMB[x]).padStart(13)).join(' ')}  * lifetime peak, start-up included (Argon2id 64 MiB unlocking keys, checking passwords)\n`);
+    }
+    for (const sz of SIZES) {
+      const f = r.runs[sz.label]!;
+      const sum = ROLES.reduce((a, x) => a + (f.cpuMsPerMB[x] ?? 0), 0);
+      out(`  ${`${sz.label} cpu`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.cpuMsPerMB[x]).padStart(13)).join(' ')}  CPU ms per MB (all threads); sum ${r1(sum)}: at most ${r1((cpus().length * 1000) / sum)} MB/s on ${cpus().length} cores however well the hops overlap\n`);
     }
     out(`  ${'growth'.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(r.rssGrowth[x]).padStart(13)).join(' ')}  (transfer peak RSS large / small; target <= 1.2, and < 200 MB)\n`);
   }

@@ -62,7 +62,7 @@ export type ChildMessage =
   | { readonly type: 'done'; readonly at: number; readonly phases: Record<string, number>; readonly bytes: number }
   | { readonly type: 'verified'; readonly sha256: string }
   | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'peak'; readonly peakRssMB: number; readonly transferPeakRssMB: number | null };
+  | { readonly type: 'peak'; readonly peakRssMB: number; readonly transferPeakRssMB: number | null; readonly transferCpuMs: number | null };
 
 export const SENDER = 'sn-moj@wacap';
 export const RECIPIENT = 'kz-gpo@casc';
@@ -81,6 +81,10 @@ const wall = (): number => performance.timeOrigin + performance.now();
 let peak = process.memoryUsage().rss;
 /** Peak since the parent's `mark` (sent just before the transfer starts), or undefined before it. */
 let transferPeak: number | undefined;
+/** CPU time (user + system, all threads) at the mark. */
+let cpuAtMark: NodeJS.CpuUsage | undefined;
+/** CPU time from the mark to the recipient's `done` (the transfer), ms; set when `cpu` arrives. */
+let transferCpuMs: number | null = null;
 const sample = (): void => {
   const rss = process.memoryUsage().rss;
   if (rss > peak) peak = rss;
@@ -263,14 +267,21 @@ try {
       .finally(() => {
         sample();
         clearInterval(sampler);
-        send({ type: 'peak', peakRssMB: mb(peak), transferPeakRssMB: transferPeak === undefined ? null : mb(transferPeak) });
+        send({ type: 'peak', peakRssMB: mb(peak), transferPeakRssMB: transferPeak === undefined ? null : mb(transferPeak), transferCpuMs });
         if (process.connected) process.disconnect();
         process.exit(0);
       });
   };
   process.on('message', (m: { type?: string }) => {
     if (m.type === 'stop') finish();
-    if (m.type === 'mark') transferPeak = process.memoryUsage().rss;
+    if (m.type === 'mark') {
+      transferPeak = process.memoryUsage().rss;
+      cpuAtMark = process.cpuUsage();
+    }
+    if (m.type === 'cpu' && cpuAtMark !== undefined) {
+      const used = process.cpuUsage(cpuAtMark);
+      transferCpuMs = Math.round((used.user + used.system) / 1000);
+    }
   });
   // The parent went away: end as well.
   process.on('disconnect', () => {
