@@ -143,12 +143,20 @@ export class S3BlobStore implements BlobStore {
   async put(id: string, source: BlobSource, options?: PutOptions): Promise<PutResult> {
     assertBlobId(id);
     const limits = resolveLimits(this.#maxBlobSize, options, id);
+    // Copies (a source may reuse its buffer once we ask for the next chunk),
+    // straight into one body when the size is announced (the usual case: a
+    // chunk upload), else piece by piece and joined at the end.
+    const announced = limits.expectedSize;
+    const whole = announced === undefined ? undefined : Buffer.allocUnsafe(announced);
     const chunks: Buffer[] = [];
-    // Copies: a source may reuse its buffer once we ask for the next chunk.
+    let filled = 0;
     const size = await ingest(id, readSource(source), limits, (chunk) => {
-      chunks.push(Buffer.from(chunk));
+      // ingest has checked that the total stays within the announced size.
+      if (whole !== undefined) whole.set(chunk, filled);
+      else chunks.push(Buffer.from(chunk));
+      filled += chunk.length;
     });
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    const body = whole ?? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     try {
       if (await this.#exists(id)) return { id, size, created: false };
       // A Buffer with its length: minio sends it in one PUT (see PART_SIZE).
