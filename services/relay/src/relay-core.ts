@@ -107,7 +107,8 @@ export class RelayCore {
   private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number): StoredEnvelope {
     return {
       id: envelope.body.id,
-      hash: envelopeHash(envelope),
+      // The evidences this relay just issued about the envelope carry its hash: no second encoding.
+      hash: acceptance[0]?.body.envelopeHash ?? envelopeHash(envelope),
       bytes: canonicalBytes(envelope),
       sender: envelope.body.sender,
       recipients: envelope.body.recipients,

@@ -140,9 +140,13 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
   });
 }
 
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
 /** One Lua script, run by hash with a fallback to its source once Redis forgot it (restart, SCRIPT FLUSH). */
-class LuaScript {
-  private readonly sha: string;
+export class LuaScript {
+  readonly sha: string;
 
   constructor(private readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
@@ -152,9 +156,71 @@ class LuaScript {
     try {
       return await client.callBuffer('EVALSHA', [this.sha, 1, key, ...args]);
     } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return await client.callBuffer('EVAL', [this.source, 1, key, ...args]);
+      if (!isNoScript(error)) throw error;
+      return await this.runSource(client, key, args);
     }
+  }
+
+  runSource(client: Redis, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    return client.callBuffer('EVAL', [this.source, 1, key, ...args]);
+  }
+}
+
+interface QueuedScript {
+  readonly script: LuaScript;
+  readonly key: string;
+  readonly args: readonly (string | Buffer)[];
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Scripts called in the same tick go to Redis in one pipeline: one socket
+ * write for all of them instead of one each (under load, the writes were a
+ * tenth of a relay's CPU). Each script is still atomic on its own and
+ * answers its own caller; a pipeline is not a transaction, so one failing
+ * fails only its caller.
+ */
+export class ScriptBatcher {
+  private queue: QueuedScript[] = [];
+
+  constructor(private readonly client: Redis) {}
+
+  run(script: LuaScript, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.length === 0) process.nextTick(() => this.flush());
+      this.queue.push({ script, key, args, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 1) {
+      const only = batch[0]!;
+      only.script.run(this.client, only.key, only.args).then(only.resolve, only.reject);
+      return;
+    }
+    const pipeline = this.client.pipeline();
+    for (const item of batch)
+      pipeline.callBuffer('EVALSHA', [item.script.sha, 1, item.key, ...item.args]);
+    pipeline.exec().then(
+      (results) => {
+        batch.forEach((item, index) => {
+          const [error, value] = results?.[index] ?? [
+            new Error('redis backend: no pipeline reply'),
+            null,
+          ];
+          if (error === null) item.resolve(value);
+          else if (isNoScript(error))
+            item.script.runSource(this.client, item.key, item.args).then(item.resolve, item.reject);
+          else item.reject(error);
+        });
+      },
+      (error: unknown) => {
+        for (const item of batch) item.reject(error);
+      },
+    );
   }
 }
 
@@ -248,6 +314,7 @@ class RedisRelayBackend implements RelayBackend {
   readonly kind = 'redis' as const;
 
   private readonly client: Redis;
+  private readonly scripts: ScriptBatcher;
   private readonly bullClient: Redis;
   private readonly clock: () => number;
   private readonly reconcileIntervalMs: number;
@@ -275,6 +342,7 @@ class RedisRelayBackend implements RelayBackend {
     readonly onError: (error: unknown) => void;
   }) {
     this.client = options.client;
+    this.scripts = new ScriptBatcher(options.client);
     this.bullClient = options.bullClient;
     this.clock = options.clock;
     this.reconcileIntervalMs = options.reconcileIntervalMs;
@@ -297,7 +365,7 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   private run(script: LuaScript, args: readonly (string | Buffer)[]): Promise<unknown> {
-    return script.run(this.client, this.routingKey, [this.base, ...args]);
+    return this.scripts.run(script, this.routingKey, [this.base, ...args]);
   }
 
   /** Options shared by every job: retry until the task itself says stop, keep nothing once finished. */

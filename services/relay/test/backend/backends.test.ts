@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchemaVersionError } from '../../src/backend/embedded-schema.js';
 import { openEmbeddedBackend } from '../../src/backend/embedded.js';
-import { openRedisBackend } from '../../src/backend/redis.js';
+import { LuaScript, ScriptBatcher, openRedisBackend } from '../../src/backend/redis.js';
 import type { RelayBackend } from '../../src/backend/types.js';
 import {
   createTestClock,
@@ -279,6 +279,73 @@ describe('redis backend', () => {
       }
     } finally {
       await expiryQueue.close();
+      await harness.dispose();
+    }
+  });
+
+  it('sends the scripts of one tick in one pipeline, a lone script on its own', async () => {
+    const harness = await redisHarness();
+    const client = new Redis(harness.url);
+    try {
+      let pipelines = 0;
+      const pipeline = client.pipeline.bind(client);
+      client.pipeline = ((...args: Parameters<typeof client.pipeline>) => {
+        pipelines++;
+        return pipeline(...args);
+      });
+      const batcher = new ScriptBatcher(client);
+      const echo = new LuaScript('return ARGV[1]');
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          batcher.run(echo, `{${harness.prefix}}:k`, [String(i)]),
+        ),
+      );
+      expect(answers.map((a) => String(a))).toEqual(
+        Array.from({ length: 10 }, (_, i) => String(i)),
+      );
+      expect(pipelines).toBe(1);
+      expect(String(await batcher.run(echo, `{${harness.prefix}}:k`, ['lone']))).toBe('lone');
+      expect(pipelines).toBe(1);
+    } finally {
+      client.disconnect();
+      await harness.dispose();
+    }
+  });
+
+  it('runs scripts called in the same tick in one pipeline: each answers its caller, a failure stays its own, a flushed script cache is reloaded', async () => {
+    const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    try {
+      const backend = await harness.open();
+      const addresses = Array.from({ length: 20 }, (_, i) => `n${i}@wacap`);
+      const pushes = await Promise.all(
+        addresses.map((a, i) => backend.pushEvidence(a, 'env-1', 'k', new Uint8Array([i]))),
+      );
+      expect(pushes.every((added) => added)).toBe(true);
+      // A mailbox key of the wrong type: that read fails, the others of its batch do not.
+      await admin.set(`{${harness.prefix}}:mb:broken@wacap`, 'x');
+      const reads = await Promise.allSettled([
+        ...addresses.map((a) => backend.readMailbox(a, 0, 10)),
+        backend.readMailbox('broken@wacap', 0, 10),
+      ]);
+      expect(reads.at(-1)?.status).toBe('rejected');
+      reads.slice(0, -1).forEach((read, i) => {
+        expect(read.status).toBe('fulfilled');
+        const items = (read as PromiseFulfilledResult<{ payload: Uint8Array }[]>).value;
+        expect(items.map((item) => [...item.payload])).toEqual([[i]]);
+      });
+      await admin.script('FLUSH');
+      const again = await Promise.all(
+        addresses.map((a) => backend.pushEvidence(a, 'env-1', 'k2', new Uint8Array([1]))),
+      );
+      expect(again.every((added) => added)).toBe(true);
+      expect(
+        await Promise.all(
+          addresses.map((a) => backend.pushEvidence(a, 'env-1', 'k2', new Uint8Array([1]))),
+        ),
+      ).toEqual(addresses.map(() => false));
+    } finally {
+      await admin.quit();
       await harness.dispose();
     }
   });
