@@ -175,7 +175,7 @@ interface QueuedScript {
 }
 
 /**
- * Scripts called in the same tick go to Redis in one pipeline: one socket
+ * Scripts called in the same turn of the event loop go to Redis in one pipeline: one socket
  * write for all of them instead of one each (under load, the writes were a
  * tenth of a relay's CPU). Each script is still atomic on its own and
  * answers its own caller; a pipeline is not a transaction, so one failing
@@ -188,7 +188,8 @@ export class ScriptBatcher {
 
   run(script: LuaScript, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) process.nextTick(() => this.flush());
+      // setImmediate, not nextTick: every request and message handled in this turn of the event loop joins.
+      if (this.queue.length === 0) setImmediate(() => this.flush());
       this.queue.push({ script, key, args, resolve, reject });
     });
   }
