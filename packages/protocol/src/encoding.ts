@@ -27,8 +27,20 @@ function encodeString(value: string): string {
   return JSON.stringify(value);
 }
 
-function encodeValue(value: unknown, depth: number): string {
+/**
+ * Canonical text of objects and arrays that `decodeCanonicalFrozen` decoded
+ * and deep-froze: they cannot change any more, so neither can their text,
+ * and encoding them again (to verify a signature, hash, store) is a lookup.
+ */
+const frozenText = new WeakMap<object, { readonly text: string; readonly height: number }>();
+/** Deepest nesting level reached by the encoding in progress (to know the height of a subtree). */
+let deepest = 0;
+/** Depth down to which decoded objects keep their text (the envelope, its body, signature and hops, their members). */
+const CACHE_DEPTH = 2;
+
+function encodeValue(value: unknown, depth: number, freeze = false): string {
   if (depth > MAX_DEPTH) fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
+  if (depth > deepest) deepest = depth;
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -41,27 +53,48 @@ function encodeValue(value: unknown, depth: number): string {
     case 'string':
       return encodeString(value);
     case 'object': {
-      if (Array.isArray(value)) {
-        return `[${value.map((item) => encodeValue(item, depth + 1)).join(',')}]`;
+      const cached = frozenText.get(value);
+      if (cached !== undefined) {
+        // Placed deeper than where it was decoded, it must still respect the limit.
+        if (depth + cached.height > MAX_DEPTH) fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
+        if (depth + cached.height > deepest) deepest = depth + cached.height;
+        return cached.text;
       }
-      const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        return fail('ENCODING_INVALID', 'only plain objects can be encoded');
+      const outer = deepest;
+      deepest = depth;
+      const text = encodeObject(value, depth, freeze);
+      const height = deepest - depth;
+      if (outer > deepest) deepest = outer;
+      if (freeze) {
+        Object.freeze(value);
+        if (depth <= CACHE_DEPTH) frozenText.set(value, { text, height });
       }
-      const record = value as Record<string, unknown>;
-      // Default string ordering compares UTF-16 code units, as RFC 8785 requires.
-      const keys = Object.keys(record).sort();
-      const parts: string[] = [];
-      for (const key of keys) {
-        const item = record[key];
-        if (item === undefined) fail('ENCODING_INVALID', `property ${JSON.stringify(key)} is undefined`);
-        parts.push(`${encodeString(key)}:${encodeValue(item, depth + 1)}`);
-      }
-      return `{${parts.join(',')}}`;
+      return text;
     }
     default:
       return fail('ENCODING_INVALID', `cannot encode a value of type ${typeof value}`);
   }
+}
+
+function encodeObject(value: object, depth: number, freeze: boolean): string {
+  if (Array.isArray(value)) {
+    return `[${value.map((item) => encodeValue(item, depth + 1, freeze)).join(',')}]`;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    return fail('ENCODING_INVALID', 'only plain objects can be encoded');
+  }
+  const record = value as Record<string, unknown>;
+  // Default string ordering compares UTF-16 code units, as RFC 8785 requires.
+  const keys = Object.keys(record).sort();
+  const parts: string[] = [];
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined)
+      fail('ENCODING_INVALID', `property ${JSON.stringify(key)} is undefined`);
+    parts.push(`${encodeString(key)}:${encodeValue(item, depth + 1, freeze)}`);
+  }
+  return `{${parts.join(',')}}`;
 }
 
 /** Canonical text of a value. */
@@ -81,7 +114,8 @@ export function canonicalBytes(value: unknown): Uint8Array {
  * leading zeros, integers beyond 2^53-1, lone surrogates, a BOM, invalid UTF-8.
  */
 export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
-  if (bytes.length > maxBytes) fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
+  if (bytes.length > maxBytes)
+    fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
   const text = fromUtf8(bytes);
   let value: unknown;
   try {
@@ -90,5 +124,25 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024):
     return fail('ENCODING_INVALID', 'not valid JSON', { cause });
   }
   if (encodeValue(value, 0) !== text) fail('ENCODING_INVALID', 'not in canonical form');
+  return value;
+}
+
+/**
+ * `decodeCanonical`, and the decoded value is deep-frozen (any attempt to
+ * change it throws) with the canonical text of its upper levels kept, so
+ * that encoding it or its parts again costs nothing. For values that are
+ * verified, hashed and stored as received: envelopes at relays.
+ */
+export function decodeCanonicalFrozen(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
+  if (bytes.length > maxBytes)
+    fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
+  const text = fromUtf8(bytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    return fail('ENCODING_INVALID', 'not valid JSON', { cause });
+  }
+  if (encodeValue(value, 0, true) !== text) fail('ENCODING_INVALID', 'not in canonical form');
   return value;
 }

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { fromBase64url, randomBytes, toBase64url } from './bytes.js';
-import { canonicalBytes, decodeCanonical } from './encoding.js';
+import { canonicalBytes, decodeCanonicalFrozen } from './encoding.js';
 import { fail } from './errors.js';
 import { publicKeyOf, type SigningKeyPair } from './keys.js';
 import { AddressSchema, Base64url, Hex256, Timestamp, validator } from './schema.js';
@@ -120,14 +120,24 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return canonicalBytes(envelope);
 }
 
-/** Decode canonical envelope bytes and check schema and internal consistency (no signature check). */
+/** Envelopes decoded by `decodeEnvelope` and found valid: deep-frozen, so they stay valid. */
+const checkedEnvelopes = new WeakSet();
+
+/**
+ * Decode canonical envelope bytes and check schema and internal consistency
+ * (no signature check). The result is deep-frozen: verifying, hashing and
+ * re-encoding it reuse the canonical text of the bytes received.
+ */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (bytes.length > ENVELOPE_LIMITS.maxEnvelopeBytes) fail('LIMIT_EXCEEDED', 'envelope too large');
-  return parseEnvelope(decodeCanonical(bytes, ENVELOPE_LIMITS.maxEnvelopeBytes));
+  const envelope = parseEnvelope(decodeCanonicalFrozen(bytes, ENVELOPE_LIMITS.maxEnvelopeBytes));
+  checkedEnvelopes.add(envelope);
+  return envelope;
 }
 
 /** Check a decoded JSON value as an envelope (schema and consistency; no signature check). */
 export function parseEnvelope(value: unknown): Envelope {
+  if (typeof value === 'object' && value !== null && checkedEnvelopes.has(value)) return value as Envelope;
   const envelope = envelopeShape.parse(value);
   fromBase64url(envelope.body.id, 'envelope id');
   checkEnvelopeConsistency(envelope.body);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromBase64url, fromHex, toBase64url, toHex, utf8 } from '../src/bytes.js';
-import { canonicalString, decodeCanonical } from '../src/encoding.js';
+import { MAX_DEPTH, canonicalBytes, canonicalString, decodeCanonical, decodeCanonicalFrozen } from '../src/encoding.js';
 import { isProtocolError } from '../src/errors.js';
 
 const enc = (text: string) => utf8(text);
@@ -115,5 +115,39 @@ describe('base64url and hex', () => {
     expect(fromBase64url('AA')).toEqual(Uint8Array.of(0));
     expect(() => fromHex('AB')).toThrow(/ENCODING_INVALID/);
     expect(() => fromHex('abc')).toThrow(/ENCODING_INVALID/);
+  });
+});
+
+describe('decodeCanonicalFrozen', () => {
+  const text = '{"a":[1,{"b":"x"}],"c":{"d":{"e":null}},"f":true}';
+  const bytes = new TextEncoder().encode(text);
+
+  it('decodes like decodeCanonical, deep-frozen, and re-encodes to the same bytes', () => {
+    const value = decodeCanonicalFrozen(bytes) as { a: [number, { b: string }]; c: { d: { e: null } } };
+    expect(value).toEqual(decodeCanonical(bytes));
+    expect(Object.isFrozen(value)).toBe(true);
+    expect(Object.isFrozen(value.a[1])).toBe(true);
+    expect(Object.isFrozen(value.c.d)).toBe(true);
+    expect(() => {
+      (value.c.d as { e: unknown }).e = 1;
+    }).toThrow(TypeError);
+    expect(new TextDecoder().decode(canonicalBytes(value))).toBe(text);
+    expect(canonicalString(value.c)).toBe('{"d":{"e":null}}');
+    // A new object around decoded parts encodes as if built from scratch.
+    expect(canonicalString({ z: value.a, y: value.c })).toBe(canonicalString({ z: [1, { b: 'x' }], y: { d: { e: null } } }));
+  });
+
+  it('rejects what decodeCanonical rejects', () => {
+    for (const bad of ['{"b":1,"a":2}', '{"a": 1}', '[1.5]', '{"a":1,"a":1}']) {
+      expect(() => decodeCanonicalFrozen(new TextEncoder().encode(bad))).toThrow();
+    }
+  });
+
+  it('keeps the nesting limit when decoded parts are placed deeper', () => {
+    let deep = 'null';
+    for (let i = 0; i < MAX_DEPTH; i++) deep = `[${deep}]`;
+    const value = decodeCanonicalFrozen(new TextEncoder().encode(deep));
+    expect(canonicalString(value)).toBe(deep);
+    expect(() => canonicalString([value])).toThrow(/nesting/);
   });
 });

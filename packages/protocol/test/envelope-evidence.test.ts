@@ -61,6 +61,24 @@ describe('envelope', () => {
     expect(envelope.body.totalSize).toBe(100 + 1_048_593);
   });
 
+  it('decodes received bytes deep-frozen: re-encoding and hashing give the received bytes, a changed copy is verified afresh', () => {
+    const trust = world.trustFor('wacap');
+    const bytes = encodeEnvelope(envelope);
+    const decoded = decodeEnvelope(bytes);
+    expect(Object.isFrozen(decoded.body.recipients)).toBe(true);
+    expect(() => {
+      (decoded.body.recipients)[0] = 'gh-ago@wacap';
+    }).toThrow(TypeError);
+    expect(encodeEnvelope(decoded)).toEqual(bytes);
+    expect(envelopeHash(decoded)).toBe(envelopeHash(envelope));
+    expect(verifyEnvelope(decoded, { trust, now: NOW }).address).toBe('sn-moj@wacap');
+    // A copy with one field changed is a new object: schema and signature are checked again.
+    const changed = { ...decoded, body: { ...decoded.body, recipients: ['gh-ago@wacap'] } };
+    expect(codeOf(() => verifyEnvelope(changed, { trust, now: NOW }))).toBe('SIGNATURE_INVALID');
+    const malformed = { ...decoded, body: { ...decoded.body, maxHops: -1 } };
+    expect(codeOf(() => verifyEnvelope(malformed, { trust, now: NOW }))).toBe('SCHEMA_INVALID');
+  });
+
   it('verifies, round-trips canonically and detects tampering', () => {
     const trust = world.trustFor('wacap');
     expect(verifyEnvelope(decodeEnvelope(encodeEnvelope(envelope)), { trust, now: NOW }).address).toBe('sn-moj@wacap');
