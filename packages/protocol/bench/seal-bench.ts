@@ -1,8 +1,10 @@
 /**
  * Signing, verification, sealing and opening rates of the protocol API
- * (isomorphic libsodium path). Used by bench-protocol.ts.
+ * (isomorphic libsodium path, and sign/verify again with native libsodium).
+ * Used by bench-protocol.ts.
  */
-import { CONTEXTS, openDossier, ready, signBytes, utf8, verifySignature, type AttachmentManifest } from '../src/index.js';
+import { CONTEXTS, openDossier, ready, setPrimitives, signBytes, utf8, verifySignature, type AttachmentManifest } from '../src/index.js';
+import { nativePrimitives } from '../src/node/index.js';
 import { buildTestWorld, encryptTestAttachment, sealTestDossier } from '../src/testing/index.js';
 
 export interface SealingFigures {
@@ -11,6 +13,9 @@ export interface SealingFigures {
   sealPerSec1: number;
   openPerSec1: number;
   sealPerSec10: number;
+  /** The same sign and verify with natively compiled libsodium (`useNativeCrypto()`), or null where it does not load. */
+  nativeSignPerSec: number | null;
+  nativeVerifyPerSec: number | null;
 }
 
 /** Run `fn` repeatedly for about `ms` milliseconds (after a short warm-up); operations per second. */
@@ -64,5 +69,19 @@ export async function measureSealing(options: { ms?: number } = {}): Promise<Sea
   const openPerSec1 = rate(() => openDossier({ envelope: sealed.envelope, sealed: sealed.sealed, reader: { address: kz.address, encryptionKeys: [kz.encryption] }, trust }), ms);
   const tenAddresses = Array.from({ length: 10 }, (_, i) => `a${i + 1}@wacap`);
   const sealPerSec10 = rate(() => sealTestDossier(wide, { from: 'a0@wacap', to: tenAddresses, attachments }), ms);
-  return { signPerSec, verifyPerSec, sealPerSec1, openPerSec1, sealPerSec10 };
+  let nativeSignPerSec: number | null = null;
+  let nativeVerifyPerSec: number | null = null;
+  const native = nativePrimitives();
+  if (native !== null) {
+    const previous = setPrimitives(native);
+    try {
+      nativeSignPerSec = rate(() => signBytes(CONTEXTS.evidence, body, sn.identity), ms);
+      nativeVerifyPerSec = rate(() => {
+        verifySignature(CONTEXTS.evidence, body, sig, sn.identity.publicKey);
+      }, ms);
+    } finally {
+      setPrimitives(previous);
+    }
+  }
+  return { signPerSec, verifyPerSec, sealPerSec1, openPerSec1, sealPerSec10, nativeSignPerSec, nativeVerifyPerSec };
 }
