@@ -17,7 +17,9 @@
  * `peakRssMB` over the transfer (from just before the sender starts until
  * the recipient holds the file), `lifetimePeakRssMB` (in details) over the
  * whole process, start-up included, where Argon2id (64 MiB, by design)
- * unlocks the keyring and checks the officers' passwords. Section
+ * unlocks the keyring and checks the officers' passwords. The processes run
+ * with the deployment's environment (MALLOC_ARENA_MAX=2, as in
+ * infra/compose.production.yaml and services/node/README.md). Section
  * `embedded`: relays on the embedded backend with chunks on disk; section
  * `s3`: relays on Redis (startRedis) with chunks on s3rver (startS3, which
  * runs inside this parent process). The nodes keep their blobs on disk.
@@ -83,6 +85,12 @@ const SIZES = opts.quick
 const RAW_BYTES = (opts.quick ? 64 : 256) * MiB;
 const RAW_ROUNDS = opts.quick ? 3 : 5;
 const START_TIMEOUT_MS = 60_000;
+/**
+ * Environment every relay and node process is deployed with: two glibc
+ * malloc arenas instead of one per thread (freed chunk buffers otherwise
+ * linger in each thread's arena).
+ */
+const DEPLOYMENT_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 /** Generous bound on one transfer: a 1 GiB transfer at 2 MB/s. */
 const TRANSFER_TIMEOUT_MS = opts.quick ? 120_000 : 600_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -194,6 +202,8 @@ class Child {
   static start(bundle: string, role: Role, spec: ChildSpec): Child {
     const profileDir = process.env['ROGATORY_BENCH_PROFILE'];
     const proc = fork(bundle, [JSON.stringify(spec)], {
+      // The environment of the deployment (infra/compose.production.yaml, services/node/README.md).
+      env: { ...process.env, ...DEPLOYMENT_ENV },
       // ROGATORY_BENCH_PROFILE=DIR writes a V8 CPU profile of every child to DIR.
       execArgv: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${role}-${Date.now()}.cpuprofile`] : [],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
@@ -419,6 +429,7 @@ const result = {
     quick: opts.quick,
     sizesMiB: SIZES.map((sz) => sz.bytes / MiB),
     path: 'sn-moj@wacap -> relay@wacap (A) -> relay@casc (B) -> kz-gpo@casc',
+    processEnv: DEPLOYMENT_ENV,
     cores: cpus().length,
     loadAverage1m: { before: r1(loadBefore), after: r1(loadavg()[0]!) },
     rawRoundsMBps: raws.map(r1),
