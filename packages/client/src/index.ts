@@ -31,7 +31,7 @@ export type {
   OpenMailboxOptions,
   ReconnectPolicy,
 } from './mailbox-subscription.js';
-export { MAX_MISSING_BATCH } from './wire.js';
+export { INLINE_CHUNK_LIMITS, MAX_MISSING_BATCH } from './wire.js';
 export type { MailboxItem } from './wire.js';
 export type { EvidenceTrust } from './evidence-checks.js';
 export { DEFAULT_RETRY_POLICY, backoffDelay, parseRetryAfter } from './retry.js';

@@ -24,6 +24,14 @@ import { RelayClientError } from './errors.js';
 /** Most ids one `POST /v1/chunks/missing` may carry. */
 export const MAX_MISSING_BATCH = 10_000;
 
+/**
+ * Small objects a relay may carry inside `POST /v1/relay/envelopes` instead
+ * of asking which the peer lacks and uploading them one call each (the
+ * sealed dossier, small attachments): at most `maxCount` of them, each at
+ * most `maxChunkBytes`, together at most `maxTotalBytes` (before base64url).
+ */
+export const INLINE_CHUNK_LIMITS = { maxChunkBytes: 64 * 1024, maxCount: 16, maxTotalBytes: 256 * 1024 } as const;
+
 /** Mailbox sequence numbers start at 1; `after: 0` means "from the beginning". */
 export const SeqSchema = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 

@@ -289,6 +289,42 @@ describe('RelayPeerClient against a relay that verifies with verifyRelayCall', (
     expect(relay.relayCalls.map((c) => c.path)).toContain(`/v1/relay/chunks/${a.id}`);
   });
 
+  it('checks objects sent along with a hand-over before any call: the envelope\'s, within limits, hashing to their ids', async () => {
+    const world = relay.world;
+    const now = Date.now();
+    const dossier = makeChunk(100);
+    const envelope = withHop(
+      signEnvelope(
+        {
+          id: newEnvelopeId(),
+          sender: 'kz-gpo@casc',
+          recipients: ['sn-moj@wacap'],
+          createdAt: now,
+          expiresAt: now + 3600_000,
+          maxHops: 4,
+          dossier: { id: dossier.id, size: 100 },
+          chunks: [],
+        },
+        world.authority('kz-gpo@casc').identity,
+      ),
+      { relay: FROM, receivedAt: now },
+    );
+    const client = peer();
+    const calls = relay.relayCalls.length;
+    const codeOf = (inline: { id: string; bytes: Uint8Array }[]): Promise<unknown> =>
+      client.forwardEnvelope(envelope, { inline }).then(
+        () => 'ok',
+        (e: unknown) => (isRelayClientError(e) ? e.code : e),
+      );
+    const other = makeChunk(100);
+    expect(await codeOf([other])).toBe('MALFORMED');
+    const tampered = dossier.bytes.slice();
+    tampered[0]! ^= 1;
+    expect(await codeOf([{ id: dossier.id, bytes: tampered }])).toBe('CHUNK_HASH_MISMATCH');
+    expect(await codeOf(Array.from({ length: 17 }, () => dossier))).toBe('LIMIT_EXCEEDED');
+    expect(relay.relayCalls.length).toBe(calls);
+  });
+
   it('carries the RelayRejections of a refused envelope', async () => {
     const err = await peer()
       .forwardEnvelope(inbound(['ge-pog@casc']))

@@ -6,7 +6,8 @@ import type { BlobSource } from '@rogatory/storage';
 export interface PeerClient {
   missingChunks(ids: readonly string[]): Promise<string[]>;
   putChunk(id: string, body: BlobSource, size: number): Promise<unknown>;
-  forwardEnvelope(envelope: Envelope, recipients: readonly string[]): Promise<Evidence[]>;
+  /** `inline`: small objects of the envelope sent along (within INLINE_CHUNK_LIMITS of @rogatory/client). */
+  forwardEnvelope(envelope: Envelope, recipients: readonly string[], inline?: readonly { id: string; bytes: Uint8Array }[]): Promise<Evidence[]>;
   forwardEvidences(items: readonly { evidence: Evidence; envelope: Envelope }[]): Promise<void>;
 }
 
@@ -47,7 +48,7 @@ export class PeerDirectory {
     const peer: PeerClient = {
       missingChunks: (ids) => client.missingChunks(ids),
       putChunk: (id, body, size) => client.putChunk(id, body, size),
-      forwardEnvelope: (envelope, recipients) => client.forwardEnvelope(envelope, { recipients }),
+      forwardEnvelope: (envelope, recipients, inline) => client.forwardEnvelope(envelope, { recipients, ...(inline === undefined ? {} : { inline }) }),
       forwardEvidences: (items) => client.forwardEvidences(items),
     };
     this.clients.set(network, peer);

@@ -3,7 +3,10 @@ import {
   decodeCanonical,
   decodeEnvelope,
   envelopeHash,
+  fromBase64url,
   hashOf,
+  sha256,
+  toHex,
   isProtocolError,
   issueEvidence,
   networkOf,
@@ -20,20 +23,35 @@ import {
   type SigningKeyPair,
   type TrustStore,
 } from '@rogatory/protocol';
+import { INLINE_CHUNK_LIMITS } from '@rogatory/client';
 import type { BlobStore } from '@rogatory/storage';
 import { Type } from 'typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ForwardOutcome, ForwardTask, RelayBackend, StoredEnvelope } from './backend/types.js';
 import type { ChunkPresence } from './chunk-presence.js';
 import type { RateWindow } from './context.js';
-import { RelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
+import { RelayError, fromStorageError, relayCodeFor, type RelayErrorCode } from './errors.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
 import type { PeerDirectory } from './peers.js';
 import { Router } from './routing.js';
 
 /** Wrappers of the objects peers and nodes send: exactly these keys; the objects inside are checked by the protocol. */
-const HandOver = validator(Type.Object({ envelope: Type.Unknown(), recipients: Type.Unknown() }, { additionalProperties: false }), 'hand-over');
+const InlineChunk = Type.Object(
+  {
+    id: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    // base64url without padding of at most INLINE_CHUNK_LIMITS.maxChunkBytes.
+    bytes: Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: Math.ceil((INLINE_CHUNK_LIMITS.maxChunkBytes * 4) / 3) }),
+  },
+  { additionalProperties: false },
+);
+const HandOver = validator(
+  Type.Object(
+    { envelope: Type.Unknown(), recipients: Type.Unknown(), inline: Type.Optional(Type.Array(InlineChunk, { maxItems: INLINE_CHUNK_LIMITS.maxCount })) },
+    { additionalProperties: false },
+  ),
+  'hand-over',
+);
 const EvidenceWrapper = validator(Type.Object({ evidence: Type.Unknown(), envelope: Type.Unknown() }, { additionalProperties: false }), 'evidence item');
 
 /** Chunk uploads in flight per forwarded envelope. */
@@ -263,6 +281,7 @@ export class RelayCore {
       this.replayAnswer(existing, envelope, 'peer', handedOver);
       return this.decodeAcceptance(existing.acceptance);
     }
+    if (req.inline !== undefined) await this.storeInline(envelope, req.inline);
     const missing = await this.missingChunks(envelope);
     if (missing.length > 0) throw new RelayError('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
     const acceptances = handedOver.map((r) => this.evidence('relay-acceptance', envelope, { recipient: r }));
@@ -340,6 +359,45 @@ export class RelayCore {
     }
   }
 
+  /**
+   * Store the small objects a peer sent along with an envelope it hands over,
+   * as an upload of each would: only objects of this envelope, of the size it
+   * declares, within the inline limits, each checked against its id by the
+   * store. A bad one fails the whole hand-over (the peer retries).
+   */
+  private async storeInline(envelope: Envelope, inline: readonly { id: string; bytes: string }[]): Promise<void> {
+    const declared = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
+    // Every object is checked before any is stored: a bad hand-over stores nothing.
+    let total = 0;
+    const checked: { id: string; bytes: Uint8Array }[] = [];
+    for (const item of inline) {
+      const size = declared.get(item.id);
+      if (size === undefined) throw new RelayError('MALFORMED', 'an inline chunk is not one of the envelope');
+      let bytes: Uint8Array;
+      try {
+        bytes = fromBase64url(item.bytes, 'inline chunk');
+      } catch (cause) {
+        throw new RelayError('MALFORMED', 'an inline chunk is not base64url', { cause });
+      }
+      total += bytes.length;
+      if (bytes.length !== size) throw new RelayError('MALFORMED', 'an inline chunk has another size than the envelope declares');
+      if (size > INLINE_CHUNK_LIMITS.maxChunkBytes || total > INLINE_CHUNK_LIMITS.maxTotalBytes) throw new RelayError('LIMIT_EXCEEDED', 'inline chunks too large');
+      if (toHex(sha256(bytes)) !== item.id) throw new RelayError('CHUNK_HASH_MISMATCH', 'an inline chunk does not hash to its id');
+      checked.push({ id: item.id, bytes });
+    }
+    for (const { id, bytes } of checked) {
+      try {
+        await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
+      } catch (err) {
+        throw fromStorageError(err);
+      }
+      const notedAt = this.o.clock();
+      await this.o.backend.noteUpload(id, notedAt);
+      this.o.presence.remember(id, notedAt);
+      this.o.metrics.bytesIn.inc(bytes.length);
+    }
+  }
+
   /** Worker: hand an envelope (after its missing chunks) or evidences to the next network's relay. */
   async forward(task: ForwardTask): Promise<ForwardOutcome> {
     const peer = this.o.peers.client(task.network);
@@ -354,8 +412,22 @@ export class RelayCore {
       if (!envelope) return { status: 'done' };
       const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
       const sizes = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
+      // Small objects travel inside the hand-over (no presence query, no upload
+      // call each); the others are uploaded first if the peer lacks them.
+      const inline: { id: string; bytes: Uint8Array }[] = [];
+      const others: string[] = [];
+      let inlineBytes = 0;
+      for (const id of new Set(ids)) {
+        const size = sizes.get(id)!;
+        if (size <= INLINE_CHUNK_LIMITS.maxChunkBytes && inline.length < INLINE_CHUNK_LIMITS.maxCount && inlineBytes + size <= INLINE_CHUNK_LIMITS.maxTotalBytes) {
+          inline.push({ id, bytes: await this.o.blobs.getBytes(id) });
+          inlineBytes += size;
+        } else {
+          others.push(id);
+        }
+      }
       // A few uploads in flight: one slow request does not hold the link idle.
-      const todo = (await peer.missingChunks(ids)).filter((id) => sizes.has(id));
+      const todo = others.length === 0 ? [] : (await peer.missingChunks(others)).filter((id) => sizes.has(id));
       const upload = async (): Promise<void> => {
         for (let id = todo.shift(); id !== undefined; id = todo.shift()) {
           const size = sizes.get(id)!;
@@ -364,7 +436,7 @@ export class RelayCore {
         }
       };
       await Promise.all(Array.from({ length: Math.min(FORWARD_UPLOAD_CONCURRENCY, todo.length) }, upload));
-      const evidences = await peer.forwardEnvelope(envelope, task.recipients);
+      const evidences = await peer.forwardEnvelope(envelope, task.recipients, inline);
       this.o.metrics.peerUp.set({ network: task.network }, 1);
       this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'accepted' });
       await this.routeReturned(envelope, evidences);

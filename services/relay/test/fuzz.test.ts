@@ -29,6 +29,7 @@ import { startRedis } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendStats } from '../src/backend/types.js';
 import type { RelayLimits } from '../src/options.js';
+import { handOverBodyLimit } from '../src/plugins/federation.js';
 import { startTestRelays, type BackendKind, type TestNetworkOfRelays, type TestRelay } from '../src/testing/harness.js';
 import { badChunkIdSegments, jsonDocuments, mutateBytes, mutateJson, nonCanonicalSpellings, nonJsonBodies, objectsWithKeys } from './support/fuzz-inputs.js';
 import { FuzzLedger, type Expectation } from './support/fuzz-ledger.js';
@@ -786,11 +787,16 @@ function fuzzSuite(name: string, backend: () => Promise<{ kind: BackendKind; sto
       const peerPost = async (kind: string, label: string, path: string, body: Uint8Array, expect: Expectation = {}): Promise<void> => {
         await refuse(kind, label, { method: 'POST', path, headers: { ...JSON_TYPE, ...signedRelayHeaders({ from: global.id, to: RELAY, key: global.key, method: 'POST', path, body }) }, body }, expect);
       };
-      const peerGarbage = [...nonJsonBodies(r, 40), ...jsonDocuments(r, 40).map(enc), ...objectsWithKeys(r, ['envelope', 'recipients'], 40).map(enc)];
+      const peerGarbage = [
+        ...nonJsonBodies(r, 40),
+        ...jsonDocuments(r, 40).map(enc),
+        ...objectsWithKeys(r, ['envelope', 'recipients'], 40).map(enc),
+        ...objectsWithKeys(r, ['envelope', 'recipients', 'inline'], 20).map(enc),
+      ];
       await inPool(peerGarbage, CONCURRENCY, async (body, i) => {
         await peerPost('relay-body', `hand-over #${String(i)}`, '/v1/relay/envelopes', body, { code: ['MALFORMED', 'LIMIT_EXCEEDED'] });
       });
-      const overEnvelopes = new Uint8Array(LIMITS.maxEnvelopeBytes + 64 * 1024 + 1).fill(0x20);
+      const overEnvelopes = new Uint8Array(handOverBodyLimit(LIMITS.maxEnvelopeBytes) + 1).fill(0x20);
       await peerPost('oversize', 'hand-over over its limit (peer)', '/v1/relay/envelopes', overEnvelopes, { code: 'LIMIT_EXCEEDED' });
       const overItems = new Uint8Array(LIMITS.maxEnvelopeBytes + 1024 * 1024 + 1).fill(0x20);
       await peerPost('oversize', 'evidence items over their limit (peer)', '/v1/relay/evidences', overItems, { code: 'LIMIT_EXCEEDED' });
@@ -837,6 +843,21 @@ function fuzzSuite(name: string, backend: () => Promise<{ kind: BackendKind; sto
           evidences: true,
         },
       ];
+      // Objects sent along with a hand-over that is otherwise valid (its chunks are missing):
+      // each bad one refuses the whole hand-over, and nothing is stored.
+      const withMissing = semantic.find((s) => s.code === 'CHUNK_MISSING')!;
+      const dossier = withMissing.envelope.body.dossier;
+      const inlineCases: { label: string; inline: unknown; code: Codes }[] = [
+        { label: 'an inline object that is not the envelope\'s', inline: [{ id: sha256Hex(r.bytes(8)), bytes: toBase64url(r.bytes(8)) }], code: 'MALFORMED' },
+        { label: 'an inline object that does not hash to its id', inline: [{ id: dossier.id, bytes: toBase64url(r.bytes(dossier.size)) }], code: 'CHUNK_HASH_MISMATCH' },
+        { label: 'an inline object of another size', inline: [{ id: dossier.id, bytes: toBase64url(r.bytes(dossier.size + 1)) }], code: 'MALFORMED' },
+        { label: 'an inline object that is not base64url', inline: [{ id: dossier.id, bytes: '***' }], code: 'MALFORMED' },
+        { label: 'too many inline objects', inline: Array.from({ length: 17 }, () => ({ id: dossier.id, bytes: 'AA' })), code: 'MALFORMED' },
+        { label: 'an inline object over the size limit', inline: [{ id: dossier.id, bytes: 'A'.repeat(90_000) }], code: 'MALFORMED' },
+      ];
+      for (const c of inlineCases) {
+        await peerPost('relay-inline', c.label, '/v1/relay/envelopes', canonicalBytes({ envelope: withMissing.envelope, recipients: withMissing.recipients, inline: c.inline }), { code: c.code });
+      }
       for (const s of semantic) {
         if (s.code !== 'REPLAY') signed(s.envelope);
         for (let i = 0; i < 3; i++) {

@@ -1,4 +1,4 @@
-import { isRelayClientError, relayCallBodySha256, verifyRelayCall } from '@rogatory/client';
+import { INLINE_CHUNK_LIMITS, isRelayClientError, relayCallBodySha256, verifyRelayCall } from '@rogatory/client';
 import { publicKeyOf } from '@rogatory/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jsonOf } from '../context.js';
@@ -36,10 +36,15 @@ export function requirePeerRelay(request: FastifyRequest, _reply: FastifyReply, 
   }
 }
 
+/** Largest hand-over body: the envelope, what wraps it, and up to INLINE_CHUNK_LIMITS of small objects in base64url. */
+export function handOverBodyLimit(maxEnvelopeBytes: number): number {
+  return maxEnvelopeBytes + 64 * 1024 + Math.ceil((INLINE_CHUNK_LIMITS.maxTotalBytes * 4) / 3) + INLINE_CHUNK_LIMITS.maxCount * 128;
+}
+
 /** Envelopes and evidences handed over by peer relays. */
 export function federationRoutes(app: FastifyInstance): void {
   const { relay } = app;
-  app.post('/v1/relay/envelopes', { bodyLimit: relay.limits.maxEnvelopeBytes + 64 * 1024, preHandler: requirePeerRelay }, async (request) => {
+  app.post('/v1/relay/envelopes', { bodyLimit: handOverBodyLimit(relay.limits.maxEnvelopeBytes), preHandler: requirePeerRelay }, async (request) => {
     const evidences = await relay.core.acceptFromPeer(request.peerRelay!, jsonOf(request.body));
     return { evidences };
   });
