@@ -107,13 +107,8 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return utf8(encodeValue(value, 0));
 }
 
-/**
- * Decode canonical JSON bytes. Rejects (ENCODING_INVALID) anything that is not
- * exactly the canonical encoding of its value: whitespace, reordered or
- * duplicate keys, escapes other than the mandatory ones, floats, exponents,
- * leading zeros, integers beyond 2^53-1, lone surrogates, a BOM, invalid UTF-8.
- */
-export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
+/** Parse `bytes` and check that they are exactly the canonical encoding of the value (see decodeCanonical). */
+function decode(bytes: Uint8Array, maxBytes: number, freeze: boolean): unknown {
   if (bytes.length > maxBytes)
     fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
   const text = fromUtf8(bytes);
@@ -123,8 +118,18 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024):
   } catch (cause) {
     return fail('ENCODING_INVALID', 'not valid JSON', { cause });
   }
-  if (encodeValue(value, 0) !== text) fail('ENCODING_INVALID', 'not in canonical form');
+  if (encodeValue(value, 0, freeze) !== text) fail('ENCODING_INVALID', 'not in canonical form');
   return value;
+}
+
+/**
+ * Decode canonical JSON bytes. Rejects (ENCODING_INVALID) anything that is not
+ * exactly the canonical encoding of its value: whitespace, reordered or
+ * duplicate keys, escapes other than the mandatory ones, floats, exponents,
+ * leading zeros, integers beyond 2^53-1, lone surrogates, a BOM, invalid UTF-8.
+ */
+export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
+  return decode(bytes, maxBytes, false);
 }
 
 /**
@@ -134,15 +139,5 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024):
  * verified, hashed and stored as received: envelopes at relays.
  */
 export function decodeCanonicalFrozen(bytes: Uint8Array, maxBytes = 16 * 1024 * 1024): unknown {
-  if (bytes.length > maxBytes)
-    fail('LIMIT_EXCEEDED', `encoded object larger than ${maxBytes} bytes`);
-  const text = fromUtf8(bytes);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    return fail('ENCODING_INVALID', 'not valid JSON', { cause });
-  }
-  if (encodeValue(value, 0, true) !== text) fail('ENCODING_INVALID', 'not in canonical form');
-  return value;
+  return decode(bytes, maxBytes, true);
 }

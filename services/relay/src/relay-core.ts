@@ -4,6 +4,7 @@ import {
   decodeEnvelope,
   envelopeHash,
   fromBase64url,
+  Hex256,
   hashOf,
   sha256,
   toHex,
@@ -39,7 +40,7 @@ import { Router } from './routing.js';
 /** Wrappers of the objects peers and nodes send: exactly these keys; the objects inside are checked by the protocol. */
 const InlineChunk = Type.Object(
   {
-    id: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    id: Hex256,
     // base64url without padding of at most INLINE_CHUNK_LIMITS.maxChunkBytes.
     bytes: Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength: Math.ceil((INLINE_CHUNK_LIMITS.maxChunkBytes * 4) / 3) }),
   },
