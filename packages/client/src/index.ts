@@ -31,7 +31,7 @@ export type {
   OpenMailboxOptions,
   ReconnectPolicy,
 } from './mailbox-subscription.js';
-export { INLINE_CHUNK_LIMITS, MAX_MISSING_BATCH } from './wire.js';
+export { BATCH_LIMITS, INLINE_CHUNK_LIMITS, MAX_MISSING_BATCH } from './wire.js';
 export type { MailboxItem } from './wire.js';
 export type { EvidenceTrust } from './evidence-checks.js';
 export { DEFAULT_RETRY_POLICY, backoffDelay, parseRetryAfter } from './retry.js';
@@ -52,5 +52,5 @@ export type {
   VerifiedRelayCall,
   VerifyRelayCallOptions,
 } from './relay-call.js';
-export { RelayPeerClient } from './relay-peer-client.js';
-export type { RelayPeerClientOptions } from './relay-peer-client.js';
+export { RelayPeerClient, batchBodySize } from './relay-peer-client.js';
+export type { BatchOutcome, HandOverOptions, PreparedEvidence, PreparedHandOver, RelayPeerClientOptions } from './relay-peer-client.js';

@@ -9,6 +9,7 @@ import {
   type Evidence,
   type SigningKeyPair,
 } from '@rogatory/protocol';
+import type { Static } from 'typebox';
 import {
   assertChunkId,
   chunkRequestBody,
@@ -20,7 +21,7 @@ import {
   type ChunkBody,
   type PutChunkResult,
 } from './chunks.js';
-import { RelayClientError, clientFail } from './errors.js';
+import { RelayClientError, clientFail, findRelayClientError } from './errors.js';
 import { expectEvidence, type EvidenceTrust } from './evidence-checks.js';
 import { relayCallBodySha256, relayCallHeaders } from './relay-call.js';
 import {
@@ -37,6 +38,7 @@ import {
   Transport,
   attempt,
   jsonBody,
+  rejectionFromBody,
   signalOf,
   type CallOptions,
   type CallSpec,
@@ -52,6 +54,9 @@ import {
   type UploadProgress,
 } from './upload.js';
 import {
+  BATCH_LIMITS,
+  BatchResponseSchema,
+  type BatchItemResultSchema,
   EmptyResponseSchema,
   ForwardResponseSchema,
   INLINE_CHUNK_LIMITS,
@@ -83,6 +88,65 @@ export interface RelayPeerClientOptions {
 }
 
 const forwardShape = wireValidator(ForwardResponseSchema);
+const batchShape = wireValidator(BatchResponseSchema);
+type BatchItemResult = Static<typeof BatchItemResultSchema>;
+
+const HAND_OVER_ROUTE = 'POST /v1/relay/envelopes';
+const BATCH_ROUTE = 'POST /v1/relay/batch';
+
+export interface HandOverOptions {
+  readonly recipients?: readonly string[];
+  /**
+   * Objects of this envelope sent along, within INLINE_CHUNK_LIMITS: the
+   * peer stores them (checking each against its id) before it checks
+   * that every chunk is present. Saves a presence query and an upload
+   * call per small object on every hop.
+   */
+  readonly inline?: readonly { readonly id: string; readonly bytes: Uint8Array }[];
+}
+
+/** A hand-over checked and encoded, with what reads the peer's answer to it. */
+export interface PreparedHandOver {
+  readonly kind: 'envelope';
+  /** The canonical hand-over object: its length is what it adds to a batch (plus a comma). */
+  readonly bytes: Uint8Array;
+  readonly rejection: RejectionParser;
+  readonly accepted: (evidences: readonly unknown[], status: number) => Evidence[];
+}
+
+/** An evidence item `{ evidence, envelope }`, checked and encoded. */
+export interface PreparedEvidence {
+  readonly kind: 'evidence';
+  readonly bytes: Uint8Array;
+}
+
+/** One item's outcome in a batch. */
+export type BatchOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: RelayClientError };
+
+const encoder = new TextEncoder();
+
+/** `{"envelopes":[...],"evidences":[...]}` from items encoded once: no second encoding of the whole. */
+function batchBody(envelopes: readonly { bytes: Uint8Array }[], evidences: readonly { bytes: Uint8Array }[]): Uint8Array {
+  const parts: Uint8Array[] = [encoder.encode('{"envelopes":[')];
+  envelopes.forEach((item, i) => parts.push(...(i === 0 ? [item.bytes] : [COMMA, item.bytes])));
+  parts.push(encoder.encode('],"evidences":['));
+  evidences.forEach((item, i) => parts.push(...(i === 0 ? [item.bytes] : [COMMA, item.bytes])));
+  parts.push(encoder.encode(']}'));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+const COMMA = encoder.encode(',');
+
+/** Bytes of a batch body holding these items (what `forwardBatch` checks against BATCH_LIMITS.maxBytes). */
+export function batchBodySize(envelopeBytes: readonly number[], evidenceBytes: readonly number[]): number {
+  const list = (sizes: readonly number[]): number => sizes.reduce((n, s) => n + s, 0) + Math.max(0, sizes.length - 1);
+  return '{"envelopes":[],"evidences":[]}'.length + list(envelopeBytes) + list(evidenceBytes);
+}
 const emptyShape = wireValidator(EmptyResponseSchema);
 
 /**
@@ -212,19 +276,30 @@ export class RelayPeerClient {
    * this envelope. A rejection of the whole envelope throws with the
    * parsed RelayRejections as `evidences`.
    */
-  async forwardEnvelope(
-    envelope: Envelope,
-    options: CallOptions & {
-      readonly recipients?: readonly string[];
-      /**
-       * Objects of this envelope sent along, within INLINE_CHUNK_LIMITS: the
-       * peer stores them (checking each against its id) before it checks
-       * that every chunk is present. Saves a presence query and an upload
-       * call per small object on every hop.
-       */
-      readonly inline?: readonly { readonly id: string; readonly bytes: Uint8Array }[];
-    } = {},
-  ): Promise<Evidence[]> {
+  async forwardEnvelope(envelope: Envelope, options: CallOptions & HandOverOptions = {}): Promise<Evidence[]> {
+    const prepared = this.prepareHandOver(envelope, options);
+    return this.call(
+      {
+        method: 'POST',
+        path: '/v1/relay/envelopes',
+        route: HAND_OVER_ROUTE,
+        replayable: true,
+        body: () => jsonBody(prepared.bytes),
+        rejection: prepared.rejection,
+        ...signalOf(options),
+      },
+      async (res) => {
+        const answer = forwardShape.parse(await res.json(), HAND_OVER_ROUTE, res.status);
+        return prepared.accepted(answer.evidences, res.status);
+      },
+    );
+  }
+
+  /**
+   * Check and encode a hand-over once, for `forwardEnvelope` or a batch
+   * (`forwardBatch`): the encoded size tells the caller whether it fits.
+   */
+  prepareHandOver(envelope: Envelope, options: HandOverOptions = {}): PreparedHandOver {
     let checked: Envelope;
     try {
       checked = parseEnvelope(envelope);
@@ -233,7 +308,7 @@ export class RelayPeerClient {
       return clientFail('MALFORMED', `envelope is not valid (${cause.code})`, { cause });
     }
     const hash = envelopeHash(checked);
-    const route = 'POST /v1/relay/envelopes';
+    const route = HAND_OVER_ROUTE;
     // The recipients this relay hands over (default: all): the peer takes responsibility for exactly these.
     const recipients = options.recipients ?? checked.body.recipients;
     if (recipients.length === 0 || recipients.some((r) => !checked.body.recipients.includes(r))) {
@@ -289,19 +364,79 @@ export class RelayPeerClient {
           : { evidences: evidencesOf(body.evidences, ['relay-rejection'], status) }),
       };
     };
+    return {
+      kind: 'envelope',
+      bytes,
+      rejection,
+      accepted: (values, status) => evidencesOf(values, ['relay-acceptance', 'relay-rejection'], status),
+    };
+  }
+
+  /** Check and encode one evidence item for `forwardBatch`. */
+  prepareEvidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): PreparedEvidence {
+    let checked: { evidence: Evidence; envelope: Envelope };
+    try {
+      checked = { evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) };
+    } catch (cause) {
+      return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
+    }
+    return { kind: 'evidence', bytes: canonicalBytes(checked) };
+  }
+
+  /**
+   * Hand over several envelopes and evidences in one signed call
+   * (`POST /v1/relay/batch`). Each item gets its own outcome, as its
+   * single-item route would have answered (evidences checked the same way);
+   * a failure of the call itself (network, timeout, a 5xx of the whole
+   * batch, a peer without the route: 404) throws. At most BATCH_LIMITS.
+   */
+  async forwardBatch(
+    envelopes: readonly PreparedHandOver[],
+    evidences: readonly PreparedEvidence[],
+    options?: CallOptions,
+  ): Promise<{ envelopes: BatchOutcome<Evidence[]>[]; evidences: BatchOutcome<undefined>[] }> {
+    if (envelopes.length + evidences.length === 0) return { envelopes: [], evidences: [] };
+    if (envelopes.length > BATCH_LIMITS.maxEnvelopes || evidences.length > BATCH_LIMITS.maxEvidences) {
+      clientFail('LIMIT_EXCEEDED', 'too many items for one batch');
+    }
+    const bytes = batchBody(envelopes, evidences);
+    if (bytes.length > BATCH_LIMITS.maxBytes) clientFail('LIMIT_EXCEEDED', 'batch too large');
+    const route = BATCH_ROUTE;
     return this.call(
       {
         method: 'POST',
-        path: '/v1/relay/envelopes',
+        path: '/v1/relay/batch',
         route,
         replayable: true,
         body: () => jsonBody(bytes),
-        rejection,
         ...signalOf(options),
       },
       async (res) => {
-        const answer = forwardShape.parse(await res.json(), route, res.status);
-        return evidencesOf(answer.evidences, ['relay-acceptance', 'relay-rejection'], res.status);
+        const answer = batchShape.parse(await res.json(), route, res.status);
+        if (answer.envelopes.length !== envelopes.length || answer.evidences.length !== evidences.length) {
+          throw new RelayClientError('BAD_RESPONSE', `${route}: not one result per item`, { status: res.status });
+        }
+        const outcome = <T>(result: BatchItemResult, okStatus: number, rejection: RejectionParser | undefined, ok: () => T): BatchOutcome<T> => {
+          try {
+            if (result.status === okStatus) return { ok: true, value: ok() };
+            if (result.status < 400) throw new RelayClientError('BAD_RESPONSE', `${route}: unexpected item status ${result.status}`, { status: res.status });
+            const body = { error: result.error, evidences: result.evidences, missing: result.missing };
+            return { ok: false, error: rejectionFromBody(body, route, rejection, { status: result.status }) };
+          } catch (err) {
+            const failure = findRelayClientError(err) ?? new RelayClientError('BAD_RESPONSE', `${route}: invalid item result`, { status: res.status, cause: err });
+            return { ok: false, error: failure };
+          }
+        };
+        return {
+          envelopes: answer.envelopes.map((result, i) => {
+            const prepared = envelopes[i]!;
+            return outcome(result, 200, prepared.rejection, () => {
+              if (result.evidences === undefined) throw new RelayClientError('BAD_RESPONSE', `${route}: an accepted item without evidences`, { status: res.status });
+              return prepared.accepted(result.evidences, result.status);
+            });
+          }),
+          evidences: answer.evidences.map((result) => outcome(result, 202, undefined, () => undefined)),
+        };
       },
     );
   }

@@ -304,39 +304,55 @@ export class Transport {
         { ...common, cause: err },
       );
     }
-    let parsed: ErrorBody;
+    return rejectionFromBody(value, route, rejection, common);
+  }
+}
+
+/**
+ * The error a relay's rejection body stands for: its code when it is one of
+ * the relay catalogue's, the fields `rejection` extracts (bound to what the
+ * caller sent), and never the relay's own message text. Used for whole
+ * responses and for the items of a batch answer alike.
+ */
+export function rejectionFromBody(
+  value: unknown,
+  route: string,
+  rejection: RejectionParser | undefined,
+  common: { readonly status: number; readonly retryAfterMs?: number },
+): RelayClientError {
+  const { status } = common;
+  let parsed: ErrorBody;
+  try {
+    parsed = errorBodyShape.parse(value, `${route} error body`, status);
+  } catch (err) {
+    return new RelayClientError(
+      fallbackCode(status),
+      `${route}: status ${status} without a relay error body`,
+      { ...common, cause: err },
+    );
+  }
+  const relayCode = parsed.error.code;
+  const code: RelayClientErrorCode = isRelayErrorCode(relayCode)
+    ? relayCode
+    : fallbackCode(status);
+  let extra: ReturnType<RejectionParser> = {};
+  if (rejection) {
     try {
-      parsed = errorBodyShape.parse(value, `${route} error body`, status);
+      extra = rejection(parsed, status);
     } catch (err) {
-      return new RelayClientError(
-        fallbackCode(status),
-        `${route}: status ${status} without a relay error body`,
-        { ...common, cause: err },
+      return (
+        findRelayClientError(err) ??
+        new RelayClientError('BAD_RESPONSE', `${route}: malformed rejection`, {
+          status,
+          cause: err,
+        })
       );
     }
-    const relayCode = parsed.error.code;
-    const code: RelayClientErrorCode = isRelayErrorCode(relayCode)
-      ? relayCode
-      : fallbackCode(status);
-    let extra: ReturnType<RejectionParser> = {};
-    if (rejection) {
-      try {
-        extra = rejection(parsed, status);
-      } catch (err) {
-        return (
-          findRelayClientError(err) ??
-          new RelayClientError('BAD_RESPONSE', `${route}: malformed rejection`, {
-            status,
-            cause: err,
-          })
-        );
-      }
-    }
-    return new RelayClientError(code, `${route} failed with status ${status}`, {
-      ...common,
-      ...extra,
-    });
   }
+  return new RelayClientError(code, `${route} failed with status ${status}`, {
+    ...common,
+    ...extra,
+  });
 }
 
 /** Without a readable relay error body, only the status says something (a proxy's 502 page, say). */

@@ -32,6 +32,15 @@ export const MAX_MISSING_BATCH = 10_000;
  */
 export const INLINE_CHUNK_LIMITS = { maxChunkBytes: 64 * 1024, maxCount: 16, maxTotalBytes: 256 * 1024 } as const;
 
+/**
+ * One `POST /v1/relay/batch` call: at most `maxEnvelopes` hand-overs and
+ * `maxEvidences` evidence items, at most `maxBytes` of body. A relay fills a
+ * batch with whatever is waiting for the same peer, so under load one call
+ * (one signature, one round trip) carries many envelopes; an item that
+ * alone exceeds `maxBytes` goes through the single-item route.
+ */
+export const BATCH_LIMITS = { maxEnvelopes: 64, maxEvidences: 256, maxBytes: 8 * 1024 * 1024 } as const;
+
 /** Mailbox sequence numbers start at 1; `after: 0` means "from the beginning". */
 export const SeqSchema = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
@@ -74,6 +83,19 @@ export const ForwardResponseSchema = Type.Object({
 });
 
 export const EmptyResponseSchema = Type.Object({});
+
+/** One item's answer in a batch: `status` as the single-item route would answer, with its body's fields. */
+export const BatchItemResultSchema = Type.Object({
+  status: Type.Integer({ minimum: 200, maximum: 599 }),
+  evidences: Type.Optional(Type.Array(Type.Unknown(), { maxItems: ENVELOPE_LIMITS.maxRecipients })),
+  error: Type.Optional(Type.Unknown()),
+  missing: Type.Optional(Type.Unknown()),
+});
+
+export const BatchResponseSchema = Type.Object({
+  envelopes: Type.Array(BatchItemResultSchema, { maxItems: BATCH_LIMITS.maxEnvelopes }),
+  evidences: Type.Array(BatchItemResultSchema, { maxItems: BATCH_LIMITS.maxEvidences }),
+});
 
 export const AckResponseSchema = Type.Object({
   acked: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),

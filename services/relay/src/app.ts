@@ -1,11 +1,11 @@
 import websocket from '@fastify/websocket';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isProtocolError, networkOf } from '@rogatory/protocol';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { networkOf } from '@rogatory/protocol';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ChunkPresence } from './chunk-presence.js';
 import { RateWindow, type RelayContext } from './context.js';
-import { RELAY_ERRORS, RelayError, isRelayError, relayCodeFor, type RelayErrorCode } from './errors.js';
+import { RELAY_ERRORS, RelayError, errorBodyOf, isRelayError, toRelayError, type RelayErrorCode } from './errors.js';
 import { RelayMetrics } from './metrics.js';
 import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
 import { PeerDirectory } from './peers.js';
@@ -17,29 +17,6 @@ import { opsRoutes } from './plugins/ops.js';
 import { sessionRoutes } from './plugins/session.js';
 import { RelayCore } from './relay-core.js';
 import { SessionAuthority } from './sessions.js';
-
-/** Fastify's own error codes for bad requests, and what they become. */
-const FASTIFY_CODES: Record<string, RelayErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'LIMIT_EXCEEDED',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'MALFORMED',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED',
-  FST_ERR_CTP_EMPTY_TYPE: 'MALFORMED',
-  FST_ERR_VALIDATION: 'MALFORMED',
-};
-
-function toRelayError(err: unknown): RelayError {
-  if (isRelayError(err)) return err;
-  if (isProtocolError(err)) {
-    const { code, detail } = relayCodeFor(err);
-    return new RelayError(code, 'request refused', { cause: err, detail });
-  }
-  const code = (err as FastifyError | undefined)?.code;
-  if (code !== undefined && code in FASTIFY_CODES) return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
-  const status = (err as FastifyError | undefined)?.statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return new RelayError('MALFORMED', 'bad request', { cause: err });
-  return new RelayError('INTERNAL', 'internal error', { cause: err });
-}
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
 function errorBody(code: RelayErrorCode): string {
@@ -165,12 +142,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     context.metrics.rejectedRequests.inc({ code: relayError.code });
     if (relayError.status >= 500) request.log.error({ code: relayError.code, route: request.routeOptions.url }, 'request failed');
     if (relayError.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
-    const body: Record<string, unknown> = { error: { code: relayError.code, message: relayError.message } };
-    if (relayError.detail) (body['error'] as Record<string, unknown>)['detail'] = relayError.detail;
-    if (relayError.missing) body['missing'] = relayError.missing;
-    if (relayError.evidences.length === 1 && request.url.startsWith('/v1/envelopes')) body['evidence'] = relayError.evidences[0];
-    else if (relayError.evidences.length > 0) body['evidences'] = relayError.evidences;
-    return reply.code(relayError.status).send(body);
+    return reply.code(relayError.status).send(errorBodyOf(relayError, { singleEvidence: request.url.startsWith('/v1/envelopes') }));
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
 

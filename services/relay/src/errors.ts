@@ -1,5 +1,6 @@
 import { isProtocolError, reasonFor, type ErrorCode, type Evidence, type ReasonCode } from '@rogatory/protocol';
 import { isStorageError } from '@rogatory/storage';
+import type { FastifyError } from 'fastify';
 
 /**
  * The relay's error catalogue: every code a client can receive, with its
@@ -94,4 +95,43 @@ export function fromStorageError(err: unknown): RelayError {
     default:
       return new RelayError('UNAVAILABLE', 'storage unavailable', { cause: err });
   }
+}
+
+/** Fastify's own error codes for bad requests, and what they become. */
+const FASTIFY_CODES: Record<string, RelayErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'LIMIT_EXCEEDED',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'MALFORMED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED',
+  FST_ERR_CTP_EMPTY_TYPE: 'MALFORMED',
+  FST_ERR_VALIDATION: 'MALFORMED',
+};
+
+/** Whatever a handler threw, as the relay error a client gets (anything unforeseen: INTERNAL). */
+export function toRelayError(err: unknown): RelayError {
+  if (isRelayError(err)) return err;
+  if (isProtocolError(err)) {
+    const { code, detail } = relayCodeFor(err);
+    return new RelayError(code, 'request refused', { cause: err, detail });
+  }
+  const code = (err as FastifyError | undefined)?.code;
+  if (code !== undefined && code in FASTIFY_CODES) return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
+  const status = (err as FastifyError | undefined)?.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return new RelayError('MALFORMED', 'bad request', { cause: err });
+  return new RelayError('INTERNAL', 'internal error', { cause: err });
+}
+
+/**
+ * The body a refusal is answered with (docs/relay-api.md): `{ error: { code,
+ * message, detail? }, missing?, evidence | evidences? }`. `singleEvidence`:
+ * node submissions carry their one SubmissionRejection as `evidence`.
+ */
+export function errorBodyOf(error: RelayError, options: { singleEvidence?: boolean } = {}): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    error: { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) },
+  };
+  if (error.missing) body['missing'] = error.missing;
+  if (error.evidences.length === 1 && options.singleEvidence === true) body['evidence'] = error.evidences[0];
+  else if (error.evidences.length > 0) body['evidences'] = error.evidences;
+  return body;
 }

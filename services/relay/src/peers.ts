@@ -1,12 +1,23 @@
 import { RelayPeerClient, isRelayClientError } from '@rogatory/client';
 import type { Envelope, Evidence, SigningKeyPair, TrustStore } from '@rogatory/protocol';
 import type { BlobSource } from '@rogatory/storage';
+import { PeerBatcher } from './peer-batcher.js';
+
+/**
+ * Batch calls in flight to one peer. Items that become ready while these
+ * are busy wait and go together in the next: the busier the link, the
+ * larger the batches.
+ */
+const BATCHES_IN_FLIGHT = 4;
 
 /** What the forwarder needs from a peer relay. */
 export interface PeerClient {
   missingChunks(ids: readonly string[]): Promise<string[]>;
   putChunk(id: string, body: BlobSource, size: number): Promise<unknown>;
-  /** `inline`: small objects of the envelope sent along (within INLINE_CHUNK_LIMITS of @rogatory/client). */
+  /**
+   * `inline`: small objects of the envelope sent along (within INLINE_CHUNK_LIMITS of @rogatory/client).
+   * Hand-overs and evidences asked for close together travel in one batch call; each settles on its own.
+   */
   forwardEnvelope(envelope: Envelope, recipients: readonly string[], inline?: readonly { id: string; bytes: Uint8Array }[]): Promise<Evidence[]>;
   forwardEvidences(items: readonly { evidence: Evidence; envelope: Envelope }[]): Promise<void>;
 }
@@ -45,11 +56,14 @@ export class PeerDirectory {
       key: this.options.key,
       timeoutMs: this.options.timeoutMs,
     });
+    const batcher = new PeerBatcher(client, BATCHES_IN_FLIGHT);
     const peer: PeerClient = {
       missingChunks: (ids) => client.missingChunks(ids),
       putChunk: (id, body, size) => client.putChunk(id, body, size),
-      forwardEnvelope: (envelope, recipients, inline) => client.forwardEnvelope(envelope, { recipients, ...(inline === undefined ? {} : { inline }) }),
-      forwardEvidences: (items) => client.forwardEvidences(items),
+      forwardEnvelope: (envelope, recipients, inline) => batcher.handOver(envelope, { recipients, ...(inline === undefined ? {} : { inline }) }),
+      forwardEvidences: async (items) => {
+        await Promise.all(items.map((item) => batcher.evidence(item)));
+      },
     };
     this.clients.set(network, peer);
     return peer;

@@ -1,8 +1,9 @@
-import { INLINE_CHUNK_LIMITS, isRelayClientError, relayCallBodySha256, verifyRelayCall } from '@rogatory/client';
-import { publicKeyOf } from '@rogatory/protocol';
+import { BATCH_LIMITS, INLINE_CHUNK_LIMITS, isRelayClientError, relayCallBodySha256, verifyRelayCall } from '@rogatory/client';
+import { publicKeyOf, validator } from '@rogatory/protocol';
+import { Type } from 'typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { jsonOf } from '../context.js';
-import { RelayError } from '../errors.js';
+import { RelayError, errorBodyOf, toRelayError } from '../errors.js';
 
 /**
  * preHandler of /v1/relay routes: the call is signed by a relay listed in a
@@ -41,6 +42,17 @@ export function handOverBodyLimit(maxEnvelopeBytes: number): number {
   return maxEnvelopeBytes + 64 * 1024 + Math.ceil((INLINE_CHUNK_LIMITS.maxTotalBytes * 4) / 3) + INLINE_CHUNK_LIMITS.maxCount * 128;
 }
 
+const Batch = validator(
+  Type.Object(
+    {
+      envelopes: Type.Array(Type.Unknown(), { maxItems: BATCH_LIMITS.maxEnvelopes }),
+      evidences: Type.Array(Type.Unknown(), { maxItems: BATCH_LIMITS.maxEvidences }),
+    },
+    { additionalProperties: false },
+  ),
+  'batch',
+);
+
 /** Envelopes and evidences handed over by peer relays. */
 export function federationRoutes(app: FastifyInstance): void {
   const { relay } = app;
@@ -55,5 +67,38 @@ export function federationRoutes(app: FastifyInstance): void {
     if (!Array.isArray(items) || items.length === 0 || items.length > 100) throw new RelayError('MALFORMED', 'items must be a list of 1 to 100 evidences');
     for (const item of items) await relay.core.routeEvidence(item);
     return reply.code(202).send({});
+  });
+
+  /**
+   * Many hand-overs and evidences in one call. Each item is handled as its
+   * single-item route would handle it, all at once (their backend writes go
+   * out together), and answered on its own: `{ status, ...body }` in the
+   * order sent. One bad item refuses only itself. Every item counts against
+   * the peer's request rate.
+   */
+  app.post('/v1/relay/batch', { bodyLimit: BATCH_LIMITS.maxBytes, preHandler: requirePeerRelay }, async (request) => {
+    const body = jsonOf(request.body);
+    if (!Batch.check(body)) throw new RelayError('MALFORMED', 'expected { envelopes, evidences } within the batch limits');
+    if (body.envelopes.length + body.evidences.length === 0) throw new RelayError('MALFORMED', 'an empty batch');
+    const caller = request.peerRelay!;
+    const refused = (err: unknown): Record<string, unknown> => {
+      const error = toRelayError(err);
+      relay.metrics.rejectedRequests.inc({ code: error.code });
+      if (error.status >= 500) request.log.error({ code: error.code, route: '/v1/relay/batch' }, 'batch item failed');
+      return { status: error.status, ...errorBodyOf(error) };
+    };
+    // The call itself was one hit (preHandler); every further item is one more.
+    let items = 0;
+    const withinRate = (): boolean => items++ === 0 || relay.rate.hit(`relay:${caller}`, relay.limits.requestsPerMinute * 10);
+    const limited = () => Promise.reject(new RelayError('RATE_LIMITED', 'too many requests', { retryAfterMs: 60_000 - (relay.clock() % 60_000) }));
+    const [envelopes, evidences] = await Promise.all([
+      Promise.all(
+        body.envelopes.map((item) =>
+          (withinRate() ? relay.core.acceptFromPeer(caller, item) : limited()).then((evidences) => ({ status: 200, evidences }), refused),
+        ),
+      ),
+      Promise.all(body.evidences.map((item) => (withinRate() ? relay.core.routeEvidence(item) : limited()).then(() => ({ status: 202 }), refused))),
+    ]);
+    return { envelopes, evidences };
   });
 }
