@@ -40,15 +40,10 @@ export class PeerBatcher {
     private readonly maxInFlight: number,
   ) {}
 
-  handOver(envelope: Envelope, options: HandOverOptions): Promise<Evidence[]> {
+  async handOver(envelope: Envelope, options: HandOverOptions): Promise<Evidence[]> {
     const single = (): Promise<Evidence[]> => this.client.forwardEnvelope(envelope, options);
     if (!this.batchRoute) return single();
-    let prepared: PreparedHandOver;
-    try {
-      prepared = this.client.prepareHandOver(envelope, options);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    const prepared = this.client.prepareHandOver(envelope, options);
     if (batchBodySize([prepared.bytes.length], []) > BATCH_LIMITS.maxBytes) return single();
     return new Promise((resolve, reject) => {
       this.envelopes.push({ prepared, single, resolve, reject });
@@ -56,17 +51,12 @@ export class PeerBatcher {
     });
   }
 
-  evidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): Promise<void> {
+  async evidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): Promise<void> {
     const single = (): Promise<undefined> => this.client.forwardEvidences([item]).then(() => undefined);
     if (!this.batchRoute) return single();
-    let prepared: PreparedEvidence;
-    try {
-      prepared = this.client.prepareEvidence(item);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    const prepared = this.client.prepareEvidence(item);
     if (batchBodySize([], [prepared.bytes.length]) > BATCH_LIMITS.maxBytes) return single();
-    return new Promise((resolve, reject) => {
+    await new Promise<undefined>((resolve, reject) => {
       this.evidences.push({ prepared, single, resolve, reject });
       this.schedule();
     });
