@@ -178,9 +178,25 @@ export function checkHops(envelope: Envelope): void {
   }
 }
 
-/** The envelope with one more hop appended (relays call this when they accept it). */
+const hopShape = validator(HopSchema, 'hop');
+
+/**
+ * The envelope with one more hop appended (relays call this when they
+ * accept it). From a checked envelope (`decodeEnvelope`, or this function)
+ * with a valid hop, the result is checked and deep-frozen too, sharing the
+ * signed parts (and their canonical text): encoding or parsing it again is cheap.
+ */
 export function withHop(envelope: Envelope, hop: Hop): Envelope {
-  const next: Envelope = { ...envelope, hops: [...envelope.hops, hop] };
+  if (!checkedEnvelopes.has(envelope)) {
+    const next: Envelope = { ...envelope, hops: [...envelope.hops, hop] };
+    checkHops(next);
+    return next;
+  }
+  const { relay, receivedAt } = hopShape.parse(hop);
+  const hops: Hop[] = [...envelope.hops, Object.freeze({ relay, receivedAt })];
+  if (hops.length > ENVELOPE_LIMITS.maxHops) fail('HOP_LIMIT_EXCEEDED', 'hop limit exceeded');
+  const next: Envelope = Object.freeze({ body: envelope.body, signature: envelope.signature, hops: Object.freeze(hops) as Hop[] });
   checkHops(next);
+  checkedEnvelopes.add(next);
   return next;
 }

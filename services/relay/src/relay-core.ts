@@ -35,6 +35,7 @@ import { RelayError, fromStorageError, relayCodeFor, type RelayErrorCode } from 
 import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
 import type { PeerDirectory } from './peers.js';
+import { RecentMap } from './recent.js';
 import { Router } from './routing.js';
 
 /** Wrappers of the objects peers and nodes send: exactly these keys; the objects inside are checked by the protocol. */
@@ -57,6 +58,10 @@ const EvidenceWrapper = validator(Type.Object({ evidence: Type.Unknown(), envelo
 
 /** Chunk uploads in flight per forwarded envelope. */
 const FORWARD_UPLOAD_CONCURRENCY = 4;
+/** Envelopes with forwards kept decoded after their acceptance, for the forwarder (most are forwarded within the second). */
+const RECENT_ENVELOPES = 4096;
+/** Small objects received inline kept for passing them on: at most this many bytes. */
+const RECENT_OBJECT_BYTES = 16 * 1024 * 1024;
 
 /** An evidence on its way to an envelope's sender, with the envelope that makes it verifiable. */
 export interface EvidenceItem {
@@ -91,6 +96,10 @@ export interface RelayCoreOptions {
  */
 export class RelayCore {
   readonly router: Router;
+  /** Accepted envelopes to forward, as stored (hops included): the forwarder need not read and decode them back. */
+  private readonly recentEnvelopes = new RecentMap<string, Envelope>(RECENT_ENVELOPES);
+  /** Objects just received inline and checked against their ids (content-addressed, so never stale). */
+  private readonly recentObjects = new RecentMap<string, Uint8Array>(RECENT_ENVELOPES, RECENT_OBJECT_BYTES, (b) => b.length);
 
   constructor(private readonly o: RelayCoreOptions) {
     this.router = new Router(o.trust, o.network);
@@ -201,6 +210,7 @@ export class RelayCore {
       return this.decodeAcceptance(result.acceptance)[0]!;
     }
     this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'accepted' });
+    if (plan.forwards.size > 0) this.recentEnvelopes.set(hopped.body.id, hopped);
     this.o.metrics.envelopesOut.inc({ kind: 'mailbox', outcome: 'queued' }, plan.local.length);
     this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'queued' }, plan.forwards.size);
     return acceptance;
@@ -295,6 +305,7 @@ export class RelayCore {
     if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
     if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance);
     this.o.metrics.envelopesIn.inc({ source: 'peer', outcome: 'accepted' });
+    if (plan.forwards.size > 0) this.recentEnvelopes.set(hopped.body.id, hopped);
     return acceptances;
   }
 
@@ -348,6 +359,8 @@ export class RelayCore {
   }
 
   private async envelopeOf(id: string): Promise<Envelope | undefined> {
+    const recent = this.recentEnvelopes.get(id);
+    if (recent !== undefined) return recent;
     const stored = await this.o.backend.getEnvelope(id);
     return stored ? decodeEnvelope(stored.bytes) : undefined;
   }
@@ -395,6 +408,7 @@ export class RelayCore {
       const notedAt = this.o.clock();
       await this.o.backend.noteUpload(id, notedAt);
       this.o.presence.remember(id, notedAt);
+      this.recentObjects.set(id, bytes);
       this.o.metrics.bytesIn.inc(bytes.length);
     }
   }
@@ -421,7 +435,7 @@ export class RelayCore {
       for (const id of new Set(ids)) {
         const size = sizes.get(id)!;
         if (size <= INLINE_CHUNK_LIMITS.maxChunkBytes && inline.length < INLINE_CHUNK_LIMITS.maxCount && inlineBytes + size <= INLINE_CHUNK_LIMITS.maxTotalBytes) {
-          inline.push({ id, bytes: await this.o.blobs.getBytes(id) });
+          inline.push({ id, bytes: this.recentObjects.get(id) ?? (await this.o.blobs.getBytes(id)) });
           inlineBytes += size;
         } else {
           others.push(id);

@@ -24,6 +24,7 @@
  *   timers            zset   `<seq>:<address>` -> deliverBy (outbox of expiry jobs)
  *   task:<id>         hash   forward task (state pending | done | gave_up)
  *   pending           set    pending forward task ids (outbox of forward jobs)
+ *   lease             zset   task id -> time until which an instance attempts it in process (no job needed before)
  *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
  *   tombtask:<id>     list   finished task ids to forget with the envelope record
  *   rate:<window>:<key>, claim:<key>  strings with a TTL
@@ -52,7 +53,8 @@ function script(body: string): string {
 /**
  * ARGV: K, id, hash, bytes, sender, recipientsJson, chunkIdsJson, expiresAt,
  * acceptedAt, retainUntil, acceptance, now, then counted lists: chunk ids;
- * parties; (address, deliverBy) pairs; (taskId, network, recipientsJson) triples.
+ * parties; (address, deliverBy) pairs; (taskId, network, recipientsJson) triples;
+ * then leaseUntil ('' for none: the created tasks wait for their jobs).
  * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} | {'conflict'}.
  */
 export const ACCEPT = script(`
@@ -92,6 +94,7 @@ for _ = 1, n do
   result[#result + 1] = seq
 end
 n = tonumber(ARGV[i]); i = i + 1
+local created = {}
 for _ = 1, n do
   local taskId, network, recipients = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
   local taskKey = K .. 'task:' .. taskId
@@ -100,7 +103,12 @@ for _ = 1, n do
       'recipients', recipients, 'deadline', expiresAt, 'state', 'pending')
     redis.call('SADD', K .. 'pending', taskId)
     redis.call('SADD', open, 'f:' .. taskId)
+    created[#created + 1] = taskId
   end
+end
+local leaseUntil = ARGV[i]
+if leaseUntil and leaseUntil ~= '' then
+  for _, taskId in ipairs(created) do redis.call('ZADD', K .. 'lease', leaseUntil, taskId) end
 end
 markDone(id, now)
 return result
@@ -177,7 +185,10 @@ end
 return out
 `);
 
-/** ARGV: K, taskId, envelopeId, network, payload, deadline. Returns 1 created, 2 already pending, 0 already finished. */
+/**
+ * ARGV: K, taskId, envelopeId, network, payload, deadline, leaseUntil ('' for none).
+ * Returns 1 created, 2 already pending, 0 already finished.
+ */
 export const ENQUEUE_FORWARD = script(`
 local taskKey = K .. 'task:' .. ARGV[2]
 local state = redis.call('HGET', taskKey, 'state')
@@ -186,6 +197,7 @@ if state then return 0 end
 redis.call('HSET', taskKey, 'kind', 'evidence', 'env', ARGV[3], 'network', ARGV[4], 'payload', ARGV[5],
   'deadline', ARGV[6], 'state', 'pending')
 redis.call('SADD', K .. 'pending', ARGV[2])
+if ARGV[7] and ARGV[7] ~= '' then redis.call('ZADD', K .. 'lease', ARGV[7], ARGV[2]) end
 return 1
 `);
 
@@ -196,6 +208,7 @@ local taskKey = K .. 'task:' .. id
 local f = redis.call('HMGET', taskKey, 'state', 'kind', 'env')
 if f[1] ~= 'pending' then return 0 end
 redis.call('SREM', K .. 'pending', id)
+redis.call('ZREM', K .. 'lease', id)
 if f[2] == 'envelope' then
   redis.call('SREM', K .. 'open:' .. f[3], 'f:' .. id)
   markDone(f[3], now)

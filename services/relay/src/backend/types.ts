@@ -140,7 +140,12 @@ export interface RelayBackend {
 
   /** Queue evidences (or other work) for another network; idempotent by `id`. */
   enqueueForward(task: ForwardTaskInput): Promise<void>;
-  /** Start the forwarding and expiry workers of this instance. */
+  /**
+   * Start the forwarding and expiry workers of this instance: at most
+   * `concurrency` queued forwards at once. The Redis backend also attempts
+   * forwards it has just committed at once in process (up to twice
+   * `concurrency` of them), without a queue job unless that attempt fails.
+   */
   startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void>;
   /** Stop taking new work and wait for in-flight work to finish. */
   stopWorkers(): Promise<void>;
