@@ -96,6 +96,8 @@ export class FsBlobStore implements BlobStore {
   readonly #maxBlobSize: number;
   #tempCounter = 0;
   #closed = false;
+  /** Shard directories known to exist durably (made or found by an earlier put): no mkdir per put. */
+  readonly #shards = new Set<string>();
 
   private constructor(dir: string, tempDir: string, maxBlobSize: number) {
     this.dir = dir;
@@ -156,19 +158,28 @@ export class FsBlobStore implements BlobStore {
       handle = undefined;
 
       const shardDir = join(this.dir, id.slice(0, 2), id.slice(2, 4));
-      const firstCreated = await mkdir(shardDir, { recursive: true });
-      if (await this.#exists(finalPath, id)) {
-        await unlink(tempPath);
-        return { id, size, created: false };
-      }
       // A concurrent put of the same id may rename first; the bytes are identical, so either wins.
-      await rename(tempPath, finalPath);
+      let firstCreated: string | undefined;
+      if (this.#shards.has(shardDir)) {
+        try {
+          await rename(tempPath, finalPath);
+        } catch (err) {
+          // The shard was removed behind our back: make it again.
+          if (errnoCode(err) !== 'ENOENT') throw err;
+          this.#shards.delete(shardDir);
+        }
+      }
+      if (!this.#shards.has(shardDir)) {
+        firstCreated = await mkdir(shardDir, { recursive: true });
+        await rename(tempPath, finalPath);
+      }
       await syncDir(shardDir);
       if (firstCreated !== undefined) {
         // New shard directories must themselves be durable entries of their parents.
         await syncDir(join(this.dir, id.slice(0, 2)));
         await syncDir(this.dir);
       }
+      this.#shards.add(shardDir);
       return { id, size, created: true };
     } catch (err) {
       if (handle !== undefined) await handle.close().catch(() => undefined);

@@ -1,11 +1,14 @@
 /**
- * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,redis,crossNetwork,baseline]`.
+ * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,redis,crossNetwork,crossNetworkViaHub,baseline]`.
  *
  * Delivered envelopes per second (submitted with POST /v1/envelopes,
  * accepted, and seen by the recipient's mailbox WebSocket) in a closed loop,
  * and submit-to-receipt latency at a fixed offered rate in an open loop, for
- * the embedded backend, the Redis backend, and across networks
- * (wacap -> global -> casc, three relays on Redis). The baseline is a bare
+ * the embedded backend, the Redis backend, and across networks: `crossNetwork`
+ * is two relays on Redis, wacap -> casc, whose networks federate directly;
+ * `crossNetworkViaHub` the same traffic through the global hub (wacap ->
+ * global -> casc, three relays, the hub's RelayAcceptance travelling back as
+ * a forwarded evidence). The baseline is a bare
  * Fastify 5 route taking the same envelope bytes from the same HTTP client
  * at the same concurrency, measured in the same run.
  *
@@ -28,8 +31,8 @@
  * owed to the senders reached their mailboxes.
  *
  * Other flags: --concurrency N (closed loop, default 64), --rate N (open
- * loop, default 500/s), --cross-procs 1|3 (the three cross-network relays
- * in one process or one each, default 3), --forward-concurrency N (relay
+ * loop, default 500/s), --cross-procs 1|3 (the cross-network relays all
+ * in one process, or one process each: the default), --forward-concurrency N (relay
  * forwarding workers, default: the relay's own), --profile DIR (write
  * V8 CPU profiles of the server processes to DIR).
  */
@@ -59,7 +62,8 @@ import {
 
 // ----------------------------------------------------------------- options
 
-const SECTIONS = ['baseline', 'embedded', 'redis', 'crossNetwork'] as const;
+const SECTIONS = ['baseline', 'embedded', 'redis', 'crossNetwork', 'crossNetworkViaHub'] as const;
+const CROSS_SECTIONS = ['crossNetwork', 'crossNetworkViaHub'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function usage(message: string): never {
@@ -443,7 +447,7 @@ const world = buildTestWorld({ now });
 const attachments = await makeAttachments();
 const perSet = COUNTS.warm + COUNTS.closed + OPEN;
 const needIntra = opts.only.has('embedded') || opts.only.has('redis') || opts.only.has('baseline');
-const needCross = opts.only.has('crossNetwork');
+const needCross = CROSS_SECTIONS.some((name) => opts.only.has(name));
 const sealStart = performance.now();
 const [intra, cross] = await Promise.all([
   needIntra
@@ -475,10 +479,12 @@ const spawnServers = async (
 const relaySpec = (
   backend: { kind: 'embedded' } | { kind: 'redis'; url: string },
   networks: string[],
+  peering: 'hub' | 'direct' = 'hub',
 ) => ({
   mode: 'relays' as const,
   backend,
   networks,
+  peering,
   now,
   limits: LIMITS,
   ...(opts.forwardConcurrency === undefined
@@ -512,7 +518,7 @@ try {
       await stopAll(servers);
     }
   }
-  if (opts.only.has('redis') || opts.only.has('crossNetwork')) redis = await startRedis();
+  if (opts.only.has('redis') || needCross) redis = await startRedis();
   if (opts.only.has('redis') && redis) {
     const servers = await spawnServers(relaySpec({ kind: 'redis', url: redis.url }, ['wacap']));
     try {
@@ -529,31 +535,31 @@ try {
       await stopAll(servers);
     }
   }
-  if (opts.only.has('crossNetwork') && redis) {
+  for (const name of CROSS_SECTIONS) {
+    if (!opts.only.has(name) || !redis) continue;
     const backend = { kind: 'redis' as const, url: redis.url };
+    const viaHub = name === 'crossNetworkViaHub';
+    const networks = viaHub ? ['wacap', 'global', 'casc'] : ['wacap', 'casc'];
+    const peering = viaHub ? ('hub' as const) : ('direct' as const);
     const servers =
       opts.crossProcs === 1
-        ? await spawnServers(relaySpec(backend, ['wacap', 'global', 'casc']))
-        : await spawnServers(
-            relaySpec(backend, ['wacap']),
-            relaySpec(backend, ['global']),
-            relaySpec(backend, ['casc']),
-          );
+        ? await spawnServers(relaySpec(backend, networks, peering))
+        : await spawnServers(...networks.map((n) => relaySpec(backend, [n], peering)));
     try {
       const urls: Record<string, string> = Object.assign(
         {},
         ...servers.map((s) => s.urls),
       ) as Record<string, string>;
       for (const s of servers) await s.setPeerUrls(urls);
-      results.crossNetwork = await runRelays({
-        name: 'crossNetwork',
+      results[name] = await runRelays({
+        name,
         world,
         servers,
         urls,
         items: split(cross),
         attachments,
         redisUrl: redis.url,
-        hopsAfterFirst: 2,
+        hopsAfterFirst: networks.length - 1,
       });
     } finally {
       await stopAll(servers);
@@ -577,11 +583,16 @@ const result = {
   embedded: results.embedded?.figures ?? null,
   redis: results.redis?.figures ?? null,
   crossNetwork: results.crossNetwork?.figures ?? null,
+  crossNetworkViaHub: results.crossNetworkViaHub?.figures ?? null,
   ratios: {
     embeddedVsBaseline: ratio(results.embedded?.figures.deliveredPerSec, baseline?.perSec),
     redisVsBaseline: ratio(results.redis?.figures.deliveredPerSec, baseline?.perSec),
     crossNetworkVsRedis: ratio(
       results.crossNetwork?.figures.deliveredPerSec,
+      results.redis?.figures.deliveredPerSec,
+    ),
+    crossNetworkViaHubVsRedis: ratio(
+      results.crossNetworkViaHub?.figures.deliveredPerSec,
       results.redis?.figures.deliveredPerSec,
     ),
   },
@@ -594,10 +605,10 @@ const result = {
     forwardingConcurrency: opts.forwardConcurrency ?? 'relay default',
     crypto: cryptoImpl,
     processes:
-      `relays in child processes (${opts.crossProcs === 1 ? 'cross-network: all three in one' : 'one per relay'}), ` +
+      `relays in child processes (${opts.crossProcs === 1 ? 'cross-network: all in one' : 'one per relay'}), ` +
       'load generator (RelayClient nodes) in the parent, redis-server separate; all on the same cores',
     nodes:
-      'wacap: sn-moj -> ng-agf -> gh-ago -> sn-moj; cross: the three wacap authorities -> kz-gpo, ge-pog @casc via relay@global; every node acks its mailbox in batches',
+      'wacap: sn-moj -> ng-agf -> gh-ago -> sn-moj; cross: the three wacap authorities -> kz-gpo, ge-pog @casc, directly (crossNetwork) or via relay@global (crossNetworkViaHub); every node acks its mailbox in batches',
     dossier: `sealed test MLA request (~${intra[0]?.sealed.length ?? cross[0]?.sealed.length ?? 0} bytes) + 2 shared tiny attachments`,
   },
   details: {
@@ -605,6 +616,7 @@ const result = {
     embedded: results.embedded?.details ?? null,
     redis: results.redis?.details ?? null,
     crossNetwork: results.crossNetwork?.details ?? null,
+    crossNetworkViaHub: results.crossNetworkViaHub?.details ?? null,
   },
 };
 
@@ -637,12 +649,12 @@ if (opts.json) {
     '',
     load(baseline?.machine),
   ]);
-  for (const name of ['embedded', 'redis', 'crossNetwork'] as const) {
+  for (const name of ['embedded', 'redis', ...CROSS_SECTIONS] as const) {
     const f = results[name];
     if (!f) continue;
     const vs =
-      name === 'crossNetwork'
-        ? `${result.ratios.crossNetworkVsRedis ?? '-'} x redis`
+      name === 'crossNetwork' || name === 'crossNetworkViaHub'
+        ? `${(name === 'crossNetwork' ? result.ratios.crossNetworkVsRedis : result.ratios.crossNetworkViaHubVsRedis) ?? '-'} x redis`
         : `${(name === 'embedded' ? result.ratios.embeddedVsBaseline : result.ratios.redisVsBaseline) ?? '-'} x baseline`;
     const c = f.details.closed;
     rows.push([
@@ -665,7 +677,7 @@ if (opts.json) {
     out(
       `${r.map((cell, i) => (i === 0 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`,
     );
-  for (const name of ['embedded', 'redis', 'crossNetwork'] as const) {
+  for (const name of ['embedded', 'redis', ...CROSS_SECTIONS] as const) {
     const d = results[name]?.details;
     if (!d) continue;
     const problems = {

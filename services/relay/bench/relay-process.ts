@@ -17,6 +17,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { useNativeCrypto } from '@rogatory/protocol/node';
+import { DIRECT_PEERING_WORLD } from '@rogatory/protocol/testing';
 import Fastify from 'fastify';
 import { startTestRelays, type BackendKind } from '../src/testing/harness.js';
 
@@ -26,6 +27,8 @@ export type ServerSpec =
       readonly mode: 'relays';
       readonly backend: BackendKind;
       readonly networks: readonly string[];
+      /** `direct`: wacap and casc federate without the hub (DIRECT_PEERING_WORLD). */
+      readonly peering?: 'hub' | 'direct';
       readonly now: number;
       readonly limits: { readonly submitPerMinute: number; readonly requestsPerMinute: number };
       readonly forwardingConcurrency?: number;
@@ -56,6 +59,7 @@ if (spec.mode === 'baseline') {
   const net = await startTestRelays({
     backend: spec.backend,
     networks: spec.networks,
+    ...(spec.peering === 'direct' ? { specs: DIRECT_PEERING_WORLD } : {}),
     now: spec.now,
     logger: false,
     relayOptions: {

@@ -52,6 +52,12 @@ export class ChunkPresence {
     this.until.delete(id);
   }
 
+  /** True when this instance knows the chunk stored (no I/O; false means "ask the store"). */
+  knownPresent(id: string): boolean {
+    const until = this.until.get(id);
+    return until !== undefined && this.o.clock() < until;
+  }
+
   /** The ids the blob store lacks (each once), as `BlobStore.missing`. */
   async missing(ids: readonly string[]): Promise<string[]> {
     const now = this.o.clock();

@@ -210,6 +210,7 @@ export class RelayCore {
       return this.decodeAcceptance(result.acceptance)[0]!;
     }
     this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'accepted' });
+    // Only now: the stored envelope under this id is this one (a conflicting one was refused above).
     if (plan.forwards.size > 0) this.recentEnvelopes.set(hopped.body.id, hopped);
     this.o.metrics.envelopesOut.inc({ kind: 'mailbox', outcome: 'queued' }, plan.local.length);
     this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'queued' }, plan.forwards.size);
@@ -400,6 +401,8 @@ export class RelayCore {
       checked.push({ id: item.id, bytes });
     }
     for (const { id, bytes } of checked) {
+      // Checked above all the same: a bad hand-over is refused whatever this relay holds.
+      if (this.o.presence.knownPresent(id)) continue;
       try {
         await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
       } catch (err) {
@@ -435,7 +438,7 @@ export class RelayCore {
       for (const id of new Set(ids)) {
         const size = sizes.get(id)!;
         if (size <= INLINE_CHUNK_LIMITS.maxChunkBytes && inline.length < INLINE_CHUNK_LIMITS.maxCount && inlineBytes + size <= INLINE_CHUNK_LIMITS.maxTotalBytes) {
-          inline.push({ id, bytes: this.recentObjects.get(id) ?? (await this.o.blobs.getBytes(id)) });
+          inline.push({ id, bytes: await this.smallObject(id) });
           inlineBytes += size;
         } else {
           others.push(id);
@@ -459,6 +462,15 @@ export class RelayCore {
     } catch (err) {
       return this.forwardFailed(task, err);
     }
+  }
+
+  /** A small object to send inline: from memory when this relay just had it (received, or read for another envelope). */
+  private async smallObject(id: string): Promise<Uint8Array> {
+    const recent = this.recentObjects.get(id);
+    if (recent !== undefined) return recent;
+    const bytes = await this.o.blobs.getBytes(id);
+    this.recentObjects.set(id, bytes);
+    return bytes;
   }
 
   private async routeReturned(envelope: Envelope, evidences: readonly unknown[]): Promise<void> {

@@ -867,6 +867,41 @@ function fuzzSuite(name: string, backend: () => Promise<{ kind: BackendKind; sto
           });
         }
       }
+
+      // The batch route: a body that is not a batch is refused whole.
+      const batchGarbage = [
+        ...nonJsonBodies(r, 20),
+        ...jsonDocuments(r, 20).map(enc),
+        // Either list missing, or not a list.
+        ...objectsWithKeys(r, ['envelopes'], 15).map(enc),
+        ...objectsWithKeys(r, ['evidences'], 15).map(enc),
+        canonicalBytes({ envelopes: {}, evidences: [] }),
+        canonicalBytes({ envelopes: [], evidences: [] }),
+        canonicalBytes({ envelopes: Array.from({ length: 65 }, () => ({})), evidences: [] }),
+        canonicalBytes({ envelopes: [], evidences: Array.from({ length: 257 }, () => ({})) }),
+        canonicalBytes({ envelopes: [], evidences: [], extra: 1 }),
+      ];
+      await inPool(batchGarbage, CONCURRENCY, async (body, i) => {
+        await peerPost('relay-body', `batch #${String(i)}`, '/v1/relay/batch', body, { code: ['MALFORMED', 'LIMIT_EXCEEDED'] });
+      });
+      await peerPost('oversize', 'batch over its limit', '/v1/relay/batch', new Uint8Array(8 * 1024 * 1024 + 1).fill(0x20), { code: 'LIMIT_EXCEEDED' });
+      // A batch of bad items: each is answered as its own route would answer it, and none is stored.
+      const garbageItems = [...jsonDocuments(r, 10), ...objectsWithKeys(r, ['envelope', 'recipients'], 10)].map((text) => JSON.parse(text) as unknown);
+      const batchItems = [...semantic.map((s) => ({ envelope: s.envelope, recipients: s.recipients })), ...garbageItems];
+      const path = '/v1/relay/batch';
+      const body = enc(JSON.stringify({ envelopes: batchItems.slice(0, 64), evidences: garbageItems }));
+      const answer = await f().probe.send({ method: 'POST', path, headers: { ...JSON_TYPE, ...signedRelayHeaders({ from: global.id, to: RELAY, key: global.key, method: 'POST', path, body }) }, body });
+      expect(answer.kind === 'response' ? answer.response.status : answer.kind).toBe(200);
+      const results = JSON.parse(answer.kind === 'response' ? answer.response.body.toString('utf8') : '{}') as { envelopes: { status: number; error?: { code: string } }[]; evidences: { status: number; error?: { code: string } }[] };
+      expect(results.envelopes).toHaveLength(Math.min(64, batchItems.length));
+      expect(results.evidences).toHaveLength(garbageItems.length);
+      semantic.forEach((s, i) => {
+        expect({ label: s.label, code: results.envelopes[i]!.error?.code }).toEqual({ label: s.label, code: s.code });
+      });
+      for (const item of [...results.envelopes, ...results.evidences]) {
+        expect(item.status).toBeGreaterThanOrEqual(400);
+        expect(item.status).toBeLessThan(500);
+      }
       done();
     });
 

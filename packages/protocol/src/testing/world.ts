@@ -49,7 +49,7 @@ export function testSeed(label: string): Uint8Array {
 
 const YEAR = 365 * 24 * 3600 * 1000;
 
-interface NetworkSpec {
+export interface NetworkSpec {
   readonly network: string;
   readonly country: string;
   readonly authorities: readonly { local: string; name: string; country: string; competences?: RequestTypeName[] }[];
@@ -92,6 +92,16 @@ export const DEFAULT_WORLD: readonly NetworkSpec[] = [
     ],
   },
 ];
+
+/**
+ * The default world with wacap and casc federating directly (each lists the
+ * other as a peer without a transit hub): envelopes between them pass two
+ * relays, not three.
+ */
+export const DIRECT_PEERING_WORLD: readonly NetworkSpec[] = DEFAULT_WORLD.map((spec) => ({
+  ...spec,
+  peers: spec.peers.map((p) => (spec.network !== 'global' && p.network !== 'global' ? { ...p, via: null } : p)),
+}));
 
 /**
  * Build the world. `relayUrl(network)` lets tests point relays at real ports.

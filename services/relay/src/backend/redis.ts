@@ -671,6 +671,9 @@ class RedisRelayBackend implements RelayBackend {
     const workers = this.workers;
     if (workers === undefined) return;
     const attempt = (async () => {
+      // After the caller's continuation of this commit (it may keep what the handler then needs in memory),
+      // and together with the other tasks committed in this turn (the forwarder batches per peer).
+      await new Promise((resolve) => setImmediate(resolve));
       const { result } = await runForwardAttempt({ handlers: workers.handlers, task, attempt: 1, clock: this.clock });
       if (result === 'retry') {
         await this.forwardQueue.add(

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ready, TrustStore } from '@rogatory/protocol';
-import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
+import { buildTestWorld, type NetworkSpec, type TestWorld } from '@rogatory/protocol/testing';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
 import { openEmbeddedBackend } from '../backend/embedded.js';
 import { openRedisBackend } from '../backend/redis.js';
@@ -59,6 +59,8 @@ export async function startTestRelays(options: {
   backend: BackendKind;
   now?: number;
   networks?: readonly string[];
+  /** The networks and their peering (default: DEFAULT_WORLD, wacap and casc federated through the global hub). */
+  specs?: readonly NetworkSpec[];
   relayOptions?: Partial<RelayOptions>;
   logger?: boolean;
   /** Adjust a relay's trust store before it starts (revocations, rotations); called once per relay instance. */
@@ -68,7 +70,11 @@ export async function startTestRelays(options: {
   const networks = options.networks ?? ['wacap', 'global', 'casc'];
   const ports = new Map<string, number>();
   for (const n of networks) ports.set(n, await freeLoopbackPort());
-  const world = buildTestWorld({ now: options.now ?? Date.now(), relayUrl: (n) => `http://127.0.0.1:${ports.get(n) ?? 9}` });
+  const world = buildTestWorld({
+    now: options.now ?? Date.now(),
+    relayUrl: (n) => `http://127.0.0.1:${ports.get(n) ?? 9}`,
+    ...(options.specs === undefined ? {} : { specs: options.specs }),
+  });
   const dir = await mkdtemp(join(tmpdir(), 'rogatory-relays-'));
   const namespace = `test-${randomBytes(6).toString('hex')}`;
   const sessionSecret = randomBytes(32);

@@ -6,11 +6,11 @@ import { startRedis, type RedisServer } from '@rogatory/test-services';
 import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SchemaVersionError } from '../../src/backend/embedded-schema.js';
 import { openEmbeddedBackend } from '../../src/backend/embedded.js';
 import { LuaScript, ScriptBatcher, openRedisBackend } from '../../src/backend/redis.js';
-import type { RelayBackend } from '../../src/backend/types.js';
+import type { AcceptInput, RelayBackend, WorkerHandlers } from '../../src/backend/types.js';
 import {
   createTestClock,
   runBackendConformance,
@@ -442,6 +442,176 @@ describe('redis backend', () => {
     } finally {
       await harness.dispose();
     }
+  });
+
+  describe('first attempts in process', () => {
+    const BACKOFF = { baseMs: 5, maxMs: 40, jitter: 0.5 };
+    const taskOf = (id: string): string => `envelope/${id}/casc`;
+
+    function forwarding(id: string, now: number): AcceptInput {
+      return {
+        envelope: {
+          id,
+          hash: 'e'.repeat(64),
+          bytes: new Uint8Array([1]),
+          sender: 'ng-moj@wacap',
+          recipients: ['kz-gp@casc'],
+          expiresAt: now + 86_400_000,
+          acceptedAt: now,
+          chunkIds: [],
+          acceptance: new Uint8Array([2]),
+        },
+        deliveries: [],
+        forwards: [{ network: 'casc', recipients: ['kz-gp@casc'] }],
+        retainUntil: now + 86_400_000,
+      };
+    }
+
+    function handlers(forward: WorkerHandlers['forward']): WorkerHandlers {
+      return { forward, giveUp: () => Promise.resolve(), expired: () => Promise.resolve() };
+    }
+
+    async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+      const end = Date.now() + ms;
+      while (!(await check())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    it('attempts a forward it has just committed at once, without a queue job', async () => {
+      const harness = await redisHarness();
+      const addBulk = vi.spyOn(Queue.prototype, 'addBulk');
+      const add = vi.spyOn(Queue.prototype, 'add');
+      try {
+        const backend = await harness.open();
+        const seen: { id: string; attempt: number }[] = [];
+        await backend.startWorkers(
+          handlers((task, attempt) => {
+            seen.push({ id: task.id, attempt });
+            return Promise.resolve({ status: 'done' });
+          }),
+          { concurrency: 2, backoff: BACKOFF },
+        );
+        addBulk.mockClear();
+        add.mockClear();
+        await backend.accept(forwarding('env-fast', harness.clock.now()));
+        await until('the forward', async () => seen.length === 1 && (await backend.stats()).forwardPending === 0);
+        expect(seen).toEqual([{ id: taskOf('env-fast'), attempt: 1 }]);
+        // Jobs (forward or expiry) were neither added one by one nor in bulk.
+        expect(add).not.toHaveBeenCalled();
+        expect(addBulk.mock.calls.every(([jobs]) => jobs.length === 0)).toBe(true);
+        await backend.stopWorkers();
+      } finally {
+        addBulk.mockRestore();
+        add.mockRestore();
+        await harness.dispose();
+      }
+    });
+
+    it('turns a failed first attempt into a delayed job that counts it', async () => {
+      const harness = await redisHarness();
+      try {
+        const backend = await harness.open();
+        const attempts: number[] = [];
+        await backend.startWorkers(
+          handlers((_task, attempt) => {
+            attempts.push(attempt);
+            return Promise.resolve(attempt === 1 ? { status: 'retry', error: 'peer down' } : { status: 'done' });
+          }),
+          { concurrency: 2, backoff: BACKOFF },
+        );
+        await backend.accept(forwarding('env-retry', harness.clock.now()));
+        await until('the second attempt', async () => attempts.length === 2 && (await backend.stats()).forwardPending === 0);
+        expect(attempts).toEqual([1, 2]);
+        await backend.stopWorkers();
+      } finally {
+        await harness.dispose();
+      }
+    });
+
+    it('renews the lease of a running attempt, so another instance never takes the task over meanwhile', async () => {
+      const harness = await redisHarness();
+      const opened: RelayBackend[] = [];
+      const open = async (options: { reconcileIntervalMs?: number }) => {
+        const backend = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, leaseMs: 300, ...options });
+        opened.push(backend);
+        return backend;
+      };
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      try {
+        const a = await open({});
+        const b = await open({ reconcileIntervalMs: 50 });
+        const byA: string[] = [];
+        const byB: string[] = [];
+        await a.startWorkers(
+          handlers(async (task) => {
+            byA.push(task.id);
+            await gate;
+            return { status: 'done' };
+          }),
+          { concurrency: 2, backoff: BACKOFF },
+        );
+        await b.startWorkers(
+          handlers((task) => {
+            byB.push(task.id);
+            return Promise.resolve({ status: 'done' });
+          }),
+          { concurrency: 2, backoff: BACKOFF },
+        );
+        await a.accept(forwarding('env-long', harness.clock.now()));
+        await until('the attempt on A', () => byA.length === 1);
+        // Four lease lengths: without renewal, B's reconcile (every 50 ms) would have queued it.
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        expect(byB).toEqual([]);
+        release();
+        await until('the task done', async () => (await a.stats()).forwardPending === 0);
+        expect(byA).toEqual([taskOf('env-long')]);
+        expect(byB).toEqual([]);
+      } finally {
+        release();
+        await Promise.all(opened.map((backend) => backend.close()));
+        await harness.dispose();
+      }
+    });
+
+    it('takes over the task of an instance that died mid-attempt once its lease ran out', async () => {
+      const harness = await redisHarness();
+      let b: RelayBackend | undefined;
+      try {
+        // What an instance killed during its first attempt leaves: a pending task under a lease, and no job.
+        const a = await harness.open();
+        await a.accept(forwarding('env-orphan', harness.clock.now()));
+        await a.close();
+        await deleteBullKeys(harness.url, harness.prefix);
+        const leaseMs = 400;
+        const leasedUntil = harness.clock.now() + leaseMs;
+        const admin = new Redis(harness.url);
+        try {
+          await admin.zadd(`{${harness.prefix}}:lease`, leasedUntil, taskOf('env-orphan'));
+        } finally {
+          await admin.quit();
+        }
+        b = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, reconcileIntervalMs: 50 });
+        const runs: number[] = [];
+        await b.startWorkers(
+          handlers(() => {
+            runs.push(harness.clock.now());
+            return Promise.resolve({ status: 'done' });
+          }),
+          { concurrency: 2, backoff: BACKOFF },
+        );
+        await until('the takeover', async () => runs.length === 1 && (await b!.stats()).forwardPending === 0);
+        expect(runs[0]!).toBeGreaterThanOrEqual(leasedUntil);
+        expect(runs).toHaveLength(1);
+      } finally {
+        await b?.close();
+        await harness.dispose();
+      }
+    });
   });
 
   it('rejects a prefix that would break the hash tag, and an unreachable server', async () => {
