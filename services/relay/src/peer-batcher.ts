@@ -78,6 +78,12 @@ export class PeerBatcher {
   }
 
   private pump(): void {
+    if (!this.batchRoute) {
+      // Queued while the call that found the route missing was in flight: single calls too.
+      const queued = [...this.envelopes.splice(0), ...this.evidences.splice(0)] as Waiting<unknown, unknown>[];
+      for (const w of queued) w.single().then(w.resolve, w.reject);
+      return;
+    }
     while (this.inFlight < this.maxInFlight && this.waiting > 0) {
       const envelopes = take(this.envelopes, BATCH_LIMITS.maxEnvelopes, (w) => w.prepared.bytes.length, []);
       const evidences = take(

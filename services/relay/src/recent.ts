@@ -23,8 +23,8 @@ export class RecentMap<K, V> {
 
   set(key: K, value: V): void {
     const size = this.sizeOf(value);
-    if (this.maxEntries === 0 || size > this.maxBytes) return;
     this.delete(key);
+    if (this.maxEntries === 0 || size > this.maxBytes) return;
     this.entries.set(key, value);
     this.bytes += size;
     // Maps iterate in insertion order: the first key is the oldest.
