@@ -60,6 +60,10 @@ const EvidenceWrapper = validator(Type.Object({ evidence: Type.Unknown(), envelo
 const FORWARD_UPLOAD_CONCURRENCY = 4;
 /** Envelopes with forwards kept decoded after their acceptance, for the forwarder (most are forwarded within the second). */
 const RECENT_ENVELOPES = 4096;
+/** Memory those envelopes may take (an envelope may list up to 100,000 chunks). */
+const RECENT_ENVELOPE_BYTES = 32 * 1024 * 1024;
+/** Rough memory of a decoded envelope: its header plus its chunk list. */
+const approximateEnvelopeBytes = (envelope: Envelope): number => 2048 + 200 * envelope.body.chunks.length + 100 * envelope.body.recipients.length;
 /** Small objects received inline kept for passing them on: at most this many bytes. */
 const RECENT_OBJECT_BYTES = 16 * 1024 * 1024;
 
@@ -97,7 +101,7 @@ export interface RelayCoreOptions {
 export class RelayCore {
   readonly router: Router;
   /** Accepted envelopes to forward, as stored (hops included): the forwarder need not read and decode them back. */
-  private readonly recentEnvelopes = new RecentMap<string, Envelope>(RECENT_ENVELOPES);
+  private readonly recentEnvelopes = new RecentMap<string, Envelope>(RECENT_ENVELOPES, RECENT_ENVELOPE_BYTES, approximateEnvelopeBytes);
   /** Objects just received inline and checked against their ids (content-addressed, so never stale). */
   private readonly recentObjects = new RecentMap<string, Uint8Array>(RECENT_ENVELOPES, RECENT_OBJECT_BYTES, (b) => b.length);
 
