@@ -136,12 +136,12 @@ export class RelayCore {
     return this.o.presence.missing(ids);
   }
 
-  private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number): StoredEnvelope {
+  private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number, bytes = canonicalBytes(envelope)): StoredEnvelope {
     return {
       id: envelope.body.id,
       // The evidences this relay just issued about the envelope carry its hash: no second encoding.
       hash: acceptance[0]?.body.envelopeHash ?? envelopeHash(envelope),
-      bytes: canonicalBytes(envelope),
+      bytes,
       sender: envelope.body.sender,
       recipients: envelope.body.recipients,
       expiresAt: envelope.body.expiresAt,
@@ -292,6 +292,9 @@ export class RelayCore {
     } catch (err) {
       throw reject('HOP_LIMIT', 'hop limit exceeded', { cause: err });
     }
+    // A node's envelope is measured as it arrives (parse); a peer's arrives inside a larger JSON body.
+    const bytes = canonicalBytes(hopped);
+    if (bytes.length > this.o.limits.maxEnvelopeBytes) throw reject('LIMIT_EXCEEDED', 'envelope too large');
     const existing = await this.o.backend.getEnvelope(envelope.body.id);
     if (existing) {
       this.replayAnswer(existing, envelope, 'peer', handedOver);
@@ -302,7 +305,7 @@ export class RelayCore {
     if (missing.length > 0) throw new RelayError('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
     const acceptances = handedOver.map((r) => this.evidence('relay-acceptance', envelope, { recipient: r }));
     const result = await this.o.backend.accept({
-      envelope: this.stored(hopped, acceptances, now),
+      envelope: this.stored(hopped, acceptances, now, bytes),
       deliveries: plan.local.map((r) => ({ address: r, deliverBy: this.deliverBy(envelope, now) })),
       forwards: [...plan.forwards].map(([network, rs]) => ({ network, recipients: rs })),
       retainUntil: envelope.body.expiresAt,

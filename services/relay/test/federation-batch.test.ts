@@ -5,9 +5,10 @@
  * stored and delivered.
  */
 import { RelayPeerClient } from '@rogatory/client';
-import { ready, verifyEvidence, withHop, type Envelope } from '@rogatory/protocol';
+import { encodeEnvelope, ready, verifyEvidence, withHop, type Envelope } from '@rogatory/protocol';
 import { sealTestDossier } from '@rogatory/protocol/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_LIMITS } from '../src/options.js';
 import { startTestRelays, type TestNetworkOfRelays } from '../src/testing/harness.js';
 import { nodeClient, smallAttachment, waitFor, type TestAttachment } from './support/relay-helpers.js';
 
@@ -117,5 +118,24 @@ describe('relay batch route', () => {
       const items = await sn.readMailbox(0, 100);
       return items.some((i) => i.kind === 'evidence' && i.evidence.body.envelopeId === item.envelope.body.id) ? true : undefined;
     });
+  });
+
+  it("holds a peer's envelope to this relay's envelope size limit, on both routes", async () => {
+    const item = handedOverByHub('kz-gpo@casc');
+    // Just under what the hand-over's envelope takes once this relay appends its hop.
+    const maxEnvelopeBytes = encodeEnvelope(item.envelope).length + 20;
+    const small = await startTestRelays({ backend: { kind: 'embedded' }, networks: ['casc'], relayOptions: { limits: { ...DEFAULT_LIMITS, maxEnvelopeBytes } } });
+    try {
+      const global = net.world.networks['global']!;
+      const peer = new RelayPeerClient({ baseUrl: small.relays['casc']!.url, from: global.relay.id, to: 'relay@casc', key: global.relay.key });
+      const result = await peer.forwardBatch([peer.prepareHandOver(item.envelope, { inline: item.inline })], []);
+      const outcome = result.envelopes[0]!;
+      if (outcome.ok) throw new Error('an envelope over the limit was accepted');
+      expect(outcome.error.code).toBe('LIMIT_EXCEEDED');
+      await expect(peer.forwardEnvelope(item.envelope, { inline: item.inline })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+      expect(await small.relays['casc']!.backend.getEnvelope(item.envelope.body.id)).toBeUndefined();
+    } finally {
+      await small.stop();
+    }
   });
 });
