@@ -142,6 +142,15 @@ function batchBody(envelopes: readonly { bytes: Uint8Array }[], evidences: reado
 }
 const COMMA = encoder.encode(',');
 
+/** An evidence item to pass on, checked (schema of both; the peer verifies signatures); MALFORMED otherwise. */
+function checkedEvidenceItem(item: { readonly evidence: Evidence; readonly envelope: Envelope }): { evidence: Evidence; envelope: Envelope } {
+  try {
+    return { evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) };
+  } catch (cause) {
+    return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
+  }
+}
+
 /** Bytes of a batch body holding these items (what `forwardBatch` checks against BATCH_LIMITS.maxBytes). */
 export function batchBodySize(envelopeBytes: readonly number[], evidenceBytes: readonly number[]): number {
   const list = (sizes: readonly number[]): number => sizes.reduce((n, s) => n + s, 0) + Math.max(0, sizes.length - 1);
@@ -374,13 +383,7 @@ export class RelayPeerClient {
 
   /** Check and encode one evidence item for `forwardBatch`. */
   prepareEvidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): PreparedEvidence {
-    let checked: { evidence: Evidence; envelope: Envelope };
-    try {
-      checked = { evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) };
-    } catch (cause) {
-      return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
-    }
-    return { kind: 'evidence', bytes: canonicalBytes(checked) };
+    return { kind: 'evidence', bytes: canonicalBytes(checkedEvidenceItem(item)) };
   }
 
   /**
@@ -443,12 +446,7 @@ export class RelayPeerClient {
 
   /** Pass evidences on towards their envelopes' senders (202). */
   async forwardEvidences(items: readonly { readonly evidence: Evidence; readonly envelope: Envelope }[], options?: CallOptions): Promise<void> {
-    let checked: { evidence: Evidence; envelope: Envelope }[];
-    try {
-      checked = items.map((item) => ({ evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) }));
-    } catch (cause) {
-      return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
-    }
+    const checked = items.map(checkedEvidenceItem);
     if (checked.length === 0) return;
     const route = 'POST /v1/relay/evidences';
     const bytes = canonicalBytes({ items: checked });
