@@ -1,15 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { assertBlobId, BLOB_ID_PATTERN } from './blob-id.js';
 import {
@@ -21,9 +11,9 @@ import {
 } from './blob-store.js';
 import { mapLimit } from './concurrency.js';
 import { errnoCode, storageFail, toStorageError } from './errors.js';
+import { WORKER_IO_MAX_BYTES, durablePut, readWhole } from './fs-io-worker.js';
 import {
   assertMaxBlobSize,
-  asUint8Array,
   ingest,
   readSource,
   resolveLimits,
@@ -88,7 +78,8 @@ async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
  * streams into a temp file under `<dir>/.tmp` (same filesystem, so the final
  * rename is atomic), fsyncs it, renames it into place and fsyncs the shard
  * directory, so a crash leaves either the whole blob or none. Temp folders
- * left by dead processes are removed when a store opens.
+ * left by dead processes are removed when a store opens. Bytes already in
+ * memory take the same steps on a worker thread (fs-io-worker.ts).
  */
 export class FsBlobStore implements BlobStore {
   readonly dir: string;
@@ -133,9 +124,37 @@ export class FsBlobStore implements BlobStore {
     const reader = readSource(source);
     try {
       this.#assertOpen();
+      if (source instanceof Uint8Array && source.length <= WORKER_IO_MAX_BYTES) {
+        return await this.#putBytes(id, source, reader, limits);
+      }
       return await this.#put(id, reader, limits);
     } finally {
       await reader.close();
+    }
+  }
+
+  /**
+   * Bytes already in memory: checked here (hash and limits, before anything
+   * is written), then written durably by the blob-writing worker thread in
+   * one hand-off (see fs-io-worker.ts), with the same steps as #put.
+   */
+  async #putBytes(
+    id: string,
+    bytes: Uint8Array,
+    reader: SourceReader,
+    limits: IngestLimits,
+  ): Promise<PutResult> {
+    const size = await ingest(id, reader, limits, () => undefined);
+    try {
+      const created = await durablePut({
+        tmp: join(this.#tempDir, `${id}.${this.#tempCounter++}`),
+        dest: this.#blobPath(id),
+        root: this.dir,
+        bytes,
+      });
+      return { id, size, created };
+    } catch (err) {
+      throw toStorageError(err, 'writing a blob', id);
     }
   }
 
@@ -227,7 +246,7 @@ export class FsBlobStore implements BlobStore {
   async getBytes(id: string): Promise<Uint8Array> {
     assertBlobId(id);
     try {
-      return asUint8Array(await readFile(this.#blobPath(id)));
+      return await readWhole(this.#blobPath(id));
     } catch (err) {
       if (isNotFound(err)) storageFail('BLOB_NOT_FOUND', 'no blob under this id', { blobId: id });
       throw toStorageError(err, 'reading a blob', id);

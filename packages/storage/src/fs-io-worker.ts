@@ -1,0 +1,312 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Small-blob file I/O of FsBlobStore on worker threads, with synchronous
+ * system calls.
+ *
+ * Why: a durable put through `node:fs/promises` is about ten round trips
+ * through libuv's thread pool (stat, open, write, fsync, close, rename,
+ * open, fsync and close of the directory), each a hand-off between threads
+ * with its promise. Measured on the 2-core build machine, a 2.5 KB put cost
+ * 0.66-0.8 ms of CPU that way, against 0.15-0.2 ms for the same system calls
+ * made in a row. Here the main thread posts the bytes once, the worker makes
+ * the calls in a row, and answers once; puts queued together go in one
+ * message, and a directory that several of them renamed into is fsynced once.
+ * The durability rule is unchanged: the temp file is fsynced, renamed into
+ * place, and the directory fsynced, before the put resolves.
+ *
+ * The worker's source is plain JavaScript (node:fs, node:path and
+ * node:worker_threads only), evaluated with `eval: true`, so it runs the same
+ * under node, tsx and vitest without a build step.
+ *
+ * Messages in: { op: 'put', jobs: [{ j, tmp, dest, root, bytes }] } | { op: 'read', jobs: [{ j, path }] }.
+ * Messages out: { results: [{ j, created } | { j, bytes } | { j, code, syscall }] }.
+ * Errors carry the errno code and the system call, never a path or a message
+ * (they name files), so nothing about the store's layout reaches a log.
+ */
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+function failure(j, err) {
+  return { j, code: err && typeof err.code === 'string' ? err.code : 'EIO', syscall: err && typeof err.syscall === 'string' ? err.syscall : undefined };
+}
+function isFile(p) {
+  try { return fs.statSync(p).isFile(); } catch (err) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return false; throw err; }
+}
+function syncDir(dir) {
+  const fd = fs.openSync(dir, 'r');
+  try { fs.fsyncSync(fd); } catch (err) { if (err.code !== 'EINVAL') throw err; } finally { fs.closeSync(fd); }
+}
+function writeTemp(job) {
+  const fd = fs.openSync(job.tmp, 'wx', 0o600);
+  try {
+    let offset = 0;
+    while (offset < job.bytes.length) offset += fs.writeSync(fd, job.bytes, offset, job.bytes.length - offset);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+function put(jobs) {
+  const results = new Map();
+  const written = [];
+  const firsts = new Map();
+  // 1. Every new blob into its own temp file, fsynced. A second put of one id in the batch waits for the first.
+  for (const job of jobs) {
+    if (firsts.has(job.dest)) continue;
+    try {
+      if (isFile(job.dest)) { results.set(job.j, { j: job.j, created: false }); continue; }
+      firsts.set(job.dest, job.j);
+      writeTemp(job);
+      written.push(job);
+    } catch (err) {
+      try { fs.rmSync(job.tmp, { force: true }); } catch {}
+      results.set(job.j, failure(job.j, err));
+    }
+  }
+  // 2. Renamed into place (a missing shard directory is made, and its parents then need an fsync too).
+  const dirs = new Map();
+  const need = (dir, job) => { let list = dirs.get(dir); if (!list) { list = []; dirs.set(dir, list); } list.push(job.j); };
+  for (const job of written) {
+    try {
+      const shard = path.dirname(job.dest);
+      try {
+        fs.renameSync(job.tmp, job.dest);
+      } catch (err) {
+        if (err.code !== 'ENOENT') throw err;
+        const made = fs.mkdirSync(shard, { recursive: true });
+        fs.renameSync(job.tmp, job.dest);
+        if (made !== undefined) { need(path.dirname(shard), job); need(job.root, job); }
+      }
+      need(shard, job);
+      results.set(job.j, { j: job.j, created: true });
+    } catch (err) {
+      try { fs.rmSync(job.tmp, { force: true }); } catch {}
+      results.set(job.j, failure(job.j, err));
+    }
+  }
+  // 3. Each directory renamed into once, after all its renames: they are durable together.
+  for (const [dir, js] of dirs) {
+    try {
+      syncDir(dir);
+    } catch (err) {
+      for (const j of js) results.set(j, failure(j, err));
+    }
+  }
+  return jobs.map((job) => {
+    const result = results.get(job.j);
+    if (result !== undefined) return result;
+    // A later put of an id this batch wrote: stored by the first (or failed with it).
+    const first = results.get(firsts.get(job.dest));
+    return first.created === true ? { j: job.j, created: false } : { ...first, j: job.j };
+  });
+}
+function read(jobs) {
+  const out = [];
+  const transfer = [];
+  for (const job of jobs) {
+    try {
+      const b = fs.readFileSync(job.path);
+      // Small reads come from a shared pool, which cannot be transferred: those are copied.
+      const own = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+      const bytes = own ? new Uint8Array(b.buffer) : new Uint8Array(b);
+      out.push({ j: job.j, bytes });
+      transfer.push(bytes.buffer);
+    } catch (err) {
+      out.push(failure(job.j, err));
+    }
+  }
+  return { out, transfer };
+}
+parentPort.on('message', (m) => {
+  if (m.op === 'put') {
+    parentPort.postMessage({ results: put(m.jobs) });
+  } else if (m.op === 'read') {
+    const { out, transfer } = read(m.jobs);
+    parentPort.postMessage({ results: out }, transfer);
+  }
+});
+`;
+
+/** Largest blob put or read through a worker; larger ones stream through node:fs/promises. */
+export const WORKER_IO_MAX_BYTES = 4 * 1024 * 1024;
+/** Jobs posted in one message at most (a message is sent at the latest when the event loop turns). */
+const BATCH = 16;
+
+interface PutJob {
+  readonly tmp: string;
+  readonly dest: string;
+  /** The store's root directory (fsynced when a shard directory is made). */
+  readonly root: string;
+  readonly bytes: Uint8Array;
+}
+
+interface ReadJob {
+  readonly path: string;
+}
+
+interface Result {
+  readonly j: number;
+  readonly created?: boolean;
+  readonly bytes?: Uint8Array;
+  readonly code?: string;
+  readonly syscall?: string;
+}
+
+interface Pending {
+  readonly job: Record<string, unknown>;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** An error like the one node:fs would have thrown, without the path. */
+export class FsIoError extends Error {
+  constructor(
+    readonly code: string,
+    readonly syscall: string | undefined,
+  ) {
+    super(`${code}${syscall === undefined ? '' : ` (${syscall})`}`);
+    this.name = 'FsIoError';
+  }
+}
+
+/**
+ * One lazily started worker for one kind of operation. Unref'd while idle,
+ * so it never keeps the process alive; ref'd while a job is outstanding. If
+ * it dies, outstanding jobs fail and the next job starts a new worker.
+ */
+class Lane {
+  #worker: Worker | undefined;
+  readonly #waiting = new Map<number, Pending>();
+  #queue: (Pending & { j: number })[] = [];
+  #scheduled = false;
+  #next = 1;
+
+  constructor(
+    private readonly op: 'put' | 'read',
+    private readonly name: string,
+  ) {}
+
+  /** Jobs waiting for the next message. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Jobs queued or in the worker. */
+  get load(): number {
+    return this.#queue.length + this.#waiting.size;
+  }
+
+  run(job: Record<string, unknown>): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      this.#queue.push({ j: this.#next++, job, resolve, reject });
+      if (this.#queue.length >= BATCH) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  #current(): Worker {
+    if (this.#worker !== undefined) return this.#worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true, name: this.name });
+    worker.unref();
+    worker.on('message', (message: { results: Result[] }) => {
+      for (const result of message.results) {
+        const pending = this.#waiting.get(result.j);
+        if (pending === undefined) continue;
+        this.#waiting.delete(result.j);
+        pending.resolve(result);
+      }
+      if (this.#waiting.size === 0) worker.unref();
+    });
+    const dead = (err: Error): void => {
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const pending of waiting) pending.reject(err);
+    };
+    worker.on('error', (err) => {
+      dead(new Error(`the ${this.name} worker failed`, { cause: err }));
+    });
+    worker.on('exit', (code) => {
+      dead(new Error(`the ${this.name} worker exited (code ${code})`));
+    });
+    this.#worker = worker;
+    return worker;
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    try {
+      const worker = this.#current();
+      const wasIdle = this.#waiting.size === 0;
+      for (const pending of queue) this.#waiting.set(pending.j, pending);
+      worker.postMessage({ op: this.op, jobs: queue.map((p) => ({ ...p.job, j: p.j })) });
+      if (wasIdle) worker.ref();
+    } catch (err) {
+      for (const pending of queue) {
+        this.#waiting.delete(pending.j);
+        pending.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  }
+
+  async terminate(): Promise<void> {
+    const worker = this.#worker;
+    if (worker !== undefined) await worker.terminate();
+  }
+}
+
+/**
+ * Two writing workers: an fsync mostly waits for the disk, and the journal
+ * commits of two concurrent fsyncs are shared, so two lanes write about
+ * twice as many small blobs a second as one, for the same CPU.
+ */
+const putLanes = [
+  new Lane('put', 'rogatory-blob-writes-1'),
+  new Lane('put', 'rogatory-blob-writes-2'),
+];
+const reads = new Lane('read', 'rogatory-blob-reads');
+
+function settle(result: Result): Result {
+  if (result.code !== undefined) throw new FsIoError(result.code, result.syscall);
+  return result;
+}
+
+/**
+ * Writes `bytes` durably at `dest` through `tmp` (on the same filesystem):
+ * resolves true once it is fsynced, renamed into place and its directory
+ * fsynced; false, writing nothing, if a file is already at `dest`. Rejects
+ * with an FsIoError (errno code) or, if the worker died, an Error.
+ */
+export async function durablePut(job: PutJob): Promise<boolean> {
+  // Puts of one turn of the event loop go together (one message, shared directory fsyncs),
+  // to the lane with less outstanding work: a batch queued behind another waits for its fsyncs.
+  const lane =
+    putLanes.find((l) => l.queued > 0 && l.queued < BATCH) ??
+    putLanes.reduce((a, b) => (b.load < a.load ? b : a));
+  const result = settle(await lane.run({ ...job }));
+  return result.created === true;
+}
+
+/** The whole file at `path` (ENOENT as an FsIoError when there is none). */
+export async function readWhole(path: string): Promise<Uint8Array> {
+  const result = settle(await reads.run({ path } satisfies ReadJob));
+  if (result.bytes === undefined) throw new Error('malformed reply from the blob read worker');
+  return result.bytes;
+}
+
+/** Stops both workers (tests); they start again on next use. */
+export async function terminateFsIoWorkers(): Promise<void> {
+  await Promise.all([...putLanes, reads].map((lane) => lane.terminate()));
+}
