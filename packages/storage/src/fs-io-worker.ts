@@ -130,10 +130,22 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** Largest blob put or read through a worker; larger ones stream through node:fs/promises. */
-export const WORKER_IO_MAX_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest blob put through the worker: the dossiers and small chunks that
+ * relays hand each other inline (64 KiB at most) and small attachments.
+ * Larger ones (attachment chunks, 1 MiB by default) stream through
+ * node:fs/promises as before: their system calls are few against their
+ * bytes, and a copy of each for the worker would raise a node's peak memory.
+ */
+export const WORKER_IO_MAX_BYTES = 256 * 1024;
+/**
+ * A worker idle this long is stopped (it starts again on the next job): an
+ * isolate costs about 9 MB of RSS, which an authority node with a few
+ * dossiers a day should not carry.
+ */
+const IDLE_STOP_MS = 10_000;
 /** Jobs posted in one message at most (a message is sent at the latest when the event loop turns). */
-const BATCH = 16;
+const BATCH = 64;
 
 interface PutJob {
   readonly tmp: string;
@@ -183,21 +195,12 @@ class Lane {
   #queue: (Pending & { j: number })[] = [];
   #scheduled = false;
   #next = 1;
+  #idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly op: 'put' | 'read',
     private readonly name: string,
   ) {}
-
-  /** Jobs waiting for the next message. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
-  /** Jobs queued or in the worker. */
-  get load(): number {
-    return this.#queue.length + this.#waiting.size;
-  }
 
   run(job: Record<string, unknown>): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
@@ -224,7 +227,10 @@ class Lane {
         this.#waiting.delete(result.j);
         pending.resolve(result);
       }
-      if (this.#waiting.size === 0) worker.unref();
+      if (this.#waiting.size === 0) {
+        worker.unref();
+        this.#stopWhenIdle(worker);
+      }
     });
     const dead = (err: Error): void => {
       if (this.#worker !== worker) return;
@@ -243,10 +249,27 @@ class Lane {
     return worker;
   }
 
+  #stopWhenIdle(worker: Worker): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#worker !== worker || this.#waiting.size > 0 || this.#queue.length > 0) return;
+      this.#worker = undefined;
+      void worker.terminate();
+    }, IDLE_STOP_MS);
+    this.#idleTimer.unref();
+  }
+
+  /** Whether a worker is running (tests). */
+  get running(): boolean {
+    return this.#worker !== undefined;
+  }
+
   #flush(): void {
     const queue = this.#queue;
     if (queue.length === 0) return;
     this.#queue = [];
+    clearTimeout(this.#idleTimer);
     try {
       const worker = this.#current();
       const wasIdle = this.#waiting.size === 0;
@@ -267,15 +290,7 @@ class Lane {
   }
 }
 
-/**
- * Two writing workers: an fsync mostly waits for the disk, and the journal
- * commits of two concurrent fsyncs are shared, so two lanes write about
- * twice as many small blobs a second as one, for the same CPU.
- */
-const putLanes = [
-  new Lane('put', 'rogatory-blob-writes-1'),
-  new Lane('put', 'rogatory-blob-writes-2'),
-];
+const puts = new Lane('put', 'rogatory-blob-writes');
 const reads = new Lane('read', 'rogatory-blob-reads');
 
 function settle(result: Result): Result {
@@ -290,12 +305,7 @@ function settle(result: Result): Result {
  * with an FsIoError (errno code) or, if the worker died, an Error.
  */
 export async function durablePut(job: PutJob): Promise<boolean> {
-  // Puts of one turn of the event loop go together (one message, shared directory fsyncs),
-  // to the lane with less outstanding work: a batch queued behind another waits for its fsyncs.
-  const lane =
-    putLanes.find((l) => l.queued > 0 && l.queued < BATCH) ??
-    putLanes.reduce((a, b) => (b.load < a.load ? b : a));
-  const result = settle(await lane.run({ ...job }));
+  const result = settle(await puts.run({ ...job }));
   return result.created === true;
 }
 
@@ -306,7 +316,12 @@ export async function readWhole(path: string): Promise<Uint8Array> {
   return result.bytes;
 }
 
+/** Which workers are running (tests). */
+export function fsIoWorkersRunning(): { puts: boolean; reads: boolean } {
+  return { puts: puts.running, reads: reads.running };
+}
+
 /** Stops both workers (tests); they start again on next use. */
 export async function terminateFsIoWorkers(): Promise<void> {
-  await Promise.all([...putLanes, reads].map((lane) => lane.terminate()));
+  await Promise.all([puts.terminate(), reads.terminate()]);
 }

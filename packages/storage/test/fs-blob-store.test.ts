@@ -10,18 +10,20 @@ function blobPath(dir: string, id: string): string {
   return join(dir, id.slice(0, 2), id.slice(2, 4), id);
 }
 
-runBlobStoreConformance('fs', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'rogatory-fs-blobs-'));
-  const store = await FsBlobStore.open({ dir });
-  return {
-    store,
-    corrupt: (id) => writeFile(blobPath(dir, id), 'not the original bytes'),
-    dispose: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+for (const workerIo of [false, true]) {
+  runBlobStoreConformance(workerIo ? 'fs (workerIo)' : 'fs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rogatory-fs-blobs-'));
+    const store = await FsBlobStore.open({ dir, workerIo });
+    return {
+      store,
+      corrupt: (id) => writeFile(blobPath(dir, id), 'not the original bytes'),
+      dispose: async () => {
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  });
+}
 
 /** Every file under `dir`, relative, sorted. */
 async function filesUnder(dir: string): Promise<string[]> {

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   durablePut,
+  fsIoWorkersRunning,
   readWhole,
   terminateFsIoWorkers,
   WORKER_IO_MAX_BYTES,
@@ -27,7 +28,7 @@ describe('FsBlobStore small-blob I/O on worker threads', () => {
   let store: FsBlobStore;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rogatory-fs-io-'));
-    store = await FsBlobStore.open({ dir });
+    store = await FsBlobStore.open({ dir, workerIo: true });
   });
   afterEach(async () => {
     await store.close();
@@ -77,7 +78,7 @@ describe('FsBlobStore small-blob I/O on worker threads', () => {
     expect(await store.has(id)).toBe(false);
 
     // Another store in the same process keeps working through the same worker.
-    const other = await FsBlobStore.open({ dir: join(dir, 'other') });
+    const other = await FsBlobStore.open({ dir: join(dir, 'other'), workerIo: true });
     try {
       expect((await other.put(id, bytes)).created).toBe(true);
     } finally {
@@ -177,5 +178,49 @@ describe('durablePut and readWhole', () => {
     const err: unknown = await readWhole(join(dir, 'absent')).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'FsIoError', code: 'ENOENT' });
     expect((err as Error).message).not.toContain(dir);
+  });
+});
+
+describe('worker lifetime', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is not used by a store opened without workerIo', async () => {
+    await terminateFsIoWorkers();
+    const dir = await mkdtemp(join(tmpdir(), 'rogatory-fs-io-off-'));
+    const store = await FsBlobStore.open({ dir });
+    try {
+      const bytes = randomBytes(500);
+      expect((await store.put(blobIdOf(bytes), bytes)).created).toBe(true);
+      expect(new Uint8Array(await store.getBytes(blobIdOf(bytes)))).toEqual(new Uint8Array(bytes));
+      expect(fsIoWorkersRunning()).toEqual({ puts: false, reads: false });
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a worker after 10 s without work, and starts it again for the next put', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rogatory-fs-io-idle-'));
+    const store = await FsBlobStore.open({ dir, workerIo: true });
+    try {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const first = randomBytes(50);
+      await store.put(blobIdOf(first), first);
+      expect(fsIoWorkersRunning().puts).toBe(true);
+      await vi.advanceTimersByTimeAsync(9_000);
+      expect(fsIoWorkersRunning().puts).toBe(true);
+      await vi.advanceTimersByTimeAsync(1_500);
+      expect(fsIoWorkersRunning().puts).toBe(false);
+      const second = randomBytes(50);
+      expect((await store.put(blobIdOf(second), second)).created).toBe(true);
+      expect(fsIoWorkersRunning().puts).toBe(true);
+      expect(await store.verify(blobIdOf(first))).toBe(true);
+    } finally {
+      vi.useRealTimers();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -62,7 +62,7 @@ export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = p
     });
   } else {
     if (!backend.dataDir) throw new Error('backend.dataDir is required without backend.s3');
-    blobs = await FsBlobStore.open({ dir: join(backend.dataDir, 'chunks') });
+    blobs = await FsBlobStore.open({ dir: join(backend.dataDir, 'chunks'), workerIo: true });
   }
   if (backend.kind === 'redis') {
     if (!backend.redis) throw new Error('backend.redis is required for kind redis');

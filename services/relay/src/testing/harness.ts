@@ -86,12 +86,12 @@ export async function startTestRelays(options: {
     if (b.kind === 'embedded') {
       return {
         backend: await openEmbeddedBackend({ file: join(dir, `${network}-${instance}.db`) }),
-        blobs: await FsBlobStore.open({ dir: join(dir, `${network}-${instance}-chunks`) }),
+        blobs: await FsBlobStore.open({ dir: join(dir, `${network}-${instance}-chunks`), workerIo: true }),
       };
     }
     const blobs = b.s3
       ? await S3BlobStore.open({ ...b.s3, useSSL: false, bucket: `${namespace}-${network}`, prefix: 'chunks' })
-      : await FsBlobStore.open({ dir: join(dir, `${network}-chunks`) });
+      : await FsBlobStore.open({ dir: join(dir, `${network}-chunks`), workerIo: true });
     return { backend: await openRedisBackend({ url: b.url, prefix: `${namespace}-${network}` }), blobs };
   };
 
