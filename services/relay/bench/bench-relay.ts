@@ -1,10 +1,13 @@
 /**
- * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,redis,crossNetwork,crossNetworkViaHub,baseline]`.
+ * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,redis,redisScaleOut,crossNetwork,crossNetworkViaHub,baseline]`.
  *
  * Delivered envelopes per second (submitted with POST /v1/envelopes,
  * accepted, and seen by the recipient's mailbox WebSocket) in a closed loop,
  * and submit-to-receipt latency at a fixed offered rate in an open loop, for
- * the embedded backend, the Redis backend, and across networks: `crossNetwork`
+ * the embedded backend, the Redis backend (one relay instance; `redisScaleOut`:
+ * two instances of the relay, in two processes sharing one Redis and one chunk
+ * directory, each node keeping its mailbox on one and submitting through both
+ * in turn), and across networks: `crossNetwork`
  * is two relays on Redis, wacap -> casc, whose networks federate directly;
  * `crossNetworkViaHub` the same traffic through the global hub (wacap ->
  * global -> casc, three relays, the hub's RelayAcceptance travelling back as
@@ -62,7 +65,14 @@ import {
 
 // ----------------------------------------------------------------- options
 
-const SECTIONS = ['baseline', 'embedded', 'redis', 'crossNetwork', 'crossNetworkViaHub'] as const;
+const SECTIONS = [
+  'baseline',
+  'embedded',
+  'redis',
+  'redisScaleOut',
+  'crossNetwork',
+  'crossNetworkViaHub',
+] as const;
 const CROSS_SECTIONS = ['crossNetwork', 'crossNetworkViaHub'] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -293,6 +303,12 @@ async function runRelays(options: {
   redisUrl?: string;
   /** Relays an envelope passes after the sender's (each returns a RelayAcceptance to the sender). */
   hopsAfterFirst?: number;
+  /**
+   * Several instances of one network's relay (scale-out): node k keeps its
+   * mailbox on instance k mod n, and every node submits through all of
+   * them in turn, as behind a load balancer.
+   */
+  instanceUrls?: readonly string[];
 }): Promise<{ figures: SectionFigures; details: SectionDetails }> {
   const { world, items, servers } = options;
   const tracker = new ReceiptTracker();
@@ -300,16 +316,26 @@ async function runRelays(options: {
   const senderAddresses = [...new Set(all.map((i) => i.from))];
   const recipientAddresses = [...new Set(all.map((i) => i.to))];
   const nodes = new Map<string, BenchNode>();
+  const instances = options.instanceUrls ?? [];
   for (const address of [...senderAddresses, ...recipientAddresses]) {
-    if (!nodes.has(address))
-      nodes.set(
-        address,
-        new BenchNode(address, world, options.urls[address.split('@')[1]!]!, tracker),
-      );
+    if (nodes.has(address)) continue;
+    const url =
+      instances.length > 0
+        ? instances[nodes.size % instances.length]!
+        : options.urls[address.split('@')[1]!]!;
+    nodes.set(address, new BenchNode(address, world, url, tracker, instances));
+  }
+  // Processes named by their networks; a second instance of the same networks gets `#2`.
+  const processNames: string[] = [];
+  for (const s of servers) {
+    const base = Object.keys(s.urls).join('+');
+    let name = base;
+    for (let k = 2; processNames.includes(name); k++) name = `${base}#${k}`;
+    processNames.push(name);
   }
   try {
     log(`${options.name}: logging in ${nodes.size} nodes, uploading ${all.length} dossiers`);
-    await Promise.all([...nodes.values()].map((n) => n.client.login()));
+    await Promise.all([...nodes.values()].map((n) => n.login()));
     await Promise.all(
       senderAddresses.map((address) => {
         const mine = all.filter((i) => i.from === address);
@@ -375,9 +401,9 @@ async function runRelays(options: {
     });
     generatorDelay.disable();
     const relayDelay: Record<string, { p99Ms: number; maxMs: number }> = {};
-    for (const s of servers) {
+    for (const [i, s] of servers.entries()) {
       const st = await s.stats();
-      relayDelay[Object.keys(s.urls).join('+')] = {
+      relayDelay[processNames[i]!] = {
         p99Ms: r1(st.loopDelayP99Ms),
         maxMs: r1(st.loopDelayMaxMs),
       };
@@ -386,7 +412,11 @@ async function runRelays(options: {
       log(
         `${options.name}: open loop ran in the monotonic-clock window ${openFrom}..${monotonicUs()} us (CPU profile timestamps)`,
       );
-    const counters = await relayCounters(options.urls);
+    const counters = await relayCounters(
+      instances.length > 0
+        ? Object.fromEntries(instances.map((url, i) => [processNames[i] ?? `instance${i}`, url]))
+        : options.urls,
+    );
     const closedSummary = summarize(closed);
     const openSummary = summarize(open);
     const evidences = senderAddresses.reduce((sum, a) => sum + nodes.get(a)!.evidencesReceived, 0);
@@ -410,7 +440,7 @@ async function runRelays(options: {
           ...closedSummary,
           relayCpuMsPerEnvelope: r3(relayCpu / n),
           relayCpuMsPerEnvelopeByProcess: Object.fromEntries(
-            servers.map((s, i) => [Object.keys(s.urls).join('+'), r3(relayCpuEach[i]! / n)]),
+            servers.map((_, i) => [processNames[i]!, r3(relayCpuEach[i]! / n)]),
           ),
           clientCpuMsPerEnvelope: r3((client.user + client.system) / 1000 / n),
           redisCpuMsPerEnvelope: redisCpu === undefined ? null : r3(redisCpu / n),
@@ -446,7 +476,11 @@ const now = Date.now();
 const world = buildTestWorld({ now });
 const attachments = await makeAttachments();
 const perSet = COUNTS.warm + COUNTS.closed + OPEN;
-const needIntra = opts.only.has('embedded') || opts.only.has('redis') || opts.only.has('baseline');
+const needIntra =
+  opts.only.has('embedded') ||
+  opts.only.has('redis') ||
+  opts.only.has('redisScaleOut') ||
+  opts.only.has('baseline');
 const needCross = CROSS_SECTIONS.some((name) => opts.only.has(name));
 const sealStart = performance.now();
 const [intra, cross] = await Promise.all([
@@ -518,7 +552,8 @@ try {
       await stopAll(servers);
     }
   }
-  if (opts.only.has('redis') || needCross) redis = await startRedis();
+  if (opts.only.has('redis') || opts.only.has('redisScaleOut') || needCross)
+    redis = await startRedis();
   if (opts.only.has('redis') && redis) {
     const servers = await spawnServers(relaySpec({ kind: 'redis', url: redis.url }, ['wacap']));
     try {
@@ -530,6 +565,31 @@ try {
         items: split(intra),
         attachments,
         redisUrl: redis.url,
+      });
+    } finally {
+      await stopAll(servers);
+    }
+  }
+  if (opts.only.has('redisScaleOut') && redis) {
+    // Two instances of wacap's relay sharing one Redis and one chunk directory (issue 3, item 8).
+    const backend = { kind: 'redis' as const, url: redis.url };
+    const [first] = await spawnServers(relaySpec(backend, ['wacap']));
+    const servers = [first!];
+    try {
+      if (first?.shared === undefined)
+        throw new Error('the relay process did not say where its stores are');
+      servers.push(
+        ...(await spawnServers({ ...relaySpec(backend, ['wacap']), shared: first.shared })),
+      );
+      results.redisScaleOut = await runRelays({
+        name: 'redisScaleOut',
+        world,
+        servers,
+        urls: first.urls,
+        items: split(intra),
+        attachments,
+        redisUrl: redis.url,
+        instanceUrls: servers.map((s) => s.urls['wacap']!),
       });
     } finally {
       await stopAll(servers);
@@ -582,11 +642,16 @@ const result = {
   baselinePerSec: baseline?.perSec ?? null,
   embedded: results.embedded?.figures ?? null,
   redis: results.redis?.figures ?? null,
+  redisScaleOut: results.redisScaleOut?.figures ?? null,
   crossNetwork: results.crossNetwork?.figures ?? null,
   crossNetworkViaHub: results.crossNetworkViaHub?.figures ?? null,
   ratios: {
     embeddedVsBaseline: ratio(results.embedded?.figures.deliveredPerSec, baseline?.perSec),
     redisVsBaseline: ratio(results.redis?.figures.deliveredPerSec, baseline?.perSec),
+    redisScaleOutVsRedis: ratio(
+      results.redisScaleOut?.figures.deliveredPerSec,
+      results.redis?.figures.deliveredPerSec,
+    ),
     crossNetworkVsRedis: ratio(
       results.crossNetwork?.figures.deliveredPerSec,
       results.redis?.figures.deliveredPerSec,
@@ -615,6 +680,7 @@ const result = {
     baseline: baseline ?? null,
     embedded: results.embedded?.details ?? null,
     redis: results.redis?.details ?? null,
+    redisScaleOut: results.redisScaleOut?.details ?? null,
     crossNetwork: results.crossNetwork?.details ?? null,
     crossNetworkViaHub: results.crossNetworkViaHub?.details ?? null,
   },
@@ -649,13 +715,17 @@ if (opts.json) {
     '',
     load(baseline?.machine),
   ]);
-  for (const name of ['embedded', 'redis', ...CROSS_SECTIONS] as const) {
+  const vsOf: Record<string, string> = {
+    embedded: `${result.ratios.embeddedVsBaseline ?? '-'} x baseline`,
+    redis: `${result.ratios.redisVsBaseline ?? '-'} x baseline`,
+    redisScaleOut: `${result.ratios.redisScaleOutVsRedis ?? '-'} x redis`,
+    crossNetwork: `${result.ratios.crossNetworkVsRedis ?? '-'} x redis`,
+    crossNetworkViaHub: `${result.ratios.crossNetworkViaHubVsRedis ?? '-'} x redis`,
+  };
+  for (const name of ['embedded', 'redis', 'redisScaleOut', ...CROSS_SECTIONS] as const) {
     const f = results[name];
     if (!f) continue;
-    const vs =
-      name === 'crossNetwork' || name === 'crossNetworkViaHub'
-        ? `${(name === 'crossNetwork' ? result.ratios.crossNetworkVsRedis : result.ratios.crossNetworkViaHubVsRedis) ?? '-'} x redis`
-        : `${(name === 'embedded' ? result.ratios.embeddedVsBaseline : result.ratios.redisVsBaseline) ?? '-'} x baseline`;
+    const vs = vsOf[name]!;
     const c = f.details.closed;
     rows.push([
       name,
@@ -677,7 +747,7 @@ if (opts.json) {
     out(
       `${r.map((cell, i) => (i === 0 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`,
     );
-  for (const name of ['embedded', 'redis', ...CROSS_SECTIONS] as const) {
+  for (const name of ['embedded', 'redis', 'redisScaleOut', ...CROSS_SECTIONS] as const) {
     const d = results[name]?.details;
     if (!d) continue;
     const problems = {

@@ -74,9 +74,17 @@ export class ReceiptTracker {
   }
 }
 
-/** One authority's node: its client, and its mailbox subscription acking every item in batches. */
+/**
+ * One authority's node: its client, and its mailbox subscription acking
+ * every item in batches. With `submitUrls`, it submits through several
+ * instances of its relay in turn (as behind a load balancer); its mailbox
+ * stays on `baseUrl`.
+ */
 export class BenchNode {
   readonly client: RelayClient;
+  /** The clients submissions go through, in turn (the mailbox client first). */
+  readonly submitters: RelayClient[];
+  private nextSubmitter = 0;
   private sub: MailboxSubscription | undefined;
   private pending: number[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -89,15 +97,31 @@ export class BenchNode {
     world: TestWorld,
     baseUrl: string,
     private readonly tracker: ReceiptTracker,
+    submitUrls: readonly string[] = [],
   ) {
     const network = address.split('@')[1]!;
-    this.client = new RelayClient({
-      baseUrl,
-      address,
-      identity: world.authority(address).identity,
-      relayId: `relay@${network}`,
-      retry: { retries: 2, baseMs: 20 },
-    });
+    const clientOf = (url: string): RelayClient =>
+      new RelayClient({
+        baseUrl: url,
+        address,
+        identity: world.authority(address).identity,
+        relayId: `relay@${network}`,
+        retry: { retries: 2, baseMs: 20 },
+      });
+    this.client = clientOf(baseUrl);
+    this.submitters = [this.client, ...submitUrls.filter((u) => u !== baseUrl).map(clientOf)];
+  }
+
+  /** Log every client in. */
+  async login(): Promise<void> {
+    await Promise.all(this.submitters.map((c) => c.login()));
+  }
+
+  /** The client for the next submission. */
+  submitter(): RelayClient {
+    const client = this.submitters[this.nextSubmitter]!;
+    this.nextSubmitter = (this.nextSubmitter + 1) % this.submitters.length;
+    return client;
   }
 
   /** Subscribe from seq 0 and wait until the socket is open. */
@@ -199,7 +223,7 @@ class Run {
     const start = performance.now();
     this.first = Math.min(this.first, start);
     try {
-      await node.client.submit(item.envelope);
+      await node.submitter().submit(item.envelope);
       this.accepted++;
       this.acceptLatencies.push(performance.now() - start);
     } catch (err) {

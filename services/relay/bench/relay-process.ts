@@ -32,6 +32,8 @@ export type ServerSpec =
       readonly now: number;
       readonly limits: { readonly submitPerMinute: number; readonly requestsPerMinute: number };
       readonly forwardingConcurrency?: number;
+      /** More instances of relays started by another process: share its stores (Redis keys, chunk directory). */
+      readonly shared?: { readonly namespace: string; readonly dir: string };
     };
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec;
@@ -60,6 +62,7 @@ if (spec.mode === 'baseline') {
     backend: spec.backend,
     networks: spec.networks,
     ...(spec.peering === 'direct' ? { specs: DIRECT_PEERING_WORLD } : {}),
+    ...(spec.shared === undefined ? {} : { shared: spec.shared }),
     now: spec.now,
     logger: false,
     relayOptions: {
@@ -76,7 +79,10 @@ if (spec.mode === 'baseline') {
     },
   });
   stop = () => net.stop();
-  say({ urls: Object.fromEntries(Object.entries(net.relays).map(([n, r]) => [n, r.url])) });
+  say({
+    urls: Object.fromEntries(Object.entries(net.relays).map(([n, r]) => [n, r.url])),
+    shared: { namespace: net.namespace, dir: net.dir },
+  });
 }
 
 let last = process.cpuUsage();

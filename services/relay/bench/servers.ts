@@ -22,6 +22,8 @@ export class ServerProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly urls: Readonly<Record<string, string>>,
+    /** Where the relays' stores are (relay processes only), to start more instances sharing them. */
+    readonly shared: { readonly namespace: string; readonly dir: string } | undefined,
     lines: AsyncIterator<string>,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -62,8 +64,11 @@ export class ServerProcess {
       throw err;
     });
     if (first.done === true) throw new Error('server process closed its output before listening');
-    const { urls } = JSON.parse(first.value) as { urls: Record<string, string> };
-    return new ServerProcess(child, urls, lines);
+    const { urls, shared } = JSON.parse(first.value) as {
+      urls: Record<string, string>;
+      shared?: { namespace: string; dir: string };
+    };
+    return new ServerProcess(child, urls, shared, lines);
   }
 
   get pid(): number | undefined {

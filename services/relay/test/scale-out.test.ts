@@ -71,3 +71,54 @@ describe('scale-out: two relay instances sharing one Redis and one S3 store', ()
     expect(await viaB.readMailbox(0, 100)).toEqual([]);
   });
 });
+
+describe('scale-out: an instance started elsewhere (another process) on the stores of the first', () => {
+  let first: TestNetworkOfRelays;
+  let second: TestNetworkOfRelays;
+  let secondStopped = false;
+
+  beforeAll(async () => {
+    const now = Date.now();
+    first = await startTestRelays({ backend: { kind: 'redis', url: redis.url }, networks: ['wacap'], now });
+    // As bench/relay-process.ts does in a second process: the same world, the first's namespace and chunk directory.
+    second = await startTestRelays({ backend: { kind: 'redis', url: redis.url }, networks: ['wacap'], now, shared: { namespace: first.namespace, dir: first.dir } });
+  }, 60_000);
+
+  afterAll(async () => {
+    if (!secondStopped) await second.stop();
+    await first.stop();
+  });
+
+  it('delivers through the first what was uploaded and submitted through the second, and keeps the shared directory when the second stops', async () => {
+    const world = first.world;
+    const a = first.relays['wacap']!;
+    const b = second.relays['wacap']!;
+    expect(second.namespace).toBe(first.namespace);
+    const recipient = new RelayClient({ baseUrl: a.url, address: 'gh-ago@wacap', identity: world.authority('gh-ago@wacap').identity });
+    const sender = new RelayClient({ baseUrl: b.url, address: 'sn-moj@wacap', identity: second.world.authority('sn-moj@wacap').identity });
+    const received: MailboxItem[] = [];
+    const attachment = await encryptTestAttachment(utf8('bank records'), { name: 'records.csv', mediaType: 'text/csv' });
+    const sealed = sealTestDossier(second.world, { from: 'sn-moj@wacap', to: ['gh-ago@wacap'], attachments: [attachment.manifest], createdAt: Date.now() });
+    const sub = recipient.openMailbox({ after: 0, onItem: (item) => void received.push(item) });
+    try {
+      await waitFor('subscription', () => (sub.connected ? true : undefined));
+      await sender.uploadChunks([{ id: sealed.envelope.body.dossier.id, bytes: sealed.sealed }, ...attachment.chunks]);
+      await sender.submit(sealed.envelope);
+      const item = await waitFor('the envelope on the first instance', () => received.find((i) => i.kind === 'envelope'));
+      expect(item.envelope.body.id).toBe(sealed.envelope.body.id);
+      expect(await recipient.getChunkBytes(sealed.envelope.body.dossier.id)).toEqual(sealed.sealed);
+      await sub.ack([item.seq]);
+    } finally {
+      void sub.close();
+    }
+    secondStopped = true;
+    await second.stop();
+    // The chunks uploaded through the second are still there: it did not own the directory.
+    expect(await a.blobs.has(sealed.envelope.body.dossier.id)).toBe(true);
+    expect(await a.blobs.has(attachment.chunks[0]!.id)).toBe(true);
+  });
+
+  it('refuses to share the stores of the embedded backend (one SQLite file is one instance)', async () => {
+    await expect(startTestRelays({ backend: { kind: 'embedded' }, networks: ['wacap'], shared: { namespace: first.namespace, dir: first.dir } })).rejects.toThrow(/Redis backend/);
+  });
+});

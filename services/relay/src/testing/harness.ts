@@ -45,6 +45,8 @@ export interface TestNetworkOfRelays {
   readonly world: TestWorld;
   readonly relays: Readonly<Record<string, TestRelay>>;
   readonly dir: string;
+  /** Prefix of the relays' Redis keys (with the network appended) and S3 buckets. */
+  readonly namespace: string;
   /** Start one more instance of a network's relay sharing its stores' location (Redis: same prefix; embedded: a new file). */
   startInstance(network: string, overrides?: Partial<RelayOptions>): Promise<TestRelay>;
   stop(): Promise<void>;
@@ -65,8 +67,17 @@ export async function startTestRelays(options: {
   logger?: boolean;
   /** Adjust a relay's trust store before it starts (revocations, rotations); called once per relay instance. */
   trustSetup?: (network: string, trust: TrustStore, world: TestWorld) => void;
+  /**
+   * The stores of relays started elsewhere (another process): these relays are
+   * more instances of the same networks, sharing their Redis keys and chunk
+   * directories (Redis backend without S3). The directory is left in place on stop.
+   */
+  shared?: { readonly namespace: string; readonly dir: string };
 }): Promise<TestNetworkOfRelays> {
   await ready();
+  if (options.shared !== undefined && (options.backend.kind !== 'redis' || options.backend.s3 !== undefined)) {
+    throw new Error('shared stores are for the Redis backend with a chunk directory');
+  }
   const networks = options.networks ?? ['wacap', 'global', 'casc'];
   const ports = new Map<string, number>();
   for (const n of networks) ports.set(n, await freeLoopbackPort());
@@ -75,8 +86,8 @@ export async function startTestRelays(options: {
     relayUrl: (n) => `http://127.0.0.1:${ports.get(n) ?? 9}`,
     ...(options.specs === undefined ? {} : { specs: options.specs }),
   });
-  const dir = await mkdtemp(join(tmpdir(), 'rogatory-relays-'));
-  const namespace = `test-${randomBytes(6).toString('hex')}`;
+  const dir = options.shared?.dir ?? (await mkdtemp(join(tmpdir(), 'rogatory-relays-')));
+  const namespace = options.shared?.namespace ?? `test-${randomBytes(6).toString('hex')}`;
   const sessionSecret = randomBytes(32);
   const relays: Record<string, TestRelay> = {};
   const extra: TestRelay[] = [];
@@ -129,6 +140,7 @@ export async function startTestRelays(options: {
     world,
     relays,
     dir,
+    namespace,
     async startInstance(network, overrides) {
       const r = await start(network, 0, extra.length + 1, overrides);
       extra.push(r);
@@ -136,7 +148,7 @@ export async function startTestRelays(options: {
     },
     async stop() {
       await Promise.allSettled([...extra, ...Object.values(relays)].map((r) => r.stop()));
-      await rm(dir, { recursive: true, force: true });
+      if (options.shared === undefined) await rm(dir, { recursive: true, force: true });
     },
   };
 }
