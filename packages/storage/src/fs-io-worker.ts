@@ -169,6 +169,8 @@ interface Result {
 
 interface Pending {
   readonly job: Record<string, unknown>;
+  /** A buffer of the job's that the worker may take (transferred, not copied). */
+  readonly transfer: ArrayBuffer | undefined;
   readonly resolve: (result: Result) => void;
   readonly reject: (err: Error) => void;
 }
@@ -202,9 +204,9 @@ class Lane {
     private readonly name: string,
   ) {}
 
-  run(job: Record<string, unknown>): Promise<Result> {
+  run(job: Record<string, unknown>, transfer?: ArrayBuffer): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      this.#queue.push({ j: this.#next++, job, resolve, reject });
+      this.#queue.push({ j: this.#next++, job, transfer, resolve, reject });
       if (this.#queue.length >= BATCH) this.#flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -274,7 +276,8 @@ class Lane {
       const worker = this.#current();
       const wasIdle = this.#waiting.size === 0;
       for (const pending of queue) this.#waiting.set(pending.j, pending);
-      worker.postMessage({ op: this.op, jobs: queue.map((p) => ({ ...p.job, j: p.j })) });
+      const transfer = queue.flatMap((p) => (p.transfer === undefined ? [] : [p.transfer]));
+      worker.postMessage({ op: this.op, jobs: queue.map((p) => ({ ...p.job, j: p.j })) }, transfer);
       if (wasIdle) worker.ref();
     } catch (err) {
       for (const pending of queue) {
@@ -305,7 +308,10 @@ function settle(result: Result): Result {
  * with an FsIoError (errno code) or, if the worker died, an Error.
  */
 export async function durablePut(job: PutJob): Promise<boolean> {
-  const result = settle(await puts.run({ ...job }));
+  // One copy the worker takes over: posting the caller's view would copy its whole underlying buffer
+  // (a pooled slab, or the request body it was decoded from), and transferring it would take it away.
+  const bytes = new Uint8Array(job.bytes);
+  const result = settle(await puts.run({ ...job, bytes }, bytes.buffer));
   return result.created === true;
 }
 

@@ -57,6 +57,18 @@ describe('FsBlobStore small-blob I/O on worker threads', () => {
     expect(new Uint8Array(await store.getBytes(id))).toEqual(new Uint8Array(bytes));
   });
 
+  it('stores a view into a larger buffer as its own bytes, and leaves the caller its buffer', async () => {
+    const big = new Uint8Array(randomBytes(1024 * 1024));
+    const view = big.subarray(1000, 3000);
+    const id = blobIdOf(view);
+    expect((await store.put(id, view)).created).toBe(true);
+    // Not transferred away (a transferred buffer is detached: byteLength 0).
+    expect(big.byteLength).toBe(1024 * 1024);
+    expect(view.length).toBe(2000);
+    expect(new Uint8Array(await store.getBytes(id))).toEqual(new Uint8Array(view));
+    expect(await store.size(id)).toBe(2000);
+  });
+
   it('refuses bytes that do not hash to the id before anything reaches the worker', async () => {
     const bytes = randomBytes(64);
     const wrong = blobIdOf(randomBytes(64));
