@@ -10,7 +10,7 @@ import {
   unlink,
   type FileHandle,
 } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { assertBlobId, BLOB_ID_PATTERN } from './blob-id.js';
 import {
   DEFAULT_MAX_BLOB_SIZE,
@@ -142,12 +142,16 @@ export class FsBlobStore implements BlobStore {
   async put(id: string, source: BlobSource, options?: PutOptions): Promise<PutResult> {
     assertBlobId(id);
     const limits = resolveLimits(this.#maxBlobSize, options, id);
-    const reader = readSource(source);
+    // To the worker goes a copy, taken before the hash is checked: what is checked is what is written,
+    // whatever the caller does with its buffer meanwhile.
+    const owned =
+      this.#workerIo && source instanceof Uint8Array && source.length <= WORKER_IO_MAX_BYTES
+        ? new Uint8Array(source)
+        : undefined;
+    const reader = readSource(owned ?? source);
     try {
       this.#assertOpen();
-      if (this.#workerIo && source instanceof Uint8Array && source.length <= WORKER_IO_MAX_BYTES) {
-        return await this.#putBytes(id, source, reader, limits);
-      }
+      if (owned !== undefined) return await this.#putBytes(id, owned, reader, limits);
       return await this.#put(id, reader, limits);
     } finally {
       await reader.close();
@@ -155,9 +159,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Bytes already in memory: checked here (hash and limits, before anything
-   * is written), then written durably by the blob-writing worker thread in
-   * one hand-off (see fs-io-worker.ts), with the same steps as #put.
+   * Bytes already in memory, in a buffer of their own: checked here (hash
+   * and limits, before anything is written), then handed to the
+   * blob-writing worker thread (see fs-io-worker.ts), which takes the same
+   * steps as #put.
    */
   async #putBytes(
     id: string,
@@ -184,6 +189,12 @@ export class FsBlobStore implements BlobStore {
     if (await this.#exists(finalPath, id)) {
       // Verify the caller's bytes all the same, so a put never "succeeds" with wrong data.
       const size = await ingest(id, reader, limits, () => undefined);
+      // Another process may have renamed it there without having fsynced the directory yet.
+      try {
+        await syncDir(dirname(finalPath));
+      } catch (err) {
+        throw toStorageError(err, 'writing a blob', id);
+      }
       return { id, size, created: false };
     }
 
@@ -199,7 +210,7 @@ export class FsBlobStore implements BlobStore {
 
       const shardDir = join(this.dir, id.slice(0, 2), id.slice(2, 4));
       // A concurrent put of the same id may rename first; the bytes are identical, so either wins.
-      let firstCreated: string | undefined;
+      let made = false;
       if (this.#shards.has(shardDir)) {
         try {
           await rename(tempPath, finalPath);
@@ -210,12 +221,15 @@ export class FsBlobStore implements BlobStore {
         }
       }
       if (!this.#shards.has(shardDir)) {
-        firstCreated = await mkdir(shardDir, { recursive: true });
+        await mkdir(shardDir, { recursive: true });
+        made = true;
         await rename(tempPath, finalPath);
       }
       await syncDir(shardDir);
-      if (firstCreated !== undefined) {
-        // New shard directories must themselves be durable entries of their parents.
+      if (made) {
+        // Shard directories must themselves be durable entries of their parents, whoever made them
+        // (this put, or another process a moment ago that may not have fsynced them yet): once per
+        // shard and process.
         await syncDir(join(this.dir, id.slice(0, 2)));
         await syncDir(this.dir);
       }
@@ -268,7 +282,9 @@ export class FsBlobStore implements BlobStore {
     assertBlobId(id);
     try {
       const path = this.#blobPath(id);
-      return this.#workerIo ? await readWhole(path) : asUint8Array(await readFile(path));
+      // The worker reads small blobs only; a larger one is read here.
+      const small = this.#workerIo ? await readWhole(path) : undefined;
+      return small ?? asUint8Array(await readFile(path));
     } catch (err) {
       if (isNotFound(err)) storageFail('BLOB_NOT_FOUND', 'no blob under this id', { blobId: id });
       throw toStorageError(err, 'reading a blob', id);

@@ -53,41 +53,58 @@ function put(jobs) {
   const results = new Map();
   const written = [];
   const firsts = new Map();
-  // 1. Every new blob into its own temp file, fsynced. A second put of one id in the batch waits for the first.
+  // Directories to fsync, each with the jobs whose durability depends on it.
+  const dirs = new Map();
+  const need = (dir, job) => { let list = dirs.get(dir); if (!list) { list = []; dirs.set(dir, list); } list.push(job.j); };
+  // 1. Every new blob into its own temp file, fsynced. A second put of one id in the batch waits for the
+  //    first once the first's temp file is written.
   for (const job of jobs) {
     if (firsts.has(job.dest)) continue;
     try {
-      if (isFile(job.dest)) { results.set(job.j, { j: job.j, created: false }); continue; }
-      firsts.set(job.dest, job.j);
+      if (isFile(job.dest)) {
+        // Already there, perhaps renamed by another process that has not fsynced its directory yet:
+        // its directory is fsynced before this put answers.
+        need(path.dirname(job.dest), job);
+        results.set(job.j, { j: job.j, created: false });
+        continue;
+      }
       writeTemp(job);
+      firsts.set(job.dest, job.j);
       written.push(job);
     } catch (err) {
       try { fs.rmSync(job.tmp, { force: true }); } catch {}
       results.set(job.j, failure(job.j, err));
     }
   }
-  // 2. Renamed into place (a missing shard directory is made, and its parents then need an fsync too).
-  const dirs = new Map();
-  const need = (dir, job) => { let list = dirs.get(dir); if (!list) { list = []; dirs.set(dir, list); } list.push(job.j); };
+  // 2. Renamed into place. A missing shard directory is made; whoever made it (this batch, or another
+  //    process at the same moment), its entry in its parent and the parent's in the root are fsynced for
+  //    every put into it.
+  const fresh = new Set();
+  const renamed = [];
   for (const job of written) {
+    const shard = path.dirname(job.dest);
     try {
-      const shard = path.dirname(job.dest);
       try {
         fs.renameSync(job.tmp, job.dest);
       } catch (err) {
         if (err.code !== 'ENOENT') throw err;
-        const made = fs.mkdirSync(shard, { recursive: true });
+        fs.mkdirSync(shard, { recursive: true });
+        fresh.add(shard);
         fs.renameSync(job.tmp, job.dest);
-        if (made !== undefined) { need(path.dirname(shard), job); need(job.root, job); }
       }
-      need(shard, job);
+      renamed.push(job);
       results.set(job.j, { j: job.j, created: true });
     } catch (err) {
       try { fs.rmSync(job.tmp, { force: true }); } catch {}
       results.set(job.j, failure(job.j, err));
     }
   }
-  // 3. Each directory renamed into once, after all its renames: they are durable together.
+  for (const job of renamed) {
+    const shard = path.dirname(job.dest);
+    need(shard, job);
+    if (fresh.has(shard)) { need(path.dirname(shard), job); need(job.root, job); }
+  }
+  // 3. Each directory once, after all the renames into it: they are durable together.
   for (const [dir, js] of dirs) {
     try {
       syncDir(dir);
@@ -107,15 +124,26 @@ function read(jobs) {
   const out = [];
   const transfer = [];
   for (const job of jobs) {
+    let fd;
     try {
-      const b = fs.readFileSync(job.path);
-      // Small reads come from a shared pool, which cannot be transferred: those are copied.
-      const own = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
-      const bytes = own ? new Uint8Array(b.buffer) : new Uint8Array(b);
-      out.push({ j: job.j, bytes });
-      transfer.push(bytes.buffer);
+      fd = fs.openSync(job.path, 'r');
+      const size = fs.fstatSync(fd).size;
+      // A large blob is read by the caller's thread instead: one read would hold this worker, and the batch its bytes.
+      if (size > job.max) { out.push({ j: job.j, large: true }); continue; }
+      const bytes = new Uint8Array(size);
+      let offset = 0;
+      while (offset < size) {
+        const n = fs.readSync(fd, bytes, offset, size - offset, offset);
+        if (n === 0) break;
+        offset += n;
+      }
+      const whole = offset === size ? bytes : bytes.slice(0, offset);
+      out.push({ j: job.j, bytes: whole });
+      transfer.push(whole.buffer);
     } catch (err) {
       out.push(failure(job.j, err));
+    } finally {
+      if (fd !== undefined) try { fs.closeSync(fd); } catch {}
     }
   }
   return { out, transfer };
@@ -152,17 +180,21 @@ interface PutJob {
   readonly dest: string;
   /** The store's root directory (fsynced when a shard directory is made). */
   readonly root: string;
+  /** Handed over: the whole buffer is transferred to the worker (detached here). */
   readonly bytes: Uint8Array;
 }
 
 interface ReadJob {
   readonly path: string;
+  readonly max: number;
 }
 
 interface Result {
   readonly j: number;
   readonly created?: boolean;
   readonly bytes?: Uint8Array;
+  /** A read refused as larger than the worker takes. */
+  readonly large?: boolean;
   readonly code?: string;
   readonly syscall?: string;
 }
@@ -247,6 +279,10 @@ class Lane {
     worker.on('exit', (code) => {
       dead(new Error(`the ${this.name} worker exited (code ${code})`));
     });
+    // A reply that cannot be deserialised would leave its jobs waiting forever: stop the worker, failing them.
+    worker.on('messageerror', () => {
+      void worker.terminate();
+    });
     this.#worker = worker;
     return worker;
   }
@@ -288,6 +324,8 @@ class Lane {
   }
 
   async terminate(): Promise<void> {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     const worker = this.#worker;
     if (worker !== undefined) await worker.terminate();
   }
@@ -308,16 +346,23 @@ function settle(result: Result): Result {
  * with an FsIoError (errno code) or, if the worker died, an Error.
  */
 export async function durablePut(job: PutJob): Promise<boolean> {
-  // One copy the worker takes over: posting the caller's view would copy its whole underlying buffer
-  // (a pooled slab, or the request body it was decoded from), and transferring it would take it away.
-  const bytes = new Uint8Array(job.bytes);
-  const result = settle(await puts.run({ ...job, bytes }, bytes.buffer));
+  // Transferred, not copied: `bytes` must own its whole buffer (see PutJob). Posting a view instead
+  // would copy its whole underlying buffer (a pooled slab, or the request body it was decoded from).
+  if (job.bytes.byteOffset !== 0 || job.bytes.byteLength !== job.bytes.buffer.byteLength) {
+    throw new TypeError('durablePut takes bytes that own their whole buffer');
+  }
+  const result = settle(await puts.run({ ...job }, job.bytes.buffer as ArrayBuffer));
   return result.created === true;
 }
 
-/** The whole file at `path` (ENOENT as an FsIoError when there is none). */
-export async function readWhole(path: string): Promise<Uint8Array> {
-  const result = settle(await reads.run({ path } satisfies ReadJob));
+/**
+ * The whole file at `path` if it is at most WORKER_IO_MAX_BYTES, read by
+ * the worker; undefined for a larger one (the caller reads it itself).
+ * ENOENT as an FsIoError when there is none.
+ */
+export async function readWhole(path: string): Promise<Uint8Array | undefined> {
+  const result = settle(await reads.run({ path, max: WORKER_IO_MAX_BYTES } satisfies ReadJob));
+  if (result.large === true) return undefined;
   if (result.bytes === undefined) throw new Error('malformed reply from the blob read worker');
   return result.bytes;
 }

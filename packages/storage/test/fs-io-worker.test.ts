@@ -148,24 +148,28 @@ describe('FsBlobStore small-blob I/O on worker threads', () => {
   });
 
   it('fails the puts in flight when the worker stops, and starts a new worker for the next ones', async () => {
-    const inFlight = Array.from({ length: 40 }, () => randomBytes(5000));
+    // A live worker first, so that the batch below goes to it and is cut off midway.
+    const warm = randomBytes(10);
+    await store.put(blobIdOf(warm), warm);
+    expect(fsIoWorkersRunning().puts).toBe(true);
+    const inFlight = Array.from({ length: 200 }, () => randomBytes(5000));
     const outcomes = Promise.allSettled(inFlight.map((b) => store.put(blobIdOf(b), b)));
-    // Let the batch reach the worker, then stop it.
+    // Two turns of the event loop: the puts are hashed and the lane has posted its batches.
+    await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
     await terminateFsIoWorkers();
     const settled = await outcomes;
-    expect(settled.some((s) => s.status === 'rejected')).toBe(true);
-    for (const s of settled) {
+    // 200 fsynced puts take far longer than stopping a thread: most are cut off.
+    expect(settled.filter((s) => s.status === 'rejected').length).toBeGreaterThan(0);
+    for (const [i, s] of settled.entries()) {
       if (s.status === 'rejected')
         expect(isStorageError(s.reason, 'STORAGE_UNAVAILABLE')).toBe(true);
+      // Whatever was answered stored is stored.
+      else expect(await store.verify(blobIdOf(inFlight[i]!))).toBe(true);
     }
-    // Whatever was answered stored is stored; every blob can be put again.
-    for (const [i, s] of settled.entries()) {
-      if (s.status === 'fulfilled') expect(await store.has(blobIdOf(inFlight[i]!))).toBe(true);
-    }
-    const again = await Promise.all(inFlight.map((b) => store.put(blobIdOf(b), b)));
+    // Every blob can be put again (a cut-off put may have left its file in place, never a partial one).
+    await Promise.all(inFlight.map((b) => store.put(blobIdOf(b), b)));
     for (const b of inFlight) expect(await store.verify(blobIdOf(b))).toBe(true);
-    expect(again).toHaveLength(inFlight.length);
   });
 });
 
@@ -183,13 +187,47 @@ describe('durablePut and readWhole', () => {
     expect(
       await durablePut({ tmp: join(dir, 't1'), dest, root: dir, bytes: new Uint8Array([1, 2, 3]) }),
     ).toBe(true);
-    expect(new Uint8Array(await readWhole(dest))).toEqual(new Uint8Array([1, 2, 3]));
+    expect(await readWhole(dest)).toEqual(new Uint8Array([1, 2, 3]));
     expect(
       await durablePut({ tmp: join(dir, 't2'), dest, root: dir, bytes: new Uint8Array([1, 2, 3]) }),
     ).toBe(false);
     const err: unknown = await readWhole(join(dir, 'absent')).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'FsIoError', code: 'ENOENT' });
     expect((err as Error).message).not.toContain(dir);
+  });
+
+  it('takes over the bytes it writes (transferred), and refuses a view into a larger buffer', async () => {
+    const bytes = new Uint8Array([7, 8, 9]);
+    expect(
+      await durablePut({ tmp: join(dir, 't1'), dest: join(dir, 'x', 'y', 'b'), root: dir, bytes }),
+    ).toBe(true);
+    expect(bytes.byteLength).toBe(0); // detached: the worker has it
+    const view = new Uint8Array(16).subarray(2, 5);
+    await expect(
+      durablePut({ tmp: join(dir, 't2'), dest: join(dir, 'x', 'y', 'c'), root: dir, bytes: view }),
+    ).rejects.toThrow(TypeError);
+  });
+
+  it('leaves files larger than the worker takes to the caller', async () => {
+    const path = join(dir, 'large');
+    await writeFile(path, new Uint8Array(WORKER_IO_MAX_BYTES + 1));
+    expect(await readWhole(path)).toBeUndefined();
+    await writeFile(path, new Uint8Array(WORKER_IO_MAX_BYTES));
+    expect((await readWhole(path))?.length).toBe(WORKER_IO_MAX_BYTES);
+  });
+
+  it('writes two puts of one batch into a shard the first of them makes', async () => {
+    // The second renames into the shard without ENOENT; its answer waits for the fsyncs of the shard's
+    // parent and of the root all the same (not observable without a crash; the path is exercised here).
+    const a = join(dir, 'ab', 'cd', 'blob-a');
+    const b = join(dir, 'ab', 'cd', 'blob-b');
+    const [ra, rb] = await Promise.all([
+      durablePut({ tmp: join(dir, 'ta'), dest: a, root: dir, bytes: new Uint8Array([1]) }),
+      durablePut({ tmp: join(dir, 'tb'), dest: b, root: dir, bytes: new Uint8Array([2]) }),
+    ]);
+    expect([ra, rb]).toEqual([true, true]);
+    expect(await readWhole(a)).toEqual(new Uint8Array([1]));
+    expect(await readWhole(b)).toEqual(new Uint8Array([2]));
   });
 });
 

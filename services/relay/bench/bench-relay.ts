@@ -592,7 +592,8 @@ try {
         instanceUrls: servers.map((s) => s.urls['wacap']!),
       });
     } finally {
-      await stopAll(servers);
+      // The second instance first: the first owns the shared chunk directory and removes it when it stops.
+      for (const server of [...servers].reverse()) await server.stop();
     }
   }
   for (const name of CROSS_SECTIONS) {
