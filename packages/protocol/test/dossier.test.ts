@@ -4,24 +4,15 @@ import { fromBase64url, sha256, toBase64url, toHex, utf8 } from '../src/bytes.js
 import { canonicalBytes, decodeCanonical } from '../src/encoding.js';
 import { encryptSignedDossier, openDossier, type SealedResult } from '../src/dossier.js';
 import { signEnvelope, type Envelope } from '../src/envelope.js';
-import { isProtocolError, type ErrorCode } from '../src/errors.js';
+import { isProtocolError } from '../src/errors.js';
 import { ready } from '../src/sodium.js';
 import { buildTestWorld, encryptTestAttachment, exampleContentFor, sealTestDossier, type TestWorld } from '../src/testing/index.js';
 import type { AttachmentManifest } from '../src/attachment-manifest.js';
+import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
 let world: TestWorld;
 let attachments: AttachmentManifest[];
-
-function codeOf(fn: () => unknown): ErrorCode | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (isProtocolError(err)) return err.code;
-    throw err;
-  }
-}
 
 function open(result: { envelope: unknown; sealed: Uint8Array }, reader: string, trustNetwork = reader.split('@')[1]!) {
   const a = world.authority(reader);

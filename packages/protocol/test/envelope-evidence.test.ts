@@ -10,24 +10,14 @@ import {
   withHop,
   type Envelope,
 } from '../src/envelope.js';
-import { isProtocolError, type ErrorCode } from '../src/errors.js';
 import { issueEvidence, reasonFor, verifyEvidenceChain, type Evidence } from '../src/evidence.js';
 import { ready } from '../src/sodium.js';
 import { buildTestWorld, type TestWorld } from '../src/testing/index.js';
+import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
 let world: TestWorld;
 let envelope: Envelope;
-
-function codeOf(fn: () => unknown): ErrorCode | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (isProtocolError(err)) return err.code;
-    throw err;
-  }
-}
 
 function makeEnvelope(overrides: Partial<Parameters<typeof signEnvelope>[0]> = {}): Envelope {
   const sn = world.authority('sn-moj@wacap');

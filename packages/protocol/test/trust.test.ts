@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ProtocolError, isProtocolError, type ErrorCode } from '../src/errors.js';
+import { ProtocolError } from '../src/errors.js';
 import { generateSigningKeyPair, keyRef } from '../src/keys.js';
 import { ready } from '../src/sodium.js';
 import { CONTEXTS, sign, signBytes, verifySignature } from '../src/signed.js';
@@ -13,19 +13,10 @@ import {
 } from '../src/statements.js';
 import { TrustStore } from '../src/trust.js';
 import { buildTestWorld, testSeed, type TestWorld } from '../src/testing/index.js';
+import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
 let world: TestWorld;
-
-function codeOf(fn: () => unknown): ErrorCode | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (isProtocolError(err)) return err.code;
-    throw err;
-  }
-}
 
 beforeAll(async () => {
   await ready();

@@ -11,22 +11,12 @@ import {
   type Envelope,
   type Hop,
 } from '../src/envelope.js';
-import { isProtocolError, type ErrorCode } from '../src/errors.js';
 import { ready } from '../src/sodium.js';
 import { buildTestWorld, type TestWorld } from '../src/testing/index.js';
+import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
 let world: TestWorld;
-
-function codeOf(fn: () => unknown): ErrorCode | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (isProtocolError(err)) return err.code;
-    throw err;
-  }
-}
 
 function makeEnvelope(maxHops = 4): Envelope {
   const sn = world.authority('sn-moj@wacap');
