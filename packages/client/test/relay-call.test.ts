@@ -244,10 +244,9 @@ describe('RelayPeerClient against a relay that verifies with verifyRelayCall', (
     });
   }
 
-  function inbound(recipients: string[]): Envelope {
+  function inbound(recipients: string[], dossier = makeChunk(100)): Envelope {
     const world = relay.world;
     const now = Date.now();
-    const dossier = makeChunk(100);
     const env = signEnvelope(
       {
         id: newEnvelopeId(),
@@ -256,7 +255,7 @@ describe('RelayPeerClient against a relay that verifies with verifyRelayCall', (
         createdAt: now,
         expiresAt: now + 3600_000,
         maxHops: 4,
-        dossier: { id: dossier.id, size: 100 },
+        dossier: { id: dossier.id, size: dossier.bytes.length },
         chunks: [],
       },
       world.authority('kz-gpo@casc').identity,
@@ -290,25 +289,8 @@ describe('RelayPeerClient against a relay that verifies with verifyRelayCall', (
   });
 
   it('checks objects sent along with a hand-over before any call: the envelope\'s, within limits, hashing to their ids', async () => {
-    const world = relay.world;
-    const now = Date.now();
     const dossier = makeChunk(100);
-    const envelope = withHop(
-      signEnvelope(
-        {
-          id: newEnvelopeId(),
-          sender: 'kz-gpo@casc',
-          recipients: ['sn-moj@wacap'],
-          createdAt: now,
-          expiresAt: now + 3600_000,
-          maxHops: 4,
-          dossier: { id: dossier.id, size: 100 },
-          chunks: [],
-        },
-        world.authority('kz-gpo@casc').identity,
-      ),
-      { relay: FROM, receivedAt: now },
-    );
+    const envelope = inbound(['sn-moj@wacap'], dossier);
     const client = peer();
     const calls = relay.relayCalls.length;
     const codeOf = (inline: { id: string; bytes: Uint8Array }[]): Promise<unknown> =>
