@@ -1,5 +1,6 @@
 import {
   canonicalBytes,
+  concatBytes,
   toBase64url,
   envelopeHash,
   isAddress,
@@ -132,13 +133,7 @@ function batchBody(envelopes: readonly { bytes: Uint8Array }[], evidences: reado
   parts.push(encoder.encode('],"evidences":['));
   evidences.forEach((item, i) => parts.push(...(i === 0 ? [item.bytes] : [COMMA, item.bytes])));
   parts.push(encoder.encode(']}'));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 const COMMA = encoder.encode(',');
 

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { concatBytes } from '@rogatory/protocol';
 import type { SeededRandom } from './seeded.js';
 
 /**
@@ -113,15 +114,15 @@ export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint
       return { bytes: b.subarray(0, at), how: `truncate at ${String(at)}` };
     case 3: {
       const extra = rng.pick([' ', '\n', '0', '"', ',', '}', 'x', '\\']);
-      return { bytes: concat(b.subarray(0, at), enc.encode(extra), b.subarray(at)), how: `insert ${JSON.stringify(extra)} at ${String(at)}` };
+      return { bytes: concatBytes(b.subarray(0, at), enc.encode(extra), b.subarray(at)), how: `insert ${JSON.stringify(extra)} at ${String(at)}` };
     }
     case 4: {
       const len = rng.range(1, 8);
-      return { bytes: concat(b.subarray(0, at), b.subarray(at + len)), how: `delete ${String(len)} at ${String(at)}` };
+      return { bytes: concatBytes(b.subarray(0, at), b.subarray(at + len)), how: `delete ${String(len)} at ${String(at)}` };
     }
     case 5: {
       const len = rng.range(1, 40);
-      return { bytes: concat(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)), how: `duplicate ${String(len)} at ${String(at)}` };
+      return { bytes: concatBytes(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)), how: `duplicate ${String(len)} at ${String(at)}` };
     }
     default: {
       const n = rng.range(2, 6);
@@ -134,15 +135,6 @@ export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint
   }
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
