@@ -348,10 +348,16 @@ function settle(result: Result): Result {
 export async function durablePut(job: PutJob): Promise<boolean> {
   // Transferred, not copied: `bytes` must own its whole buffer (see PutJob). Posting a view instead
   // would copy its whole underlying buffer (a pooled slab, or the request body it was decoded from).
-  if (job.bytes.byteOffset !== 0 || job.bytes.byteLength !== job.bytes.buffer.byteLength) {
-    throw new TypeError('durablePut takes bytes that own their whole buffer');
+  const { buffer } = job.bytes;
+  // A SharedArrayBuffer cannot be transferred: posting it would fail the whole batch it went with.
+  if (
+    !(buffer instanceof ArrayBuffer) ||
+    job.bytes.byteOffset !== 0 ||
+    job.bytes.byteLength !== buffer.byteLength
+  ) {
+    throw new TypeError('durablePut takes bytes that own their whole (non-shared) buffer');
   }
-  const result = settle(await puts.run({ ...job }, job.bytes.buffer as ArrayBuffer));
+  const result = settle(await puts.run({ ...job }, buffer));
   return result.created === true;
 }
 

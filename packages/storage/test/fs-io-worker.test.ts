@@ -206,6 +206,15 @@ describe('durablePut and readWhole', () => {
     await expect(
       durablePut({ tmp: join(dir, 't2'), dest: join(dir, 'x', 'y', 'c'), root: dir, bytes: view }),
     ).rejects.toThrow(TypeError);
+    const shared = new Uint8Array(new SharedArrayBuffer(3));
+    await expect(
+      durablePut({
+        tmp: join(dir, 't3'),
+        dest: join(dir, 'x', 'y', 'd'),
+        root: dir,
+        bytes: shared,
+      }),
+    ).rejects.toThrow(TypeError);
   });
 
   it('leaves files larger than the worker takes to the caller', async () => {
