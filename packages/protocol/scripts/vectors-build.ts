@@ -32,11 +32,12 @@ import {
   type Manifest,
   type SignedDossier,
 } from '../src/index.js';
+import { bundleScenarios } from './vectors-bundle.js';
 import { buildTestWorld, encryptTestAttachment, sealTestDossier, testSeed, type TestWorld } from '../src/testing/index.js';
 
 export const VECTOR_NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 
-export type VectorKind = 'canonical' | 'manifest' | 'statement' | 'envelope' | 'sealed-dossier' | 'attachment' | 'evidence-chain';
+export type VectorKind = 'canonical' | 'manifest' | 'statement' | 'envelope' | 'sealed-dossier' | 'attachment' | 'evidence-chain' | 'bundle';
 
 export interface TrustSetup {
   pinned: { network: string; root: KeyRef }[];
@@ -312,6 +313,7 @@ export async function buildVectors(): Promise<Vector[]> {
     ...dossiers.vectors,
     ...attachments.vectors,
     ...evidenceVectors(world, dossiers.oneRecipient),
+    ...bundleScenarios(world, attachments.manifests, VECTOR_NOW).map((s) => vector({ ...s, kind: 'bundle' })),
   ];
   // Self-check: the generator must agree with the decryptor on the positive attachment vectors.
   for (const v of all.filter((x) => x.kind === 'attachment' && x.code === null)) {

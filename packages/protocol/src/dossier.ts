@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { AttachmentManifestSchema, attachmentChunkLength, parseAttachmentManifest, type AttachmentManifest } from './attachment-manifest.js';
-import { concatBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
+import { concatBytes, equalBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
 import { DossierContentSchema, validateDossierContent, type DossierContent } from './content/index.js';
 import { canonicalBytes, decodeCanonical } from './encoding.js';
 import { fail, ProtocolError, type ContentIssue } from './errors.js';
@@ -49,13 +49,19 @@ export const KeyWrapSchema = Type.Object(
 );
 export type KeyWrap = Static<typeof KeyWrapSchema>;
 
-/** The object a relay stores under `envelope.dossier.id`: opaque to everyone without a wrapped key. */
+/**
+ * The object a relay stores under `envelope.dossier.id`: opaque to everyone without a wrapped key.
+ * Version 2 adds `keyCommitment`: XChaCha20-Poly1305 is not key-committing, so without it a sender
+ * could craft one ciphertext that opens to different dossiers under two content keys, wrap one
+ * key for the recipient and later show the other in an export bundle.
+ */
 export const SealedDossierSchema = Type.Object(
   {
     type: Type.Literal('sealed-dossier'),
-    version: Type.Literal(1),
+    version: Type.Literal(2),
     envelopeId: EnvelopeIdSchema,
     nonce: Base64url(24),
+    keyCommitment: Base64url(32),
     wraps: Type.Array(KeyWrapSchema, { minItems: 1, maxItems: ENVELOPE_LIMITS.maxRecipients + 1 }),
     ciphertext: Base64url(),
   },
@@ -70,6 +76,37 @@ const dossierBodyShape = validator(DossierBodySchema, 'dossier');
 /** Additional data of the payload AEAD: binds the ciphertext to its envelope id and every key wrap. */
 export function payloadAssociatedData(envelopeId: string, wraps: readonly KeyWrap[]): Uint8Array {
   return concatBytes(utf8('rogatory/v1/sealed-dossier'), Uint8Array.of(0), canonicalBytes({ envelopeId, wraps }));
+}
+
+/** Commitment to a content key: SHA-256 of a domain-separated copy (§9.4). The key is 32 random bytes, so this reveals nothing. */
+export function contentKeyCommitment(contentKey: Uint8Array): Uint8Array {
+  return sha256(concatBytes(utf8('rogatory/v1/content-key-commitment'), Uint8Array.of(0), contentKey));
+}
+
+/**
+ * Decrypt the payload of a sealed dossier with its content key: the key must match the sealed
+ * object's commitment (constant-time compare), then the AEAD must open. Both failures are
+ * DECRYPT_FAILED. Returns the canonical signed-dossier bytes, not yet decoded.
+ */
+export function decryptSealedPayload(sealed: SealedDossier, contentKey: Uint8Array): Uint8Array {
+  const s = sodium();
+  if (!equalBytes(fromBase64url(sealed.keyCommitment, 'keyCommitment'), contentKeyCommitment(contentKey))) fail('DECRYPT_FAILED', 'content key does not match the sealed dossier\'s key commitment');
+  try {
+    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      fromBase64url(sealed.ciphertext, 'ciphertext'),
+      payloadAssociatedData(sealed.envelopeId, sealed.wraps),
+      fromBase64url(sealed.nonce, 'nonce'),
+      contentKey,
+    );
+  } catch (cause) {
+    return fail('DECRYPT_FAILED', 'dossier payload does not decrypt', { cause });
+  }
+}
+
+/** Decode the canonical bytes of a sealed dossier object (limit 8 MiB) and check its schema. */
+export function parseSealedDossier(bytes: Uint8Array): SealedDossier {
+  return sealedShape.parse(decodeCanonical(bytes, ENVELOPE_LIMITS.maxDossierBytes));
 }
 
 /**
@@ -121,12 +158,14 @@ export function encryptSignedDossier(options: {
     nonce,
     contentKey,
   );
+  const keyCommitment = toBase64url(contentKeyCommitment(contentKey));
   s.memzero(contentKey);
   const sealed = canonicalBytes({
     type: 'sealed-dossier',
-    version: 1,
+    version: 2,
     envelopeId,
     nonce: toBase64url(nonce),
+    keyCommitment,
     wraps,
     ciphertext: toBase64url(ciphertext),
   } satisfies SealedDossier);
@@ -256,7 +295,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
   if (options.sealed.length !== env.dossier.size || toHex(sha256(options.sealed)) !== env.dossier.id) {
     fail('CHUNK_HASH_MISMATCH', 'sealed dossier is not the object the envelope names');
   }
-  const sealed = sealedShape.parse(decodeCanonical(options.sealed, ENVELOPE_LIMITS.maxDossierBytes));
+  const sealed = parseSealedDossier(options.sealed);
   if (sealed.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'sealed dossier belongs to another envelope');
 
   const reader = options.reader.address;
@@ -277,15 +316,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
 
   let plaintext: Uint8Array;
   try {
-    plaintext = s.crypto_aead_xchacha20poly1305_ietf_decrypt(
-      null,
-      fromBase64url(sealed.ciphertext, 'ciphertext'),
-      payloadAssociatedData(sealed.envelopeId, sealed.wraps),
-      fromBase64url(sealed.nonce, 'nonce'),
-      contentKey,
-    );
-  } catch (cause) {
-    return fail('DECRYPT_FAILED', 'dossier payload does not decrypt', { cause });
+    plaintext = decryptSealedPayload(sealed, contentKey);
   } finally {
     s.memzero(contentKey);
   }

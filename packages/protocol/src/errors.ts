@@ -64,6 +64,8 @@ export const ERROR_CODES = {
   EVIDENCE_CHAIN_INVALID: 'evidence failure',
   /** An evidence refers to another envelope. */
   EVIDENCE_MISMATCH: 'evidence failure',
+  /** An export bundle's members break its layout: a member missing or not listed, a misnamed or misordered attachment or manifest. */
+  BUNDLE_LAYOUT_INVALID: 'decode failure',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

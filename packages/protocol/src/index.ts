@@ -15,3 +15,4 @@ export * from './attachment.js';
 export * from './content/index.js';
 export * from './dossier.js';
 export * from './keyfile.js';
+export * from './bundle.js';

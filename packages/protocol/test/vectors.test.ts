@@ -21,10 +21,13 @@ import {
   verifyEvidenceChain,
   verifyManifest,
   verifyEncryptionKeyCert,
+  verifyBundle,
+  ProtocolError,
   type EncryptionKeyPair,
   type KeyRef,
 } from '../src/index.js';
 import type { TrustSetup, Vector } from '../scripts/vectors-build.js';
+import type { BundleVectorInput } from '../scripts/vectors-bundle.js';
 
 const dir = join(import.meta.dirname, '..', 'test-vectors');
 const vectors: Vector[] = readdirSync(dir)
@@ -103,6 +106,23 @@ async function run(v: Vector, decrypt: Decrypt): Promise<Record<string, unknown>
       for await (const piece of decrypt(input['manifest'], (input['chunks'] as string[]).map((c) => fromBase64url(c)))) pieces.push(piece);
       const plain = iso.concatBytes(...pieces);
       return { size: plain.length, plaintextSha256: toHex(sha256(plain)), plaintext: toBase64url(plain) };
+    }
+    case 'bundle': {
+      const b = input as unknown as BundleVectorInput;
+      const bytes = fromBase64url(b.bundleJson);
+      const report = await verifyBundle(
+        bytes,
+        {
+          members: b.members,
+          digest: (m) => {
+            const f = b.files[m];
+            return f ? Promise.resolve(f) : Promise.reject(new Error(`no file ${m}`));
+          },
+        },
+        { now: v.now, ...(b.expectedRootKid === null ? {} : { expectedRootKid: b.expectedRootKid }) },
+      );
+      if (!report.ok) throw new ProtocolError(report.code!, 'bundle does not verify');
+      return { kind: report.kind, proves: report.proves, envelopeId: report.envelopeId, envelopeSha256: envelopeHash((decodeCanonical(bytes.subarray(0, -1)) as { envelope: never }).envelope), evidence: report.evidence?.ordered };
     }
     case 'evidence-chain': {
       const trust = trustFrom(input['trust'] as TrustSetup);

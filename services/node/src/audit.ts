@@ -31,6 +31,7 @@ export const AUDIT_ACTIONS = [
   'dossier.open',
   'dossier.attachments-saved',
   'dossier.export',
+  'dossier.export-sealed',
   'dossier.status',
   'evidence.receive',
   'evidence.invalid',

@@ -31,14 +31,7 @@ export {
   type AuditProblem,
   type AuditReport,
 } from './audit.js';
-export {
-  BUNDLE_FILE,
-  BundleSchema,
-  verifyBundle,
-  type Bundle,
-  type BundleCheck,
-  type BundleReport,
-} from './bundle.js';
+export { verifyBundle } from './bundle.js';
 export {
   NodeConfigSchema,
   type BlobStoreConfig,

@@ -1,4 +1,4 @@
-import type { EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
+import type { BundleKind, EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
 import { useNativeCrypto } from '@rogatory/protocol/node';
 import type { AuditEntry, AuditReport } from './audit.js';
 import { exportBundle } from './bundle.js';
@@ -323,13 +323,18 @@ export class AuthorityNode {
     return views.quarantine(this.ctx, actor);
   }
 
-  /** Export a self-contained bundle that `verifyBundle` checks offline. */
+  /**
+   * Export a self-contained bundle that `verifyBundle` checks offline: a full
+   * one (decrypted dossier and attachments, counts as an opening), or with
+   * `sealed` one without any plaintext or key.
+   */
   exportBundle(
     actor: Actor,
     id: string,
     destDir: string,
-  ): Promise<{ dir: string; files: string[] }> {
-    return exportBundle(this.ctx, actor, id, destDir);
+    options: { readonly sealed?: boolean } = {},
+  ): Promise<{ dir: string; kind: BundleKind; files: string[] }> {
+    return exportBundle(this.ctx, actor, id, destDir, options);
   }
 
   // ------------------------------------------------------------------ audit

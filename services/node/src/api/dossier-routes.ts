@@ -284,6 +284,8 @@ export function dossierRoutes(app: FastifyInstance): void {
       },
     },
     (request) =>
-      node.exportBundle(actorOf(request), request.params.id, hostPath(ctx, request.body.dir)),
+      node.exportBundle(actorOf(request), request.params.id, hostPath(ctx, request.body.dir), {
+        sealed: request.body.sealed === true,
+      }),
   );
 }

@@ -233,6 +233,12 @@ export const ExportBody = Type.Object(
       maxLength: 4096,
       description: 'a directory on the node host',
     }),
+    sealed: Type.Optional(
+      Type.Boolean({
+        description:
+          'a sealed bundle: no dossier, attachments or content key; proves signatures and evidences only',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -281,7 +287,11 @@ export const EvidenceChain = Type.Object({
   ),
 });
 
-export const ExportReply = Type.Object({ dir: Type.String(), files: Type.Array(Type.String()) });
+export const ExportReply = Type.Object({
+  dir: Type.String(),
+  kind: Type.Union([Type.Literal('full'), Type.Literal('sealed')]),
+  files: Type.Array(Type.String()),
+});
 
 // ------------------------------------------------------------------ cases, quarantine
 

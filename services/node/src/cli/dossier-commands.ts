@@ -294,14 +294,25 @@ export function registerDossiers(program: Command, run: CliRun): void {
   program
     .command('export <id>')
     .description(
-      'export a self-contained bundle (dossier, attachments, evidences, key chain) that `rogatory verify` checks offline',
+      'export a self-contained bundle that `rogatory verify` checks offline. A full bundle CONTAINS THE DECRYPTED DOSSIER AND ATTACHMENTS and its content key (it counts as an opening); --sealed writes one with no plaintext and no key, which proves the signatures and evidences only',
     )
     .requiredOption('--out <dir>', 'bundle directory (absent or empty)')
-    .action(async (id: string, opts: { out: string }, cmd: Command) => {
+    .option(
+      '--sealed',
+      'no dossier, attachments or content key: for a registry that must verify but not read',
+    )
+    .action(async (id: string, opts: { out: string; sealed?: boolean }, cmd: Command) => {
       const g = globals(cmd, io);
-      const result = await asUser(io, g, (node, actor) => node.exportBundle(actor, id, opts.out));
+      const result = await asUser(io, g, (node, actor) =>
+        node.exportBundle(actor, id, opts.out, { sealed: opts.sealed === true }),
+      );
       emit(io, g.json, result, () =>
-        [`bundle written to ${result.dir}:`, ...result.files.map((f) => `  ${f}`)].join('\n'),
+        [
+          result.kind === 'full'
+            ? `full bundle written to ${result.dir}: it contains the decrypted dossier and attachments; keep it as you would the dossier`
+            : `sealed bundle written to ${result.dir}: no plaintext and no key; it proves signatures and evidences, not content`,
+          ...result.files.map((f) => `  ${f}`),
+        ].join('\n'),
       );
     });
 }

@@ -108,12 +108,13 @@ export function registerOps(
       );
       emit(io, g.json, report, () =>
         [
+          report.scope,
           ...report.checks.map(
             (c) => `${c.ok ? 'ok    ' : 'FAILED'} ${c.check.padEnd(18)} ${c.detail}`,
           ),
           report.ok
-            ? `VERIFIED: envelope ${report.envelopeId ?? '?'} from ${report.sender ?? '?'}, against root ${report.pinnedRoot?.kid ?? '?'} of ${report.pinnedRoot?.network ?? '?'} (compare it with the root you trust)`
-            : 'VERIFICATION FAILED',
+            ? `VERIFIED${report.proves === 'chain-only' ? ' (SIGNATURES AND EVIDENCES ONLY, NOT CONTENT)' : ''}: envelope ${report.envelopeId ?? '?'} from ${report.sender ?? '?'}, against root ${report.pinnedRoot?.kid ?? '?'} of ${report.pinnedRoot?.network ?? '?'} (compare it with the root you trust)`
+            : `VERIFICATION FAILED: ${report.code ?? '?'}`,
         ].join('\n'),
       );
       if (!report.ok) run.code = EXIT.verificationFailed;
