@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { verifyEvidenceChain } from '@rogatory/protocol';
+import {
+  CONTEXTS,
+  canonicalBytes,
+  decodeBundle,
+  sign,
+  verifyEvidenceChain,
+  type FullBundle,
+} from '@rogatory/protocol';
 import { terminateHashWorker } from '@rogatory/protocol/node';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { startTestRelays, type TestNetworkOfRelays } from '@rogatory/relay/testing';
@@ -233,12 +240,19 @@ describe('acceptance: an MLA request from sn-moj@wacap to kz-gpo@casc and its an
     const bundleDir = await exportedBundle(sn.node, snOfficer, requestId, tmp.path, 'bundle-2');
     const report = await verifyBundle(bundleDir);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
-    expect(report.ok).toBe(true);
+    expect(report).toMatchObject({
+      ok: true,
+      kind: 'full',
+      proves: 'content-and-chain',
+      code: null,
+    });
     expect(report.checks.map((c) => c.check)).toEqual([
       'format',
+      'members',
       'key-chain',
       'envelope-signature',
       'sealed-dossier',
+      'content-key',
       'dossier-signature',
       'dossier-binding',
       'content',
@@ -247,35 +261,136 @@ describe('acceptance: an MLA request from sn-moj@wacap to kz-gpo@casc and its an
     ]);
     expect(report.evidence?.ordered).toHaveLength(5);
     expect(report.pinnedRoot?.kid).toBe(world.networks['wacap']!.rootRef.kid);
-
-    const attachmentPath = join(bundleDir, 'attachments', '0-warrant.pdf');
-    const bytes = await readFile(attachmentPath);
-    bytes[1000] = bytes[1000]! ^ 1;
-    await writeFile(attachmentPath, bytes);
-    const bad = await verifyBundle(bundleDir);
-    expect(bad.ok).toBe(false);
-    expect(bad.checks.find((c) => !c.ok)).toEqual({
-      check: 'attachments',
-      ok: false,
-      detail: 'ATTACHMENT_MISMATCH',
-    });
-
-    const otherDir = await exportedBundle(sn.node, snOfficer, requestId, tmp.path, 'bundle-3');
-    const bundle = JSON.parse(await readFile(join(otherDir, 'bundle.json'), 'utf8'));
-    bundle.dossier.body.content.header.caseReference = 'SN-PR-2026-9999';
-    await writeFile(join(otherDir, 'bundle.json'), JSON.stringify(bundle));
-    const forged = await verifyBundle(otherDir);
-    expect(forged.ok).toBe(false);
-    expect(forged.checks.filter((c) => !c.ok).map((c) => `${c.check}:${c.detail}`)).toEqual([
-      'sealed-dossier:ENVELOPE_MISMATCH',
-      'dossier-signature:SIGNATURE_INVALID',
-    ]);
-
     expect(
       await verifyBundle(bundleDir, { expectedRootKid: world.networks['casc']!.rootRef.kid }),
-    ).toMatchObject({ ok: false });
+    ).toMatchObject({ ok: false, code: 'TRUST_CHAIN_BROKEN' });
+
+    // A sealed bundle holds no plaintext and no key, and proves the chain only.
+    const sealedExport = await sn.node.exportBundle(
+      snOfficer,
+      requestId,
+      join(tmp.path, 'sealed'),
+      {
+        sealed: true,
+      },
+    );
+    expect(sealedExport).toMatchObject({ kind: 'sealed', files: ['bundle.json'] });
+    const sealedText = await readFile(join(sealedExport.dir, 'bundle.json'), 'utf8');
+    expect(sealedText).not.toContain('contentKey');
+    expect(sealedText).not.toContain('SN-PR-');
+    const sealedReport = await verifyBundle(sealedExport.dir);
+    expect(sealedReport).toMatchObject({ ok: true, kind: 'sealed', proves: 'chain-only' });
+    expect(sealedReport.scope).toMatch(/^SEALED BUNDLE/);
+
+    // Each tampering of a copy of the bundle is refused, with the code of the first failing check.
+    const tamperedBundle = async (
+      name: string,
+      change: (bundle: FullBundle, dir: string) => Promise<void> | void,
+    ) => {
+      const dir = await exportedBundle(sn.node, snOfficer, requestId, tmp.path, `tamper-${name}`);
+      const bundle = await readBundle(dir);
+      await change(bundle, dir);
+      await writeFile(join(dir, 'bundle.json'), `${canonicalJson(bundle)}\n`);
+      const r = await verifyBundle(dir);
+      expect(r.ok, name).toBe(false);
+      expect(r.proves, name).toBeNull();
+      return r.code;
+    };
+    const sender = world.authority(SN);
+    // The attack: content replaced by other content re-signed with the sender's key.
+    expect(
+      await tamperedBundle('resigned', (b) => {
+        const body = structuredClone(b.dossier.body);
+        if (body.content.kind !== 'request') throw new Error('a request was exported');
+        body.content.header.caseReference = 'SN-PR-2026-9999';
+        b.dossier = sign(CONTEXTS.dossier, body, sender.identity);
+      }),
+    ).toBe('ENVELOPE_MISMATCH');
+    // ... and with the content key left out, or the kind changed to hide it.
+    expect(
+      await tamperedBundle('no-key', (b) => {
+        delete (b as Partial<FullBundle>).contentKey;
+      }),
+    ).toBe('SCHEMA_INVALID');
+    expect(
+      await tamperedBundle('as-sealed', (b) => {
+        (b as { kind: string }).kind = 'sealed';
+        delete (b as Partial<FullBundle>).contentKey;
+      }),
+    ).toBe('SCHEMA_INVALID');
+    expect(
+      await tamperedBundle('foreign-evidence', async (b) => {
+        const other = await readBundle(
+          await exportedBundle(kz.node, kzOfficer, answerId, tmp.path, 'answer'),
+        );
+        b.evidences.push(other.evidences[0]!);
+      }),
+    ).toBe('EVIDENCE_MISMATCH');
+    expect(
+      await tamperedBundle('manifests-reordered', (b) => {
+        b.trust.manifests = [b.trust.manifests[0]!, ...b.trust.manifests.slice(1).reverse()];
+      }),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('manifests-swapped', (b) => {
+        b.trust.manifests = [
+          b.trust.manifests[1]!,
+          b.trust.manifests[0]!,
+          ...b.trust.manifests.slice(2),
+        ];
+      }),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('sealed-replaced', async (b) => {
+        const other = await readBundle(
+          await exportedBundle(sn.node, snOfficer, answerAtSn.id, tmp.path, 'answer-sn'),
+        );
+        b.sealed = other.sealed;
+      }),
+    ).toBe('CHUNK_HASH_MISMATCH');
+    expect(
+      await tamperedBundle('attachment-replaced', async (b, dir) => {
+        const path = join(dir, b.attachments[0]!.file);
+        const bytes = await readFile(path);
+        bytes[1000] = bytes[1000]! ^ 1;
+        await writeFile(path, bytes);
+      }),
+    ).toBe('ATTACHMENT_MISMATCH');
+    expect(
+      await tamperedBundle('extra-member', (_b, dir) =>
+        writeFile(join(dir, 'attachments', '9-extra.pdf'), 'x'),
+      ),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('extra-top-level', (_b, dir) => writeFile(join(dir, 'notes.txt'), 'x')),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('missing-member', (b, dir) => rm(join(dir, b.attachments[1]!.file))),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('symlink-member', async (b, dir) => {
+        const path = join(dir, b.attachments[0]!.file);
+        await rename(path, join(tmp.path, 'moved-out'));
+        await symlink(join(tmp.path, 'moved-out'), path);
+      }),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    expect(
+      await tamperedBundle('dot-dot', (b) => {
+        b.attachments[0]!.file = 'attachments/../../outside';
+      }),
+    ).toBe('SCHEMA_INVALID');
   });
 });
+
+async function readBundle(dir: string): Promise<FullBundle> {
+  const bundle = decodeBundle(await readFile(join(dir, 'bundle.json')));
+  if (bundle.kind !== 'full') throw new Error('a full bundle was exported');
+  return bundle;
+}
+
+function canonicalJson(value: unknown): string {
+  return new TextDecoder().decode(canonicalBytes(value));
+}
 
 function digest(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
