@@ -233,9 +233,38 @@ describe('rogatory CLI', () => {
     expect(
       (await cli(['--dir', sn, '--user', 'officer', 'export', id, '--out', bundle])).code,
     ).toBe(0);
+    const exported = await cli([
+      '--dir',
+      sn,
+      '--user',
+      'officer',
+      'export',
+      id,
+      '--out',
+      `${bundle}-x`,
+    ]);
+    expect(exported.out).toMatch(/^full bundle written to .*: it contains the decrypted dossier/);
     const verified = await cli(['verify', bundle]);
     expect(verified.code).toBe(0);
-    expect(verified.out).toContain('VERIFIED');
+    expect(verified.out.split('\n')[0]).toMatch(/^FULL BUNDLE: proves that the dossier/);
+    expect(verified.out).toContain('VERIFIED: envelope');
+    // A sealed bundle says first that it proves no content, and its VERIFIED line says so too.
+    const sealedDir = join(tmp.path, 'cli-sealed');
+    expect(
+      (await cli(['--dir', sn, '--user', 'officer', 'export', id, '--out', sealedDir, '--sealed']))
+        .code,
+    ).toBe(0);
+    const sealedOut = await cli(['verify', sealedDir]);
+    expect(sealedOut.code).toBe(0);
+    expect(sealedOut.out.split('\n')[0]).toMatch(
+      /^SEALED BUNDLE: proves the signatures and evidences/,
+    );
+    expect(sealedOut.out).toContain('VERIFIED (SIGNATURES AND EVIDENCES ONLY, NOT CONTENT)');
+    expect((await cli(['--json', 'verify', sealedDir])).json()).toMatchObject({
+      ok: true,
+      kind: 'sealed',
+      proves: 'chain-only',
+    });
     const json = JSON.parse(await readFile(join(bundle, 'bundle.json'), 'utf8')) as {
       evidences: unknown[];
     };
@@ -243,11 +272,12 @@ describe('rogatory CLI', () => {
     await writeFile(join(bundle, 'bundle.json'), JSON.stringify(json));
     const tampered = await cli(['--json', 'verify', bundle]);
     expect(tampered.code).toBe(2);
-    expect(tampered.json()).toMatchObject({ ok: false });
+    // Not canonical any more: refused before anything else.
+    expect(tampered.json()).toMatchObject({ ok: false, code: 'ENCODING_INVALID', proves: null });
 
     expect((await cli(['--dir', sn, '--user', 'admin', 'audit', 'verify'])).code).toBe(0);
     const q = await cli(['--dir', kz, '--user', 'admin', '--json', 'quarantine', 'list']);
     expect(q.code).toBe(0);
     expect(q.json()).toEqual([]);
-  });
+  }, 240_000);
 });
