@@ -32,11 +32,24 @@ import {
   type Manifest,
   type SignedDossier,
 } from '../src/index.js';
+import { codeVectors } from './vectors-codes.js';
 import { buildTestWorld, encryptTestAttachment, sealTestDossier, testSeed, type TestWorld } from '../src/testing/index.js';
 
 export const VECTOR_NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 
-export type VectorKind = 'canonical' | 'manifest' | 'statement' | 'envelope' | 'sealed-dossier' | 'attachment' | 'evidence-chain';
+export type VectorKind =
+  | 'canonical'
+  | 'manifest'
+  | 'manifest-update'
+  | 'statement'
+  | 'envelope'
+  | 'sealed-dossier'
+  | 'seal'
+  | 'attachment'
+  | 'evidence-chain'
+  | 'key-file'
+  | 'signature'
+  | 'secretstream';
 
 export interface TrustSetup {
   pinned: { network: string; root: KeyRef }[];
@@ -60,7 +73,7 @@ export interface Vector {
   result: Record<string, unknown> | null;
 }
 
-function vector(v: Omit<Vector, 'expect' | 'now'> & { now?: number }): Vector {
+export function vector(v: Omit<Vector, 'expect' | 'now'> & { now?: number }): Vector {
   return {
     name: v.name,
     kind: v.kind,
@@ -73,7 +86,7 @@ function vector(v: Omit<Vector, 'expect' | 'now'> & { now?: number }): Vector {
   };
 }
 
-function trustOf(world: TestWorld, network: string, extra: Partial<TrustSetup> = {}): TrustSetup {
+export function trustOf(world: TestWorld, network: string, extra: Partial<TrustSetup> = {}): TrustSetup {
   const manifest = world.networks[network]!.manifest;
   return {
     pinned: [{ network, root: world.networks[network]!.rootRef }],
@@ -313,6 +326,8 @@ export async function buildVectors(): Promise<Vector[]> {
     ...attachments.vectors,
     ...evidenceVectors(world, dossiers.oneRecipient),
   ];
+  // Drawn after every vector above, so that they did not change when these were added.
+  all.push(...codeVectors(world, all));
   // Self-check: the generator must agree with the decryptor on the positive attachment vectors.
   for (const v of all.filter((x) => x.kind === 'attachment' && x.code === null)) {
     let size = 0;
