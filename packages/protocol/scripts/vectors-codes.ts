@@ -248,7 +248,7 @@ function signatureVectors(): Vector[] {
   const order2 = fromHex('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f');
   const order4 = fromHex('0000000000000000000000000000000000000000000000000000000000000080');
   const order8 = fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
-  // y = p + 1 (≡ 1): a non-canonical encoding of the identity, and y = p + 5: a non-canonical encoding of a point of order... not on the curve.
+  // y = p + 1: a non-canonical encoding of the identity.
   const nonCanonicalIdentity = fromHex('eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f');
   const zeroS = new Uint8Array(32);
   const cases: [string, string, Uint8Array, Uint8Array, ErrorCode | null][] = [
@@ -263,18 +263,41 @@ function signatureVectors(): Vector[] {
     ['signature-small-order-r', 'A valid key, R of order 8 and S = 0: refused (small-order R).', pk, Uint8Array.of(...order8, ...zeroS), 'SIGNATURE_INVALID'],
     ['signature-key-not-on-curve', 'A public key that does not decode to a curve point (y = 2): refused.', fromHex('0200000000000000000000000000000000000000000000000000000000000000'), sig, 'SIGNATURE_INVALID'],
   ];
+  const withMessage: { name: string; description: string; publicKey: Uint8Array; signature: Uint8Array; code: ErrorCode | null; message: Uint8Array }[] = cases.map(([name, description, publicKey, signature, code]) => ({ name, description, publicKey, signature, code, message: msg }));
+
+  // A mixed-order public key A' = [a]B + T8 and signatures S = r + h·a, h = H(R ‖ A' ‖ M): then
+  // [S]B − [h]A' = R − [h]T8, which equals R exactly when h ≡ 0 (mod 8). The cofactorless equation
+  // that libsodium checks holds only then; the cofactored one ([8][S]B = [8]R + [8][h]A') always holds.
+  const scalar = (label: string) => s.crypto_core_ed25519_scalar_reduce(s.crypto_hash_sha512(utf8(`rogatory-test-vectors/ed25519/${label}`)));
+  const a = scalar('a');
+  const mixed = s.crypto_core_ed25519_add(s.crypto_scalarmult_ed25519_base_noclamp(a), order8);
+  const found = new Map<boolean, { message: Uint8Array; signature: Uint8Array }>();
+  for (let i = 0; found.size < 2; i++) {
+    const message = utf8(`message ${i}`);
+    const r = scalar(`r/${i}`);
+    const R = s.crypto_scalarmult_ed25519_base_noclamp(r);
+    const h = s.crypto_core_ed25519_scalar_reduce(s.crypto_hash_sha512(Uint8Array.of(...R, ...mixed, ...message)));
+    const S = s.crypto_core_ed25519_scalar_add(r, s.crypto_core_ed25519_scalar_mul(h, a));
+    const cofactorless = (h[0]! & 7) === 0;
+    if (!found.has(cofactorless)) found.set(cofactorless, { message, signature: Uint8Array.of(...R, ...S) });
+  }
+  withMessage.push(
+    { name: 'signature-mixed-order-key', description: 'A public key of mixed order ([a]B + a point of order 8) and a signature for which the cofactorless equation holds: accepted (libsodium does not check that A is in the prime-order subgroup).', publicKey: mixed, ...found.get(true)!, code: null },
+    { name: 'signature-mixed-order-key-cofactored-only', description: 'The same mixed-order key and a signature for which only the cofactored equation holds: refused (verification is cofactorless).', publicKey: mixed, ...found.get(false)!, code: 'SIGNATURE_INVALID' },
+  );
+
   // Self-check: the generator's libsodium agrees with the expected outcomes.
-  for (const [name, , publicKey, signature, code] of cases) {
+  for (const c of withMessage) {
     let ok: boolean;
     try {
-      ok = s.crypto_sign_verify_detached(signature, msg, publicKey);
+      ok = s.crypto_sign_verify_detached(c.signature, c.message, c.publicKey);
     } catch {
       ok = false;
     }
-    if (ok !== (code === null)) throw new Error(`generator self-check failed for ${name}`);
+    if (ok !== (c.code === null)) throw new Error(`generator self-check failed for ${c.name}`);
   }
-  return cases.map(([name, description, publicKey, signature, code]) =>
-    vector({ name, kind: 'signature', description, code, input: { publicKey: b64(publicKey), message: b64(msg), signature: b64(signature) }, result: code === null ? { valid: true } : null }),
+  return withMessage.map((c) =>
+    vector({ name: c.name, kind: 'signature', description: c.description, code: c.code, input: { publicKey: b64(c.publicKey), message: b64(c.message), signature: b64(c.signature) }, result: c.code === null ? { valid: true } : null }),
   );
 }
 

@@ -221,7 +221,7 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
       };
     }
     default:
-      throw new Error(`unknown vector kind ${v.kind}`);
+      throw new Error(`unknown vector kind ${String(v.kind)}`);
   }
 }
 
