@@ -27,7 +27,9 @@ function installDeterministicRandom(seed: string): void {
       out[i] = pool[offset++]!;
     }
   };
-  const cryptoObject = globalThis.crypto as { getRandomValues: <T extends ArrayBufferView>(array: T) => T };
+  const cryptoObject = globalThis.crypto as {
+    getRandomValues: <T extends ArrayBufferView>(array: T) => T;
+  };
   cryptoObject.getRandomValues = <T extends ArrayBufferView>(array: T): T => {
     next(array.byteLength, new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
     return array;
@@ -42,7 +44,9 @@ installDeterministicRandom('rogatory-test-vectors/v1');
  * deterministic generator in turn, so a new group goes at the end (earlier
  * groups then keep their bytes).
  */
-const groups: (() => Promise<Vector[]> | Vector[])[] = [(await import('./vectors-build.js')).buildVectors];
+const groups: (() => Promise<Vector[]> | Vector[])[] = [
+  (await import('./vectors-build.js')).buildVectors,
+];
 const { buildSchemas } = await import('./schemas.js');
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,14 +58,24 @@ for (const v of vectors) {
   if (names.has(v.name)) throw new Error(`two vectors named ${v.name}`);
   names.add(v.name);
 }
-outputs.push({ dir: join(here, '..', 'test-vectors'), what: 'test vectors', files: new Map(vectors.map((v) => [`${v.name}.json`, `${JSON.stringify(v, null, 2)}\n`])) });
-outputs.push({ dir: join(here, '..', '..', '..', 'docs', 'schemas'), what: 'JSON Schemas', files: buildSchemas() });
+outputs.push({
+  dir: join(here, '..', 'test-vectors'),
+  what: 'test vectors',
+  files: new Map(vectors.map((v) => [`${v.name}.json`, `${JSON.stringify(v, null, 2)}\n`])),
+});
+outputs.push({
+  dir: join(here, '..', '..', '..', 'docs', 'schemas'),
+  what: 'JSON Schemas',
+  files: buildSchemas(),
+});
 
 const check = process.argv.includes('--check');
 const problems: string[] = [];
 for (const { dir, what, files } of outputs) {
   if (check) {
-    const present = new Set((await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')));
+    const present = new Set(
+      (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')),
+    );
     for (const [file, text] of files) {
       const current = present.has(file) ? await readFile(join(dir, file), 'utf8') : undefined;
       if (current === undefined) problems.push(`missing: ${join(dir, file)}`);
@@ -72,12 +86,15 @@ for (const { dir, what, files } of outputs) {
     if (problems.length === 0) console.log(`${files.size} ${what} reproduce byte for byte`);
   } else {
     await mkdir(dir, { recursive: true });
-    for (const stale of (await readdir(dir)).filter((f) => f.endsWith('.json') && !files.has(f))) await rm(join(dir, stale));
+    for (const stale of (await readdir(dir)).filter((f) => f.endsWith('.json') && !files.has(f)))
+      await rm(join(dir, stale));
     for (const [file, text] of files) await writeFile(join(dir, file), text);
     console.log(`wrote ${files.size} ${what} to ${dir}`);
   }
 }
 if (problems.length > 0) {
-  console.error(`generated files differ from what the generator produces:\n  ${problems.join('\n  ')}\nRun \`pnpm vectors\` and review the diff.`);
+  console.error(
+    `generated files differ from what the generator produces:\n  ${problems.join('\n  ')}\nRun \`pnpm vectors\` and review the diff.`,
+  );
   process.exit(1);
 }

@@ -26,13 +26,23 @@ const BASE = 'https://rogatory.example/schemas/v1/';
 /** [file name without .json, title, section of docs/protocol.md, schema]. */
 const SCHEMAS: readonly [string, string, string, TSchema][] = [
   ['key-ref', 'KeyRef', '§4.3', KeyRefSchema],
-  ['encryption-key-certificate', 'Encryption-key certificate (Signed<EncryptionKeyBody>)', '§6.1', EncryptionKeyCertSchema],
+  [
+    'encryption-key-certificate',
+    'Encryption-key certificate (Signed<EncryptionKeyBody>)',
+    '§6.1',
+    EncryptionKeyCertSchema,
+  ],
   ['manifest', 'Network manifest (Signed<ManifestBody>)', '§6.2', ManifestSchema],
   ['introduction', 'Introduction (Signed<IntroductionBody>)', '§6.3', IntroductionSchema],
   ['key-rotation', 'Key rotation (Signed<KeyRotationBody>)', '§6.4', KeyRotationSchema],
   ['revocation', 'Revocation (Signed<RevocationBody>)', '§6.5', RevocationSchema],
   ['envelope', 'Envelope', '§8.1', EnvelopeSchema],
-  ['signed-dossier', 'Signed dossier (Signed<DossierBody>), content schema included', '§9.2', SignedDossierSchema],
+  [
+    'signed-dossier',
+    'Signed dossier (Signed<DossierBody>), content schema included',
+    '§9.2',
+    SignedDossierSchema,
+  ],
   ['sealed-dossier', 'Sealed dossier object', '§9.3', SealedDossierSchema],
   ['dossier-content', 'Dossier content (a request or an answer)', '§10', DossierContentSchema],
   ['attachment-manifest', 'Attachment manifest', '§11.3', AttachmentManifestSchema],

@@ -53,7 +53,9 @@ export function referenceRekey(state: ReferenceState): void {
 
 function mac(state: ReferenceState, ad: Uint8Array, block: Uint8Array, c: Uint8Array): Uint8Array {
   const s = sodium();
-  const polyKey = s.crypto_stream_chacha20_ietf_xor_ic(new Uint8Array(64), state.nonce, 0, state.k).subarray(0, 32);
+  const polyKey = s
+    .crypto_stream_chacha20_ietf_xor_ic(new Uint8Array(64), state.nonce, 0, state.k)
+    .subarray(0, 32);
   const input = concatBytes(
     ad,
     new Uint8Array((16 - (ad.length % 16)) % 16),
@@ -76,12 +78,18 @@ function advance(state: ReferenceState, tag: number, tagMac: Uint8Array): void {
     state.nonce[i] = v & 0xff;
     carry = v >> 8;
   }
-  const wrapped = state.nonce[0] === 0 && state.nonce[1] === 0 && state.nonce[2] === 0 && state.nonce[3] === 0;
+  const wrapped =
+    state.nonce[0] === 0 && state.nonce[1] === 0 && state.nonce[2] === 0 && state.nonce[3] === 0;
   if ((tag & TAG_REKEY) !== 0 || wrapped) referenceRekey(state);
 }
 
 /** push: returns tagByte ‖ ciphertext ‖ mac (len(m) + 17 bytes) and advances the state. */
-export function referencePush(state: ReferenceState, m: Uint8Array, ad: Uint8Array, tag: number): Uint8Array {
+export function referencePush(
+  state: ReferenceState,
+  m: Uint8Array,
+  ad: Uint8Array,
+  tag: number,
+): Uint8Array {
   const s = sodium();
   const block = new Uint8Array(64);
   block[0] = tag;
@@ -93,7 +101,11 @@ export function referencePush(state: ReferenceState, m: Uint8Array, ad: Uint8Arr
 }
 
 /** pull: returns the plaintext and the tag, or throws if the MAC does not verify (the state is then unchanged). */
-export function referencePull(state: ReferenceState, input: Uint8Array, ad: Uint8Array): { message: Uint8Array; tag: number } {
+export function referencePull(
+  state: ReferenceState,
+  input: Uint8Array,
+  ad: Uint8Array,
+): { message: Uint8Array; tag: number } {
   const s = sodium();
   if (input.length < 17) throw new Error('secretstream chunk shorter than 17 bytes');
   const block = new Uint8Array(64);
@@ -105,7 +117,8 @@ export function referencePull(state: ReferenceState, input: Uint8Array, ad: Uint
   encBlock[0] = input[0]!;
   const c = input.subarray(1, input.length - 16);
   const expected = mac(state, ad, encBlock, c);
-  if (!s.memcmp(expected, input.subarray(input.length - 16))) throw new Error('secretstream MAC does not verify');
+  if (!s.memcmp(expected, input.subarray(input.length - 16)))
+    throw new Error('secretstream MAC does not verify');
   const message = s.crypto_stream_chacha20_ietf_xor_ic(c, state.nonce, 2, state.k);
   advance(state, tag, expected);
   return { message, tag };

@@ -15,7 +15,8 @@ const vectors = new Map(
     }),
 );
 /** The published schema, compiled as a plain JSON Schema document (not the TypeBox object it came from). */
-const published = (name: string) => Compile(JSON.parse(readFileSync(join(schemaDir, `${name}.json`), 'utf8')));
+const published = (name: string) =>
+  Compile(JSON.parse(readFileSync(join(schemaDir, `${name}.json`), 'utf8')));
 const input = (vector: string, member: string) => vectors.get(vector)!.input[member];
 
 describe('published JSON Schemas (docs/schemas)', () => {
@@ -33,18 +34,39 @@ describe('published JSON Schemas (docs/schemas)', () => {
       ['dossier-content', input('seal-one-recipient', 'content')],
       ['sealed-secret', input('keyfile-signing-key', 'keyFile')],
       ['key-ref', (input('seal-one-recipient', 'sender') as { archiveKey: unknown }).archiveKey],
-      ...(input('evidence-chain-complete', 'evidences') as unknown[]).map((e) => ['evidence', e] as [string, unknown]),
-      ['sealed-dossier', JSON.parse(Buffer.from(input('dossier-one-recipient', 'sealed') as string, 'base64url').toString('utf8'))],
+      ...(input('evidence-chain-complete', 'evidences') as unknown[]).map(
+        (e) => ['evidence', e] as [string, unknown],
+      ),
+      [
+        'sealed-dossier',
+        JSON.parse(
+          Buffer.from(input('dossier-one-recipient', 'sealed') as string, 'base64url').toString(
+            'utf8',
+          ),
+        ),
+      ],
     ];
     for (const [name, value] of cases) expect(published(name).Check(value), name).toBe(true);
   });
 
   it('refuse the objects of the SCHEMA_INVALID vectors that the schema decides', () => {
-    expect(published('envelope').Check(input('envelope-schema-extra-member', 'envelope'))).toBe(false);
+    expect(published('envelope').Check(input('envelope-schema-extra-member', 'envelope'))).toBe(
+      false,
+    );
     expect(published('envelope').Check(input('envelope-hops-missing', 'envelope'))).toBe(false);
-    expect(published('sealed-secret').Check(input('keyfile-work-factor-out-of-range', 'keyFile'))).toBe(false);
-    expect(published('encryption-key-certificate').Check(input('statement-encryption-key-no-body', 'statement'))).toBe(false);
-    expect(published('encryption-key-certificate').Check(input('statement-encryption-key-no-kid', 'statement'))).toBe(false);
+    expect(
+      published('sealed-secret').Check(input('keyfile-work-factor-out-of-range', 'keyFile')),
+    ).toBe(false);
+    expect(
+      published('encryption-key-certificate').Check(
+        input('statement-encryption-key-no-body', 'statement'),
+      ),
+    ).toBe(false);
+    expect(
+      published('encryption-key-certificate').Check(
+        input('statement-encryption-key-no-kid', 'statement'),
+      ),
+    ).toBe(false);
   });
 
   it('leave procedure constraints to the procedures: the LIMIT_EXCEEDED lifetime passes the schema', () => {

@@ -34,7 +34,12 @@ import {
   type EncryptionKeyPair,
   type KeyRef,
 } from '../src/index.js';
-import { referenceInit, referencePull, referencePush, referenceRekey } from '../scripts/secretstream-reference.js';
+import {
+  referenceInit,
+  referencePull,
+  referencePush,
+  referenceRekey,
+} from '../scripts/secretstream-reference.js';
 import type { TrustSetup, Vector } from '../scripts/vectors-build.js';
 
 const dir = join(import.meta.dirname, '..', 'test-vectors');
@@ -48,8 +53,18 @@ type Decrypt = typeof iso.decryptAttachment;
 /** sodium-native's secretstream, to check it agrees with the WebAssembly build on the vectors. */
 interface NativeSecretstream {
   crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
-  crypto_secretstream_xchacha20poly1305_init_pull(state: Uint8Array, header: Uint8Array, key: Uint8Array): void;
-  crypto_secretstream_xchacha20poly1305_pull(state: Uint8Array, m: Uint8Array, tag: Uint8Array, c: Uint8Array, ad?: Uint8Array | null): number;
+  crypto_secretstream_xchacha20poly1305_init_pull(
+    state: Uint8Array,
+    header: Uint8Array,
+    key: Uint8Array,
+  ): void;
+  crypto_secretstream_xchacha20poly1305_pull(
+    state: Uint8Array,
+    m: Uint8Array,
+    tag: Uint8Array,
+    c: Uint8Array,
+    ad?: Uint8Array | null,
+  ): number;
   crypto_secretstream_xchacha20poly1305_rekey(state: Uint8Array): void;
 }
 const native = createRequire(import.meta.url)('sodium-native') as NativeSecretstream;
@@ -57,7 +72,10 @@ const native = createRequire(import.meta.url)('sodium-native') as NativeSecretst
 type SecretstreamStep = { ad: string; ciphertext: string } | { rekey: true };
 
 /** Pull every step of a secretstream vector with libsodium (WebAssembly or native); DECRYPT_FAILED on the first refusal. */
-function pullSecretstream(input: Record<string, unknown>, useNative: boolean): { message: string; tag: number }[] {
+function pullSecretstream(
+  input: Record<string, unknown>,
+  useNative: boolean,
+): { message: string; tag: number }[] {
   const key = fromBase64url(input['key'] as string);
   const header = fromBase64url(input['header'] as string);
   const steps = input['steps'] as SecretstreamStep[];
@@ -75,7 +93,13 @@ function pullSecretstream(input: Record<string, unknown>, useNative: boolean): {
       const m = new Uint8Array(c.length - 17);
       const tag = new Uint8Array(1);
       try {
-        native.crypto_secretstream_xchacha20poly1305_pull(state, m, tag, c, ad.length > 0 ? ad : null);
+        native.crypto_secretstream_xchacha20poly1305_pull(
+          state,
+          m,
+          tag,
+          c,
+          ad.length > 0 ? ad : null,
+        );
       } catch (cause) {
         return fail('DECRYPT_FAILED', 'secretstream chunk does not decrypt', { cause });
       }
@@ -93,7 +117,11 @@ function pullSecretstream(input: Record<string, unknown>, useNative: boolean): {
     const ad = fromBase64url(step.ad);
     let r: { message: Uint8Array; tag: number } | false;
     try {
-      r = s.crypto_secretstream_xchacha20poly1305_pull(state, fromBase64url(step.ciphertext), ad.length > 0 ? ad : null);
+      r = s.crypto_secretstream_xchacha20poly1305_pull(
+        state,
+        fromBase64url(step.ciphertext),
+        ad.length > 0 ? ad : null,
+      );
     } catch (cause) {
       return fail('DECRYPT_FAILED', 'secretstream chunk does not decrypt', { cause });
     }
@@ -112,7 +140,11 @@ function trustFrom(setup: TrustSetup): TrustStore {
 }
 
 /** Run one vector; returns the result object a success yields. */
-async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Record<string, unknown>> {
+async function run(
+  v: Vector,
+  decrypt: Decrypt,
+  useNative: boolean,
+): Promise<Record<string, unknown>> {
   const input = v.input;
   switch (v.kind) {
     case 'canonical': {
@@ -121,16 +153,26 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
     }
     case 'manifest': {
       const m = verifyManifest(input['manifest'], input['root'] as KeyRef);
-      return { network: m.body.network, version: m.body.version, manifestSha256: toHex(sha256(canonicalBytes(m))) };
+      return {
+        network: m.body.network,
+        version: m.body.version,
+        manifestSha256: toHex(sha256(canonicalBytes(m))),
+      };
     }
     case 'statement': {
       const trust = trustFrom(input['trust'] as TrustSetup);
-      const statement = input['statement'] as { body: Record<string, unknown>; signature: { kid: string } };
+      const statement = input['statement'] as {
+        body: Record<string, unknown>;
+        signature: { kid: string };
+      };
       switch (input['statementKind']) {
         case 'introduction':
           return { subject: trust.addIntroduction(statement).body.subject };
         case 'key-rotation':
-          return { subject: trust.addKeyRotation(statement).body.subject, newKid: (statement.body['newKey'] as KeyRef).kid };
+          return {
+            subject: trust.addKeyRotation(statement).body.subject,
+            newKid: (statement.body['newKey'] as KeyRef).kid,
+          };
         case 'revocation': {
           const r = trust.addRevocation(statement);
           return { kid: r.body.kid, revokedAt: r.body.revokedAt };
@@ -145,23 +187,37 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
       const trust = trustFrom(input['trust'] as TrustSetup);
       const m = input['manifest'] as iso.Manifest;
       trust.addManifest(m, { now: v.now });
-      return { network: m.body.network, version: m.body.version, manifestSha256: toHex(sha256(canonicalBytes(m))) };
+      return {
+        network: m.body.network,
+        version: m.body.version,
+        manifestSha256: toHex(sha256(canonicalBytes(m))),
+      };
     }
     case 'envelope': {
       const trust = trustFrom(input['trust'] as TrustSetup);
-      const envelope = input['envelopeBytes'] ? decodeCanonical(fromBase64url(input['envelopeBytes'] as string)) : input['envelope'];
+      const envelope = input['envelopeBytes']
+        ? decodeCanonical(fromBase64url(input['envelopeBytes'] as string))
+        : input['envelope'];
       const sender = verifyEnvelope(envelope, { trust, now: v.now });
       return { envelopeSha256: envelopeHash(envelope as never), sender: sender.address };
     }
     case 'sealed-dossier': {
       const trust = trustFrom(input['trust'] as TrustSetup);
-      const reader = input['reader'] as { address: string; encryptionKeys: { kid: string; publicKey: string; secretKey: string }[] };
+      const reader = input['reader'] as {
+        address: string;
+        encryptionKeys: { kid: string; publicKey: string; secretKey: string }[];
+      };
       const keys: EncryptionKeyPair[] = reader.encryptionKeys.map((k) => {
         const publicKey = fromBase64url(k.publicKey);
         expect(keyId('x25519', publicKey)).toBe(k.kid);
         return { alg: 'x25519', kid: k.kid, publicKey, secretKey: fromBase64url(k.secretKey) };
       });
-      const opened = openDossier({ envelope: input['envelope'], sealed: fromBase64url(input['sealed'] as string), reader: { address: reader.address, encryptionKeys: keys }, trust });
+      const opened = openDossier({
+        envelope: input['envelope'],
+        sealed: fromBase64url(input['sealed'] as string),
+        reader: { address: reader.address, encryptionKeys: keys },
+        trust,
+      });
       return {
         sender: opened.dossier.body.sender,
         envelopeId: opened.dossier.body.envelopeId,
@@ -170,10 +226,23 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
       };
     }
     case 'seal': {
-      const sender = input['sender'] as { address: string; identitySeed: string; archiveKey: KeyRef };
-      const randomness = input['randomness'] as { envelopeId: string; contentKey: string; nonce: string; ephemeralSecretKeys: string[] };
+      const sender = input['sender'] as {
+        address: string;
+        identitySeed: string;
+        archiveKey: KeyRef;
+      };
+      const randomness = input['randomness'] as {
+        envelopeId: string;
+        contentKey: string;
+        nonce: string;
+        ephemeralSecretKeys: string[];
+      };
       const sealed = sealDossier({
-        sender: { address: sender.address, identity: generateSigningKeyPair(fromBase64url(sender.identitySeed)), archiveKey: sender.archiveKey },
+        sender: {
+          address: sender.address,
+          identity: generateSigningKeyPair(fromBase64url(sender.identitySeed)),
+          archiveKey: sender.archiveKey,
+        },
         recipients: input['recipients'] as { address: string; encryptionKey: KeyRef }[],
         content: input['content'] as DossierContent,
         attachments: input['attachments'] as iso.AttachmentManifest[],
@@ -187,19 +256,39 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
           ephemeralSecretKeys: randomness.ephemeralSecretKeys.map((k) => fromBase64url(k)),
         },
       });
-      return { envelope: sealed.envelope, sealed: toBase64url(sealed.sealed), sealedSha256: toHex(sha256(sealed.sealed)), dossierSha256: toHex(sha256(canonicalBytes(sealed.dossier))) };
+      return {
+        envelope: sealed.envelope,
+        sealed: toBase64url(sealed.sealed),
+        sealedSha256: toHex(sha256(sealed.sealed)),
+        dossierSha256: toHex(sha256(canonicalBytes(sealed.dossier))),
+      };
     }
     case 'key-file': {
-      const options = { passphrase: input['passphrase'] as string, purpose: input['purpose'] as string };
+      const options = {
+        passphrase: input['passphrase'] as string,
+        purpose: input['purpose'] as string,
+      };
       if (input['keyKind'] === 'signing') {
         const pair = openSigningKey(input['keyFile'], options);
-        return { kid: pair.kid, publicKey: toBase64url(pair.publicKey), secret: toBase64url(pair.secretKey.subarray(0, 32)) };
+        return {
+          kid: pair.kid,
+          publicKey: toBase64url(pair.publicKey),
+          secret: toBase64url(pair.secretKey.subarray(0, 32)),
+        };
       }
       const pair = openEncryptionKey(input['keyFile'], options);
-      return { kid: pair.kid, publicKey: toBase64url(pair.publicKey), secret: toBase64url(pair.secretKey) };
+      return {
+        kid: pair.kid,
+        publicKey: toBase64url(pair.publicKey),
+        secret: toBase64url(pair.secretKey),
+      };
     }
     case 'signature': {
-      const ok = primitives().verifyDetached(fromBase64url(input['signature'] as string), fromBase64url(input['message'] as string), fromBase64url(input['publicKey'] as string));
+      const ok = primitives().verifyDetached(
+        fromBase64url(input['signature'] as string),
+        fromBase64url(input['message'] as string),
+        fromBase64url(input['publicKey'] as string),
+      );
       if (!ok) fail('SIGNATURE_INVALID', 'signature does not verify');
       return { valid: true };
     }
@@ -207,13 +296,25 @@ async function run(v: Vector, decrypt: Decrypt, useNative: boolean): Promise<Rec
       return { messages: pullSecretstream(input, useNative) };
     case 'attachment': {
       const pieces: Uint8Array[] = [];
-      for await (const piece of decrypt(input['manifest'], (input['chunks'] as string[]).map((c) => fromBase64url(c)))) pieces.push(piece);
+      for await (const piece of decrypt(
+        input['manifest'],
+        (input['chunks'] as string[]).map((c) => fromBase64url(c)),
+      ))
+        pieces.push(piece);
       const plain = iso.concatBytes(...pieces);
-      return { size: plain.length, plaintextSha256: toHex(sha256(plain)), plaintext: toBase64url(plain) };
+      return {
+        size: plain.length,
+        plaintextSha256: toHex(sha256(plain)),
+        plaintext: toBase64url(plain),
+      };
     }
     case 'evidence-chain': {
       const trust = trustFrom(input['trust'] as TrustSetup);
-      const chain = verifyEvidenceChain(input['envelope'] as never, input['evidences'] as unknown[], trust);
+      const chain = verifyEvidenceChain(
+        input['envelope'] as never,
+        input['evidences'] as unknown[],
+        trust,
+      );
       return {
         ordered: chain.ordered.map((e) => `${e.body.kind}:${e.body.issuer}`),
         submission: chain.submission,
@@ -237,23 +338,50 @@ describe('test vectors', () => {
   it('cover every required scenario', () => {
     const names = new Set(vectors.map((v) => v.name));
     for (const required of [
-      'manifest-valid', 'statement-introduction', 'statement-key-rotation', 'statement-revocation', 'statement-encryption-key',
-      'envelope-valid', 'dossier-one-recipient', 'dossier-three-recipients', 'attachment-empty', 'attachment-one-chunk',
-      'attachment-several-chunks', 'evidence-chain-complete', 'manifest-bad-signature', 'dossier-not-addressed',
-      'attachment-truncated', 'attachment-reordered', 'attachment-duplicated', 'canonical-whitespace', 'dossier-expired-key',
-      'dossier-revoked-key', 'dossier-readdressed',
+      'manifest-valid',
+      'statement-introduction',
+      'statement-key-rotation',
+      'statement-revocation',
+      'statement-encryption-key',
+      'envelope-valid',
+      'dossier-one-recipient',
+      'dossier-three-recipients',
+      'attachment-empty',
+      'attachment-one-chunk',
+      'attachment-several-chunks',
+      'evidence-chain-complete',
+      'manifest-bad-signature',
+      'dossier-not-addressed',
+      'attachment-truncated',
+      'attachment-reordered',
+      'attachment-duplicated',
+      'canonical-whitespace',
+      'dossier-expired-key',
+      'dossier-revoked-key',
+      'dossier-readdressed',
     ]) {
       expect(names, required).toContain(required);
     }
   });
 
   it('include a failing vector for every error code of docs/protocol.md §14.3', () => {
-    const spec = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'protocol.md'), 'utf8');
+    const spec = readFileSync(
+      join(import.meta.dirname, '..', '..', '..', 'docs', 'protocol.md'),
+      'utf8',
+    );
     const section = spec.slice(spec.indexOf('### 14.3 Catalogue'), spec.indexOf('### 14.4'));
     const documented = [...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]);
     expect(new Set(documented)).toEqual(new Set(Object.keys(ERROR_CODES)));
     const covered = new Set(vectors.map((v) => v.code));
     expect(documented.filter((code) => !covered.has(code as iso.ErrorCode))).toEqual([]);
+  });
+
+  it('are each documented in docs/protocol.md (§15.6)', () => {
+    const spec = readFileSync(
+      join(import.meta.dirname, '..', '..', '..', 'docs', 'protocol.md'),
+      'utf8',
+    );
+    expect(vectors.map((v) => v.name).filter((name) => !spec.includes(`\`${name}\``))).toEqual([]);
   });
 
   it('secretstream vectors: the construction written out in §11.13 produces the same bytes as libsodium', () => {
@@ -280,13 +408,37 @@ describe('test vectors', () => {
     }
   });
 
-  it('key-file vectors: sealing the secret with the file\'s salt and nonce gives the file\'s ciphertext (§13.2)', () => {
+  it("key-file vectors: sealing the secret with the file's salt and nonce gives the file's ciphertext (§13.2)", () => {
     const s = sodium();
     for (const v of vectors.filter((x) => x.kind === 'key-file' && x.code === null)) {
-      const file = v.input['keyFile'] as { purpose: string; opslimit: number; memlimit: number; salt: string; nonce: string; ciphertext: string };
-      const k = s.crypto_pwhash(32, iso.utf8(v.input['passphrase'] as string), fromBase64url(file.salt), file.opslimit, file.memlimit, s.crypto_pwhash_ALG_ARGON2ID13);
-      const ad = iso.concatBytes(iso.utf8('rogatory/v1/sealed-secret'), Uint8Array.of(0), iso.utf8(file.purpose));
-      const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(fromBase64url(v.result!['secret'] as string), ad, null, fromBase64url(file.nonce), k);
+      const file = v.input['keyFile'] as {
+        purpose: string;
+        opslimit: number;
+        memlimit: number;
+        salt: string;
+        nonce: string;
+        ciphertext: string;
+      };
+      const k = s.crypto_pwhash(
+        32,
+        iso.utf8(v.input['passphrase'] as string),
+        fromBase64url(file.salt),
+        file.opslimit,
+        file.memlimit,
+        s.crypto_pwhash_ALG_ARGON2ID13,
+      );
+      const ad = iso.concatBytes(
+        iso.utf8('rogatory/v1/sealed-secret'),
+        Uint8Array.of(0),
+        iso.utf8(file.purpose),
+      );
+      const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        fromBase64url(v.result!['secret'] as string),
+        ad,
+        null,
+        fromBase64url(file.nonce),
+        k,
+      );
       expect(toBase64url(ct), v.name).toBe(file.ciphertext);
     }
   });
@@ -309,7 +461,9 @@ describe('test vectors', () => {
         if (previous !== undefined) iso.setPrimitives(previous);
       });
       it('runs on the intended primitives', () => {
-        expect(iso.primitives().name).toBe(label === 'node-accelerated' ? 'libsodium-native' : 'libsodium-wasm');
+        expect(iso.primitives().name).toBe(
+          label === 'node-accelerated' ? 'libsodium-native' : 'libsodium-wasm',
+        );
       });
       for (const v of vectors) {
         it(`${v.name}: ${v.expect}${v.code ? ` (${v.code})` : ''}`, async () => {
