@@ -41,6 +41,7 @@ import {
   referenceRekey,
 } from '../scripts/secretstream-reference.js';
 import type { TrustSetup, Vector } from '../scripts/vectors-build.js';
+import { buildTestWorld } from '../src/testing/index.js';
 
 const dir = join(import.meta.dirname, '..', 'test-vectors');
 const vectors: Vector[] = readdirSync(dir)
@@ -374,6 +375,32 @@ describe('test vectors', () => {
     expect(new Set(documented)).toEqual(new Set(Object.keys(ERROR_CODES)));
     const covered = new Set(vectors.map((v) => v.code));
     expect(documented.filter((code) => !covered.has(code as iso.ErrorCode))).toEqual([]);
+  });
+
+  it('seal vectors: each wrap is a crypto_box_seal box of the content key, made with the given ephemeral key, that libsodium opens (§9.7)', () => {
+    const s = sodium();
+    for (const v of vectors.filter((x) => x.kind === 'seal')) {
+      const world = buildTestWorld({ now: v.now });
+      const randomness = v.input['randomness'] as {
+        contentKey: string;
+        ephemeralSecretKeys: string[];
+      };
+      const sealed = JSON.parse(iso.fromUtf8(fromBase64url(v.result!['sealed'] as string))) as {
+        wraps: { to: string; kid: string; key: string }[];
+      };
+      expect(sealed.wraps).toHaveLength(randomness.ephemeralSecretKeys.length);
+      sealed.wraps.forEach((wrap, i) => {
+        const box = fromBase64url(wrap.key);
+        expect(toHex(box.subarray(0, 32))).toBe(
+          toHex(s.crypto_scalarmult_base(fromBase64url(randomness.ephemeralSecretKeys[i]!))),
+        );
+        const reader = world.authority(wrap.to).encryption;
+        expect(reader.kid).toBe(wrap.kid);
+        expect(toBase64url(s.crypto_box_seal_open(box, reader.publicKey, reader.secretKey))).toBe(
+          randomness.contentKey,
+        );
+      });
+    }
   });
 
   it('are each documented in docs/protocol.md (§15.6)', () => {
