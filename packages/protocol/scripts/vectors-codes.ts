@@ -580,12 +580,40 @@ function sealVectors(world: TestWorld, attachments: readonly AttachmentManifest[
  */
 function signatureVectors(): Vector[] {
   const s = sodium();
+  type Case = {
+    name: string;
+    description: string;
+    publicKey: Uint8Array;
+    message: Uint8Array;
+    signature: Uint8Array;
+    code: ErrorCode | null;
+  };
+  const cases: Case[] = [];
+  const add = (
+    name: string,
+    description: string,
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+    code: ErrorCode | null,
+  ) => cases.push({ name, description, publicKey, message, signature, code });
+  /** h = SHA-512(R ‖ A ‖ M) mod L, little-endian. */
+  const hOf = (R: Uint8Array, A: Uint8Array, M: Uint8Array) =>
+    s.crypto_core_ed25519_scalar_reduce(s.crypto_hash_sha512(Uint8Array.of(...R, ...A, ...M)));
+  /** The first message "message <i>" for which h mod 8 is `residue`. */
+  const messageWith = (R: Uint8Array, A: Uint8Array, residue: number) => {
+    for (let i = 0; ; i++) {
+      const M = utf8(`message ${i}`);
+      if ((hOf(R, A, M)[0]! & 7) === residue) return M;
+    }
+  };
+
   // RFC 8032 §7.1 TEST 1 (empty message).
   const pk = fromHex('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
   const sig = fromHex(
     'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
   );
-  const msg = new Uint8Array(0);
+  const empty = new Uint8Array(0);
   // L, the order of the prime-order subgroup, little-endian.
   const L = fromHex('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010');
   const plusL = (scalar: Uint8Array) => {
@@ -599,140 +627,163 @@ function signatureVectors(): Vector[] {
     return out;
   };
   const withS = (S: Uint8Array) => Uint8Array.of(...sig.subarray(0, 32), ...S);
-  const identity = fromHex('0100000000000000000000000000000000000000000000000000000000000000');
-  const order2 = fromHex('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f');
-  const order4 = fromHex('0000000000000000000000000000000000000000000000000000000000000080');
-  const order8 = fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
-  // y = p + 1: a non-canonical encoding of the identity.
-  const nonCanonicalIdentity = fromHex(
-    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  add('signature-rfc8032-test1', 'RFC 8032 §7.1 TEST 1: accepted.', pk, empty, sig, null);
+  add(
+    'signature-s-plus-l',
+    'The same signature with S + L (same point, non-canonical scalar): refused.',
+    pk,
+    empty,
+    withS(plusL(sig.subarray(32))),
+    'SIGNATURE_INVALID',
   );
+  add(
+    'signature-s-high-bits',
+    'S with its three high bits set (S ≥ 2^253): refused.',
+    pk,
+    empty,
+    withS(Uint8Array.of(...sig.subarray(32, 63), sig[63]! | 0xe0)),
+    'SIGNATURE_INVALID',
+  );
+  add(
+    'signature-key-not-on-curve',
+    'A public key that does not decode to a curve point (y = 2): refused.',
+    fromHex('0200000000000000000000000000000000000000000000000000000000000000'),
+    empty,
+    sig,
+    'SIGNATURE_INVALID',
+  );
+
+  // Every encoding of a small-order point (the seven values of §2.1 rule 5, with either sign bit) as
+  // the public key, R = identity and S = 0, with a message for which h ≡ 0 (mod 8): then [h]A is the
+  // identity and the verification equation holds, so only the small-order rule refuses them.
+  const identity = fromHex('0100000000000000000000000000000000000000000000000000000000000000');
   const zeroS = new Uint8Array(32);
-  const cases: [string, string, Uint8Array, Uint8Array, ErrorCode | null][] = [
-    ['signature-rfc8032-test1', 'RFC 8032 §7.1 TEST 1: accepted.', pk, sig, null],
-    [
-      'signature-s-plus-l',
-      'The same signature with S + L (same point, non-canonical scalar): refused.',
-      pk,
-      withS(plusL(sig.subarray(32))),
-      'SIGNATURE_INVALID',
-    ],
-    [
-      'signature-s-high-bits',
-      'S with its three high bits set (S ≥ 2^253): refused.',
-      pk,
-      withS(Uint8Array.of(...sig.subarray(32, 63), sig[63]! | 0xe0)),
-      'SIGNATURE_INVALID',
-    ],
+  const smallOrder: [string, string, string][] = [
     [
       'signature-identity-key',
-      'Public key A = identity (order 1), R = identity, S = 0: satisfies the verification equation for any message, refused because A has small order.',
-      identity,
-      Uint8Array.of(...identity, ...zeroS),
-      'SIGNATURE_INVALID',
+      '0100000000000000000000000000000000000000000000000000000000000000',
+      'the identity (order 1)',
     ],
     [
-      'signature-order2-key',
-      'Public key of order 2, R = identity, S = 0: refused (small-order A).',
-      order2,
-      Uint8Array.of(...identity, ...zeroS),
-      'SIGNATURE_INVALID',
-    ],
-    [
-      'signature-order4-key',
-      'Public key of order 4, R = identity, S = 0: refused (small-order A).',
-      order4,
-      Uint8Array.of(...identity, ...zeroS),
-      'SIGNATURE_INVALID',
-    ],
-    [
-      'signature-order8-key',
-      'Public key of order 8, R = identity, S = 0: refused (small-order A).',
-      order8,
-      Uint8Array.of(...identity, ...zeroS),
-      'SIGNATURE_INVALID',
+      'signature-identity-key-sign-bit',
+      '0100000000000000000000000000000000000000000000000000000000000080',
+      'the identity with the sign bit set',
     ],
     [
       'signature-non-canonical-key',
-      'Public key encoding y = p + 1 (a non-canonical encoding of the identity): refused.',
-      nonCanonicalIdentity,
-      Uint8Array.of(...identity, ...zeroS),
-      'SIGNATURE_INVALID',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'y = p + 1, a non-canonical encoding of the identity',
     ],
     [
-      'signature-small-order-r',
-      'A valid key, R of order 8 and S = 0: refused (small-order R).',
-      pk,
-      Uint8Array.of(...order8, ...zeroS),
-      'SIGNATURE_INVALID',
+      'signature-order2-key',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'the point of order 2 (y = p − 1)',
     ],
     [
-      'signature-key-not-on-curve',
-      'A public key that does not decode to a curve point (y = 2): refused.',
-      fromHex('0200000000000000000000000000000000000000000000000000000000000000'),
-      sig,
-      'SIGNATURE_INVALID',
+      'signature-order4-key',
+      '0000000000000000000000000000000000000000000000000000000000000000',
+      'a point of order 4 (y = 0)',
+    ],
+    [
+      'signature-order4-key-negative',
+      '0000000000000000000000000000000000000000000000000000000000000080',
+      'the other point of order 4 (y = 0, sign bit set)',
+    ],
+    [
+      'signature-order4-non-canonical-key',
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'y = p, a non-canonical encoding of y = 0 (order 4)',
+    ],
+    [
+      'signature-order8-key',
+      'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+      'a point of order 8',
+    ],
+    [
+      'signature-order8-key-negative',
+      'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+      'the same y with the sign bit set (order 8)',
+    ],
+    [
+      'signature-order8-other-key',
+      '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+      'a point of order 8 with y = p − (the y above)',
+    ],
+    [
+      'signature-order8-other-key-negative',
+      '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+      'that y with the sign bit set (order 8)',
     ],
   ];
-  const withMessage: {
-    name: string;
-    description: string;
-    publicKey: Uint8Array;
-    signature: Uint8Array;
-    code: ErrorCode | null;
-    message: Uint8Array;
-  }[] = cases.map(([name, description, publicKey, signature, code]) => ({
-    name,
-    description,
-    publicKey,
-    signature,
-    code,
-    message: msg,
-  }));
+  for (const [name, keyHex, what] of smallOrder) {
+    const A = fromHex(keyHex);
+    add(
+      name,
+      `Public key ${what}; R = identity, S = 0 and a message with h ≡ 0 (mod 8), so that the cofactorless equation holds: refused because A has small order.`,
+      A,
+      messageWith(identity, A, 0),
+      Uint8Array.of(...identity, ...zeroS),
+      'SIGNATURE_INVALID',
+    );
+  }
 
-  // A mixed-order public key A' = [a]B + T8 and signatures S = r + h·a, h = H(R ‖ A' ‖ M): then
-  // [S]B − [h]A' = R − [h]T8, which equals R exactly when h ≡ 0 (mod 8). The cofactorless equation
-  // that libsodium checks holds only then; the cofactored one ([8][S]B = [8]R + [8][h]A') always holds.
+  // A mixed-order public key A' = [a]B + T8 (T8 of order 8) and signatures S = r + h·a: then
+  // [S]B − [h]A' = [r]B − [h]T8, equal to R = [r]B exactly when h ≡ 0 (mod 8). The cofactorless
+  // equation that libsodium checks holds only then; the cofactored one always holds.
   const scalar = (label: string) =>
     s.crypto_core_ed25519_scalar_reduce(
       s.crypto_hash_sha512(utf8(`rogatory-test-vectors/ed25519/${label}`)),
     );
+  const T8 = fromHex(smallOrder[7]![1]);
   const a = scalar('a');
-  const mixed = s.crypto_core_ed25519_add(s.crypto_scalarmult_ed25519_base_noclamp(a), order8);
-  const found = new Map<boolean, { message: Uint8Array; signature: Uint8Array }>();
-  for (let i = 0; found.size < 2; i++) {
-    const message = utf8(`message ${i}`);
-    const r = scalar(`r/${i}`);
-    const R = s.crypto_scalarmult_ed25519_base_noclamp(r);
-    const h = s.crypto_core_ed25519_scalar_reduce(
-      s.crypto_hash_sha512(Uint8Array.of(...R, ...mixed, ...message)),
+  const mixed = s.crypto_core_ed25519_add(s.crypto_scalarmult_ed25519_base_noclamp(a), T8);
+  const r = scalar('r');
+  const R = s.crypto_scalarmult_ed25519_base_noclamp(r);
+  const signMixed = (residue: number) => {
+    const message = messageWith(R, mixed, residue);
+    const S = s.crypto_core_ed25519_scalar_add(
+      r,
+      s.crypto_core_ed25519_scalar_mul(hOf(R, mixed, message), a),
     );
-    const S = s.crypto_core_ed25519_scalar_add(r, s.crypto_core_ed25519_scalar_mul(h, a));
-    const cofactorless = (h[0]! & 7) === 0;
-    if (!found.has(cofactorless))
-      found.set(cofactorless, { message, signature: Uint8Array.of(...R, ...S) });
-  }
-  withMessage.push(
-    {
-      name: 'signature-mixed-order-key',
-      description:
-        'A public key of mixed order ([a]B + a point of order 8) and a signature for which the cofactorless equation holds: accepted (libsodium does not check that A is in the prime-order subgroup).',
-      publicKey: mixed,
-      ...found.get(true)!,
-      code: null,
-    },
-    {
-      name: 'signature-mixed-order-key-cofactored-only',
-      description:
-        'The same mixed-order key and a signature for which only the cofactored equation holds: refused (verification is cofactorless).',
-      publicKey: mixed,
-      ...found.get(false)!,
-      code: 'SIGNATURE_INVALID',
-    },
+    return { message, signature: Uint8Array.of(...R, ...S) };
+  };
+  const good = signMixed(0);
+  const cofactoredOnly = signMixed(3);
+  add(
+    'signature-mixed-order-key',
+    'A public key of mixed order ([a]B + a point of order 8) and a signature for which the cofactorless equation holds: accepted (libsodium does not check that A is in the prime-order subgroup).',
+    mixed,
+    good.message,
+    good.signature,
+    null,
+  );
+  add(
+    'signature-mixed-order-key-cofactored-only',
+    'The same mixed-order key and a signature for which only the cofactored equation holds: refused (verification is cofactorless).',
+    mixed,
+    cofactoredOnly.message,
+    cofactoredOnly.signature,
+    'SIGNATURE_INVALID',
+  );
+
+  // A small-order R with the equation holding: with S = h·a, [S]B − [h]A' = −[h]T8, which is R = T8
+  // when h ≡ 7 (mod 8). Only the small-order rule for R refuses it.
+  const smallR = (() => {
+    const message = messageWith(T8, mixed, 7);
+    const S = s.crypto_core_ed25519_scalar_mul(hOf(T8, mixed, message), a);
+    return { message, signature: Uint8Array.of(...T8, ...S) };
+  })();
+  add(
+    'signature-small-order-r',
+    'The mixed-order key above, R of order 8 and S = h·a, so that [S]B − [h]A = R (the cofactorless equation holds): refused because R has small order.',
+    mixed,
+    smallR.message,
+    smallR.signature,
+    'SIGNATURE_INVALID',
   );
 
   // Self-check: the generator's libsodium agrees with the expected outcomes.
-  for (const c of withMessage) {
+  for (const c of cases) {
     let ok: boolean;
     try {
       ok = s.crypto_sign_verify_detached(c.signature, c.message, c.publicKey);
@@ -741,7 +792,7 @@ function signatureVectors(): Vector[] {
     }
     if (ok !== (c.code === null)) throw new Error(`generator self-check failed for ${c.name}`);
   }
-  return withMessage.map((c) =>
+  return cases.map((c) =>
     vector({
       name: c.name,
       kind: 'signature',
