@@ -21,7 +21,8 @@ import {
   SignedDossierSchema,
 } from '../src/index.js';
 
-const BASE = 'https://rogatory.example/schemas/v1/';
+/** Schema ids are URNs: the files live in docs/schemas/, at no fixed web address. */
+const BASE = 'urn:rogatory:v1:schema:';
 
 /** [file name without .json, title, section of docs/protocol.md, schema]. */
 const SCHEMAS: readonly [string, string, string, TSchema][] = [
@@ -57,7 +58,7 @@ export function buildSchemas(): Map<string, string> {
     const body = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
     const document = {
       $schema: 'https://json-schema.org/draft/2020-12/schema',
-      $id: `${BASE}${name}.json`,
+      $id: `${BASE}${name}`,
       title: body['title'] ?? title,
       $comment: `Normative (docs/protocol.md ${section}, §3.6). Generated from the TypeBox definitions of packages/protocol by \`pnpm vectors\`; do not edit.`,
       ...body,
