@@ -1,7 +1,25 @@
 import { Type, type Static } from 'typebox';
-import { AttachmentManifestSchema, attachmentChunkLength, parseAttachmentManifest, type AttachmentManifest } from './attachment-manifest.js';
-import { concatBytes, equalBytes, fromBase64url, randomBytes, sha256, toBase64url, toHex, utf8 } from './bytes.js';
-import { DossierContentSchema, validateDossierContent, type DossierContent } from './content/index.js';
+import {
+  AttachmentManifestSchema,
+  attachmentChunkLength,
+  parseAttachmentManifest,
+  type AttachmentManifest,
+} from './attachment-manifest.js';
+import {
+  concatBytes,
+  equalBytes,
+  fromBase64url,
+  randomBytes,
+  sha256,
+  toBase64url,
+  toHex,
+  utf8,
+} from './bytes.js';
+import {
+  DossierContentSchema,
+  validateDossierContent,
+  type DossierContent,
+} from './content/index.js';
 import { canonicalBytes, decodeCanonical } from './encoding.js';
 import { fail, ProtocolError, type ContentIssue } from './errors.js';
 import {
@@ -26,7 +44,11 @@ export const DossierBodySchema = Type.Object(
     version: Type.Literal(1),
     envelopeId: EnvelopeIdSchema,
     sender: AddressSchema,
-    recipients: Type.Array(AddressSchema, { minItems: 1, maxItems: ENVELOPE_LIMITS.maxRecipients, uniqueItems: true }),
+    recipients: Type.Array(AddressSchema, {
+      minItems: 1,
+      maxItems: ENVELOPE_LIMITS.maxRecipients,
+      uniqueItems: true,
+    }),
     createdAt: Timestamp,
     content: DossierContentSchema,
     attachments: Type.Array(AttachmentManifestSchema, { maxItems: 1000 }),
@@ -75,7 +97,11 @@ const dossierBodyShape = validator(DossierBodySchema, 'dossier');
 
 /** Additional data of the payload AEAD: binds the ciphertext to its envelope id and every key wrap. */
 export function payloadAssociatedData(envelopeId: string, wraps: readonly KeyWrap[]): Uint8Array {
-  return concatBytes(utf8('rogatory/v1/sealed-dossier'), Uint8Array.of(0), canonicalBytes({ envelopeId, wraps }));
+  return concatBytes(
+    utf8('rogatory/v1/sealed-dossier'),
+    Uint8Array.of(0),
+    canonicalBytes({ envelopeId, wraps }),
+  );
 }
 
 /** Commitment to a content key: SHA-256 of a domain-separated copy (§9.4). The key is 32 random bytes, so this reveals nothing. */
@@ -114,20 +140,66 @@ export function parseSealedDossier(bytes: Uint8Array): SealedDossier {
  * request's requesting authority (an answer's `from`) is the sender, its
  * requested authority (an answer's `to`) one of the recipients.
  */
-export function checkContentParties(content: DossierContent, sender: string, recipients: readonly string[]): ContentIssue[] {
+export function checkContentParties(
+  content: DossierContent,
+  sender: string,
+  recipients: readonly string[],
+): ContentIssue[] {
   const issues: ContentIssue[] = [];
   const [fromPath, from, toPath, to] =
     content.kind === 'request'
-      ? ['/header/requestingAuthority/address', content.header.requestingAuthority.address, '/header/requestedAuthority/address', content.header.requestedAuthority.address]
+      ? [
+          '/header/requestingAuthority/address',
+          content.header.requestingAuthority.address,
+          '/header/requestedAuthority/address',
+          content.header.requestedAuthority.address,
+        ]
       : ['/from/address', content.from.address, '/to/address', content.to.address];
-  if (from !== sender) issues.push({ path: fromPath, message: 'The sending authority must be this node\'s own authority address.' });
-  if (!recipients.includes(to)) issues.push({ path: toPath, message: 'The addressed authority must be one of the recipients of the dossier.' });
+  if (from !== sender)
+    issues.push({
+      path: fromPath,
+      message: "The sending authority must be this node's own authority address.",
+    });
+  if (!recipients.includes(to))
+    issues.push({
+      path: toPath,
+      message: 'The addressed authority must be one of the recipients of the dossier.',
+    });
   return issues;
 }
 
 /** Ciphertext chunk references of attachments, in order, as the envelope lists them. */
 export function attachmentChunkRefs(attachments: readonly AttachmentManifest[]): ChunkRef[] {
-  return attachments.flatMap((a) => a.chunks.map((id, i) => ({ id, size: attachmentChunkLength(a, i) + SECRETSTREAM_OVERHEAD })));
+  return attachments.flatMap((a) =>
+    a.chunks.map((id, i) => ({ id, size: attachmentChunkLength(a, i) + SECRETSTREAM_OVERHEAD })),
+  );
+}
+
+/**
+ * Fixed randomness for test vectors: the content key (32 bytes), the payload
+ * nonce (24 bytes) and optionally, per wrap in order, the ephemeral X25519
+ * secret key of its sealed box (otherwise drawn by crypto_box_seal).
+ */
+export interface TestRandomness {
+  readonly contentKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly ephemeralSecretKeys?: readonly Uint8Array[];
+}
+
+/**
+ * crypto_box_seal with a given ephemeral secret key (test vectors only):
+ * epk ‖ crypto_box_easy(m, BLAKE2b-192(epk ‖ pk), pk, esk), which is exactly
+ * what crypto_box_seal computes with a random esk (docs/protocol.md §2).
+ */
+function boxSealWith(
+  message: Uint8Array,
+  publicKey: Uint8Array,
+  ephemeralSecretKey: Uint8Array,
+): Uint8Array {
+  const s = sodium();
+  const epk = s.crypto_scalarmult_base(ephemeralSecretKey);
+  const nonce = s.crypto_generichash(24, concatBytes(epk, publicKey), null);
+  return concatBytes(epk, s.crypto_box_easy(message, nonce, publicKey, ephemeralSecretKey));
 }
 
 /**
@@ -141,15 +213,27 @@ export function encryptSignedDossier(options: {
   readonly dossier: SignedDossier;
   readonly targets: readonly { readonly to: string; readonly key: KeyRef }[];
   readonly envelopeId?: string;
-  readonly testRandomness?: { readonly contentKey: Uint8Array; readonly nonce: Uint8Array };
+  readonly testRandomness?: TestRandomness;
 }): Uint8Array {
   const s = sodium();
   const envelopeId = options.envelopeId ?? options.dossier.body.envelopeId;
-  const contentKey = options.testRandomness ? Uint8Array.from(options.testRandomness.contentKey) : s.crypto_aead_xchacha20poly1305_ietf_keygen();
-  const nonce = options.testRandomness?.nonce ?? randomBytes(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  const wraps: KeyWrap[] = options.targets.map(({ to, key }) => {
+  const contentKey = options.testRandomness
+    ? Uint8Array.from(options.testRandomness.contentKey)
+    : s.crypto_aead_xchacha20poly1305_ietf_keygen();
+  const nonce =
+    options.testRandomness?.nonce ?? randomBytes(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  const wraps: KeyWrap[] = options.targets.map(({ to, key }, i) => {
     if (key.alg !== 'x25519') fail('KEY_WRONG_ROLE', `key ${key.kid} is not an encryption key`);
-    return { to, kid: key.kid, key: toBase64url(s.crypto_box_seal(contentKey, publicKeyOf(key))) };
+    const ephemeral = options.testRandomness?.ephemeralSecretKeys?.[i];
+    return {
+      to,
+      kid: key.kid,
+      key: toBase64url(
+        ephemeral
+          ? boxSealWith(contentKey, publicKeyOf(key), ephemeral)
+          : s.crypto_box_seal(contentKey, publicKeyOf(key)),
+      ),
+    };
   });
   const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
     canonicalBytes(options.dossier),
@@ -169,7 +253,8 @@ export function encryptSignedDossier(options: {
     wraps,
     ciphertext: toBase64url(ciphertext),
   } satisfies SealedDossier);
-  if (sealed.length > ENVELOPE_LIMITS.maxDossierBytes) fail('LIMIT_EXCEEDED', 'sealed dossier too large: move documents into attachments');
+  if (sealed.length > ENVELOPE_LIMITS.maxDossierBytes)
+    fail('LIMIT_EXCEEDED', 'sealed dossier too large: move documents into attachments');
   return sealed;
 }
 
@@ -189,8 +274,8 @@ export interface SealOptions {
   readonly maxHops?: number;
   /** Fixed envelope id (test vectors); random otherwise. */
   readonly envelopeId?: string;
-  /** Fixed randomness (test vectors only): 32-byte content key and 24-byte nonce. */
-  readonly testRandomness?: { readonly contentKey: Uint8Array; readonly nonce: Uint8Array };
+  /** Fixed randomness (test vectors only). */
+  readonly testRandomness?: TestRandomness;
 }
 
 export interface SealedResult {
@@ -218,8 +303,10 @@ export function sealDossier(options: SealOptions): SealedResult {
   const recipients = options.recipients.map((r) => r.address);
   const envelopeId = options.envelopeId ?? newEnvelopeId();
   const issues = validateDossierContent(options.content, { attachmentCount: attachments.length });
-  if (issues.length === 0) issues.push(...checkContentParties(options.content, options.sender.address, recipients));
-  if (issues.length > 0) fail('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
+  if (issues.length === 0)
+    issues.push(...checkContentParties(options.content, options.sender.address, recipients));
+  if (issues.length > 0)
+    fail('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
 
   const body: DossierBody = {
     type: 'dossier',
@@ -262,7 +349,10 @@ export interface OpenOptions {
   readonly envelope: unknown;
   readonly sealed: Uint8Array;
   /** Who is opening: a recipient, or the sender reading its own archive. */
-  readonly reader: { readonly address: string; readonly encryptionKeys: readonly EncryptionKeyPair[] };
+  readonly reader: {
+    readonly address: string;
+    readonly encryptionKeys: readonly EncryptionKeyPair[];
+  };
   readonly trust: TrustStore;
 }
 
@@ -289,24 +379,37 @@ export function openDossier(options: OpenOptions): OpenedDossier {
   const s = sodium();
   const envelope = parseEnvelope(options.envelope);
   const env = envelope.body;
-  const envSender = options.trust.resolveSigningKey(env.sender, envelope.signature.kid, env.createdAt, ['authority']);
+  const envSender = options.trust.resolveSigningKey(
+    env.sender,
+    envelope.signature.kid,
+    env.createdAt,
+    ['authority'],
+  );
   verifySignature(CONTEXTS.envelope, env, envelope.signature, publicKeyOf(envSender.key));
 
-  if (options.sealed.length !== env.dossier.size || toHex(sha256(options.sealed)) !== env.dossier.id) {
+  if (
+    options.sealed.length !== env.dossier.size ||
+    toHex(sha256(options.sealed)) !== env.dossier.id
+  ) {
     fail('CHUNK_HASH_MISMATCH', 'sealed dossier is not the object the envelope names');
   }
   const sealed = parseSealedDossier(options.sealed);
   if (sealed.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'sealed dossier belongs to another envelope');
 
   const reader = options.reader.address;
-  if (reader !== env.sender && !env.recipients.includes(reader)) fail('NOT_ADDRESSED', `envelope ${env.id} is not addressed to ${reader}`);
+  if (reader !== env.sender && !env.recipients.includes(reader))
+    fail('NOT_ADDRESSED', `envelope ${env.id} is not addressed to ${reader}`);
   let contentKey: Uint8Array | undefined;
   for (const wrap of sealed.wraps) {
     if (wrap.to !== reader) continue;
     const pair = options.reader.encryptionKeys.find((k) => k.kid === wrap.kid);
     if (!pair) continue;
     try {
-      contentKey = s.crypto_box_seal_open(fromBase64url(wrap.key, 'wrap'), pair.publicKey, pair.secretKey);
+      contentKey = s.crypto_box_seal_open(
+        fromBase64url(wrap.key, 'wrap'),
+        pair.publicKey,
+        pair.secretKey,
+      );
     } catch (cause) {
       fail('DECRYPT_FAILED', 'content key unwrap failed', { cause });
     }
@@ -321,12 +424,21 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     s.memzero(contentKey);
   }
 
-  const dossier = signedDossierShape.parse(decodeCanonical(plaintext, ENVELOPE_LIMITS.maxDossierBytes));
+  const dossier = signedDossierShape.parse(
+    decodeCanonical(plaintext, ENVELOPE_LIMITS.maxDossierBytes),
+  );
   const body = dossier.body;
-  if (body.sender !== env.sender) fail('ENVELOPE_MISMATCH', 'dossier signed by another sender than the envelope');
-  const sender = options.trust.resolveSigningKey(body.sender, dossier.signature.kid, body.createdAt, ['authority']);
+  if (body.sender !== env.sender)
+    fail('ENVELOPE_MISMATCH', 'dossier signed by another sender than the envelope');
+  const sender = options.trust.resolveSigningKey(
+    body.sender,
+    dossier.signature.kid,
+    body.createdAt,
+    ['authority'],
+  );
   verifySignature(CONTEXTS.dossier, body, dossier.signature, publicKeyOf(sender.key));
-  if (body.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'dossier was signed for another envelope');
+  if (body.envelopeId !== env.id)
+    fail('ENVELOPE_MISMATCH', 'dossier was signed for another envelope');
   const signedFor = [...body.recipients].sort();
   const envelopeFor = [...env.recipients].sort();
   if (signedFor.length !== envelopeFor.length || signedFor.some((r, i) => r !== envelopeFor[i])) {
@@ -334,11 +446,18 @@ export function openDossier(options: OpenOptions): OpenedDossier {
   }
   for (const a of body.attachments) parseAttachmentManifest(a);
   const refs = attachmentChunkRefs(body.attachments);
-  if (refs.length !== env.chunks.length || refs.some((r, i) => r.id !== env.chunks[i]!.id || r.size !== env.chunks[i]!.size)) {
+  if (
+    refs.length !== env.chunks.length ||
+    refs.some((r, i) => r.id !== env.chunks[i]!.id || r.size !== env.chunks[i]!.size)
+  ) {
     fail('ENVELOPE_MISMATCH', 'attachment chunks differ from the envelope');
   }
   const issues = validateDossierContent(body.content, { attachmentCount: body.attachments.length });
-  if (issues.length === 0) issues.push(...checkContentParties(body.content, body.sender, body.recipients));
-  if (issues.length > 0) throw new ProtocolError('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, { issues });
+  if (issues.length === 0)
+    issues.push(...checkContentParties(body.content, body.sender, body.recipients));
+  if (issues.length > 0)
+    throw new ProtocolError('CONTENT_INVALID', `dossier content has ${issues.length} problem(s)`, {
+      issues,
+    });
   return { envelope, dossier, sender };
 }

@@ -1,4 +1,4 @@
-import { fail } from './errors.js';
+import { fail, isProtocolError } from './errors.js';
 import { fromUtf8, utf8 } from './bytes.js';
 
 /**
@@ -56,7 +56,8 @@ function encodeValue(value: unknown, depth: number, freeze = false): string {
       const cached = frozenText.get(value);
       if (cached !== undefined) {
         // Placed deeper than where it was decoded, it must still respect the limit.
-        if (depth + cached.height > MAX_DEPTH) fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
+        if (depth + cached.height > MAX_DEPTH)
+          fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
         if (depth + cached.height > deepest) deepest = depth + cached.height;
         return cached.text;
       }
@@ -118,8 +119,51 @@ function decode(bytes: Uint8Array, maxBytes: number, freeze: boolean): unknown {
   } catch (cause) {
     return fail('ENCODING_INVALID', 'not valid JSON', { cause });
   }
-  if (encodeValue(value, 0, freeze) !== text) fail('ENCODING_INVALID', 'not in canonical form');
+  let encoded: string;
+  try {
+    encoded = encodeValue(value, 0, freeze);
+  } catch (err) {
+    // Too deep and non-canonical at once is LIMIT_EXCEEDED, wherever the two
+    // faults sit in the text (docs/protocol.md §3.1, decoding order).
+    if (isProtocolError(err, 'ENCODING_INVALID')) checkTextDepth(text);
+    throw err;
+  }
+  if (encoded !== text) {
+    checkTextDepth(text);
+    fail('ENCODING_INVALID', 'not in canonical form');
+  }
   return value;
+}
+
+/**
+ * LIMIT_EXCEEDED if a value in the JSON text sits deeper than MAX_DEPTH,
+ * counting values as written (also those of duplicate members, which a
+ * parser drops). Only called on the failure path: a text that re-encodes
+ * canonically has passed the encoder's own depth check. `text` is valid JSON.
+ */
+function checkTextDepth(text: string): void {
+  let open = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5d || c === 0x7d)
+      open--; // ] }
+    else if (c === 0x2c || c === 0x3a || c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d)
+      continue; // , : whitespace
+    else {
+      // The start of a value (or of a member name, whose value has the same depth).
+      if (open > MAX_DEPTH) fail('LIMIT_EXCEEDED', `nesting deeper than ${MAX_DEPTH}`);
+      if (c === 0x5b || c === 0x7b)
+        open++; // [ {
+      else if (c === 0x22) {
+        // Skip the string, escapes included.
+        for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++)
+          if (text.charCodeAt(i) === 0x5c) i++;
+      } else {
+        // Skip the rest of a number or literal.
+        while (i + 1 < text.length && !',:]} \t\n\r'.includes(text[i + 1]!)) i++;
+      }
+    }
+  }
 }
 
 /**

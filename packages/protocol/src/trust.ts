@@ -12,8 +12,10 @@ import {
   manifestHash,
   verifyKeyRotation,
   verifyManifest,
+  verifyEncryptionKeyCert,
   verifyStatementSignature,
   type AuthorityEntry,
+  type EncryptionKeyCert,
   type Introduction,
   type KeyRotation,
   type Manifest,
@@ -62,7 +64,10 @@ export class TrustStore {
   /** Revocations per network, then per key id: a network can only revoke its own members' keys. */
   private readonly revoked = new Map<string, Map<string, RevocationRecord>>();
   /** Keys rotated in, per address, each with the key it replaced. */
-  private readonly rotatedKeys = new Map<string, { key: KeyRef; oldKid: string; effectiveAt: number }[]>();
+  private readonly rotatedKeys = new Map<
+    string,
+    { key: KeyRef; oldKid: string; effectiveAt: number }[]
+  >();
   private readonly supersededAt = new Map<string, number>();
   private readonly introductionList: Introduction[] = [];
 
@@ -85,19 +90,26 @@ export class TrustStore {
     const root = this.rootOf(network);
     if (!root) return fail('TRUST_CHAIN_BROKEN', `no trusted root for network ${network}`);
     const manifest = verifyManifest(value, root);
-    if (options.now !== undefined && options.now >= manifest.body.validUntil) fail('MANIFEST_EXPIRED', `manifest ${network} v${manifest.body.version} has expired`);
+    if (options.now !== undefined && options.now >= manifest.body.validUntil)
+      fail('MANIFEST_EXPIRED', `manifest ${network} v${manifest.body.version} has expired`);
     const held = this.manifests.get(network);
     if (held) {
-      if (manifest.body.version === held.body.version && manifestHash(manifest) === manifestHash(held)) return false;
+      if (
+        manifest.body.version === held.body.version &&
+        manifestHash(manifest) === manifestHash(held)
+      )
+        return false;
       checkManifestSuccession(held, manifest);
     }
     this.manifests.set(network, manifest);
-    for (const r of manifest.body.revoked) this.recordRevocation(network, r.kid, r.revokedAt, r.reason);
+    for (const r of manifest.body.revoked)
+      this.recordRevocation(network, r.kid, r.revokedAt, r.reason);
     if (this.pinned.has(network)) {
       for (const peer of manifest.body.peers) {
         if (this.pinned.has(peer.network)) continue;
         const known = this.anchors.get(peer.network);
-        if (known && known.kid !== peer.root.kid) fail('TRUST_CHAIN_BROKEN', `conflicting anchors for ${peer.network}`);
+        if (known && known.kid !== peer.root.kid)
+          fail('TRUST_CHAIN_BROKEN', `conflicting anchors for ${peer.network}`);
         this.anchors.set(peer.network, peer.root);
       }
     }
@@ -113,7 +125,9 @@ export class TrustStore {
   }
 
   authority(address: string): AuthorityEntry | undefined {
-    return this.manifests.get(networkOf(address))?.body.authorities.find((a) => a.address === address);
+    return this.manifests
+      .get(networkOf(address))
+      ?.body.authorities.find((a) => a.address === address);
   }
 
   relays(network: string): readonly RelayEntry[] {
@@ -124,13 +138,16 @@ export class TrustStore {
   addRevocation(value: unknown): Revocation {
     const revocation = revocationShape.parse(value);
     const { body, signature } = revocation;
-    if (networkOf(body.subject) !== body.network) fail('SCHEMA_INVALID', 'revocation subject outside its network');
+    if (networkOf(body.subject) !== body.network)
+      fail('SCHEMA_INVALID', 'revocation subject outside its network');
     const root = this.rootOf(body.network);
     if (root && signature.kid === root.kid) {
       verifyStatementSignature(CONTEXTS.revocation, revocation, root);
-      if (!this.findKey(body.subject, body.kid)) fail('KEY_UNKNOWN', `revoked key ${body.kid} is not a key of ${body.subject}`);
+      if (!this.findKey(body.subject, body.kid))
+        fail('KEY_UNKNOWN', `revoked key ${body.kid} is not a key of ${body.subject}`);
     } else {
-      if (signature.kid !== body.kid) fail('KEY_WRONG_ROLE', 'revocation must be signed by the root or the revoked key');
+      if (signature.kid !== body.kid)
+        fail('KEY_WRONG_ROLE', 'revocation must be signed by the root or the revoked key');
       const own = this.findKey(body.subject, body.kid);
       if (!own) return fail('KEY_UNKNOWN', `revoked key ${body.kid} is unknown`);
       verifyStatementSignature(CONTEXTS.revocation, revocation, own.key);
@@ -139,7 +156,12 @@ export class TrustStore {
     return revocation;
   }
 
-  private recordRevocation(network: string, kid: string, revokedAt: number, reason: RevocationReason): void {
+  private recordRevocation(
+    network: string,
+    kid: string,
+    revokedAt: number,
+    reason: RevocationReason,
+  ): void {
     const map = this.revoked.get(network) ?? new Map<string, RevocationRecord>();
     const prior = map.get(kid);
     if (!prior || revokedAt < prior.revokedAt) map.set(kid, { revokedAt, reason });
@@ -154,7 +176,12 @@ export class TrustStore {
     const rotation = verifyKeyRotation(value, old.key);
     this.assertUsable(old.key, rotation.body.effectiveAt, old.network);
     const list = this.rotatedKeys.get(body.subject) ?? [];
-    if (!list.some((k) => k.key.kid === rotation.body.newKey.kid)) list.push({ key: rotation.body.newKey, oldKid: old.key.kid, effectiveAt: rotation.body.effectiveAt });
+    if (!list.some((k) => k.key.kid === rotation.body.newKey.kid))
+      list.push({
+        key: rotation.body.newKey,
+        oldKid: old.key.kid,
+        effectiveAt: rotation.body.effectiveAt,
+      });
     this.rotatedKeys.set(body.subject, list);
     this.supersededAt.set(old.key.kid, rotation.body.effectiveAt);
     return rotation;
@@ -163,11 +190,21 @@ export class TrustStore {
   /** Add an introduction by a point of contact of a trusted network. */
   addIntroduction(value: unknown): Introduction {
     const intro = introductionShape.parse(value);
-    if (intro.body.validUntil <= intro.body.issuedAt) fail('SCHEMA_INVALID', 'introduction: validUntil before issuedAt');
-    const issuer = this.resolveSigningKey(intro.body.issuer, intro.signature.kid, intro.body.issuedAt, ['poc']);
+    if (intro.body.validUntil <= intro.body.issuedAt)
+      fail('SCHEMA_INVALID', 'introduction: validUntil before issuedAt');
+    const issuer = this.resolveSigningKey(
+      intro.body.issuer,
+      intro.signature.kid,
+      intro.body.issuedAt,
+      ['poc'],
+    );
     verifyStatementSignature(CONTEXTS.introduction, intro, issuer.key);
     const listed = this.authority(intro.body.subject);
-    if (listed && listed.key.kid !== intro.body.subjectKey.kid && !this.findKey(intro.body.subject, intro.body.subjectKey.kid)) {
+    if (
+      listed &&
+      listed.key.kid !== intro.body.subjectKey.kid &&
+      !this.findKey(intro.body.subject, intro.body.subjectKey.kid)
+    ) {
       fail('TRUST_CHAIN_BROKEN', 'introduction names a key the subject network does not list');
     }
     this.introductionList.push(intro);
@@ -176,7 +213,9 @@ export class TrustStore {
 
   /** Introductions naming `subject`, valid at `at`. */
   introductionsFor(subject: string, at: number): Introduction[] {
-    return this.introductionList.filter((i) => i.body.subject === subject && i.body.issuedAt <= at && at < i.body.validUntil);
+    return this.introductionList.filter(
+      (i) => i.body.subject === subject && i.body.issuedAt <= at && at < i.body.validUntil,
+    );
   }
 
   /**
@@ -184,10 +223,16 @@ export class TrustStore {
    * KEY_UNKNOWN, KEY_WRONG_ROLE, KEY_NOT_YET_VALID, KEY_EXPIRED (including
    * superseded by a rotation) or KEY_REVOKED.
    */
-  resolveSigningKey(address: string, kid: string, at: number, roles?: readonly Role[]): ResolvedKey {
+  resolveSigningKey(
+    address: string,
+    kid: string,
+    at: number,
+    roles?: readonly Role[],
+  ): ResolvedKey {
     const found = this.findKey(address, kid);
     if (!found) return fail('KEY_UNKNOWN', `no key ${kid} for ${address}`);
-    if (roles && !roles.includes(found.role)) fail('KEY_WRONG_ROLE', `${address} is not a ${roles.join(' or ')}`);
+    if (roles && !roles.includes(found.role))
+      fail('KEY_WRONG_ROLE', `${address} is not a ${roles.join(' or ')}`);
     this.assertUsable(found.key, at, found.network);
     // A rotated-in key is only as good as the key that rotated it: revoking the old key
     // as of (or before) the rotation also voids every key it introduced.
@@ -195,7 +240,8 @@ export class TrustStore {
     const seen = new Set<string>();
     while (link && !seen.has(link.oldKid)) {
       seen.add(link.oldKid);
-      if (this.isRevoked(link.oldKid, link.effectiveAt, found.network)) fail('KEY_REVOKED', `key ${found.key.kid} was rotated in by a revoked key`);
+      if (this.isRevoked(link.oldKid, link.effectiveAt, found.network))
+        fail('KEY_REVOKED', `key ${found.key.kid} was rotated in by a revoked key`);
       const oldKid = link.oldKid;
       link = (this.rotatedKeys.get(address) ?? []).find((r) => r.key.kid === oldKid);
     }
@@ -208,7 +254,10 @@ export class TrustStore {
     if (!entry) return fail('KEY_UNKNOWN', `unknown authority ${address}`);
     const usable = entry.encryptionKeys
       .map((c) => c.body.key)
-      .filter((k) => k.notBefore <= at && at < k.notAfter && !this.isRevoked(k.kid, at, networkOf(address)));
+      .filter(
+        (k) =>
+          k.notBefore <= at && at < k.notAfter && !this.isRevoked(k.kid, at, networkOf(address)),
+      );
     return usable.sort((a, b) => b.notBefore - a.notBefore);
   }
 
@@ -225,7 +274,8 @@ export class TrustStore {
     if (this.isRevoked(key.kid, at, network)) fail('KEY_REVOKED', `key ${key.kid} is revoked`);
     checkKeyValidity(key, at);
     const superseded = this.supersededAt.get(key.kid);
-    if (superseded !== undefined && at >= superseded) fail('KEY_EXPIRED', `key ${key.kid} was rotated out`);
+    if (superseded !== undefined && at >= superseded)
+      fail('KEY_EXPIRED', `key ${key.kid} was rotated out`);
   }
 
   private findKey(address: string, kid: string): ResolvedKey | undefined {
@@ -235,7 +285,11 @@ export class TrustStore {
     const entries: { address: string; role: Role; key: KeyRef }[] = [
       ...body.relays.map((r) => ({ address: r.id, role: 'relay' as const, key: r.key })),
       ...body.pocs.map((p) => ({ address: p.address, role: 'poc' as const, key: p.key })),
-      ...body.authorities.map((a) => ({ address: a.address, role: 'authority' as const, key: a.key })),
+      ...body.authorities.map((a) => ({
+        address: a.address,
+        role: 'authority' as const,
+        key: a.key,
+      })),
     ];
     const entry = entries.find((e) => e.address === address);
     if (!entry) return undefined;
@@ -243,4 +297,43 @@ export class TrustStore {
     const key = keys.find((k) => k.kid === kid);
     return key ? { address, network, role: entry.role, key } : undefined;
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Verify an encryption-key certificate presented on its own (not inside a
+ * manifest): resolve its subject's identity key at `now` from the trust
+ * store, then `verifyEncryptionKeyCert` against it. The order is normative
+ * (docs/protocol.md §6.1): a certificate without an object `body` with a
+ * string `subject`, or without an object `signature` with a string `kid`, is
+ * SCHEMA_INVALID before anything is looked up; then the key resolution codes
+ * (ADDRESS_INVALID for a subject that is not an address, KEY_*); then the
+ * certificate's own schema and signature.
+ */
+export function verifyStandaloneCertificate(
+  value: unknown,
+  trust: TrustStore,
+  now: number,
+): EncryptionKeyCert {
+  if (
+    !isObject(value) ||
+    !isObject(value['body']) ||
+    typeof value['body']['subject'] !== 'string' ||
+    !isObject(value['signature']) ||
+    typeof value['signature']['kid'] !== 'string'
+  ) {
+    return fail(
+      'SCHEMA_INVALID',
+      'encryption key certificate: body.subject and signature.kid must be strings',
+    );
+  }
+  const identity = trust.resolveSigningKey(
+    value['body']['subject'],
+    value['signature']['kid'],
+    now,
+    ['authority'],
+  );
+  return verifyEncryptionKeyCert(value, identity.key);
 }

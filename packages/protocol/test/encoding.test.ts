@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromBase64url, fromHex, toBase64url, toHex, utf8 } from '../src/bytes.js';
-import { MAX_DEPTH, canonicalBytes, canonicalString, decodeCanonical, decodeCanonicalFrozen } from '../src/encoding.js';
+import {
+  MAX_DEPTH,
+  canonicalBytes,
+  canonicalString,
+  decodeCanonical,
+  decodeCanonicalFrozen,
+} from '../src/encoding.js';
 import { isProtocolError } from '../src/errors.js';
 
 const enc = (text: string) => utf8(text);
@@ -17,9 +23,13 @@ function rejects(text: string | Uint8Array): string | undefined {
 
 describe('canonical JSON', () => {
   it('sorts keys by UTF-16 code units and has no whitespace', () => {
-    expect(canonicalString({ b: 1, a: [true, null, 'x'], '\u00e9': 2, A: {} })).toBe('{"A":{},"a":[true,null,"x"],"b":1,"\u00e9":2}');
+    expect(canonicalString({ b: 1, a: [true, null, 'x'], '\u00e9': 2, A: {} })).toBe(
+      '{"A":{},"a":[true,null,"x"],"b":1,"\u00e9":2}',
+    );
     // RFC 8785 ordering example: code units, so U+1F600 (surrogates D83D..) sorts before U+FB33.
-    expect(canonicalString({ '\ufb33': 1, '\ud83d\ude00': 2 })).toBe('{"\ud83d\ude00":2,"\ufb33":1}');
+    expect(canonicalString({ '\ufb33': 1, '\ud83d\ude00': 2 })).toBe(
+      '{"\ud83d\ude00":2,"\ufb33":1}',
+    );
   });
 
   it('escapes only what JCS escapes', () => {
@@ -123,7 +133,10 @@ describe('decodeCanonicalFrozen', () => {
   const bytes = new TextEncoder().encode(text);
 
   it('decodes like decodeCanonical, deep-frozen, and re-encodes to the same bytes', () => {
-    const value = decodeCanonicalFrozen(bytes) as { a: [number, { b: string }]; c: { d: { e: null } } };
+    const value = decodeCanonicalFrozen(bytes) as {
+      a: [number, { b: string }];
+      c: { d: { e: null } };
+    };
     expect(value).toEqual(decodeCanonical(bytes));
     expect(Object.isFrozen(value)).toBe(true);
     expect(Object.isFrozen(value.a[1])).toBe(true);
@@ -134,7 +147,9 @@ describe('decodeCanonicalFrozen', () => {
     expect(new TextDecoder().decode(canonicalBytes(value))).toBe(text);
     expect(canonicalString(value.c)).toBe('{"d":{"e":null}}');
     // A new object around decoded parts encodes as if built from scratch.
-    expect(canonicalString({ z: value.a, y: value.c })).toBe(canonicalString({ z: [1, { b: 'x' }], y: { d: { e: null } } }));
+    expect(canonicalString({ z: value.a, y: value.c })).toBe(
+      canonicalString({ z: [1, { b: 'x' }], y: { d: { e: null } } }),
+    );
   });
 
   it('rejects what decodeCanonical rejects', () => {
@@ -151,3 +166,44 @@ describe('decodeCanonicalFrozen', () => {
     expect(() => canonicalString([value])).toThrow(/nesting/);
   });
 });
+
+describe('decoding order: too deep before non-canonical (docs/protocol.md §3.1)', () => {
+  const deep = (n: number, inner = '1') => `${'['.repeat(n)}${inner}${']'.repeat(n)}`;
+
+  it('is LIMIT_EXCEEDED wherever the non-canonical part sits, and both on the plain and the frozen decoder', () => {
+    for (const text of [
+      `{"a":1.5,"b":${deep(MAX_DEPTH + 1)}}`,
+      `{"b":${deep(MAX_DEPTH + 1)},"a":1}`,
+      `{"a":${deep(MAX_DEPTH + 1)},"a":1}`,
+      `{"a":"\\u0061","b":${deep(MAX_DEPTH + 1)}}`,
+      `${deep(MAX_DEPTH + 1)} `,
+    ]) {
+      expect(rejects(text), text.slice(0, 20)).toBe('LIMIT_EXCEEDED');
+      expect(codeOfFrozen(text)).toBe('LIMIT_EXCEEDED');
+    }
+  });
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    const brackets = `"\\"${'['.repeat(40)}"`;
+    expect(rejects(`{"a":${brackets},"a":1}`)).toBe('ENCODING_INVALID');
+    expect(rejects(`{"a": ${brackets}}`)).toBe('ENCODING_INVALID');
+    // Inside {"b": ...}, the n-th nested array is at depth n; its elements at n + 1.
+    expect(rejects(`{"a":1.5,"b":${deep(MAX_DEPTH - 1, '"]]]]"')}}`)).toBe('ENCODING_INVALID');
+    expect(rejects(`{"a":1.5,"b":${deep(MAX_DEPTH, '')}}`)).toBe('ENCODING_INVALID');
+    expect(rejects(`{"a":1.5,"b":${deep(MAX_DEPTH, '1')}}`)).toBe('LIMIT_EXCEEDED');
+    expect(rejects(`{"a":1.5,"b":${deep(MAX_DEPTH + 1, '')}}`)).toBe('LIMIT_EXCEEDED');
+  });
+
+  it('a syntax error stays ENCODING_INVALID however deep the text', () => {
+    expect(rejects(`${deep(MAX_DEPTH + 5)},`)).toBe('ENCODING_INVALID');
+  });
+});
+
+function codeOfFrozen(text: string): string | undefined {
+  try {
+    decodeCanonicalFrozen(enc(text));
+    return undefined;
+  } catch (err) {
+    return isProtocolError(err) ? err.code : 'not a protocol error';
+  }
+}

@@ -1,20 +1,45 @@
 import { encryptAttachment } from '../attachment.js';
 import type { AttachmentManifest } from '../attachment-manifest.js';
-import { exampleAnswer, exampleRequest, type AnswerType, type DossierContent, type RequestType } from '../content/index.js';
-import { sealDossier, type SealedResult } from '../dossier.js';
+import {
+  exampleAnswer,
+  exampleRequest,
+  type AnswerType,
+  type DossierContent,
+  type RequestType,
+} from '../content/index.js';
+import { sealDossier, type SealedResult, type TestRandomness } from '../dossier.js';
 import type { TestWorld } from './world.js';
 
 /** Example content of a request or answer, rewritten to name the given sender and recipient. */
-export function exampleContentFor(type: RequestType | AnswerType, from: string, to: string, world: TestWorld): DossierContent {
+export function exampleContentFor(
+  type: RequestType | AnswerType,
+  from: string,
+  to: string,
+  world: TestWorld,
+): DossierContent {
   const party = (address: string) => {
     const network = address.split('@')[1]!;
-    const entry = world.networks[network]!.manifest.body.authorities.find((a) => a.address === address)!;
+    const entry = world.networks[network]!.manifest.body.authorities.find(
+      (a) => a.address === address,
+    )!;
     return { address, name: entry.name, country: entry.country };
   };
-  const isRequest = ['mla', 'extradition', 'transfer-of-sentenced-persons', 'confiscation'].includes(type);
+  const isRequest = [
+    'mla',
+    'extradition',
+    'transfer-of-sentenced-persons',
+    'confiscation',
+  ].includes(type);
   if (isRequest) {
     const content = exampleRequest(type as RequestType);
-    return { ...content, header: { ...content.header, requestingAuthority: party(from), requestedAuthority: party(to) } };
+    return {
+      ...content,
+      header: {
+        ...content.header,
+        requestingAuthority: party(from),
+        requestedAuthority: party(to),
+      },
+    };
   }
   const content = exampleAnswer(type as AnswerType);
   return { ...content, from: party(from), to: party(to) };
@@ -35,15 +60,24 @@ export function sealTestDossier(
     envelopeId?: string;
     createdAt?: number;
     expiresAt?: number;
-    testRandomness?: { contentKey: Uint8Array; nonce: Uint8Array };
+    testRandomness?: TestRandomness;
   },
 ): SealedResult {
   const sender = world.authority(options.from);
   const createdAt = options.createdAt ?? world.now;
   return sealDossier({
-    sender: { address: sender.address, identity: sender.identity, archiveKey: sender.encryptionRef },
-    recipients: options.to.map((address) => ({ address, encryptionKey: world.authority(address).encryptionRef })),
-    content: options.content ?? exampleContentFor(options.type ?? 'mla', options.from, options.to[0]!, world),
+    sender: {
+      address: sender.address,
+      identity: sender.identity,
+      archiveKey: sender.encryptionRef,
+    },
+    recipients: options.to.map((address) => ({
+      address,
+      encryptionKey: world.authority(address).encryptionRef,
+    })),
+    content:
+      options.content ??
+      exampleContentFor(options.type ?? 'mla', options.from, options.to[0]!, world),
     attachments: options.attachments ?? [],
     createdAt,
     expiresAt: options.expiresAt ?? createdAt + 7 * 24 * 3600 * 1000,
