@@ -16,7 +16,10 @@ import { Type } from 'typebox';
 import type { RelayBackend } from './backend/types.js';
 import { RelayError, relayCodeFor } from './errors.js';
 
-const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+/** How long a challenge can be answered (docs/relay-api.md, Node sessions). */
+export const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+/** How long a session token lasts unless the relay is configured otherwise (docs/relay-api.md). */
+export const DEFAULT_SESSION_TTL_MS = 30 * 60 * 1000;
 /** Tokens whose MAC was checked, kept so that each request does not decode and MAC its token again. */
 const VERIFIED_TOKENS_MAX = 10_000;
 
@@ -32,7 +35,10 @@ export const SessionRequestSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    signature: Type.Object({ kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) }, { additionalProperties: false }),
+    signature: Type.Object(
+      { kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );
@@ -52,7 +58,10 @@ export interface Session {
 export class SessionAuthority {
   private readonly macKey: Buffer;
   /** Token -> its MAC-checked payload; expiry and the signing key are still checked on every use. */
-  private readonly verified = new Map<string, { address: string; kid: string; expiresAt: number }>();
+  private readonly verified = new Map<
+    string,
+    { address: string; kid: string; expiresAt: number }
+  >();
 
   constructor(
     private readonly options: {
@@ -66,7 +75,9 @@ export class SessionAuthority {
     },
   ) {
     if (options.secret.length < 32) throw new Error('session secret must have at least 32 bytes');
-    this.macKey = createHmac('sha256', options.secret).update('rogatory/v1/relay-session-mac').digest();
+    this.macKey = createHmac('sha256', options.secret)
+      .update('rogatory/v1/relay-session-mac')
+      .digest();
   }
 
   private mac(parts: readonly string[]): Buffer {
@@ -80,8 +91,18 @@ export class SessionAuthority {
     const nonce = randomBytes(10);
     const exp = Buffer.alloc(6);
     exp.writeUIntBE(expiresAt, 0, 6);
-    const tag = this.mac(['challenge', this.options.relayId, address, nonce.toString('hex'), String(expiresAt)]);
-    return { challenge: toBase64url(Buffer.concat([nonce, exp, tag])), relay: this.options.relayId, expiresAt };
+    const tag = this.mac([
+      'challenge',
+      this.options.relayId,
+      address,
+      nonce.toString('hex'),
+      String(expiresAt),
+    ]);
+    return {
+      challenge: toBase64url(Buffer.concat([nonce, exp, tag])),
+      relay: this.options.relayId,
+      expiresAt,
+    };
   }
 
   /** Check the signed challenge and issue a bearer token. */
@@ -100,24 +121,44 @@ export class SessionAuthority {
     } catch (cause) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown challenge', { cause });
     }
-    if (raw.length !== 32 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
+    if (raw.length !== 32 || body.relay !== this.options.relayId)
+      throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
     const nonce = Buffer.from(raw.subarray(0, 10));
     const expiresAt = Buffer.from(raw.subarray(10, 16)).readUIntBE(0, 6);
-    const expected = this.mac(['challenge', this.options.relayId, body.address, nonce.toString('hex'), String(expiresAt)]);
+    const expected = this.mac([
+      'challenge',
+      this.options.relayId,
+      body.address,
+      nonce.toString('hex'),
+      String(expiresAt),
+    ]);
     if (!timingSafeEqual(expected, Buffer.from(raw.subarray(16, 32))) || now > expiresAt) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
     }
-    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
-    if (!body.address.endsWith(`@${this.options.network}`)) throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
+    // Claimed before any other check: a genuine challenge serves one login attempt, whether it succeeds or not,
+    // so a refused answer (wrong key, skew, stranger) cannot be corrected and replayed with the same challenge.
+    if (
+      !(await this.options.backend.claimOnce(
+        `challenge:${nonce.toString('hex')}`,
+        CHALLENGE_TTL_MS * 2,
+      ))
+    ) {
+      throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
+    }
+    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs)
+      throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
+    if (!body.address.endsWith(`@${this.options.network}`))
+      throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
     try {
-      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, ['authority']);
+      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, [
+        'authority',
+      ]);
       verifySignature(CONTEXTS.sessionChallenge, body, signature, publicKeyOf(key.key));
     } catch (err) {
       const { code } = relayCodeFor(err);
-      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', { cause: err });
-    }
-    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
-      throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
+      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', {
+        cause: err,
+      });
     }
     const tokenExpires = now + this.options.ttlMs;
     const payload = `${body.address}.${signature.kid}.${tokenExpires}`;
@@ -129,7 +170,8 @@ export class SessionAuthority {
 
   /** The session a bearer token stands for; throws UNAUTHENTICATED. */
   verify(token: string | undefined): Session {
-    if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
+    if (!token || token.length > 400)
+      throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
     const { address, kid, expiresAt } = this.verified.get(token) ?? this.checkMac(token);
     const now = this.options.clock();
     if (!(now < expiresAt)) {
@@ -156,7 +198,8 @@ export class SessionAuthority {
     } catch {
       throw new RelayError('UNAUTHENTICATED', 'invalid token');
     }
-    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag)) throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag))
+      throw new RelayError('UNAUTHENTICATED', 'invalid token');
     const [address = '', kid = '', exp = ''] = payload.split('.');
     const checked = { address, kid, expiresAt: Number(exp) };
     // Bounded: when full, start over (tokens are re-checked, not refused).
