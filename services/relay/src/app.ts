@@ -5,21 +5,9 @@ import { networkOf } from '@rogatory/protocol';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ChunkPresence } from './chunk-presence.js';
 import { RateWindow, type RelayContext } from './context.js';
-import {
-  RELAY_ERRORS,
-  RelayError,
-  errorBodyOf,
-  isRelayError,
-  toRelayError,
-  type RelayErrorCode,
-} from './errors.js';
+import { RELAY_ERRORS, RelayError, errorBodyOf, isRelayError, toRelayError, type RelayErrorCode } from './errors.js';
 import { RelayMetrics } from './metrics.js';
-import {
-  DEFAULT_FORWARDING,
-  DEFAULT_LIMITS,
-  DEFAULT_RETENTION,
-  type RelayOptions,
-} from './options.js';
+import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
 import { PeerDirectory } from './peers.js';
 import { chunkRoutes } from './plugins/chunks.js';
 import { envelopeRoutes } from './plugins/envelopes.js';
@@ -32,9 +20,7 @@ import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
 function errorBody(code: RelayErrorCode): string {
-  return JSON.stringify({
-    error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' },
-  });
+  return JSON.stringify({ error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' } });
 }
 
 /**
@@ -46,13 +32,10 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (socket.writable && inFlight?.headersSent !== true) {
-    const code: RelayErrorCode =
-      err.code === 'HPE_HEADER_OVERFLOW' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
+    const code: RelayErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
     const status = RELAY_ERRORS[code];
     const body = errorBody(code);
-    socket.write(
-      `HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    socket.write(`HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`);
   }
   socket.destroy(err);
 }
@@ -67,14 +50,8 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   const retention = { ...DEFAULT_RETENTION, ...options.retention };
   const forwarding = { ...DEFAULT_FORWARDING, ...options.forwarding };
   const network = networkOf(options.relayId);
-  if (
-    !options.trust
-      .relays(network)
-      .some((r) => r.id === options.relayId && r.key.kid === options.key.kid)
-  ) {
-    throw new Error(
-      `relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`,
-    );
+  if (!options.trust.relays(network).some((r) => r.id === options.relayId && r.key.kid === options.key.kid)) {
+    throw new Error(`relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`);
   }
 
   const app = Fastify({
@@ -93,32 +70,17 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     clientErrorHandler,
     // Undecodable URLs and over-long path parameters: Fastify answers these before any route or error handler.
     frameworkErrors: (err, _request, reply) => {
-      const code: RelayErrorCode =
-        err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
-      void (reply as FastifyReply)
-        .code(RELAY_ERRORS[code])
-        .header('content-type', 'application/json; charset=utf-8')
-        .send(errorBody(code));
+      const code: RelayErrorCode = err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
+      void (reply as FastifyReply).code(RELAY_ERRORS[code]).header('content-type', 'application/json; charset=utf-8').send(errorBody(code));
     },
     // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
     http: { requireHostHeader: false },
   });
 
   const metrics = new RelayMetrics(options.backend);
-  const peers = new PeerDirectory({
-    relayId: options.relayId,
-    key: options.key,
-    trust: options.trust,
-    peerUrls: options.peerUrls ?? {},
-    timeoutMs: forwarding.requestTimeoutMs,
-  });
+  const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
   const rate = new RateWindow(clock);
-  const presence = new ChunkPresence({
-    blobs: options.blobs,
-    backend: options.backend,
-    clock,
-    uploadGraceMs: retention.uploadGraceMs,
-  });
+  const presence = new ChunkPresence({ blobs: options.blobs, backend: options.backend, clock, uploadGraceMs: retention.uploadGraceMs });
   const core = new RelayCore({
     relayId: options.relayId,
     network,
@@ -178,20 +140,11 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   app.setErrorHandler((err, request, reply) => {
     const relayError = toRelayError(err);
     context.metrics.rejectedRequests.inc({ code: relayError.code });
-    if (relayError.status >= 500)
-      request.log.error(
-        { code: relayError.code, route: request.routeOptions.url },
-        'request failed',
-      );
-    if (relayError.retryAfterMs !== undefined)
-      void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
-    return reply
-      .code(relayError.status)
-      .send(errorBodyOf(relayError, { singleEvidence: request.url.startsWith('/v1/envelopes') }));
+    if (relayError.status >= 500) request.log.error({ code: relayError.code, route: request.routeOptions.url }, 'request failed');
+    if (relayError.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
+    return reply.code(relayError.status).send(errorBodyOf(relayError, { singleEvidence: request.url.startsWith('/v1/envelopes') }));
   });
-  app.setNotFoundHandler((_request, reply) =>
-    reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }),
-  );
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
 
   await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
   await app.register(async (scope) => {
@@ -215,10 +168,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     );
     gcTimer = setInterval(() => {
       core.collectGarbage().catch((err: unknown) => {
-        app.log.warn(
-          { code: isRelayError(err) ? err.code : 'INTERNAL' },
-          'garbage collection failed',
-        );
+        app.log.warn({ code: isRelayError(err) ? err.code : 'INTERNAL' }, 'garbage collection failed');
       });
     }, retention.gcIntervalMs);
     gcTimer.unref();
@@ -231,18 +181,10 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     await options.backend.stopWorkers();
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    done(
-      request.raw.httpVersion === '1.1' && request.headers.host === undefined
-        ? new RelayError('MALFORMED', 'a Host header is required')
-        : undefined,
-    );
+    done(request.raw.httpVersion === '1.1' && request.headers.host === undefined ? new RelayError('MALFORMED', 'a Host header is required') : undefined);
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    if (
-      context.draining &&
-      !request.url.startsWith('/healthz') &&
-      !request.url.startsWith('/readyz')
-    ) {
+    if (context.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/readyz')) {
       done(new RelayError('UNAVAILABLE', 'relay is shutting down', { retryAfterMs: 5000 }));
       return;
     }

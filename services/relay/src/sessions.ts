@@ -35,10 +35,7 @@ export const SessionRequestSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    signature: Type.Object(
-      { kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) },
-      { additionalProperties: false },
-    ),
+    signature: Type.Object({ kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -58,10 +55,7 @@ export interface Session {
 export class SessionAuthority {
   private readonly macKey: Buffer;
   /** Token -> its MAC-checked payload; expiry and the signing key are still checked on every use. */
-  private readonly verified = new Map<
-    string,
-    { address: string; kid: string; expiresAt: number }
-  >();
+  private readonly verified = new Map<string, { address: string; kid: string; expiresAt: number }>();
 
   constructor(
     private readonly options: {
@@ -75,9 +69,7 @@ export class SessionAuthority {
     },
   ) {
     if (options.secret.length < 32) throw new Error('session secret must have at least 32 bytes');
-    this.macKey = createHmac('sha256', options.secret)
-      .update('rogatory/v1/relay-session-mac')
-      .digest();
+    this.macKey = createHmac('sha256', options.secret).update('rogatory/v1/relay-session-mac').digest();
   }
 
   private mac(parts: readonly string[]): Buffer {
@@ -91,18 +83,8 @@ export class SessionAuthority {
     const nonce = randomBytes(10);
     const exp = Buffer.alloc(6);
     exp.writeUIntBE(expiresAt, 0, 6);
-    const tag = this.mac([
-      'challenge',
-      this.options.relayId,
-      address,
-      nonce.toString('hex'),
-      String(expiresAt),
-    ]);
-    return {
-      challenge: toBase64url(Buffer.concat([nonce, exp, tag])),
-      relay: this.options.relayId,
-      expiresAt,
-    };
+    const tag = this.mac(['challenge', this.options.relayId, address, nonce.toString('hex'), String(expiresAt)]);
+    return { challenge: toBase64url(Buffer.concat([nonce, exp, tag])), relay: this.options.relayId, expiresAt };
   }
 
   /** Check the signed challenge and issue a bearer token. */
@@ -121,44 +103,26 @@ export class SessionAuthority {
     } catch (cause) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown challenge', { cause });
     }
-    if (raw.length !== 32 || body.relay !== this.options.relayId)
-      throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
+    if (raw.length !== 32 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
     const nonce = Buffer.from(raw.subarray(0, 10));
     const expiresAt = Buffer.from(raw.subarray(10, 16)).readUIntBE(0, 6);
-    const expected = this.mac([
-      'challenge',
-      this.options.relayId,
-      body.address,
-      nonce.toString('hex'),
-      String(expiresAt),
-    ]);
+    const expected = this.mac(['challenge', this.options.relayId, body.address, nonce.toString('hex'), String(expiresAt)]);
     if (!timingSafeEqual(expected, Buffer.from(raw.subarray(16, 32))) || now > expiresAt) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
     }
     // Claimed before any other check: a genuine challenge serves one login attempt, whether it succeeds or not,
     // so a refused answer (wrong key, skew, stranger) cannot be corrected and replayed with the same challenge.
-    if (
-      !(await this.options.backend.claimOnce(
-        `challenge:${nonce.toString('hex')}`,
-        CHALLENGE_TTL_MS * 2,
-      ))
-    ) {
+    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
       throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
     }
-    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs)
-      throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
-    if (!body.address.endsWith(`@${this.options.network}`))
-      throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
+    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
+    if (!body.address.endsWith(`@${this.options.network}`)) throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
     try {
-      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, [
-        'authority',
-      ]);
+      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, ['authority']);
       verifySignature(CONTEXTS.sessionChallenge, body, signature, publicKeyOf(key.key));
     } catch (err) {
       const { code } = relayCodeFor(err);
-      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', {
-        cause: err,
-      });
+      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', { cause: err });
     }
     const tokenExpires = now + this.options.ttlMs;
     const payload = `${body.address}.${signature.kid}.${tokenExpires}`;
@@ -170,8 +134,7 @@ export class SessionAuthority {
 
   /** The session a bearer token stands for; throws UNAUTHENTICATED. */
   verify(token: string | undefined): Session {
-    if (!token || token.length > 400)
-      throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
+    if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
     const { address, kid, expiresAt } = this.verified.get(token) ?? this.checkMac(token);
     const now = this.options.clock();
     if (!(now < expiresAt)) {
@@ -198,8 +161,7 @@ export class SessionAuthority {
     } catch {
       throw new RelayError('UNAUTHENTICATED', 'invalid token');
     }
-    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag))
-      throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag)) throw new RelayError('UNAUTHENTICATED', 'invalid token');
     const [address = '', kid = '', exp = ''] = payload.split('.');
     const checked = { address, kid, expiresAt: Number(exp) };
     // Bounded: when full, start over (tokens are re-checked, not refused).
