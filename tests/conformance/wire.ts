@@ -41,7 +41,8 @@ export class Wire {
     const res = await fetch(new URL(call.path, this.base), {
       method: call.method ?? (body === undefined ? 'GET' : 'POST'),
       headers,
-      ...(body === undefined ? {} : { body }),
+      // A copy on its own ArrayBuffer: what fetch's BodyInit accepts.
+      ...(body === undefined ? {} : { body: new Uint8Array(body) }),
     });
     const bytes = new Uint8Array(await res.arrayBuffer());
     let json: unknown;
@@ -56,15 +57,25 @@ export class Wire {
   /**
    * A body the relay is expected to refuse before reading it (over a size limit): the
    * answer may come, and the connection close, while the body is still being sent, which
-   * fetch reports as a failure. Resolves with the status and error code once they arrive.
+   * fetch reports as a failure (EPIPE). Resolves with the status and body once they arrive.
    */
-  oversize(call: { path: string; token: string; bytes: Uint8Array; contentType: string; method: string }): Promise<Answer> {
+  oversize(call: {
+    path: string;
+    token: string;
+    bytes: Uint8Array;
+    contentType: string;
+    method: string;
+  }): Promise<Answer> {
     const url = new URL(call.path, this.base);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send(url, {
         method: call.method,
-        headers: { 'content-type': call.contentType, 'content-length': String(call.bytes.length), authorization: `Bearer ${call.token}` },
+        headers: {
+          'content-type': call.contentType,
+          'content-length': String(call.bytes.length),
+          authorization: `Bearer ${call.token}`,
+        },
       });
       let answered = false;
       req.on('response', (res) => {
@@ -73,6 +84,8 @@ export class Wire {
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('error', reject);
         res.on('end', () => {
+          clearTimeout(rest);
+          req.destroy();
           const bytes = new Uint8Array(Buffer.concat(parts));
           let json: unknown;
           try {
@@ -87,11 +100,20 @@ export class Wire {
         // The relay closing while the body is still going out is expected once it has answered.
         if (!answered) reject(err);
       });
-      req.end(call.bytes);
+      // The declared length is over the limit: send a first part and give the relay time to
+      // refuse on the header alone, so that its closing the connection does not cut our reading
+      // of the answer; a relay that counts bytes instead gets the rest.
+      const head = Math.min(call.bytes.length, 64 * 1024);
+      req.write(call.bytes.subarray(0, head));
+      const rest = setTimeout(() => {
+        if (!answered) req.end(call.bytes.subarray(head));
+      }, 2000);
     });
   }
 
-  async challenge(address: string): Promise<{ challenge: string; relay: string; expiresAt: number }> {
+  async challenge(
+    address: string,
+  ): Promise<{ challenge: string; relay: string; expiresAt: number }> {
     const a = await this.call({ path: '/v1/session/challenge', body: { address } });
     if (a.status !== 200) throw new Error(`POST /v1/session/challenge answered ${a.status}`);
     return a.json as { challenge: string; relay: string; expiresAt: number };
@@ -109,10 +131,14 @@ export class Wire {
   }
 
   /** Log in and return the session (token, expiresAt); throws when refused. */
-  async login(address: string, key: SigningKeyPair): Promise<{ token: string; expiresAt: number; address: string }> {
+  async login(
+    address: string,
+    key: SigningKeyPair,
+  ): Promise<{ token: string; expiresAt: number; address: string }> {
     const c = await this.challenge(address);
     const a = await this.call({ path: '/v1/session', body: Wire.answer(c, address, key) });
-    if (a.status !== 200) throw new Error(`login of ${address} answered ${a.status} ${codeOf(a) ?? ''}`);
+    if (a.status !== 200)
+      throw new Error(`login of ${address} answered ${a.status} ${codeOf(a) ?? ''}`);
     return a.json as { token: string; expiresAt: number; address: string };
   }
 }
