@@ -135,6 +135,12 @@ function evidenceOf(ctx: CheckContext, envelope: Envelope, a: Answer, kind: stri
     );
   }
   expect(ev.body.kind === kind, `evidence kind ${ev.body.kind}, expected ${kind}`);
+  // A rejection states the refusal's code as its reason.
+  if (kind === 'submission-rejection')
+    expect(
+      ev.body.reason?.code === codeOf(a),
+      `rejection reason ${ev.body.reason?.code ?? 'none'} differs from the error code`,
+    );
   return ev;
 }
 
@@ -582,6 +588,11 @@ export const CHECKS: readonly Check[] = [
         await seal(ctx, { createdAt: now - 3 * 86_400_000, expiresAt: now - 86_400_000 }),
       );
       expectRefusal(a, 410, 'EXPIRED', 'expired envelope');
+      const detail = (a.json as { error: { detail?: string } }).error.detail;
+      expect(
+        detail === undefined || detail === 'ENVELOPE_EXPIRED',
+        `detail ${detail ?? ''} is not the protocol's ENVELOPE_EXPIRED`,
+      );
     },
   },
   {

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CONTEXTS, ENVELOPE_LIMITS, TrustStore, ready, signBytes } from '@rogatory/protocol';
 import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
 import { MemoryBlobStore } from '@rogatory/storage';
@@ -5,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelayApp } from '../src/app.js';
 import { openEmbeddedBackend } from '../src/backend/embedded.js';
+import { loadRelayConfig } from '../src/config.js';
 import { CHALLENGE_TTL_MS, DEFAULT_SESSION_TTL_MS } from '../src/sessions.js';
 
 /** The session rules docs/relay-api.md states: challenge lifetime and single use, clock skew, session lifetime. */
@@ -22,7 +26,7 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
 });
 
-async function relayApp(): Promise<FastifyInstance> {
+async function relayApp(sessionTtlMs?: number): Promise<FastifyInstance> {
   now = Date.now();
   const net = world.networks['wacap']!;
   const trust = new TrustStore({ pinned: [{ network: 'wacap', root: net.rootRef }] });
@@ -38,6 +42,7 @@ async function relayApp(): Promise<FastifyInstance> {
     logger: false,
     workers: false,
     clock: () => now,
+    ...(sessionTtlMs === undefined ? {} : { sessionTtlMs }),
   });
   app.addHook('onClose', () => backend.close());
   apps.push(app);
@@ -162,5 +167,29 @@ describe('relay sessions', () => {
     expect((await mailbox()).statusCode).toBe(200);
     now = expiresAt;
     expect(codeOf(await mailbox())).toBe('UNAUTHENTICATED');
+  });
+
+  it('takes another session lifetime from the configuration (sessionTtlMs, 5 s to 24 h)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rogatory-session-config-'));
+    try {
+      const config = (ttl: number) =>
+        [
+          'relay: { id: relay@wacap, port: 0 }',
+          'identity: { keyFile: ./key.json }',
+          'trust: { rootFile: ./root.json, manifestFiles: [./m.json] }',
+          `sessionTtlMs: ${ttl}`,
+          'backend: { kind: embedded, dataDir: ./data }',
+        ].join('\n');
+      await writeFile(join(dir, 'ok.yaml'), config(20_000));
+      expect((await loadRelayConfig(join(dir, 'ok.yaml'), {})).sessionTtlMs).toBe(20_000);
+      await writeFile(join(dir, 'short.yaml'), config(4_999));
+      await expect(loadRelayConfig(join(dir, 'short.yaml'), {})).rejects.toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const app = await relayApp(20_000);
+    const address = 'sn-moj@wacap';
+    const res = await answer(app, await challenge(app, address), address);
+    expect(res.json<{ expiresAt: number }>().expiresAt).toBe(now + 20_000);
   });
 });
