@@ -12,6 +12,18 @@ pnpm vectors:check
 mkdir -p .tmp
 status=0
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json || status=$?
+# Black-box conformance of our relay to docs/relay-api.md: start it (embedded backend, test world)
+# on a free loopback port, run the suite against its URL, stop it.
+conformance_port="$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})')"
+bash infra/scripts/conformance-relay.sh "$conformance_port" >.tmp/conformance-relay.log 2>&1 &
+conformance_relay=$!
+if ! pnpm conformance --relay "http://127.0.0.1:${conformance_port}" --wait-ready 120000; then
+  status=1
+  echo "conformance failed; relay log (.tmp/conformance-relay.log):"
+  tail -n 20 .tmp/conformance-relay.log || true
+fi
+kill -TERM "$conformance_relay" 2>/dev/null || true
+wait "$conformance_relay" 2>/dev/null || true
 # One plain closing line with the totals, whatever the reporter printed above.
 node -e '
   const r = JSON.parse(require("fs").readFileSync(".tmp/vitest-report.json", "utf8"));

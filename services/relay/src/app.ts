@@ -16,7 +16,7 @@ import { mailboxRoutes } from './plugins/mailbox.js';
 import { opsRoutes } from './plugins/ops.js';
 import { sessionRoutes } from './plugins/session.js';
 import { RelayCore } from './relay-core.js';
-import { SessionAuthority } from './sessions.js';
+import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
 function errorBody(code: RelayErrorCode): string {
@@ -109,7 +109,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
       trust: options.trust,
       backend: options.backend,
       clock,
-      ttlMs: options.sessionTtlMs ?? 30 * 60 * 1000,
+      ttlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     }),
     backend: options.backend,
     blobs: options.blobs,

@@ -64,6 +64,8 @@ export const RelayConfigSchema = Type.Object(
     ),
     /** Environment variable holding the session secret shared by all instances (>= 32 bytes, base64url or hex). */
     sessionSecretEnv: Type.Optional(Type.String({ default: 'ROGATORY_RELAY_SESSION_SECRET' })),
+    /** Lifetime of a node session token (default 30 minutes); short ones let a conformance run check expiry. */
+    sessionTtlMs: Type.Optional(Type.Integer({ minimum: 5000, maximum: 24 * 3600 * 1000 })),
     limits: Type.Optional(
       Type.Object(
         {

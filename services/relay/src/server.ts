@@ -91,6 +91,7 @@ export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.Pr
     trust,
     ...stores,
     sessionSecret: secretBytes(requireEnv(env, config.sessionSecretEnv ?? 'ROGATORY_RELAY_SESSION_SECRET', 'session secret')),
+    ...(config.sessionTtlMs === undefined ? {} : { sessionTtlMs: config.sessionTtlMs }),
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.retention ? { retention: config.retention } : {}),
     forwarding: {

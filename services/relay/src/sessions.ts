@@ -16,7 +16,10 @@ import { Type } from 'typebox';
 import type { RelayBackend } from './backend/types.js';
 import { RelayError, relayCodeFor } from './errors.js';
 
-const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+/** How long a challenge can be answered (docs/relay-api.md, Node sessions). */
+export const CHALLENGE_TTL_MS = 2 * 60 * 1000;
+/** How long a session token lasts unless the relay is configured otherwise (docs/relay-api.md). */
+export const DEFAULT_SESSION_TTL_MS = 30 * 60 * 1000;
 /** Tokens whose MAC was checked, kept so that each request does not decode and MAC its token again. */
 const VERIFIED_TOKENS_MAX = 10_000;
 
@@ -107,6 +110,11 @@ export class SessionAuthority {
     if (!timingSafeEqual(expected, Buffer.from(raw.subarray(16, 32))) || now > expiresAt) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
     }
+    // Claimed before any other check: a genuine challenge serves one login attempt, whether it succeeds or not,
+    // so a refused answer (wrong key, skew, stranger) cannot be corrected and replayed with the same challenge.
+    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
+      throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
+    }
     if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
     if (!body.address.endsWith(`@${this.options.network}`)) throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
     try {
@@ -115,9 +123,6 @@ export class SessionAuthority {
     } catch (err) {
       const { code } = relayCodeFor(err);
       throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', { cause: err });
-    }
-    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
-      throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
     }
     const tokenExpires = now + this.options.ttlMs;
     const payload = `${body.address}.${signature.kid}.${tokenExpires}`;

@@ -253,14 +253,17 @@ function fuzzSuite(name: string, backend: () => Promise<{ kind: BackendKind; sto
       });
       await refuse('oversize', 'login of 8193 bytes', { method: 'POST', path: '/v1/session', headers: JSON_TYPE, body: enc(`{"body":"${'a'.repeat(8193 - 11)}"}`) }, { code: 'LIMIT_EXCEEDED' });
 
-      // Mutations of one valid signed answer: every one refused, then the answer itself works once only.
+      // Mutations of one valid signed answer: every one refused. A refused attempt uses its challenge up
+      // (docs/relay-api.md), so a valid answer to a fresh challenge then works once only.
       const sn = world.authority(SN).identity;
       const c = await askChallenge(probe, SN);
-      const valid = sessionRequest({ type: 'session', relay: c.relay, address: SN, challenge: c.challenge, issuedAt: Date.now() }, sn);
-      const mutants = Array.from({ length: 60 }, () => mutateJson(r, valid));
+      const mutated = sessionRequest({ type: 'session', relay: c.relay, address: SN, challenge: c.challenge, issuedAt: Date.now() }, sn);
+      const mutants = Array.from({ length: 60 }, () => mutateJson(r, mutated));
       await inPool(mutants, CONCURRENCY, async (m) => {
         await refuse('session-login', `mutated login ${m.how}`, { method: 'POST', path: '/v1/session', headers: JSON_TYPE, body: enc(JSON.stringify(m.value)) });
       });
+      const c2 = await askChallenge(probe, SN);
+      const valid = sessionRequest({ type: 'session', relay: c2.relay, address: SN, challenge: c2.challenge, issuedAt: Date.now() }, sn);
       const first = await probe.send({ method: 'POST', path: '/v1/session', headers: JSON_TYPE, body: canonicalBytes(valid) });
       expect(first.kind === 'response' && first.response.status).toBe(200);
       for (let i = 0; i < 3; i++) {
