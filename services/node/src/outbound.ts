@@ -1,18 +1,21 @@
-import { stat } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
+  ATTACHMENT_LIMITS,
   checkContentParties,
   isProtocolError,
   sealDossier,
   validateDossierContent,
   type AttachmentManifest,
+  type ByteSource,
   type ContentIssue,
   type DossierContent,
   type KeyRef,
 } from '@rogatory/protocol';
-import { encryptFile } from '@rogatory/protocol/node';
+import { encryptAttachment } from '@rogatory/protocol/node';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
-import { NodeError, isNodeError, nodeFail, toNodeError } from './errors.js';
+import { NodeError, nodeFail, toNodeError } from './errors.js';
+import type { FileRoot } from './file-root.js';
 import type { CaseMeta, DossierMeta, HandlingCode } from './store/records.js';
 import type { DossierRow } from './store/store.js';
 import { requireClearance, type Actor, type UserInfo } from './users.js';
@@ -29,6 +32,8 @@ export interface AttachmentInput {
   readonly mediaType?: string;
   /** Name recorded in the dossier; default the file's name. */
   readonly name?: string;
+  /** When set, `path` must lie inside this directory, with no symbolic link below it (the REST API's `--file-root`). */
+  readonly root?: FileRoot;
 }
 
 export interface ComposeInput {
@@ -203,19 +208,62 @@ async function encryptAttachments(
 ): Promise<AttachmentManifest[]> {
   const manifests: AttachmentManifest[] = [];
   for (const input of inputs) {
+    const handle = await openAttachment(input);
+    try {
+      manifests.push(await encryptOpened(ctx, input, handle, onProgress));
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+  return manifests;
+}
+
+/** Open an attachment file once; its size and type come from the open descriptor (no stat-then-open race). */
+async function openAttachment(input: AttachmentInput): Promise<FileHandle> {
+  if (input.root !== undefined) return input.root.openForReading(input.path);
+  let handle: FileHandle;
+  try {
+    handle = await open(input.path, 'r');
+  } catch (cause) {
+    return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
+  }
+  const info = await handle.stat().catch(() => undefined);
+  if (info?.isFile() !== true) {
+    await handle.close().catch(() => undefined);
+    nodeFail('INPUT_INVALID', 'an attachment is not a regular file');
+  }
+  return handle;
+}
+
+async function encryptOpened(
+  ctx: NodeContext,
+  input: AttachmentInput,
+  handle: FileHandle,
+  onProgress?: ProgressListener,
+): Promise<AttachmentManifest> {
+  {
     let size: number;
     try {
-      const info = await stat(input.path);
-      if (!info.isFile()) nodeFail('INPUT_INVALID', 'an attachment is not a regular file');
-      size = info.size;
+      size = (await handle.stat()).size;
     } catch (cause) {
-      if (isNodeError(cause)) throw cause;
       return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
     }
     const name = input.name ?? basename(input.path);
+    // Read from the descriptor opened above, never by path again; the stream
+    // is created when the chunks are iterated and leaves the handle open.
+    const source: ByteSource = {
+      [Symbol.asyncIterator]: () =>
+        handle
+          .createReadStream({
+            start: 0,
+            autoClose: false,
+            highWaterMark: ATTACHMENT_LIMITS.defaultChunkSize,
+          })
+          [Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
+    };
     let run;
     try {
-      run = encryptFile(input.path, {
+      run = encryptAttachment(source, {
         name,
         mediaType: input.mediaType ?? guessMediaType(input.path),
         // Each chunk is copied into a buffer of our own before the next is
@@ -279,9 +327,8 @@ async function encryptAttachments(
           })
         : toNodeError(cause, 'encrypt attachment');
     }
-    manifests.push(run.manifest());
+    return run.manifest();
   }
-  return manifests;
 }
 
 /** Create a draft: validate, encrypt the attachments into the blob store, then write the rows in one transaction. */

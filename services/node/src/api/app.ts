@@ -1,5 +1,6 @@
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { FileRoot } from '../file-root.js';
 import type { AuthorityNode } from '../node.js';
 import { dossierRoutes } from './dossier-routes.js';
 import { nodeRoutes, userRoutes } from './admin-routes.js';
@@ -15,7 +16,11 @@ export interface NodeApiOptions {
   /** Session lifetime (default 8 hours). */
   readonly sessionTtlMs?: number;
   readonly loginLimits?: Partial<LoginLimits>;
-  /** When set, attachment paths and export directories must lie inside this directory. */
+  /**
+   * When set, attachment paths and export directories must lie inside this
+   * directory, with no symbolic link below it. Without it the API reads and
+   * writes wherever the node's OS user may.
+   */
   readonly fileRoot?: string;
   readonly clock?: () => number;
   /** Request body limit in bytes (default 4 MiB). */
@@ -64,7 +69,7 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
     node: options.node,
     sessions: new SessionStore({ ttlMs: options.sessionTtlMs ?? 8 * 3600 * 1000, clock }),
     limiter: new LoginLimiter({ ...DEFAULT_LOGIN_LIMITS, ...options.loginLimits }, clock),
-    fileRoot: options.fileRoot,
+    fileRoot: options.fileRoot === undefined ? undefined : await FileRoot.open(options.fileRoot),
     clock,
   };
   app.decorate('nodeApi', context);
