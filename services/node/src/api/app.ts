@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { nodeFail } from '../errors.js';
 import { FileRoot } from '../file-root.js';
 import type { AuthorityNode } from '../node.js';
 import { dossierRoutes } from './dossier-routes.js';
@@ -17,6 +19,13 @@ export interface NodeApiOptions {
   readonly sessionTtlMs?: number;
   readonly loginLimits?: Partial<LoginLimits>;
   /**
+   * Addresses or CIDR ranges of the reverse proxies in front of the API.
+   * Only a request whose peer is one of them has its client address taken
+   * from `X-Forwarded-For` (the nearest address not itself a trusted
+   * proxy); from anyone else the header is ignored. Default none.
+   */
+  readonly trustedProxies?: readonly string[];
+  /**
    * When set, attachment paths and export directories must lie inside this
    * directory, with no symbolic link below it. Without it the API reads and
    * writes wherever the node's OS user may.
@@ -29,6 +38,21 @@ export interface NodeApiOptions {
 
 export const API_PREFIX = '/api/v1';
 
+/** Trusted proxies as Fastify takes them: each an IPv4 or IPv6 address, or one with a `/prefix`. */
+export function checkedProxies(list: readonly string[]): string[] {
+  return list.map((entry) => {
+    const [address, prefix, extra] = entry.trim().split('/');
+    const family = isIP(address ?? '');
+    const bits = family === 4 ? 32 : 128;
+    const ok =
+      family !== 0 &&
+      extra === undefined &&
+      (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits));
+    if (!ok) nodeFail('INPUT_INVALID', 'a trusted proxy must be an IP address or CIDR range');
+    return entry.trim();
+  });
+}
+
 /**
  * The node's REST API for the web UI. Listening is the caller's business
  * (`rogatory serve`, or `app.inject()` in tests); closing the app does not
@@ -36,7 +60,9 @@ export const API_PREFIX = '/api/v1';
  */
 export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInstance> {
   const clock = options.clock ?? Date.now;
+  const trustedProxies = checkedProxies(options.trustedProxies ?? []);
   const app = Fastify({
+    trustProxy: trustedProxies.length === 0 ? false : trustedProxies,
     logger:
       options.logger === false || options.logger === undefined
         ? false

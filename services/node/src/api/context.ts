@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { FileRoot } from '../file-root.js';
 import type { AuthorityNode } from '../node.js';
-import type { Actor, UserInfo } from '../users.js';
+import { PERMISSIONS, type Actor, type Permission, type Role, type UserInfo } from '../users.js';
 import { ApiError } from './errors.js';
 import type { LoginLimiter, Session, SessionStore } from './sessions.js';
 
@@ -41,6 +41,18 @@ export function actorOf(request: FastifyRequest): Actor {
  */
 export function accountOf(node: AuthorityNode, actor: Actor): UserInfo {
   return node.whoami(actor);
+}
+
+/** The logged-in user's account, if its role grants `permission` (NOT_AUTHORISED otherwise); for API-only actions. */
+export function requirePermission(
+  node: AuthorityNode,
+  actor: Actor,
+  permission: Permission,
+): UserInfo {
+  const user = accountOf(node, actor);
+  if (!(PERMISSIONS[permission] as readonly Role[]).includes(user.role))
+    throw new ApiError('NOT_AUTHORISED', `role ${user.role} may not ${permission}`);
+  return user;
 }
 
 /**

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AttachmentInput } from '../outbound.js';
 import type { DossierFilter } from '../views.js';
-import { PERMISSIONS, type Role } from '../users.js';
-import { accountOf, actorOf, hostPath, type ApiContext } from './context.js';
+import { actorOf, hostPath, requirePermission, type ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 import {
   AUTHED,
@@ -291,9 +290,7 @@ export function dossierRoutes(app: FastifyInstance): void {
       let dir = hostPath(ctx, request.body.dir);
       if (ctx.fileRoot !== undefined) {
         // Directories are created only for those who may export.
-        const { role } = accountOf(node, actor);
-        if (!(PERMISSIONS['dossier:export'] as readonly Role[]).includes(role))
-          throw new ApiError('NOT_AUTHORISED', `role ${role} may not dossier:export`);
+        requirePermission(node, actor, 'dossier:export');
         dir = await ctx.fileRoot.makeDirectory(request.body.dir);
       }
       return node.exportBundle(actor, request.params.id, dir);
