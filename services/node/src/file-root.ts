@@ -4,7 +4,15 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { nodeFail } from './errors.js';
 
 /** O_NOFOLLOW where the platform has it (Windows has none; creating links there takes privileges). */
-export const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+export const O_NOFOLLOW = (constants as Partial<typeof constants>).O_NOFOLLOW ?? 0;
+
+/**
+ * Flags to open a file for reading that might not be a regular one: a FIFO
+ * or device must not block the open (it is refused after fstat); on
+ * regular files O_NONBLOCK changes nothing.
+ */
+export const READ_ANY =
+  constants.O_RDONLY | ((constants as Partial<typeof constants>).O_NONBLOCK ?? 0);
 
 /** Whether `path` is `root` or below it (both absolute and normalised). */
 export function isWithin(root: string, path: string): boolean {
@@ -117,7 +125,7 @@ export class FileRoot {
     if (realParent !== parent) nodeFail('PATH_REFUSED', 'the path goes through a symbolic link');
     let handle: FileHandle;
     try {
-      handle = await open(target, constants.O_RDONLY | O_NOFOLLOW);
+      handle = await open(target, READ_ANY | O_NOFOLLOW);
     } catch (cause) {
       if (errnoOf(cause) === 'ELOOP')
         return nodeFail('PATH_REFUSED', 'the attachment is a symbolic link', { cause });

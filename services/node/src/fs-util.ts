@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { O_NOFOLLOW } from './file-root.js';
 
 /** Exclusive creation that never follows a link at the last component (O_EXCL refuses one already; O_NOFOLLOW says so). */
-const CREATE_NEW =
-  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
 
 /**
  * Write a file so that readers see the old or the new content, never a mix,

@@ -15,7 +15,7 @@ import {
 import { encryptAttachment } from '@rogatory/protocol/node';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import { NodeError, nodeFail, toNodeError } from './errors.js';
-import type { FileRoot } from './file-root.js';
+import { READ_ANY, type FileRoot } from './file-root.js';
 import type { CaseMeta, DossierMeta, HandlingCode } from './store/records.js';
 import type { DossierRow } from './store/store.js';
 import { requireClearance, type Actor, type UserInfo } from './users.js';
@@ -223,7 +223,7 @@ async function openAttachment(input: AttachmentInput): Promise<FileHandle> {
   if (input.root !== undefined) return input.root.openForReading(input.path);
   let handle: FileHandle;
   try {
-    handle = await open(input.path, 'r');
+    handle = await open(input.path, READ_ANY);
   } catch (cause) {
     return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
   }
@@ -241,94 +241,92 @@ async function encryptOpened(
   handle: FileHandle,
   onProgress?: ProgressListener,
 ): Promise<AttachmentManifest> {
-  {
-    let size: number;
-    try {
-      size = (await handle.stat()).size;
-    } catch (cause) {
-      return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
-    }
-    const name = input.name ?? basename(input.path);
-    // Read from the descriptor opened above, never by path again; the stream
-    // is created when the chunks are iterated and leaves the handle open.
-    const source: ByteSource = {
-      [Symbol.asyncIterator]: () =>
-        handle
-          .createReadStream({
-            start: 0,
-            autoClose: false,
-            highWaterMark: ATTACHMENT_LIMITS.defaultChunkSize,
-          })
-          [Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
-    };
-    let run;
-    try {
-      run = encryptAttachment(source, {
-        name,
-        mediaType: input.mediaType ?? guessMediaType(input.path),
-        // Each chunk is copied into a buffer of our own before the next is
-        // requested (below): the engine's buffers circulate, no garbage per chunk.
-        reuseBuffers: true,
-      });
-    } catch (cause) {
-      return nodeFail('INPUT_INVALID', 'invalid attachment name or media type', {
-        cause,
-        detail: isProtocolError(cause) ? cause.code : 'INPUT_INVALID',
-      });
-    }
-    let done = 0;
-    // Encryption goes on while the last few chunks are written and synced:
-    // at most STORE_CONCURRENCY writes in flight, and every one has ended
-    // (stored or failed) before this function returns or throws.
-    const writes: Promise<void>[] = [];
-    /** Buffers of the writes in flight, recycled when their write ends (at most STORE_CONCURRENCY + 1 exist). */
-    const spare: Uint8Array[] = [];
-    const copyOf = (bytes: Uint8Array): Uint8Array => {
-      const i = spare.findIndex((b) => b.length >= bytes.length);
-      const buffer = i < 0 ? new Uint8Array(bytes.length) : spare.splice(i, 1)[0]!;
-      buffer.set(bytes);
-      return buffer.subarray(0, bytes.length);
-    };
-    const store = async (id: string, bytes: Uint8Array): Promise<void> => {
-      try {
-        await ctx.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
-      } finally {
-        if (spare.length <= STORE_CONCURRENCY) spare.push(new Uint8Array(bytes.buffer));
-      }
-      done += Math.max(0, bytes.length - 17);
-      onProgress?.({
-        phase: 'encrypt',
-        subject: name,
-        bytesDone: Math.min(done, size),
-        bytesTotal: size,
-      });
-    };
-    try {
-      let failure: { readonly error: unknown } | undefined;
-      try {
-        for await (const chunk of run.chunks) {
-          if (writes.length >= STORE_CONCURRENCY) await writes.shift();
-          const write = store(chunk.id, copyOf(chunk.bytes));
-          write.catch(() => undefined);
-          writes.push(write);
-        }
-      } catch (error) {
-        failure = { error };
-      }
-      const settled = await Promise.allSettled(writes.splice(0));
-      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      failure ??= rejected === undefined ? undefined : { error: rejected.reason };
-      if (failure !== undefined) throw failure.error;
-    } catch (cause) {
-      throw isProtocolError(cause) && cause.code === 'LIMIT_EXCEEDED'
-        ? new NodeError('INPUT_INVALID', 'the attachment is too large', {
-            cause,
-            detail: cause.code,
-          })
-        : toNodeError(cause, 'encrypt attachment');
-    }
-    return run.manifest();
+  let size: number;
+  try {
+    size = (await handle.stat()).size;
+  } catch (cause) {
+    return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
   }
+  const name = input.name ?? basename(input.path);
+  // Read from the descriptor opened above, never by path again; the stream
+  // is created when the chunks are iterated and leaves the handle open.
+  const source: ByteSource = {
+    [Symbol.asyncIterator]: () => {
+      const stream = handle.createReadStream({
+        start: 0,
+        autoClose: false,
+        highWaterMark: ATTACHMENT_LIMITS.defaultChunkSize,
+      });
+      return stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+    },
+  };
+  let run;
+  try {
+    run = encryptAttachment(source, {
+      name,
+      mediaType: input.mediaType ?? guessMediaType(input.path),
+      // Each chunk is copied into a buffer of our own before the next is
+      // requested (below): the engine's buffers circulate, no garbage per chunk.
+      reuseBuffers: true,
+    });
+  } catch (cause) {
+    return nodeFail('INPUT_INVALID', 'invalid attachment name or media type', {
+      cause,
+      detail: isProtocolError(cause) ? cause.code : 'INPUT_INVALID',
+    });
+  }
+  let done = 0;
+  // Encryption goes on while the last few chunks are written and synced:
+  // at most STORE_CONCURRENCY writes in flight, and every one has ended
+  // (stored or failed) before this function returns or throws.
+  const writes: Promise<void>[] = [];
+  /** Buffers of the writes in flight, recycled when their write ends (at most STORE_CONCURRENCY + 1 exist). */
+  const spare: Uint8Array[] = [];
+  const copyOf = (bytes: Uint8Array): Uint8Array => {
+    const i = spare.findIndex((b) => b.length >= bytes.length);
+    const buffer = i < 0 ? new Uint8Array(bytes.length) : spare.splice(i, 1)[0]!;
+    buffer.set(bytes);
+    return buffer.subarray(0, bytes.length);
+  };
+  const store = async (id: string, bytes: Uint8Array): Promise<void> => {
+    try {
+      await ctx.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
+    } finally {
+      if (spare.length <= STORE_CONCURRENCY) spare.push(new Uint8Array(bytes.buffer));
+    }
+    done += Math.max(0, bytes.length - 17);
+    onProgress?.({
+      phase: 'encrypt',
+      subject: name,
+      bytesDone: Math.min(done, size),
+      bytesTotal: size,
+    });
+  };
+  try {
+    let failure: { readonly error: unknown } | undefined;
+    try {
+      for await (const chunk of run.chunks) {
+        if (writes.length >= STORE_CONCURRENCY) await writes.shift();
+        const write = store(chunk.id, copyOf(chunk.bytes));
+        write.catch(() => undefined);
+        writes.push(write);
+      }
+    } catch (error) {
+      failure = { error };
+    }
+    const settled = await Promise.allSettled(writes.splice(0));
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    failure ??= rejected === undefined ? undefined : { error: rejected.reason };
+    if (failure !== undefined) throw failure.error;
+  } catch (cause) {
+    throw isProtocolError(cause) && cause.code === 'LIMIT_EXCEEDED'
+      ? new NodeError('INPUT_INVALID', 'the attachment is too large', {
+          cause,
+          detail: cause.code,
+        })
+      : toNodeError(cause, 'encrypt attachment');
+  }
+  return run.manifest();
 }
 
 /** Create a draft: validate, encrypt the attachments into the blob store, then write the rows in one transaction. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestWorld } from '@rogatory/protocol/testing';
@@ -141,11 +142,14 @@ describe('REST API file root: symbolic links never lead outside it', () => {
       }
     });
 
-    it('a directory is not an attachment', async () => {
+    it('a directory or a FIFO is not an attachment (and opening the FIFO does not hang)', async () => {
       await mkdir(join(root, 'a-directory'));
-      const res = await compose('a-directory');
-      expect(res.statusCode).toBe(403);
-      expect(codeOf(res)).toBe('PATH_REFUSED');
+      execFileSync('mkfifo', [join(root, 'a-fifo')]);
+      for (const path of ['a-directory', 'a-fifo']) {
+        const res = await compose(path);
+        expect(res.statusCode).toBe(403);
+        expect(codeOf(res)).toBe('PATH_REFUSED');
+      }
     });
   });
 
