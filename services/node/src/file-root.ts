@@ -39,8 +39,9 @@ async function checkOpenedAt(
   if (process.platform === 'linux') {
     const where = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
     if (where !== undefined) {
-      if (!isWithin(inside, where))
-        nodeFail('PATH_REFUSED', 'the file opened is not inside the allowed directory');
+      // `path` has no link in it: the kernel must name the very same path.
+      if (where !== path || !isWithin(inside, where))
+        nodeFail('PATH_REFUSED', 'the file opened is not the one asked for');
       return;
     }
   }
