@@ -13,6 +13,12 @@ import { isStorageError } from '@rogatory/storage';
 export const NODE_ERRORS = {
   /** Arguments or input are malformed (bad option, invalid JSON, unreadable file). */
   INPUT_INVALID: { exit: 1, meaning: 'Arguments or input are malformed.' },
+  /** A host path leaves the file root, goes through a symbolic link, or is not the kind of file expected. */
+  PATH_REFUSED: {
+    exit: 1,
+    meaning:
+      'The path leaves the allowed directory, goes through a symbolic link or is not a regular file or directory.',
+  },
   /** node.json, key files or trust material are missing or invalid. */
   CONFIG_INVALID: {
     exit: 1,

@@ -1,16 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { O_NOFOLLOW } from './file-root.js';
 
-/** Write a file so that readers see the old or the new content, never a mix, and the new content survives a crash. */
+/** Exclusive creation that never follows a link at the last component (O_EXCL refuses one already; O_NOFOLLOW says so). */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
+
+/**
+ * Write a file so that readers see the old or the new content, never a mix,
+ * and the new content survives a crash. A symbolic link at `path` is
+ * replaced, never written through (rename does not follow it).
+ */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   options: { mode?: number } = {},
 ): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx', options.mode ?? 0o600);
+  const handle = await open(temporary, CREATE_NEW, options.mode ?? 0o600);
   let moved = false;
   try {
     await handle.writeFile(data);

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   isProtocolError,
   issueEvidence,
@@ -14,6 +14,7 @@ import { decryptToFile } from '@rogatory/protocol/node';
 import type { AuditAction } from './audit.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import { nodeFail, toNodeError } from './errors.js';
+import { ensureRealDirectory, sameDirectory } from './file-root.js';
 import { safeFileName } from './fs-util.js';
 import { storedChunks } from './inbound.js';
 import type { DossierMeta, HandlingCode } from './store/records.js';
@@ -416,8 +417,9 @@ export interface SavedAttachment {
 
 /**
  * Decrypt attachments into `destDir` (created if missing; existing files are
- * never overwritten). Each file appears only once complete and verified
- * against its signed manifest. Counts as an opening.
+ * never overwritten; a symbolic link there is refused, PATH_REFUSED). Each
+ * file appears only once complete and verified against its signed manifest.
+ * Counts as an opening.
  */
 export async function saveAttachments(
   ctx: NodeContext,
@@ -443,7 +445,12 @@ export async function decryptAll(
     names?: (index: number, name: string) => string;
   } = {},
 ): Promise<SavedAttachment[]> {
-  await mkdir(destDir, { recursive: true, mode: 0o700 });
+  const dir = resolve(destDir);
+  await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+  // Never write through a link at the directory itself: an export creates
+  // it inside a checked directory, and a link planted there (before or while
+  // it is created) would send decrypted files elsewhere.
+  const dirInfo = await ensureRealDirectory(dir);
   const used = new Set<string>();
   const saved: SavedAttachment[] = [];
   for (const [index, manifest] of attachments.entries()) {
@@ -453,7 +460,9 @@ export async function decryptAll(
       : safeFileName(manifest.name, `attachment-${index}`);
     if (used.has(name)) name = `${index}-${name}`;
     used.add(name);
-    const path = join(destDir, name);
+    const path = join(dir, name);
+    if (!(await sameDirectory(dir, dirInfo)))
+      nodeFail('PATH_REFUSED', 'the destination directory was replaced while writing');
     try {
       const size = await decryptToFile(manifest, storedChunks(ctx, manifest.chunks), path);
       options.onProgress?.({

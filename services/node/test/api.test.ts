@@ -81,7 +81,12 @@ describe('REST API (app.inject, one offline node)', () => {
       node: n.node,
       clock: () => now,
       sessionTtlMs: 60_000,
-      loginLimits: { perUsername: 3, perAddress: 8, windowMs: 60_000 },
+      loginLimits: {
+        perUserAndAddress: 3,
+        perAddress: 8,
+        baseDelayMs: 60_000,
+        maxDelayMs: 60_000,
+      },
       logger: { level: 'debug', stream: { write: (line: string) => logLines.push(line) } },
     });
     for (const u of ['admin', 'officer', 'approver-a', 'approver-b', 'uncleared']) {
@@ -157,7 +162,7 @@ describe('REST API (app.inject, one offline node)', () => {
         tokens[u] = (await login(u)).json<{ token: string }>().token;
     });
 
-    it('rate-limits failed logins per username, even with the right password afterwards, then per address', async () => {
+    it('throttles failed logins per username and address, even with the right password from there, then per address', async () => {
       n.user('target', 'officer');
       for (let i = 0; i < 3; i++)
         expect((await login('target', 'wrong password!')).statusCode).toBe(401);
@@ -486,6 +491,7 @@ describe('REST API (app.inject, one offline node)', () => {
       'get /api/v1/audit/verify',
       'get /api/v1/status',
       'post /api/v1/sync',
+      'post /api/v1/login-throttle/reset',
     ];
 
     it('GET /openapi.json is an OpenAPI 3 document with every route, its schemas and its error responses', async () => {

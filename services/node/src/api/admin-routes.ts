@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { NewUser, UserInfo as UserRecord } from '../users.js';
-import { actorOf } from './context.js';
+import { actorOf, requirePermission } from './context.js';
 import {
   AUTHED,
   AuditReport,
   CaseList,
+  LoginThrottleReset,
   NewUserBody,
   NodeStatus,
   QuarantineList,
@@ -29,8 +30,27 @@ function userView(u: UserRecord): Omit<UserRecord, 'id'> {
 
 /** Accounts (admins). */
 export function userRoutes(app: FastifyInstance): void {
-  const { node, sessions } = app.nodeApi;
+  const { node, sessions, limiter } = app.nodeApi;
   const tags = ['users'];
+
+  app.post(
+    '/login-throttle/reset',
+    {
+      schema: {
+        tags,
+        security,
+        summary:
+          'Forget every failed-login counter (admins): lets users who share an address with a guesser in again',
+        response: { 200: LoginThrottleReset, ...errorResponses(...AUTHED) },
+      },
+    },
+    (request) => {
+      const admin = requirePermission(node, actorOf(request), 'users:manage');
+      const cleared = limiter.reset();
+      request.log.info({ user: admin.username, cleared }, 'login throttle reset');
+      return { cleared };
+    },
+  );
 
   app.get(
     '/users',

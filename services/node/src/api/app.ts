@@ -1,5 +1,8 @@
+import { isIP } from 'node:net';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { nodeFail } from '../errors.js';
+import { FileRoot } from '../file-root.js';
 import type { AuthorityNode } from '../node.js';
 import { dossierRoutes } from './dossier-routes.js';
 import { nodeRoutes, userRoutes } from './admin-routes.js';
@@ -15,7 +18,18 @@ export interface NodeApiOptions {
   /** Session lifetime (default 8 hours). */
   readonly sessionTtlMs?: number;
   readonly loginLimits?: Partial<LoginLimits>;
-  /** When set, attachment paths and export directories must lie inside this directory. */
+  /**
+   * Addresses or CIDR ranges of the reverse proxies in front of the API.
+   * Only a request whose peer is one of them has its client address taken
+   * from `X-Forwarded-For` (the nearest address not itself a trusted
+   * proxy); from anyone else the header is ignored. Default none.
+   */
+  readonly trustedProxies?: readonly string[];
+  /**
+   * When set, attachment paths and export directories must lie inside this
+   * directory, with no symbolic link below it. Without it the API reads and
+   * writes wherever the node's OS user may.
+   */
   readonly fileRoot?: string;
   readonly clock?: () => number;
   /** Request body limit in bytes (default 4 MiB). */
@@ -24,6 +38,21 @@ export interface NodeApiOptions {
 
 export const API_PREFIX = '/api/v1';
 
+/** Trusted proxies as Fastify takes them: each an IPv4 or IPv6 address, or one with a `/prefix`. */
+export function checkedProxies(list: readonly string[]): string[] {
+  return list.map((entry) => {
+    const [address, prefix, extra] = entry.trim().split('/');
+    const family = isIP(address ?? '');
+    const bits = family === 4 ? 32 : 128;
+    const ok =
+      family !== 0 &&
+      extra === undefined &&
+      (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits));
+    if (!ok) nodeFail('INPUT_INVALID', 'a trusted proxy must be an IP address or CIDR range');
+    return entry.trim();
+  });
+}
+
 /**
  * The node's REST API for the web UI. Listening is the caller's business
  * (`rogatory serve`, or `app.inject()` in tests); closing the app does not
@@ -31,7 +60,9 @@ export const API_PREFIX = '/api/v1';
  */
 export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInstance> {
   const clock = options.clock ?? Date.now;
+  const trustedProxies = checkedProxies(options.trustedProxies ?? []);
   const app = Fastify({
+    trustProxy: trustedProxies.length === 0 ? false : trustedProxies,
     logger:
       options.logger === false || options.logger === undefined
         ? false
@@ -64,7 +95,7 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
     node: options.node,
     sessions: new SessionStore({ ttlMs: options.sessionTtlMs ?? 8 * 3600 * 1000, clock }),
     limiter: new LoginLimiter({ ...DEFAULT_LOGIN_LIMITS, ...options.loginLimits }, clock),
-    fileRoot: options.fileRoot,
+    fileRoot: options.fileRoot === undefined ? undefined : await FileRoot.open(options.fileRoot),
     clock,
   };
   app.decorate('nodeApi', context);

@@ -37,7 +37,7 @@ export function loginRoute(app: FastifyInstance): void {
         if (isNodeError(err, 'AUTHENTICATION_FAILED')) limiter.failed(username, address);
         throw err;
       }
-      limiter.succeeded(username);
+      limiter.succeeded(username, address);
       const user = accountOf(node, actor);
       const { token, session } = sessions.create(actor);
       request.log.info({ user: user.username }, 'login');

@@ -1,7 +1,8 @@
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { FastifyRequest } from 'fastify';
+import type { FileRoot } from '../file-root.js';
 import type { AuthorityNode } from '../node.js';
-import type { Actor, UserInfo } from '../users.js';
+import { PERMISSIONS, type Actor, type Permission, type Role, type UserInfo } from '../users.js';
 import { ApiError } from './errors.js';
 import type { LoginLimiter, Session, SessionStore } from './sessions.js';
 
@@ -10,8 +11,8 @@ export interface ApiContext {
   readonly node: AuthorityNode;
   readonly sessions: SessionStore;
   readonly limiter: LoginLimiter;
-  /** When set, attachment paths and export directories must lie inside it. */
-  readonly fileRoot: string | undefined;
+  /** When set, attachment paths and export directories must lie inside it, with no symbolic link below it. */
+  readonly fileRoot: FileRoot | undefined;
   readonly clock: () => number;
 }
 
@@ -42,13 +43,24 @@ export function accountOf(node: AuthorityNode, actor: Actor): UserInfo {
   return node.whoami(actor);
 }
 
-/** A host path from a request, resolved; INPUT_INVALID when a file root is configured and the path leaves it. */
+/** The logged-in user's account, if its role grants `permission` (NOT_AUTHORISED otherwise); for API-only actions. */
+export function requirePermission(
+  node: AuthorityNode,
+  actor: Actor,
+  permission: Permission,
+): UserInfo {
+  const user = accountOf(node, actor);
+  if (!(PERMISSIONS[permission] as readonly Role[]).includes(user.role))
+    throw new ApiError('NOT_AUTHORISED', `role ${user.role} may not ${permission}`);
+  return user;
+}
+
+/**
+ * A host path from a request, made absolute. With a file root this is a
+ * lexical check only (PATH_REFUSED when the path leaves it): whoever opens
+ * or creates the file checks links (`FileRoot.openForReading`,
+ * `FileRoot.makeDirectory`).
+ */
 export function hostPath(ctx: ApiContext, path: string): string {
-  const full = resolve(ctx.fileRoot ?? process.cwd(), path);
-  if (ctx.fileRoot !== undefined) {
-    const rel = relative(resolve(ctx.fileRoot), full);
-    if (rel === '' || rel.startsWith('..') || isAbsolute(rel))
-      throw new ApiError('INPUT_INVALID', 'the path is outside the directory the API may use');
-  }
-  return full;
+  return ctx.fileRoot === undefined ? resolve(path) : ctx.fileRoot.lexical(path);
 }

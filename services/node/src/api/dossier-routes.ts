@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AttachmentInput } from '../outbound.js';
 import type { DossierFilter } from '../views.js';
-import { actorOf, hostPath, type ApiContext } from './context.js';
+import { actorOf, hostPath, requirePermission, type ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 import {
   AUTHED,
@@ -28,6 +28,7 @@ const DAY = 24 * 3600 * 1000;
 
 const DRAFT_ERRORS = [
   ...DOSSIER_READ,
+  'PATH_REFUSED',
   'CONTENT_INVALID',
   'RECIPIENT_UNKNOWN',
   'INVALID_STATE',
@@ -38,7 +39,8 @@ function attachmentsOf(
   ctx: ApiContext,
   list: readonly { path: string; mediaType?: string; name?: string }[] | undefined,
 ): AttachmentInput[] | undefined {
-  return list?.map((a) => ({ ...a, path: hostPath(ctx, a.path) }));
+  const root = ctx.fileRoot;
+  return list?.map((a) => ({ ...a, path: hostPath(ctx, a.path), ...(root ? { root } : {}) }));
 }
 
 function dayStart(date: string, what: string): number {
@@ -279,13 +281,21 @@ export function dossierRoutes(app: FastifyInstance): void {
         body: ExportBody,
         response: {
           200: ExportReply,
-          ...errorResponses(...DOSSIER_READ, 'INVALID_STATE', 'STORAGE_FULL'),
+          ...errorResponses(...DOSSIER_READ, 'INVALID_STATE', 'STORAGE_FULL', 'PATH_REFUSED'),
         },
       },
     },
-    (request) =>
-      node.exportBundle(actorOf(request), request.params.id, hostPath(ctx, request.body.dir), {
+    async (request) => {
+      const actor = actorOf(request);
+      let dir = hostPath(ctx, request.body.dir);
+      if (ctx.fileRoot !== undefined) {
+        // Directories are created only for those who may export.
+        requirePermission(node, actor, 'dossier:export');
+        dir = await ctx.fileRoot.makeDirectory(request.body.dir);
+      }
+      return node.exportBundle(actor, request.params.id, dir, {
         sealed: request.body.sealed === true,
-      }),
+      });
+    },
   );
 }

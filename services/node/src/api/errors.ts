@@ -9,6 +9,7 @@ import { NODE_ERRORS, NodeError, type NodeErrorCode } from '../errors.js';
  */
 export const API_ERRORS = {
   INPUT_INVALID: { status: 400, meaning: NODE_ERRORS.INPUT_INVALID.meaning },
+  PATH_REFUSED: { status: 403, meaning: NODE_ERRORS.PATH_REFUSED.meaning },
   CONFIG_INVALID: { status: 500, meaning: NODE_ERRORS.CONFIG_INVALID.meaning },
   NODE_EXISTS: { status: 409, meaning: NODE_ERRORS.NODE_EXISTS.meaning },
   NODE_NOT_FOUND: { status: 500, meaning: NODE_ERRORS.NODE_NOT_FOUND.meaning },
@@ -39,7 +40,7 @@ export const API_ERRORS = {
   RATE_LIMITED: {
     status: 429,
     meaning:
-      'Too many failed logins for this username or address; retry after `Retry-After` seconds.',
+      'Too many failed logins for this username from this address, or from this address; retry after `Retry-After` seconds.',
   },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The request body is larger than the API accepts.' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'No such route.' },

@@ -96,6 +96,11 @@ export const LoginReply = Type.Object({
 
 export const Ok = Type.Object({ ok: Type.Boolean() });
 
+export const LoginThrottleReset = Type.Object({
+  /** Failed-login counters dropped. */
+  cleared: Type.Integer({ minimum: 0 }),
+});
+
 // ------------------------------------------------------------------ dossiers
 
 export const DossierIdParams = Type.Object({

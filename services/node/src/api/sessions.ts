@@ -79,29 +79,48 @@ export class SessionStore {
 }
 
 export interface LoginLimits {
-  /** Failed logins allowed per username within the window. */
-  readonly perUsername: number;
-  /** Failed logins allowed per client address within the window. */
+  /** Failed logins of one username from one client address before each further try waits. */
+  readonly perUserAndAddress: number;
+  /** Failed logins from one client address (any username) before each further try waits. */
   readonly perAddress: number;
-  readonly windowMs: number;
+  /** The first wait; every further failure doubles it. */
+  readonly baseDelayMs: number;
+  /** The longest wait. */
+  readonly maxDelayMs: number;
+  /** A counter is forgotten after this long without a failure. */
+  readonly forgetMs: number;
 }
 
 const MAX_TRACKED = 100_000;
 
 export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
-  perUsername: 5,
-  perAddress: 20,
-  windowMs: 15 * 60 * 1000,
+  perUserAndAddress: 3,
+  perAddress: 10,
+  baseDelayMs: 1000,
+  maxDelayMs: 15 * 60 * 1000,
+  forgetMs: 60 * 60 * 1000,
 };
 
+interface Failures {
+  count: number;
+  last: number;
+}
+
 /**
- * Failed-login counters per username and per client address, in fixed
- * windows, in memory. Checked before the password hash is computed, so a
- * guessing run also cannot tie up the CPU with Argon2id.
+ * Failed-login throttle, in memory: per username and client address, and
+ * per client address. Past the allowance, each further try waits for a
+ * delay that doubles with every failure, up to a cap; a counter is
+ * forgotten `forgetMs` after its last failure, and a successful login
+ * clears its username-and-address counter. There is no per-username
+ * counter across addresses: failures from one address never stop the
+ * right password from another, so no outsider can lock a user out (a
+ * guesser with many addresses gets each address's allowance; Argon2id and
+ * the password length bound what that buys). Checked before the password
+ * is hashed, so guessing cannot tie up the CPU with Argon2id either.
  */
 export class LoginLimiter {
-  private readonly byUser = new Map<string, { count: number; since: number }>();
-  private readonly byAddress = new Map<string, { count: number; since: number }>();
+  private readonly pairs = new Map<string, Failures>();
+  private readonly addresses = new Map<string, Failures>();
   private readonly limits: LoginLimits;
   private readonly clock: () => number;
 
@@ -110,45 +129,75 @@ export class LoginLimiter {
     this.clock = clock;
   }
 
+  /** Milliseconds to wait after `count` failures (0 within the allowance): base, doubling, capped. */
+  delayAfter(count: number, allowed: number): number {
+    if (count < allowed) return 0;
+    const doublings = Math.min(count - allowed, 52);
+    return Math.min(this.limits.maxDelayMs, this.limits.baseDelayMs * 2 ** doublings);
+  }
+
   /** Seconds until a login may be tried again, or 0 when it may now. */
   blockedFor(username: string, address: string): number {
     const now = this.clock();
-    const wait = (map: Map<string, { count: number; since: number }>, key: string, max: number) => {
-      const w = map.get(key);
-      if (!w) return 0;
-      if (now - w.since >= this.limits.windowMs) {
+    const wait = (map: Map<string, Failures>, key: string, allowed: number): number => {
+      const f = map.get(key);
+      if (!f) return 0;
+      if (now - f.last >= this.limits.forgetMs) {
         map.delete(key);
         return 0;
       }
-      return w.count >= max ? Math.ceil((w.since + this.limits.windowMs - now) / 1000) : 0;
+      return Math.max(0, f.last + this.delayAfter(f.count, allowed) - now);
     };
-    return Math.max(
-      wait(this.byUser, username, this.limits.perUsername),
-      wait(this.byAddress, address, this.limits.perAddress),
+    const ms = Math.max(
+      wait(this.pairs, pairKey(username, address), this.limits.perUserAndAddress),
+      wait(this.addresses, address, this.limits.perAddress),
     );
+    return Math.ceil(ms / 1000);
   }
 
   failed(username: string, address: string): void {
     const now = this.clock();
     // Bound the memory a flood of distinct usernames or addresses can take.
-    if (this.byUser.size + this.byAddress.size > MAX_TRACKED) this.prune(now);
+    if (this.pairs.size + this.addresses.size > MAX_TRACKED) this.prune(now);
     for (const [map, key] of [
-      [this.byUser, username],
-      [this.byAddress, address],
+      [this.pairs, pairKey(username, address)],
+      [this.addresses, address],
     ] as const) {
-      const w = map.get(key);
-      if (!w || now - w.since >= this.limits.windowMs) map.set(key, { count: 1, since: now });
-      else w.count++;
+      const f = map.get(key);
+      if (!f || now - f.last >= this.limits.forgetMs) map.set(key, { count: 1, last: now });
+      else {
+        f.count++;
+        f.last = now;
+      }
     }
   }
 
-  private prune(now: number): void {
-    for (const map of [this.byUser, this.byAddress])
-      for (const [key, w] of map) if (now - w.since >= this.limits.windowMs) map.delete(key);
+  /** A successful login clears its username-and-address counter (not the address's). */
+  succeeded(username: string, address: string): void {
+    this.pairs.delete(pairKey(username, address));
   }
 
-  /** A successful login clears the username's counter (not the address's). */
-  succeeded(username: string): void {
-    this.byUser.delete(username);
+  /** Forget every counter (an admin letting everyone in again); returns how many were dropped. */
+  reset(): number {
+    const n = this.pairs.size + this.addresses.size;
+    this.pairs.clear();
+    this.addresses.clear();
+    return n;
   }
+
+  private prune(now: number): void {
+    for (const map of [this.pairs, this.addresses]) {
+      for (const [key, f] of map) if (now - f.last >= this.limits.forgetMs) map.delete(key);
+      // Still too many: drop the oldest entries (insertion order) rather than grow.
+      for (const key of map.keys()) {
+        if (map.size <= MAX_TRACKED / 2) break;
+        map.delete(key);
+      }
+    }
+  }
+}
+
+function pairKey(username: string, address: string): string {
+  // An address never contains a newline: the first one ends it.
+  return `${address}\n${username}`;
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkedProxies } from '../api/app.js';
 import { serveNodeApi } from '../api/server.js';
 import { nodeFail } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -39,6 +40,15 @@ export function registerServe(
       '--file-root <dir>',
       'restrict attachment paths and export directories to this directory',
     )
+    .option(
+      '--trusted-proxy <addresses>',
+      'reverse proxy addresses or CIDR ranges (comma-separated, repeatable) whose X-Forwarded-For is believed',
+      (value: string, previous: string[]) => [
+        ...previous,
+        ...value.split(',').filter((v) => v.trim() !== ''),
+      ],
+      [] as string[],
+    )
     .option('--no-sync', 'serve the API without live sync')
     .option('--session-minutes <n>', 'session lifetime in minutes', '480')
     .action(
@@ -47,6 +57,7 @@ export function registerServe(
           port: string;
           host: string;
           fileRoot?: string;
+          trustedProxy: string[];
           sync: boolean;
           sessionMinutes: string;
         },
@@ -56,6 +67,7 @@ export function registerServe(
         const minutes = Number(opts.sessionMinutes);
         if (!Number.isFinite(minutes) || minutes <= 0)
           nodeFail('INPUT_INVALID', '--session-minutes must be a positive number');
+        const trustedProxies = checkedProxies(opts.trustedProxy);
         await withNode(io, g, async (node) => {
           const api = await serveNodeApi({
             node,
@@ -63,6 +75,7 @@ export function registerServe(
             host: opts.host,
             sync: opts.sync,
             sessionTtlMs: minutes * 60_000,
+            trustedProxies,
             logger: { level: 'info', stream: { write: (line: string) => io.err(line) } },
             ...(opts.fileRoot === undefined ? {} : { fileRoot: opts.fileRoot }),
           });
