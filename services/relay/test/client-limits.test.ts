@@ -1,14 +1,15 @@
 import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { TrustStore, ready } from '@rogatory/protocol';
 import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
 import { MemoryBlobStore } from '@rogatory/storage';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { buildRelayApp } from '../src/app.js';
 import { openEmbeddedBackend } from '../src/backend/embedded.js';
-import type { ConnectionLimits } from '../src/limits.js';
-import type { RelayLimits } from '../src/options.js';
+import { loadRelayConfig } from '../src/config.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../src/limits.js';
+import { DEFAULT_LIMITS, type RelayLimits } from '../src/options.js';
 import { HttpProbe } from './support/http-probe.js';
 import { loginToken } from './support/relay-auth.js';
 import { WsProbe } from './support/ws-probe.js';
@@ -218,6 +219,15 @@ describe('connections per client address', () => {
     cleanups.push(() => probe.close());
     const out = await probe.send({ method: 'GET', path: '/healthz' });
     expect(out.kind === 'response' ? out.response.status : out.kind).toBe(200);
+  });
+
+  it('documents its defaults in the example configuration, which loads', async () => {
+    const config = await loadRelayConfig(
+      fileURLToPath(new URL('../../../infra/relay/relay.example.yaml', import.meta.url)),
+      {},
+    );
+    expect(config.connections).toEqual(DEFAULT_CONNECTION_LIMITS);
+    expect(config.limits?.badTokensPerMinute).toBe(DEFAULT_LIMITS.badTokensPerMinute);
   });
 
   it('applies the timeouts it is configured with to the server', async () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_API_LIMITS } from '../api/limits.js';
 import { serveNodeApi } from '../api/server.js';
 import { nodeFail } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -41,6 +42,11 @@ export function registerServe(
     )
     .option('--no-sync', 'serve the API without live sync')
     .option('--session-minutes <n>', 'session lifetime in minutes', '480')
+    .option(
+      '--max-connections-per-address <n>',
+      'concurrent connections from one client address (behind a proxy: the proxy); 0 for no limit',
+      String(DEFAULT_API_LIMITS.maxConnectionsPerAddress),
+    )
     .action(
       async (
         opts: {
@@ -49,6 +55,7 @@ export function registerServe(
           fileRoot?: string;
           sync: boolean;
           sessionMinutes: string;
+          maxConnectionsPerAddress: string;
         },
         cmd: Command,
       ) => {
@@ -56,6 +63,12 @@ export function registerServe(
         const minutes = Number(opts.sessionMinutes);
         if (!Number.isFinite(minutes) || minutes <= 0)
           nodeFail('INPUT_INVALID', '--session-minutes must be a positive number');
+        const maxConnectionsPerAddress = Number(opts.maxConnectionsPerAddress);
+        if (!Number.isInteger(maxConnectionsPerAddress) || maxConnectionsPerAddress < 0)
+          nodeFail(
+            'INPUT_INVALID',
+            '--max-connections-per-address must be a whole number, 0 or more',
+          );
         await withNode(io, g, async (node) => {
           const api = await serveNodeApi({
             node,
@@ -63,6 +76,7 @@ export function registerServe(
             host: opts.host,
             sync: opts.sync,
             sessionTtlMs: minutes * 60_000,
+            limits: { maxConnectionsPerAddress },
             logger: { level: 'info', stream: { write: (line: string) => io.err(line) } },
             ...(opts.fileRoot === undefined ? {} : { fileRoot: opts.fileRoot }),
           });
