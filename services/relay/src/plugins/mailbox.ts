@@ -12,34 +12,23 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
 
 const Seqs = Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 });
-const AckRequest = validator(
-  Type.Object({ seqs: Seqs }, { additionalProperties: false }),
-  'ack request',
-);
+const AckRequest = validator(Type.Object({ seqs: Seqs }, { additionalProperties: false }), 'ack request');
 const Frame = validator(
   Type.Union([
-    Type.Object(
-      { type: Type.Literal('subscribe'), after: Type.Integer({ minimum: 0 }) },
-      { additionalProperties: false },
-    ),
+    Type.Object({ type: Type.Literal('subscribe'), after: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
     Type.Object({ type: Type.Literal('ack'), seqs: Seqs }, { additionalProperties: false }),
   ]),
   'mailbox frame',
 );
 const MailboxQuery = validator(
-  Type.Object({
-    after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
-    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
-  }),
+  Type.Object({ after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }),
   'mailbox query',
 );
 
 /** The wire form of a mailbox item: the payload as the protocol object it is. */
 export function wireItem(item: MailboxItem): Record<string, unknown> {
   const payload = decodeCanonical(item.payload);
-  return item.kind === 'envelope'
-    ? { seq: item.seq, kind: 'envelope', envelope: payload }
-    : { seq: item.seq, kind: 'evidence', evidence: payload };
+  return item.kind === 'envelope' ? { seq: item.seq, kind: 'envelope', envelope: payload } : { seq: item.seq, kind: 'evidence', evidence: payload };
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -94,10 +83,7 @@ class MailboxConnection {
       try {
         await this.app.relay.backend.ack(this.address, frame.seqs);
       } catch (err) {
-        this.app.log.warn(
-          { code: isRelayError(err) ? err.code : 'UNAVAILABLE' },
-          'mailbox ack failed',
-        );
+        this.app.log.warn({ code: isRelayError(err) ? err.code : 'UNAVAILABLE' }, 'mailbox ack failed');
         this.send({ type: 'error', code: isRelayError(err) ? err.code : 'UNAVAILABLE' });
         return;
       }
@@ -161,71 +147,54 @@ export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
     return { items: items.map(wireItem) };
   });
 
-  app.post(
-    '/v1/mailbox/ack',
-    { bodyLimit: 256 * 1024, preHandler: requireSession },
-    async (request) => {
-      const { seqs } = AckRequest.parse(jsonOf(request.body));
-      return { acked: await relay.backend.ack(request.session!.address, seqs) };
-    },
-  );
+  app.post('/v1/mailbox/ack', { bodyLimit: 256 * 1024, preHandler: requireSession }, async (request) => {
+    const { seqs } = AckRequest.parse(jsonOf(request.body));
+    return { acked: await relay.backend.ack(request.session!.address, seqs) };
+  });
 
   // A plain GET (no upgrade) would get @fastify/websocket's empty 404: refuse it in the relay's error shape.
-  const upgradeOnly = (
-    request: FastifyRequest,
-    _reply: unknown,
-    done: (err?: Error) => void,
-  ): void => {
+  const upgradeOnly = (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void): void => {
     done(request.ws ? undefined : new RelayError('MALFORMED', 'a WebSocket upgrade is required'));
   };
-  app.get(
-    '/v1/mailbox/ws',
-    { websocket: true, onRequest: upgradeOnly },
-    (socket: WebSocket, request: FastifyRequest) => {
-      const token = (request.query as { token?: unknown }).token;
-      let address: string;
-      try {
-        address = verifyToken(
-          relay,
-          typeof token === 'string' ? token : undefined,
-          request.ip,
-        ).address;
-        const open = connections.get(address)?.size ?? 0;
-        if (open >= relay.limits.maxWebSocketsPerNode)
-          throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
-      } catch (err) {
-        const code = isRelayError(err) ? err.code : 'UNAUTHENTICATED';
-        relay.metrics.rejectedRequests.inc({ code });
-        socket.send(JSON.stringify({ type: 'error', code }));
-        socket.close(1008, code === 'UNAUTHENTICATED' ? 'unauthenticated' : 'refused');
+  app.get('/v1/mailbox/ws', { websocket: true, onRequest: upgradeOnly }, (socket: WebSocket, request: FastifyRequest) => {
+    const token = (request.query as { token?: unknown }).token;
+    let address: string;
+    try {
+      address = verifyToken(relay, typeof token === 'string' ? token : undefined, request.ip).address;
+      const open = connections.get(address)?.size ?? 0;
+      if (open >= relay.limits.maxWebSocketsPerNode) throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
+    } catch (err) {
+      const code = isRelayError(err) ? err.code : 'UNAUTHENTICATED';
+      relay.metrics.rejectedRequests.inc({ code });
+      socket.send(JSON.stringify({ type: 'error', code }));
+      socket.close(1008, code === 'UNAUTHENTICATED' ? 'unauthenticated' : 'refused');
+      return;
+    }
+    const conn = new MailboxConnection(app, address, socket);
+    const set = connections.get(address) ?? new Set();
+    set.add(conn);
+    connections.set(address, set);
+    relay.metrics.webSockets.inc();
+    let pongs = true;
+    const ping = setInterval(() => {
+      if (!pongs) {
+        socket.terminate();
         return;
       }
-      const conn = new MailboxConnection(app, address, socket);
-      const set = connections.get(address) ?? new Set();
-      set.add(conn);
-      connections.set(address, set);
-      relay.metrics.webSockets.inc();
-      let pongs = true;
-      const ping = setInterval(() => {
-        if (!pongs) {
-          socket.terminate();
-          return;
-        }
-        pongs = false;
-        socket.ping();
-      }, PING_INTERVAL_MS).unref();
-      socket.on('pong', () => {
-        pongs = true;
-      });
-      socket.on('message', (data) => void conn.onFrame(data));
-      socket.on('close', () => {
-        conn.alive = false;
-        clearInterval(ping);
-        set.delete(conn);
-        if (set.size === 0) connections.delete(address);
-        relay.metrics.webSockets.dec();
-      });
-      socket.on('error', () => socket.terminate());
-    },
-  );
+      pongs = false;
+      socket.ping();
+    }, PING_INTERVAL_MS).unref();
+    socket.on('pong', () => {
+      pongs = true;
+    });
+    socket.on('message', (data) => void conn.onFrame(data));
+    socket.on('close', () => {
+      conn.alive = false;
+      clearInterval(ping);
+      set.delete(conn);
+      if (set.size === 0) connections.delete(address);
+      relay.metrics.webSockets.dec();
+    });
+    socket.on('error', () => socket.terminate());
+  });
 }
