@@ -23,7 +23,8 @@ export const RELAY_ERROR_CODES = {
   RECIPIENT_UNREACHABLE: "There is no route to a recipient's network.",
   CHUNK_MISSING: 'The envelope references chunks the relay does not hold (listed in `missing`).',
   HOP_LIMIT: 'Hop limit exceeded, or a routing loop.',
-  RATE_LIMITED: 'Rate limit reached; retry after `retryAfterMs`.',
+  RATE_LIMITED:
+    'Rate limit reached (per node, or per source address for session requests and bad tokens); retry after `retryAfterMs`.',
   UNAVAILABLE: 'The relay backend is unavailable or the relay is draining.',
 } as const;
 

@@ -67,6 +67,8 @@ if (spec.mode === 'baseline') {
     logger: false,
     relayOptions: {
       limits: spec.limits,
+      // Every simulated node and peer relay connects from 127.0.0.1: no per-address connection limit here.
+      connections: { maxPerAddress: 0 },
       peerUrls,
       ...(spec.forwardingConcurrency === undefined
         ? {}

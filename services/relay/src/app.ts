@@ -1,11 +1,13 @@
 import websocket from '@fastify/websocket';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
 import { networkOf } from '@rogatory/protocol';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ChunkPresence } from './chunk-presence.js';
 import { RateWindow, type RelayContext } from './context.js';
 import { RELAY_ERRORS, RelayError, errorBodyOf, isRelayError, toRelayError, type RelayErrorCode } from './errors.js';
+import { DEFAULT_CONNECTION_LIMITS, limitConnectionsPerAddress, serverTimeoutOptions } from './limits.js';
 import { RelayMetrics } from './metrics.js';
 import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
 import { PeerDirectory } from './peers.js';
@@ -23,21 +25,56 @@ function errorBody(code: RelayErrorCode): string {
   return JSON.stringify({ error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' } });
 }
 
+/** Why Node refused a request before any route saw it, as a client-error metric reason. */
+function clientErrorReason(code: string | undefined): string {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request_timeout';
+  if (code === 'HPE_HEADER_OVERFLOW') return 'header_overflow';
+  return 'bad_request';
+}
+
 /**
- * Requests Node's HTTP parser refuses (broken framing, oversized headers)
- * never reach a route: answer them in the relay's error shape too, unless an
- * answer is already under way on that connection (Node's own rule), then drop it.
+ * Requests Node's HTTP parser refuses (broken framing, oversized headers,
+ * headers or body too slow) never reach a route: answer them in the relay's
+ * error shape too, unless an answer is already under way on that connection
+ * (Node's own rule), then drop it. Counted, never logged: any client can
+ * cause them at will.
  */
-function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && inFlight?.headersSent !== true) {
-    const code: RelayErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
-    const status = RELAY_ERRORS[code];
-    const body = errorBody(code);
-    socket.write(`HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`);
-  }
-  socket.destroy(err);
+function clientErrorHandler(metrics: RelayMetrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const reason = clientErrorReason(err.code);
+    metrics.clientErrors.inc({ reason });
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    // A slow client gets no answer: it would only be one more write to a peer that does not read.
+    if (reason !== 'request_timeout' && socket.writable && inFlight?.headersSent !== true) {
+      const code: RelayErrorCode = reason === 'header_overflow' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
+      const status = RELAY_ERRORS[code];
+      const body = errorBody(code);
+      socket.write(`HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+}
+
+/**
+ * Errors on an open mailbox WebSocket. Protocol violations by the peer
+ * (oversize or invalid frames; `ws` codes them WS_ERR_*) are the client's
+ * doing: counted and logged at debug, without the error object (its stack
+ * is noise a client could have written once per socket). Anything else is
+ * the relay's own failure.
+ */
+function webSocketErrorHandler(metrics: RelayMetrics): (this: FastifyInstance, err: Error, socket: WebSocket, request: FastifyRequest) => void {
+  return function (err, socket, request) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+      const reason = code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH' ? 'ws_frame_too_large' : 'ws_bad_frame';
+      metrics.clientErrors.inc({ reason });
+      request.log.debug({ reason, code }, 'websocket closed: client protocol error');
+    } else {
+      request.log.error({ code: isRelayError(err) ? err.code : 'INTERNAL', route: '/v1/mailbox/ws' }, 'websocket failed');
+    }
+    socket.terminate();
+  };
 }
 
 /**
@@ -49,17 +86,21 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const retention = { ...DEFAULT_RETENTION, ...options.retention };
   const forwarding = { ...DEFAULT_FORWARDING, ...options.forwarding };
+  const connections = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const network = networkOf(options.relayId);
   if (!options.trust.relays(network).some((r) => r.id === options.relayId && r.key.kid === options.key.kid)) {
     throw new Error(`relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`);
   }
 
+  const metrics = new RelayMetrics(options.backend);
+  const timeouts = serverTimeoutOptions(connections);
   const app = Fastify({
     logger:
       options.logger === false
         ? false
         : {
             level: typeof options.logger === 'object' ? options.logger.level : 'info',
+            ...(typeof options.logger === 'object' && options.logger.stream ? { stream: options.logger.stream } : {}),
             // Never log bearer tokens or relay signatures; bodies are never logged.
             redact: ['req.headers.authorization', 'req.headers["rogatory-signature"]'],
           },
@@ -67,17 +108,19 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     // Tokens are query parameters only on the WebSocket route; keep them out of logs.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(metrics),
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     // Undecodable URLs and over-long path parameters: Fastify answers these before any route or error handler.
     frameworkErrors: (err, _request, reply) => {
       const code: RelayErrorCode = err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
       void (reply as FastifyReply).code(RELAY_ERRORS[code]).header('content-type', 'application/json; charset=utf-8').send(errorBody(code));
     },
     // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
-    http: { requireHostHeader: false },
+    http: { requireHostHeader: false, ...timeouts.http },
   });
+  limitConnectionsPerAddress(app.server, connections.maxPerAddress, () => metrics.clientErrors.inc({ reason: 'connections_per_address' }));
 
-  const metrics = new RelayMetrics(options.backend);
   const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
   const rate = new RateWindow(clock);
   const presence = new ChunkPresence({ blobs: options.blobs, backend: options.backend, clock, uploadGraceMs: retention.uploadGraceMs });
@@ -146,7 +189,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
 
-  await app.register(websocket, { options: { maxPayload: 256 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: 256 * 1024 }, errorHandler: webSocketErrorHandler(metrics) });
   await app.register(async (scope) => {
     opsRoutes(scope);
     sessionRoutes(scope);

@@ -76,7 +76,19 @@ export const RelayConfigSchema = Type.Object(
           submitPerMinute: Type.Optional(Positive),
           requestsPerMinute: Type.Optional(Positive),
           loginPerMinute: Type.Optional(Positive),
+          badTokensPerMinute: Type.Optional(Positive),
           maxWebSocketsPerNode: Type.Optional(Positive),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    connections: Type.Optional(
+      Type.Object(
+        {
+          maxPerAddress: Type.Optional(Type.Integer({ minimum: 0 })),
+          headersTimeoutMs: Type.Optional(Positive),
+          requestTimeoutMs: Type.Optional(Positive),
+          keepAliveTimeoutMs: Type.Optional(Positive),
         },
         { additionalProperties: false },
       ),

@@ -69,11 +69,27 @@ function bearer(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/**
+ * A bearer token's session. A source address that keeps presenting bad
+ * tokens gets RATE_LIMITED past `badTokensPerMinute` (counted on failures
+ * only: a valid token from the same address keeps working).
+ */
+export function verifyToken(relay: RelayContext, token: string | undefined, sourceAddress: string): Session {
+  try {
+    return relay.sessions.verify(token);
+  } catch (err) {
+    if (!relay.rate.hit(`bad-token:${sourceAddress}`, relay.limits.badTokensPerMinute)) {
+      throw new RelayError('RATE_LIMITED', 'too many requests with invalid tokens', { retryAfterMs: 60_000 - (relay.clock() % 60_000) });
+    }
+    throw err;
+  }
+}
+
 /** preHandler: a valid node session, within its request rate. */
 export function requireSession(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
   const { relay } = request.server;
   try {
-    const session = relay.sessions.verify(bearer(request));
+    const session = verifyToken(relay, bearer(request), request.ip);
     if (!relay.rate.hit(`node:${session.address}`, relay.limits.requestsPerMinute)) {
       throw new RelayError('RATE_LIMITED', 'too many requests', { retryAfterMs: 60_000 - (relay.clock() % 60_000) });
     }

@@ -2,6 +2,7 @@ export { buildRelayApp } from './app.js';
 export { loadRelayConfig, applyEnvOverrides, RelayConfigSchema, type RelayConfig } from './config.js';
 export { RELAY_ERRORS, RelayError, isRelayError, type RelayErrorCode } from './errors.js';
 export { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayLimits, type RelayOptions } from './options.js';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './limits.js';
 export { openStores, relayOptionsFromConfig, startRelay, loadTrust, type RunningRelay } from './server.js';
 export { openEmbeddedBackend } from './backend/embedded.js';
 export { openRedisBackend } from './backend/redis.js';

@@ -37,6 +37,12 @@ export class RelayMetrics {
     registers: [this.registry],
   });
   readonly webSockets = new Gauge({ name: 'rogatory_relay_websockets', help: 'Open mailbox WebSockets', registers: [this.registry] });
+  readonly clientErrors = new Counter({
+    name: 'rogatory_relay_client_errors_total',
+    help: 'Client misbehaviour answered without a route: oversize or invalid WebSocket frames, unparsable or slow requests, connections past the per-address limit; by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly rejectedRequests = new Counter({
     name: 'rogatory_relay_rejected_requests_total',
     help: 'Requests answered with an error, by code',

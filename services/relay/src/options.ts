@@ -1,6 +1,7 @@
 import { ENVELOPE_LIMITS, type SigningKeyPair, type TrustStore } from '@rogatory/protocol';
 import type { BlobStore } from '@rogatory/storage';
 import type { BackoffPolicy, RelayBackend } from './backend/types.js';
+import type { ConnectionLimits } from './limits.js';
 
 export interface RelayLimits {
   /** Largest envelope body (canonical JSON) a node may submit. */
@@ -16,6 +17,8 @@ export interface RelayLimits {
   readonly requestsPerMinute: number;
   /** Unauthenticated session requests per source address per minute. */
   readonly loginPerMinute: number;
+  /** Requests (and mailbox WebSockets) with a missing or invalid bearer token, per source address per minute; past it, RATE_LIMITED. */
+  readonly badTokensPerMinute: number;
   readonly maxIdsPerQuery: number;
   readonly maxWebSocketsPerNode: number;
 }
@@ -28,6 +31,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   submitPerMinute: 6000,
   requestsPerMinute: 60_000,
   loginPerMinute: 600,
+  badTokensPerMinute: 120,
   maxIdsPerQuery: 10_000,
   maxWebSocketsPerNode: 8,
 };
@@ -81,11 +85,13 @@ export interface RelayOptions {
   readonly limits?: Partial<RelayLimits>;
   readonly retention?: Partial<RelayRetention>;
   readonly forwarding?: Partial<RelayForwarding>;
+  /** Connections per remote address and HTTP timeouts (defaults: DEFAULT_CONNECTION_LIMITS). */
+  readonly connections?: Partial<ConnectionLimits>;
   /** Where to reach a network's relay when it is not the URL its manifest lists (tests, split horizon). */
   readonly peerUrls?: Readonly<Record<string, string>>;
   readonly clock?: () => number;
-  /** pino logger options, or false for none. */
-  readonly logger?: boolean | { level: string };
+  /** pino logger options, or false for none; `stream` defaults to stdout. */
+  readonly logger?: boolean | { level: string; stream?: { write(line: string): unknown } };
   /** Start forwarding/expiry workers and the GC loop (default true). */
   readonly workers?: boolean;
 }

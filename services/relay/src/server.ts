@@ -94,6 +94,7 @@ export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.Pr
     ...(config.sessionTtlMs === undefined ? {} : { sessionTtlMs: config.sessionTtlMs }),
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.retention ? { retention: config.retention } : {}),
+    ...(config.connections ? { connections: config.connections } : {}),
     forwarding: {
       ...(f?.concurrency ? { concurrency: f.concurrency } : {}),
       ...(f?.requestTimeoutMs ? { requestTimeoutMs: f.requestTimeoutMs } : {}),

@@ -9,6 +9,13 @@ import { nodeRoutes, userRoutes } from './admin-routes.js';
 import { loginRoute, logoutRoute, requireSession } from './auth-routes.js';
 import type { ApiContext } from './context.js';
 import { ApiError, toApiError } from './errors.js';
+import {
+  AddressBuckets,
+  DEFAULT_API_LIMITS,
+  limitConnectionsPerAddress,
+  serverTimeoutOptions,
+  type ApiLimits,
+} from './limits.js';
 import { DEFAULT_LOGIN_LIMITS, LoginLimiter, SessionStore, type LoginLimits } from './sessions.js';
 
 export interface NodeApiOptions {
@@ -34,7 +41,12 @@ export interface NodeApiOptions {
   readonly clock?: () => number;
   /** Request body limit in bytes (default 4 MiB). */
   readonly bodyLimit?: number;
+  /** Connections per address, HTTP timeouts and bad-token rate (defaults: DEFAULT_API_LIMITS). */
+  readonly limits?: Partial<ApiLimits>;
 }
+
+/** Refused connections are logged as one summary line a minute at most: each one is a client's doing. */
+const REFUSED_LOG_INTERVAL_MS = 60_000;
 
 export const API_PREFIX = '/api/v1';
 
@@ -61,6 +73,8 @@ export function checkedProxies(list: readonly string[]): string[] {
 export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInstance> {
   const clock = options.clock ?? Date.now;
   const trustedProxies = checkedProxies(options.trustedProxies ?? []);
+  const limits = { ...DEFAULT_API_LIMITS, ...options.limits };
+  const timeouts = serverTimeoutOptions(limits);
   const app = Fastify({
     trustProxy: trustedProxies.length === 0 ? false : trustedProxies,
     logger:
@@ -84,6 +98,9 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
     forceCloseConnections: true,
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    http: timeouts.http,
     // Bad URL encodings and the like never reach a route: answer them in the API's error shape.
     frameworkErrors: (err, _request, reply) => {
       const e = toApiError(err);
@@ -100,8 +117,31 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
   };
   app.decorate('nodeApi', context);
 
+  let refused = 0;
+  let refusedLoggedAt = -Infinity;
+  limitConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress, () => {
+    refused++;
+    const now = clock();
+    if (now - refusedLoggedAt < REFUSED_LOG_INTERVAL_MS) return;
+    app.log.warn(
+      { refused, maxPerAddress: limits.maxConnectionsPerAddress },
+      'connections refused: too many from one address',
+    );
+    refused = 0;
+    refusedLoggedAt = now;
+  });
+  // Only requests whose token is refused take from an address's bucket: valid sessions are never limited by it.
+  const badTokens = new AddressBuckets(limits.badTokensPerMinute, clock);
+
   app.setErrorHandler((err, request, reply) => {
-    const e = toApiError(err);
+    let e = toApiError(err);
+    if (e.code === 'UNAUTHENTICATED') {
+      const wait = badTokens.take(request.ip);
+      if (wait > 0)
+        e = new ApiError('RATE_LIMITED', 'too many requests with invalid tokens; try again later', {
+          retryAfterSeconds: wait,
+        });
+    }
     // Codes only: an error's text or cause may hold data.
     if (e.status >= 500)
       request.log.error(

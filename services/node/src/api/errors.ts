@@ -40,7 +40,7 @@ export const API_ERRORS = {
   RATE_LIMITED: {
     status: 429,
     meaning:
-      'Too many failed logins for this username from this address, or from this address; retry after `Retry-After` seconds.',
+      'Too many failed logins for this username from this address, or from this address, or too many requests with an invalid token from this address; retry after `Retry-After` seconds.',
   },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The request body is larger than the API accepts.' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'No such route.' },

@@ -61,6 +61,8 @@ export const AUTHED: ApiErrorCode[] = [
   'UNAUTHENTICATED',
   'AUTHENTICATION_FAILED',
   'NOT_AUTHORISED',
+  // Past the bad-token budget of the client's address (src/api/limits.ts).
+  'RATE_LIMITED',
 ];
 /** Errors of routes that read one dossier. */
 export const DOSSIER_READ: ApiErrorCode[] = [

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { checkedProxies } from '../api/app.js';
+import { DEFAULT_API_LIMITS } from '../api/limits.js';
 import { serveNodeApi } from '../api/server.js';
 import { nodeFail } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -51,6 +52,11 @@ export function registerServe(
     )
     .option('--no-sync', 'serve the API without live sync')
     .option('--session-minutes <n>', 'session lifetime in minutes', '480')
+    .option(
+      '--max-connections-per-address <n>',
+      'concurrent connections from one client address (behind a proxy: the proxy); 0 for no limit',
+      String(DEFAULT_API_LIMITS.maxConnectionsPerAddress),
+    )
     .action(
       async (
         opts: {
@@ -60,6 +66,7 @@ export function registerServe(
           trustedProxy: string[];
           sync: boolean;
           sessionMinutes: string;
+          maxConnectionsPerAddress: string;
         },
         cmd: Command,
       ) => {
@@ -68,6 +75,12 @@ export function registerServe(
         if (!Number.isFinite(minutes) || minutes <= 0)
           nodeFail('INPUT_INVALID', '--session-minutes must be a positive number');
         const trustedProxies = checkedProxies(opts.trustedProxy);
+        const maxConnectionsPerAddress = Number(opts.maxConnectionsPerAddress);
+        if (!Number.isInteger(maxConnectionsPerAddress) || maxConnectionsPerAddress < 0)
+          nodeFail(
+            'INPUT_INVALID',
+            '--max-connections-per-address must be a whole number, 0 or more',
+          );
         await withNode(io, g, async (node) => {
           const api = await serveNodeApi({
             node,
@@ -76,6 +89,7 @@ export function registerServe(
             sync: opts.sync,
             sessionTtlMs: minutes * 60_000,
             trustedProxies,
+            limits: { maxConnectionsPerAddress },
             logger: { level: 'info', stream: { write: (line: string) => io.err(line) } },
             ...(opts.fileRoot === undefined ? {} : { fileRoot: opts.fileRoot }),
           });

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
 import type { MailboxItem } from '../backend/types.js';
-import { jsonOf, requireSession } from '../context.js';
+import { jsonOf, requireSession, verifyToken } from '../context.js';
 import { RelayError, isRelayError } from '../errors.js';
 
 const PAGE = 200;
@@ -160,12 +160,14 @@ export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
     const token = (request.query as { token?: unknown }).token;
     let address: string;
     try {
-      address = relay.sessions.verify(typeof token === 'string' ? token : undefined).address;
+      address = verifyToken(relay, typeof token === 'string' ? token : undefined, request.ip).address;
       const open = connections.get(address)?.size ?? 0;
       if (open >= relay.limits.maxWebSocketsPerNode) throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
     } catch (err) {
-      socket.send(JSON.stringify({ type: 'error', code: isRelayError(err) ? err.code : 'UNAUTHENTICATED' }));
-      socket.close(1008, 'unauthenticated');
+      const code = isRelayError(err) ? err.code : 'UNAUTHENTICATED';
+      relay.metrics.rejectedRequests.inc({ code });
+      socket.send(JSON.stringify({ type: 'error', code }));
+      socket.close(1008, code === 'UNAUTHENTICATED' ? 'unauthenticated' : 'refused');
       return;
     }
     const conn = new MailboxConnection(app, address, socket);
