@@ -323,6 +323,34 @@ describe('a hostile relay against a node', () => {
     expect(gh.node.status().relayIncidents.last?.code).toBe('REPLAY');
   });
 
+  it('live sync: a malformed item is acked and shown (as syncOnce does), so that it cannot hold the cursor back; the items after it are stored', async () => {
+    const genuine = seal();
+    const bad = relay.push({ kind: 'envelope', envelope: { body: { id: 'not an envelope' } } });
+    const good = serve(genuine);
+    const events: SyncEvent[] = [];
+    gh.node.startSync((e) => events.push(e));
+    await eventually('the genuine dossier', () =>
+      gh.node.inbox(officer).find((d) => d.envelopeId === genuine.envelope.body.id),
+    );
+    await eventually('both items acked and the cursor past them', () =>
+      gh.node.status().mailboxCursor === good ? true : undefined,
+    );
+    await gh.node.stopSync();
+    expect(relay.acked).toEqual(expect.arrayContaining([bad, good]));
+    expect(relay.items).toEqual([]);
+    expect(events).toContainEqual({ type: 'error', code: 'BAD_RESPONSE' });
+    expect(gh.node.status().relayIncidents).toMatchObject({
+      total: 1,
+      last: { code: 'BAD_RESPONSE' },
+    });
+    expect(
+      gh.node
+        .auditEntries(gh.admin)
+        .filter((e) => e.action === 'relay.misbehaviour')
+        .map((e) => e.target),
+    ).toEqual([`seq:${bad}`]);
+  });
+
   it('an oversized WebSocket frame drops the socket and is shown; the live sync reconnects and receives on', async () => {
     let served = false;
     relay.onSubscribe = (ws) => {
