@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Envelope, Evidence } from '@rogatory/protocol';
+import type { Evidence } from '@rogatory/protocol';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 /**
@@ -14,8 +14,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
  */
 
 export type HostileItem =
-  | { readonly seq: number; readonly kind: 'envelope'; readonly envelope: Envelope | unknown }
-  | { readonly seq: number; readonly kind: 'evidence'; readonly evidence: Evidence | unknown };
+  | { readonly seq: number; readonly kind: 'envelope'; readonly envelope: unknown }
+  | { readonly seq: number; readonly kind: 'evidence'; readonly evidence: unknown };
 
 /** A chunk as served: bytes (true or not), or a handler that writes the response itself. */
 export type ChunkResponder = Uint8Array | ((res: ServerResponse, req: IncomingMessage) => void);
@@ -82,9 +82,7 @@ export class HostileRelay {
 
   /** Append an item (any value: the relay does not check it) and push it to live sockets. */
   push(
-    item:
-      | { kind: 'envelope'; envelope: Envelope | unknown }
-      | { kind: 'evidence'; evidence: Evidence | unknown },
+    item: { kind: 'envelope'; envelope: unknown } | { kind: 'evidence'; evidence: unknown },
     seq = this.nextSeq,
   ): number {
     this.nextSeq = Math.max(this.nextSeq, seq + 1);
