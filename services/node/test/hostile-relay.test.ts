@@ -55,7 +55,7 @@ describe('a hostile relay against a node', () => {
   });
 
   beforeEach(async () => {
-    relay = await HostileRelay.start('relay@wacap');
+    relay = await HostileRelay.start('relay@wacap', world.networks['wacap']!.relay.key);
     gh = await makeNode({
       world,
       address: GH,
@@ -273,6 +273,58 @@ describe('a hostile relay against a node', () => {
       last: { code: 'UNKNOWN_ENVELOPE' },
     });
     expect(incidents()).toEqual(['UNKNOWN_ENVELOPE']);
+  });
+
+  it('an evidence bound to another envelope, relabelled with the id of one the node sent, is ignored and shown; the genuine one moves the status', async () => {
+    const approver = gh.user('approver', 'approver', ['restricted']);
+    const id = await gh.node.compose(officer, {
+      content: stripAttachmentRefs(mlaRequest(world, GH, NG)),
+    });
+    gh.node.submitForApproval(officer, id);
+    const envelopeId = await gh.node.approve(approver, id);
+    expect((await gh.node.flushOutbox()).sent).toEqual([id]);
+    const sent = gh.node.evidences(officer, id).envelope!;
+
+    const ng = world.authority(NG);
+    const other = seal({ from: SN, to: NG });
+    const genuineOther = issueEvidence({
+      kind: 'delivery',
+      envelope: other.envelope,
+      issuer: NG,
+      key: ng.identity,
+      issuedAt: Date.now(),
+      recipient: NG,
+    });
+    const relabelled = {
+      ...genuineOther,
+      body: { ...genuineOther.body, envelopeId },
+    };
+    const bad = relay.push({ kind: 'evidence', evidence: relabelled });
+    const first = await gh.node.syncOnce();
+    expect(first.items).toEqual([
+      { seq: bad, outcome: { kind: 'ignored', reason: 'EVIDENCE_MISMATCH' } },
+    ]);
+    expect(relay.acked).toEqual([bad]);
+    expect(gh.node.show(officer, id).status).toBe('sent');
+    expect(gh.node.status().relayIncidents).toMatchObject({
+      total: 1,
+      last: { code: 'EVIDENCE_MISMATCH' },
+    });
+
+    const delivery = issueEvidence({
+      kind: 'delivery',
+      envelope: sent,
+      issuer: NG,
+      key: ng.identity,
+      issuedAt: Date.now(),
+      recipient: NG,
+    });
+    const good = relay.push({ kind: 'evidence', evidence: delivery });
+    const second = await gh.node.syncOnce();
+    expect(second.items).toEqual([
+      { seq: good, outcome: expect.objectContaining({ kind: 'evidence', status: 'delivered' }) },
+    ]);
+    expect(gh.node.status().relayIncidents.total).toBe(1);
   });
 
   it('replays: an item stored and acked, served again (same session, and after a restart), is recognised, re-acked, and stored or evidenced once', async () => {

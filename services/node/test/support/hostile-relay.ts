@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Evidence } from '@rogatory/protocol';
+import {
+  issueEvidence,
+  parseEnvelope,
+  type Evidence,
+  type SigningKeyPair,
+} from '@rogatory/protocol';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 /**
@@ -47,7 +52,13 @@ export class HostileRelay {
   private readonly sockets = new Set<Socket>();
   private readonly live = new Set<WebSocket>();
 
-  private constructor(relayId: string) {
+  /** Envelopes the node submitted (accepted with an acceptance signed by `key`). */
+  readonly submitted: unknown[] = [];
+
+  private constructor(
+    relayId: string,
+    private readonly key: SigningKeyPair | undefined,
+  ) {
     this.relayId = relayId;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => {
@@ -66,8 +77,9 @@ export class HostileRelay {
     });
   }
 
-  static async start(relayId: string): Promise<HostileRelay> {
-    const relay = new HostileRelay(relayId);
+  /** With `key` (the relay's own signing key), it also accepts submissions, as the node's relay would. */
+  static async start(relayId: string, key?: SigningKeyPair): Promise<HostileRelay> {
+    const relay = new HostileRelay(relayId, key);
     await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
     relay.url = `http://127.0.0.1:${(relay.server.address() as AddressInfo).port}`;
     return relay;
@@ -145,6 +157,19 @@ export class HostileRelay {
     if (method === 'POST' && p === '/v1/evidences') {
       this.posted.push((body as { evidence: Evidence }).evidence);
       json(res, 202, {});
+      return;
+    }
+    if (method === 'POST' && p === '/v1/envelopes' && this.key) {
+      const envelope = parseEnvelope(body);
+      this.submitted.push(envelope);
+      const evidence = issueEvidence({
+        kind: 'submission-acceptance',
+        envelope,
+        issuer: this.relayId,
+        key: this.key,
+        issuedAt: Date.now(),
+      });
+      json(res, 200, { evidence });
       return;
     }
     if (method === 'POST' && p === '/v1/chunks/missing') {
