@@ -14,7 +14,11 @@ export type {
 } from './errors.js';
 export { RelayClient } from './relay-client.js';
 export type { RelayClientOptions, SessionInfo } from './relay-client.js';
-export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS } from './transport.js';
+export {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_MIN_BYTES_PER_SECOND,
+  DEFAULT_TIMEOUT_MS,
+} from './transport.js';
 export type { CallOptions, FetchFunction } from './transport.js';
 export { CHUNK_ID_PATTERN, sha256Hex } from './chunks.js';
 export type { ChunkBody, PutChunkResult } from './chunks.js';

@@ -259,7 +259,15 @@ export class MailboxSubscription {
     socket.on('error', (err) => {
       // A refused upgrade was reported already; an error after close() is our own doing.
       if (this.socket === socket && !refused && !this.isClosed)
-        this.report(new RelayClientError('NETWORK', 'mailbox socket failed', { cause: err }));
+        this.report(
+          isProtocolViolation(err)
+            ? new RelayClientError(
+                'BAD_RESPONSE',
+                'mailbox socket: the relay broke the WebSocket protocol or sent a frame over the limit',
+                { cause: err },
+              )
+            : new RelayClientError('NETWORK', 'mailbox socket failed', { cause: err }),
+        );
     });
     socket.on('open', () => {
       if (this.isClosed) {
@@ -474,6 +482,15 @@ export class MailboxSubscription {
       // An error handler that throws must not break the subscription.
     }
   }
+}
+
+/**
+ * Errors `ws` raises for what the server sent (a frame over maxPayload, a
+ * bad opcode, an invalid close code...), as opposed to the network failing.
+ */
+function isProtocolViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('WS_ERR_');
 }
 
 function rawText(data: RawData): string {

@@ -40,6 +40,7 @@ import {
 } from './retry.js';
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_MIN_BYTES_PER_SECOND,
   DEFAULT_TIMEOUT_MS,
   Transport,
   attempt,
@@ -91,6 +92,11 @@ export interface RelayClientOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** Largest JSON answer read into memory; default 64 MiB. */
   readonly maxResponseBytes?: number;
+  /**
+   * Slowest average rate of a response body once it has been arriving for
+   * longer than `timeoutMs` (bytes/s; 0 for no floor); default 16 KiB/s.
+   */
+  readonly minBytesPerSecond?: number;
   /** When given, relay evidences returned by `submit` must verify under it. */
   readonly trust?: EvidenceTrust;
   /** Clock, sleep and randomness (tests). */
@@ -159,12 +165,15 @@ export class RelayClient {
     this.retry = checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...options.retry });
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!(this.timeoutMs > 0)) throw new RangeError('timeoutMs must be positive');
+    if (!((options.minBytesPerSecond ?? 0) >= 0))
+      throw new RangeError('minBytesPerSecond must not be negative');
     this.trust = options.trust;
     this.transport = new Transport({
       baseUrl: options.baseUrl,
       fetch: options.fetch,
       timeoutMs: this.timeoutMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      minBytesPerSecond: options.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND,
       runtime: this.runtime,
     });
   }

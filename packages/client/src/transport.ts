@@ -17,6 +17,13 @@ export type FetchFunction = typeof globalThis.fetch;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Default largest JSON answer read into memory. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/**
+ * Default slowest response body accepted, on average, once a body has been
+ * arriving for longer than the idle timeout: 16 KiB/s (128 kbit/s), a 1 MiB
+ * chunk in about a minute. A relay that trickles a byte now and then would
+ * otherwise hold a download for ever without tripping the idle timeout.
+ */
+export const DEFAULT_MIN_BYTES_PER_SECOND = 16 * 1024;
 
 export interface CallOptions {
   readonly signal?: AbortSignal;
@@ -83,6 +90,8 @@ export interface TransportOptions {
   readonly timeoutMs: number;
   /** Largest JSON answer read into memory. */
   readonly maxResponseBytes: number;
+  /** Slowest average body rate accepted after the first `timeoutMs` of a body (0: no floor). */
+  readonly minBytesPerSecond?: number;
   readonly runtime: Runtime;
 }
 
@@ -117,6 +126,8 @@ class Deadline {
   aborted = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly external: AbortSignal | undefined;
+  private bodyWaitedMs = 0;
+  private bodyBytes = 0;
   private readonly onExternalAbort = (): void => {
     this.aborted = true;
     this.controller.abort(new Error('aborted by caller'));
@@ -125,6 +136,7 @@ class Deadline {
   constructor(
     private readonly ms: number,
     external: AbortSignal | undefined,
+    private readonly minBytesPerSecond = 0,
   ) {
     this.external = external;
     if (external?.aborted === true) this.onExternalAbort();
@@ -142,6 +154,31 @@ class Deadline {
       this.timedOut = true;
       this.controller.abort(new Error('idle timeout'));
     }, this.ms);
+  }
+
+  /**
+   * Count body bytes received after `waitedMs` spent waiting for them (the
+   * relay's time, not the consumer's); throws TIMEOUT, and aborts the
+   * exchange, when past the first `ms` of waiting the average rate is below
+   * the floor.
+   */
+  progress(bytes: number, waitedMs: number, route: string, status: number): void {
+    this.bodyBytes += bytes;
+    this.bodyWaitedMs += waitedMs;
+    const waited = this.bodyWaitedMs;
+    if (
+      this.minBytesPerSecond > 0 &&
+      waited > this.ms &&
+      (this.bodyBytes * 1000) / waited < this.minBytesPerSecond
+    ) {
+      this.timedOut = true;
+      this.controller.abort(new Error('body too slow'));
+      throw new RelayClientError(
+        'TIMEOUT',
+        `${route}: body slower than ${this.minBytesPerSecond} bytes/s`,
+        { status },
+      );
+    }
   }
 
   done(): void {
@@ -195,7 +232,11 @@ export class Transport {
    * 4xx/5xx, NETWORK, TIMEOUT, ABORTED, or BAD_RESPONSE for other statuses.
    */
   async send(request: HttpRequest, rejection?: RejectionParser): Promise<HttpResponse> {
-    const deadline = new Deadline(this.options.timeoutMs, request.signal);
+    const deadline = new Deadline(
+      this.options.timeoutMs,
+      request.signal,
+      this.options.minBytesPerSecond,
+    );
     const response =
       this.options.fetch === undefined
         ? await this.dispatch(request, deadline)
@@ -474,6 +515,7 @@ function wrapResponse(
     try {
       for (;;) {
         deadline.touch();
+        const started = performance.now();
         let next: ReadableStreamReadResult<Uint8Array>;
         try {
           next = await reader.read();
@@ -485,6 +527,7 @@ function wrapResponse(
           finished = true;
           return;
         }
+        deadline.progress(next.value.byteLength, performance.now() - started, route, res.status);
         yield next.value;
       }
     } finally {
@@ -529,6 +572,7 @@ function wrapDispatcherResponse(
     try {
       for (;;) {
         deadline.touch();
+        const started = performance.now();
         let next: IteratorResult<Buffer>;
         try {
           next = await iterator.next();
@@ -540,6 +584,12 @@ function wrapDispatcherResponse(
           finished = true;
           return;
         }
+        deadline.progress(
+          next.value.byteLength,
+          performance.now() - started,
+          route,
+          res.statusCode,
+        );
         // Plain Uint8Array views, as fetch yields: callers hash and keep them.
         yield new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       }

@@ -35,6 +35,7 @@ export const AUDIT_ACTIONS = [
   'dossier.status',
   'evidence.receive',
   'evidence.invalid',
+  'relay.misbehaviour',
   'evidence.sent',
   'outbox.retry',
 ] as const;

@@ -1,8 +1,10 @@
 import { isRelayClientError, isTransientError, type MailboxItem } from '@rogatory/client';
 import {
+  envelopeHash,
   isProtocolError,
   issueEvidence,
   openDossier,
+  verifyEnvelope,
   verifyEvidence,
   type AttachmentManifest,
   type Envelope,
@@ -14,6 +16,7 @@ import { isStorageError } from '@rogatory/storage';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import { NodeError, findCause, toNodeError } from './errors.js';
 import { applyAnswerToRequest, caseMetaOf, metaOf, requestAnsweredBy } from './outbound.js';
+import { relayIncident } from './relay-incidents.js';
 import type { HandlingCode } from './store/records.js';
 import { advance, deliveryProgress } from './workflow.js';
 
@@ -26,6 +29,8 @@ export type ItemOutcome =
       readonly code: string;
     }
   | { readonly kind: 'duplicate'; readonly envelopeId: string }
+  /** Not stored (forged, not addressed to this node, another envelope under a stored id): acked, shown as a relay incident. */
+  | { readonly kind: 'refused'; readonly envelopeId: string; readonly code: string }
   | {
       readonly kind: 'evidence';
       readonly dossierId: string;
@@ -60,8 +65,16 @@ async function processEnvelope(
   onProgress?: ProgressListener,
 ): Promise<ItemOutcome> {
   const env = envelope.body;
-  // A retried delivery of something already stored (our ack was lost): ack again, nothing else.
-  if (ctx.store.hasEnvelope(env.id)) return { kind: 'duplicate', envelopeId: env.id };
+  if (ctx.store.hasEnvelope(env.id)) {
+    // A retried delivery of something already stored (our ack was lost): ack again, nothing else.
+    const known = ctx.store.envelope(env.id);
+    if (known && envelopeHash(known) === envelopeHash(envelope))
+      return { kind: 'duplicate', envelopeId: env.id };
+    return refuse(ctx, env.id, seq, 'REPLAY');
+  }
+  // Checked before anything is downloaded: what fails here is never stored (see refuse).
+  const refusal = precheck(ctx, envelope);
+  if (refusal !== undefined) return refuse(ctx, env.id, seq, refusal);
 
   // Blobs first, rows after: a failure here leaves no row, and the item unacked.
   // A few downloads in flight hide the per-request round trip; each streams into the store.
@@ -91,7 +104,12 @@ async function processEnvelope(
   await Promise.all(
     Array.from({ length: Math.min(DOWNLOAD_CONCURRENCY, objects.length) }, () => worker()),
   );
-  if (failure !== undefined) throw failure.err;
+  if (failure !== undefined) {
+    const detail = failure.err instanceof NodeError ? failure.err.detail : undefined;
+    if (detail === 'CHUNK_HASH_MISMATCH' || detail === 'BAD_RESPONSE')
+      relayIncident(ctx, detail, `seq:${seq}`, { throttle: true });
+    throw failure.err;
+  }
   const sealed = await ctx.blobs.getBytes(env.dossier.id).catch((err: unknown) => {
     throw toNodeError(err, 'read sealed dossier');
   });
@@ -110,6 +128,37 @@ async function processEnvelope(
     throw toNodeError(err, 'verify dossier');
   }
   return store(ctx, envelope, seq, opened);
+}
+
+/**
+ * The checks a relay can be held to, made on the envelope alone: signed by
+ * its sender under a trusted key and addressed to this node. Our relay
+ * verified the same signature before accepting it (relay-api.md), so a
+ * failure means the relay (or one upstream) forged or re-addressed it, or
+ * its trust material differs from ours (the code says which).
+ */
+function precheck(ctx: NodeContext, envelope: Envelope): string | undefined {
+  try {
+    verifyEnvelope(envelope, { trust: ctx.trust, now: ctx.clock(), checkExpiry: false });
+  } catch (err) {
+    if (isProtocolError(err)) return err.code;
+    throw err;
+  }
+  if (!envelope.body.recipients.includes(ctx.address)) return 'NOT_ADDRESSED';
+  return undefined;
+}
+
+/**
+ * An envelope the node will not store. It is acked all the same, so that it
+ * cannot hold up the mailbox, with no evidence: nothing is signed about an
+ * envelope nobody is accountable for. The sender of a genuine envelope
+ * that was mangled on the way gets no Delivery evidence, so its NonDelivery
+ * deadline reports the loss. No row is kept, so the envelope id stays free
+ * for the genuine envelope: a forger cannot make the node drop it.
+ */
+function refuse(ctx: NodeContext, envelopeId: string, seq: number, code: string): ItemOutcome {
+  relayIncident(ctx, code, `seq:${seq}`);
+  return { kind: 'refused', envelopeId, code };
 }
 
 /** Download one object into the blob store unless it is there; the store checks its hash and size. */
@@ -272,14 +321,14 @@ function processEvidence(ctx: NodeContext, evidence: Evidence): ItemOutcome {
   const envelope =
     ctx.store.envelopeDirection(envelopeId) === 'out' ? ctx.store.envelope(envelopeId) : undefined;
   if (!envelope) {
-    audit(ctx, 'system', 'evidence.invalid', envelopeId, 'UNKNOWN_ENVELOPE');
+    relayIncident(ctx, 'UNKNOWN_ENVELOPE', envelopeId);
     return { kind: 'ignored', reason: 'UNKNOWN_ENVELOPE' };
   }
   try {
     verifyEvidence(envelope, evidence, ctx.trust);
   } catch (err) {
     if (!isProtocolError(err)) throw err;
-    audit(ctx, 'system', 'evidence.invalid', envelopeId, err.code);
+    relayIncident(ctx, err.code, envelopeId);
     return { kind: 'ignored', reason: err.code };
   }
   const now = ctx.clock();

@@ -15,6 +15,7 @@ import {
   type ComposeInput,
 } from './outbound.js';
 import { Outbox, type OutboxReport } from './outbox.js';
+import { relayIncidents, type RelayIncidents } from './relay-incidents.js';
 import { startSync, syncOnce, type SyncEvent, type SyncHandle, type SyncReport } from './sync.js';
 import { type Actor, type NewUser, type UserInfo } from './users.js';
 import * as views from './views.js';
@@ -35,6 +36,8 @@ export interface NodeStatus {
     readonly nextAttemptAt: number | null;
   };
   readonly users: number;
+  /** What the relay served that the node refused (forged, re-addressed, replayed, corrupt, oversized); see the audit log. */
+  readonly relayIncidents: RelayIncidents;
 }
 
 /**
@@ -105,6 +108,7 @@ export class AuthorityNode {
         nextAttemptAt: ctx.store.nextOutboxAt() ?? null,
       },
       users: ctx.users.count(),
+      relayIncidents: relayIncidents(ctx),
     };
   }
 

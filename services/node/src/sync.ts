@@ -1,8 +1,9 @@
 import { isRelayClientError, type MailboxItem, type MailboxSubscription } from '@rogatory/client';
-import { audit, type NodeContext, type ProgressListener } from './context.js';
+import type { NodeContext, ProgressListener } from './context.js';
 import { NodeError, toNodeError } from './errors.js';
 import { processItem, type ItemOutcome } from './inbound.js';
 import { codeOf, type Outbox, type OutboxReport } from './outbox.js';
+import { relayIncident } from './relay-incidents.js';
 
 /** What the sync loop reports, for a CLI or a UI. Never content. */
 export type SyncEvent =
@@ -51,11 +52,15 @@ export async function syncOnce(
     try {
       batch = await ctx.relay.readMailbox(after, PAGE);
     } catch (err) {
-      // A malformed item (a relay fault) cannot be stored: record it and drop it, so it does not block the mailbox.
-      if (isRelayClientError(err, 'BAD_RESPONSE') && err.seq !== undefined) {
-        audit(ctx, 'system', 'evidence.invalid', `seq:${err.seq}`, 'BAD_RESPONSE');
-        await ctx.relay.ack([err.seq]);
-        continue;
+      if (isRelayClientError(err, 'BAD_RESPONSE')) {
+        // A malformed item (a relay fault) cannot be stored: record it and drop it, so it does not block the mailbox.
+        if (err.seq !== undefined) {
+          relayIncident(ctx, 'BAD_RESPONSE', `seq:${err.seq}`);
+          await ctx.relay.ack([err.seq]);
+          continue;
+        }
+        // A malformed, oversized or endless page: nothing in it is stored or acked.
+        relayIncident(ctx, 'BAD_RESPONSE', null, { throttle: true });
       }
       throw toNodeError(err, 'read mailbox');
     }
@@ -138,7 +143,18 @@ export function startSync(
         }
       },
       onError: (err) => {
-        emit({ type: 'error', code: codeOf(err) });
+        const code = codeOf(err);
+        if (isRelayClientError(err, 'BAD_RESPONSE')) {
+          if (err.seq !== undefined) {
+            // A malformed item is dropped as syncOnce drops it, or it would hold the cursor back for ever.
+            relayIncident(ctx, code, `seq:${err.seq}`);
+            sub.ack([err.seq]).catch(() => undefined);
+          } else {
+            // Malformed or oversized frames: the relay's doing, not the network's.
+            relayIncident(ctx, code, null, { throttle: true });
+          }
+        }
+        emit({ type: 'error', code });
       },
     });
     sub.on('connected', () => {

@@ -381,6 +381,10 @@ export const NodeStatus = Type.Object({
     nextAttemptAt: Type.Union([Timestamp, Type.Null()]),
   }),
   users: Type.Integer(),
+  relayIncidents: Type.Object({
+    total: Type.Integer(),
+    last: Type.Union([Type.Object({ at: Timestamp, code: Type.String() }), Type.Null()]),
+  }),
 });
 
 const OutboxReport = Type.Object({
@@ -397,7 +401,16 @@ export const SyncReply = Type.Object({
     Type.Object({
       seq: Type.Integer(),
       outcome: Type.Object(
-        { kind: Type.Enum(['received', 'quarantined', 'duplicate', 'evidence', 'ignored']) },
+        {
+          kind: Type.Enum([
+            'received',
+            'quarantined',
+            'duplicate',
+            'refused',
+            'evidence',
+            'ignored',
+          ]),
+        },
         { additionalProperties: true },
       ),
     }),

@@ -155,6 +155,7 @@ export function registerInit(program: Command, run: CliRun): void {
               .join(', ') || 'none'
           }`,
           `users            ${status.users}`,
+          `relay incidents  ${status.relayIncidents.total}${status.relayIncidents.last ? `, last ${status.relayIncidents.last.code} at ${formatTime(status.relayIncidents.last.at)}` : ''}`,
         ].join('\n'),
       );
     });

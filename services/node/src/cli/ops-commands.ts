@@ -21,6 +21,8 @@ function describe(event: SyncEvent): string {
       if (o.kind === 'evidence')
         return `evidence ${o.evidenceKind} for ${o.dossierId}, status ${o.status}`;
       if (o.kind === 'duplicate') return `already stored: envelope ${o.envelopeId}`;
+      if (o.kind === 'refused')
+        return `REFUSED item ${event.seq} (envelope ${o.envelopeId}) from the relay: ${o.code}`;
       return `ignored item ${event.seq}: ${o.reason}`;
     }
     case 'outbox':
