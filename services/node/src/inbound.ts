@@ -74,7 +74,7 @@ async function processEnvelope(
   }
   // Checked before anything is downloaded: what fails here is never stored (see refuse).
   const refusal = precheck(ctx, envelope);
-  if (refusal !== undefined) return refuse(ctx, env.id, seq, refusal);
+  if (refusal !== undefined && !UNDECIDED.has(refusal)) return refuse(ctx, env.id, seq, refusal);
 
   // Blobs first, rows after: a failure here leaves no row, and the item unacked.
   // A few downloads in flight hide the per-request round trip; each streams into the store.
@@ -138,15 +138,24 @@ async function processEnvelope(
  * its trust material differs from ours (the code says which).
  */
 function precheck(ctx: NodeContext, envelope: Envelope): string | undefined {
+  if (!envelope.body.recipients.includes(ctx.address)) return 'NOT_ADDRESSED';
   try {
     verifyEnvelope(envelope, { trust: ctx.trust, now: ctx.clock(), checkExpiry: false });
   } catch (err) {
     if (isProtocolError(err)) return err.code;
     throw err;
   }
-  if (!envelope.body.recipients.includes(ctx.address)) return 'NOT_ADDRESSED';
   return undefined;
 }
+
+/**
+ * Failures that say only that this node's trust material cannot decide yet:
+ * the relay, whose manifest may be newer, accepted a sender this node does
+ * not know. Such an envelope is downloaded and quarantined (kept, acked, shown
+ * to the operator), never dropped: a genuine dossier from a newly admitted
+ * member must not be lost to a manifest that has not reached this node.
+ */
+const UNDECIDED: ReadonlySet<string> = new Set(['KEY_UNKNOWN', 'TRUST_CHAIN_BROKEN']);
 
 /**
  * An envelope the node will not store. It is acked all the same, so that it

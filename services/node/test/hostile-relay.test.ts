@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { issueEvidence, type Envelope, type SealedResult } from '@rogatory/protocol';
+import {
+  generateSigningKeyPair,
+  issueEvidence,
+  sealDossier,
+  type Envelope,
+  type SealedResult,
+} from '@rogatory/protocol';
 import { terminateHashWorker } from '@rogatory/protocol/node';
-import { sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
+import { sealTestDossier, testSeed, type TestWorld } from '@rogatory/protocol/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AuthorityNode,
@@ -163,6 +169,29 @@ describe('a hostile relay against a node', () => {
     expect(relay.posted.map((e) => [e.body.kind, e.body.envelopeId])).toEqual([
       ['delivery', genuine.envelope.body.id],
     ]);
+  });
+
+  it('an envelope from a sender this node cannot resolve yet (the relay may hold a newer manifest) is downloaded and quarantined, never dropped', async () => {
+    // A key of ng-agf@wacap that this node's manifest does not list: e.g. one admitted after its last manifest update.
+    const newKey = generateSigningKeyPair(testSeed(`hostile/new-key/${n}`));
+    const sealed = sealDossier({
+      sender: { address: NG, identity: newKey, archiveKey: world.authority(NG).encryptionRef },
+      recipients: [{ address: GH, encryptionKey: world.authority(GH).encryptionRef }],
+      content: stripAttachmentRefs(mlaRequest(world, NG, GH)),
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 86_400_000,
+    });
+    const seq = serve(sealed);
+    const report = await gh.node.syncOnce();
+    expect(report.items).toMatchObject([
+      {
+        seq,
+        outcome: { kind: 'quarantined', envelopeId: sealed.envelope.body.id, code: 'KEY_UNKNOWN' },
+      },
+    ]);
+    expect(relay.chunkGets).toEqual([sealed.envelope.body.dossier.id]);
+    expect(relay.acked).toEqual([seq]);
+    expect(gh.node.quarantine(gh.admin)).toHaveLength(1);
   });
 
   it('an envelope addressed to someone else (re-addressed by the relay) is refused as NOT_ADDRESSED without being downloaded or quarantined', async () => {
