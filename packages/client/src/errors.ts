@@ -25,6 +25,8 @@ export const RELAY_ERROR_CODES = {
   HOP_LIMIT: 'Hop limit exceeded, or a routing loop.',
   RATE_LIMITED: 'Rate limit reached; retry after `retryAfterMs`.',
   UNAVAILABLE: 'The relay backend is unavailable or the relay is draining.',
+  QUOTA_EXCEEDED:
+    'The caller holds as many chunk bytes on the relay as its quota allows, until its envelopes are delivered or its unused uploads expire.',
 } as const;
 
 /** Codes the client raises itself, when there is no usable answer from the relay. */
