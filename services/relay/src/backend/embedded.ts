@@ -328,19 +328,22 @@ function prepareStatements(db: Database.Database) {
          AND (e.sender = @address OR EXISTS (SELECT 1 FROM json_each(e.recipients) WHERE value = @address))
        LIMIT 1`,
     ),
-    // A repeated upload only renews the record: the size was charged once, when it was created.
+    // A repeated upload renews the record, pending again if an envelope had referenced it
+    // (the triggers charge its size once while it is pending).
     noteUpload: db.prepare(
       `INSERT INTO chunk_uploads (chunk_id, owner, size, at) VALUES (@chunkId, @owner, @size, @at)
-       ON CONFLICT (chunk_id, owner) DO UPDATE SET at = max(at, excluded.at)`,
+       ON CONFLICT (chunk_id, owner) DO UPDATE SET at = max(at, excluded.at), referenced = 0`,
     ),
     renewOwned: db.prepare<{ chunkId: string; owner: string; at: number }, { chunk_id: string }>(
-      `UPDATE chunk_uploads SET at = max(at, @at) WHERE chunk_id = @chunkId AND owner = @owner
+      `UPDATE chunk_uploads SET at = max(at, @at), referenced = 0 WHERE chunk_id = @chunkId AND owner = @owner
        RETURNING chunk_id`,
     ),
     uploadSize: db.prepare<[string, string], { size: number }>(
       'SELECT size FROM chunk_uploads WHERE chunk_id = ? AND owner = ?',
     ),
-    consumeUpload: db.prepare('DELETE FROM chunk_uploads WHERE chunk_id = ? AND owner = ?'),
+    markReferenced: db.prepare(
+      'UPDATE chunk_uploads SET referenced = 1 WHERE chunk_id = ? AND owner = ? AND referenced = 0',
+    ),
     uploadUsage: db.prepare<
       { identity: string; chunkId: string },
       { pending: number; referenced: number; owned: number }
@@ -440,7 +443,7 @@ function createTransactions(
         const unowned = distinct.filter((_chunkId, index) => sizes[index] === undefined);
         if (unowned.length > 0) return { status: 'unowned', chunkIds: unowned };
         for (const [index, chunkId] of distinct.entries()) {
-          sql.consumeUpload.run(chunkId, uploader);
+          sql.markReferenced.run(chunkId, uploader);
           heldBytes += sizes[index]!;
         }
       }

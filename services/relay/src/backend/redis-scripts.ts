@@ -16,7 +16,7 @@
  *   released          zset   envelope id -> retainUntil, chunks released
  *   chunk:<chunk id>  set    envelope ids that still hold the chunk
  *   uploads           zset   `<chunk id>|<uploader>` -> last upload time (a bare chunk id: written before uploaders were recorded)
- *   own:<chunk id>    hash   uploader -> size: upload records not consumed yet (chunk ownership)
+ *   own:<chunk id>    hash   uploader -> size (pending) or `r<size>` (referenced since): upload records (chunk ownership)
  *   usage             hash   `p:<identity>` -> pending bytes, `r:<identity>` -> referenced bytes (quotas)
  *   seq:<address>     string mailbox sequence counter
  *   mb:<address>      zset   unacked item seqs (score = member = seq)
@@ -38,6 +38,26 @@ local K = ARGV[1]
 local function envKey(id) return K .. 'env:' .. id end
 local function itemKey(address, seq) return K .. 'item:' .. address .. ':' .. seq end
 local function timerMember(address, seq) return seq .. ':' .. address end
+-- An upload record: its size, and whether an envelope referenced it since its last upload.
+-- (Amounts subtracted are written 0 - x: in Lua, -0 is a float that Redis refuses as an integer.)
+local function uploadOf(value)
+  if string.sub(value, 1, 1) == 'r' then return tonumber(string.sub(value, 2)), true end
+  return tonumber(value), false
+end
+-- Make an upload record pending again (a repeated upload or a renewal); returns false when there is none.
+local function renewUpload(chunkId, owner, at)
+  local own = K .. 'own:' .. chunkId
+  local value = redis.call('HGET', own, owner)
+  if not value then return false end
+  local size, referenced = uploadOf(value)
+  if referenced then
+    redis.call('HSET', own, owner, size)
+    redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, size)
+  end
+  -- GT: a late, older note never shortens the grace of a newer upload.
+  redis.call('ZADD', K .. 'uploads', 'GT', at, chunkId .. '|' .. owner)
+  return true
+end
 local function markDone(id, now)
   local key = envKey(id)
   if redis.call('EXISTS', key) == 0 then return end
@@ -46,7 +66,7 @@ local function markDone(id, now)
     redis.call('ZADD', K .. 'done', now, id)
     -- Its bytes are no longer held for its uploader.
     local f = redis.call('HMGET', key, 'uploader', 'heldBytes')
-    if f[1] then redis.call('HINCRBY', K .. 'usage', 'r:' .. f[1], -tonumber(f[2])) end
+    if f[1] then redis.call('HINCRBY', K .. 'usage', 'r:' .. f[1], 0 - tonumber(f[2])) end
   end
 end
 `;
@@ -88,14 +108,17 @@ if uploader ~= '' then
     end
   end
   if #unowned > 1 then return unowned end
-  local held = 0
+  local held, released = 0, 0
   for _, chunkId in ipairs(distinct) do
     local own = K .. 'own:' .. chunkId
-    held = held + tonumber(redis.call('HGET', own, uploader))
-    redis.call('HDEL', own, uploader)
-    redis.call('ZREM', K .. 'uploads', chunkId .. '|' .. uploader)
+    local size, referenced = uploadOf(redis.call('HGET', own, uploader))
+    held = held + size
+    if not referenced then
+      released = released + size
+      redis.call('HSET', own, uploader, 'r' .. size)
+    end
   end
-  redis.call('HINCRBY', K .. 'usage', 'p:' .. uploader, -held)
+  redis.call('HINCRBY', K .. 'usage', 'p:' .. uploader, 0 - released)
   redis.call('HINCRBY', K .. 'usage', 'r:' .. uploader, held)
   redis.call('HSET', key, 'uploader', uploader, 'heldBytes', held)
 end
@@ -317,28 +340,24 @@ return 0
 `);
 
 /**
- * ARGV: K, chunkId, owner, size, at. Records (or renews, never backwards)
- * the owner's upload of the chunk; a new record charges its size.
+ * ARGV: K, chunkId, owner, size, at. Records (or renews, never backwards,
+ * and makes pending again) the owner's upload of the chunk. Returns 1 when new.
  */
 export const NOTE_UPLOAD = script(`
 local chunkId, owner = ARGV[2], ARGV[3]
-if redis.call('HSETNX', K .. 'own:' .. chunkId, owner, ARGV[4]) == 1 then
-  redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, ARGV[4])
-end
--- GT: a late, older note never shortens the grace of a newer upload.
-redis.call('ZADD', K .. 'uploads', 'GT', ARGV[5], chunkId .. '|' .. owner)
+if renewUpload(chunkId, owner, ARGV[5]) then return 0 end
+redis.call('HSET', K .. 'own:' .. chunkId, owner, ARGV[4])
+redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, ARGV[4])
+redis.call('ZADD', K .. 'uploads', ARGV[5], chunkId .. '|' .. owner)
 return 1
 `);
 
-/** ARGV: K, owner, at, chunk ids... Returns the ids the owner has a record of, renewed to \\`at\\`. */
+/** ARGV: K, owner, at, chunk ids... Returns the ids the owner has a record of, each renewed to `at`. */
 export const OWNED_CHUNKS = script(`
 local owner, at = ARGV[2], ARGV[3]
 local out = {}
 for i = 4, #ARGV do
-  if redis.call('HEXISTS', K .. 'own:' .. ARGV[i], owner) == 1 then
-    redis.call('ZADD', K .. 'uploads', 'GT', at, ARGV[i] .. '|' .. owner)
-    out[#out + 1] = ARGV[i]
-  end
+  if renewUpload(ARGV[i], owner, at) then out[#out + 1] = ARGV[i] end
 end
 return out
 `);
@@ -394,10 +413,11 @@ for _, member in ipairs(uploads) do
   if bar then
     chunkId = string.sub(member, 1, bar - 1)
     local owner, own = string.sub(member, bar + 1), K .. 'own:' .. chunkId
-    local size = redis.call('HGET', own, owner)
-    if size then
+    local value = redis.call('HGET', own, owner)
+    if value then
+      local size, referenced = uploadOf(value)
       redis.call('HDEL', own, owner)
-      redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, -tonumber(size))
+      if not referenced then redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, 0 - size) end
     end
   end
   candidates[#candidates + 1] = chunkId

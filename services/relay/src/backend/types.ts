@@ -41,8 +41,10 @@ export interface AcceptInput {
    * Who handed the chunks over (the submitting node, or `relay:<id>` for a
    * peer relay). When given, every chunk the envelope lists must have an
    * upload record of this identity (see `noteUpload`), or nothing is stored
-   * (`unowned`); on acceptance those records are consumed and their bytes
-   * are charged to the identity as referenced until the envelope is done.
+   * (`unowned`). On acceptance the records' bytes stop counting as pending
+   * and the envelope's (the records' sizes) count as referenced for the
+   * identity until the envelope is done; the records, hence ownership, stay
+   * until the grace period after their last upload.
    */
   readonly uploader?: string;
 }
@@ -125,7 +127,7 @@ export interface BackendStats {
 
 /** Bytes held for one identity (a node address, or `relay:<id>` for a peer relay). */
 export interface ChunkUsage {
-  /** Uploaded and not yet referenced by an accepted envelope of this uploader. */
+  /** Uploaded (or renewed) and not referenced since by an accepted envelope of this uploader. */
   readonly pendingBytes: number;
   /** Referenced by envelopes this identity handed over that are not done yet (delivered, expired or forwarded everywhere). */
   readonly referencedBytes: number;
@@ -179,16 +181,18 @@ export interface RelayBackend {
   /**
    * Record that `owner.identity` uploaded the chunk (`owner.size` bytes, as
    * stored) at `at`: its upload record, which makes the identity the chunk's
-   * owner until an envelope of its consumes the record or the grace period
-   * after its last upload passes. A new record charges `size` to the
-   * identity's pending bytes; a repeated one only renews `at` (never
-   * backwards). Abandoned uploads are collected after the grace period.
+   * owner until the grace period after its last upload passes. The record's
+   * size counts as pending for the identity (once, however often it is
+   * uploaded) until an envelope of the identity references it; a repeated
+   * upload renews `at` (never backwards) and makes it pending again.
+   * Abandoned uploads are collected after the grace period.
    */
   noteUpload(chunkId: string, at: number, owner: { readonly identity: string; readonly size: number }): Promise<void>;
   /**
    * The ids among `chunkIds` that `identity` holds an upload record of
-   * (each once), renewing those records to `at`. Nothing is said about the
-   * others: whether another identity uploaded them is not the caller's business.
+   * (each once), renewing those records to `at` as a repeated upload would.
+   * Nothing is said about the others: whether another identity uploaded
+   * them is not the caller's business.
    */
   ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]>;
   /** What `identity` holds now, and whether it has an upload record of `chunkId` (a re-upload charges nothing). */
