@@ -221,7 +221,10 @@ export class RelayCore {
     });
     if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used by another envelope');
     // Answered as an absent chunk: whether someone else stored these bytes is not the caller's business.
-    if (result.status === 'unowned') throw reject('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, { missing: [...result.chunkIds] });
+    if (result.status === 'unowned')
+      throw reject('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, {
+        missing: [...result.chunkIds],
+      });
     if (result.status === 'duplicate') {
       this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'duplicate' });
       return this.decodeAcceptance(result.acceptance)[0]!;
@@ -326,7 +329,10 @@ export class RelayCore {
       uploader,
     });
     if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
-    if (result.status === 'unowned') throw new RelayError('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, { missing: [...result.chunkIds] });
+    if (result.status === 'unowned')
+      throw new RelayError('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, {
+        missing: [...result.chunkIds],
+      });
     if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance);
     this.o.metrics.envelopesIn.inc({ source: 'peer', outcome: 'accepted' });
     if (plan.forwards.size > 0) this.recentEnvelopes.set(hopped.body.id, hopped);
@@ -404,8 +410,15 @@ export class RelayCore {
    * store. A bad one fails the whole hand-over (the peer retries). Each
    * becomes the uploader's (it sent the bytes), already stored or not.
    */
-  private async storeInline(envelope: Envelope, inline: readonly { id: string; bytes: string }[], uploader: string): Promise<void> {
-    const declared = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
+  private async storeInline(
+    envelope: Envelope,
+    inline: readonly { id: string; bytes: string }[],
+    uploader: string,
+  ): Promise<void> {
+    const declared = new Map([
+      [envelope.body.dossier.id, envelope.body.dossier.size],
+      ...envelope.body.chunks.map((c) => [c.id, c.size] as const),
+    ]);
     // Every object is checked before any is stored: a bad hand-over stores nothing.
     let total = 0;
     const checked: { id: string; bytes: Uint8Array }[] = [];

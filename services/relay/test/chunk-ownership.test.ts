@@ -9,7 +9,11 @@ import { sha256, signEnvelope, toHex, type ChunkRef, type Envelope } from '@roga
 import { sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
 import { startRedis, type RedisServer } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestRelays, type BackendKind, type TestNetworkOfRelays } from '../src/testing/harness.js';
+import {
+  startTestRelays,
+  type BackendKind,
+  type TestNetworkOfRelays,
+} from '../src/testing/harness.js';
 import { nodeClient, sealAndUpload, smallAttachment } from './support/relay-helpers.js';
 
 const VICTIM = 'sn-moj@wacap';
@@ -40,10 +44,24 @@ function randomChunk(size: number): { id: string; bytes: Uint8Array } {
 }
 
 /** An envelope of `from`, signed with its own key, listing the objects given (e.g. another envelope's sealed dossier). */
-async function listing(world: TestWorld, from: string, to: string, dossier: ChunkRef, chunks: readonly ChunkRef[] = []): Promise<Envelope> {
+async function listing(
+  world: TestWorld,
+  from: string,
+  to: string,
+  dossier: ChunkRef,
+  chunks: readonly ChunkRef[] = [],
+): Promise<Envelope> {
   const attachment = await smallAttachment();
-  const own = sealTestDossier(world, { from, to: [to], attachments: [attachment.manifest], createdAt: Date.now() }).envelope;
-  return signEnvelope({ ...own.body, dossier, chunks: [...chunks] }, world.authority(from).identity);
+  const own = sealTestDossier(world, {
+    from,
+    to: [to],
+    attachments: [attachment.manifest],
+    createdAt: Date.now(),
+  }).envelope;
+  return signEnvelope(
+    { ...own.body, dossier, chunks: [...chunks] },
+    world.authority(from).identity,
+  );
 }
 
 describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => {
@@ -56,7 +74,9 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     net = await startTestRelays({
       backend: backend(),
       networks: ['wacap'],
-      relayOptions: { limits: { pendingBytesPerNode: PENDING_QUOTA, heldBytesPerNode: HELD_QUOTA } },
+      relayOptions: {
+        limits: { pendingBytesPerNode: PENDING_QUOTA, heldBytesPerNode: HELD_QUOTA },
+      },
     });
     world = net.world;
     url = net.relays['wacap']!.url;
@@ -90,7 +110,10 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     await victim.putChunk(uploaded.id, uploaded.bytes, uploaded.bytes.length);
     const absent = randomChunk(10).id;
 
-    expect(await client(ATTACKER).missingChunks([uploaded.id, absent])).toEqual([uploaded.id, absent]);
+    expect(await client(ATTACKER).missingChunks([uploaded.id, absent])).toEqual([
+      uploaded.id,
+      absent,
+    ]);
     expect(await victim.missingChunks([uploaded.id, absent])).toEqual([absent]);
   });
 
@@ -102,7 +125,9 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     const other = client(ATTACKER);
     const copy = await listing(world, ATTACKER, RECIPIENT, sent.envelope.body.dossier);
     // The blob is stored once already; this upload only records the second owner.
-    expect(await other.putChunk(sent.envelope.body.dossier.id, sent.sealed, sent.sealed.length)).toMatchObject({ created: false });
+    expect(
+      await other.putChunk(sent.envelope.body.dossier.id, sent.sealed, sent.sealed.length),
+    ).toMatchObject({ created: false });
     await other.submit(copy);
     expect(await other.getChunkBytes(sent.envelope.body.dossier.id)).toEqual(sent.sealed);
   });
@@ -119,15 +144,20 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
   it('refuses uploads past the quota with QUOTA_EXCEEDED, shows the usage in metrics, and releases it when the envelope is delivered', async () => {
     const node = client(ATTACKER);
     const chunks = Array.from({ length: 5 }, () => randomChunk(PENDING_QUOTA / 4));
-    for (const chunk of chunks.slice(0, 4)) await node.putChunk(chunk.id, chunk.bytes, chunk.bytes.length);
-    const refused = await node.putChunk(chunks[4]!.id, chunks[4]!.bytes, chunks[4]!.bytes.length).catch((e: unknown) => e);
+    for (const chunk of chunks.slice(0, 4))
+      await node.putChunk(chunk.id, chunk.bytes, chunk.bytes.length);
+    const refused = await node
+      .putChunk(chunks[4]!.id, chunks[4]!.bytes, chunks[4]!.bytes.length)
+      .catch((e: unknown) => e);
     expect(isRelayClientError(refused, 'QUOTA_EXCEEDED')).toBe(true);
     expect((refused as { status?: number }).status).toBe(507);
     expect(await node.missingChunks([chunks[4]!.id])).toEqual([chunks[4]!.id]);
     // Its own chunk again costs nothing: a retry after a crash still goes through.
     await node.putChunk(chunks[0]!.id, chunks[0]!.bytes, chunks[0]!.bytes.length);
     expect(await heldBytes(ATTACKER, 'pending')).toBe(PENDING_QUOTA);
-    expect(await metricValue('rogatory_relay_quota_refusals_total{uploader="node"}')).toBeGreaterThanOrEqual(1);
+    expect(
+      await metricValue('rogatory_relay_quota_refusals_total{uploader="node"}'),
+    ).toBeGreaterThanOrEqual(1);
 
     // Referenced by an envelope: no longer pending, still held until the recipient has it.
     const [dossier, ...rest] = chunks.slice(0, 4).map((c) => ({ id: c.id, size: c.bytes.length }));
@@ -137,7 +167,9 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     expect(referenced).toBeGreaterThanOrEqual(PENDING_QUOTA);
     const next = randomChunk(HELD_QUOTA - referenced);
     await node.putChunk(next.id, next.bytes, next.bytes.length);
-    const full = await node.putChunk(chunks[4]!.id, chunks[4]!.bytes, chunks[4]!.bytes.length).catch((e: unknown) => e);
+    const full = await node
+      .putChunk(chunks[4]!.id, chunks[4]!.bytes, chunks[4]!.bytes.length)
+      .catch((e: unknown) => e);
     expect(isRelayClientError(full, 'QUOTA_EXCEEDED')).toBe(true);
 
     // Delivered (the recipient acks every envelope it got, these tests' earlier ones too): released.
@@ -154,7 +186,10 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   }
 
-  function heldBytes(identity: string, state: 'pending' | 'referenced'): Promise<number | undefined> {
+  function heldBytes(
+    identity: string,
+    state: 'pending' | 'referenced',
+  ): Promise<number | undefined> {
     return metricValue(`rogatory_relay_chunk_bytes_held{identity="${identity}",state="${state}"}`);
   }
 });

@@ -93,7 +93,10 @@ describe('chunk presence', () => {
     racing.collectGarbage = async (now, retention) => {
       const result = await backend.collectGarbage(now, retention);
       expect([...result.orphanChunks].sort()).toEqual([stale.id, renewed.id].sort());
-      await backend.noteUpload(renewed.id, clock(), { identity: 'sn-moj@wacap', size: renewed.bytes.length });
+      await backend.noteUpload(renewed.id, clock(), {
+        identity: 'sn-moj@wacap',
+        size: renewed.bytes.length,
+      });
       return result;
     };
     const gc = new ChunkPresence({ blobs, backend: racing, clock, uploadGraceMs: GRACE });

@@ -994,7 +994,10 @@ class EmbeddedBackend implements RelayBackend {
         new Map(
           this.sql.usage
             .all()
-            .map((row) => [row.identity, { pendingBytes: row.pending, referencedBytes: row.referenced }]),
+            .map((row) => [
+              row.identity,
+              { pendingBytes: row.pending, referencedBytes: row.referenced },
+            ]),
         ),
     );
   }

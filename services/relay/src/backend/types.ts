@@ -187,7 +187,11 @@ export interface RelayBackend {
    * upload renews `at` (never backwards) and makes it pending again.
    * Abandoned uploads are collected after the grace period.
    */
-  noteUpload(chunkId: string, at: number, owner: { readonly identity: string; readonly size: number }): Promise<void>;
+  noteUpload(
+    chunkId: string,
+    at: number,
+    owner: { readonly identity: string; readonly size: number },
+  ): Promise<void>;
   /**
    * The ids among `chunkIds` that `identity` holds an upload record of
    * (each once), renewing those records to `at` as a repeated upload would.

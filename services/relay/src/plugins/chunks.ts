@@ -45,7 +45,13 @@ export function chunkRoutes(app: FastifyInstance): void {
     // One backend call: the caller's own upload records among these, renewed, because
     // a client skips uploading what we report as present (protected from GC as if just uploaded).
     const owned = await relay.backend.ownedChunks(uploaderOf(request), ids, now);
-    const absent = new Set(owned.length === 0 ? [] : await relay.blobs.missing(owned).catch((err: unknown) => Promise.reject(fromStorageError(err))));
+    const absent = new Set(
+      owned.length === 0
+        ? []
+        : await relay.blobs
+            .missing(owned)
+            .catch((err: unknown) => Promise.reject(fromStorageError(err))),
+    );
     const present = new Set(owned.filter((id) => !absent.has(id)));
     for (const id of present) relay.presence.remember(id, now);
     return { missing: [...new Set(ids)].filter((id) => !present.has(id)) };
@@ -64,9 +70,14 @@ export function chunkRoutes(app: FastifyInstance): void {
     if (!usage.owned) {
       const size = Number.isFinite(declared) ? declared : relay.limits.maxChunkBytes;
       const peer = request.peerRelay !== null;
-      const pendingQuota = peer ? relay.limits.pendingBytesPerPeer : relay.limits.pendingBytesPerNode;
+      const pendingQuota = peer
+        ? relay.limits.pendingBytesPerPeer
+        : relay.limits.pendingBytesPerNode;
       const heldQuota = peer ? relay.limits.heldBytesPerPeer : relay.limits.heldBytesPerNode;
-      if (usage.pendingBytes + size > pendingQuota || usage.pendingBytes + usage.referencedBytes + size > heldQuota) {
+      if (
+        usage.pendingBytes + size > pendingQuota ||
+        usage.pendingBytes + usage.referencedBytes + size > heldQuota
+      ) {
         relay.metrics.quotaRefusals.inc({ uploader: peer ? 'peer' : 'node' });
         throw new RelayError('QUOTA_EXCEEDED', 'storage quota of this uploader reached');
       }

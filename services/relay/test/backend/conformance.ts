@@ -548,14 +548,23 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
 
         // Renewed (a node about to list it again): pending again.
         expect(await backend.ownedChunks(SENDER, [a], at + 2)).toEqual([a]);
-        expect((await backend.usage()).get(SENDER)).toEqual({ pendingBytes: 100, referencedBytes: 0 });
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 100,
+          referencedBytes: 0,
+        });
 
         // Abandoned uploads are released when collected.
         await backend.collectGarbage(at + 10 * MINUTE, GRACE);
         expect((await backend.usage()).get(PEER)).toEqual({ pendingBytes: 0, referencedBytes: 0 });
-        expect((await backend.usage()).get(SENDER)).toEqual({ pendingBytes: 100, referencedBytes: 0 });
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 100,
+          referencedBytes: 0,
+        });
         await backend.collectGarbage(at + 2 + 10 * MINUTE, GRACE);
-        expect((await backend.usage()).get(SENDER)).toEqual({ pendingBytes: 0, referencedBytes: 0 });
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 0,
+          referencedBytes: 0,
+        });
       });
 
       it('releases referenced bytes once every forward finished', async () => {
@@ -563,7 +572,10 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await backend.noteUpload(chunk, clock.now(), { identity: PEER, size: 64 });
         const stored = envelope({ chunkIds: [chunk], recipients: [REMOTE] });
         await acceptNew({
-          ...input(stored, { deliveries: [], forwards: [{ network: 'casc', recipients: [REMOTE] }] }),
+          ...input(stored, {
+            deliveries: [],
+            forwards: [{ network: 'casc', recipients: [REMOTE] }],
+          }),
           uploader: PEER,
         });
         expect((await backend.usage()).get(PEER)).toEqual({ pendingBytes: 0, referencedBytes: 64 });
