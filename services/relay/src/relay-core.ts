@@ -437,6 +437,15 @@ export class RelayCore {
       if (toHex(sha256(bytes)) !== item.id) throw new RelayError('CHUNK_HASH_MISMATCH', 'an inline chunk does not hash to its id');
       checked.push({ id: item.id, bytes });
     }
+    if (checked.length > 0) {
+      // As uploads would be (all counted, even one the peer already sent: at most the inline limits).
+      const usage = await this.o.backend.uploadUsage(uploader, checked[0]!.id);
+      const { pendingBytesPerPeer, heldBytesPerPeer } = this.o.limits;
+      if (usage.pendingBytes + total > pendingBytesPerPeer || usage.pendingBytes + usage.referencedBytes + total > heldBytesPerPeer) {
+        this.o.metrics.quotaRefusals.inc({ uploader: 'peer' });
+        throw new RelayError('QUOTA_EXCEEDED', 'storage quota of this uploader reached');
+      }
+    }
     for (const { id, bytes } of checked) {
       // Checked above all the same: a bad hand-over is refused whatever this relay holds.
       const stored = this.o.presence.knownPresent(id);

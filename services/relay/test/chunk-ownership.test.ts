@@ -4,8 +4,15 @@
  * both backends, through the HTTP API.
  */
 import { randomBytes } from 'node:crypto';
-import { RelayClient, isRelayClientError } from '@rogatory/client';
-import { sha256, signEnvelope, toHex, type ChunkRef, type Envelope } from '@rogatory/protocol';
+import { RelayClient, RelayPeerClient, isRelayClientError } from '@rogatory/client';
+import {
+  sha256,
+  signEnvelope,
+  toHex,
+  withHop,
+  type ChunkRef,
+  type Envelope,
+} from '@rogatory/protocol';
 import { sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
 import { startRedis, type RedisServer } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +29,8 @@ const ATTACKER = 'ng-agf@wacap';
 /** Small quotas, so that a test reaches them with a few uploads. */
 const PENDING_QUOTA = 40_000;
 const HELD_QUOTA = 60_000;
+/** Less than a sealed dossier: every hand-over with one is over it. */
+const PEER_QUOTA = 100;
 
 let redis: RedisServer | undefined;
 
@@ -75,7 +84,12 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
       backend: backend(),
       networks: ['wacap'],
       relayOptions: {
-        limits: { pendingBytesPerNode: PENDING_QUOTA, heldBytesPerNode: HELD_QUOTA },
+        limits: {
+          pendingBytesPerNode: PENDING_QUOTA,
+          heldBytesPerNode: HELD_QUOTA,
+          pendingBytesPerPeer: PEER_QUOTA,
+          heldBytesPerPeer: PEER_QUOTA,
+        },
       },
     });
     world = net.world;
@@ -178,6 +192,69 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     await recipient.ack(items.filter((item) => item.kind === 'envelope').map((item) => item.seq));
     expect(await heldBytes(ATTACKER, 'referenced')).toBe(0);
     await node.putChunk(chunks[4]!.id, chunks[4]!.bytes, chunks[4]!.bytes.length);
+  });
+
+  /** relay@global calling this relay, as when it forwards from casc. */
+  function hub(): RelayPeerClient {
+    const global = world.networks['global']!;
+    return new RelayPeerClient({
+      baseUrl: url,
+      from: global.relay.id,
+      to: 'relay@wacap',
+      key: global.relay.key,
+      trust: world.trustFor('global'),
+    });
+  }
+
+  /** As relay@global holds it after receiving it from relay@casc. */
+  function handedOverByHub(envelope: Envelope): Envelope {
+    const now = Date.now();
+    return withHop(withHop(envelope, { relay: 'relay@casc', receivedAt: now }), {
+      relay: 'relay@global',
+      receivedAt: now,
+    });
+  }
+
+  it('refuses a hand-over from a peer relay that lists chunks it did not send', async () => {
+    const victim = client(VICTIM);
+    const sent = await sealAndUpload(world, victim, { from: VICTIM, to: [RECIPIENT] });
+    await victim.submit(sent.envelope);
+    const dossier = sent.envelope.body.dossier;
+
+    const forged = handedOverByHub(await listing(world, 'kz-gpo@casc', RECIPIENT, dossier));
+    const err = await hub()
+      .forwardEnvelope(forged, { recipients: [RECIPIENT] })
+      .catch((e: unknown) => e);
+    expect(isRelayClientError(err, 'CHUNK_MISSING')).toBe(true);
+    expect((err as { missing?: string[] }).missing).toEqual([dossier.id]);
+    expect(await net.relays['wacap']!.backend.getEnvelope(forged.body.id)).toBeUndefined();
+  });
+
+  it('holds a peer relay to its own quota, for uploads and for objects sent inline', async () => {
+    const peer = hub();
+    const attachment = await smallAttachment();
+    const sealed = sealTestDossier(world, {
+      from: 'kz-gpo@casc',
+      to: [RECIPIENT],
+      attachments: [attachment.manifest],
+      createdAt: Date.now(),
+    });
+    const envelope = handedOverByHub(sealed.envelope);
+    const inline = [
+      { id: sealed.envelope.body.dossier.id, bytes: sealed.sealed },
+      ...attachment.chunks,
+    ];
+
+    const handOver = await peer
+      .forwardEnvelope(envelope, { recipients: [RECIPIENT], inline })
+      .catch((e: unknown) => e);
+    expect(isRelayClientError(handOver, 'QUOTA_EXCEEDED')).toBe(true);
+    const upload = await peer
+      .putChunk(sealed.envelope.body.dossier.id, sealed.sealed, sealed.sealed.length)
+      .catch((e: unknown) => e);
+    expect(isRelayClientError(upload, 'QUOTA_EXCEEDED')).toBe(true);
+    expect(await metricValue('rogatory_relay_quota_refusals_total{uploader="peer"}')).toBe(2);
+    expect(await net.relays['wacap']!.backend.getEnvelope(envelope.body.id)).toBeUndefined();
   });
 
   async function metricValue(series: string): Promise<number | undefined> {
