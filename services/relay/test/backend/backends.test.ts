@@ -170,6 +170,28 @@ describe('embedded backend', () => {
 });
 
 describe('redis backend', () => {
+  it('keeps upload notes written before uploaders were recorded for their grace period, owned by nobody', async () => {
+    const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    try {
+      const backend = await harness.open();
+      const chunkId = 'b'.repeat(64);
+      const at = harness.clock.now();
+      // What an older relay wrote: the bare chunk id.
+      await admin.zadd(`{${harness.prefix}}:uploads`, at, chunkId);
+
+      expect(await backend.chunkReferenced(chunkId, at, 60_000)).toBe(true);
+      expect(await backend.ownedChunks('ng-moj@wacap', [chunkId], at)).toEqual([]);
+      const options = { chunkRetentionMs: 0, uploadGraceMs: 60_000 };
+      expect((await backend.collectGarbage(at + 59_999, options)).orphanChunks).toEqual([]);
+      expect((await backend.collectGarbage(at + 60_000, options)).orphanChunks).toEqual([chunkId]);
+      expect([...(await backend.usage()).keys()]).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await harness.dispose();
+    }
+  });
+
   it('rebuilds lost queue jobs from the outbox when workers start', async () => {
     const harness = await redisHarness();
     try {
