@@ -26,6 +26,8 @@ export const RELAY_ERROR_CODES = {
   RATE_LIMITED:
     'Rate limit reached (per node, or per source address for session requests and bad tokens); retry after `retryAfterMs`.',
   UNAVAILABLE: 'The relay backend is unavailable or the relay is draining.',
+  QUOTA_EXCEEDED:
+    'The caller holds as many chunk bytes on the relay as its quota allows, until its envelopes are delivered or its unused uploads expire.',
 } as const;
 
 /** Codes the client raises itself, when there is no usable answer from the relay. */

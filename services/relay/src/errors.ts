@@ -28,6 +28,7 @@ export const RELAY_ERRORS = {
   RATE_LIMITED: 429,
   INTERNAL: 500,
   UNAVAILABLE: 503,
+  QUOTA_EXCEEDED: 507,
 } as const;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

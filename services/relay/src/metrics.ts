@@ -50,6 +50,13 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly quotaRefusals = new Counter({
+    name: 'rogatory_relay_quota_refusals_total',
+    help: 'Chunk uploads refused because the uploader reached its storage quota, by kind of uploader (node | peer)',
+    labelNames: ['uploader'] as const,
+    registers: [this.registry],
+  });
+
   constructor(backend: RelayBackend) {
     collectDefaultMetrics({ register: this.registry, prefix: 'rogatory_relay_' });
     const registry = this.registry;
@@ -63,6 +70,21 @@ export class RelayMetrics {
         this.set({ queue: 'mailbox' }, stats.mailboxItems);
         this.set({ queue: 'forward' }, stats.forwardPending);
         this.set({ queue: 'envelopes' }, stats.envelopes);
+      },
+    });
+    // One series per identity and state: identities are the members and peer relays of trusted manifests, a bounded set.
+    new Gauge({
+      name: 'rogatory_relay_chunk_bytes_held',
+      help: 'Chunk bytes held for each uploader (node address, or relay:<id> for a peer relay): pending (uploaded, not yet referenced) and referenced (by envelopes not yet delivered everywhere)',
+      labelNames: ['identity', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        const usage = await backend.usage();
+        this.reset();
+        for (const [identity, held] of usage) {
+          this.set({ identity, state: 'pending' }, held.pendingBytes);
+          this.set({ identity, state: 'referenced' }, held.referencedBytes);
+        }
       },
     });
   }

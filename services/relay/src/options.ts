@@ -21,12 +21,26 @@ export interface RelayLimits {
   readonly badTokensPerMinute: number;
   readonly maxIdsPerQuery: number;
   readonly maxWebSocketsPerNode: number;
+  /**
+   * Storage quotas, per uploading identity. Pending: chunk bytes uploaded
+   * and not yet referenced by an accepted envelope of the uploader (so also
+   * the largest envelope it can send). Held: pending bytes plus those of
+   * its accepted envelopes not yet done (delivered, expired or forwarded
+   * everywhere). An upload past either is refused with QUOTA_EXCEEDED.
+   */
+  readonly pendingBytesPerNode: number;
+  readonly heldBytesPerNode: number;
+  /** The same for a peer relay, which hands over the envelopes of a whole network. */
+  readonly pendingBytesPerPeer: number;
+  readonly heldBytesPerPeer: number;
 }
+
+const GiB = 1024 * 1024 * 1024;
 
 export const DEFAULT_LIMITS: RelayLimits = {
   maxEnvelopeBytes: 4 * 1024 * 1024,
   maxChunkBytes: ENVELOPE_LIMITS.maxChunkBytes,
-  maxTotalBytes: 64 * 1024 * 1024 * 1024,
+  maxTotalBytes: 64 * GiB,
   maxRecipients: ENVELOPE_LIMITS.maxRecipients,
   submitPerMinute: 6000,
   requestsPerMinute: 60_000,
@@ -34,6 +48,11 @@ export const DEFAULT_LIMITS: RelayLimits = {
   badTokensPerMinute: 120,
   maxIdsPerQuery: 10_000,
   maxWebSocketsPerNode: 8,
+  pendingBytesPerNode: 8 * GiB,
+  heldBytesPerNode: 32 * GiB,
+  // A peer may hand over the largest envelope the limits allow, and many at once.
+  pendingBytesPerPeer: 64 * GiB,
+  heldBytesPerPeer: 256 * GiB,
 };
 
 export interface RelayRetention {

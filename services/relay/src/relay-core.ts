@@ -67,6 +67,15 @@ const approximateEnvelopeBytes = (envelope: Envelope): number => 2048 + 200 * en
 /** Small objects received inline kept for passing them on: at most this many bytes. */
 const RECENT_OBJECT_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The identity a peer relay uploads chunks as (nodes upload as their
+ * address): a relay forwarding an envelope is the uploader of its chunks on
+ * behalf of the sender.
+ */
+export function peerUploader(relayId: string): string {
+  return `relay:${relayId}`;
+}
+
 /** An evidence on its way to an envelope's sender, with the envelope that makes it verifiable. */
 export interface EvidenceItem {
   readonly evidence: Evidence;
@@ -207,8 +216,15 @@ export class RelayCore {
       deliveries: plan.local.map((r) => ({ address: r, deliverBy: this.deliverBy(envelope, now) })),
       forwards: [...plan.forwards].map(([network, recipients]) => ({ network, recipients })),
       retainUntil: envelope.body.expiresAt,
+      // Only chunks this node uploaded itself: knowing another envelope's chunk ids gives no access to them.
+      uploader: address,
     });
     if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used by another envelope');
+    // Answered as an absent chunk: whether someone else stored these bytes is not the caller's business.
+    if (result.status === 'unowned')
+      throw reject('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, {
+        missing: [...result.chunkIds],
+      });
     if (result.status === 'duplicate') {
       this.o.metrics.envelopesIn.inc({ source: 'node', outcome: 'duplicate' });
       return this.decodeAcceptance(result.acceptance)[0]!;
@@ -300,7 +316,8 @@ export class RelayCore {
       this.replayAnswer(existing, envelope, 'peer', handedOver);
       return this.decodeAcceptance(existing.acceptance);
     }
-    if (req.inline !== undefined) await this.storeInline(envelope, req.inline);
+    const uploader = peerUploader(caller);
+    if (req.inline !== undefined) await this.storeInline(envelope, req.inline, uploader);
     const missing = await this.missingChunks(envelope);
     if (missing.length > 0) throw new RelayError('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
     const acceptances = handedOver.map((r) => this.evidence('relay-acceptance', envelope, { recipient: r }));
@@ -309,8 +326,13 @@ export class RelayCore {
       deliveries: plan.local.map((r) => ({ address: r, deliverBy: this.deliverBy(envelope, now) })),
       forwards: [...plan.forwards].map(([network, rs]) => ({ network, recipients: rs })),
       retainUntil: envelope.body.expiresAt,
+      uploader,
     });
     if (result.status === 'conflict') throw reject('REPLAY', 'envelope id already used');
+    if (result.status === 'unowned')
+      throw new RelayError('CHUNK_MISSING', `${result.chunkIds.length} chunk(s) missing`, {
+        missing: [...result.chunkIds],
+      });
     if (result.status === 'duplicate') return this.decodeAcceptance(result.acceptance);
     this.o.metrics.envelopesIn.inc({ source: 'peer', outcome: 'accepted' });
     if (plan.forwards.size > 0) this.recentEnvelopes.set(hopped.body.id, hopped);
@@ -385,10 +407,18 @@ export class RelayCore {
    * Store the small objects a peer sent along with an envelope it hands over,
    * as an upload of each would: only objects of this envelope, of the size it
    * declares, within the inline limits, each checked against its id by the
-   * store. A bad one fails the whole hand-over (the peer retries).
+   * store. A bad one fails the whole hand-over (the peer retries). Each
+   * becomes the uploader's (it sent the bytes), already stored or not.
    */
-  private async storeInline(envelope: Envelope, inline: readonly { id: string; bytes: string }[]): Promise<void> {
-    const declared = new Map([[envelope.body.dossier.id, envelope.body.dossier.size], ...envelope.body.chunks.map((c) => [c.id, c.size] as const)]);
+  private async storeInline(
+    envelope: Envelope,
+    inline: readonly { id: string; bytes: string }[],
+    uploader: string,
+  ): Promise<void> {
+    const declared = new Map([
+      [envelope.body.dossier.id, envelope.body.dossier.size],
+      ...envelope.body.chunks.map((c) => [c.id, c.size] as const),
+    ]);
     // Every object is checked before any is stored: a bad hand-over stores nothing.
     let total = 0;
     const checked: { id: string; bytes: Uint8Array }[] = [];
@@ -407,16 +437,28 @@ export class RelayCore {
       if (toHex(sha256(bytes)) !== item.id) throw new RelayError('CHUNK_HASH_MISMATCH', 'an inline chunk does not hash to its id');
       checked.push({ id: item.id, bytes });
     }
+    if (checked.length > 0) {
+      // As uploads would be (all counted, even one the peer already sent: at most the inline limits).
+      const usage = await this.o.backend.uploadUsage(uploader, checked[0]!.id);
+      const { pendingBytesPerPeer, heldBytesPerPeer } = this.o.limits;
+      if (usage.pendingBytes + total > pendingBytesPerPeer || usage.pendingBytes + usage.referencedBytes + total > heldBytesPerPeer) {
+        this.o.metrics.quotaRefusals.inc({ uploader: 'peer' });
+        throw new RelayError('QUOTA_EXCEEDED', 'storage quota of this uploader reached');
+      }
+    }
     for (const { id, bytes } of checked) {
       // Checked above all the same: a bad hand-over is refused whatever this relay holds.
-      if (this.o.presence.knownPresent(id)) continue;
-      try {
-        await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
-      } catch (err) {
-        throw fromStorageError(err);
+      const stored = this.o.presence.knownPresent(id);
+      if (!stored) {
+        try {
+          await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
+        } catch (err) {
+          throw fromStorageError(err);
+        }
       }
       const notedAt = this.o.clock();
-      await this.o.backend.noteUpload(id, notedAt);
+      await this.o.backend.noteUpload(id, notedAt, { identity: uploader, size: bytes.length });
+      if (stored) continue;
       this.o.presence.remember(id, notedAt);
       this.recentObjects.set(id, bytes);
       this.o.metrics.bytesIn.inc(bytes.length);

@@ -84,7 +84,7 @@ describe('chunk presence', () => {
     const renewed = chunk('renewed');
     for (const x of [stale, renewed]) {
       await blobs.put(x.id, x.bytes);
-      await backend.noteUpload(x.id, clock());
+      await backend.noteUpload(x.id, clock(), { identity: 'ng-moj@wacap', size: x.bytes.length });
       presence.remember(x.id, clock());
     }
     advance(GRACE + 1);
@@ -93,7 +93,10 @@ describe('chunk presence', () => {
     racing.collectGarbage = async (now, retention) => {
       const result = await backend.collectGarbage(now, retention);
       expect([...result.orphanChunks].sort()).toEqual([stale.id, renewed.id].sort());
-      await backend.noteUpload(renewed.id, clock());
+      await backend.noteUpload(renewed.id, clock(), {
+        identity: 'sn-moj@wacap',
+        size: renewed.bytes.length,
+      });
       return result;
     };
     const gc = new ChunkPresence({ blobs, backend: racing, clock, uploadGraceMs: GRACE });

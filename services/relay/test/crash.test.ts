@@ -118,8 +118,9 @@ async function runCrash(options: {
 
   const { planned, attachment } = await planLoad(world);
   const byId = new Map(planned.map((p) => [p.envelope.body.id, p] as const));
-  const uploader = patient.get(AUTHORITIES[0]!)!;
-  for (const c of attachment.chunks) await uploader.putChunk(c.id, c.bytes, c.bytes.length);
+  // Every sender uploads the attachment it lists: a chunk is referenced only by whoever uploaded it.
+  for (const sender of patient.values())
+    for (const c of attachment.chunks) await sender.putChunk(c.id, c.bytes, c.bytes.length);
   await inPool(planned, IN_FLIGHT, async (p) => {
     await patient.get(p.envelope.body.sender)!.putChunk(p.envelope.body.dossier.id, p.sealed, p.sealed.length);
   });

@@ -100,6 +100,56 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
   ) STRICT, WITHOUT ROWID;
   CREATE INDEX claims_expires ON claims (expires_at);
   `,
+  // 2: upload records per uploader (chunk ownership) and bytes held per identity (quotas).
+  `
+  -- One record per (chunk, uploader): the uploader owns the chunk until the upload grace
+  -- passes after its last upload (or renewal). Its bytes count as pending for the uploader
+  -- until an accepted envelope of the uploader references it (referenced = 1); a renewal
+  -- makes them pending again. Records of schema 1 had no uploader: they keep their chunk
+  -- for the grace period and belong to nobody.
+  CREATE TABLE chunk_uploads (
+    chunk_id   TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    referenced INTEGER NOT NULL DEFAULT 0 CHECK (referenced IN (0, 1)),
+    PRIMARY KEY (chunk_id, owner)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX chunk_uploads_at ON chunk_uploads (at);
+  INSERT INTO chunk_uploads (chunk_id, owner, size, at) SELECT chunk_id, '', 0, at FROM uploads;
+  DROP TABLE uploads;
+
+  -- Who handed the envelope's chunks over, and the bytes charged to it until the envelope is done.
+  ALTER TABLE envelopes ADD COLUMN uploader TEXT;
+  ALTER TABLE envelopes ADD COLUMN held_bytes INTEGER NOT NULL DEFAULT 0;
+
+  -- Bytes held per identity, kept by the triggers below in the transaction of each change.
+  CREATE TABLE chunk_usage (
+    identity   TEXT PRIMARY KEY,
+    pending    INTEGER NOT NULL DEFAULT 0,
+    referenced INTEGER NOT NULL DEFAULT 0
+  ) STRICT, WITHOUT ROWID;
+  CREATE TRIGGER chunk_uploads_charge AFTER INSERT ON chunk_uploads BEGIN
+    INSERT OR IGNORE INTO chunk_usage (identity) VALUES (new.owner);
+    UPDATE chunk_usage SET pending = pending + new.size WHERE identity = new.owner AND new.referenced = 0;
+  END;
+  CREATE TRIGGER chunk_uploads_flip AFTER UPDATE OF referenced ON chunk_uploads
+    WHEN old.referenced <> new.referenced BEGIN
+    UPDATE chunk_usage SET pending = pending + (old.referenced - new.referenced) * new.size
+      WHERE identity = new.owner;
+  END;
+  CREATE TRIGGER chunk_uploads_release AFTER DELETE ON chunk_uploads WHEN old.referenced = 0 BEGIN
+    UPDATE chunk_usage SET pending = pending - old.size WHERE identity = old.owner;
+  END;
+  CREATE TRIGGER envelopes_charge AFTER INSERT ON envelopes WHEN new.uploader IS NOT NULL BEGIN
+    INSERT OR IGNORE INTO chunk_usage (identity) VALUES (new.uploader);
+    UPDATE chunk_usage SET referenced = referenced + new.held_bytes WHERE identity = new.uploader;
+  END;
+  CREATE TRIGGER envelopes_release AFTER UPDATE OF done_at ON envelopes
+    WHEN old.done_at IS NULL AND new.done_at IS NOT NULL AND new.uploader IS NOT NULL BEGIN
+    UPDATE chunk_usage SET referenced = referenced - new.held_bytes WHERE identity = new.uploader;
+  END;
+  `,
 ];
 
 export class SchemaVersionError extends Error {

@@ -39,6 +39,7 @@ import type {
   AcceptResult,
   BackendStats,
   BackoffPolicy,
+  ChunkUsage,
   ForwardTask,
   ForwardTaskInput,
   MailboxItem,
@@ -210,8 +211,8 @@ function prepareStatements(db: Database.Database) {
       'SELECT hash, acceptance FROM envelopes WHERE id = ?',
     ),
     insertEnvelope: db.prepare(
-      `INSERT INTO envelopes (id, hash, bytes, sender, recipients, chunk_ids, expires_at, accepted_at, retain_until, acceptance)
-       VALUES (@id, @hash, @bytes, @sender, @recipients, @chunkIds, @expiresAt, @acceptedAt, @retainUntil, @acceptance)`,
+      `INSERT INTO envelopes (id, hash, bytes, sender, recipients, chunk_ids, expires_at, accepted_at, retain_until, acceptance, uploader, held_bytes)
+       VALUES (@id, @hash, @bytes, @sender, @recipients, @chunkIds, @expiresAt, @acceptedAt, @retainUntil, @acceptance, @uploader, @heldBytes)`,
     ),
     insertChunkRef: db.prepare(
       'INSERT OR IGNORE INTO chunk_refs (chunk_id, envelope_id) VALUES (?, ?)',
@@ -327,13 +328,36 @@ function prepareStatements(db: Database.Database) {
          AND (e.sender = @address OR EXISTS (SELECT 1 FROM json_each(e.recipients) WHERE value = @address))
        LIMIT 1`,
     ),
+    // A repeated upload renews the record, pending again if an envelope had referenced it
+    // (the triggers charge its size once while it is pending).
     noteUpload: db.prepare(
-      `INSERT INTO uploads (chunk_id, at) VALUES (?, ?)
-       ON CONFLICT (chunk_id) DO UPDATE SET at = max(at, excluded.at)`,
+      `INSERT INTO chunk_uploads (chunk_id, owner, size, at) VALUES (@chunkId, @owner, @size, @at)
+       ON CONFLICT (chunk_id, owner) DO UPDATE SET at = max(at, excluded.at), referenced = 0`,
+    ),
+    renewOwned: db.prepare<{ chunkId: string; owner: string; at: number }, { chunk_id: string }>(
+      `UPDATE chunk_uploads SET at = max(at, @at), referenced = 0 WHERE chunk_id = @chunkId AND owner = @owner
+       RETURNING chunk_id`,
+    ),
+    uploadSize: db.prepare<[string, string], { size: number }>(
+      'SELECT size FROM chunk_uploads WHERE chunk_id = ? AND owner = ?',
+    ),
+    markReferenced: db.prepare(
+      'UPDATE chunk_uploads SET referenced = 1 WHERE chunk_id = ? AND owner = ? AND referenced = 0',
+    ),
+    uploadUsage: db.prepare<
+      { identity: string; chunkId: string },
+      { pending: number; referenced: number; owned: number }
+    >(
+      `SELECT coalesce((SELECT pending FROM chunk_usage WHERE identity = @identity), 0) AS pending,
+              coalesce((SELECT referenced FROM chunk_usage WHERE identity = @identity), 0) AS referenced,
+              EXISTS (SELECT 1 FROM chunk_uploads WHERE chunk_id = @chunkId AND owner = @identity) AS owned`,
+    ),
+    usage: db.prepare<[], { identity: string; pending: number; referenced: number }>(
+      `SELECT identity, pending, referenced FROM chunk_usage WHERE identity <> ''`,
     ),
     chunkReferenced: db.prepare<{ chunkId: string; since: number }, { referenced: number }>(
       `SELECT EXISTS (SELECT 1 FROM chunk_refs WHERE chunk_id = @chunkId)
-           OR EXISTS (SELECT 1 FROM uploads WHERE chunk_id = @chunkId AND at > @since) AS referenced`,
+           OR EXISTS (SELECT 1 FROM chunk_uploads WHERE chunk_id = @chunkId AND at > @since) AS referenced`,
     ),
     rateHit: db.prepare<{ key: string; start: number; end: number }, { count: number }>(
       `INSERT INTO rate_counters (key, window_start, window_end, count) VALUES (@key, @start, @end, 1)
@@ -355,12 +379,13 @@ function prepareStatements(db: Database.Database) {
     ),
     markReleased: db.prepare('UPDATE envelopes SET released_at = ? WHERE id = ?'),
     expiredUploads: db.prepare<[number, number], { chunk_id: string }>(
-      `DELETE FROM uploads WHERE chunk_id IN (SELECT chunk_id FROM uploads WHERE at <= ? LIMIT ?)
+      `DELETE FROM chunk_uploads WHERE (chunk_id, owner) IN
+         (SELECT chunk_id, owner FROM chunk_uploads WHERE at <= ? LIMIT ?)
        RETURNING chunk_id`,
     ),
     chunkHeld: db.prepare<{ chunkId: string }, { held: number }>(
       `SELECT EXISTS (SELECT 1 FROM chunk_refs WHERE chunk_id = @chunkId)
-           OR EXISTS (SELECT 1 FROM uploads WHERE chunk_id = @chunkId) AS held`,
+           OR EXISTS (SELECT 1 FROM chunk_uploads WHERE chunk_id = @chunkId) AS held`,
     ),
     deletable: db.prepare<[number, number], { id: string }>(
       `SELECT id FROM envelopes WHERE released_at IS NOT NULL AND retain_until <= ? LIMIT ?`,
@@ -409,6 +434,19 @@ function createTransactions(
           ? { status: 'duplicate', acceptance: toBytes(head.acceptance) }
           : { status: 'conflict' };
       }
+      let heldBytes = 0;
+      const { uploader } = input;
+      if (uploader !== undefined) {
+        // One primary-key lookup per chunk; all are checked before anything is written.
+        const distinct = [...new Set(envelope.chunkIds)];
+        const sizes = distinct.map((chunkId) => sql.uploadSize.get(chunkId, uploader)?.size);
+        const unowned = distinct.filter((_chunkId, index) => sizes[index] === undefined);
+        if (unowned.length > 0) return { status: 'unowned', chunkIds: unowned };
+        for (const [index, chunkId] of distinct.entries()) {
+          sql.markReferenced.run(chunkId, uploader);
+          heldBytes += sizes[index]!;
+        }
+      }
       sql.insertEnvelope.run({
         id: envelope.id,
         hash: envelope.hash,
@@ -420,6 +458,8 @@ function createTransactions(
         acceptedAt: envelope.acceptedAt,
         retainUntil: input.retainUntil,
         acceptance: asBuffer(envelope.acceptance),
+        uploader: uploader ?? null,
+        heldBytes,
       });
       for (const chunkId of envelope.chunkIds) sql.insertChunkRef.run(chunkId, envelope.id);
       for (const delivery of plan.deliveries) {
@@ -908,13 +948,57 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  noteUpload(chunkId: string, at: number): Promise<void> {
+  noteUpload(
+    chunkId: string,
+    at: number,
+    owner: { readonly identity: string; readonly size: number },
+  ): Promise<void> {
     return settle(() => {
       assertTime(at, 'at');
+      assertNonEmpty(owner.identity, 'owner.identity');
+      assertNonNegativeInteger(owner.size, 'owner.size');
     }).then(() =>
       this.group.submit(() => {
-        this.sql.noteUpload.run(chunkId, at);
+        this.sql.noteUpload.run({ chunkId, owner: owner.identity, size: owner.size, at });
       }),
+    );
+  }
+
+  ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
+    return settle(() => {
+      assertNonEmpty(identity, 'identity');
+      assertTime(at, 'at');
+    }).then(() =>
+      this.group.submit(() =>
+        [...new Set(chunkIds)].filter(
+          (chunkId) => this.sql.renewOwned.get({ chunkId, owner: identity, at }) !== undefined,
+        ),
+      ),
+    );
+  }
+
+  uploadUsage(
+    identity: string,
+    chunkId: string,
+  ): Promise<ChunkUsage & { readonly owned: boolean }> {
+    return settle(() => {
+      const row = this.sql.uploadUsage.get({ identity, chunkId });
+      if (row === undefined) throw new Error('relay database: no usage row');
+      return { pendingBytes: row.pending, referencedBytes: row.referenced, owned: row.owned === 1 };
+    });
+  }
+
+  usage(): Promise<ReadonlyMap<string, ChunkUsage>> {
+    return settle(
+      () =>
+        new Map(
+          this.sql.usage
+            .all()
+            .map((row) => [
+              row.identity,
+              { pendingBytes: row.pending, referencedBytes: row.referenced },
+            ]),
+        ),
     );
   }
 

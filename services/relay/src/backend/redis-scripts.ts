@@ -15,7 +15,9 @@
  *   done              zset   envelope id -> doneAt, chunks not released yet
  *   released          zset   envelope id -> retainUntil, chunks released
  *   chunk:<chunk id>  set    envelope ids that still hold the chunk
- *   uploads           zset   chunk id -> last upload time
+ *   uploads           zset   `<chunk id>|<uploader>` -> last upload time (a bare chunk id: written before uploaders were recorded)
+ *   own:<chunk id>    hash   uploader -> size (pending) or `r<size>` (referenced since): upload records (chunk ownership)
+ *   usage             hash   `p:<identity>` -> pending bytes, `r:<identity>` -> referenced bytes (quotas)
  *   seq:<address>     string mailbox sequence counter
  *   mb:<address>      zset   unacked item seqs (score = member = seq)
  *   item:<address>:<seq> hash kind, env, key / payload / deliverBy, state
@@ -36,12 +38,35 @@ local K = ARGV[1]
 local function envKey(id) return K .. 'env:' .. id end
 local function itemKey(address, seq) return K .. 'item:' .. address .. ':' .. seq end
 local function timerMember(address, seq) return seq .. ':' .. address end
+-- An upload record: its size, and whether an envelope referenced it since its last upload.
+-- (Amounts subtracted are written 0 - x: in Lua, -0 is a float that Redis refuses as an integer.)
+local function uploadOf(value)
+  if string.sub(value, 1, 1) == 'r' then return tonumber(string.sub(value, 2)), true end
+  return tonumber(value), false
+end
+-- Make an upload record pending again (a repeated upload or a renewal); returns false when there is none.
+local function renewUpload(chunkId, owner, at)
+  local own = K .. 'own:' .. chunkId
+  local value = redis.call('HGET', own, owner)
+  if not value then return false end
+  local size, referenced = uploadOf(value)
+  if referenced then
+    redis.call('HSET', own, owner, size)
+    redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, size)
+  end
+  -- GT: a late, older note never shortens the grace of a newer upload.
+  redis.call('ZADD', K .. 'uploads', 'GT', at, chunkId .. '|' .. owner)
+  return true
+end
 local function markDone(id, now)
   local key = envKey(id)
   if redis.call('EXISTS', key) == 0 then return end
   if redis.call('SCARD', K .. 'open:' .. id) > 0 then return end
   if redis.call('HSETNX', key, 'doneAt', now) == 1 then
     redis.call('ZADD', K .. 'done', now, id)
+    -- Its bytes are no longer held for its uploader.
+    local f = redis.call('HMGET', key, 'uploader', 'heldBytes')
+    if f[1] then redis.call('HINCRBY', K .. 'usage', 'r:' .. f[1], 0 - tonumber(f[2])) end
   end
 end
 `;
@@ -52,10 +77,12 @@ function script(body: string): string {
 
 /**
  * ARGV: K, id, hash, bytes, sender, recipientsJson, chunkIdsJson, expiresAt,
- * acceptedAt, retainUntil, acceptance, now, then counted lists: chunk ids;
- * parties; (address, deliverBy) pairs; (taskId, network, recipientsJson) triples;
- * then leaseUntil ('' for none: the created tasks wait for their jobs).
- * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} | {'conflict'}.
+ * acceptedAt, retainUntil, acceptance, now, uploader ('' for none), then
+ * counted lists: chunk ids; parties; (address, deliverBy) pairs; (taskId,
+ * network, recipientsJson) triples; then leaseUntil ('' for none: the
+ * created tasks wait for their jobs).
+ * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} |
+ * {'conflict'} | {'unowned', chunk ids the uploader has no record of...}.
  */
 export const ACCEPT = script(`
 local id, hash = ARGV[2], ARGV[3]
@@ -65,16 +92,44 @@ if existing then
   if existing == hash then return {'duplicate', redis.call('HGET', key, 'acceptance')} end
   return {'conflict'}
 end
-local expiresAt, now = ARGV[8], ARGV[12]
+local expiresAt, now, uploader = ARGV[8], ARGV[12], ARGV[13]
+local i = 14
+local n = tonumber(ARGV[i]); i = i + 1
+local chunks = {}
+for j = 1, n do chunks[j] = ARGV[i + j - 1] end
+if uploader ~= '' then
+  -- One field lookup per chunk; all are checked before anything is written.
+  local unowned, seen, distinct = {'unowned'}, {}, {}
+  for _, chunkId in ipairs(chunks) do
+    if not seen[chunkId] then
+      seen[chunkId] = true
+      distinct[#distinct + 1] = chunkId
+      if redis.call('HEXISTS', K .. 'own:' .. chunkId, uploader) == 0 then unowned[#unowned + 1] = chunkId end
+    end
+  end
+  if #unowned > 1 then return unowned end
+  local held, released = 0, 0
+  for _, chunkId in ipairs(distinct) do
+    local own = K .. 'own:' .. chunkId
+    local size, referenced = uploadOf(redis.call('HGET', own, uploader))
+    held = held + size
+    if not referenced then
+      released = released + size
+      redis.call('HSET', own, uploader, 'r' .. size)
+    end
+  end
+  redis.call('HINCRBY', K .. 'usage', 'p:' .. uploader, 0 - released)
+  redis.call('HINCRBY', K .. 'usage', 'r:' .. uploader, held)
+  redis.call('HSET', key, 'uploader', uploader, 'heldBytes', held)
+end
 redis.call('HSET', key, 'hash', hash, 'bytes', ARGV[4], 'sender', ARGV[5], 'recipients', ARGV[6],
   'chunkIds', ARGV[7], 'expiresAt', expiresAt, 'acceptedAt', ARGV[9], 'retainUntil', ARGV[10],
   'acceptance', ARGV[11])
 redis.call('SADD', K .. 'envs', id)
-local i = 13
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('SADD', K .. 'chunk:' .. ARGV[i], id); i = i + 1
+for _, chunkId in ipairs(chunks) do
+  redis.call('SADD', K .. 'chunk:' .. chunkId, id)
 end
+i = i + n
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   redis.call('SADD', K .. 'parties:' .. id, ARGV[i]); i = i + 1
@@ -273,10 +328,44 @@ return 0
 
 /** ARGV: K, chunkId, since. 1 when an envelope holds the chunk or it was uploaded after `since`. */
 export const CHUNK_REFERENCED = script(`
-if redis.call('SCARD', K .. 'chunk:' .. ARGV[2]) > 0 then return 1 end
-local at = redis.call('ZSCORE', K .. 'uploads', ARGV[2])
-if at and tonumber(at) > tonumber(ARGV[3]) then return 1 end
+local chunkId, since = ARGV[2], tonumber(ARGV[3])
+if redis.call('SCARD', K .. 'chunk:' .. chunkId) > 0 then return 1 end
+local at = redis.call('ZSCORE', K .. 'uploads', chunkId)
+if at and tonumber(at) > since then return 1 end
+for _, owner in ipairs(redis.call('HKEYS', K .. 'own:' .. chunkId)) do
+  at = redis.call('ZSCORE', K .. 'uploads', chunkId .. '|' .. owner)
+  if at and tonumber(at) > since then return 1 end
+end
 return 0
+`);
+
+/**
+ * ARGV: K, chunkId, owner, size, at. Records (or renews, never backwards,
+ * and makes pending again) the owner's upload of the chunk. Returns 1 when new.
+ */
+export const NOTE_UPLOAD = script(`
+local chunkId, owner = ARGV[2], ARGV[3]
+if renewUpload(chunkId, owner, ARGV[5]) then return 0 end
+redis.call('HSET', K .. 'own:' .. chunkId, owner, ARGV[4])
+redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, ARGV[4])
+redis.call('ZADD', K .. 'uploads', ARGV[5], chunkId .. '|' .. owner)
+return 1
+`);
+
+/** ARGV: K, owner, at, chunk ids... Returns the ids the owner has a record of, each renewed to `at`. */
+export const OWNED_CHUNKS = script(`
+local owner, at = ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  if renewUpload(ARGV[i], owner, at) then out[#out + 1] = ARGV[i] end
+end
+return out
+`);
+
+/** ARGV: K, identity, chunkId. Returns {pendingBytes, referencedBytes, owned 0 | 1}. */
+export const UPLOAD_USAGE = script(`
+local f = redis.call('HMGET', K .. 'usage', 'p:' .. ARGV[2], 'r:' .. ARGV[2])
+return {tonumber(f[1] or '0'), tonumber(f[2] or '0'), redis.call('HEXISTS', K .. 'own:' .. ARGV[3], ARGV[2])}
 `);
 
 /** ARGV: K, key, windowIndex, windowMs. Returns the window's count after this hit. */
@@ -317,8 +406,20 @@ for _, id in ipairs(released) do
   redis.call('ZADD', K .. 'released', redis.call('HGET', key, 'retainUntil'), id)
 end
 local uploads = redis.call('ZRANGEBYSCORE', K .. 'uploads', '-inf', ARGV[4], 'LIMIT', 0, batch)
-for _, chunkId in ipairs(uploads) do
-  redis.call('ZREM', K .. 'uploads', chunkId)
+for _, member in ipairs(uploads) do
+  redis.call('ZREM', K .. 'uploads', member)
+  local chunkId = member
+  local bar = string.find(member, '|', 1, true)
+  if bar then
+    chunkId = string.sub(member, 1, bar - 1)
+    local owner, own = string.sub(member, bar + 1), K .. 'own:' .. chunkId
+    local value = redis.call('HGET', own, owner)
+    if value then
+      local size, referenced = uploadOf(value)
+      redis.call('HDEL', own, owner)
+      if not referenced then redis.call('HINCRBY', K .. 'usage', 'p:' .. owner, 0 - size) end
+    end
+  end
   candidates[#candidates + 1] = chunkId
 end
 local out = {#released, #uploads, 0}
@@ -327,7 +428,8 @@ for _, chunkId in ipairs(candidates) do
   if not seen[chunkId] then
     seen[chunkId] = true
     -- Still held by an envelope (live, or done but not released) or a recent upload: keep.
-    if redis.call('EXISTS', K .. 'chunk:' .. chunkId) == 0 and not redis.call('ZSCORE', K .. 'uploads', chunkId) then
+    if redis.call('EXISTS', K .. 'chunk:' .. chunkId) == 0 and redis.call('EXISTS', K .. 'own:' .. chunkId) == 0
+      and not redis.call('ZSCORE', K .. 'uploads', chunkId) then
       out[#out + 1] = chunkId
     end
   end

@@ -56,6 +56,7 @@ import type {
   AcceptResult,
   BackendStats,
   BackoffPolicy,
+  ChunkUsage,
   ForwardTask,
   ForwardTaskInput,
   MailboxItem,
@@ -263,6 +264,9 @@ const SCRIPTS = {
   rateHit: new LuaScript(lua.RATE_HIT),
   claimOnce: new LuaScript(lua.CLAIM_ONCE),
   collectGarbage: new LuaScript(lua.COLLECT_GARBAGE),
+  noteUpload: new LuaScript(lua.NOTE_UPLOAD),
+  ownedChunks: new LuaScript(lua.OWNED_CHUNKS),
+  uploadUsage: new LuaScript(lua.UPLOAD_USAGE),
 };
 
 // ---------------------------------------------------------------------------
@@ -492,6 +496,7 @@ class RedisRelayBackend implements RelayBackend {
       String(input.retainUntil),
       asBuffer(envelope.acceptance),
       String(this.clock()),
+      input.uploader ?? '',
       String(envelope.chunkIds.length),
       ...envelope.chunkIds,
       String(parties.length),
@@ -510,6 +515,7 @@ class RedisRelayBackend implements RelayBackend {
     const status = asText(reply[0]);
     if (status === 'conflict') return { status: 'conflict' };
     if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
+    if (status === 'unowned') return { status: 'unowned', chunkIds: reply.slice(1).map(asText) };
     const seqs = reply.slice(1).map(asInteger);
     const horizon = this.clock() + this.expiryHorizonMs;
     await this.addJobsAfterCommit(async () => {
@@ -966,10 +972,48 @@ class RedisRelayBackend implements RelayBackend {
     return asInteger(reply) === 1;
   }
 
-  async noteUpload(chunkId: string, at: number): Promise<void> {
+  async noteUpload(
+    chunkId: string,
+    at: number,
+    owner: { readonly identity: string; readonly size: number },
+  ): Promise<void> {
     assertTime(at, 'at');
-    // GT: a late, older note never shortens the grace of a newer upload.
-    await this.client.zadd(`${this.base}uploads`, 'GT', at, chunkId);
+    assertNonEmpty(owner.identity, 'owner.identity');
+    assertNonNegativeInteger(owner.size, 'owner.size');
+    await this.run(SCRIPTS.noteUpload, [chunkId, owner.identity, String(owner.size), String(at)]);
+  }
+
+  async ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
+    assertNonEmpty(identity, 'identity');
+    assertTime(at, 'at');
+    const distinct = [...new Set(chunkIds)];
+    if (distinct.length === 0) return [];
+    const reply = asArray(await this.run(SCRIPTS.ownedChunks, [identity, String(at), ...distinct]));
+    return reply.map(asText);
+  }
+
+  async uploadUsage(
+    identity: string,
+    chunkId: string,
+  ): Promise<ChunkUsage & { readonly owned: boolean }> {
+    const [pending, referenced, owned] = asArray(
+      await this.run(SCRIPTS.uploadUsage, [identity, chunkId]),
+    ).map(asInteger);
+    return { pendingBytes: pending ?? 0, referencedBytes: referenced ?? 0, owned: owned === 1 };
+  }
+
+  async usage(): Promise<ReadonlyMap<string, ChunkUsage>> {
+    const fields = await this.client.hgetall(`${this.base}usage`);
+    const usage = new Map<string, { pendingBytes: number; referencedBytes: number }>();
+    for (const [field, value] of Object.entries(fields)) {
+      const identity = field.slice(2);
+      const entry = usage.get(identity) ?? { pendingBytes: 0, referencedBytes: 0 };
+      if (field.startsWith('p:')) entry.pendingBytes = Number(value);
+      else if (field.startsWith('r:')) entry.referencedBytes = Number(value);
+      else continue;
+      usage.set(identity, entry);
+    }
+    return usage;
   }
 
   async chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean> {

@@ -37,6 +37,16 @@ export interface AcceptInput {
   readonly forwards: readonly { readonly network: string; readonly recipients: readonly string[] }[];
   /** Keep the dedup record (and refuse replays) until this time, even after delivery. */
   readonly retainUntil: number;
+  /**
+   * Who handed the chunks over (the submitting node, or `relay:<id>` for a
+   * peer relay). When given, every chunk the envelope lists must have an
+   * upload record of this identity (see `noteUpload`), or nothing is stored
+   * (`unowned`). On acceptance the records' bytes stop counting as pending
+   * and the envelope's (the records' sizes) count as referenced for the
+   * identity until the envelope is done; the records, hence ownership, stay
+   * until the grace period after their last upload.
+   */
+  readonly uploader?: string;
 }
 
 export type AcceptResult =
@@ -44,7 +54,9 @@ export type AcceptResult =
   /** Same id and same hash: a retry. `acceptance` is the stored answer. */
   | { readonly status: 'duplicate'; readonly acceptance: Uint8Array }
   /** Same id, different hash: a replay or an id collision. Nothing stored. */
-  | { readonly status: 'conflict' };
+  | { readonly status: 'conflict' }
+  /** `uploader` holds no upload record of these chunks (each once). Nothing stored. */
+  | { readonly status: 'unowned'; readonly chunkIds: readonly string[] };
 
 export type MailboxItemKind = 'envelope' | 'evidence';
 
@@ -113,6 +125,14 @@ export interface BackendStats {
   readonly envelopes: number;
 }
 
+/** Bytes held for one identity (a node address, or `relay:<id>` for a peer relay). */
+export interface ChunkUsage {
+  /** Uploaded (or renewed) and not referenced since by an accepted envelope of this uploader. */
+  readonly pendingBytes: number;
+  /** Referenced by envelopes this identity handed over that are not done yet (delivered, expired or forwarded everywhere). */
+  readonly referencedBytes: number;
+}
+
 export interface RelayBackend {
   readonly kind: 'embedded' | 'redis';
   /** Reachability check for /readyz; throws when the store is unavailable. */
@@ -158,8 +178,31 @@ export interface RelayBackend {
   /** True the first time `key` is claimed within `ttlMs`, false afterwards (single-use tokens). */
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
 
-  /** Record that a chunk was uploaded (abandoned uploads are collected after a grace period). */
-  noteUpload(chunkId: string, at: number): Promise<void>;
+  /**
+   * Record that `owner.identity` uploaded the chunk (`owner.size` bytes, as
+   * stored) at `at`: its upload record, which makes the identity the chunk's
+   * owner until the grace period after its last upload passes. The record's
+   * size counts as pending for the identity (once, however often it is
+   * uploaded) until an envelope of the identity references it; a repeated
+   * upload renews `at` (never backwards) and makes it pending again.
+   * Abandoned uploads are collected after the grace period.
+   */
+  noteUpload(
+    chunkId: string,
+    at: number,
+    owner: { readonly identity: string; readonly size: number },
+  ): Promise<void>;
+  /**
+   * The ids among `chunkIds` that `identity` holds an upload record of
+   * (each once), renewing those records to `at` as a repeated upload would.
+   * Nothing is said about the others: whether another identity uploaded
+   * them is not the caller's business.
+   */
+  ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]>;
+  /** What `identity` holds now, and whether it has an upload record of `chunkId` (a re-upload charges nothing). */
+  uploadUsage(identity: string, chunkId: string): Promise<ChunkUsage & { readonly owned: boolean }>;
+  /** Every identity that held bytes since the store was created, with what it holds now (metrics). */
+  usage(): Promise<ReadonlyMap<string, ChunkUsage>>;
   /** True when some stored envelope (done or not) still lists the chunk, or it was uploaded less than `graceMs` ago. */
   chunkReferenced(chunkId: string, now: number, graceMs: number): Promise<boolean>;
 

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { SchemaVersionError } from '../../src/backend/embedded-schema.js';
+import { SCHEMA_MIGRATIONS, SchemaVersionError } from '../../src/backend/embedded-schema.js';
 import { openEmbeddedBackend } from '../../src/backend/embedded.js';
 import { LuaScript, ScriptBatcher, openRedisBackend } from '../../src/backend/redis.js';
 import type { AcceptInput, RelayBackend, WorkerHandlers } from '../../src/backend/types.js';
@@ -119,12 +119,37 @@ describe('embedded backend', () => {
       const db = new Database(harness.file, { readonly: true });
       try {
         expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-        expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 1 }]);
+        expect(db.prepare('SELECT version FROM schema_version').all()).toEqual([
+          { version: SCHEMA_MIGRATIONS.length },
+        ]);
       } finally {
         db.close();
       }
       // Reopening an up-to-date file changes nothing.
       await harness.open();
+    } finally {
+      await harness.dispose();
+    }
+  });
+
+  it('upgrades a version 1 file: its upload notes keep their chunks for the grace period and belong to nobody', async () => {
+    const harness = await embeddedHarness();
+    try {
+      const chunkId = 'a'.repeat(64);
+      const at = harness.clock.now();
+      const db = new Database(harness.file);
+      db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT');
+      db.exec(SCHEMA_MIGRATIONS[0]!);
+      db.prepare('INSERT INTO schema_version (version) VALUES (1)').run();
+      db.prepare('INSERT INTO uploads (chunk_id, at) VALUES (?, ?)').run(chunkId, at);
+      db.close();
+
+      const backend = await harness.open();
+      expect(await backend.chunkReferenced(chunkId, at, 60_000)).toBe(true);
+      expect(await backend.ownedChunks('ng-moj@wacap', [chunkId], at)).toEqual([]);
+      expect([...(await backend.usage()).keys()]).toEqual([]);
+      const options = { chunkRetentionMs: 0, uploadGraceMs: 60_000 };
+      expect((await backend.collectGarbage(at + 60_000, options)).orphanChunks).toEqual([chunkId]);
     } finally {
       await harness.dispose();
     }
@@ -145,6 +170,28 @@ describe('embedded backend', () => {
 });
 
 describe('redis backend', () => {
+  it('keeps upload notes written before uploaders were recorded for their grace period, owned by nobody', async () => {
+    const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    try {
+      const backend = await harness.open();
+      const chunkId = 'b'.repeat(64);
+      const at = harness.clock.now();
+      // What an older relay wrote: the bare chunk id.
+      await admin.zadd(`{${harness.prefix}}:uploads`, at, chunkId);
+
+      expect(await backend.chunkReferenced(chunkId, at, 60_000)).toBe(true);
+      expect(await backend.ownedChunks('ng-moj@wacap', [chunkId], at)).toEqual([]);
+      const options = { chunkRetentionMs: 0, uploadGraceMs: 60_000 };
+      expect((await backend.collectGarbage(at + 59_999, options)).orphanChunks).toEqual([]);
+      expect((await backend.collectGarbage(at + 60_000, options)).orphanChunks).toEqual([chunkId]);
+      expect([...(await backend.usage()).keys()]).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await harness.dispose();
+    }
+  });
+
   it('rebuilds lost queue jobs from the outbox when workers start', async () => {
     const harness = await redisHarness();
     try {

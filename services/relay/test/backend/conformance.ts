@@ -71,6 +71,9 @@ const ALICE = 'sn-moj@wacap';
 const BOB = 'gh-ago@wacap';
 const CAROL = 'ci-moj@wacap';
 const REMOTE = 'kz-gp@casc';
+const PEER = 'relay:relay@casc';
+/** An upload record of SENDER, where a test needs one but not its owner. */
+const upload = { identity: SENDER, size: 1 } as const;
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -422,16 +425,167 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         const [listed, uploaded, unknown] = [randomChunkId(), randomChunkId(), randomChunkId()];
         await acceptNew(input(envelope({ chunkIds: [listed] })));
         const now = clock.now();
-        await backend.noteUpload(uploaded, now);
+        await backend.noteUpload(uploaded, now, upload);
 
         expect(await backend.chunkReferenced(listed, now, MINUTE)).toBe(true);
         expect(await backend.chunkReferenced(uploaded, now + MINUTE - 1, MINUTE)).toBe(true);
         expect(await backend.chunkReferenced(uploaded, now + MINUTE, MINUTE)).toBe(false);
         expect(await backend.chunkReferenced(unknown, now, MINUTE)).toBe(false);
         // A later upload of the same chunk restarts its grace; an older note does not shorten it.
-        await backend.noteUpload(uploaded, now + MINUTE);
-        await backend.noteUpload(uploaded, now);
+        await backend.noteUpload(uploaded, now + MINUTE, upload);
+        await backend.noteUpload(uploaded, now, upload);
         expect(await backend.chunkReferenced(uploaded, now + MINUTE + 1, MINUTE)).toBe(true);
+      });
+    });
+
+    describe('chunk ownership and quotas', () => {
+      const GRACE = { chunkRetentionMs: HOUR, uploadGraceMs: 10 * MINUTE };
+
+      it('accepts an envelope only with chunks its uploader recorded', async () => {
+        const [mine, theirs] = [randomChunkId(), randomChunkId()];
+        const now = clock.now();
+        await backend.noteUpload(mine, now, { identity: SENDER, size: 10 });
+        await backend.noteUpload(theirs, now, { identity: ALICE, size: 20 });
+        const stored = envelope({ chunkIds: [mine, theirs, mine] });
+
+        // Knowing another uploader's chunk id is not enough: nothing is stored.
+        expect(await backend.accept({ ...input(stored), uploader: SENDER })).toEqual({
+          status: 'unowned',
+          chunkIds: [theirs],
+        });
+        expect(await backend.getEnvelope(stored.id)).toBeUndefined();
+        expect(await seqsOf(ALICE)).toEqual([]);
+        expect(await backend.ownedChunks(SENDER, [mine], now)).toEqual([mine]);
+
+        // Sending the bytes makes SENDER an owner too.
+        await backend.noteUpload(theirs, now, { identity: SENDER, size: 20 });
+        expect(await backend.accept({ ...input(stored), uploader: SENDER })).toEqual({
+          status: 'accepted',
+        });
+        expect(await backend.uploadUsage(SENDER, theirs)).toEqual({
+          pendingBytes: 0,
+          referencedBytes: 30,
+          owned: true,
+        });
+        expect(await backend.uploadUsage(ALICE, theirs)).toEqual({
+          pendingBytes: 20,
+          referencedBytes: 0,
+          owned: true,
+        });
+        // Still SENDER's: another envelope may list it (each holds its bytes until done).
+        await acceptNew({ ...input(envelope({ chunkIds: [mine] })), uploader: SENDER });
+        expect(await backend.uploadUsage(SENDER, mine)).toMatchObject({ referencedBytes: 40 });
+        // A retry is recognised before ownership is looked at.
+        const retry = await backend.accept({ ...input(stored), uploader: SENDER });
+        expect(retry.status).toBe('duplicate');
+      });
+
+      it('answers and renews upload records only for their own uploader', async () => {
+        const [renewed, foreign, unknown] = [randomChunkId(), randomChunkId(), randomChunkId()];
+        const at = clock.now();
+        await backend.noteUpload(renewed, at, { identity: SENDER, size: 1 });
+        await backend.noteUpload(foreign, at, { identity: SENDER, size: 1 });
+
+        const later = at + 5 * MINUTE;
+        expect(await backend.ownedChunks(SENDER, [renewed, unknown, renewed], later)).toEqual([
+          renewed,
+        ]);
+        // Another identity asking about SENDER's chunk learns nothing and keeps nothing alive.
+        expect(await backend.ownedChunks(ALICE, [foreign, renewed], later)).toEqual([]);
+        expect(await backend.ownedChunks(PEER, [foreign], later)).toEqual([]);
+
+        const collected = await backend.collectGarbage(at + 10 * MINUTE, GRACE);
+        expect(collected.orphanChunks).toEqual([foreign]);
+        expect(await backend.chunkReferenced(renewed, at + 10 * MINUTE, 10 * MINUTE)).toBe(true);
+        expect(await backend.ownedChunks(SENDER, [foreign], at + 10 * MINUTE)).toEqual([]);
+      });
+
+      it('counts pending and referenced bytes per uploader until delivery or collection', async () => {
+        const [a, b, c] = [randomChunkId(), randomChunkId(), randomChunkId()];
+        const at = clock.now();
+        await backend.noteUpload(a, at, { identity: SENDER, size: 100 });
+        // A repeated upload (a retry after a crash) renews the record and charges nothing more.
+        await backend.noteUpload(a, at + 1, { identity: SENDER, size: 100 });
+        await backend.noteUpload(b, at, { identity: SENDER, size: 50 });
+        await backend.noteUpload(c, at, { identity: PEER, size: 7 });
+        await backend.noteUpload(a, at, { identity: PEER, size: 100 });
+
+        expect(await backend.uploadUsage(SENDER, a)).toEqual({
+          pendingBytes: 150,
+          referencedBytes: 0,
+          owned: true,
+        });
+        expect(await backend.uploadUsage(SENDER, c)).toMatchObject({ owned: false });
+        expect(await backend.uploadUsage(BOB, a)).toEqual({
+          pendingBytes: 0,
+          referencedBytes: 0,
+          owned: false,
+        });
+
+        const stored = envelope({ chunkIds: [a, b], recipients: [ALICE] });
+        await acceptNew({ ...input(stored), uploader: SENDER });
+        expect(await backend.uploadUsage(SENDER, a)).toEqual({
+          pendingBytes: 0,
+          referencedBytes: 150,
+          owned: true,
+        });
+
+        // Delivered: released. An envelope with nothing left to do is released at once.
+        await backend.ack(ALICE, await seqsOf(ALICE));
+        await backend.noteUpload(c, at, { identity: SENDER, size: 7 });
+        await acceptNew({
+          ...input(envelope({ chunkIds: [c] }), { deliveries: [] }),
+          uploader: SENDER,
+        });
+        expect(await backend.uploadUsage(SENDER, a)).toMatchObject({
+          pendingBytes: 0,
+          referencedBytes: 0,
+        });
+        const usage = await backend.usage();
+        expect(usage.get(SENDER)).toEqual({ pendingBytes: 0, referencedBytes: 0 });
+        expect(usage.get(PEER)).toEqual({ pendingBytes: 107, referencedBytes: 0 });
+        expect(usage.has(BOB)).toBe(false);
+
+        // Renewed (a node about to list it again): pending again.
+        expect(await backend.ownedChunks(SENDER, [a], at + 2)).toEqual([a]);
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 100,
+          referencedBytes: 0,
+        });
+
+        // Abandoned uploads are released when collected.
+        await backend.collectGarbage(at + 10 * MINUTE, GRACE);
+        expect((await backend.usage()).get(PEER)).toEqual({ pendingBytes: 0, referencedBytes: 0 });
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 100,
+          referencedBytes: 0,
+        });
+        await backend.collectGarbage(at + 2 + 10 * MINUTE, GRACE);
+        expect((await backend.usage()).get(SENDER)).toEqual({
+          pendingBytes: 0,
+          referencedBytes: 0,
+        });
+      });
+
+      it('releases referenced bytes once every forward finished', async () => {
+        const chunk = randomChunkId();
+        await backend.noteUpload(chunk, clock.now(), { identity: PEER, size: 64 });
+        const stored = envelope({ chunkIds: [chunk], recipients: [REMOTE] });
+        await acceptNew({
+          ...input(stored, {
+            deliveries: [],
+            forwards: [{ network: 'casc', recipients: [REMOTE] }],
+          }),
+          uploader: PEER,
+        });
+        expect((await backend.usage()).get(PEER)).toEqual({ pendingBytes: 0, referencedBytes: 64 });
+        const recorder = new Recorder();
+        await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
+        await waitFor('the forward to finish', async () => {
+          const held = (await backend.usage()).get(PEER);
+          return recorder.forwards.length === 1 && held?.referencedBytes === 0;
+        });
+        await backend.stopWorkers();
       });
     });
 
@@ -1022,8 +1176,8 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       it('releases unreferenced uploads after the grace period, once', async () => {
         const [abandoned, used] = [randomChunkId(), randomChunkId()];
         const at = clock.now();
-        await backend.noteUpload(abandoned, at);
-        await backend.noteUpload(used, at);
+        await backend.noteUpload(abandoned, at, upload);
+        await backend.noteUpload(used, at, upload);
         await acceptNew(input(envelope({ chunkIds: [used] })));
 
         expect(await backend.collectGarbage(at + 10 * MINUTE - 1, options)).toEqual({
@@ -1045,7 +1199,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         await acceptNew(input(stored));
         await backend.ack(ALICE, await seqsOf(ALICE));
         const later = clock.now() + 2 * HOUR;
-        await backend.noteUpload(stored.chunkIds[0]!, later);
+        await backend.noteUpload(stored.chunkIds[0]!, later, upload);
 
         const first = await backend.collectGarbage(later, options);
         expect(first.orphanChunks).toEqual([stored.chunkIds[1]]);
