@@ -182,12 +182,14 @@ export class Outbox {
     return 'posted';
   }
 
-  /** Transient (relay unreachable, chunks not yet there): back off. Anything else: mark failed, keep the row. */
+  /** Transient (relay unreachable, chunks not yet there, quota full): back off. Anything else: mark failed, keep the row. */
   private failed(row: OutboxRow, err: unknown): Outcome {
     const code = codeOf(err);
     const transient =
       isTransientError(err) ||
       isRelayClientError(err, 'CHUNK_MISSING') ||
+      // The relay holds too many of our bytes: room comes back as our earlier envelopes are delivered.
+      isRelayClientError(err, 'QUOTA_EXCEEDED') ||
       isRelayClientError(err, 'UNAUTHENTICATED') ||
       isStorageError(err, 'STORAGE_UNAVAILABLE');
     if (transient) {

@@ -304,6 +304,21 @@ describe('a hostile relay against a node', () => {
     expect(incidents()).toEqual(['UNKNOWN_ENVELOPE']);
   });
 
+  it('a quota refusal from the relay is temporary: the dossier stays queued and goes once the relay has room', async () => {
+    const approver = gh.user('approver', 'approver', ['restricted']);
+    const id = await gh.node.compose(officer, {
+      content: stripAttachmentRefs(mlaRequest(world, GH, NG)),
+    });
+    gh.node.submitForApproval(officer, id);
+    await gh.node.approve(approver, id);
+    relay.quotaRefusals = 1;
+    const first = await gh.node.flushOutbox();
+    expect(first.sent).toEqual([]);
+    expect(gh.node.status().outbox).toMatchObject({ pending: 1, failed: 0 });
+    expect((await gh.node.flushOutbox()).sent).toEqual([id]);
+    expect(relay.submitted).toHaveLength(1);
+  });
+
   it('an evidence bound to another envelope, relabelled with the id of one the node sent, is ignored and shown; the genuine one moves the status', async () => {
     const approver = gh.user('approver', 'approver', ['restricted']);
     const id = await gh.node.compose(officer, {

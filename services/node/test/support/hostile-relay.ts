@@ -77,6 +77,9 @@ export class HostileRelay {
     });
   }
 
+  /** Submissions answered 507 QUOTA_EXCEEDED before the relay accepts again (the sender's earlier envelopes still held). */
+  quotaRefusals = 0;
+
   /** With `key` (the relay's own signing key), it also accepts submissions, as the node's relay would. */
   static async start(relayId: string, key?: SigningKeyPair): Promise<HostileRelay> {
     const relay = new HostileRelay(relayId, key);
@@ -160,6 +163,11 @@ export class HostileRelay {
       return;
     }
     if (method === 'POST' && p === '/v1/envelopes' && this.key) {
+      if (this.quotaRefusals > 0) {
+        this.quotaRefusals--;
+        json(res, 507, { error: { code: 'QUOTA_EXCEEDED', message: 'x' } });
+        return;
+      }
       const envelope = parseEnvelope(body);
       this.submitted.push(envelope);
       const evidence = issueEvidence({
