@@ -28,6 +28,7 @@ export const AUDIT_ACTIONS = [
   'dossier.send-rejected',
   'dossier.receive',
   'dossier.quarantine',
+  'dossier.quarantine-superseded',
   'dossier.open',
   'dossier.attachments-saved',
   'dossier.export',

@@ -65,15 +65,19 @@ async function processEnvelope(
   onProgress?: ProgressListener,
 ): Promise<ItemOutcome> {
   const env = envelope.body;
+  // Checked before anything is downloaded: what fails here is never stored (see refuse).
+  const refusal = precheck(ctx, envelope);
   if (ctx.store.hasEnvelope(env.id)) {
     // A retried delivery of something already stored (our ack was lost): ack again, nothing else.
     const known = ctx.store.envelope(env.id);
     if (known && envelopeHash(known) === envelopeHash(envelope))
       return { kind: 'duplicate', envelopeId: env.id };
-    return refuse(ctx, env.id, seq, 'REPLAY');
+    // A quarantine this node could not decide (its sender unknown here) yields to an envelope
+    // that verifies: an unverifiable forgery under a genuine id cannot make the node drop it.
+    if (refusal !== undefined || !ctx.store.dropQuarantined(env.id, UNDECIDED))
+      return refuse(ctx, env.id, seq, 'REPLAY');
+    audit(ctx, 'system', 'dossier.quarantine-superseded', null, `seq:${seq}`);
   }
-  // Checked before anything is downloaded: what fails here is never stored (see refuse).
-  const refusal = precheck(ctx, envelope);
   if (refusal !== undefined && !UNDECIDED.has(refusal)) return refuse(ctx, env.id, seq, refusal);
 
   // Blobs first, rows after: a failure here leaves no row, and the item unacked.
@@ -241,17 +245,20 @@ function quarantine(ctx: NodeContext, envelope: Envelope, seq: number, code: str
   const now = ctx.clock();
   const env = envelope.body;
   // A recipient-rejection can only be issued by a listed recipient (the relay would refuse any other).
-  const rejection = env.recipients.includes(ctx.address)
-    ? issueEvidence({
-        kind: 'recipient-rejection',
-        envelope,
-        issuer: ctx.address,
-        key: ctx.keys.identity,
-        issuedAt: now,
-        recipient: ctx.address,
-        reason: { code: 'QUARANTINED', detail: code },
-      })
-    : undefined;
+  // None for an envelope whose sender this node cannot resolve: nobody is accountable for it yet,
+  // and a genuine one (the relay's manifest being newer) must not be told it was refused.
+  const rejection =
+    env.recipients.includes(ctx.address) && !UNDECIDED.has(code)
+      ? issueEvidence({
+          kind: 'recipient-rejection',
+          envelope,
+          issuer: ctx.address,
+          key: ctx.keys.identity,
+          issuedAt: now,
+          recipient: ctx.address,
+          reason: { code: 'QUARANTINED', detail: code },
+        })
+      : undefined;
   const dossierId = ctx.db.transaction(() => {
     const id = ctx.store.insertDossier({
       caseId: null,

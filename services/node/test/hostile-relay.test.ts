@@ -171,7 +171,7 @@ describe('a hostile relay against a node', () => {
     ]);
   });
 
-  it('an envelope from a sender this node cannot resolve yet (the relay may hold a newer manifest) is downloaded and quarantined, never dropped', async () => {
+  it('an envelope from a sender this node cannot resolve yet (the relay may hold a newer manifest) is downloaded and quarantined, never dropped, with no evidence; a verifying envelope under its id supersedes it', async () => {
     // A key of ng-agf@wacap that this node's manifest does not list: e.g. one admitted after its last manifest update.
     const newKey = generateSigningKeyPair(testSeed(`hostile/new-key/${n}`));
     const sealed = sealDossier({
@@ -192,6 +192,27 @@ describe('a hostile relay against a node', () => {
     expect(relay.chunkGets).toEqual([sealed.envelope.body.dossier.id]);
     expect(relay.acked).toEqual([seq]);
     expect(gh.node.quarantine(gh.admin)).toHaveLength(1);
+    // Nothing is signed about an envelope nobody is accountable for yet.
+    await gh.node.flushOutbox();
+    expect(relay.posted).toEqual([]);
+
+    // Were it a forgery under a genuine envelope's id, the genuine one still gets in.
+    const genuine = seal({ envelopeId: sealed.envelope.body.id });
+    const genuineSeq = serve(genuine);
+    const second = await gh.node.syncOnce();
+    expect(second.items).toMatchObject([
+      { seq: genuineSeq, outcome: { kind: 'received', envelopeId: genuine.envelope.body.id } },
+    ]);
+    expect(gh.node.quarantine(gh.admin)).toEqual([]);
+    expect(stored(genuine.envelope.body.id)).toHaveLength(1);
+    // An unverifiable envelope never displaces one that verified.
+    const third = serve(sealed);
+    expect((await gh.node.syncOnce()).items).toEqual([
+      {
+        seq: third,
+        outcome: { kind: 'refused', envelopeId: sealed.envelope.body.id, code: 'REPLAY' },
+      },
+    ]);
   });
 
   it('an envelope addressed to someone else (re-addressed by the relay) is refused as NOT_ADDRESSED without being downloaded or quarantined', async () => {

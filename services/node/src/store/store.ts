@@ -328,6 +328,27 @@ export class MailboxStore {
       );
   }
 
+  /**
+   * Remove an incoming envelope quarantined with one of `codes` (and its
+   * dossier row and evidences), so that another envelope under its id can be
+   * stored. Returns false, removing nothing, for any other row.
+   */
+  dropQuarantined(envelopeId: string, codes: ReadonlySet<string>): boolean {
+    return this.sql.transaction(() => {
+      const row = this.sql
+        .prepare(
+          "SELECT d.id AS id, d.quarantine_code AS code FROM envelopes e JOIN dossiers d ON d.id = e.dossier_id WHERE e.id = ? AND d.direction = 'in' AND d.status = 'quarantined'",
+        )
+        .get(envelopeId) as { id: string; code: string | null } | undefined;
+      if (row?.code == null || !codes.has(row.code)) return false;
+      this.sql.prepare('DELETE FROM evidences WHERE envelope_id = ?').run(envelopeId);
+      this.sql.prepare('DELETE FROM outbox WHERE dossier_id = ?').run(row.id);
+      this.sql.prepare('DELETE FROM envelopes WHERE id = ?').run(envelopeId);
+      this.sql.prepare('DELETE FROM dossiers WHERE id = ?').run(row.id);
+      return true;
+    })();
+  }
+
   hasEnvelope(id: string): boolean {
     return this.sql.prepare('SELECT 1 FROM envelopes WHERE id = ?').get(id) !== undefined;
   }
