@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile } from 'node:fs/promises';
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   BUNDLE_ATTACHMENT_DIR,
   BUNDLE_FILE,
+  BUNDLE_LIMITS,
   bundleAttachmentFile,
   encodeBundle,
+  fail,
+  isProtocolError,
   fromBase64url,
   parseSealedDossier,
   ready,
@@ -15,10 +17,12 @@ import {
   verifyBundle as verifyProtocolBundle,
   type BundleKind,
   type BundleReport,
+  type ErrorCode,
   type VerifyBundleOptions,
 } from '@rogatory/protocol';
 import { audit, type NodeContext } from './context.js';
 import { nodeFail } from './errors.js';
+import { O_NOFOLLOW, READ_ANY } from './file-root.js';
 import { writeFileAtomic } from './fs-util.js';
 import type { Actor } from './users.js';
 import { decryptAll, recordOpening, readable } from './views.js';
@@ -137,29 +141,62 @@ export async function verifyBundle(
 ): Promise<BundleReport> {
   await ready();
   const dir = resolve(path);
-  let json: Uint8Array;
+  const notABundle = (code: ErrorCode): BundleReport => ({
+    ok: false,
+    code,
+    kind: null,
+    proves: null,
+    scope: 'NOT A BUNDLE: nothing is proved.',
+    checks: [{ check: 'format', ok: false, detail: code }],
+  });
   let members: string[];
+  let json: Uint8Array;
   try {
-    json = await readFile(join(dir, BUNDLE_FILE));
+    // Listed first: bundle.json is read only if it is a regular file, never through a link.
     members = await listMembers(dir);
+    if (!members.includes(BUNDLE_FILE)) return notABundle('BUNDLE_LAYOUT_INVALID');
+    json = await readMember(dir, BUNDLE_FILE, BUNDLE_LIMITS.maxBundleJsonBytes + 1);
   } catch (err) {
-    const missing = (err as { code?: unknown }).code === 'ENOENT';
-    return {
-      ok: false,
-      code: missing ? 'BUNDLE_LAYOUT_INVALID' : 'ENCODING_INVALID',
-      kind: null,
-      proves: null,
-      scope: 'NOT A BUNDLE: nothing is proved.',
-      checks: [
-        {
-          check: 'format',
-          ok: false,
-          detail: missing ? 'BUNDLE_LAYOUT_INVALID' : 'ENCODING_INVALID',
-        },
-      ],
-    };
+    if (isProtocolError(err)) return notABundle(err.code);
+    const code = (err as { code?: unknown }).code;
+    return notABundle(
+      code === 'ENOENT' || code === 'ENOTDIR' ? 'BUNDLE_LAYOUT_INVALID' : 'ENCODING_INVALID',
+    );
   }
   return verifyProtocolBundle(json, { members, digest: (m) => hashMember(dir, m) }, options);
+}
+
+/**
+ * Open a member without following a link in its last component and without
+ * blocking on a FIFO; anything but a regular file is a layout failure.
+ */
+async function openMember(dir: string, member: string): Promise<FileHandle> {
+  const handle = await open(join(dir, ...member.split('/')), READ_ANY | O_NOFOLLOW).catch(
+    (cause: unknown) => {
+      const code = (cause as { code?: unknown }).code;
+      if (code === 'ELOOP' || code === 'ENOENT' || code === 'ENXIO')
+        fail('BUNDLE_LAYOUT_INVALID', 'a bundle member is missing or not a regular file', {
+          cause,
+        });
+      throw cause;
+    },
+  );
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    fail('BUNDLE_LAYOUT_INVALID', 'a bundle member is not a regular file');
+  }
+  return handle;
+}
+
+async function readMember(dir: string, member: string, limit: number): Promise<Uint8Array> {
+  const handle = await openMember(dir, member);
+  try {
+    if ((await handle.stat()).size > limit)
+      fail('LIMIT_EXCEEDED', `${member} is larger than the bundle limit`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Every entry under `dir`, relative and `/`-separated; directories end in `/`, other non-files in `@`. */
@@ -177,10 +214,7 @@ async function listMembers(dir: string, prefix = ''): Promise<string[]> {
 async function hashMember(dir: string, member: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
-  const handle = await open(
-    join(dir, ...member.split('/')),
-    constants.O_RDONLY | constants.O_NOFOLLOW,
-  );
+  const handle = await openMember(dir, member);
   try {
     for await (const piece of handle.createReadStream({
       autoClose: false,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -379,6 +380,19 @@ describe('acceptance: an MLA request from sn-moj@wacap to kz-gpo@casc and its an
         b.attachments[0]!.file = 'attachments/../../outside';
       }),
     ).toBe('SCHEMA_INVALID');
+    // A FIFO in place of an attachment is refused, not waited on.
+    expect(
+      await tamperedBundle('fifo-member', async (b, dir) => {
+        const path = join(dir, b.attachments[0]!.file);
+        await rm(path);
+        execFileSync('mkfifo', [path]);
+      }),
+    ).toBe('BUNDLE_LAYOUT_INVALID');
+    // bundle.json itself is never read through a link.
+    const linked = await exportedBundle(sn.node, snOfficer, requestId, tmp.path, 'linked-json');
+    await rename(join(linked, 'bundle.json'), join(tmp.path, 'outside.json'));
+    await symlink(join(tmp.path, 'outside.json'), join(linked, 'bundle.json'));
+    expect(await verifyBundle(linked)).toMatchObject({ ok: false, code: 'BUNDLE_LAYOUT_INVALID' });
   });
 });
 
