@@ -140,9 +140,21 @@ export class RelayCore {
     if (body.chunks.some((c) => c.size > this.o.limits.maxChunkBytes)) throw new RelayError('LIMIT_EXCEEDED', 'chunk too large');
   }
 
-  private async missingChunks(envelope: Envelope): Promise<string[]> {
-    const ids = [envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)];
-    return this.o.presence.missing(ids);
+  /**
+   * The chunks of an envelope that `uploader` must (re)send: those the relay does not hold, and,
+   * whenever some are absent, also those it holds but `uploader` has no upload record of, so that
+   * the answer never tells a submitter whether someone else stored a chunk (relay-api.md, Chunks).
+   * When everything is held, ownership is checked atomically by accept() instead.
+   */
+  private async missingChunks(envelope: Envelope, uploader: string): Promise<string[]> {
+    const ids = [...new Set([envelope.body.dossier.id, ...envelope.body.chunks.map((c) => c.id)])];
+    const absent = await this.o.presence.missing(ids);
+    if (absent.length === 0) return absent;
+    const gone = new Set(absent);
+    const held = ids.filter((id) => !gone.has(id));
+    const usage = await Promise.all(held.map((id) => this.o.backend.uploadUsage(uploader, id)));
+    const owned = new Set(held.filter((_, i) => usage[i]!.owned));
+    return ids.filter((id) => !owned.has(id));
   }
 
   private stored(envelope: Envelope, acceptance: readonly Evidence[], now: number, bytes = canonicalBytes(envelope)): StoredEnvelope {
@@ -202,7 +214,7 @@ export class RelayCore {
     }
     // A retry or replay is recognised atomically by accept() below; it is looked up here only when
     // chunks are missing, so that a retry is answered as before even once its chunks were collected.
-    const missing = await this.missingChunks(envelope);
+    const missing = await this.missingChunks(envelope, address);
     if (missing.length > 0) {
       const existing = await this.o.backend.getEnvelope(envelope.body.id);
       if (existing) return this.replayAnswer(existing, envelope, 'node');
@@ -318,7 +330,7 @@ export class RelayCore {
     }
     const uploader = peerUploader(caller);
     if (req.inline !== undefined) await this.storeInline(envelope, req.inline, uploader);
-    const missing = await this.missingChunks(envelope);
+    const missing = await this.missingChunks(envelope, uploader);
     if (missing.length > 0) throw new RelayError('CHUNK_MISSING', `${missing.length} chunk(s) missing`, { missing });
     const acceptances = handedOver.map((r) => this.evidence('relay-acceptance', envelope, { recipient: r }));
     const result = await this.o.backend.accept({

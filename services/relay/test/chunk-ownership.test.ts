@@ -116,6 +116,16 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
 
     // The recipient reads it, as before.
     expect(await client(RECIPIENT).getChunkBytes(dossier.id)).toEqual(sent.sealed);
+
+    // Listed beside a chunk nobody holds, the victim's chunk is reported missing all the same:
+    // the answer does not depend on whether someone else stored it.
+    const nobodys = randomChunk(10);
+    const probe = await listing(world, ATTACKER, RECIPIENT, dossier, [
+      { id: nobodys.id, size: 10 },
+    ]);
+    const probed = await attacker.submit(probe).catch((e: unknown) => e);
+    expect(isRelayClientError(probed, 'CHUNK_MISSING')).toBe(true);
+    expect((probed as { missing?: string[] }).missing).toEqual([dossier.id, nobodys.id]);
   });
 
   it("tells a node nothing about another node's uploads, and keeps only its own alive", async () => {
