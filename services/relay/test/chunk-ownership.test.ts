@@ -165,6 +165,20 @@ describe.each(BACKENDS)('chunk ownership and quotas on $name', ({ backend }) => 
     expect(await heldBytes(RECIPIENT, 'pending')).toBe(2000);
   });
 
+  it('charges a retried submission once, also when the retry renewed its chunks first', async () => {
+    const node = client(VICTIM);
+    const sent = await sealAndUpload(world, node, { from: VICTIM, to: [RECIPIENT] });
+    await node.submit(sent.envelope);
+    const pending = await heldBytes(VICTIM, 'pending');
+    const referenced = await heldBytes(VICTIM, 'referenced');
+    // The node lost the answer: it asks what is missing (which renews its records) and submits again.
+    const ids = [sent.envelope.body.dossier.id, ...sent.envelope.body.chunks.map((c) => c.id)];
+    expect(await node.missingChunks(ids)).toEqual([]);
+    await node.submit(sent.envelope);
+    expect(await heldBytes(VICTIM, 'pending')).toBe(pending);
+    expect(await heldBytes(VICTIM, 'referenced')).toBe(referenced);
+  });
+
   it('refuses uploads past the quota with QUOTA_EXCEEDED, shows the usage in metrics, and releases it when the envelope is delivered', async () => {
     const node = client(ATTACKER);
     const chunks = Array.from({ length: 5 }, () => randomChunk(PENDING_QUOTA / 4));

@@ -430,9 +430,12 @@ function createTransactions(
       const { envelope } = input;
       const head = sql.envelopeHead.get(envelope.id);
       if (head !== undefined) {
-        return head.hash === envelope.hash
-          ? { status: 'duplicate', acceptance: toBytes(head.acceptance) }
-          : { status: 'conflict' };
+        if (head.hash !== envelope.hash) return { status: 'conflict' };
+        // A retry after a renewal (missing query) made the records pending again: the accepted
+        // envelope still charges them, so they count as referenced again, not twice.
+        if (input.uploader !== undefined)
+          for (const chunkId of new Set(envelope.chunkIds)) sql.markReferenced.run(chunkId, input.uploader);
+        return { status: 'duplicate', acceptance: toBytes(head.acceptance) };
       }
       let heldBytes = 0;
       const { uploader } = input;

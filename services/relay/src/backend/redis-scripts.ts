@@ -87,16 +87,36 @@ function script(body: string): string {
 export const ACCEPT = script(`
 local id, hash = ARGV[2], ARGV[3]
 local key = envKey(id)
-local existing = redis.call('HGET', key, 'hash')
-if existing then
-  if existing == hash then return {'duplicate', redis.call('HGET', key, 'acceptance')} end
-  return {'conflict'}
-end
 local expiresAt, now, uploader = ARGV[8], ARGV[12], ARGV[13]
 local i = 14
 local n = tonumber(ARGV[i]); i = i + 1
 local chunks = {}
 for j = 1, n do chunks[j] = ARGV[i + j - 1] end
+local existing = redis.call('HGET', key, 'hash')
+if existing then
+  if existing ~= hash then return {'conflict'} end
+  if uploader ~= '' then
+    -- A retry after a renewal (missing query) made the records pending again: the accepted
+    -- envelope still charges them, so they count as referenced again, not twice.
+    local released, seen = 0, {}
+    for _, chunkId in ipairs(chunks) do
+      if not seen[chunkId] then
+        seen[chunkId] = true
+        local own = K .. 'own:' .. chunkId
+        local value = redis.call('HGET', own, uploader)
+        if value then
+          local size, referenced = uploadOf(value)
+          if not referenced then
+            released = released + size
+            redis.call('HSET', own, uploader, 'r' .. size)
+          end
+        end
+      end
+    end
+    if released > 0 then redis.call('HINCRBY', K .. 'usage', 'p:' .. uploader, 0 - released) end
+  end
+  return {'duplicate', redis.call('HGET', key, 'acceptance')}
+end
 if uploader ~= '' then
   -- One field lookup per chunk; all are checked before anything is written.
   local unowned, seen, distinct = {'unowned'}, {}, {}
