@@ -5,7 +5,9 @@ import {
   generateEncryptionKeyPair,
   issueEvidence,
   keyRef,
+  newEnvelopeId,
   sealDossier,
+  signEnvelope,
   sha256,
   toHex,
   utf8,
@@ -685,6 +687,48 @@ export const CHECKS: readonly Check[] = [
     },
   },
   {
+    name: 'chunks: belong to their uploader: another member is told they are missing, in presence queries and submissions alike',
+    async run(ctx) {
+      const owner = await session(ctx, SENDER);
+      const sent = await seal(ctx);
+      const accepted = await submit(ctx, owner, sent);
+      expect(accepted.status === 200, `the owner's submission answered ${accepted.status}`);
+      const dossier = sent.envelope.body.dossier;
+      const nobodys = chunkIdOf(crypto.getRandomValues(new Uint8Array(64)));
+
+      const other = await session(ctx, BYSTANDER);
+      const presence = await ctx.wire.call({
+        path: '/v1/chunks/missing',
+        token: other,
+        body: { ids: [dossier.id, nobodys] },
+      });
+      const reported = (presence.json as { missing?: string[] } | undefined)?.missing ?? [];
+      expect(
+        reported.includes(dossier.id) && reported.includes(nobodys),
+        "another member's chunk is reported present",
+      );
+      // Its own envelope listing the owner's dossier, alone and beside a chunk nobody holds:
+      // both answers list the owner's chunk as missing, so neither tells that it exists.
+      for (const extra of [[], [{ id: nobodys, size: 64 }]]) {
+        const { type: _t, version: _v, totalSize: _s, ...body } = sent.envelope.body;
+        const borrowed = signEnvelope(
+          { ...body, id: newEnvelopeId(), sender: BYSTANDER, chunks: [...body.chunks, ...extra] },
+          ctx.world.authority(BYSTANDER).identity,
+        );
+        const a = await ctx.wire.call({
+          path: '/v1/envelopes',
+          token: other,
+          body: canonicalBytes(borrowed),
+        });
+        expectRefusal(a, 422, 'CHUNK_MISSING', "an envelope listing another member's chunk");
+        expect(
+          ((a.json as { missing?: string[] }).missing ?? []).includes(dossier.id),
+          "missing does not list the other member's chunk",
+        );
+      }
+    },
+  },
+  {
     name: 'submit: an envelope of another sender is refused (403 FORBIDDEN) without evidence',
     async run(ctx) {
       const token = await session(ctx, BYSTANDER);
@@ -695,8 +739,9 @@ export const CHECKS: readonly Check[] = [
         body: canonicalBytes(sealed.envelope),
       });
       expectRefusal(a, 403, 'FORBIDDEN', 'impostor');
+      const answer = a.json as { evidence?: unknown; evidences?: unknown };
       expect(
-        (a.json as { evidence?: unknown }).evidence === undefined,
+        answer.evidence === undefined && answer.evidences === undefined,
         'the relay signed something for an impostor',
       );
     },
