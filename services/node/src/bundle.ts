@@ -45,7 +45,10 @@ export async function exportBundle(
   if (row.envelope_id === null || row.dossier_enc === null || row.sealed_id === null)
     nodeFail('INVALID_STATE', `dossier ${id} has not been sealed or verified: nothing to export`);
   const dir = resolve(destDir);
-  const existing = await readdir(dir).catch(() => [] as string[]);
+  const existing = await readdir(dir).catch((err: unknown) => {
+    if ((err as { code?: unknown }).code === 'ENOENT') return [] as string[];
+    return nodeFail('INPUT_INVALID', 'the export path is not a readable directory');
+  });
   if (existing.length > 0) nodeFail('INPUT_INVALID', 'the export directory is not empty');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const envelope = ctx.store.envelope(row.envelope_id)!;

@@ -266,6 +266,13 @@ describe('acceptance: an MLA request from sn-moj@wacap to kz-gpo@casc and its an
       await verifyBundle(bundleDir, { expectedRootKid: world.networks['casc']!.rootRef.kid }),
     ).toMatchObject({ ok: false, code: 'TRUST_CHAIN_BROKEN' });
 
+    // An export path that is a file, or a directory that is not empty, is refused with a typed error.
+    await writeFile(join(tmp.path, 'a-file'), 'x');
+    for (const path of [join(tmp.path, 'a-file'), bundleDir])
+      await expect(sn.node.exportBundle(snOfficer, requestId, path)).rejects.toSatisfy(
+        (e) => isNodeError(e) && e.code === 'INPUT_INVALID',
+      );
+
     // A sealed bundle holds no plaintext and no key, and proves the chain only.
     const sealedExport = await sn.node.exportBundle(
       snOfficer,
