@@ -18,6 +18,7 @@ const LIMITS = {
   perAddress: 4,
   baseDelayMs: 1000,
   maxDelayMs: 8000,
+  maxAddressDelayMs: 8000,
   forgetMs: 3_600_000,
 };
 
@@ -49,6 +50,28 @@ describe('login throttle: delays that double up to a cap, per username and addre
     now += LIMITS.forgetMs;
     expect(limiter.blockedFor('someone-else', OUTSIDER)).toBe(0);
     expect(limiter.delayAfter(1000, 2)).toBe(LIMITS.maxDelayMs);
+  });
+
+  it('the per-address wait has its own short cap: an outsider behind a shared address cannot hold off everyone there for long', () => {
+    let now = 0;
+    const limiter = new LoginLimiter(
+      { ...LIMITS, maxDelayMs: 900_000, maxAddressDelayMs: 2000 },
+      () => now,
+    );
+    // The outsider sprays one password over many usernames, a failure as soon as each wait ends.
+    for (let i = 0; i < 50; i++) {
+      now += limiter.blockedFor(`user-${i}`, OUTSIDER) * 1000;
+      limiter.failed(`user-${i}`, OUTSIDER);
+    }
+    // A colleague behind the same address waits at most the address cap, never the user cap.
+    expect(limiter.blockedFor('colleague', OUTSIDER)).toBeLessThanOrEqual(2);
+    expect(limiter.blockedFor('colleague', OUTSIDER)).toBeGreaterThan(0);
+    // One username guessed from that address still climbs to its own, long cap.
+    for (let i = 0; i < 20; i++) {
+      now += limiter.blockedFor('target', OUTSIDER) * 1000;
+      limiter.failed('target', OUTSIDER);
+    }
+    expect(limiter.blockedFor('target', OUTSIDER)).toBe(900);
   });
 
   it('trusted proxies are IP addresses or CIDR ranges', () => {

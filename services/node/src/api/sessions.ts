@@ -85,8 +85,15 @@ export interface LoginLimits {
   readonly perAddress: number;
   /** The first wait; every further failure doubles it. */
   readonly baseDelayMs: number;
-  /** The longest wait. */
+  /** The longest wait for one username from one address. */
   readonly maxDelayMs: number;
+  /**
+   * The longest wait the per-address counter imposes. Kept short: every
+   * user behind one NAT shares that counter, so a long cap would let one
+   * outsider there hold them all off; a short one still slows spraying one
+   * password over many usernames to a try per cap.
+   */
+  readonly maxAddressDelayMs: number;
   /** A counter is forgotten after this long without a failure. */
   readonly forgetMs: number;
 }
@@ -98,6 +105,7 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   perAddress: 10,
   baseDelayMs: 1000,
   maxDelayMs: 15 * 60 * 1000,
+  maxAddressDelayMs: 30 * 1000,
   forgetMs: 60 * 60 * 1000,
 };
 
@@ -130,27 +138,37 @@ export class LoginLimiter {
   }
 
   /** Milliseconds to wait after `count` failures (0 within the allowance): base, doubling, capped. */
-  delayAfter(count: number, allowed: number): number {
+  delayAfter(count: number, allowed: number, cap = this.limits.maxDelayMs): number {
     if (count < allowed) return 0;
     const doublings = Math.min(count - allowed, 52);
-    return Math.min(this.limits.maxDelayMs, this.limits.baseDelayMs * 2 ** doublings);
+    return Math.min(cap, this.limits.baseDelayMs * 2 ** doublings);
   }
 
   /** Seconds until a login may be tried again, or 0 when it may now. */
   blockedFor(username: string, address: string): number {
     const now = this.clock();
-    const wait = (map: Map<string, Failures>, key: string, allowed: number): number => {
+    const wait = (
+      map: Map<string, Failures>,
+      key: string,
+      allowed: number,
+      cap: number,
+    ): number => {
       const f = map.get(key);
       if (!f) return 0;
       if (now - f.last >= this.limits.forgetMs) {
         map.delete(key);
         return 0;
       }
-      return Math.max(0, f.last + this.delayAfter(f.count, allowed) - now);
+      return Math.max(0, f.last + this.delayAfter(f.count, allowed, cap) - now);
     };
     const ms = Math.max(
-      wait(this.pairs, pairKey(username, address), this.limits.perUserAndAddress),
-      wait(this.addresses, address, this.limits.perAddress),
+      wait(
+        this.pairs,
+        pairKey(username, address),
+        this.limits.perUserAndAddress,
+        this.limits.maxDelayMs,
+      ),
+      wait(this.addresses, address, this.limits.perAddress, this.limits.maxAddressDelayMs),
     );
     return Math.ceil(ms / 1000);
   }
