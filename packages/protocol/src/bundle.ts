@@ -95,15 +95,24 @@ export type BundleKind = Bundle['kind'];
 
 const bundleShape = validator(BundleSchema, 'bundle');
 
-/** The member name of attachment `index`, from its (untrusted) original name. */
-export function bundleAttachmentFile(index: number, name: string): string {
+/**
+ * A file name safe as one path component on every platform, from untrusted
+ * display text (§17.3): NFC, characters outside `[A-Za-z0-9._ -]` replaced,
+ * no leading dot or space, at most 120 characters, no trailing space.
+ */
+export function safeFileName(name: string, fallback: string): string {
   const cleaned = name
     .normalize('NFC')
     .replace(/[^A-Za-z0-9._ -]/g, '_')
     .replace(/^[.\s]+/, '')
     .slice(0, 120)
     .trimEnd();
-  return `${BUNDLE_ATTACHMENT_DIR}/${index}-${cleaned === '' ? 'attachment' : cleaned}`;
+  return cleaned === '' ? fallback : cleaned;
+}
+
+/** The member name of attachment `index`, from its (untrusted) original name. */
+export function bundleAttachmentFile(index: number, name: string): string {
+  return `${BUNDLE_ATTACHMENT_DIR}/${index}-${safeFileName(name, 'attachment')}`;
 }
 
 /** The bytes of bundle.json: the canonical encoding (§3.1) of the bundle, then one line feed. */

@@ -56,14 +56,3 @@ async function syncDirectory(path: string): Promise<void> {
     await handle.close();
   }
 }
-
-/** A file name safe as one path component on every platform, derived from untrusted display text. */
-export function safeFileName(name: string, fallback: string): string {
-  const cleaned = name
-    .normalize('NFC')
-    .replace(/[^A-Za-z0-9._ -]/g, '_')
-    .replace(/^[.\s]+/, '')
-    .slice(0, 120)
-    .trim();
-  return cleaned === '' ? fallback : cleaned;
-}

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import {
   isProtocolError,
   issueEvidence,
+  safeFileName,
   verifyEvidenceChain,
   type AttachmentManifest,
   type DossierContent,
@@ -15,7 +16,6 @@ import type { AuditAction } from './audit.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import { nodeFail, toNodeError } from './errors.js';
 import { ensureRealDirectory, sameDirectory } from './file-root.js';
-import { safeFileName } from './fs-util.js';
 import { storedChunks } from './inbound.js';
 import type { DossierMeta, HandlingCode } from './store/records.js';
 import type { Direction, DossierKind, DossierRow } from './store/store.js';
