@@ -68,7 +68,8 @@ const mutated = fc
     fc.constantFrom(...examples),
     fc.nat(),
     fc.oneof(
-      fc.jsonValue({ maxDepth: 3 }),
+      // No -0: canonical JSON has no encoding for it (§3.1), so it can never round-trip.
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown),
       fc.constant(undefined),
       fc.string({ maxLength: 30 }).map((s) => `${MARKER}${s}`),
       fc.constantFrom(
