@@ -13,7 +13,6 @@ import {
   generateEncryptionKeyPair,
   generateSigningKeyPair,
   issueEvidence,
-  outcomeOf,
   ready,
   sha256,
   sign,
@@ -32,6 +31,7 @@ import {
   type Manifest,
   type SignedDossier,
 } from '../src/index.js';
+import { outcomeOf } from '../src/errors.js';
 import { bundleScenarios } from './vectors-bundle.js';
 import { codeVectors } from './vectors-codes.js';
 import {

@@ -14,7 +14,6 @@ import {
   generateSigningKeyPair,
   issueEvidence,
   openDossier,
-  sealEncryptionKey,
   sealSigningKey,
   sha256,
   sign,
@@ -30,6 +29,7 @@ import {
   type SignedDossier,
   TrustStore,
 } from '../src/index.js';
+import { sealEncryptionKey } from '../src/keyfile.js';
 import { sealTestDossier, testSeed, type TestWorld } from '../src/testing/index.js';
 import {
   TAG_FINAL,

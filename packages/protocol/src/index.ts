@@ -1,18 +1,200 @@
-export * from './errors.js';
-export * from './sodium.js';
-export * from './bytes.js';
-export * from './encoding.js';
-export * from './schema.js';
-export * from './address.js';
-export * from './keys.js';
-export * from './signed.js';
+/**
+ * `@rogatory/protocol`: the public surface of the protocol package
+ * (docs/protocol.md). Every name here is used by another package, service,
+ * test suite, the demo or the vectors scripts, or is a protocol operation the
+ * spec defines; helpers used only inside the package stay unexported. Add a
+ * name when another package needs it, under its topic.
+ * Node-accelerated attachments and workers: `@rogatory/protocol/node`;
+ * the test world and fixed-seed fixtures: `@rogatory/protocol/testing`.
+ */
+
+// Errors (§14): the catalogue (code -> vector outcome), the error class and its guard.
+export {
+  ERROR_CODES,
+  ProtocolError,
+  fail,
+  isProtocolError,
+  type ContentIssue,
+  type ErrorCode,
+} from './errors.js';
+
+// Cryptographic primitives (§2): libsodium readiness, and the swappable sign/verify/hash set.
+export { ready, sodium } from './sodium.js';
 export { primitives, setPrimitives, wasmPrimitives, type Primitives } from './primitives.js';
-export * from './statements.js';
-export * from './trust.js';
-export * from './envelope.js';
-export * from './evidence.js';
-export * from './attachment.js';
-export * from './content/index.js';
-export * from './dossier.js';
-export * from './keyfile.js';
-export * from './bundle.js';
+
+// Bytes and canonical encoding (§3).
+export {
+  concatBytes,
+  fromBase64url,
+  fromHex,
+  fromUtf8,
+  randomBytes,
+  sha256,
+  toBase64url,
+  toHex,
+  utf8,
+} from './bytes.js';
+export { canonicalBytes, decodeCanonical } from './encoding.js';
+
+// Shared schemas and the compiled-validator helper (§3.6).
+export {
+  AddressSchema,
+  Base64url,
+  Hex256,
+  KeyIdSchema,
+  NetworkIdSchema,
+  Timestamp,
+  validator,
+  type Validator,
+} from './schema.js';
+
+// Addresses (`authority@network`, §3.5).
+export { isAddress, networkOf } from './address.js';
+
+// Keys, key references and signatures over canonical statements (§4-§5).
+export {
+  KeyRefSchema,
+  generateEncryptionKeyPair,
+  generateSigningKeyPair,
+  keyRef,
+  publicKeyOf,
+  type EncryptionKeyPair,
+  type KeyRef,
+  type SigningKeyPair,
+} from './keys.js';
+export { CONTEXTS, hashOf, sign, signBytes, verifySignature } from './signed.js';
+
+// Trust statements: encryption-key certificates, manifests, introductions, rotations, revocations (§6).
+export {
+  EncryptionKeyCertSchema,
+  IntroductionSchema,
+  KeyRotationSchema,
+  ManifestSchema,
+  RevocationSchema,
+  certifyEncryptionKey,
+  checkManifestSuccession,
+  signIntroduction,
+  signKeyRotation,
+  signManifest,
+  signRevocation,
+  verifyEncryptionKeyCert,
+  verifyKeyRotation,
+  verifyManifest,
+  type AuthorityEntry,
+  type EncryptionKeyCert,
+  type Introduction,
+  type KeyRotation,
+  type Manifest,
+  type ManifestBody,
+  type PeerEntry,
+  type PocEntry,
+  type RelayEntry,
+  type Revocation,
+  type RevokedKey,
+} from './statements.js';
+
+// The trust store: pinned roots, manifests and the key resolution a verifier does (§7).
+export {
+  TrustStore,
+  verifyStandaloneCertificate,
+  type ResolvedKey,
+  type Role,
+} from './trust.js';
+
+// Envelopes: routing headers, hops, limits, sign/verify/encode (§8).
+export {
+  ENVELOPE_LIMITS,
+  EnvelopeIdSchema,
+  EnvelopeSchema,
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeHash,
+  newEnvelopeId,
+  parseEnvelope,
+  signEnvelope,
+  verifyEnvelope,
+  withHop,
+  type ChunkRef,
+  type Envelope,
+  type EnvelopeBody,
+} from './envelope.js';
+
+// Evidences: acceptance, delivery, retrieval, non-delivery, rejection, and their chain (§12).
+export {
+  EvidenceSchema,
+  checkEvidenceShape,
+  issueEvidence,
+  reasonFor,
+  verifyEvidence,
+  verifyEvidenceChain,
+  type Evidence,
+  type EvidenceKind,
+  type Reason,
+  type ReasonCode,
+} from './evidence.js';
+
+// Attachments: streaming encryption in fixed-size chunks, and their manifest (§11).
+export { decryptAttachment, encryptAttachment } from './attachment.js';
+export {
+  ATTACHMENT_LIMITS,
+  AttachmentManifestSchema,
+  type AttachmentManifest,
+} from './attachment-manifest.js';
+export type { ByteSource } from './attachment-stream.js';
+
+// Structured dossier content: request and answer types, schema and validator (§10).
+export {
+  ANSWER_TYPES,
+  DossierContentSchema,
+  HANDLING_CODES,
+  REQUEST_TYPES,
+  validateDossierContent,
+  type AnswerType,
+  type DossierContent,
+} from './content/index.js';
+
+// Signed and sealed dossiers (§9).
+export {
+  SealedDossierSchema,
+  SignedDossierSchema,
+  checkContentParties,
+  encryptSignedDossier,
+  openDossier,
+  parseSealedDossier,
+  sealDossier,
+  type OpenedDossier,
+  type SealedResult,
+  type SignedDossier,
+} from './dossier.js';
+
+// Key files: secrets sealed with a passphrase (§13).
+export {
+  KDF_LIMITS,
+  SealedSecretSchema,
+  openEncryptionKeyAsync,
+  openSecretAsync,
+  openSigningKeyAsync,
+  sealEncryptionKeyAsync,
+  sealSecretAsync,
+  sealSigningKey,
+  sealSigningKeyAsync,
+} from './keyfile.js';
+
+// Export bundles verified offline (§17).
+export {
+  BUNDLE_ATTACHMENT_DIR,
+  BUNDLE_FILE,
+  BUNDLE_LIMITS,
+  FullBundleSchema,
+  bundleAttachmentFile,
+  decodeBundle,
+  encodeBundle,
+  safeFileName,
+  verifyBundle,
+  type Bundle,
+  type BundleFiles,
+  type BundleKind,
+  type BundleReport,
+  type FullBundle,
+  type VerifyBundleOptions,
+} from './bundle.js';

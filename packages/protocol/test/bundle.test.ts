@@ -6,7 +6,6 @@ import {
   FullBundleSchema,
   bundleAttachmentFile,
   canonicalBytes,
-  contentKeyCommitment,
   decodeBundle,
   decodeCanonical,
   encodeBundle,
@@ -23,6 +22,7 @@ import {
   type Envelope,
   type FullBundle,
 } from '../src/index.js';
+import { contentKeyCommitment } from '../src/dossier.js';
 import {
   buildTestWorld,
   encryptTestAttachment,
