@@ -21,13 +21,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KDF_LIMITS, ready, sealSigningKey } from '../../packages/protocol/src/index.js';
-import {
-  buildTestWorld,
-  exampleContentFor,
-  type TestWorld,
-} from '../../packages/protocol/src/testing/index.js';
-import { initNode, type DossierSummary, type SyncEvent } from '../../services/node/src/index.js';
+import { KDF_LIMITS, ready, sealSigningKey } from '@rogatory/protocol';
+import { buildTestWorld, exampleContentFor, type TestWorld } from '@rogatory/protocol/testing';
+import { initNode, type DossierSummary, type SyncEvent } from '@rogatory/node';
 import type { DemoUser, EventMessage, OpName, Ops, Reply } from './ipc.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -13,7 +13,7 @@ import type {
   Clearance,
   SavedAttachment,
   SyncEvent,
-} from '../../services/node/src/index.js';
+} from '@rogatory/node';
 
 export interface DemoUser {
   readonly username: string;

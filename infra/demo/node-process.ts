@@ -4,8 +4,8 @@
  * relay and answers the commands of ./ipc.ts over the IPC channel. It exits
  * when told to close, on SIGINT/SIGTERM, or when its parent goes away.
  */
-import { terminateHashWorker } from '../../packages/protocol/src/node/index.js';
-import { AuthorityNode, type Actor } from '../../services/node/src/index.js';
+import { terminateHashWorker } from '@rogatory/protocol/node';
+import { AuthorityNode, type Actor } from '@rogatory/node';
 import type { EventMessage, Ops, OpName, Reply, Request } from './ipc.js';
 
 let node: AuthorityNode | undefined;

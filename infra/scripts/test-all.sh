@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs tools and dependencies,
-# then typecheck, lint, the test-vector reproducibility check and every test.
+# then the format check, typecheck, lint (ESLint and the module-boundary rules),
+# the test-vector reproducibility check and every test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/scripts/ensure-tools.sh --with-services
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"
 pnpm install --frozen-lockfile
+pnpm format:check
 pnpm typecheck
 pnpm lint
 pnpm vectors:check

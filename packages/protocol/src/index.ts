@@ -94,12 +94,7 @@ export {
 } from './statements.js';
 
 // The trust store: pinned roots, manifests and the key resolution a verifier does (§7).
-export {
-  TrustStore,
-  verifyStandaloneCertificate,
-  type ResolvedKey,
-  type Role,
-} from './trust.js';
+export { TrustStore, verifyStandaloneCertificate, type ResolvedKey, type Role } from './trust.js';
 
 // Envelopes: routing headers, hops, limits, sign/verify/encode (§8).
 export {

@@ -324,10 +324,21 @@ async function run(
             return f ? Promise.resolve(f) : Promise.reject(new Error(`no file ${m}`));
           },
         },
-        { now: v.now, ...(b.expectedRootKid === null ? {} : { expectedRootKid: b.expectedRootKid }) },
+        {
+          now: v.now,
+          ...(b.expectedRootKid === null ? {} : { expectedRootKid: b.expectedRootKid }),
+        },
       );
       if (!report.ok) throw new ProtocolError(report.code!, 'bundle does not verify');
-      return { kind: report.kind, proves: report.proves, envelopeId: report.envelopeId, envelopeSha256: envelopeHash((decodeCanonical(bytes.subarray(0, -1)) as { envelope: never }).envelope), evidence: report.evidence?.ordered };
+      return {
+        kind: report.kind,
+        proves: report.proves,
+        envelopeId: report.envelopeId,
+        envelopeSha256: envelopeHash(
+          (decodeCanonical(bytes.subarray(0, -1)) as { envelope: never }).envelope,
+        ),
+        evidence: report.evidence?.ordered,
+      };
     }
     case 'evidence-chain': {
       const trust = trustFrom(input['trust'] as TrustSetup);
