@@ -1,9 +1,15 @@
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DEMO = fileURLToPath(new URL('../infra/demo/demo.ts', import.meta.url));
+// The demo is the workspace package @rogatory/demo (infra/demo), found by name like any dependency.
+const DEMO = join(
+  dirname(createRequire(import.meta.url).resolve('@rogatory/demo/package.json')),
+  'demo.ts',
+);
 
 /** Run the demo (infra/demo/demo.ts, what `npm run demo` runs after installing) as a child process. */
 function runDemo(
