@@ -69,15 +69,15 @@ export const ERROR_CODES = {
   /** A signed note, checkpoint, cosignature line or witness request is malformed (§18). */
   CHECKPOINT_INVALID: 'decode failure',
   /** An inclusion or consistency proof does not verify, or has the wrong shape for its sizes (§18.2). */
-  PROOF_INVALID: 'transparency failure',
+  PROOF_INVALID: 'trust failure',
   /** A checkpoint carries fewer valid cosignatures from trusted witnesses than the quorum (§18.6). */
-  CHECKPOINT_QUORUM_NOT_MET: 'transparency failure',
+  QUORUM_NOT_MET: 'trust failure',
   /** A checkpoint is smaller than one already cosigned or accepted for its log (§18.5, §18.6). */
-  CHECKPOINT_ROLLBACK: 'transparency failure',
+  CHECKPOINT_ROLLBACK: 'trust failure',
   /** Two validly signed checkpoints of one log cannot both be true: the log forked (§18.7). */
-  LOG_FORK_DETECTED: 'transparency failure',
+  LOG_FORK_DETECTED: 'trust failure',
   /** A witness request's old size is not the size the witness last cosigned (§18.5). */
-  WITNESS_CONFLICT: 'transparency failure',
+  WITNESS_CONFLICT: 'trust failure',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -356,7 +356,7 @@ describe('signed notes and checkpoints (§18.3)', () => {
 });
 
 describe('cosignatures and quorum (§18.4, §18.6)', () => {
-  it('count distinct trusted witnesses; a failing one rejects; too few is CHECKPOINT_QUORUM_NOT_MET', () => {
+  it('count distinct trusted witnesses; a failing one rejects; too few is QUORUM_NOT_MET', () => {
     const cp = { origin: ORIGIN, size: 3, rootHash: treeOf(3).root() };
     const note = signCheckpoint(cp, logKey);
     const text = checkpointText(cp);
@@ -376,9 +376,9 @@ describe('cosignatures and quorum (§18.4, §18.6)', () => {
     ]);
     expect(
       codeOf(() => verifyCosignedCheckpoint({ note: note + a + a, log, witnesses, quorum: 2 })),
-    ).toBe('CHECKPOINT_QUORUM_NOT_MET');
+    ).toBe('QUORUM_NOT_MET');
     expect(codeOf(() => verifyCosignedCheckpoint({ note, log, witnesses, quorum: 1 }))).toBe(
-      'CHECKPOINT_QUORUM_NOT_MET',
+      'QUORUM_NOT_MET',
     );
     // An unknown witness's line is ignored.
     const stranger = { name: 'relay@evil', key: generateSigningKeyPair(testSeed('tlog/evil')) };
@@ -391,7 +391,7 @@ describe('cosignatures and quorum (§18.4, §18.6)', () => {
           quorum: 1,
         }),
       ),
-    ).toBe('CHECKPOINT_QUORUM_NOT_MET');
+    ).toBe('QUORUM_NOT_MET');
     // The time is signed: changing it breaks the cosignature, which rejects the note.
     const sig = cosign(text, witnessA, t);
     const stamp = sig.signature.slice();
@@ -428,7 +428,7 @@ describe('cosignatures and quorum (§18.4, §18.6)', () => {
       codeOf(() =>
         verifyCosignedCheckpoint({ note: note + signatureLine(plain), log, witnesses, quorum: 1 }),
       ),
-    ).toBe('CHECKPOINT_QUORUM_NOT_MET');
+    ).toBe('QUORUM_NOT_MET');
     expect(codeOf(() => verifyCosignedCheckpoint({ note: both, log, witnesses, quorum: 0 }))).toBe(
       'SCHEMA_INVALID',
     );

@@ -278,7 +278,7 @@ export interface CosignedCheckpoint extends VerifiedCheckpoint {
 /**
  * The verifier rule of §18.6: the log's signature, then every cosignature
  * by a trusted witness (one that fails rejects the note), then at least
- * `quorum` distinct trusted witnesses. CHECKPOINT_QUORUM_NOT_MET when fewer.
+ * `quorum` distinct trusted witnesses. QUORUM_NOT_MET when fewer.
  */
 export function verifyCosignedCheckpoint(options: {
   note: string | Uint8Array;
@@ -299,9 +299,6 @@ export function verifyCosignedCheckpoint(options: {
     }
   }
   if (cosigners.size < quorum)
-    fail(
-      'CHECKPOINT_QUORUM_NOT_MET',
-      `${cosigners.size} of ${quorum} required witness cosignatures`,
-    );
+    fail('QUORUM_NOT_MET', `${cosigners.size} of ${quorum} required witness cosignatures`);
   return { ...verified, cosigners: [...cosigners.values()] };
 }
