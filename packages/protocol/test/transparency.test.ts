@@ -558,6 +558,11 @@ describe('witness add-checkpoint (§18.5)', () => {
       ok: false,
       code: 'CHECKPOINT_INVALID',
     });
+    // A malformed note is refused as malformed (step 1) before its origin is looked up (step 2).
+    const unknownBroken = request(tree, 15, 10)
+      .replace(ORIGIN, logOrigin('casc'))
+      .replace('\n15\n', '\n015\n');
+    expect(run(unknownBroken)).toMatchObject({ ok: false, code: 'CHECKPOINT_INVALID' });
     // From an empty state: a proof must be empty, and size 0 must have the empty root.
     const fresh = new Map<string, WitnessLogState>();
     expect(

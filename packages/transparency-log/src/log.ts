@@ -73,7 +73,7 @@ export class TransparencyLog {
     insertEntry: Database.Statement<[number, Uint8Array]>;
     insertNode: Database.Statement<[number, number, Uint8Array]>;
   };
-  private readonly appendTx: (entries: readonly Uint8Array[]) => number;
+  private readonly appendTx: Database.Transaction<(entries: readonly Uint8Array[]) => number>;
 
   private constructor(db: Database.Database, network: string) {
     this.db = db;
@@ -121,6 +121,7 @@ export class TransparencyLog {
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
       const meta = new Map(
         (db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map(
@@ -177,7 +178,8 @@ export class TransparencyLog {
       }
     });
     const first = this.size;
-    const size = this.appendTx(datas);
+    // IMMEDIATE: the write lock is taken before the size is read, so a second writer waits.
+    const size = this.appendTx.immediate(datas);
     return { first, size };
   }
 

@@ -11,6 +11,8 @@ import {
   MAX_NOTE_BYTES,
   cosign,
   fromBase64,
+  parseCheckpointText,
+  parseNote,
   signatureLine,
   toBase64,
   verifyCheckpoint,
@@ -113,8 +115,8 @@ function addCheckpoint(options: {
     typeof options.request === 'string'
       ? parseAddCheckpointRequest(options.request)
       : options.request;
-  // The origin decides which key verifies; read it before trusting anything.
-  const origin = request.checkpoint.slice(0, Math.max(0, request.checkpoint.indexOf('\n')));
+  // Step 1 covers the note too; then the origin decides which key verifies.
+  const { origin } = parseCheckpointText(parseNote(request.checkpoint).text);
   const log = options.logs.find((l) => l.name === origin);
   if (!log) return fail('KEY_UNKNOWN', 'checkpoint of a log this witness does not serve');
   const { checkpoint } = verifyCheckpoint(request.checkpoint, log);
