@@ -22,13 +22,16 @@ export function leafHash(data: Uint8Array): Uint8Array {
   return sha256(input);
 }
 
+// One input buffer for every node hash (proof verification is a loop of them); sha256 returns a fresh array.
+const nodeInput = Uint8Array.of(1, ...new Uint8Array(2 * HASH_BYTES));
+
 /** Interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const input = new Uint8Array(1 + 2 * HASH_BYTES);
-  input[0] = 1;
-  input.set(left, 1);
-  input.set(right, 1 + HASH_BYTES);
-  return sha256(input);
+  if (left.length !== HASH_BYTES || right.length !== HASH_BYTES)
+    fail('PROOF_INVALID', 'a node hash takes two 32-byte hashes');
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_BYTES);
+  return sha256(nodeInput);
 }
 
 function checkSize(n: number, what: string): void {
