@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, toHex, utf8 } from '../src/bytes.js';
@@ -242,6 +243,38 @@ describe('MemoryTree proofs', () => {
         }
       }
     }
+  });
+
+  it('verify across larger trees, and a flipped bit anywhere in a proof breaks them (property)', () => {
+    const tree = treeOf(3000);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3000 }), fc.nat(), fc.nat(), (size, a, bit) => {
+        const index = a % size;
+        const size1 = a % (size + 1);
+        const root = tree.root(size);
+        const leaf = tree.leafHashAt(index);
+        const proof = tree.inclusionProof(index, size);
+        verifyInclusion({ index, size, leafHash: leaf, proof, root });
+        const cons = tree.consistencyProof(size1, size);
+        const root1 = tree.root(size1);
+        verifyConsistency({ size1, size2: size, root1, root2: root, proof: cons });
+        if (proof.length > 0) {
+          const at = bit % (proof.length * 256);
+          const bad = proof.map((h, i) => (i === Math.floor(at / 256) ? flip(h, at % 256) : h));
+          expect(
+            codeOf(() => verifyInclusion({ index, size, leafHash: leaf, proof: bad, root })),
+          ).toBe('PROOF_INVALID');
+        }
+        if (cons.length > 0) {
+          const at = bit % (cons.length * 256);
+          const bad = cons.map((h, i) => (i === Math.floor(at / 256) ? flip(h, at % 256) : h));
+          expect(
+            codeOf(() => verifyConsistency({ size1, size2: size, root1, root2: root, proof: bad })),
+          ).toBe('PROOF_INVALID');
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('refuse sizes and indexes outside the tree with PROOF_INVALID', () => {
