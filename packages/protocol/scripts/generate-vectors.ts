@@ -46,6 +46,7 @@ installDeterministicRandom('rogatory-test-vectors/v1');
  */
 const groups: (() => Promise<Vector[]> | Vector[])[] = [
   (await import('./vectors-build.js')).buildVectors,
+  (await import('./vectors-transparency.js')).transparencyVectors,
 ];
 const { buildSchemas } = await import('./schemas.js');
 

@@ -14,6 +14,7 @@ import {
   IntroductionSchema,
   KeyRefSchema,
   KeyRotationSchema,
+  LogEntrySchema,
   ManifestSchema,
   RevocationSchema,
   SealedDossierSchema,
@@ -49,6 +50,7 @@ const SCHEMAS: readonly [string, string, string, TSchema][] = [
   ['attachment-manifest', 'Attachment manifest', '§11.3', AttachmentManifestSchema],
   ['evidence', 'Evidence (Signed<EvidenceBody>)', '§12.3', EvidenceSchema],
   ['sealed-secret', 'Sealed key file (SealedSecret)', '§13.1', SealedSecretSchema],
+  ['log-entry', 'Key-transparency log entry', '§18.1', LogEntrySchema],
 ];
 
 /** File name → file text (indented JSON with a final newline). */

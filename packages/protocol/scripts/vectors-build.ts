@@ -57,7 +57,8 @@ export type VectorKind =
   | 'key-file'
   | 'signature'
   | 'secretstream'
-  | 'bundle';
+  | 'bundle'
+  | 'transparency';
 
 export interface TrustSetup {
   pinned: { network: string; root: KeyRef }[];

@@ -66,6 +66,18 @@ export const ERROR_CODES = {
   EVIDENCE_MISMATCH: 'evidence failure',
   /** An export bundle's members break its layout: a member missing or not listed, a misnamed or misordered attachment or manifest. */
   BUNDLE_LAYOUT_INVALID: 'decode failure',
+  /** A signed note, checkpoint, cosignature line or witness request is malformed (§18). */
+  CHECKPOINT_INVALID: 'decode failure',
+  /** An inclusion or consistency proof does not verify, or has the wrong shape for its sizes (§18.2). */
+  PROOF_INVALID: 'trust failure',
+  /** A checkpoint carries fewer valid cosignatures from trusted witnesses than the quorum (§18.6). */
+  QUORUM_NOT_MET: 'trust failure',
+  /** A checkpoint is smaller than one already cosigned or accepted for its log (§18.5, §18.6). */
+  CHECKPOINT_ROLLBACK: 'trust failure',
+  /** Two validly signed checkpoints of one log cannot both be true: the log forked (§18.7). */
+  LOG_FORK_DETECTED: 'trust failure',
+  /** A witness request's old size is not the size the witness last cosigned (§18.5). */
+  WITNESS_CONFLICT: 'trust failure',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

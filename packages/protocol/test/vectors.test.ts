@@ -44,6 +44,7 @@ import {
 } from '../scripts/secretstream-reference.js';
 import type { TrustSetup, Vector } from '../scripts/vectors-build.js';
 import type { BundleVectorInput } from '../scripts/vectors-bundle.js';
+import { runTransparencyVector } from './support/transparency-vectors.js';
 import { buildTestWorld } from '../src/testing/index.js';
 
 const dir = join(import.meta.dirname, '..', 'test-vectors');
@@ -353,6 +354,8 @@ async function run(
         recipients: Object.fromEntries(chain.recipients),
       };
     }
+    case 'transparency':
+      return runTransparencyVector(input, v.now);
     default:
       throw new Error(`unknown vector kind ${String(v.kind)}`);
   }
