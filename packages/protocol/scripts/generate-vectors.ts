@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Vector } from './vectors-build.js';
+import type { Vector } from './vectors-common.js';
 
 function installDeterministicRandom(seed: string): void {
   let counter = 0;

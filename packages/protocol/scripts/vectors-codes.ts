@@ -40,7 +40,7 @@ import {
   referencePush,
   referenceRekey,
 } from './secretstream-reference.js';
-import { VECTOR_NOW, trustOf, vector, type Vector } from './vectors-build.js';
+import { VECTOR_NOW, trustOf, vector, type Vector } from './vectors-common.js';
 
 const YEAR = 365 * 86_400_000;
 const b64 = (bytes: Uint8Array) => toBase64url(bytes);

@@ -28,7 +28,7 @@ import {
   type SigningKeyPair,
 } from '../src/index.js';
 import { buildTestWorld } from '../src/testing/index.js';
-import { VECTOR_NOW, vector, type Vector } from './vectors-build.js';
+import { VECTOR_NOW, vector, type Vector } from './vectors-common.js';
 
 const b64 = (hashes: readonly Uint8Array[]) => hashes.map((h) => toBase64(h));
 const verifierOf = (name: string, key: SigningKeyPair) => ({

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Compile } from 'typebox/compile';
 import { describe, expect, it } from 'vitest';
-import type { Vector } from '../scripts/vectors-build.js';
+import type { Vector } from '../scripts/vectors-common.js';
 
 const schemaDir = join(import.meta.dirname, '..', '..', '..', 'docs', 'schemas');
 const vectorDir = join(import.meta.dirname, '..', 'test-vectors');

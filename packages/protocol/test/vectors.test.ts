@@ -42,7 +42,7 @@ import {
   referencePush,
   referenceRekey,
 } from '../scripts/secretstream-reference.js';
-import type { TrustSetup, Vector } from '../scripts/vectors-build.js';
+import type { TrustSetup, Vector } from '../scripts/vectors-common.js';
 import type { BundleVectorInput } from '../scripts/vectors-bundle.js';
 import { runTransparencyVector } from './support/transparency-vectors.js';
 import { buildTestWorld } from '../src/testing/index.js';
