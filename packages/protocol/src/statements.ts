@@ -74,7 +74,14 @@ export const RelayEntrySchema = Type.Object(
   { additionalProperties: false },
 );
 export const PocEntrySchema = Type.Object(
-  { address: AddressSchema, name: Name, country: CountrySchema, key: KeyRefSchema },
+  {
+    address: AddressSchema,
+    name: Name,
+    country: CountrySchema,
+    key: KeyRefSchema,
+    /** A PoC runs the node software and is written to like an authority: same certificates, same rules. */
+    encryptionKeys: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: LIMIT.encKeys }),
+  },
   { additionalProperties: false },
 );
 export const AuthorityEntrySchema = Type.Object(
@@ -183,10 +190,11 @@ function checkManifestConsistency(body: ManifestBody): void {
     peers.add(peer.network);
   }
   if (body.validUntil <= body.issuedAt) fail('SCHEMA_INVALID', 'manifest: validUntil before issuedAt');
-  for (const a of body.authorities) {
-    for (const cert of a.encryptionKeys) {
-      if (cert.body.subject !== a.address || cert.body.identityKid !== a.key.kid || cert.body.key.alg !== 'x25519') {
-        fail('SCHEMA_INVALID', `manifest: encryption key ${cert.body.key.kid} not certified for ${a.address}`);
+  // MC5: PoCs, then authorities, each in list order (the order of docs/protocol.md §6.2).
+  for (const member of [...body.pocs, ...body.authorities]) {
+    for (const cert of member.encryptionKeys) {
+      if (cert.body.subject !== member.address || cert.body.identityKid !== member.key.kid || cert.body.key.alg !== 'x25519') {
+        fail('SCHEMA_INVALID', `manifest: encryption key ${cert.body.key.kid} not certified for ${member.address}`);
       }
     }
   }
@@ -208,7 +216,8 @@ function checkManifestConsistency(body: ManifestBody): void {
 /**
  * Verify a manifest against a root key the caller trusts (pinned, or an
  * anchor from a verified peer manifest). Checks schema, consistency, the root
- * signature and every embedded encryption-key certificate.
+ * signature and every embedded encryption-key certificate (PoCs', then
+ * authorities').
  */
 export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   const manifest = manifestValidator.parse(value);
@@ -218,8 +227,8 @@ export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   }
   if (manifest.signature.kid !== trustedRoot.kid) fail('SIGNATURE_INVALID', 'manifest signature names another key');
   verifySignature(CONTEXTS.manifest, manifest.body, manifest.signature, publicKeyOf(trustedRoot));
-  for (const authority of manifest.body.authorities) {
-    for (const cert of authority.encryptionKeys) verifyEncryptionKeyCert(cert, authority.key);
+  for (const member of [...manifest.body.pocs, ...manifest.body.authorities]) {
+    for (const cert of member.encryptionKeys) verifyEncryptionKeyCert(cert, member.key);
   }
   return manifest;
 }

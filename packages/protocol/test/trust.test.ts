@@ -4,6 +4,7 @@ import { generateSigningKeyPair, keyRef } from '../src/keys.js';
 import { ready } from '../src/sodium.js';
 import { CONTEXTS, sign, signBytes, verifySignature } from '../src/signed.js';
 import {
+  certifyEncryptionKey,
   signIntroduction,
   signKeyRotation,
   signManifest,
@@ -11,7 +12,7 @@ import {
   verifyManifest,
   type Manifest,
 } from '../src/statements.js';
-import { TrustStore } from '../src/trust.js';
+import { TrustStore, verifyStandaloneCertificate } from '../src/trust.js';
 import { buildTestWorld, testSeed, type TestWorld } from '../src/testing/index.js';
 import { codeOf } from './support/code-of.js';
 
@@ -129,6 +130,68 @@ describe('key resolution', () => {
     const kz = world.authority('kz-gpo@casc');
     expect(trust.encryptionKeysFor(kz.address, NOW).map((k) => k.kid)).toEqual([kz.encryption.kid]);
     expect(trust.encryptionKeysFor(kz.address, kz.encryptionRef.notAfter)).toEqual([]);
+  });
+
+  it('lists the encryption keys of a point of contact, in its own network and a peer network', () => {
+    const casc = world.networks['casc']!;
+    for (const trust of [world.trustFor('casc'), world.trustFor('wacap')]) {
+      expect(trust.encryptionKeysFor(casc.poc.address, NOW).map((k) => k.kid)).toEqual([casc.poc.encryption.kid]);
+      expect(trust.poc(casc.poc.address)?.key.kid).toBe(casc.poc.key.kid);
+    }
+    expect(codeOf(() => world.trustFor('casc').encryptionKeysFor('nobody@casc', NOW))).toBe('KEY_UNKNOWN');
+  });
+
+  it('stops listing a point of contact encryption key its network revoked', () => {
+    const wacap = world.networks['wacap']!;
+    const revoked = signManifest(
+      { ...wacap.manifest.body, revoked: [{ kid: wacap.poc.encryption.kid, revokedAt: NOW, reason: 'key-compromise' }] },
+      wacap.root,
+      wacap.manifest,
+    );
+    const trust = world.trustFor('wacap');
+    trust.addManifest(revoked);
+    expect(trust.encryptionKeysFor(wacap.poc.address, NOW - 1).map((k) => k.kid)).toEqual([wacap.poc.encryption.kid]);
+    expect(trust.encryptionKeysFor(wacap.poc.address, NOW)).toEqual([]);
+  });
+
+  it('verifies a standalone certificate of a point of contact, and not of a relay', () => {
+    const wacap = world.networks['wacap']!;
+    const trust = world.trustFor('wacap');
+    const cert = wacap.manifest.body.pocs[0]!.encryptionKeys[0]!;
+    expect(verifyStandaloneCertificate(cert, trust, NOW).body.key.kid).toBe(wacap.poc.encryption.kid);
+    const byRelay = certifyEncryptionKey({ subject: wacap.relay.id, identity: wacap.relay.key, encryptionKey: wacap.poc.encryption, notBefore: NOW - 1, notAfter: NOW + 1000 });
+    expect(codeOf(() => verifyStandaloneCertificate(byRelay, trust, NOW))).toBe('KEY_WRONG_ROLE');
+  });
+});
+
+describe('point of contact encryption keys in manifests (MC5, verification step 6)', () => {
+  const resign = (w: TestWorld, pocs: Manifest['body']['pocs']) => {
+    const wacap = w.networks['wacap']!;
+    return sign(CONTEXTS.manifest, { ...wacap.manifest.body, pocs }, wacap.root);
+  };
+
+  it('refuse a PoC certificate issued for another subject', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    const other = certifyEncryptionKey({ subject: 'sn-moj@wacap', identity: wacap.poc.key, encryptionKey: wacap.poc.encryption, notBefore: NOW - 1, notAfter: NOW + 1000 });
+    expect(codeOf(() => verifyManifest(resign(world, [{ ...poc, encryptionKeys: [other] }]), wacap.rootRef))).toBe('SCHEMA_INVALID');
+  });
+
+  it('refuse a PoC certificate naming another identity key', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    const sn = world.authority('sn-moj@wacap');
+    const wrongKid = certifyEncryptionKey({ subject: poc.address, identity: sn.identity, encryptionKey: wacap.poc.encryption, notBefore: NOW - 1, notAfter: NOW + 1000 });
+    expect(codeOf(() => verifyManifest(resign(world, [{ ...poc, encryptionKeys: [wrongKid] }]), wacap.rootRef))).toBe('SCHEMA_INVALID');
+    // identityKid right, but signed by another key: step 6
+    const forged = { ...wrongKid, body: { ...wrongKid.body, identityKid: poc.key.kid } };
+    expect(codeOf(() => verifyManifest(resign(world, [{ ...poc, encryptionKeys: [forged] }]), wacap.rootRef))).toBe('KEY_WRONG_ROLE');
+  });
+
+  it('refuse a PoC without encryption keys', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    expect(codeOf(() => verifyManifest(resign(world, [{ ...poc, encryptionKeys: [] }]), wacap.rootRef))).toBe('SCHEMA_INVALID');
   });
 });
 

@@ -29,7 +29,12 @@ export interface TestNetwork {
   readonly root: SigningKeyPair;
   readonly rootRef: KeyRef;
   readonly relay: { readonly id: string; readonly key: SigningKeyPair; readonly url: string };
-  readonly poc: { readonly address: string; readonly key: SigningKeyPair };
+  readonly poc: {
+    readonly address: string;
+    readonly key: SigningKeyPair;
+    readonly encryption: EncryptionKeyPair;
+    readonly encryptionRef: KeyRef;
+  };
   readonly authorities: Readonly<Record<string, TestAuthority>>;
   manifest: Manifest;
 }
@@ -120,6 +125,7 @@ export function buildTestWorld(options: {
     const root = generateSigningKeyPair(testSeed(`${n}/root`));
     const relayKey = generateSigningKeyPair(testSeed(`${n}/relay`));
     const pocKey = generateSigningKeyPair(testSeed(`${n}/poc`));
+    const pocEncryption = generateEncryptionKeyPair(testSeed(`${n}/poc/encryption/1`));
     const authorities: Record<string, TestAuthority> = {};
     for (const a of spec.authorities) {
       const address = `${a.local}@${n}`;
@@ -138,7 +144,12 @@ export function buildTestWorld(options: {
       root,
       rootRef: keyRef(root, { notBefore: now - YEAR, notAfter: now + 10 * YEAR }),
       relay: { id: `relay@${n}`, key: relayKey, url: options.relayUrl?.(n) ?? `https://relay.${n}.example` },
-      poc: { address: `poc-${spec.country.toLowerCase()}@${n}`, key: pocKey },
+      poc: {
+        address: `poc-${spec.country.toLowerCase()}@${n}`,
+        key: pocKey,
+        encryption: pocEncryption,
+        encryptionRef: keyRef(pocEncryption, validity),
+      },
       authorities,
       manifest: undefined as unknown as Manifest,
     };
@@ -167,7 +178,17 @@ export function buildTestWorld(options: {
         validUntil: now + YEAR,
         root: net.rootRef,
         relays: [{ id: net.relay.id, url: net.relay.url, key: keyRef(net.relay.key, validity) }],
-        pocs: [{ address: net.poc.address, name: `Point of contact ${spec.country} (test)`, country: spec.country, key: keyRef(net.poc.key, validity) }],
+        pocs: [
+          {
+            address: net.poc.address,
+            name: `Point of contact ${spec.country} (test)`,
+            country: spec.country,
+            key: keyRef(net.poc.key, validity),
+            encryptionKeys: [
+              certifyEncryptionKey({ subject: net.poc.address, identity: net.poc.key, encryptionKey: net.poc.encryption, ...validity }),
+            ],
+          },
+        ],
         authorities: authorityEntries,
         peers,
         revoked: [],
