@@ -916,7 +916,11 @@ export async function buildVectors(): Promise<Vector[]> {
   ];
   // Drawn after every vector above, so that they did not change when these were added.
   all.push(...codeVectors(world, all));
-  all.push(...bundleScenarios(world, attachments.manifests, VECTOR_NOW).map((s) => vector({ ...s, kind: 'bundle' })));
+  all.push(
+    ...bundleScenarios(world, attachments.manifests, VECTOR_NOW).map((s) =>
+      vector({ ...s, kind: 'bundle' }),
+    ),
+  );
   // Self-check: the generator must agree with the decryptor on the positive attachment vectors.
   for (const v of all.filter((x) => x.kind === 'attachment' && x.code === null)) {
     let size = 0;

@@ -10,7 +10,10 @@ import { isProtocolError } from '@rogatory/protocol';
  */
 export const NETWORK_ERRORS = {
   /** Arguments or an input file are malformed; the message names the file or field. */
-  INPUT_INVALID: { exit: 1, meaning: 'Arguments or an input file are malformed (the file or field is named).' },
+  INPUT_INVALID: {
+    exit: 1,
+    meaning: 'Arguments or an input file are malformed (the file or field is named).',
+  },
   /** `init` was pointed at a folder that already holds a secretariat. */
   SECRETARIAT_EXISTS: { exit: 1, meaning: 'The folder already holds a secretariat.' },
   /** There is no secretariat in the folder. */
@@ -22,23 +25,32 @@ export const NETWORK_ERRORS = {
   /** The fingerprint read out of band does not match the anchor. */
   FINGERPRINT_MISMATCH: {
     exit: 2,
-    meaning: 'The fingerprint compared out of band does not match the anchor; nothing was imported.',
+    meaning:
+      'The fingerprint compared out of band does not match the anchor; nothing was imported.',
   },
   /** An edition or file does not verify (signature, root, anchor, or not in this chain). */
   VERIFICATION_FAILED: { exit: 2, meaning: 'The edition does not verify (see detail).' },
   /** The folder's editions are not one valid chain from version 1: a skipped, forked or foreign edition. */
   EDITION_CHAIN_BROKEN: {
     exit: 2,
-    meaning: "The folder's editions are not one chain from version 1 (skipped, forked or foreign edition); nothing is published.",
+    meaning:
+      "The folder's editions are not one chain from version 1 (skipped, forked or foreign edition); nothing is published.",
   },
   /** The root key did not open: wrong passphrase or a damaged key file. */
-  PASSPHRASE_INVALID: { exit: 5, meaning: 'Wrong passphrase or damaged root key file; nothing was changed.' },
+  PASSPHRASE_INVALID: {
+    exit: 5,
+    meaning: 'Wrong passphrase or damaged root key file; nothing was changed.',
+  },
   /** No member, key or edition with this name. */
-  MEMBER_NOT_FOUND: { exit: 6, meaning: 'No member, key or edition with this address, key id or version.' },
+  MEMBER_NOT_FOUND: {
+    exit: 6,
+    meaning: 'No member, key or edition with this address, key id or version.',
+  },
   /** The draft was based on another edition than the folder's last one. */
   DRAFT_STALE: {
     exit: 7,
-    meaning: 'The draft was based on an older edition than the last one published; nothing is published.',
+    meaning:
+      'The draft was based on an older edition than the last one published; nothing is published.',
   },
   /** The draft does not make a valid manifest (e.g. no relay); `detail` has the protocol code. */
   DRAFT_INVALID: { exit: 8, meaning: 'The draft does not make a valid manifest (see detail).' },
@@ -61,7 +73,10 @@ export class NetworkError extends Error {
   readonly detail: string | undefined;
 
   constructor(code: NetworkErrorCode, message: string, options: NetworkErrorOptions = {}) {
-    super(`${code}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `${code}: ${message}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.detail = options.detail;
   }
@@ -85,7 +100,11 @@ export function isNetworkError(err: unknown, code?: NetworkErrorCode): err is Ne
   return err instanceof NetworkError && (code === undefined || err.code === code);
 }
 
-export function networkFail(code: NetworkErrorCode, message: string, options?: NetworkErrorOptions): never {
+export function networkFail(
+  code: NetworkErrorCode,
+  message: string,
+  options?: NetworkErrorOptions,
+): never {
   throw new NetworkError(code, message, options);
 }
 

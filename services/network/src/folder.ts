@@ -50,7 +50,10 @@ export const DraftSchema = Type.Object(
     /** The edition this draft continues (null before the first): publish refuses a draft based on an older one. */
     basedOn: Type.Union([
       Type.Null(),
-      Type.Object({ version: Type.Integer({ minimum: 1 }), hash: Hex256 }, { additionalProperties: false }),
+      Type.Object(
+        { version: Type.Integer({ minimum: 1 }), hash: Hex256 },
+        { additionalProperties: false },
+      ),
     ]),
     // A draft may have no relay yet; the manifest's own limits apply when it is signed.
     relays: Type.Array(RelayEntrySchema, { maxItems: 64 }),
@@ -150,7 +153,10 @@ export async function readDraft(dir: string): Promise<Draft> {
 }
 
 export async function writeDraft(dir: string, draft: Draft): Promise<void> {
-  await writeFileAtomic(join(dir, FILES.draft), `${JSON.stringify(draftShape.parse(draft), null, 2)}\n`);
+  await writeFileAtomic(
+    join(dir, FILES.draft),
+    `${JSON.stringify(draftShape.parse(draft), null, 2)}\n`,
+  );
 }
 
 export function editionFile(version: number): string {
@@ -172,7 +178,10 @@ export async function readEditions(dir: string, config: SecretariatConfig): Prom
   for (const [i, name] of names.entries()) {
     const expected = editionFile(i + 1);
     if (name !== expected)
-      networkFail('EDITION_CHAIN_BROKEN', `editions/${name} found where editions/${expected} was expected`);
+      networkFail(
+        'EDITION_CHAIN_BROKEN',
+        `editions/${name} found where editions/${expected} was expected`,
+      );
     let value: unknown;
     try {
       value = JSON.parse(await readFile(join(folder, name), 'utf8'));
@@ -183,13 +192,25 @@ export async function readEditions(dir: string, config: SecretariatConfig): Prom
       verifyManifest(value, config.root),
     );
     if (manifest.body.network !== config.network)
-      networkFail('EDITION_CHAIN_BROKEN', `editions/${name} is an edition of ${manifest.body.network}`);
+      networkFail(
+        'EDITION_CHAIN_BROKEN',
+        `editions/${name} is an edition of ${manifest.body.network}`,
+      );
     if (manifest.body.version !== i + 1)
-      networkFail('EDITION_CHAIN_BROKEN', `editions/${name} holds version ${manifest.body.version}`);
+      networkFail(
+        'EDITION_CHAIN_BROKEN',
+        `editions/${name} holds version ${manifest.body.version}`,
+      );
     const prev = editions[i - 1];
-    if (prev) mapProtocol('EDITION_CHAIN_BROKEN', `editions/${name}`, () => checkManifestSuccession(prev, manifest));
+    if (prev)
+      mapProtocol('EDITION_CHAIN_BROKEN', `editions/${name}`, () =>
+        checkManifestSuccession(prev, manifest),
+      );
     else if (manifest.body.previous !== null)
-      networkFail('EDITION_CHAIN_BROKEN', `editions/${name} is version 1 but names a previous edition`);
+      networkFail(
+        'EDITION_CHAIN_BROKEN',
+        `editions/${name} is version 1 but names a previous edition`,
+      );
     editions.push(manifest);
   }
   return editions;

@@ -1,4 +1,10 @@
-import { canonicalBytes, manifestHash, verifyManifest, type Manifest, type RevokedKey } from '@rogatory/protocol';
+import {
+  canonicalBytes,
+  manifestHash,
+  verifyManifest,
+  type Manifest,
+  type RevokedKey,
+} from '@rogatory/protocol';
 import { mapProtocol, networkFail } from './errors.js';
 import type { Draft } from './folder.js';
 import { fingerprintOf, type Secretariat } from './secretariat.js';
@@ -40,7 +46,14 @@ export function sideOfDraft(draft: Draft): DiffSide {
   return { label: 'draft', ...draft };
 }
 
-export const EMPTY_SIDE: DiffSide = { label: 'none', relays: [], pocs: [], authorities: [], peers: [], revoked: [] };
+export const EMPTY_SIDE: DiffSide = {
+  label: 'none',
+  relays: [],
+  pocs: [],
+  authorities: [],
+  peers: [],
+  revoked: [],
+};
 
 const same = (a: unknown, b: unknown): boolean => {
   const x = canonicalBytes(a);
@@ -48,7 +61,11 @@ const same = (a: unknown, b: unknown): boolean => {
   return x.length === y.length && x.every((v, i) => v === y[i]);
 };
 
-function diffList<T extends object>(from: readonly T[], to: readonly T[], name: (e: T) => string): ListDiff {
+function diffList<T extends object>(
+  from: readonly T[],
+  to: readonly T[],
+  name: (e: T) => string,
+): ListDiff {
   const before = new Map(from.map((e) => [name(e), e]));
   const after = new Map(to.map((e) => [name(e), e]));
   const changed: ListDiff['changed'] = [];
@@ -56,7 +73,8 @@ function diffList<T extends object>(from: readonly T[], to: readonly T[], name: 
     const a = before.get(key);
     if (!a) continue;
     const fields = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter(
-      (f) => !same((a as Record<string, unknown>)[f] ?? null, (b as Record<string, unknown>)[f] ?? null),
+      (f) =>
+        !same((a as Record<string, unknown>)[f] ?? null, (b as Record<string, unknown>)[f] ?? null),
     );
     if (fields.length > 0) changed.push({ name: key, fields: fields.sort() });
   }
@@ -83,7 +101,10 @@ export function diffEditions(from: DiffSide, to: DiffSide): EditionDiff {
 
 export function isEmptyDiff(d: EditionDiff): boolean {
   const lists = [d.relays, d.pocs, d.authorities, d.peers];
-  return d.revoked.length === 0 && lists.every((l) => l.added.length + l.removed.length + l.changed.length === 0);
+  return (
+    d.revoked.length === 0 &&
+    lists.every((l) => l.added.length + l.removed.length + l.changed.length === 0)
+  );
 }
 
 /** Human rendering of a diff. */
@@ -91,13 +112,19 @@ export function renderDiff(d: EditionDiff): string {
   const lines = [`changes from ${d.from} to ${d.to}:`];
   for (const what of ['relays', 'pocs', 'authorities', 'peers'] as const) {
     const l = d[what];
-    for (const name of l.added) lines.push(`  + ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${name}`);
-    for (const name of l.removed) lines.push(`  - ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${name}`);
+    for (const name of l.added)
+      lines.push(`  + ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${name}`);
+    for (const name of l.removed)
+      lines.push(`  - ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${name}`);
     for (const c of l.changed)
-      lines.push(`  ~ ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${c.name}: ${c.fields.join(', ')}`);
+      lines.push(
+        `  ~ ${what.replace(/s$/, '').replace('authoritie', 'authority')} ${c.name}: ${c.fields.join(', ')}`,
+      );
   }
   for (const r of d.revoked)
-    lines.push(`  ! revoked key ${r.kid} (${r.reason}) from ${new Date(r.revokedAt).toISOString()}`);
+    lines.push(
+      `  ! revoked key ${r.kid} (${r.reason}) from ${new Date(r.revokedAt).toISOString()}`,
+    );
   if (isEmptyDiff(d)) lines.push('  (no changes)');
   return lines.join('\n');
 }
@@ -166,17 +193,31 @@ export interface EditionReport {
  * it must be the one this folder published with that version: a different
  * one is a fork), or a peer's edition under the anchor this network lists.
  */
-export function verifyEditionValue(s: Secretariat, value: unknown, file: string, now: number): EditionReport {
+export function verifyEditionValue(
+  s: Secretariat,
+  value: unknown,
+  file: string,
+  now: number,
+): EditionReport {
   const network =
-    typeof value === 'object' && value !== null && typeof (value as { body?: { network?: unknown } }).body?.network === 'string'
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { body?: { network?: unknown } }).body?.network === 'string'
       ? (value as { body: { network: string } }).body.network
       : undefined;
-  if (network === undefined) return networkFail('VERIFICATION_FAILED', `${file} is not a manifest`, { detail: 'SCHEMA_INVALID' });
+  if (network === undefined)
+    return networkFail('VERIFICATION_FAILED', `${file} is not a manifest`, {
+      detail: 'SCHEMA_INVALID',
+    });
   const own = network === s.config.network;
-  const peer = [...s.draft.peers, ...(s.editions.at(-1)?.body.peers ?? [])].find((p) => p.network === network);
+  const peer = [...s.draft.peers, ...(s.editions.at(-1)?.body.peers ?? [])].find(
+    (p) => p.network === network,
+  );
   const root = own ? s.config.root : peer?.root;
   if (!root)
-    return networkFail('VERIFICATION_FAILED', `${file}: no anchor for network ${network}`, { detail: 'TRUST_CHAIN_BROKEN' });
+    return networkFail('VERIFICATION_FAILED', `${file}: no anchor for network ${network}`, {
+      detail: 'TRUST_CHAIN_BROKEN',
+    });
   const manifest = mapProtocol('VERIFICATION_FAILED', file, () => verifyManifest(value, root));
   const hash = manifestHash(manifest);
   let inChain: boolean | null = null;
@@ -184,9 +225,13 @@ export function verifyEditionValue(s: Secretariat, value: unknown, file: string,
     const held = s.editions[manifest.body.version - 1];
     inChain = held !== undefined && manifestHash(held) === hash;
     if (held && !inChain)
-      networkFail('VERIFICATION_FAILED', `${file} is a different edition ${manifest.body.version} than this folder published: a fork`, {
-        detail: 'MANIFEST_CHAIN_BROKEN',
-      });
+      networkFail(
+        'VERIFICATION_FAILED',
+        `${file} is a different edition ${manifest.body.version} than this folder published: a fork`,
+        {
+          detail: 'MANIFEST_CHAIN_BROKEN',
+        },
+      );
   }
   return {
     network,

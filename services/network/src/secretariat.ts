@@ -84,7 +84,10 @@ export async function initSecretariat(options: InitOptions): Promise<Anchor> {
   if (!validator(NetworkIdSchema, 'network').check(options.network))
     networkFail('INPUT_INVALID', '--network must be a network id (lowercase letters, digits, -)');
   if (options.passphrase.length < MIN_ROOT_PASSPHRASE)
-    networkFail('INPUT_INVALID', `the passphrase must have at least ${MIN_ROOT_PASSPHRASE} characters`);
+    networkFail(
+      'INPUT_INVALID',
+      `the passphrase must have at least ${MIN_ROOT_PASSPHRASE} characters`,
+    );
   const days = options.rootValidDays ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36_500)
     networkFail('INPUT_INVALID', '--root-valid-days must be 1..36500');
@@ -102,9 +105,19 @@ export async function initSecretariat(options: InitOptions): Promise<Anchor> {
       limits: KDF_LIMITS[options.kdf ?? 'moderate'],
     });
     // 'wx': two inits racing in one folder cannot both write a root.
-    await writeFile(join(dir, FILES.rootKey), `${JSON.stringify(sealed, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await writeFile(join(dir, FILES.rootKey), `${JSON.stringify(sealed, null, 2)}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    });
     await mkdir(join(dir, FILES.editions), { recursive: true });
-    const draft: Draft = { basedOn: null, relays: [], pocs: [], authorities: [], peers: [], revoked: [] };
+    const draft: Draft = {
+      basedOn: null,
+      relays: [],
+      pocs: [],
+      authorities: [],
+      peers: [],
+      revoked: [],
+    };
     await writeDraft(dir, draft);
     const config: SecretariatConfig = {
       format: 'rogatory-secretariat',
@@ -133,7 +146,12 @@ function normaliseFingerprint(value: string): string {
 }
 
 export function anchorOf(config: SecretariatConfig): Anchor {
-  return { type: 'rogatory-anchor', network: config.network, root: config.root, fingerprint: fingerprintOf(config.root) };
+  return {
+    type: 'rogatory-anchor',
+    network: config.network,
+    root: config.root,
+    fingerprint: fingerprintOf(config.root),
+  };
 }
 
 export async function exportAnchor(dir: string): Promise<Anchor> {
@@ -165,7 +183,9 @@ export interface AddPeerOptions {
  * the file proves nothing (whoever altered the root could alter it too): only
  * the one compared out of band counts.
  */
-export async function addPeer(options: AddPeerOptions): Promise<{ network: string; root: KeyRef; via: string | null }> {
+export async function addPeer(
+  options: AddPeerOptions,
+): Promise<{ network: string; root: KeyRef; via: string | null }> {
   const dir = resolve(options.dir);
   const config = await readConfig(dir);
   const value = await readJsonFile(options.anchorFile, 'the anchor file');
@@ -175,16 +195,28 @@ export async function addPeer(options: AddPeerOptions): Promise<{ network: strin
     return parsed;
   });
   if (anchor.root.alg !== 'ed25519')
-    networkFail('INPUT_INVALID', `the anchor file ${options.anchorFile}: /root/alg must be ed25519`);
-  if (normaliseFingerprint(options.fingerprint) !== normaliseFingerprint(fingerprintOf(anchor.root)))
-    networkFail('FINGERPRINT_MISMATCH', `the root of ${anchor.network} does not have the fingerprint given with --fingerprint`);
-  if (anchor.network === config.network) networkFail('INPUT_INVALID', 'a network cannot peer with itself');
+    networkFail(
+      'INPUT_INVALID',
+      `the anchor file ${options.anchorFile}: /root/alg must be ed25519`,
+    );
+  if (
+    normaliseFingerprint(options.fingerprint) !== normaliseFingerprint(fingerprintOf(anchor.root))
+  )
+    networkFail(
+      'FINGERPRINT_MISMATCH',
+      `the root of ${anchor.network} does not have the fingerprint given with --fingerprint`,
+    );
+  if (anchor.network === config.network)
+    networkFail('INPUT_INVALID', 'a network cannot peer with itself');
   const draft = await readDraft(dir);
   if (draft.peers.some((p) => p.network === anchor.network))
     networkFail('MEMBER_EXISTS', `peer ${anchor.network} is listed already`);
   const via = options.via ?? null;
   if (via !== null && !draft.peers.some((p) => p.network === via && p.via === null))
-    networkFail('INPUT_INVALID', `--via ${via} is not a direct peer of this network (add it first)`);
+    networkFail(
+      'INPUT_INVALID',
+      `--via ${via} is not a direct peer of this network (add it first)`,
+    );
   assertKidFree(config, draft, anchor.root.kid);
   const entry = { network: anchor.network, root: anchor.root, via };
   draft.peers.push(entry);
@@ -203,22 +235,36 @@ export interface MemberKeys {
 }
 
 /** Read member keys from `rogatory init --json` output, or from two files. */
-export async function readMemberKeys(files: { from?: string; identity?: string; certificate?: string }): Promise<MemberKeys> {
+export async function readMemberKeys(files: {
+  from?: string;
+  identity?: string;
+  certificate?: string;
+}): Promise<MemberKeys> {
   if (files.from !== undefined) {
     if (files.identity !== undefined || files.certificate !== undefined)
       networkFail('INPUT_INVALID', 'give --from, or --identity with --certificate, not both');
     const value = await readJsonFile(files.from, 'the --from file');
-    const obj = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+    const obj =
+      typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
     return {
-      source: { identity: `--from ${files.from} (field identity)`, certificate: `--from ${files.from} (field encryptionCertificate)` },
+      source: {
+        identity: `--from ${files.from} (field identity)`,
+        certificate: `--from ${files.from} (field encryptionCertificate)`,
+      },
       identity: obj['identity'],
       certificate: obj['encryptionCertificate'],
     };
   }
   if (files.identity === undefined || files.certificate === undefined)
-    return networkFail('INPUT_INVALID', 'give --from <rogatory init --json output>, or --identity and --certificate');
+    return networkFail(
+      'INPUT_INVALID',
+      'give --from <rogatory init --json output>, or --identity and --certificate',
+    );
   return {
-    source: { identity: `--identity ${files.identity}`, certificate: `--certificate ${files.certificate}` },
+    source: {
+      identity: `--identity ${files.identity}`,
+      certificate: `--certificate ${files.certificate}`,
+    },
     identity: await readJsonFile(files.identity, 'the --identity file'),
     certificate: await readJsonFile(files.certificate, 'the --certificate file'),
   };
@@ -231,7 +277,8 @@ function checkMemberKeys(config: SecretariatConfig, keys: MemberKeys) {
     publicKeyOf(ref);
     return ref;
   });
-  if (identity.alg !== 'ed25519') networkFail('INPUT_INVALID', `${keys.source.identity}: /alg must be ed25519`);
+  if (identity.alg !== 'ed25519')
+    networkFail('INPUT_INVALID', `${keys.source.identity}: /alg must be ed25519`);
   if (identity.notAfter <= identity.notBefore)
     networkFail('INPUT_INVALID', `${keys.source.identity}: /notAfter must be after /notBefore`);
   const certificate = mapProtocol('INPUT_INVALID', keys.source.certificate, () =>
@@ -239,16 +286,24 @@ function checkMemberKeys(config: SecretariatConfig, keys: MemberKeys) {
   );
   const address = certificate.body.subject;
   if (networkOf(address) !== config.network)
-    networkFail('INPUT_INVALID', `${keys.source.certificate}: /body/subject ${address} is not in network ${config.network}`);
+    networkFail(
+      'INPUT_INVALID',
+      `${keys.source.certificate}: /body/subject ${address} is not in network ${config.network}`,
+    );
   return { address, identity, certificate };
 }
 
 function memberAddresses(draft: Draft): string[] {
-  return [...draft.relays.map((r) => r.id), ...draft.pocs.map((p) => p.address), ...draft.authorities.map((a) => a.address)];
+  return [
+    ...draft.relays.map((r) => r.id),
+    ...draft.pocs.map((p) => p.address),
+    ...draft.authorities.map((a) => a.address),
+  ];
 }
 
 function assertAddressFree(draft: Draft, address: string): void {
-  if (memberAddresses(draft).includes(address)) networkFail('MEMBER_EXISTS', `${address} is listed already`);
+  if (memberAddresses(draft).includes(address))
+    networkFail('MEMBER_EXISTS', `${address} is listed already`);
 }
 
 function assertKidFree(config: SecretariatConfig, draft: Draft, kid: string): void {
@@ -256,7 +311,10 @@ function assertKidFree(config: SecretariatConfig, draft: Draft, kid: string): vo
     config.root.kid,
     ...draft.relays.map((r) => r.key.kid),
     ...draft.pocs.flatMap((p) => [p.key.kid, ...p.encryptionKeys.map((c) => c.body.key.kid)]),
-    ...draft.authorities.flatMap((a) => [a.key.kid, ...a.encryptionKeys.map((c) => c.body.key.kid)]),
+    ...draft.authorities.flatMap((a) => [
+      a.key.kid,
+      ...a.encryptionKeys.map((c) => c.body.key.kid),
+    ]),
     ...draft.peers.map((p) => p.root.kid),
   ];
   if (kids.includes(kid)) networkFail('MEMBER_EXISTS', `key ${kid} is listed already`);
@@ -280,16 +338,19 @@ export async function addAuthority(options: AddAuthorityOptions): Promise<Author
   const config = await readConfig(dir);
   await ready();
   const { address, identity, certificate } = checkMemberKeys(config, options.keys);
-  const entry = mapProtocol('INPUT_INVALID', 'the authority entry (--name, --country, --competences, --languages)', () =>
-    authorityShape.parse({
-      address,
-      name: options.name,
-      country: options.country,
-      competences: options.competences,
-      languages: options.languages,
-      key: identity,
-      encryptionKeys: [certificate],
-    }),
+  const entry = mapProtocol(
+    'INPUT_INVALID',
+    'the authority entry (--name, --country, --competences, --languages)',
+    () =>
+      authorityShape.parse({
+        address,
+        name: options.name,
+        country: options.country,
+        competences: options.competences,
+        languages: options.languages,
+        key: identity,
+        encryptionKeys: [certificate],
+      }),
   );
   const draft = await readDraft(dir);
   assertAddressFree(draft, address);
@@ -313,7 +374,13 @@ export async function addPoc(options: AddPocOptions): Promise<PocEntry> {
   await ready();
   const { address, identity, certificate } = checkMemberKeys(config, options.keys);
   const entry = mapProtocol('INPUT_INVALID', 'the PoC entry (--name, --country)', () =>
-    pocShape.parse({ address, name: options.name, country: options.country, key: identity, encryptionKeys: [certificate] }),
+    pocShape.parse({
+      address,
+      name: options.name,
+      country: options.country,
+      key: identity,
+      encryptionKeys: [certificate],
+    }),
   );
   const draft = await readDraft(dir);
   assertAddressFree(draft, address);
@@ -343,12 +410,16 @@ export async function addRelay(options: AddRelayOptions) {
     publicKeyOf(ref);
     return ref;
   });
-  if (key.alg !== 'ed25519') networkFail('INPUT_INVALID', `--key ${options.keyFile}: /alg must be ed25519`);
-  if (key.notAfter <= key.notBefore) networkFail('INPUT_INVALID', `--key ${options.keyFile}: /notAfter must be after /notBefore`);
+  if (key.alg !== 'ed25519')
+    networkFail('INPUT_INVALID', `--key ${options.keyFile}: /alg must be ed25519`);
+  if (key.notAfter <= key.notBefore)
+    networkFail('INPUT_INVALID', `--key ${options.keyFile}: /notAfter must be after /notBefore`);
   const id = options.id ?? `relay@${config.network}`;
   if (!validator(AddressSchema, 'id').check(id) || networkOf(id) !== config.network)
     networkFail('INPUT_INVALID', `--id must be an address in network ${config.network}`);
-  const entry = mapProtocol('INPUT_INVALID', 'the relay entry (--url, --id)', () => relayShape.parse({ id, url: options.url, key }));
+  const entry = mapProtocol('INPUT_INVALID', 'the relay entry (--url, --id)', () =>
+    relayShape.parse({ id, url: options.url, key }),
+  );
   const draft = await readDraft(dir);
   assertAddressFree(draft, id);
   assertKidFree(config, draft, key.kid);
@@ -359,7 +430,12 @@ export async function addRelay(options: AddRelayOptions) {
 
 // ---------------------------------------------------------------- revocation
 
-export const REVOCATION_REASONS = ['key-compromise', 'superseded', 'cessation-of-operation', 'affiliation-changed'] as const;
+export const REVOCATION_REASONS = [
+  'key-compromise',
+  'superseded',
+  'cessation-of-operation',
+  'affiliation-changed',
+] as const;
 
 export interface RevokeOptions {
   readonly dir: string;
@@ -372,11 +448,14 @@ export interface RevokeOptions {
 }
 
 /** Add revocations to the draft; they take effect when the next edition is published. */
-export async function revoke(options: RevokeOptions): Promise<{ kid: string; reason: RevocationReason; revokedAt: number }[]> {
+export async function revoke(
+  options: RevokeOptions,
+): Promise<{ kid: string; reason: RevocationReason; revokedAt: number }[]> {
   const dir = resolve(options.dir);
   const config = await readConfig(dir);
   const reason = options.reason as RevocationReason;
-  if (!REVOCATION_REASONS.includes(reason)) networkFail('INPUT_INVALID', `--reason must be one of ${REVOCATION_REASONS.join(', ')}`);
+  if (!REVOCATION_REASONS.includes(reason))
+    networkFail('INPUT_INVALID', `--reason must be one of ${REVOCATION_REASONS.join(', ')}`);
   const revokedAt = options.revokedAt ?? (options.clock ?? Date.now)();
   const draft = await readDraft(dir);
   const members = [
@@ -387,14 +466,24 @@ export async function revoke(options: RevokeOptions): Promise<{ kid: string; rea
     })),
   ];
   if (options.target === config.root.kid)
-    networkFail('INPUT_INVALID', 'the root key cannot be revoked by an edition it signs (root rotation is not part of version 1)');
+    networkFail(
+      'INPUT_INVALID',
+      'the root key cannot be revoked by an edition it signs (root rotation is not part of version 1)',
+    );
   const byAddress = members.find((m) => m.address === options.target);
-  const kids = byAddress ? byAddress.kids : members.some((m) => m.kids.includes(options.target)) ? [options.target] : [];
-  if (kids.length === 0) networkFail('MEMBER_NOT_FOUND', `no member or key ${options.target} in the draft`);
+  const kids = byAddress
+    ? byAddress.kids
+    : members.some((m) => m.kids.includes(options.target))
+      ? [options.target]
+      : [];
+  if (kids.length === 0)
+    networkFail('MEMBER_NOT_FOUND', `no member or key ${options.target} in the draft`);
   const fresh = kids.filter((kid) => !draft.revoked.some((r) => r.kid === kid));
   if (fresh.length === 0) networkFail('ALREADY_REVOKED', `${options.target} is revoked already`);
   const entries = fresh.map((kid) => ({ kid, reason, revokedAt }));
-  mapProtocol('INPUT_INVALID', '--at', () => entries.forEach((e) => validator(RevokedKeySchema, 'revocation').parse(e)));
+  mapProtocol('INPUT_INVALID', '--at', () =>
+    entries.forEach((e) => validator(RevokedKeySchema, 'revocation').parse(e)),
+  );
   draft.revoked.push(...entries);
   await writeDraft(dir, draft);
   return entries;
@@ -443,15 +532,29 @@ export async function publishEdition(options: PublishOptions): Promise<PublishRe
       'DRAFT_STALE',
       `the draft is based on edition ${draft.basedOn?.version ?? 'none'} but the last edition is ${base?.version ?? 'none'}`,
     );
-  const root = openRoot(dir, options.passphrase, await readJsonFile(join(dir, FILES.rootKey), 'the root key file'));
+  const root = openRoot(
+    dir,
+    options.passphrase,
+    await readJsonFile(join(dir, FILES.rootKey), 'the root key file'),
+  );
   let manifest: Manifest;
   const issuedAt = (options.clock ?? Date.now)();
   try {
-    if (root.kid !== config.root.kid) networkFail('PASSPHRASE_INVALID', 'the root key file holds another key than network.json names');
+    if (root.kid !== config.root.kid)
+      networkFail(
+        'PASSPHRASE_INVALID',
+        'the root key file holds another key than network.json names',
+      );
     const { basedOn: _basedOn, ...members } = draft;
     manifest = mapProtocol('DRAFT_INVALID', 'the draft', () =>
       signManifest(
-        { ...members, network: config.network, issuedAt, validUntil: issuedAt + options.validDays * DAY, root: config.root },
+        {
+          ...members,
+          network: config.network,
+          issuedAt,
+          validUntil: issuedAt + options.validDays * DAY,
+          root: config.root,
+        },
         root,
         last,
       ),
@@ -463,7 +566,10 @@ export async function publishEdition(options: PublishOptions): Promise<PublishRe
   mapProtocol('DRAFT_INVALID', 'the signed edition', () => verifyManifest(manifest, config.root));
   const file = join(dir, FILES.editions, editionFile(manifest.body.version));
   if (!(await createFileAtomic(file, `${JSON.stringify(manifest, null, 2)}\n`)))
-    networkFail('EDITION_CHAIN_BROKEN', `editions/${editionFile(manifest.body.version)} exists already (published concurrently?)`);
+    networkFail(
+      'EDITION_CHAIN_BROKEN',
+      `editions/${editionFile(manifest.body.version)} exists already (published concurrently?)`,
+    );
   await writeDraft(dir, { ...draft, basedOn: baseOf(manifest) });
   return { manifest, version: manifest.body.version, hash: manifestHash(manifest), file };
 }
@@ -473,9 +579,15 @@ function openRoot(dir: string, passphrase: string, sealed: unknown) {
     return openSigningKey(sealed, { passphrase, purpose: ROOT_PURPOSE });
   } catch (cause) {
     if (isProtocolError(cause, 'PASSPHRASE_INVALID'))
-      return networkFail('PASSPHRASE_INVALID', `the root key in ${dir} did not open`, { cause, detail: cause.code });
+      return networkFail('PASSPHRASE_INVALID', `the root key in ${dir} did not open`, {
+        cause,
+        detail: cause.code,
+      });
     if (isProtocolError(cause))
-      return networkFail('INPUT_INVALID', `${FILES.rootKey}: ${cause.message}`, { cause, detail: cause.code });
+      return networkFail('INPUT_INVALID', `${FILES.rootKey}: ${cause.message}`, {
+        cause,
+        detail: cause.code,
+      });
     throw cause;
   }
 }
@@ -493,5 +605,10 @@ export interface Secretariat {
 export async function loadSecretariat(dir: string): Promise<Secretariat> {
   const abs = resolve(dir);
   const config = await readConfig(abs);
-  return { dir: abs, config, editions: await readEditions(abs, config), draft: await readDraft(abs) };
+  return {
+    dir: abs,
+    config,
+    editions: await readEditions(abs, config),
+    draft: await readDraft(abs),
+  };
 }

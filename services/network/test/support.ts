@@ -19,11 +19,17 @@ export interface Run {
   code: number;
   out: string;
   err: string;
+  /** stdout parsed as JSON; the caller names the shape it expects (a cast, checked by the assertions that follow). */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
   json: <T = Record<string, unknown>>() => T;
 }
 
 /** Run the CLI in this process with captured output; --dir and interactive KDF are the caller's. */
-export async function cli(args: string[], env: Record<string, string> = {}, clock: () => number = () => NOW): Promise<Run> {
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  clock: () => number = () => NOW,
+): Promise<Run> {
   let out = '';
   let err = '';
   const io: CliIO = {
@@ -36,6 +42,7 @@ export async function cli(args: string[], env: Record<string, string> = {}, cloc
     env: { ROGATORY_PASSPHRASE: PASSPHRASE, ...env },
   };
   const code = await runCli(args, io, { clock });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
   return { code, out, err, json: <T>() => JSON.parse(out) as T };
 }
 
@@ -45,19 +52,39 @@ export async function tempDir(): Promise<{ path: string; remove: () => Promise<v
 }
 
 /** Member keys as `rogatory init --json` prints them (unit tests; the end-to-end test uses initNode itself). */
-export async function memberFile(dir: string, address: string): Promise<{ file: string; identity: KeyRef; encryptionKid: string }> {
+export async function memberFile(
+  dir: string,
+  address: string,
+): Promise<{ file: string; identity: KeyRef; encryptionKid: string }> {
   const identity = generateSigningKeyPair();
   const encryption = generateEncryptionKeyPair();
   const validity = { notBefore: NOW - 1000, notAfter: NOW + 2 * YEAR };
   const identityRef = keyRef(identity, validity);
-  const certificate = certifyEncryptionKey({ subject: address, identity, encryptionKey: encryption, ...validity });
+  const certificate = certifyEncryptionKey({
+    subject: address,
+    identity,
+    encryptionKey: encryption,
+    ...validity,
+  });
   const file = join(dir, `${address}.json`);
-  await writeFile(file, JSON.stringify({ dir: '/x', address, identity: identityRef, encryptionCertificate: certificate, listedInManifest: false }));
+  await writeFile(
+    file,
+    JSON.stringify({
+      dir: '/x',
+      address,
+      identity: identityRef,
+      encryptionCertificate: certificate,
+      listedInManifest: false,
+    }),
+  );
   return { file, identity: identityRef, encryptionKid: encryption.kid };
 }
 
 /** A relay KeyRef as `rogatory-relay keygen` prints it (unit tests). */
-export async function relayKeyFile(dir: string, name: string): Promise<{ file: string; key: KeyRef }> {
+export async function relayKeyFile(
+  dir: string,
+  name: string,
+): Promise<{ file: string; key: KeyRef }> {
   const key = keyRef(generateSigningKeyPair(), { notBefore: NOW - 1000, notAfter: NOW + 2 * YEAR });
   const file = join(dir, `${name}.json`);
   await writeFile(file, JSON.stringify(key));

@@ -9,7 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempDir } from './support.js';
 
 const run = promisify(execFile);
-const RELAY_BIN = join(import.meta.dirname, '..', 'node_modules', '@rogatory', 'relay', 'bin', 'rogatory-relay.js');
+const RELAY_BIN = join(
+  import.meta.dirname,
+  '..',
+  'node_modules',
+  '@rogatory',
+  'relay',
+  'bin',
+  'rogatory-relay.js',
+);
 
 let tmp: { path: string; remove: () => Promise<void> };
 beforeAll(async () => {
@@ -39,10 +47,17 @@ describe('two secretariats, end to end', () => {
   it('WACAP and CASC publish chains that each side trusts through the exchanged anchors', async () => {
     const now = Date.now();
     const clock = () => Date.now();
-    const dirs = { wacap: join(tmp.path, 'wacap-secretariat'), casc: join(tmp.path, 'casc-secretariat') };
+    const dirs = {
+      wacap: join(tmp.path, 'wacap-secretariat'),
+      casc: join(tmp.path, 'casc-secretariat'),
+    };
     const anchors: Record<string, Anchor> = {};
     for (const [network, dir] of Object.entries(dirs)) {
-      const init = await cli(['--dir', dir, '--json', 'init', '--network', network, '--kdf', 'interactive'], {}, clock);
+      const init = await cli(
+        ['--dir', dir, '--json', 'init', '--network', network, '--kdf', 'interactive'],
+        {},
+        clock,
+      );
       expect(init.code, init.out).toBe(0);
       const exported = await cli(['--dir', dir, '--json', 'anchor', 'export'], {}, clock);
       await writeFile(join(tmp.path, `${network}-anchor.json`), exported.out);
@@ -51,37 +66,86 @@ describe('two secretariats, end to end', () => {
     }
 
     // Anchor exchange: the file travels by mail, the fingerprint is read over the phone.
-    for (const [self, other] of [['wacap', 'casc'], ['casc', 'wacap']] as const) {
-      const peer = await cli(['--dir', dirs[self], '--json', 'peer', 'add', join(tmp.path, `${other}-anchor.json`), '--fingerprint', anchors[other]!.fingerprint], {}, clock);
+    for (const [self, other] of [
+      ['wacap', 'casc'],
+      ['casc', 'wacap'],
+    ] as const) {
+      const peer = await cli(
+        [
+          '--dir',
+          dirs[self],
+          '--json',
+          'peer',
+          'add',
+          join(tmp.path, `${other}-anchor.json`),
+          '--fingerprint',
+          anchors[other]!.fingerprint,
+        ],
+        {},
+        clock,
+      );
       expect(peer.code, peer.out).toBe(0);
     }
 
     // Relays: keys from the relay's own keygen command (a process each; both at once, they are slow to start).
     const relayKeys = await Promise.all(
       (['wacap', 'casc'] as const).map(async (network) => {
-        const { stdout } = await run(process.execPath, [RELAY_BIN, 'keygen', '-o', join(tmp.path, `relay-${network}.sealed.json`)], {
-          env: { ...process.env, ROGATORY_RELAY_PASSPHRASE: 'relay passphrase for the test' },
-        });
+        const { stdout } = await run(
+          process.execPath,
+          [RELAY_BIN, 'keygen', '-o', join(tmp.path, `relay-${network}.sealed.json`)],
+          {
+            env: { ...process.env, ROGATORY_RELAY_PASSPHRASE: 'relay passphrase for the test' },
+          },
+        );
         const refFile = join(tmp.path, `relay-${network}.keyref.json`);
         await writeFile(refFile, stdout);
         return { network, refFile };
       }),
     );
     for (const { network, refFile } of relayKeys) {
-      const added = await cli(['--dir', dirs[network], 'relay', 'add', '--key', refFile, '--url', `https://relay.${network}.example`], {}, clock);
+      const added = await cli(
+        [
+          '--dir',
+          dirs[network],
+          'relay',
+          'add',
+          '--key',
+          refFile,
+          '--url',
+          `https://relay.${network}.example`,
+        ],
+        {},
+        clock,
+      );
       expect(added.code, added.err).toBe(0);
-      const published = await cli(['--dir', dirs[network], 'publish', '--valid-days', '30'], {}, clock);
+      const published = await cli(
+        ['--dir', dirs[network], 'publish', '--valid-days', '30'],
+        {},
+        clock,
+      );
       expect(published.code, published.err).toBe(0);
     }
 
-    const editionFile = (network: 'wacap' | 'casc', version: number) => join(dirs[network], 'editions', `${String(version).padStart(6, '0')}.json`);
-    const readEdition = async (network: 'wacap' | 'casc', version: number) => JSON.parse(await readFile(editionFile(network, version), 'utf8')) as Manifest;
+    const editionFile = (network: 'wacap' | 'casc', version: number) =>
+      join(dirs[network], 'editions', `${String(version).padStart(6, '0')}.json`);
+    const readEdition = async (network: 'wacap' | 'casc', version: number) =>
+      JSON.parse(await readFile(editionFile(network, version), 'utf8')) as Manifest;
 
     // Members: keys made by the node's initNode (what `rogatory init --json` prints), against edition 1.
     const members = [
-      { address: 'sn-moj@wacap', kind: 'authority', name: 'Ministry of Justice of Senegal', country: 'SN' },
+      {
+        address: 'sn-moj@wacap',
+        kind: 'authority',
+        name: 'Ministry of Justice of Senegal',
+        country: 'SN',
+      },
       { address: 'poc-sn@wacap', kind: 'poc', name: 'Point of contact Senegal', country: 'SN' },
-      { address: 'kz-gpo@casc', kind: 'authority', name: 'General Prosecutor of Kazakhstan', country: 'KZ' },
+      {
+        address: 'kz-gpo@casc',
+        kind: 'authority',
+        name: 'General Prosecutor of Kazakhstan',
+        country: 'KZ',
+      },
       { address: 'poc-kz@casc', kind: 'poc', name: 'Point of contact Kazakhstan', country: 'KZ' },
     ] as const;
     const inits: Record<string, InitNodeResult> = {};
@@ -104,7 +168,20 @@ describe('two secretariats, end to end', () => {
       await writeFile(file, JSON.stringify(result, null, 2));
       const args =
         m.kind === 'authority'
-          ? ['authority', 'add', '--from', file, '--name', m.name, '--country', m.country, '--competences', 'mla,extradition,confiscation', '--languages', 'en,ru,fr']
+          ? [
+              'authority',
+              'add',
+              '--from',
+              file,
+              '--name',
+              m.name,
+              '--country',
+              m.country,
+              '--competences',
+              'mla,extradition,confiscation',
+              '--languages',
+              'en,ru,fr',
+            ]
           : ['poc', 'add', '--from', file, '--name', m.name, '--country', m.country];
       const added = await cli(['--dir', dirs[network], ...args], {}, clock);
       expect(added.code, added.err).toBe(0);
@@ -114,18 +191,34 @@ describe('two secretariats, end to end', () => {
       expect(diff.json()).toMatchObject({
         from: 'v1',
         to: 'draft',
-        authorities: { added: [members.find((m) => m.kind === 'authority' && m.address.endsWith(network))!.address] },
-        pocs: { added: [members.find((m) => m.kind === 'poc' && m.address.endsWith(network))!.address] },
+        authorities: {
+          added: [
+            members.find((m) => m.kind === 'authority' && m.address.endsWith(network))!.address,
+          ],
+        },
+        pocs: {
+          added: [members.find((m) => m.kind === 'poc' && m.address.endsWith(network))!.address],
+        },
       });
-      const published = await cli(['--dir', dirs[network], '--json', 'publish', '--valid-days', '30'], {}, clock);
+      const published = await cli(
+        ['--dir', dirs[network], '--json', 'publish', '--valid-days', '30'],
+        {},
+        clock,
+      );
       expect(published.code, published.err).toBe(0);
       expect(published.json()).toMatchObject({ version: 2 });
       const verified = await cli(['--dir', dirs[network], '--json', 'verify'], {}, clock);
-      expect(verified.json()).toMatchObject({ editions: 2, last: { authorities: 1, pocs: 1, relays: 1, peers: 1 } });
+      expect(verified.json()).toMatchObject({
+        editions: 2,
+        last: { authorities: 1, pocs: 1, relays: 1, peers: 1 },
+      });
     }
 
     // Each side: pinned own root, both chains in order, every member resolved.
-    for (const [self, other] of [['wacap', 'casc'], ['casc', 'wacap']] as const) {
+    for (const [self, other] of [
+      ['wacap', 'casc'],
+      ['casc', 'wacap'],
+    ] as const) {
       const trust = new TrustStore({ pinned: [{ network: self, root: anchors[self]!.root }] });
       for (const network of [self, other]) {
         expect(trust.addManifest(await readEdition(network, 1), { now: clock() })).toBe(true);
@@ -136,14 +229,24 @@ describe('two secretariats, end to end', () => {
         const init = inits[m.address]!;
         const resolved = trust.resolveSigningKey(m.address, init.identity.kid, clock(), [m.kind]);
         expect(resolved.key).toEqual(init.identity);
-        expect(trust.encryptionKeysFor(m.address, clock()).map((k) => k.kid)).toEqual([init.encryptionCertificate.body.key.kid]);
+        expect(trust.encryptionKeysFor(m.address, clock()).map((k) => k.kid)).toEqual([
+          init.encryptionCertificate.body.key.kid,
+        ]);
       }
-      expect(trust.authority('kz-gpo@casc')?.competences).toEqual(['mla', 'extradition', 'confiscation']);
+      expect(trust.authority('kz-gpo@casc')?.competences).toEqual([
+        'mla',
+        'extradition',
+        'confiscation',
+      ]);
       expect(trust.poc('poc-sn@wacap')?.name).toBe('Point of contact Senegal');
     }
 
     // A peer's edition verifies in the other secretariat under the anchor it imported.
-    const cross = await cli(['--dir', dirs.wacap, '--json', 'verify', editionFile('casc', 2)], {}, clock);
+    const cross = await cli(
+      ['--dir', dirs.wacap, '--json', 'verify', editionFile('casc', 2)],
+      {},
+      clock,
+    );
     expect(cross.json()).toMatchObject({ network: 'casc', version: 2, verifiedUnder: 'anchor' });
     expect(now).toBeLessThanOrEqual(clock());
   }, 300_000);

@@ -49,7 +49,11 @@ function promptSecret(question: string): Promise<string> {
  * $ROGATORY_PASSPHRASE, else a prompt without echo; INPUT_INVALID when none
  * is available.
  */
-export async function passphrase(io: CliIO, file: string | undefined, question: string): Promise<string> {
+export async function passphrase(
+  io: CliIO,
+  file: string | undefined,
+  question: string,
+): Promise<string> {
   if (file !== undefined) {
     let text: string;
     try {
@@ -64,7 +68,10 @@ export async function passphrase(io: CliIO, file: string | undefined, question: 
   const value = io.env['ROGATORY_PASSPHRASE'];
   if (value !== undefined && value !== '') return value;
   if (!io.promptSecret)
-    return networkFail('INPUT_INVALID', 'give --passphrase-file, set ROGATORY_PASSPHRASE or run in a terminal to be asked');
+    return networkFail(
+      'INPUT_INVALID',
+      'give --passphrase-file, set ROGATORY_PASSPHRASE or run in a terminal to be asked',
+    );
   return io.promptSecret(question);
 }
 
@@ -77,11 +84,15 @@ export function emit(io: CliIO, json: boolean, value: unknown, text: () => strin
 export function reportError(io: CliIO, json: boolean, err: unknown): number {
   if (err instanceof NetworkError) {
     if (json) io.out(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
-    else io.err(`rogatory-network: ${err.message}${err.detail === undefined ? '' : ` (${err.detail})`}\n`);
+    else
+      io.err(
+        `rogatory-network: ${err.message}${err.detail === undefined ? '' : ` (${err.detail})`}\n`,
+      );
     return NETWORK_ERRORS[err.code].exit;
   }
   // Never print an unknown error's text: it may hold data.
-  if (json) io.out(`${JSON.stringify({ error: { code: 'INTERNAL', message: 'unexpected error' } })}\n`);
+  if (json)
+    io.out(`${JSON.stringify({ error: { code: 'INTERNAL', message: 'unexpected error' } })}\n`);
   else io.err('rogatory-network: unexpected internal error\n');
   return EXIT.internal;
 }

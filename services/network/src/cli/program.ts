@@ -53,13 +53,15 @@ const list = (value: string): string[] =>
 
 function parseTime(value: string, option: string): number {
   const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) networkFail('INPUT_INVALID', `${option} must be an ISO 8601 date-time`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms))
+    networkFail('INPUT_INVALID', `${option} must be an ISO 8601 date-time`);
   return ms;
 }
 
 function parseDays(value: string, option: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) networkFail('INPUT_INVALID', `${option} must be a whole number of days`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    networkFail('INPUT_INVALID', `${option} must be a whole number of days`);
   return n;
 }
 
@@ -69,7 +71,11 @@ async function sideOf(s: Secretariat, arg: string, now: number): Promise<DiffSid
   const m = /^v?(\d+)$/.exec(arg);
   if (m) {
     const edition = s.editions[Number(m[1]) - 1];
-    if (!edition) return networkFail('MEMBER_NOT_FOUND', `no edition ${arg} (the folder has ${s.editions.length})`);
+    if (!edition)
+      return networkFail(
+        'MEMBER_NOT_FOUND',
+        `no edition ${arg} (the folder has ${s.editions.length})`,
+      );
     return sideOfEdition(edition);
   }
   const value = await readJsonFile(arg, 'the edition file');
@@ -80,7 +86,9 @@ async function sideOf(s: Secretariat, arg: string, now: number): Promise<DiffSid
 export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
   const clock = options.clock ?? Date.now;
   const program = new Command('rogatory-network')
-    .description('Rogatory network secretariat: root key, members, anchors and signed manifest editions')
+    .description(
+      'Rogatory network secretariat: root key, members, anchors and signed manifest editions',
+    )
     .option('-d, --dir <path>', 'secretariat folder (default: the current directory)')
     .option('--json', 'machine-readable output')
     .showHelpAfterError()
@@ -89,48 +97,84 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
 
   program
     .command('init')
-    .description('create the network root key (sealed with a passphrase) and an empty draft; run it on an offline machine')
+    .description(
+      'create the network root key (sealed with a passphrase) and an empty draft; run it on an offline machine',
+    )
     .requiredOption('--network <id>', 'network id, e.g. wacap')
     .option('--root-valid-days <days>', 'validity of the root key', '3650')
-    .option('--kdf <level>', 'Argon2id work factors: moderate (default) or interactive (tests only)', 'moderate')
-    .option('--passphrase-file <file>', 'read the passphrase from the first line of this file (else $ROGATORY_PASSPHRASE or a prompt)')
-    .action(async (opts: { network: string; rootValidDays: string; kdf: string; passphraseFile?: string }, cmd: Command) => {
-      const g = globals(cmd);
-      if (opts.kdf !== 'moderate' && opts.kdf !== 'interactive') networkFail('INPUT_INVALID', '--kdf must be moderate or interactive');
-      const secret = await passphrase(io, opts.passphraseFile, 'New root key passphrase: ');
-      const anchor = await initSecretariat({
-        dir: g.dir,
-        network: opts.network,
-        passphrase: secret,
-        kdf: opts.kdf,
-        rootValidDays: parseDays(opts.rootValidDays, '--root-valid-days'),
-        clock,
-      });
-      emit(io, g.json, anchor, () =>
-        [
-          `secretariat of ${anchor.network} created in ${g.dir}`,
-          `root key     ${anchor.root.kid} (valid until ${formatTime(anchor.root.notAfter)})`,
-          `fingerprint  ${anchor.fingerprint}`,
-          'Back up root-key.json (sealed) and keep the passphrase apart from it.',
-        ].join('\n'),
-      );
-    });
+    .option(
+      '--kdf <level>',
+      'Argon2id work factors: moderate (default) or interactive (tests only)',
+      'moderate',
+    )
+    .option(
+      '--passphrase-file <file>',
+      'read the passphrase from the first line of this file (else $ROGATORY_PASSPHRASE or a prompt)',
+    )
+    .action(
+      async (
+        opts: { network: string; rootValidDays: string; kdf: string; passphraseFile?: string },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        if (opts.kdf !== 'moderate' && opts.kdf !== 'interactive')
+          networkFail('INPUT_INVALID', '--kdf must be moderate or interactive');
+        const secret = await passphrase(io, opts.passphraseFile, 'New root key passphrase: ');
+        const anchor = await initSecretariat({
+          dir: g.dir,
+          network: opts.network,
+          passphrase: secret,
+          kdf: opts.kdf,
+          rootValidDays: parseDays(opts.rootValidDays, '--root-valid-days'),
+          clock,
+        });
+        emit(io, g.json, anchor, () =>
+          [
+            `secretariat of ${anchor.network} created in ${g.dir}`,
+            `root key     ${anchor.root.kid} (valid until ${formatTime(anchor.root.notAfter)})`,
+            `fingerprint  ${anchor.fingerprint}`,
+            'Back up root-key.json (sealed) and keep the passphrase apart from it.',
+          ].join('\n'),
+        );
+      },
+    );
 
   const member = (c: Command) =>
     c
-      .option('--from <file>', 'the output of `rogatory init --json` (identity and encryptionCertificate)')
+      .option(
+        '--from <file>',
+        'the output of `rogatory init --json` (identity and encryptionCertificate)',
+      )
       .option('--identity <file>', 'the identity KeyRef (JSON) printed by `rogatory init`')
-      .option('--certificate <file>', 'the encryption-key certificate (JSON) printed by `rogatory init`')
+      .option(
+        '--certificate <file>',
+        'the encryption-key certificate (JSON) printed by `rogatory init`',
+      )
       .requiredOption('--name <name>', 'name as listed, e.g. "Ministry of Justice of Senegal"')
       .requiredOption('--country <code>', 'ISO 3166-1 alpha-2 country code, e.g. SN');
 
   const authority = program.command('authority').description('authorities of the draft');
-  member(authority.command('add').description('admit an authority to the draft (address from its certificate)'))
-    .requiredOption('--competences <types>', 'comma-separated: mla, extradition, transfer-of-sentenced-persons, confiscation')
+  member(
+    authority
+      .command('add')
+      .description('admit an authority to the draft (address from its certificate)'),
+  )
+    .requiredOption(
+      '--competences <types>',
+      'comma-separated: mla, extradition, transfer-of-sentenced-persons, confiscation',
+    )
     .requiredOption('--languages <tags>', 'comma-separated language tags, e.g. en,fr')
     .action(
       async (
-        opts: { from?: string; identity?: string; certificate?: string; name: string; country: string; competences: string; languages: string },
+        opts: {
+          from?: string;
+          identity?: string;
+          certificate?: string;
+          name: string;
+          country: string;
+          competences: string;
+          languages: string;
+        },
         cmd: Command,
       ) => {
         const g = globals(cmd);
@@ -142,16 +186,45 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
           competences: list(opts.competences),
           languages: list(opts.languages),
         });
-        emit(io, g.json, entry, () => `authority ${entry.address} (identity key ${entry.key.kid}) added to the draft`);
+        emit(
+          io,
+          g.json,
+          entry,
+          () => `authority ${entry.address} (identity key ${entry.key.kid}) added to the draft`,
+        );
       },
     );
 
   const poc = program.command('poc').description('points of contact of the draft');
-  member(poc.command('add').description('admit a point of contact to the draft (address from its certificate)')).action(
-    async (opts: { from?: string; identity?: string; certificate?: string; name: string; country: string }, cmd: Command) => {
+  member(
+    poc
+      .command('add')
+      .description('admit a point of contact to the draft (address from its certificate)'),
+  ).action(
+    async (
+      opts: {
+        from?: string;
+        identity?: string;
+        certificate?: string;
+        name: string;
+        country: string;
+      },
+      cmd: Command,
+    ) => {
       const g = globals(cmd);
-      const entry = await addPoc({ dir: g.dir, keys: await readMemberKeys(opts), name: opts.name, country: opts.country });
-      emit(io, g.json, entry, () => `point of contact ${entry.address} (identity key ${entry.key.kid}) added to the draft`);
+      const entry = await addPoc({
+        dir: g.dir,
+        keys: await readMemberKeys(opts),
+        name: opts.name,
+        country: opts.country,
+      });
+      emit(
+        io,
+        g.json,
+        entry,
+        () =>
+          `point of contact ${entry.address} (identity key ${entry.key.kid}) added to the draft`,
+      );
     },
   );
 
@@ -164,8 +237,18 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
     .option('--id <address>', 'relay id (default relay@<network>)')
     .action(async (opts: { key: string; url: string; id?: string }, cmd: Command) => {
       const g = globals(cmd);
-      const entry = await addRelay({ dir: g.dir, keyFile: opts.key, url: opts.url, ...(opts.id === undefined ? {} : { id: opts.id }) });
-      emit(io, g.json, entry, () => `relay ${entry.id} (${entry.url}, key ${entry.key.kid}) added to the draft`);
+      const entry = await addRelay({
+        dir: g.dir,
+        keyFile: opts.key,
+        url: opts.url,
+        ...(opts.id === undefined ? {} : { id: opts.id }),
+      });
+      emit(
+        io,
+        g.json,
+        entry,
+        () => `relay ${entry.id} (${entry.url}, key ${entry.key.kid}) added to the draft`,
+      );
     });
 
   const anchor = program.command('anchor').description('this network’s anchor');
@@ -188,8 +271,13 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
   const peer = program.command('peer').description('peer networks of the draft');
   peer
     .command('add <anchor-file>')
-    .description('import a peer network’s anchor (its `anchor export --json`) after comparing the fingerprint out of band')
-    .requiredOption('--fingerprint <value>', 'the fingerprint the peer secretariat read to you (spaces optional)')
+    .description(
+      'import a peer network’s anchor (its `anchor export --json`) after comparing the fingerprint out of band',
+    )
+    .requiredOption(
+      '--fingerprint <value>',
+      'the fingerprint the peer secretariat read to you (spaces optional)',
+    )
     .option('--via <hub>', 'reach this peer through a hub network that is a direct peer')
     .action(async (file: string, opts: { fingerprint: string; via?: string }, cmd: Command) => {
       const g = globals(cmd);
@@ -199,14 +287,23 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
         fingerprint: opts.fingerprint,
         ...(opts.via === undefined ? {} : { via: opts.via }),
       });
-      emit(io, g.json, entry, () => `peer ${entry.network} (root ${entry.root.kid}${entry.via ? `, via ${entry.via}` : ', direct'}) added to the draft`);
+      emit(
+        io,
+        g.json,
+        entry,
+        () =>
+          `peer ${entry.network} (root ${entry.root.kid}${entry.via ? `, via ${entry.via}` : ', direct'}) added to the draft`,
+      );
     });
 
   program
     .command('revoke <kid-or-address>')
     .description('revoke a key, or every key of a member, in the next edition')
     .requiredOption('--reason <reason>', REVOCATION_REASONS.join(' | '))
-    .option('--at <iso-time>', 'uses at or after this time are invalid (key-compromise: earliest suspected compromise); default now')
+    .option(
+      '--at <iso-time>',
+      'uses at or after this time are invalid (key-compromise: earliest suspected compromise); default now',
+    )
     .action(async (target: string, opts: { reason: string; at?: string }, cmd: Command) => {
       const g = globals(cmd);
       const entries = await revoke({
@@ -217,7 +314,12 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
         clock,
       });
       emit(io, g.json, entries, () =>
-        entries.map((e) => `key ${e.kid} revoked (${e.reason}) from ${formatTime(e.revokedAt)} in the next edition`).join('\n'),
+        entries
+          .map(
+            (e) =>
+              `key ${e.kid} revoked (${e.reason}) from ${formatTime(e.revokedAt)} in the next edition`,
+          )
+          .join('\n'),
       );
     });
 
@@ -225,7 +327,10 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
     .command('publish')
     .description('sign the next edition from the draft (version + 1, previous = hash of the last)')
     .option('--valid-days <days>', 'validUntil = now + days', '90')
-    .option('--passphrase-file <file>', 'read the passphrase from the first line of this file (else $ROGATORY_PASSPHRASE or a prompt)')
+    .option(
+      '--passphrase-file <file>',
+      'read the passphrase from the first line of this file (else $ROGATORY_PASSPHRASE or a prompt)',
+    )
     .action(async (opts: { validDays: string; passphraseFile?: string }, cmd: Command) => {
       const g = globals(cmd);
       const validDays = parseDays(opts.validDays, '--valid-days');
@@ -235,7 +340,13 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
       emit(
         io,
         g.json,
-        { version: result.version, hash: result.hash, file: result.file, issuedAt: b.issuedAt, validUntil: b.validUntil },
+        {
+          version: result.version,
+          hash: result.hash,
+          file: result.file,
+          issuedAt: b.issuedAt,
+          validUntil: b.validUntil,
+        },
         () =>
           [
             `edition ${result.version} of ${b.network} published: ${result.file}`,
@@ -248,21 +359,32 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
 
   program
     .command('diff [from] [to]')
-    .description('what changes between two editions (numbers, "draft" or edition files); default: the last edition and the draft')
-    .action(async (from: string | undefined, to: string | undefined, _opts: unknown, cmd: Command) => {
-      const g = globals(cmd);
-      const s = await loadSecretariat(g.dir);
-      const now = clock();
-      const last = s.editions.at(-1);
-      const a = from === undefined ? (last ? sideOfEdition(last) : EMPTY_SIDE) : await sideOf(s, from, now);
-      const b = to === undefined ? sideOfDraft(s.draft) : await sideOf(s, to, now);
-      const d = diffEditions(a, b);
-      emit(io, g.json, d, () => renderDiff(d));
-    });
+    .description(
+      'what changes between two editions (numbers, "draft" or edition files); default: the last edition and the draft',
+    )
+    .action(
+      async (from: string | undefined, to: string | undefined, _opts: unknown, cmd: Command) => {
+        const g = globals(cmd);
+        const s = await loadSecretariat(g.dir);
+        const now = clock();
+        const last = s.editions.at(-1);
+        const a =
+          from === undefined
+            ? last
+              ? sideOfEdition(last)
+              : EMPTY_SIDE
+            : await sideOf(s, from, now);
+        const b = to === undefined ? sideOfDraft(s.draft) : await sideOf(s, to, now);
+        const d = diffEditions(a, b);
+        emit(io, g.json, d, () => renderDiff(d));
+      },
+    );
 
   program
     .command('verify [file]')
-    .description('verify the chain of editions from version 1, or one edition file against the root or a peer anchor')
+    .description(
+      'verify the chain of editions from version 1, or one edition file against the root or a peer anchor',
+    )
     .action(async (file: string | undefined, _opts: unknown, cmd: Command) => {
       const g = globals(cmd);
       const s = await loadSecretariat(g.dir);
@@ -304,18 +426,37 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
         [
           `${s.config.network}, ${side.label}`,
           '',
-          table(['RELAY', 'URL', 'KEY'], side.relays.map((r) => [r.id, r.url, r.key.kid])),
+          table(
+            ['RELAY', 'URL', 'KEY'],
+            side.relays.map((r) => [r.id, r.url, r.key.kid]),
+          ),
           '',
-          table(['POINT OF CONTACT', 'NAME', 'COUNTRY', 'KEY'], side.pocs.map((p) => [p.address, p.name, p.country, p.key.kid])),
+          table(
+            ['POINT OF CONTACT', 'NAME', 'COUNTRY', 'KEY'],
+            side.pocs.map((p) => [p.address, p.name, p.country, p.key.kid]),
+          ),
           '',
           table(
             ['AUTHORITY', 'NAME', 'COUNTRY', 'COMPETENCES', 'LANGUAGES', 'KEY'],
-            side.authorities.map((a) => [a.address, a.name, a.country, a.competences.join(','), a.languages.join(','), a.key.kid]),
+            side.authorities.map((a) => [
+              a.address,
+              a.name,
+              a.country,
+              a.competences.join(','),
+              a.languages.join(','),
+              a.key.kid,
+            ]),
           ),
           '',
-          table(['PEER', 'ROOT', 'VIA'], side.peers.map((p) => [p.network, p.root.kid, p.via ?? 'direct'])),
+          table(
+            ['PEER', 'ROOT', 'VIA'],
+            side.peers.map((p) => [p.network, p.root.kid, p.via ?? 'direct']),
+          ),
           '',
-          table(['REVOKED KEY', 'REASON', 'FROM'], side.revoked.map((r) => [r.kid, r.reason, formatTime(r.revokedAt)])),
+          table(
+            ['REVOKED KEY', 'REASON', 'FROM'],
+            side.revoked.map((r) => [r.kid, r.reason, formatTime(r.revokedAt)]),
+          ),
         ].join('\n'),
       );
     });
@@ -349,7 +490,11 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
 }
 
 /** Run the CLI on `argv` (user arguments only) and return the exit code (README.md lists them). */
-export async function runCli(argv: readonly string[], io: CliIO, options: CliOptions = {}): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIO,
+  options: CliOptions = {},
+): Promise<number> {
   const program = buildProgram(io, options);
   try {
     await program.parseAsync([...argv], { from: 'user' });
