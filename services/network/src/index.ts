@@ -20,6 +20,7 @@ export {
   loadSecretariat,
   publishEdition,
   readMemberKeys,
+  removeMember,
   revoke,
   type Anchor,
   type MemberKeys,

@@ -316,6 +316,8 @@ function assertKidFree(config: SecretariatConfig, draft: Draft, kid: string): vo
       ...a.encryptionKeys.map((c) => c.body.key.kid),
     ]),
     ...draft.peers.map((p) => p.root.kid),
+    // A revoked key stays revoked: it cannot come back under a new entry.
+    ...draft.revoked.map((r) => r.kid),
   ];
   if (kids.includes(kid)) networkFail('MEMBER_EXISTS', `key ${kid} is listed already`);
 }
@@ -426,6 +428,35 @@ export async function addRelay(options: AddRelayOptions) {
   draft.relays.push(entry);
   await writeDraft(dir, draft);
   return entry;
+}
+
+/**
+ * Remove a relay, PoC or authority from the draft (its revocations stay).
+ * This is how a member whose keys were revoked is admitted again with new
+ * keys: revoke, remove, add.
+ */
+export async function removeMember(options: {
+  readonly dir: string;
+  readonly address: string;
+}): Promise<{ address: string; role: 'relay' | 'poc' | 'authority' }> {
+  const dir = resolve(options.dir);
+  await readConfig(dir);
+  const draft = await readDraft(dir);
+  const { address } = options;
+  const role = draft.relays.some((r) => r.id === address)
+    ? 'relay'
+    : draft.pocs.some((p) => p.address === address)
+      ? 'poc'
+      : draft.authorities.some((a) => a.address === address)
+        ? 'authority'
+        : networkFail('MEMBER_NOT_FOUND', `no member ${address} in the draft`);
+  await writeDraft(dir, {
+    ...draft,
+    relays: draft.relays.filter((r) => r.id !== address),
+    pocs: draft.pocs.filter((p) => p.address !== address),
+    authorities: draft.authorities.filter((a) => a.address !== address),
+  });
+  return { address, role };
 }
 
 // ---------------------------------------------------------------- revocation

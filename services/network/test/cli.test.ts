@@ -951,6 +951,52 @@ describe('revoke', () => {
     ).toThrow(/KEY_REVOKED/);
     expect(trust.encryptionKeysFor('sn-moj-revoke@wacap', NOW + 500)).toEqual([]);
     expect(trust.encryptionKeysFor('poc-sn-revoke@wacap', NOW)).toEqual([]);
+
+    // Admitted again with new keys: remove, then add; the revoked keys cannot come back.
+    const removed = await cli(['--dir', dir, '--json', 'remove', 'sn-moj-revoke@wacap']);
+    expect(removed.json()).toEqual({ address: 'sn-moj-revoke@wacap', role: 'authority' });
+    expect(errorOf(await cli(['--dir', dir, '--json', 'remove', 'sn-moj-revoke@wacap'])).code).toBe(
+      'MEMBER_NOT_FOUND',
+    );
+    const readd = [
+      '--name',
+      'Ministry of Justice',
+      '--country',
+      'SN',
+      '--competences',
+      'mla',
+      '--languages',
+      'fr',
+    ];
+    const revokedAgain = await cli([
+      '--dir',
+      dir,
+      '--json',
+      'authority',
+      'add',
+      '--from',
+      sn.file,
+      ...readd,
+    ]);
+    expect(errorOf(revokedAgain).code).toBe('MEMBER_EXISTS');
+    const fresh = await memberFile(tmp.path, 'sn-moj-revoke@wacap');
+    expect(
+      (await cli(['--dir', dir, 'authority', 'add', '--from', fresh.file, ...readd])).code,
+    ).toBe(0);
+    const changed = await cli(['--dir', dir, '--json', 'diff']);
+    expect(changed.json()).toMatchObject({
+      authorities: {
+        added: [],
+        removed: [],
+        changed: [
+          {
+            name: 'sn-moj-revoke@wacap',
+            fields: ['competences', 'encryptionKeys', 'key', 'languages'],
+          },
+        ],
+      },
+      revoked: [],
+    });
   });
 });
 
@@ -958,7 +1004,7 @@ describe('error catalogue', () => {
   it('documents every code with its exit code in the README', async () => {
     const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
     for (const [code, { exit }] of Object.entries(NETWORK_ERRORS)) {
-      expect(readme).toMatch(new RegExp(`\\| \`${code}\` \\| ${exit} \\|`));
+      expect(readme).toMatch(new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${exit}\\s*\\|`));
     }
   });
 

@@ -25,6 +25,7 @@ import {
   loadSecretariat,
   publishEdition,
   readMemberKeys,
+  removeMember,
   revoke,
   type Secretariat,
 } from '../secretariat.js';
@@ -294,6 +295,17 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
         () =>
           `peer ${entry.network} (root ${entry.root.kid}${entry.via ? `, via ${entry.via}` : ', direct'}) added to the draft`,
       );
+    });
+
+  program
+    .command('remove <address>')
+    .description(
+      'remove a relay, PoC or authority from the draft (revoke its keys first if they must stop working)',
+    )
+    .action(async (address: string, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const removed = await removeMember({ dir: g.dir, address });
+      emit(io, g.json, removed, () => `${removed.role} ${removed.address} removed from the draft`);
     });
 
   program
