@@ -13,7 +13,15 @@ import {
   type Manifest,
 } from '../src/statements.js';
 import { TrustStore, verifyStandaloneCertificate } from '../src/trust.js';
-import { buildTestWorld, testSeed, type TestWorld } from '../src/testing/index.js';
+import { openDossier } from '../src/dossier.js';
+import { utf8 } from '../src/bytes.js';
+import {
+  buildTestWorld,
+  encryptTestAttachment,
+  sealTestDossier,
+  testSeed,
+  type TestWorld,
+} from '../src/testing/index.js';
 import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
@@ -235,6 +243,32 @@ describe('key resolution', () => {
       wacap.poc.encryption.kid,
     ]);
     expect(trust.encryptionKeysFor(wacap.poc.address, NOW)).toEqual([]);
+  });
+
+  it('lets an authority of another network seal a dossier to a point of contact, which opens it', async () => {
+    const casc = world.networks['casc']!;
+    const sender = world.trustFor('wacap');
+    // The key the sender wraps to comes from its trust store, as a node picks it.
+    expect(sender.encryptionKeysFor(casc.poc.address, NOW)[0]).toEqual(casc.poc.encryptionRef);
+    // The example MLA request refers to two attachments.
+    const attachments = [
+      (await encryptTestAttachment(utf8('warrant'), { name: 'warrant.pdf' })).manifest,
+      (await encryptTestAttachment(utf8('records'), { name: 'records.csv', mediaType: 'text/csv' }))
+        .manifest,
+    ];
+    const sealed = sealTestDossier(world, {
+      from: 'sn-moj@wacap',
+      to: [casc.poc.address],
+      attachments,
+    });
+    const opened = openDossier({
+      envelope: sealed.envelope,
+      sealed: sealed.sealed,
+      reader: { address: casc.poc.address, encryptionKeys: [casc.poc.encryption] },
+      trust: world.trustFor('casc'),
+    });
+    expect(opened.dossier.body.recipients).toEqual([casc.poc.address]);
+    expect(opened.sender.address).toBe('sn-moj@wacap');
   });
 
   it('verifies a standalone certificate of a point of contact, and not of a relay', () => {
