@@ -155,6 +155,7 @@ export function anchorOf(config: SecretariatConfig): Anchor {
 }
 
 export async function exportAnchor(dir: string): Promise<Anchor> {
+  await ready();
   return anchorOf(await readConfig(resolve(dir)));
 }
 
@@ -186,6 +187,7 @@ export interface AddPeerOptions {
 export async function addPeer(
   options: AddPeerOptions,
 ): Promise<{ network: string; root: KeyRef; via: string | null }> {
+  await ready();
   const dir = resolve(options.dir);
   const config = await readConfig(dir);
   const value = await readJsonFile(options.anchorFile, 'the anchor file');
@@ -634,6 +636,7 @@ export interface Secretariat {
 
 /** Read the folder: its configuration, its editions checked as one chain, and the draft. */
 export async function loadSecretariat(dir: string): Promise<Secretariat> {
+  await ready();
   const abs = resolve(dir);
   const config = await readConfig(abs);
   return {

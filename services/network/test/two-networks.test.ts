@@ -251,3 +251,36 @@ describe('two secretariats, end to end', () => {
     expect(now).toBeLessThanOrEqual(clock());
   }, 300_000);
 });
+
+describe('the rogatory-network executable', () => {
+  it('runs init, status and anchor export in fresh processes (libsodium loaded by the CLI itself)', async () => {
+    const bin = join(import.meta.dirname, '..', 'bin', 'rogatory-network.js');
+    const dir = join(tmp.path, 'bin-secretariat');
+    const env = { ...process.env, ROGATORY_PASSPHRASE: 'a passphrase for the executable test' };
+    const init = await run(
+      process.execPath,
+      [bin, '--dir', dir, '--json', 'init', '--network', 'seajust', '--kdf', 'interactive'],
+      { env },
+    );
+    const anchor = JSON.parse(init.stdout) as Anchor;
+    const status = await run(process.execPath, [bin, '--dir', dir, '--json', 'status'], { env });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      network: 'seajust',
+      editions: 0,
+      fingerprint: anchor.fingerprint,
+      pendingChanges: false,
+    });
+    const exported = await run(process.execPath, [bin, '--dir', dir, 'anchor', 'export'], { env });
+    expect(exported.stdout).toContain(anchor.fingerprint);
+    const failed = await run(
+      process.execPath,
+      [bin, '--dir', dir, '--json', 'revoke', 'nobody@seajust', '--reason', 'superseded'],
+      { env },
+    ).then(
+      () => ({ code: 0, stdout: '' }),
+      (err: { code: number; stdout: string }) => err,
+    );
+    expect(failed.code).toBe(6);
+    expect(JSON.parse(failed.stdout)).toMatchObject({ error: { code: 'MEMBER_NOT_FOUND' } });
+  }, 120_000);
+});

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import type { Manifest } from '@rogatory/protocol';
+import { ready, type Manifest } from '@rogatory/protocol';
 import { networkFail } from '../errors.js';
 import { readJsonFile } from '../folder.js';
 import {
@@ -509,6 +509,7 @@ export async function runCli(
 ): Promise<number> {
   const program = buildProgram(io, options);
   try {
+    await ready();
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
