@@ -22,7 +22,6 @@ import {
   sealSigningKey,
   sha256,
   signManifest,
-  sodium,
   toHex,
   validator,
   verifyEncryptionKeyCert,
@@ -130,7 +129,7 @@ export async function initSecretariat(options: InitOptions): Promise<Anchor> {
     await writeFileAtomic(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`);
     return anchorOf(config);
   } finally {
-    sodium().memzero(key.secretKey);
+    key.secretKey.fill(0);
   }
 }
 
@@ -593,7 +592,7 @@ export async function publishEdition(options: PublishOptions): Promise<PublishRe
       ),
     );
   } finally {
-    sodium().memzero(root.secretKey);
+    root.secretKey.fill(0);
   }
   // What we publish must verify as every reader will verify it.
   mapProtocol('DRAFT_INVALID', 'the signed edition', () => verifyManifest(manifest, config.root));
