@@ -156,7 +156,7 @@ export function chainReport(s: Secretariat, now: number): ChainReport {
   return {
     network: s.config.network,
     rootKid: s.config.root.kid,
-    fingerprint: fingerprintOf(s.config.root),
+    fingerprint: fingerprintOf(s.config.network, s.config.root),
     editions: s.editions.length,
     last: last
       ? {

@@ -135,9 +135,13 @@ export async function initSecretariat(options: InitOptions): Promise<Anchor> {
 
 // ---------------------------------------------------------------- anchors
 
-/** Grouped lowercase hex (groups of 4) of SHA-256 of the canonical KeyRef. */
-export function fingerprintOf(root: KeyRef): string {
-  return toHex(sha256(canonicalBytes(root))).replace(/(.{4})(?!$)/g, '$1 ');
+/**
+ * Grouped lowercase hex (groups of 4) of SHA-256 of the canonical
+ * `{ network, root }`: the network id is inside, so a genuine root relabelled
+ * as another network's anchor does not match what was read out of band.
+ */
+export function fingerprintOf(network: string, root: KeyRef): string {
+  return toHex(sha256(canonicalBytes({ network, root }))).replace(/(.{4})(?!$)/g, '$1 ');
 }
 
 function normaliseFingerprint(value: string): string {
@@ -149,7 +153,7 @@ export function anchorOf(config: SecretariatConfig): Anchor {
     type: 'rogatory-anchor',
     network: config.network,
     root: config.root,
-    fingerprint: fingerprintOf(config.root),
+    fingerprint: fingerprintOf(config.network, config.root),
   };
 }
 
@@ -201,7 +205,8 @@ export async function addPeer(
       `the anchor file ${options.anchorFile}: /root/alg must be ed25519`,
     );
   if (
-    normaliseFingerprint(options.fingerprint) !== normaliseFingerprint(fingerprintOf(anchor.root))
+    normaliseFingerprint(options.fingerprint) !==
+    normaliseFingerprint(fingerprintOf(anchor.network, anchor.root))
   )
     networkFail(
       'FINGERPRINT_MISMATCH',

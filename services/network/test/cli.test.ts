@@ -732,6 +732,28 @@ describe('anchors and peers', () => {
       cascAnchor.fingerprint,
     ]);
     expect(errorOf(tampered).code).toBe('FINGERPRINT_MISMATCH');
+    // CASC's genuine anchor relabelled as another network: the fingerprint binds the network id too.
+    const relabelled = join(tmp.path, 'relabelled-anchor.json');
+    await writeFile(
+      relabelled,
+      JSON.stringify({
+        type: 'rogatory-anchor',
+        network: 'glcjn',
+        root: cascAnchor.root,
+        fingerprint: cascAnchor.fingerprint,
+      }),
+    );
+    const relabel = await cli([
+      '--dir',
+      wacap,
+      '--json',
+      'peer',
+      'add',
+      relabelled,
+      '--fingerprint',
+      cascAnchor.fingerprint,
+    ]);
+    expect(errorOf(relabel).code).toBe('FINGERPRINT_MISMATCH');
     const viaUnknown = await cli([
       '--dir',
       wacap,
