@@ -278,7 +278,7 @@ describe('the rogatory-network executable', () => {
       { env },
     ).then(
       () => ({ code: 0, stdout: '' }),
-      (err: { code: number; stdout: string }) => err,
+      (err: unknown) => err as { code: number; stdout: string },
     );
     expect(failed.code).toBe(6);
     expect(JSON.parse(failed.stdout)).toMatchObject({ error: { code: 'MEMBER_NOT_FOUND' } });
