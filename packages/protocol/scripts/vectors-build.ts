@@ -120,6 +120,24 @@ function manifestVectors(world: TestWorld): Vector[] {
   const tampered = structuredClone<Manifest>(wacap.manifest);
   (tampered.body.authorities[0] as { name: string }).name = 'Ministry of Justice (tampered)';
   const input = (manifest: Manifest) => ({ root: wacap.rootRef, manifest });
+  // A PoC's encryption-key certificates follow the authorities' rules (MC5, verification step 6).
+  const poc = wacap.manifest.body.pocs[0]!;
+  const sn = world.authority('sn-moj@wacap');
+  const pocCert = (subject: string, identity: typeof sn.identity) =>
+    certifyEncryptionKey({
+      subject,
+      identity,
+      encryptionKey: wacap.poc.encryption,
+      notBefore: VECTOR_NOW - 1000,
+      notAfter: VECTOR_NOW + 365 * 86_400_000,
+    });
+  const withPocCert = (cert: ReturnType<typeof pocCert>): Manifest =>
+    sign(
+      CONTEXTS.manifest,
+      { ...wacap.manifest.body, pocs: [{ ...poc, encryptionKeys: [cert] }] },
+      wacap.root,
+    );
+  const byAuthority = pocCert(poc.address, sn.identity);
   return [
     vector({
       name: 'manifest-valid',
@@ -140,6 +158,35 @@ function manifestVectors(world: TestWorld): Vector[] {
       description: 'An authority name changed after signing.',
       code: 'SIGNATURE_INVALID',
       input: input(tampered),
+      result: null,
+    }),
+    vector({
+      name: 'manifest-poc-cert-other-subject',
+      kind: 'manifest',
+      description:
+        "A PoC's encryption-key certificate made by the PoC's identity key for another address (sn-moj@wacap): MC5.",
+      code: 'SCHEMA_INVALID',
+      input: input(withPocCert(pocCert('sn-moj@wacap', wacap.poc.key))),
+      result: null,
+    }),
+    vector({
+      name: 'manifest-poc-cert-wrong-identity-kid',
+      kind: 'manifest',
+      description:
+        "A PoC's certificate for the PoC's address whose identityKid is an authority's identity key (which signed it): MC5.",
+      code: 'SCHEMA_INVALID',
+      input: input(withPocCert(byAuthority)),
+      result: null,
+    }),
+    vector({
+      name: 'manifest-poc-cert-wrong-signer',
+      kind: 'manifest',
+      description:
+        "A PoC's certificate naming the PoC's identity key but signed by an authority's key: passes MC5, fails verification step 6.",
+      code: 'KEY_WRONG_ROLE',
+      input: input(
+        withPocCert({ ...byAuthority, body: { ...byAuthority.body, identityKid: poc.key.kid } }),
+      ),
       result: null,
     }),
     vector({
@@ -250,6 +297,19 @@ function statementVectors(world: TestWorld): Vector[] {
       code: null,
       input: { trust: trustOf(world, 'wacap'), statementKind: 'encryption-key', statement: cert },
       result: { kid: encKey.kid },
+    }),
+    vector({
+      name: 'statement-encryption-key-poc',
+      kind: 'statement',
+      description:
+        "A point of contact's X25519 encryption key certificate, as listed in the wacap manifest, verified on its own.",
+      code: null,
+      input: {
+        trust: trustOf(world, 'wacap'),
+        statementKind: 'encryption-key',
+        statement: wacap.manifest.body.pocs[0]!.encryptionKeys[0]!,
+      },
+      result: { kid: wacap.poc.encryption.kid },
     }),
   ];
 }

@@ -1,7 +1,14 @@
 import { Type, type Static } from 'typebox';
 import { decodeCanonical } from './encoding.js';
 import { fail } from './errors.js';
-import { KeyRefSchema, keyRef, publicKeyOf, type EncryptionKeyPair, type KeyRef, type SigningKeyPair } from './keys.js';
+import {
+  KeyRefSchema,
+  keyRef,
+  publicKeyOf,
+  type EncryptionKeyPair,
+  type KeyRef,
+  type SigningKeyPair,
+} from './keys.js';
 import {
   AddressSchema,
   Base64url,
@@ -13,9 +20,24 @@ import {
   Timestamp,
   validator,
 } from './schema.js';
-import { CONTEXTS, SignedSchema, hashOf, sign, signBytes, verifySignature, type Signed } from './signed.js';
+import {
+  CONTEXTS,
+  SignedSchema,
+  hashOf,
+  sign,
+  signBytes,
+  verifySignature,
+  type Signed,
+} from './signed.js';
 
-const LIMIT = { relays: 64, pocs: 256, authorities: 10_000, peers: 256, encKeys: 16, revocations: 100_000 };
+const LIMIT = {
+  relays: 64,
+  pocs: 256,
+  authorities: 10_000,
+  peers: 256,
+  encKeys: 16,
+  revocations: 100_000,
+};
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const Language = Type.String({ pattern: '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$', maxLength: 35 });
 
@@ -59,9 +81,11 @@ export function certifyEncryptionKey(options: {
 export function verifyEncryptionKeyCert(value: unknown, identity: KeyRef): EncryptionKeyCert {
   const cert = validator(EncryptionKeyCertSchema, 'encryption key certificate').parse(value);
   const { body } = cert;
-  if (body.identityKid !== identity.kid || cert.signature.kid !== identity.kid) fail('KEY_WRONG_ROLE', 'certificate not issued by this identity key');
+  if (body.identityKid !== identity.kid || cert.signature.kid !== identity.kid)
+    fail('KEY_WRONG_ROLE', 'certificate not issued by this identity key');
   if (body.key.alg !== 'x25519') fail('SCHEMA_INVALID', 'certified key must be x25519');
-  if (body.key.notAfter <= body.key.notBefore) fail('SCHEMA_INVALID', 'certified key validity ends before it starts');
+  if (body.key.notAfter <= body.key.notBefore)
+    fail('SCHEMA_INVALID', 'certified key validity ends before it starts');
   publicKeyOf(body.key);
   verifySignature(CONTEXTS.encryptionKey, body, cert.signature, publicKeyOf(identity));
   return cert;
@@ -70,11 +94,22 @@ export function verifyEncryptionKeyCert(value: unknown, identity: KeyRef): Encry
 // ---------------------------------------------------------------- network manifest
 
 export const RelayEntrySchema = Type.Object(
-  { id: AddressSchema, url: Type.String({ pattern: '^(https?|wss?)://', maxLength: 512 }), key: KeyRefSchema },
+  {
+    id: AddressSchema,
+    url: Type.String({ pattern: '^(https?|wss?)://', maxLength: 512 }),
+    key: KeyRefSchema,
+  },
   { additionalProperties: false },
 );
 export const PocEntrySchema = Type.Object(
-  { address: AddressSchema, name: Name, country: CountrySchema, key: KeyRefSchema },
+  {
+    address: AddressSchema,
+    name: Name,
+    country: CountrySchema,
+    key: KeyRefSchema,
+    /** A PoC runs the node software and is written to like an authority: same certificates, same rules. */
+    encryptionKeys: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: LIMIT.encKeys }),
+  },
   { additionalProperties: false },
 );
 export const AuthorityEntrySchema = Type.Object(
@@ -154,7 +189,8 @@ export function signManifest(
     version: previousManifest ? previousManifest.body.version + 1 : 1,
     previous: previousManifest ? manifestHash(previousManifest) : null,
   };
-  if (full.root.kid !== root.kid) fail('KEY_WRONG_ROLE', 'manifest must be signed by the root it names');
+  if (full.root.kid !== root.kid)
+    fail('KEY_WRONG_ROLE', 'manifest must be signed by the root it names');
   checkManifestConsistency(full);
   return sign(CONTEXTS.manifest, full, root);
 }
@@ -173,34 +209,56 @@ function checkManifestConsistency(body: ManifestBody): void {
     ...body.authorities.map((a) => a.address),
   ];
   for (const address of addresses) {
-    if (!address.endsWith(`@${body.network}`)) fail('SCHEMA_INVALID', `manifest: member ${address} is not in network ${body.network}`);
+    if (!address.endsWith(`@${body.network}`))
+      fail('SCHEMA_INVALID', `manifest: member ${address} is not in network ${body.network}`);
     if (seen.has(address)) fail('SCHEMA_INVALID', `manifest: ${address} listed twice`);
     seen.add(address);
   }
   const peers = new Set<string>();
   for (const peer of body.peers) {
-    if (peer.network === body.network || peers.has(peer.network)) fail('SCHEMA_INVALID', `manifest: bad peer ${peer.network}`);
+    if (peer.network === body.network || peers.has(peer.network))
+      fail('SCHEMA_INVALID', `manifest: bad peer ${peer.network}`);
     peers.add(peer.network);
   }
-  if (body.validUntil <= body.issuedAt) fail('SCHEMA_INVALID', 'manifest: validUntil before issuedAt');
-  for (const a of body.authorities) {
-    for (const cert of a.encryptionKeys) {
-      if (cert.body.subject !== a.address || cert.body.identityKid !== a.key.kid || cert.body.key.alg !== 'x25519') {
-        fail('SCHEMA_INVALID', `manifest: encryption key ${cert.body.key.kid} not certified for ${a.address}`);
+  if (body.validUntil <= body.issuedAt)
+    fail('SCHEMA_INVALID', 'manifest: validUntil before issuedAt');
+  // MC5: PoCs, then authorities, each in list order (the order of docs/protocol.md §6.2).
+  for (const member of [...body.pocs, ...body.authorities]) {
+    for (const cert of member.encryptionKeys) {
+      if (
+        cert.body.subject !== member.address ||
+        cert.body.identityKid !== member.key.kid ||
+        cert.body.key.alg !== 'x25519'
+      ) {
+        fail(
+          'SCHEMA_INVALID',
+          `manifest: encryption key ${cert.body.key.kid} not certified for ${member.address}`,
+        );
       }
     }
   }
   const kids = new Set<string>();
-  for (const key of [body.root, ...body.relays.map((r) => r.key), ...body.pocs.map((p) => p.key), ...body.authorities.map((a) => a.key), ...body.peers.map((p) => p.root)]) {
-    if (key.alg !== 'ed25519') fail('SCHEMA_INVALID', `manifest: signing key ${key.kid} must be ed25519`);
-    if (key.notAfter <= key.notBefore) fail('SCHEMA_INVALID', `manifest: key ${key.kid} validity ends before it starts`);
+  for (const key of [
+    body.root,
+    ...body.relays.map((r) => r.key),
+    ...body.pocs.map((p) => p.key),
+    ...body.authorities.map((a) => a.key),
+    ...body.peers.map((p) => p.root),
+  ]) {
+    if (key.alg !== 'ed25519')
+      fail('SCHEMA_INVALID', `manifest: signing key ${key.kid} must be ed25519`);
+    if (key.notAfter <= key.notBefore)
+      fail('SCHEMA_INVALID', `manifest: key ${key.kid} validity ends before it starts`);
     if (kids.has(key.kid)) fail('SCHEMA_INVALID', `manifest: key ${key.kid} listed twice`);
     kids.add(key.kid);
     publicKeyOf(key);
   }
   for (const peer of body.peers) {
     if (peer.via !== null && !body.peers.some((p) => p.network === peer.via && p.via === null)) {
-      fail('SCHEMA_INVALID', `manifest: peer ${peer.network} is reached via ${peer.via}, which is not a direct peer`);
+      fail(
+        'SCHEMA_INVALID',
+        `manifest: peer ${peer.network} is reached via ${peer.via}, which is not a direct peer`,
+      );
     }
   }
 }
@@ -208,27 +266,41 @@ function checkManifestConsistency(body: ManifestBody): void {
 /**
  * Verify a manifest against a root key the caller trusts (pinned, or an
  * anchor from a verified peer manifest). Checks schema, consistency, the root
- * signature and every embedded encryption-key certificate.
+ * signature and every embedded encryption-key certificate (PoCs', then
+ * authorities').
  */
 export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   const manifest = manifestValidator.parse(value);
   checkManifestConsistency(manifest.body);
-  if (manifest.body.root.kid !== trustedRoot.kid || manifest.body.root.publicKey !== trustedRoot.publicKey) {
-    fail('TRUST_CHAIN_BROKEN', `manifest of ${manifest.body.network} is not signed by the trusted root`);
+  if (
+    manifest.body.root.kid !== trustedRoot.kid ||
+    manifest.body.root.publicKey !== trustedRoot.publicKey
+  ) {
+    fail(
+      'TRUST_CHAIN_BROKEN',
+      `manifest of ${manifest.body.network} is not signed by the trusted root`,
+    );
   }
-  if (manifest.signature.kid !== trustedRoot.kid) fail('SIGNATURE_INVALID', 'manifest signature names another key');
+  if (manifest.signature.kid !== trustedRoot.kid)
+    fail('SIGNATURE_INVALID', 'manifest signature names another key');
   verifySignature(CONTEXTS.manifest, manifest.body, manifest.signature, publicKeyOf(trustedRoot));
-  for (const authority of manifest.body.authorities) {
-    for (const cert of authority.encryptionKeys) verifyEncryptionKeyCert(cert, authority.key);
+  for (const member of [...manifest.body.pocs, ...manifest.body.authorities]) {
+    for (const cert of member.encryptionKeys) verifyEncryptionKeyCert(cert, member.key);
   }
   return manifest;
 }
 
 /** Check that `next` follows `prev` (version + 1, previous hash). */
 export function checkManifestSuccession(prev: Manifest, next: Manifest): void {
-  if (next.body.network !== prev.body.network) fail('MANIFEST_CHAIN_BROKEN', 'manifest of another network');
-  if (next.body.version !== prev.body.version + 1) fail('MANIFEST_CHAIN_BROKEN', `manifest version ${next.body.version} does not follow ${prev.body.version}`);
-  if (next.body.previous !== manifestHash(prev)) fail('MANIFEST_CHAIN_BROKEN', 'manifest previous hash does not match');
+  if (next.body.network !== prev.body.network)
+    fail('MANIFEST_CHAIN_BROKEN', 'manifest of another network');
+  if (next.body.version !== prev.body.version + 1)
+    fail(
+      'MANIFEST_CHAIN_BROKEN',
+      `manifest version ${next.body.version} does not follow ${prev.body.version}`,
+    );
+  if (next.body.previous !== manifestHash(prev))
+    fail('MANIFEST_CHAIN_BROKEN', 'manifest previous hash does not match');
 }
 
 // ---------------------------------------------------------------- introduction
@@ -254,8 +326,12 @@ export type IntroductionBody = Static<typeof IntroductionBodySchema>;
 export const IntroductionSchema = SignedSchema(IntroductionBodySchema);
 export type Introduction = Signed<IntroductionBody>;
 
-export function signIntroduction(body: Omit<IntroductionBody, 'type'>, poc: SigningKeyPair): Introduction {
-  if (body.validUntil <= body.issuedAt) fail('SCHEMA_INVALID', 'introduction: validUntil before issuedAt');
+export function signIntroduction(
+  body: Omit<IntroductionBody, 'type'>,
+  poc: SigningKeyPair,
+): Introduction {
+  if (body.validUntil <= body.issuedAt)
+    fail('SCHEMA_INVALID', 'introduction: validUntil before issuedAt');
   return sign(CONTEXTS.introduction, { type: 'introduction', ...body }, poc);
 }
 
@@ -290,7 +366,11 @@ export function signKeyRotation(options: {
   notAfter: number;
 }): KeyRotation {
   const { subject, oldKey, newKey, effectiveAt } = options;
-  const proof = signBytes(CONTEXTS.keyRotationProof, rotationProofBody(subject, oldKey.kid, newKey.kid, effectiveAt), newKey);
+  const proof = signBytes(
+    CONTEXTS.keyRotationProof,
+    rotationProofBody(subject, oldKey.kid, newKey.kid, effectiveAt),
+    newKey,
+  );
   const body: KeyRotationBody = {
     type: 'key-rotation',
     subject,
@@ -306,8 +386,10 @@ export function signKeyRotation(options: {
 export function verifyKeyRotation(value: unknown, oldKey: KeyRef): KeyRotation {
   const rotation = validator(KeyRotationSchema, 'key rotation').parse(value);
   const { body } = rotation;
-  if (body.oldKid !== oldKey.kid || rotation.signature.kid !== oldKey.kid) fail('KEY_WRONG_ROLE', 'rotation not signed by the key it rotates');
-  if (body.newKey.alg !== 'ed25519' || body.newKey.notBefore !== body.effectiveAt) fail('SCHEMA_INVALID', 'rotation: new key must be ed25519 valid from effectiveAt');
+  if (body.oldKid !== oldKey.kid || rotation.signature.kid !== oldKey.kid)
+    fail('KEY_WRONG_ROLE', 'rotation not signed by the key it rotates');
+  if (body.newKey.alg !== 'ed25519' || body.newKey.notBefore !== body.effectiveAt)
+    fail('SCHEMA_INVALID', 'rotation: new key must be ed25519 valid from effectiveAt');
   verifySignature(CONTEXTS.keyRotation, body, rotation.signature, publicKeyOf(oldKey));
   verifySignature(
     CONTEXTS.keyRotationProof,
@@ -338,7 +420,10 @@ export const RevocationSchema = SignedSchema(RevocationBodySchema);
 export type Revocation = Signed<RevocationBody>;
 
 /** Revoke a key; signed by the network root or by the revoked key itself. */
-export function signRevocation(body: Omit<RevocationBody, 'type'>, signer: SigningKeyPair): Revocation {
+export function signRevocation(
+  body: Omit<RevocationBody, 'type'>,
+  signer: SigningKeyPair,
+): Revocation {
   return sign(CONTEXTS.revocation, { type: 'revocation', ...body }, signer);
 }
 

@@ -19,6 +19,7 @@ import {
   type Introduction,
   type KeyRotation,
   type Manifest,
+  type PocEntry,
   type RelayEntry,
   type Revocation,
   type RevocationReason,
@@ -128,6 +129,10 @@ export class TrustStore {
     return this.manifests
       .get(networkOf(address))
       ?.body.authorities.find((a) => a.address === address);
+  }
+
+  poc(address: string): PocEntry | undefined {
+    return this.manifests.get(networkOf(address))?.body.pocs.find((p) => p.address === address);
   }
 
   relays(network: string): readonly RelayEntry[] {
@@ -248,10 +253,10 @@ export class TrustStore {
     return found;
   }
 
-  /** Encryption keys of an authority usable at `at`, newest first. */
+  /** Encryption keys of an authority or a point of contact usable at `at`, newest first. */
   encryptionKeysFor(address: string, at: number): KeyRef[] {
-    const entry = this.authority(address);
-    if (!entry) return fail('KEY_UNKNOWN', `unknown authority ${address}`);
+    const entry = this.authority(address) ?? this.poc(address);
+    if (!entry) return fail('KEY_UNKNOWN', `unknown recipient ${address}`);
     const usable = entry.encryptionKeys
       .map((c) => c.body.key)
       .filter(
@@ -309,7 +314,8 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  * (docs/protocol.md §6.1): a certificate without an object `body` with a
  * string `subject`, or without an object `signature` with a string `kid`, is
  * SCHEMA_INVALID before anything is looked up; then the key resolution codes
- * (ADDRESS_INVALID for a subject that is not an address, KEY_*); then the
+ * (ADDRESS_INVALID for a subject that is not an address, KEY_*; the subject
+ * must be an authority or a point of contact); then the
  * certificate's own schema and signature.
  */
 export function verifyStandaloneCertificate(
@@ -333,7 +339,7 @@ export function verifyStandaloneCertificate(
     value['body']['subject'],
     value['signature']['kid'],
     now,
-    ['authority'],
+    ['authority', 'poc'],
   );
   return verifyEncryptionKeyCert(value, identity.key);
 }

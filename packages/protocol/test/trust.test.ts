@@ -4,6 +4,7 @@ import { generateSigningKeyPair, keyRef } from '../src/keys.js';
 import { ready } from '../src/sodium.js';
 import { CONTEXTS, sign, signBytes, verifySignature } from '../src/signed.js';
 import {
+  certifyEncryptionKey,
   signIntroduction,
   signKeyRotation,
   signManifest,
@@ -11,8 +12,16 @@ import {
   verifyManifest,
   type Manifest,
 } from '../src/statements.js';
-import { TrustStore } from '../src/trust.js';
-import { buildTestWorld, testSeed, type TestWorld } from '../src/testing/index.js';
+import { TrustStore, verifyStandaloneCertificate } from '../src/trust.js';
+import { openDossier } from '../src/dossier.js';
+import { utf8 } from '../src/bytes.js';
+import {
+  buildTestWorld,
+  encryptTestAttachment,
+  sealTestDossier,
+  testSeed,
+  type TestWorld,
+} from '../src/testing/index.js';
 import { codeOf } from './support/code-of.js';
 
 const NOW = Date.UTC(2026, 10, 1);
@@ -29,8 +38,12 @@ describe('signatures', () => {
     const body = { type: 'x', n: 1 };
     const sig = signBytes(CONTEXTS.manifest, body, key);
     expect(() => verifySignature(CONTEXTS.manifest, body, sig, key.publicKey)).not.toThrow();
-    expect(codeOf(() => verifySignature(CONTEXTS.evidence, body, sig, key.publicKey))).toBe('SIGNATURE_INVALID');
-    expect(codeOf(() => verifySignature(CONTEXTS.manifest, { ...body, n: 2 }, sig, key.publicKey))).toBe('SIGNATURE_INVALID');
+    expect(codeOf(() => verifySignature(CONTEXTS.evidence, body, sig, key.publicKey))).toBe(
+      'SIGNATURE_INVALID',
+    );
+    expect(
+      codeOf(() => verifySignature(CONTEXTS.manifest, { ...body, n: 2 }, sig, key.publicKey)),
+    ).toBe('SIGNATURE_INVALID');
   });
 });
 
@@ -38,12 +51,16 @@ describe('manifests', () => {
   it('verify under the pinned root and not under another', () => {
     const wacap = world.networks['wacap']!;
     expect(verifyManifest(wacap.manifest, wacap.rootRef).body.network).toBe('wacap');
-    expect(codeOf(() => verifyManifest(wacap.manifest, world.networks['casc']!.rootRef))).toBe('TRUST_CHAIN_BROKEN');
+    expect(codeOf(() => verifyManifest(wacap.manifest, world.networks['casc']!.rootRef))).toBe(
+      'TRUST_CHAIN_BROKEN',
+    );
   });
 
   it('reject a tampered member list', () => {
     const wacap = world.networks['wacap']!;
-    const tampered = structuredClone(wacap.manifest) as { body: { authorities: { name: string }[] } };
+    const tampered = structuredClone(wacap.manifest) as {
+      body: { authorities: { name: string }[] };
+    };
     tampered.body.authorities[0]!.name = 'Someone else';
     expect(codeOf(() => verifyManifest(tampered, wacap.rootRef))).toBe('SIGNATURE_INVALID');
   });
@@ -52,7 +69,10 @@ describe('manifests', () => {
     const wacap = world.networks['wacap']!;
     const m = structuredClone<Manifest>(wacap.manifest);
     const [a, b] = m.body.authorities;
-    const swapped = { ...m.body, authorities: [{ ...a!, encryptionKeys: b!.encryptionKeys }, ...m.body.authorities.slice(1)] };
+    const swapped = {
+      ...m.body,
+      authorities: [{ ...a!, encryptionKeys: b!.encryptionKeys }, ...m.body.authorities.slice(1)],
+    };
     const resigned = sign(CONTEXTS.manifest, swapped, wacap.root);
     expect(codeOf(() => verifyManifest(resigned, wacap.rootRef))).toBe('SCHEMA_INVALID');
   });
@@ -77,8 +97,12 @@ describe('manifests', () => {
   it('trust peer networks through anchors of the pinned network only', () => {
     const trust = world.trustFor('wacap');
     expect(trust.networks().sort()).toEqual(['casc', 'global', 'wacap']);
-    const isolated = new TrustStore({ pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }] });
-    expect(codeOf(() => isolated.addManifest(world.networks['casc']!.manifest))).toBe('TRUST_CHAIN_BROKEN');
+    const isolated = new TrustStore({
+      pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }],
+    });
+    expect(codeOf(() => isolated.addManifest(world.networks['casc']!.manifest))).toBe(
+      'TRUST_CHAIN_BROKEN',
+    );
   });
 });
 
@@ -87,41 +111,100 @@ describe('key resolution', () => {
     const trust = world.trustFor('wacap');
     const sn = world.authority('sn-moj@wacap');
     expect(trust.resolveSigningKey(sn.address, sn.identity.kid, NOW).role).toBe('authority');
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW, ['relay']))).toBe('KEY_WRONG_ROLE');
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notAfter))).toBe('KEY_EXPIRED');
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notBefore - 1))).toBe('KEY_NOT_YET_VALID');
-    expect(codeOf(() => trust.resolveSigningKey('nobody@wacap', sn.identity.kid, NOW))).toBe('KEY_UNKNOWN');
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, 'AAAAAAAAAAAAAAAAAAAAAA', NOW))).toBe('KEY_UNKNOWN');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW, ['relay']))).toBe(
+      'KEY_WRONG_ROLE',
+    );
+    expect(
+      codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notAfter)),
+    ).toBe('KEY_EXPIRED');
+    expect(
+      codeOf(() =>
+        trust.resolveSigningKey(sn.address, sn.identity.kid, sn.identityRef.notBefore - 1),
+      ),
+    ).toBe('KEY_NOT_YET_VALID');
+    expect(codeOf(() => trust.resolveSigningKey('nobody@wacap', sn.identity.kid, NOW))).toBe(
+      'KEY_UNKNOWN',
+    );
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, 'AAAAAAAAAAAAAAAAAAAAAA', NOW))).toBe(
+      'KEY_UNKNOWN',
+    );
 
     const newKey = generateSigningKeyPair(testSeed('sn-moj@wacap/identity/2'));
-    const rotation = signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey, effectiveAt: NOW + 1000, notAfter: NOW + 10 ** 11 });
+    const rotation = signKeyRotation({
+      subject: sn.address,
+      oldKey: sn.identity,
+      newKey,
+      effectiveAt: NOW + 1000,
+      notAfter: NOW + 10 ** 11,
+    });
     trust.addKeyRotation(rotation);
     expect(trust.resolveSigningKey(sn.address, sn.identity.kid, NOW).key.kid).toBe(sn.identity.kid);
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW + 1000))).toBe('KEY_EXPIRED');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW + 1000))).toBe(
+      'KEY_EXPIRED',
+    );
     expect(trust.resolveSigningKey(sn.address, newKey.kid, NOW + 1000).key.kid).toBe(newKey.kid);
 
     const revocation = signRevocation(
-      { network: 'wacap', subject: sn.address, kid: newKey.kid, reason: 'key-compromise', revokedAt: NOW + 5000, issuedAt: NOW + 6000 },
+      {
+        network: 'wacap',
+        subject: sn.address,
+        kid: newKey.kid,
+        reason: 'key-compromise',
+        revokedAt: NOW + 5000,
+        issuedAt: NOW + 6000,
+      },
       world.networks['wacap']!.root,
     );
     trust.addRevocation(revocation);
     expect(trust.resolveSigningKey(sn.address, newKey.kid, NOW + 4999).key.kid).toBe(newKey.kid);
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, newKey.kid, NOW + 5000))).toBe('KEY_REVOKED');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, newKey.kid, NOW + 5000))).toBe(
+      'KEY_REVOKED',
+    );
   });
 
   it('refuses a rotation without a valid possession proof, and revocations by strangers', () => {
     const trust = world.trustFor('wacap');
     const sn = world.authority('sn-moj@wacap');
     const newKey = generateSigningKeyPair(testSeed('x/new'));
-    const rotation = signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey, effectiveAt: NOW, notAfter: NOW + 10 ** 10 });
+    const rotation = signKeyRotation({
+      subject: sn.address,
+      oldKey: sn.identity,
+      newKey,
+      effectiveAt: NOW,
+      notAfter: NOW + 10 ** 10,
+    });
     const forgedProof = { ...rotation.body, proof: rotation.signature.value };
-    expect(codeOf(() => trust.addKeyRotation(sign(CONTEXTS.keyRotation, forgedProof, sn.identity)))).toBe('SIGNATURE_INVALID');
+    expect(
+      codeOf(() => trust.addKeyRotation(sign(CONTEXTS.keyRotation, forgedProof, sn.identity))),
+    ).toBe('SIGNATURE_INVALID');
     const stranger = generateSigningKeyPair(testSeed('stranger'));
-    const bogus = signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'superseded', revokedAt: NOW, issuedAt: NOW }, stranger);
+    const bogus = signRevocation(
+      {
+        network: 'wacap',
+        subject: sn.address,
+        kid: sn.identity.kid,
+        reason: 'superseded',
+        revokedAt: NOW,
+        issuedAt: NOW,
+      },
+      stranger,
+    );
     expect(codeOf(() => trust.addRevocation(bogus))).toBe('KEY_WRONG_ROLE');
-    const self = signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW }, sn.identity);
+    const self = signRevocation(
+      {
+        network: 'wacap',
+        subject: sn.address,
+        kid: sn.identity.kid,
+        reason: 'key-compromise',
+        revokedAt: NOW,
+        issuedAt: NOW,
+      },
+      sn.identity,
+    );
     trust.addRevocation(self);
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW))).toBe('KEY_REVOKED');
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, sn.identity.kid, NOW))).toBe(
+      'KEY_REVOKED',
+    );
   });
 
   it('lists usable encryption keys', () => {
@@ -129,6 +212,137 @@ describe('key resolution', () => {
     const kz = world.authority('kz-gpo@casc');
     expect(trust.encryptionKeysFor(kz.address, NOW).map((k) => k.kid)).toEqual([kz.encryption.kid]);
     expect(trust.encryptionKeysFor(kz.address, kz.encryptionRef.notAfter)).toEqual([]);
+  });
+
+  it('lists the encryption keys of a point of contact, in its own network and a peer network', () => {
+    const casc = world.networks['casc']!;
+    for (const trust of [world.trustFor('casc'), world.trustFor('wacap')]) {
+      expect(trust.encryptionKeysFor(casc.poc.address, NOW).map((k) => k.kid)).toEqual([
+        casc.poc.encryption.kid,
+      ]);
+      expect(trust.poc(casc.poc.address)?.key.kid).toBe(casc.poc.key.kid);
+    }
+    expect(codeOf(() => world.trustFor('casc').encryptionKeysFor('nobody@casc', NOW))).toBe(
+      'KEY_UNKNOWN',
+    );
+  });
+
+  it('stops listing a point of contact encryption key its network revoked', () => {
+    const wacap = world.networks['wacap']!;
+    const revoked = signManifest(
+      {
+        ...wacap.manifest.body,
+        revoked: [{ kid: wacap.poc.encryption.kid, revokedAt: NOW, reason: 'key-compromise' }],
+      },
+      wacap.root,
+      wacap.manifest,
+    );
+    const trust = world.trustFor('wacap');
+    trust.addManifest(revoked);
+    expect(trust.encryptionKeysFor(wacap.poc.address, NOW - 1).map((k) => k.kid)).toEqual([
+      wacap.poc.encryption.kid,
+    ]);
+    expect(trust.encryptionKeysFor(wacap.poc.address, NOW)).toEqual([]);
+  });
+
+  it('lets an authority of another network seal a dossier to a point of contact, which opens it', async () => {
+    const casc = world.networks['casc']!;
+    const sender = world.trustFor('wacap');
+    // The key the sender wraps to comes from its trust store, as a node picks it.
+    expect(sender.encryptionKeysFor(casc.poc.address, NOW)[0]).toEqual(casc.poc.encryptionRef);
+    // The example MLA request refers to two attachments.
+    const attachments = [
+      (await encryptTestAttachment(utf8('warrant'), { name: 'warrant.pdf' })).manifest,
+      (await encryptTestAttachment(utf8('records'), { name: 'records.csv', mediaType: 'text/csv' }))
+        .manifest,
+    ];
+    const sealed = sealTestDossier(world, {
+      from: 'sn-moj@wacap',
+      to: [casc.poc.address],
+      attachments,
+    });
+    const opened = openDossier({
+      envelope: sealed.envelope,
+      sealed: sealed.sealed,
+      reader: { address: casc.poc.address, encryptionKeys: [casc.poc.encryption] },
+      trust: world.trustFor('casc'),
+    });
+    expect(opened.dossier.body.recipients).toEqual([casc.poc.address]);
+    expect(opened.sender.address).toBe('sn-moj@wacap');
+  });
+
+  it('verifies a standalone certificate of a point of contact, and not of a relay', () => {
+    const wacap = world.networks['wacap']!;
+    const trust = world.trustFor('wacap');
+    const cert = wacap.manifest.body.pocs[0]!.encryptionKeys[0]!;
+    expect(verifyStandaloneCertificate(cert, trust, NOW).body.key.kid).toBe(
+      wacap.poc.encryption.kid,
+    );
+    const byRelay = certifyEncryptionKey({
+      subject: wacap.relay.id,
+      identity: wacap.relay.key,
+      encryptionKey: wacap.poc.encryption,
+      notBefore: NOW - 1,
+      notAfter: NOW + 1000,
+    });
+    expect(codeOf(() => verifyStandaloneCertificate(byRelay, trust, NOW))).toBe('KEY_WRONG_ROLE');
+  });
+});
+
+describe('point of contact encryption keys in manifests (MC5, verification step 6)', () => {
+  const resign = (w: TestWorld, pocs: Manifest['body']['pocs']) => {
+    const wacap = w.networks['wacap']!;
+    return sign(CONTEXTS.manifest, { ...wacap.manifest.body, pocs }, wacap.root);
+  };
+
+  it('refuse a PoC certificate issued for another subject', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    const other = certifyEncryptionKey({
+      subject: 'sn-moj@wacap',
+      identity: wacap.poc.key,
+      encryptionKey: wacap.poc.encryption,
+      notBefore: NOW - 1,
+      notAfter: NOW + 1000,
+    });
+    expect(
+      codeOf(() =>
+        verifyManifest(resign(world, [{ ...poc, encryptionKeys: [other] }]), wacap.rootRef),
+      ),
+    ).toBe('SCHEMA_INVALID');
+  });
+
+  it('refuse a PoC certificate naming another identity key', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    const sn = world.authority('sn-moj@wacap');
+    const wrongKid = certifyEncryptionKey({
+      subject: poc.address,
+      identity: sn.identity,
+      encryptionKey: wacap.poc.encryption,
+      notBefore: NOW - 1,
+      notAfter: NOW + 1000,
+    });
+    expect(
+      codeOf(() =>
+        verifyManifest(resign(world, [{ ...poc, encryptionKeys: [wrongKid] }]), wacap.rootRef),
+      ),
+    ).toBe('SCHEMA_INVALID');
+    // identityKid right, but signed by another key: step 6
+    const forged = { ...wrongKid, body: { ...wrongKid.body, identityKid: poc.key.kid } };
+    expect(
+      codeOf(() =>
+        verifyManifest(resign(world, [{ ...poc, encryptionKeys: [forged] }]), wacap.rootRef),
+      ),
+    ).toBe('KEY_WRONG_ROLE');
+  });
+
+  it('refuse a PoC without encryption keys', () => {
+    const wacap = world.networks['wacap']!;
+    const poc = wacap.manifest.body.pocs[0]!;
+    expect(
+      codeOf(() => verifyManifest(resign(world, [{ ...poc, encryptionKeys: [] }]), wacap.rootRef)),
+    ).toBe('SCHEMA_INVALID');
   });
 });
 
@@ -149,9 +363,15 @@ describe('introductions', () => {
     };
     trust.addIntroduction(signIntroduction(body, wacap.poc.key));
     expect(trust.introductionsFor(kz.address, NOW + 1)).toHaveLength(1);
-    const fromAuthority = signIntroduction({ ...body, issuer: 'sn-moj@wacap' }, world.authority('sn-moj@wacap').identity);
+    const fromAuthority = signIntroduction(
+      { ...body, issuer: 'sn-moj@wacap' },
+      world.authority('sn-moj@wacap').identity,
+    );
     expect(codeOf(() => trust.addIntroduction(fromAuthority))).toBe('KEY_WRONG_ROLE');
-    const forged = { ...signIntroduction(body, wacap.poc.key), body: { ...body, type: 'introduction', competences: ['confiscation'] } };
+    const forged = {
+      ...signIntroduction(body, wacap.poc.key),
+      body: { ...body, type: 'introduction', competences: ['confiscation'] },
+    };
     expect(codeOf(() => trust.addIntroduction(forged))).toBe('SIGNATURE_INVALID');
   });
 });
@@ -170,7 +390,17 @@ describe('trust store hardening', () => {
   it('lets a network revoke only its own members keys', () => {
     const trust = world.trustFor('wacap');
     const kz = world.authority('kz-gpo@casc');
-    const byWacap = signRevocation({ network: 'wacap', subject: 'sn-moj@wacap', kid: kz.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW }, world.networks['wacap']!.root);
+    const byWacap = signRevocation(
+      {
+        network: 'wacap',
+        subject: 'sn-moj@wacap',
+        kid: kz.identity.kid,
+        reason: 'key-compromise',
+        revokedAt: NOW,
+        issuedAt: NOW,
+      },
+      world.networks['wacap']!.root,
+    );
     expect(codeOf(() => trust.addRevocation(byWacap))).toBe('KEY_UNKNOWN');
     expect(trust.resolveSigningKey(kz.address, kz.identity.kid, NOW).address).toBe(kz.address);
   });
@@ -179,19 +409,46 @@ describe('trust store hardening', () => {
     const trust = world.trustFor('wacap');
     const sn = world.authority('sn-moj@wacap');
     const attacker = generateSigningKeyPair(testSeed('attacker'));
-    trust.addKeyRotation(signKeyRotation({ subject: sn.address, oldKey: sn.identity, newKey: attacker, effectiveAt: NOW + 10, notAfter: NOW + 10 ** 10 }));
+    trust.addKeyRotation(
+      signKeyRotation({
+        subject: sn.address,
+        oldKey: sn.identity,
+        newKey: attacker,
+        effectiveAt: NOW + 10,
+        notAfter: NOW + 10 ** 10,
+      }),
+    );
     expect(trust.resolveSigningKey(sn.address, attacker.kid, NOW + 20).key.kid).toBe(attacker.kid);
-    trust.addRevocation(signRevocation({ network: 'wacap', subject: sn.address, kid: sn.identity.kid, reason: 'key-compromise', revokedAt: NOW, issuedAt: NOW + 30 }, world.networks['wacap']!.root));
-    expect(codeOf(() => trust.resolveSigningKey(sn.address, attacker.kid, NOW + 20))).toBe('KEY_REVOKED');
+    trust.addRevocation(
+      signRevocation(
+        {
+          network: 'wacap',
+          subject: sn.address,
+          kid: sn.identity.kid,
+          reason: 'key-compromise',
+          revokedAt: NOW,
+          issuedAt: NOW + 30,
+        },
+        world.networks['wacap']!.root,
+      ),
+    );
+    expect(codeOf(() => trust.resolveSigningKey(sn.address, attacker.kid, NOW + 20))).toBe(
+      'KEY_REVOKED',
+    );
   });
 
   it('refuses an expired manifest when the time is given, and peers reached through a non-peer', () => {
     const wacap = world.networks['wacap']!;
     const trust = new TrustStore({ pinned: [{ network: 'wacap', root: wacap.rootRef }] });
-    expect(codeOf(() => trust.addManifest(wacap.manifest, { now: wacap.manifest.body.validUntil }))).toBe('MANIFEST_EXPIRED');
+    expect(
+      codeOf(() => trust.addManifest(wacap.manifest, { now: wacap.manifest.body.validUntil })),
+    ).toBe('MANIFEST_EXPIRED');
     expect(trust.addManifest(wacap.manifest, { now: NOW })).toBe(true);
     const { type: _t, version: _v, previous: _p, ...rest } = wacap.manifest.body;
-    expect(codeOf(() => signManifest({ ...rest, peers: [{ ...rest.peers[1]!, via: 'seajust' }] }, wacap.root))).toBe('SCHEMA_INVALID');
+    expect(
+      codeOf(() =>
+        signManifest({ ...rest, peers: [{ ...rest.peers[1]!, via: 'seajust' }] }, wacap.root),
+      ),
+    ).toBe('SCHEMA_INVALID');
   });
 });
-

@@ -19,9 +19,8 @@ export function exampleContentFor(
 ): DossierContent {
   const party = (address: string) => {
     const network = address.split('@')[1]!;
-    const entry = world.networks[network]!.manifest.body.authorities.find(
-      (a) => a.address === address,
-    )!;
+    const { body } = world.networks[network]!.manifest;
+    const entry = [...body.authorities, ...body.pocs].find((a) => a.address === address)!;
     return { address, name: entry.name, country: entry.country };
   };
   const isRequest = [
@@ -45,9 +44,15 @@ export function exampleContentFor(
   return { ...content, from: party(from), to: party(to) };
 }
 
+/** The encryption key of a test authority or point of contact (PoCs are written to like authorities). */
+function recipientKey(world: TestWorld, address: string) {
+  const poc = Object.values(world.networks).find((n) => n.poc.address === address)?.poc;
+  return poc ? poc.encryptionRef : world.authority(address).encryptionRef;
+}
+
 /**
- * Seal a test dossier from `from` to `to` (the first recipient is the one
- * the content addresses) with the world's keys.
+ * Seal a test dossier from `from` to `to` (authorities or points of contact;
+ * the first recipient is the one the content addresses) with the world's keys.
  */
 export function sealTestDossier(
   world: TestWorld,
@@ -73,7 +78,7 @@ export function sealTestDossier(
     },
     recipients: options.to.map((address) => ({
       address,
-      encryptionKey: world.authority(address).encryptionRef,
+      encryptionKey: recipientKey(world, address),
     })),
     content:
       options.content ??

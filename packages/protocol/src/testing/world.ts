@@ -8,7 +8,13 @@ import {
   type SigningKeyPair,
 } from '../keys.js';
 import type { RequestTypeName } from '../schema.js';
-import { certifyEncryptionKey, signManifest, type AuthorityEntry, type Manifest, type PeerEntry } from '../statements.js';
+import {
+  certifyEncryptionKey,
+  signManifest,
+  type AuthorityEntry,
+  type Manifest,
+  type PeerEntry,
+} from '../statements.js';
 import { TrustStore } from '../trust.js';
 
 /**
@@ -29,7 +35,12 @@ export interface TestNetwork {
   readonly root: SigningKeyPair;
   readonly rootRef: KeyRef;
   readonly relay: { readonly id: string; readonly key: SigningKeyPair; readonly url: string };
-  readonly poc: { readonly address: string; readonly key: SigningKeyPair };
+  readonly poc: {
+    readonly address: string;
+    readonly key: SigningKeyPair;
+    readonly encryption: EncryptionKeyPair;
+    readonly encryptionRef: KeyRef;
+  };
   readonly authorities: Readonly<Record<string, TestAuthority>>;
   manifest: Manifest;
 }
@@ -52,7 +63,12 @@ const YEAR = 365 * 24 * 3600 * 1000;
 export interface NetworkSpec {
   readonly network: string;
   readonly country: string;
-  readonly authorities: readonly { local: string; name: string; country: string; competences?: RequestTypeName[] }[];
+  readonly authorities: readonly {
+    local: string;
+    name: string;
+    country: string;
+    competences?: RequestTypeName[];
+  }[];
   readonly peers: readonly { network: string; via: string | null }[];
 }
 
@@ -100,7 +116,9 @@ export const DEFAULT_WORLD: readonly NetworkSpec[] = [
  */
 export const DIRECT_PEERING_WORLD: readonly NetworkSpec[] = DEFAULT_WORLD.map((spec) => ({
   ...spec,
-  peers: spec.peers.map((p) => (spec.network !== 'global' && p.network !== 'global' ? { ...p, via: null } : p)),
+  peers: spec.peers.map((p) =>
+    spec.network !== 'global' && p.network !== 'global' ? { ...p, via: null } : p,
+  ),
 }));
 
 /**
@@ -120,6 +138,7 @@ export function buildTestWorld(options: {
     const root = generateSigningKeyPair(testSeed(`${n}/root`));
     const relayKey = generateSigningKeyPair(testSeed(`${n}/relay`));
     const pocKey = generateSigningKeyPair(testSeed(`${n}/poc`));
+    const pocEncryption = generateEncryptionKeyPair(testSeed(`${n}/poc/encryption/1`));
     const authorities: Record<string, TestAuthority> = {};
     for (const a of spec.authorities) {
       const address = `${a.local}@${n}`;
@@ -137,8 +156,17 @@ export function buildTestWorld(options: {
       network: n,
       root,
       rootRef: keyRef(root, { notBefore: now - YEAR, notAfter: now + 10 * YEAR }),
-      relay: { id: `relay@${n}`, key: relayKey, url: options.relayUrl?.(n) ?? `https://relay.${n}.example` },
-      poc: { address: `poc-${spec.country.toLowerCase()}@${n}`, key: pocKey },
+      relay: {
+        id: `relay@${n}`,
+        key: relayKey,
+        url: options.relayUrl?.(n) ?? `https://relay.${n}.example`,
+      },
+      poc: {
+        address: `poc-${spec.country.toLowerCase()}@${n}`,
+        key: pocKey,
+        encryption: pocEncryption,
+        encryptionRef: keyRef(pocEncryption, validity),
+      },
       authorities,
       manifest: undefined as unknown as Manifest,
     };
@@ -151,15 +179,29 @@ export function buildTestWorld(options: {
         address: t.address,
         name: a.name,
         country: a.country,
-        competences: a.competences ?? ['mla', 'extradition', 'transfer-of-sentenced-persons', 'confiscation'],
+        competences: a.competences ?? [
+          'mla',
+          'extradition',
+          'transfer-of-sentenced-persons',
+          'confiscation',
+        ],
         languages: ['en', 'fr'],
         key: t.identityRef,
         encryptionKeys: [
-          certifyEncryptionKey({ subject: t.address, identity: t.identity, encryptionKey: t.encryption, ...validity }),
+          certifyEncryptionKey({
+            subject: t.address,
+            identity: t.identity,
+            encryptionKey: t.encryption,
+            ...validity,
+          }),
         ],
       };
     });
-    const peers: PeerEntry[] = spec.peers.map((p) => ({ network: p.network, root: networks[p.network]!.rootRef, via: p.via }));
+    const peers: PeerEntry[] = spec.peers.map((p) => ({
+      network: p.network,
+      root: networks[p.network]!.rootRef,
+      via: p.via,
+    }));
     net.manifest = signManifest(
       {
         network: spec.network,
@@ -167,7 +209,22 @@ export function buildTestWorld(options: {
         validUntil: now + YEAR,
         root: net.rootRef,
         relays: [{ id: net.relay.id, url: net.relay.url, key: keyRef(net.relay.key, validity) }],
-        pocs: [{ address: net.poc.address, name: `Point of contact ${spec.country} (test)`, country: spec.country, key: keyRef(net.poc.key, validity) }],
+        pocs: [
+          {
+            address: net.poc.address,
+            name: `Point of contact ${spec.country} (test)`,
+            country: spec.country,
+            key: keyRef(net.poc.key, validity),
+            encryptionKeys: [
+              certifyEncryptionKey({
+                subject: net.poc.address,
+                identity: net.poc.key,
+                encryptionKey: net.poc.encryption,
+                ...validity,
+              }),
+            ],
+          },
+        ],
         authorities: authorityEntries,
         peers,
         revoked: [],
@@ -188,7 +245,8 @@ export function buildTestWorld(options: {
     trustFor(network) {
       const trust = new TrustStore({ pinned: [{ network, root: networks[network]!.rootRef }] });
       trust.addManifest(networks[network]!.manifest);
-      for (const peer of networks[network]!.manifest.body.peers) trust.addManifest(networks[peer.network]!.manifest);
+      for (const peer of networks[network]!.manifest.body.peers)
+        trust.addManifest(networks[peer.network]!.manifest);
       return trust;
     },
   };
