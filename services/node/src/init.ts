@@ -1,4 +1,3 @@
-import { useNativeCrypto } from '@rogatory/protocol/node';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RelayClient, type FetchFunction, type RetryPolicy } from '@rogatory/client';
@@ -84,7 +83,6 @@ export interface InitNodeResult {
  * if writing fails midway, what was created is removed.
  */
 export async function initNode(options: InitNodeOptions): Promise<InitNodeResult> {
-  useNativeCrypto();
   await ready();
   const clock = options.clock ?? Date.now;
   const dir = resolve(options.dir);
