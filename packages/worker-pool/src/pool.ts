@@ -145,7 +145,7 @@ export class WorkerPool {
       if (left <= 0 || this.#live !== live) {
         // A worker that never answers may be stuck (or dead: its exit cannot be observed while this thread waits).
         live.pending.delete(id);
-        this.#end(live, 'WORKER_STOPPED', 'stopped after a synchronous call timed out');
+        void this.#end(live, 'WORKER_STOPPED', 'stopped after a synchronous call timed out');
         throw new WorkerPoolError(
           'WORKER_TIMEOUT',
           `${op} got no reply from the ${this.#name} worker in time`,
