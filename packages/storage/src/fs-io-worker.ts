@@ -1,4 +1,4 @@
-import { WorkerPool } from '@rogatory/worker-pool';
+import { WorkerPool, besideEntry } from '@rogatory/worker-pool';
 import type { IoResult } from './fs-io-thread.js';
 
 /**
@@ -84,7 +84,7 @@ class Lane {
     name: string,
   ) {
     this.#pool = new WorkerPool({
-      url: new URL('./fs-io-thread.ts', import.meta.url),
+      url: () => besideEntry('@rogatory/storage', './fs-io-thread.ts', import.meta.url),
       name,
       idleStopMs: IDLE_STOP_MS,
     });

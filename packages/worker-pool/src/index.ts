@@ -5,6 +5,7 @@
  */
 export {
   WorkerPool,
+  besideEntry,
   type CallOptions,
   type SyncCallOptions,
   type WorkerPoolOptions,

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   MessageChannel,
   receiveMessageOnPort,
@@ -9,26 +9,60 @@ import {
 import { WorkerPoolError } from './errors.js';
 import { isWorkerReply, type PoolWorkerData, type WorkerReply } from './messages.js';
 
+const bundles = new Map<string, string>();
+
 /**
- * Loads a `.ts` worker module through tsx's CommonJS hooks, registered in the
- * worker thread itself. The workspace runs from TypeScript source (tsx in the
- * bins and scripts, vite in vitest), and Node 20 neither loads `.ts` nor
- * applies the parent's loader to a worker's entry. The CommonJS hooks work
- * inside the thread, without Node's separate module-hooks thread, so a worker
- * also loads while its parent blocks in `callSync`.
+ * esbuild, loaded when a `.ts` worker first starts, and resolved from where
+ * this code runs (it is in the workspace's node_modules): the benchmarks
+ * bundle this module into child processes, and esbuild cannot be bundled.
  */
-const TS_BOOTSTRAP = new URL(
-  `data:text/javascript,${encodeURIComponent(
-    "import { createRequire } from 'node:module'; import { workerData } from 'node:worker_threads';" +
-      ' const require = createRequire(workerData.entry); require(workerData.tsx).register(); require(workerData.entry);',
-  )}`,
-);
+function esbuild(): typeof import('esbuild') {
+  return createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
+}
 
-let tsxApi: string | undefined;
+/**
+ * A `.ts` worker module and what it imports, bundled once per process into
+ * plain JavaScript that a worker evaluates: the workspace runs from
+ * TypeScript source (tsx in the bins and scripts, vite in vitest), Node 20
+ * loads no `.ts`, and a TypeScript loader inside each worker thread would
+ * cost every start (a fresh thread per Argon2id call) time and memory.
+ * Packages in `external` are left out and required at run time from the
+ * module's own location.
+ */
+function bundled(entry: string, external: readonly string[]): string {
+  const key = `${entry}\n${external.join('\n')}`;
+  let source = bundles.get(key);
+  if (source === undefined) {
+    const result = esbuild().buildSync({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      write: false,
+      logLevel: 'silent',
+      external: [...external],
+    });
+    const code = result.outputFiles[0]!.text;
+    source = `'use strict';\n(function (require) {\n${code}\n})(require('node:module').createRequire(${JSON.stringify(entry)}));\n`;
+    bundles.set(key, source);
+  }
+  return source;
+}
 
-function tsxCjsApi(): string {
-  tsxApi ??= createRequire(import.meta.url).resolve('tsx/cjs/api');
-  return tsxApi;
+/**
+ * `file` in the folder of the module that `specifier` (a package entry point)
+ * resolves to from `from`: a worker module found through its package, so
+ * that code a bundler moved elsewhere (the benchmarks' child processes) still
+ * finds it. E.g. `besideEntry('@rogatory/storage', './fs-io-thread.ts', import.meta.url)`.
+ */
+export function besideEntry(specifier: string, file: string, from: string): URL {
+  return new URL(file, pathToFileURL(createRequire(from).resolve(specifier)));
+}
+
+/** The parent's Node options, less the one that would make an evaluated worker source ESM. */
+function workerExecArgv(): string[] {
+  return process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
 }
 
 /** Time a synchronous caller waits at most by default (Argon2id moderate takes about a second). */
@@ -37,9 +71,12 @@ const SYNC_TIMEOUT_MS = 300_000;
 export interface WorkerPoolOptions {
   /**
    * The worker module, which calls `serveWorker` of `@rogatory/worker-pool/worker`.
-   * A `.ts` file is loaded through tsx; it must not use top-level await.
+   * A `.ts` module is bundled (once per process) and evaluated as plain
+   * JavaScript; it must not use top-level await. A `.js` module is started as is.
    */
-  readonly url: URL;
+  readonly url: URL | (() => URL);
+  /** Packages the worker requires from node_modules instead of having them bundled in (large ones). */
+  readonly external?: readonly string[];
   /** Thread name, for diagnostics and error messages (not secret). */
   readonly name: string;
   /**
@@ -89,9 +126,10 @@ interface Live {
  * Work that should run in parallel takes several pools (one a lane).
  */
 export class WorkerPool {
-  readonly #url: URL;
+  readonly #url: URL | (() => URL);
   readonly #name: string;
   readonly #idleStopMs: number | undefined;
+  readonly #external: readonly string[];
   #live: Live | undefined;
   #nextId = 1;
   #closed = false;
@@ -100,6 +138,7 @@ export class WorkerPool {
     this.#url = options.url;
     this.#name = options.name;
     this.#idleStopMs = options.idleStopMs;
+    this.#external = options.external ?? [];
   }
 
   /** Whether a worker thread is running now. */
@@ -177,13 +216,16 @@ export class WorkerPool {
     const { port1: replies, port2 } = new MessageChannel();
     const signal = new Int32Array(new SharedArrayBuffer(4));
     const data: PoolWorkerData = { replies: port2, signal };
-    const worker = this.#url.pathname.endsWith('.ts')
-      ? new Worker(TS_BOOTSTRAP, {
+    const url = typeof this.#url === 'function' ? this.#url() : this.#url;
+    const worker = url.pathname.endsWith('.ts')
+      ? new Worker(bundled(fileURLToPath(url), this.#external), {
+          eval: true,
+          execArgv: workerExecArgv(),
           name: this.#name,
-          workerData: { ...data, tsx: tsxCjsApi(), entry: fileURLToPath(this.#url) },
+          workerData: data,
           transferList: [port2],
         })
-      : new Worker(this.#url, { name: this.#name, workerData: data, transferList: [port2] });
+      : new Worker(url, { name: this.#name, workerData: data, transferList: [port2] });
     const live: Live = { worker, replies, signal, pending: new Map(), idleTimer: undefined };
     worker.unref();
     replies.unref();

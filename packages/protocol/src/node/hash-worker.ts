@@ -1,4 +1,4 @@
-import { WorkerPool } from '@rogatory/worker-pool';
+import { WorkerPool, besideEntry } from '@rogatory/worker-pool';
 import type {
   AttachmentHashSession,
   AttachmentHashing,
@@ -13,7 +13,8 @@ import type {
  * session opened on it (the new worker does not know them).
  */
 const pool = new WorkerPool({
-  url: new URL('./hash-thread.ts', import.meta.url),
+  // Through the package, not import.meta.url: the benchmarks run this code bundled elsewhere.
+  url: () => besideEntry('@rogatory/protocol/node', './hash-thread.ts', import.meta.url),
   name: 'rogatory-attachment-hashing',
 });
 

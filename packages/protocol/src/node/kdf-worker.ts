@@ -1,4 +1,4 @@
-import { WorkerPool } from '@rogatory/worker-pool';
+import { WorkerPool, besideEntry } from '@rogatory/worker-pool';
 import { utf8 } from '../bytes.js';
 
 /**
@@ -13,7 +13,9 @@ import { utf8 } from '../bytes.js';
  * the other), so concurrent unlocks hold one libsodium heap, not one each.
  */
 const pool = new WorkerPool({
-  url: new URL('./kdf-thread.ts', import.meta.url),
+  url: () => besideEntry('@rogatory/protocol/node', './kdf-thread.ts', import.meta.url),
+  // libsodium is half a megabyte: required from node_modules rather than bundled into the worker's source.
+  external: ['libsodium-wrappers-sumo'],
   name: 'rogatory-argon2id',
   idleStopMs: 0,
 });
