@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import {
   CONTEXTS,
   canonicalBytes,
@@ -48,7 +49,6 @@ import {
   signalOf,
   type CallOptions,
   type CallSpec,
-  type FetchFunction,
   type HttpResponse,
   type RejectionParser,
 } from './transport.js';
@@ -84,8 +84,11 @@ export interface RelayClientOptions {
    * middle cannot use this node's signature to open a session elsewhere.
    */
   readonly relayId?: string;
-  /** A WHATWG fetch to send with; by default a keep-alive connection pool of undici shared by the process. */
-  readonly fetch?: FetchFunction;
+  /**
+   * The undici Dispatcher to send through (an Agent of your own; in tests,
+   * one that injects faults); by default a keep-alive Agent shared by the process.
+   */
+  readonly dispatcher?: Dispatcher;
   /** Idle timeout of each exchange in ms (no answer or no body progress); default 30 s. */
   readonly timeoutMs?: number;
   /** Retries of transient failures; default DEFAULT_RETRY_POLICY. */
@@ -170,7 +173,7 @@ export class RelayClient {
     this.trust = options.trust;
     this.transport = new Transport({
       baseUrl: options.baseUrl,
-      fetch: options.fetch,
+      dispatcher: options.dispatcher,
       timeoutMs: this.timeoutMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       minBytesPerSecond: options.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND,

@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import {
   canonicalBytes,
   concatBytes,
@@ -43,7 +44,6 @@ import {
   signalOf,
   type CallOptions,
   type CallSpec,
-  type FetchFunction,
   type HttpResponse,
   type RejectionParser,
   type RequestBody,
@@ -74,8 +74,8 @@ export interface RelayPeerClientOptions {
   readonly to: string;
   /** This relay's Ed25519 key, as listed in its network manifest. */
   readonly key: SigningKeyPair;
-  /** A WHATWG fetch to send with; by default a keep-alive connection pool of undici shared by the process. */
-  readonly fetch?: FetchFunction;
+  /** The undici Dispatcher to send through; by default a keep-alive Agent shared by the process. */
+  readonly dispatcher?: Dispatcher;
   readonly timeoutMs?: number;
   /**
    * Retries within one call; default 2, because the forwarding queue
@@ -179,7 +179,7 @@ export class RelayPeerClient {
     if (!(timeoutMs > 0)) throw new RangeError('timeoutMs must be positive');
     this.transport = new Transport({
       baseUrl: options.baseUrl,
-      fetch: options.fetch,
+      dispatcher: options.dispatcher,
       timeoutMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       runtime: this.runtime,

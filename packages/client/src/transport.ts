@@ -11,8 +11,6 @@ import {
 import { parseRetryAfter, type Runtime } from './retry.js';
 import { ErrorBodySchema, wireValidator } from './wire.js';
 
-export type FetchFunction = typeof globalThis.fetch;
-
 /** Default idle timeout of an exchange: no answer or no body progress for this long. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Default largest JSON answer read into memory. */
@@ -80,12 +78,13 @@ export interface HttpResponse {
 export interface TransportOptions {
   readonly baseUrl: string | URL;
   /**
-   * A WHATWG fetch to send with (tests, other runtimes). Without it, requests
-   * go through undici's request API on a keep-alive connection pool shared by
-   * the process: the same HTTP/1.1 client as Node's fetch, without the cost of
-   * the WHATWG streams and objects around each exchange.
+   * The undici Dispatcher every request goes through (undici's request API,
+   * redirects not followed). Default: a keep-alive connection pool (Agent)
+   * shared by the process. Give one to own the pool (its connections, its
+   * limits), or in tests to inject resets, delays and errors into the same
+   * path production uses.
    */
-  readonly fetch?: FetchFunction | undefined;
+  readonly dispatcher?: Dispatcher | undefined;
   /** Idle timeout: no response, or no body progress, for this long aborts the exchange. */
   readonly timeoutMs: number;
   /** Largest JSON answer read into memory. */
@@ -104,16 +103,13 @@ const KEEP_ALIVE_TIMEOUT_MS = 10_000;
 let sharedAgent: Agent | undefined;
 
 /**
- * The connection pools of every Transport without a fetch of its own, one
- * pool per origin. Idle sockets do not keep the process alive.
+ * The connection pools of every Transport without a Dispatcher of its own,
+ * one pool per origin. Idle sockets do not keep the process alive.
  */
 function sharedDispatcher(): Dispatcher {
   sharedAgent ??= new Agent({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   return sharedAgent;
 }
-
-/** `fetch` init with the undici extension for streamed request bodies (not in the DOM lib types). */
-type StreamingRequestInit = RequestInit & { duplex?: 'half' };
 
 /**
  * An idle timer and the caller's abort signal in one AbortController, so
@@ -237,10 +233,7 @@ export class Transport {
       request.signal,
       this.options.minBytesPerSecond,
     );
-    const response =
-      this.options.fetch === undefined
-        ? await this.dispatch(request, deadline)
-        : await this.fetch(this.options.fetch, request, deadline);
+    const response = await this.dispatch(request, deadline);
     const { status } = response;
     if (status >= 200 && status < 300) return response;
     if (status < 400) {
@@ -268,14 +261,14 @@ export class Transport {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await sharedDispatcher().request({
+      res = await (this.options.dispatcher ?? sharedDispatcher()).request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: request.method,
         headers,
         body: payload ?? null,
         signal: deadline.signal,
-        // The Deadline is the one idle timeout, as with fetch.
+        // The Deadline is the one idle timeout.
         headersTimeout: 0,
         bodyTimeout: 0,
       } satisfies Dispatcher.RequestOptions);
@@ -285,41 +278,6 @@ export class Transport {
     }
     deadline.touch();
     return wrapDispatcherResponse(res, deadline, request.route, this.options.maxResponseBytes);
-  }
-
-  private async fetch(
-    fetch: FetchFunction,
-    request: HttpRequest,
-    deadline: Deadline,
-  ): Promise<HttpResponse> {
-    const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
-    const init: StreamingRequestInit = {
-      method: request.method,
-      headers,
-      signal: deadline.signal,
-      // Never follow a redirect: it could carry the bearer token or a signed call elsewhere.
-      redirect: 'manual',
-    };
-    const body = request.body;
-    if (body?.kind === 'bytes') {
-      headers['content-type'] = body.contentType;
-      init.body = body.bytes as Uint8Array<ArrayBuffer>;
-    } else if (body?.kind === 'stream') {
-      headers['content-type'] = body.contentType;
-      headers['content-length'] = String(body.size);
-      init.body = streamOf(body.source, deadline);
-      init.duplex = 'half';
-    }
-
-    let res: Response;
-    try {
-      res = await fetch(this.url(request.path), init);
-    } catch (err) {
-      deadline.done();
-      throw deadline.failure(err, request.route);
-    }
-    deadline.touch();
-    return wrapResponse(res, deadline, request.route, this.options.maxResponseBytes);
   }
 
   private async rejectionOf(
@@ -373,9 +331,7 @@ export function rejectionFromBody(
     );
   }
   const relayCode = parsed.error.code;
-  const code: RelayClientErrorCode = isRelayErrorCode(relayCode)
-    ? relayCode
-    : fallbackCode(status);
+  const code: RelayClientErrorCode = isRelayErrorCode(relayCode) ? relayCode : fallbackCode(status);
   let extra: ReturnType<RejectionParser> = {};
   if (rejection) {
     try {
@@ -403,27 +359,6 @@ function fallbackCode(status: number): RelayClientErrorCode {
   return 'BAD_RESPONSE';
 }
 
-function streamOf(
-  source: AsyncIterable<Uint8Array>,
-  deadline: Deadline,
-): ReadableStream<Uint8Array> {
-  const iterator = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        deadline.touch();
-        const next = await iterator.next();
-        if (next.done === true) controller.close();
-        else controller.enqueue(next.value);
-      },
-      async cancel(reason: unknown) {
-        await iterator.return?.(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
 /** A source that restarts the idle timer at every chunk it yields. */
 async function* touching(
   source: AsyncIterable<Uint8Array>,
@@ -437,7 +372,7 @@ async function* touching(
 
 const TEXT = new TextDecoder('utf-8', { fatal: true });
 
-/** An HttpResponse around a body reader: bounded JSON reads shared by both ways of sending. */
+/** An HttpResponse around a body reader, with bounded JSON reads. */
 function response(parts: {
   status: number;
   headers: ResponseHeaders;
@@ -492,66 +427,6 @@ function response(parts: {
   };
 }
 
-function wrapResponse(
-  res: Response,
-  deadline: Deadline,
-  route: string,
-  maxResponseBytes: number,
-): HttpResponse {
-  let taken = false;
-  const take = (): ReadableStreamDefaultReader<Uint8Array> | undefined => {
-    if (taken) throw new Error('response body already read');
-    taken = true;
-    return res.body?.getReader();
-  };
-
-  async function* body(): AsyncGenerator<Uint8Array, void, undefined> {
-    const reader = take();
-    if (!reader) {
-      deadline.done();
-      return;
-    }
-    let finished = false;
-    try {
-      for (;;) {
-        deadline.touch();
-        const started = performance.now();
-        let next: ReadableStreamReadResult<Uint8Array>;
-        try {
-          next = await reader.read();
-        } catch (err) {
-          finished = true;
-          throw deadline.failure(err, route, res.status);
-        }
-        if (next.done) {
-          finished = true;
-          return;
-        }
-        deadline.progress(next.value.byteLength, performance.now() - started, route, res.status);
-        yield next.value;
-      }
-    } finally {
-      deadline.done();
-      if (!finished) await reader.cancel().catch(() => undefined);
-    }
-  }
-
-  return response({
-    status: res.status,
-    headers: res.headers,
-    body,
-    async cancel() {
-      deadline.done();
-      if (!taken) {
-        taken = true;
-        await res.body?.cancel().catch(() => undefined);
-      }
-    },
-    route,
-    maxResponseBytes,
-  });
-}
-
 /** Largest unread body drained on cancel so that its connection can serve the next request. */
 const DRAIN_LIMIT_BYTES = 64 * 1024;
 
@@ -590,7 +465,7 @@ function wrapDispatcherResponse(
           route,
           res.statusCode,
         );
-        // Plain Uint8Array views, as fetch yields: callers hash and keep them.
+        // Plain Uint8Array views (not Buffers): callers hash and keep them.
         yield new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       }
     } finally {

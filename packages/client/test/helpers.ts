@@ -7,7 +7,14 @@ import {
   type Envelope,
   type SigningKeyPair,
 } from '@rogatory/protocol';
-import { RelayClient, sha256Hex, type RelayClientOptions, type Runtime } from '../src/index.js';
+import {
+  Agent,
+  RelayClient,
+  sha256Hex,
+  type Dispatcher,
+  type RelayClientOptions,
+  type Runtime,
+} from '../src/index.js';
 import { FakeRelay } from './fake-relay.js';
 
 export const NODE = 'sn-moj@wacap';
@@ -95,4 +102,87 @@ export async function* streamOf(bytes: Uint8Array, pieceSize: number): AsyncGene
     await Promise.resolve();
     yield bytes.subarray(offset, Math.min(bytes.length, offset + pieceSize));
   }
+}
+
+export interface InterceptedRequest {
+  readonly method: string;
+  readonly path: string;
+}
+
+/** What happened to a request that went through: its status, or the error it failed with. */
+export interface Outcome {
+  readonly status?: number;
+  readonly error?: Error;
+}
+
+export interface InterceptingDispatcher {
+  /** The Dispatcher to give a client: a real keep-alive undici Agent behind the hooks. */
+  readonly dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+/**
+ * A real undici Agent (the client's production path) with faults injected in
+ * front of it: `before` may fail a request before it reaches the network (an
+ * Error, as a refused or reset connection does) or hold it back for some ms;
+ * `after` sees how each request that was sent ended.
+ */
+export function interceptingDispatcher(hooks: {
+  before?: (request: InterceptedRequest) => Error | number | undefined;
+  after?: (request: InterceptedRequest, outcome: Outcome) => void;
+}): InterceptingDispatcher {
+  const agent = new Agent();
+  const dispatcher = agent.compose((dispatch) => (options, handler) => {
+    const request = { method: options.method, path: options.path };
+    const fault = hooks.before?.(request);
+    if (fault instanceof Error) {
+      queueMicrotask(() => handler.onError?.(fault));
+      return true;
+    }
+    const forward = (): boolean => dispatch(options, observed(handler, request, hooks.after));
+    if (fault === undefined) return forward();
+    setTimeout(forward, fault);
+    return true;
+  });
+  return { dispatcher, close: () => agent.close() };
+}
+
+function observed(
+  handler: Dispatcher.DispatchHandlers,
+  request: InterceptedRequest,
+  after: ((request: InterceptedRequest, outcome: Outcome) => void) | undefined,
+): Dispatcher.DispatchHandlers {
+  if (after === undefined) return handler;
+  let status: number | undefined;
+  return new Proxy(handler, {
+    get(target, property, receiver) {
+      if (property === 'onHeaders') {
+        return (code: number, ...rest: [Buffer[], () => void, string]) => {
+          if (code >= 200) status = code;
+          return target.onHeaders?.(code, ...rest) ?? true;
+        };
+      }
+      if (property === 'onComplete') {
+        return (trailers: string[] | null) => {
+          after(request, status === undefined ? {} : { status });
+          target.onComplete?.(trailers);
+        };
+      }
+      if (property === 'onError') {
+        return (error: Error) => {
+          after(request, { error });
+          target.onError?.(error);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function'
+        ? (value as (...args: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  });
+}
+
+/** A connection reset, as undici reports one. */
+export function connectionReset(): Error {
+  return Object.assign(new Error('other side closed'), { code: 'ECONNRESET' });
 }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isRelayClientError } from '../src/index.js';
+import { Agent, isRelayClientError } from '../src/index.js';
 import type { FakeRelay } from './fake-relay.js';
 import { clientFor, makeChunk, startRelay } from './helpers.js';
 
@@ -40,7 +40,7 @@ describe('a relay that trickles a body', () => {
     expect(isRelayClientError(err, 'TIMEOUT')).toBe(true);
   });
 
-  it('the same body through a streamed download, and through fetch', async () => {
+  it('the same body through a streamed download, and through a Dispatcher of the caller’s own', async () => {
     const chunk = makeChunk(4096);
     relay.intercept('GET', /^\/v1\/chunks\//, trickle(20), 2);
     const viaUndici = clientFor(relay, { timeoutMs: 300, retry: { retries: 0 } });
@@ -50,14 +50,19 @@ describe('a relay that trickles a body', () => {
       return received;
     })();
     expect(isRelayClientError(await failure(streamed), 'TIMEOUT')).toBe(true);
-    const viaFetch = clientFor(relay, {
-      timeoutMs: 300,
-      retry: { retries: 0 },
-      fetch: globalThis.fetch,
-    });
-    expect(isRelayClientError(await failure(viaFetch.getChunkBytes(chunk.id)), 'TIMEOUT')).toBe(
-      true,
-    );
+    const own = new Agent();
+    try {
+      const viaOwnAgent = clientFor(relay, {
+        timeoutMs: 300,
+        retry: { retries: 0 },
+        dispatcher: own,
+      });
+      expect(
+        isRelayClientError(await failure(viaOwnAgent.getChunkBytes(chunk.id)), 'TIMEOUT'),
+      ).toBe(true);
+    } finally {
+      await own.close();
+    }
   });
 
   it('a slow but steady body above the floor is read to the end', async () => {

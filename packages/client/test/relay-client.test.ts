@@ -23,6 +23,8 @@ import {
   NODE,
   PEER,
   clientFor,
+  connectionReset,
+  interceptingDispatcher,
   makeChunk,
   makeEnvelope,
   recordingRuntime,
@@ -401,6 +403,69 @@ describe('connections', () => {
   });
 });
 
+describe('a Dispatcher of the caller’s own (the production HTTP path, with faults injected)', () => {
+  it('carries every request of the client', async () => {
+    const seen: string[] = [];
+    const own = interceptingDispatcher({
+      before: (request) => {
+        seen.push(`${request.method} ${request.path}`);
+        return undefined;
+      },
+    });
+    try {
+      const client = clientFor(relay, { dispatcher: own.dispatcher, retry: { retries: 0 } });
+      const ids = [makeChunk(5).id];
+      expect(await client.missingChunks(ids)).toEqual(ids);
+      expect(seen.filter((r) => r === 'POST /v1/chunks/missing')).toHaveLength(1);
+      expect(seen.length).toBeGreaterThanOrEqual(2); // the login exchange too
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('retries connections reset before they reach the relay, and gives up with NETWORK', async () => {
+    const { runtime, delays } = recordingRuntime();
+    let resets = 2;
+    const flaky = interceptingDispatcher({
+      before: (request) =>
+        request.method === 'POST' && MISSING.test(request.path) && resets-- > 0
+          ? connectionReset()
+          : undefined,
+    });
+    try {
+      const ids = [makeChunk(5).id];
+      const client = clientFor(relay, { dispatcher: flaky.dispatcher, runtime });
+      expect(await client.missingChunks(ids)).toEqual(ids);
+      expect(relay.count('POST', MISSING)).toBe(1);
+      expect(delays).toHaveLength(2);
+      resets = Number.POSITIVE_INFINITY;
+      const err = await errorOf(client.missingChunks(ids));
+      expect(err.code).toBe('NETWORK');
+      expect(relay.count('POST', MISSING)).toBe(1);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it('times out a request held back longer than the idle timeout', async () => {
+    const slow = interceptingDispatcher({
+      before: (request) =>
+        request.method === 'POST' && MISSING.test(request.path) ? 1_000 : undefined,
+    });
+    try {
+      const client = clientFor(relay, {
+        dispatcher: slow.dispatcher,
+        timeoutMs: 300,
+        retry: { retries: 0 },
+      });
+      await client.login();
+      expect(await codeOf(client.missingChunks([makeChunk(5).id]))).toBe('TIMEOUT');
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('uploadChunks', () => {
   const chunksOf = (n: number): Chunk[] => Array.from({ length: n }, (_, i) => makeChunk(1000 + i));
 
@@ -483,19 +548,23 @@ describe('uploadChunks', () => {
     const chunks = chunksOf(9);
     let inFlight = 0;
     let most = 0;
-    const countingFetch: typeof fetch = async (input, init) => {
-      const isPut = init?.method === 'PUT';
-      if (isPut) most = Math.max(most, ++inFlight);
-      try {
-        return await fetch(input, init);
-      } finally {
-        if (isPut) inFlight--;
-      }
-    };
-    await clientFor(relay, { fetch: countingFetch }).uploadChunks(chunks, {
-      concurrency: 3,
-      windowBytes: 3000,
+    const counting = interceptingDispatcher({
+      before: (request) => {
+        if (request.method === 'PUT') most = Math.max(most, ++inFlight);
+        return undefined;
+      },
+      after: (request) => {
+        if (request.method === 'PUT') inFlight--;
+      },
     });
+    try {
+      await clientFor(relay, { dispatcher: counting.dispatcher }).uploadChunks(chunks, {
+        concurrency: 3,
+        windowBytes: 3000,
+      });
+    } finally {
+      await counting.close();
+    }
     expect(most).toBeLessThanOrEqual(3);
     expect(most).toBeGreaterThanOrEqual(2);
     expect(relay.count('POST', MISSING)).toBe(3);

@@ -20,8 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { buildSync } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { decryptAttachment, encryptAttachment } from '../src/node/index.js';
@@ -142,7 +141,8 @@ async function timedDecrypt(manifest: unknown, chunks: readonly Uint8Array[], to
  */
 function childRss(total: number, mode: 'pipeline' | 'raw'): { baseMB: number; peakMB: number } {
   const script = fileURLToPath(new URL('./attachment-rss.ts', import.meta.url));
-  const bundle = join(tmpdir(), `rogatory-attachment-rss-${process.pid}.mjs`);
+  // Inside this package (git-ignored .tmp/), so that the bundle resolves @rogatory/protocol and esbuild as the source does.
+  const bundle = fileURLToPath(new URL(`./.tmp/attachment-rss-${process.pid}.mjs`, import.meta.url));
   buildSync({ entryPoints: [script], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: bundle, logLevel: 'error' });
   const child = spawnSync(process.execPath, ['--expose-gc', bundle, String(total), mode], { encoding: 'utf8', timeout: 600_000 });
   rmSync(bundle, { force: true });

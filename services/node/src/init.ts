@@ -1,7 +1,6 @@
-import { useNativeCrypto } from '@rogatory/protocol/node';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { RelayClient, type FetchFunction, type RetryPolicy } from '@rogatory/client';
+import { RelayClient, type Dispatcher, type RetryPolicy } from '@rogatory/client';
 import {
   KDF_LIMITS,
   certifyEncryptionKey,
@@ -84,7 +83,6 @@ export interface InitNodeResult {
  * if writing fails midway, what was created is removed.
  */
 export async function initNode(options: InitNodeOptions): Promise<InitNodeResult> {
-  useNativeCrypto();
   await ready();
   const clock = options.clock ?? Date.now;
   const dir = resolve(options.dir);
@@ -236,7 +234,7 @@ export interface OpenNodeOptions {
   readonly relay?: {
     readonly retry?: Partial<RetryPolicy>;
     readonly timeoutMs?: number;
-    readonly fetch?: FetchFunction;
+    readonly dispatcher?: Dispatcher;
   };
 }
 
@@ -267,7 +265,7 @@ export async function openContext(options: OpenNodeOptions): Promise<NodeContext
       trust,
       // The outbox has its own backoff: the client retries a transient failure only briefly.
       retry: options.relay?.retry ?? { retries: 2, baseMs: 200, maxMs: 2_000 },
-      ...(options.relay?.fetch ? { fetch: options.relay.fetch } : {}),
+      ...(options.relay?.dispatcher ? { dispatcher: options.relay.dispatcher } : {}),
       ...(options.relay?.timeoutMs ? { timeoutMs: options.relay.timeoutMs } : {}),
     });
     const store = new MailboxStore(db, cipher);

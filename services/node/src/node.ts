@@ -1,5 +1,4 @@
 import type { BundleKind, EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
-import { useNativeCrypto } from '@rogatory/protocol/node';
 import type { AuditEntry, AuditReport } from './audit.js';
 import { exportBundle } from './bundle.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
@@ -58,9 +57,6 @@ export class AuthorityNode {
 
   /** Unlock a node directory with its passphrase (PASSPHRASE_INVALID, nothing changed, when wrong). */
   static async open(options: OpenNodeOptions): Promise<AuthorityNode> {
-    // Signatures and hashes through natively compiled libsodium where it loads
-    // (the same library as the WebAssembly default, about three times faster).
-    useNativeCrypto();
     return new AuthorityNode(await openContext(options));
   }
 

@@ -1,6 +1,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RelayClient, type MailboxItem } from '@rogatory/client';
+import { Agent, RelayClient, type Dispatcher, type MailboxItem } from '@rogatory/client';
 import {
   encryptSignedDossier,
   generateEncryptionKeyPair,
@@ -386,22 +386,33 @@ describe('bad input: typed errors, nothing half-written, nothing lost', () => {
 
   it('offline: approval queues the dossier; the outbox retries until the relay answers, and an interrupted upload sends only the missing chunks', async () => {
     const mode = { down: true, putsLeft: Number.POSITIVE_INFINITY, puts: 0 };
-    const flakyFetch: typeof globalThis.fetch = async (input, init) => {
-      if (mode.down) throw new TypeError('fetch failed');
-      const isPut = init?.method === 'PUT';
-      if (isPut) {
-        if (mode.putsLeft <= 0) throw new TypeError('fetch failed');
-        mode.putsLeft--;
+    // The client's own HTTP path (an undici Agent), with refused connections injected in front of it.
+    const agent = new Agent();
+    const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const flaky = agent.compose((dispatch) => (opts, handler) => {
+      const isPut = opts.method === 'PUT';
+      if (mode.down || (isPut && mode.putsLeft <= 0)) {
+        queueMicrotask(() => handler.onError?.(refused()));
+        return true;
       }
-      const res = await globalThis.fetch(input, init);
-      if (isPut && res.ok) mode.puts++;
-      return res;
-    };
+      if (!isPut) return dispatch(opts, handler);
+      mode.putsLeft--;
+      const counting: Dispatcher.DispatchHandlers = new Proxy(handler, {
+        get: (target, key) =>
+          key === 'onHeaders'
+            ? (status: number, ...rest: [Buffer[], () => void, string]) => {
+                if (status >= 200 && status < 300) mode.puts++;
+                return target.onHeaders?.(status, ...rest) ?? true;
+              }
+            : (Reflect.get(target, key) as unknown),
+      });
+      return dispatch(opts, counting);
+    });
     const ng = await makeNode({
       world,
       address: NG,
       dir: join(tmp.path, 'ng-offline'),
-      fetch: flakyFetch,
+      dispatcher: flaky,
     });
     const officer = ng.user('officer', 'officer', ['restricted']);
     const approver = ng.user('approver', 'approver', ['restricted']);
@@ -441,5 +452,6 @@ describe('bad input: typed errors, nothing half-written, nothing lost', () => {
     });
     expect(at.caseReference).toBe('OFFLINE-1');
     await ng.node.close();
+    await agent.close();
   });
 });

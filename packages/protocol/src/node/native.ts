@@ -4,7 +4,11 @@ import { setPrimitives, wasmPrimitives, type Primitives } from '../primitives.js
 /** The part of sodium-native (libsodium as a native addon) used here. */
 interface SodiumNative {
   crypto_sign_detached(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void;
-  crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  crypto_sign_verify_detached(
+    signature: Uint8Array,
+    message: Uint8Array,
+    publicKey: Uint8Array,
+  ): boolean;
   crypto_hash_sha256(out: Uint8Array, data: Uint8Array): void;
 }
 
@@ -55,6 +59,13 @@ export function nativePrimitives(): Primitives | null {
  * same bytes and the same acceptance rules, at roughly three times the speed.
  * Returns the name of the implementation in use (the WebAssembly one if the
  * addon is not available on this platform).
+ *
+ * Call it once, from a process's entry point, never from library code: the
+ * relay CLI does (a relay verifies and signs for every envelope, ~1,300-1,500
+ * a second in bench:relay, where WebAssembly's 8.7k verifies a second would
+ * be a large share of its CPU), and so do the benchmarks. An authority node
+ * handles a few dossiers a day and stays on the WebAssembly default: opening
+ * or creating one changes nothing process-wide.
  */
 export function useNativeCrypto(): string {
   const native = nativePrimitives();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RelayClient, isRelayClientError } from '@rogatory/client';
+import { RelayClient, isRelayClientError, type Dispatcher } from '@rogatory/client';
 import { KDF_LIMITS, issueEvidence, ready, type DossierContent } from '@rogatory/protocol';
 import {
   buildTestWorld,
@@ -63,7 +63,7 @@ export async function makeNode(options: {
   wrapBlobStore?: (store: BlobStore) => BlobStore;
   importKeys?: ImportedKeys;
   clock?: () => number;
-  fetch?: typeof globalThis.fetch;
+  dispatcher?: Dispatcher;
 }): Promise<NodeFixture> {
   await ready();
   const { world, address } = options;
@@ -95,7 +95,7 @@ export async function makeNode(options: {
     relay: {
       retry: { retries: 1, baseMs: 20, maxMs: 100 },
       timeoutMs: 10_000,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     },
     ...(options.wrapBlobStore ? { wrapBlobStore: options.wrapBlobStore } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
