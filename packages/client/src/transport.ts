@@ -9,7 +9,8 @@ import {
   type RelayClientErrorCode,
 } from './errors.js';
 import { parseRetryAfter, type Runtime } from './retry.js';
-import { ErrorBodySchema, wireValidator } from './wire.js';
+import { ErrorBodySchema } from '@rogatory/relay-api';
+import { wireValidator } from './wire.js';
 
 export type FetchFunction = typeof globalThis.fetch;
 
