@@ -1,34 +1,20 @@
 import type { Evidence } from '@rogatory/protocol';
+import { RELAY_ERRORS, type RelayErrorCode as ApiErrorCode } from '@rogatory/relay-api';
 
 /**
- * Stable codes a relay puts in its error body (docs/relay-api.md, "Errors").
- * Callers branch on these; they never change meaning.
+ * The relay codes a client reports: every code of the relay API's one table
+ * (RELAY_ERRORS of @rogatory/relay-api, meanings included) except
+ * `INTERNAL`, which the client reports as any 5xx without a usable code:
+ * `UNAVAILABLE` (transient, retried). Callers branch on these; they never
+ * change meaning.
  */
-export const RELAY_ERROR_CODES = {
-  MALFORMED: 'Not JSON, not canonical, wrong types or a schema violation.',
-  CHUNK_ID_INVALID: 'A chunk id is not 64 lowercase hex characters.',
-  CHUNK_HASH_MISMATCH: 'Chunk bytes do not hash to the chunk id.',
-  UNAUTHENTICATED: 'Missing, expired or unknown session token or relay signature.',
-  CHALLENGE_INVALID: 'The session challenge is unknown, expired or already used.',
-  SIGNATURE_INVALID: 'A signature does not verify.',
-  SENDER_UNKNOWN: 'The sender is not a member of a trusted network.',
-  SENDER_REVOKED: 'The sender key is revoked.',
-  SENDER_KEY_EXPIRED: 'The sender key is outside its validity period.',
-  FORBIDDEN: 'The session may not do this.',
-  NOT_FOUND: 'No such chunk or envelope for this session.',
-  REPLAY: 'An envelope with this id but different content was accepted before.',
-  EXPIRED: 'The envelope has expired.',
-  LIMIT_EXCEEDED: "A body, chunk, recipient list or size is over the relay's limits.",
-  RECIPIENT_UNKNOWN: 'A recipient is not a member of a known network.',
-  RECIPIENT_UNREACHABLE: "There is no route to a recipient's network.",
-  CHUNK_MISSING: 'The envelope references chunks the relay does not hold (listed in `missing`).',
-  HOP_LIMIT: 'Hop limit exceeded, or a routing loop.',
-  RATE_LIMITED:
-    'Rate limit reached (per node, or per source address for session requests and bad tokens); retry after `retryAfterMs`.',
-  UNAVAILABLE: 'The relay backend is unavailable or the relay is draining.',
-  QUOTA_EXCEEDED:
-    'The caller holds as many chunk bytes on the relay as its quota allows, until its envelopes are delivered or its unused uploads expire.',
-} as const;
+export type RelayErrorCode = Exclude<ApiErrorCode, 'INTERNAL'>;
+
+export const RELAY_ERROR_CODES: Readonly<Record<RelayErrorCode, string>> = Object.fromEntries(
+  Object.entries(RELAY_ERRORS)
+    .filter(([code]) => code !== 'INTERNAL')
+    .map(([code, { meaning }]) => [code, meaning]),
+) as Record<RelayErrorCode, string>;
 
 /** Codes the client raises itself, when there is no usable answer from the relay. */
 export const CLIENT_ERROR_CODES = {
@@ -39,7 +25,6 @@ export const CLIENT_ERROR_CODES = {
   ABORTED: 'The caller aborted the operation, or closed the subscription it belonged to.',
 } as const;
 
-export type RelayErrorCode = keyof typeof RELAY_ERROR_CODES;
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
 export type RelayClientErrorCode = RelayErrorCode | ClientErrorCode;
 
@@ -49,6 +34,7 @@ export const RELAY_CLIENT_ERROR_CODES: Readonly<Record<RelayClientErrorCode, str
   ...CLIENT_ERROR_CODES,
 };
 
+/** A code the relay answered that the client reports as it is (INTERNAL is not: see RELAY_ERROR_CODES). */
 export function isRelayErrorCode(value: string): value is RelayErrorCode {
   return Object.hasOwn(RELAY_ERROR_CODES, value);
 }

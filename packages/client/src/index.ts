@@ -37,26 +37,15 @@ export type {
   OpenMailboxOptions,
   ReconnectPolicy,
 } from './mailbox-subscription.js';
-export { BATCH_LIMITS, INLINE_CHUNK_LIMITS, MAX_MISSING_BATCH } from './wire.js';
 export type { MailboxItem } from './wire.js';
 export type { EvidenceTrust } from './evidence-checks.js';
 export { DEFAULT_RETRY_POLICY, backoffDelay, parseRetryAfter } from './retry.js';
 export type { RetryPolicy, Runtime } from './retry.js';
-export {
-  DEFAULT_RELAY_CALL_MAX_SKEW_MS,
-  EMPTY_BODY_SHA256,
-  RELAY_CALL_HEADERS,
-  relayCallBody,
-  relayCallBodySha256,
-  relayCallHeaders,
-  verifyRelayCall,
-} from './relay-call.js';
+export { RelayPeerClient } from './relay-peer-client.js';
 export type {
-  RelayCallBody,
-  RelayCallHeaderSource,
-  RelayCallParams,
-  VerifiedRelayCall,
-  VerifyRelayCallOptions,
-} from './relay-call.js';
-export { RelayPeerClient, batchBodySize } from './relay-peer-client.js';
-export type { BatchOutcome, HandOverOptions, PreparedEvidence, PreparedHandOver, RelayPeerClientOptions } from './relay-peer-client.js';
+  BatchOutcome,
+  HandOverOptions,
+  PreparedEvidence,
+  PreparedHandOver,
+  RelayPeerClientOptions,
+} from './relay-peer-client.js';

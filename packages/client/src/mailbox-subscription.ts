@@ -2,7 +2,8 @@ import { ENVELOPE_LIMITS } from '@rogatory/protocol';
 import { WebSocket, type RawData } from 'ws';
 import { RelayClientError, isRelayErrorCode } from './errors.js';
 import { abortedError, backoffDelay, type Runtime } from './retry.js';
-import { ServerFrameSchema, parseMailboxItem, wireValidator, type MailboxItem } from './wire.js';
+import { ServerFrameSchema } from '@rogatory/relay-api';
+import { parseMailboxItem, wireValidator, type MailboxItem } from './wire.js';
 
 /** Reconnection backoff; `maxAttempts` consecutive failed connections end the subscription. */
 export interface ReconnectPolicy {

@@ -62,14 +62,12 @@ import {
   AckResponseSchema,
   ChallengeResponseSchema,
   EmptyResponseSchema,
+  MAILBOX_LIMITS,
   MailboxResponseSchema,
   SessionResponseSchema,
   SubmitResponseSchema,
-  parseEvidence,
-  parseMailboxItem,
-  wireValidator,
-  type MailboxItem,
-} from './wire.js';
+} from '@rogatory/relay-api';
+import { parseEvidence, parseMailboxItem, wireValidator, type MailboxItem } from './wire.js';
 
 export interface RelayClientOptions {
   /** The relay's base URL, e.g. `https://relay.wacap.example`; a path prefix is kept. */
@@ -123,8 +121,8 @@ interface Session {
 
 /** Renew a session token this long before it expires (at most half its lifetime). */
 const REFRESH_MARGIN_MS = 60_000;
+/** Largest `limit` readMailbox takes; the relay answers at most MAILBOX_LIMITS.maxPage items a page. */
 const MAX_MAILBOX_LIMIT = 10_000;
-const MAX_ACK_SEQS = 10_000;
 
 const challengeShape = wireValidator(ChallengeResponseSchema);
 const sessionShape = wireValidator(SessionResponseSchema);
@@ -522,7 +520,8 @@ export class RelayClient {
     return this.call(
       {
         method: 'GET',
-        path: `/v1/mailbox?after=${after}&limit=${limit}`,
+        // A page is at most maxPage items whatever is asked: ask for no more (the relay refuses a 5-digit limit).
+        path: `/v1/mailbox?after=${after}&limit=${Math.min(limit, MAILBOX_LIMITS.maxPage)}`,
         route,
         replayable: true,
         ...signalOf(options),
@@ -549,7 +548,8 @@ export class RelayClient {
   /** Acknowledge mailbox items (the relay may then drop them); resolves with how many the relay removed. */
   async ack(seqs: readonly number[], options?: CallOptions): Promise<number> {
     seqs.forEach(assertSeq);
-    if (seqs.length > MAX_ACK_SEQS) throw new RangeError(`at most ${MAX_ACK_SEQS} seqs per ack`);
+    if (seqs.length > MAILBOX_LIMITS.maxAckSeqs)
+      throw new RangeError(`at most ${MAILBOX_LIMITS.maxAckSeqs} seqs per ack`);
     if (seqs.length === 0) return 0;
     const route = 'POST /v1/mailbox/ack';
     const bytes = canonicalBytes({ seqs: [...seqs] });

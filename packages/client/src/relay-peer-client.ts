@@ -11,7 +11,16 @@ import {
   type Evidence,
   type SigningKeyPair,
 } from '@rogatory/protocol';
-import type { Static } from 'typebox';
+import {
+  BATCH_LIMITS,
+  BatchResponseSchema,
+  EmptyResponseSchema,
+  ForwardResponseSchema,
+  INLINE_CHUNK_LIMITS,
+  relayCallBodySha256,
+  relayCallHeaders,
+  type BatchItemResult,
+} from '@rogatory/relay-api';
 import {
   assertChunkId,
   chunkRequestBody,
@@ -25,7 +34,6 @@ import {
 } from './chunks.js';
 import { RelayClientError, clientFail, findRelayClientError } from './errors.js';
 import { expectEvidence, type EvidenceTrust } from './evidence-checks.js';
-import { relayCallBodySha256, relayCallHeaders } from './relay-call.js';
 import {
   DEFAULT_RETRY_POLICY,
   checkRetryPolicy,
@@ -54,16 +62,7 @@ import {
   type UploadOptions,
   type UploadProgress,
 } from './upload.js';
-import {
-  BATCH_LIMITS,
-  BatchResponseSchema,
-  type BatchItemResultSchema,
-  EmptyResponseSchema,
-  ForwardResponseSchema,
-  INLINE_CHUNK_LIMITS,
-  parseEvidence,
-  wireValidator,
-} from './wire.js';
+import { parseEvidence, wireValidator } from './wire.js';
 
 export interface RelayPeerClientOptions {
   /** The peer relay's base URL. */
@@ -90,7 +89,6 @@ export interface RelayPeerClientOptions {
 
 const forwardShape = wireValidator(ForwardResponseSchema);
 const batchShape = wireValidator(BatchResponseSchema);
-type BatchItemResult = Static<typeof BatchItemResultSchema>;
 
 const HAND_OVER_ROUTE = 'POST /v1/relay/envelopes';
 const BATCH_ROUTE = 'POST /v1/relay/batch';
@@ -122,12 +120,17 @@ export interface PreparedEvidence {
 }
 
 /** One item's outcome in a batch. */
-export type BatchOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: RelayClientError };
+export type BatchOutcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: RelayClientError };
 
 const encoder = new TextEncoder();
 
 /** `{"envelopes":[...],"evidences":[...]}` from items encoded once: no second encoding of the whole. */
-function batchBody(envelopes: readonly { bytes: Uint8Array }[], evidences: readonly { bytes: Uint8Array }[]): Uint8Array {
+function batchBody(
+  envelopes: readonly { bytes: Uint8Array }[],
+  evidences: readonly { bytes: Uint8Array }[],
+): Uint8Array {
   const parts: Uint8Array[] = [encoder.encode('{"envelopes":[')];
   envelopes.forEach((item, i) => parts.push(...(i === 0 ? [item.bytes] : [COMMA, item.bytes])));
   parts.push(encoder.encode('],"evidences":['));
@@ -138,19 +141,20 @@ function batchBody(envelopes: readonly { bytes: Uint8Array }[], evidences: reado
 const COMMA = encoder.encode(',');
 
 /** An evidence item to pass on, checked (schema of both; the peer verifies signatures); MALFORMED otherwise. */
-function checkedEvidenceItem(item: { readonly evidence: Evidence; readonly envelope: Envelope }): { evidence: Evidence; envelope: Envelope } {
+function checkedEvidenceItem(item: { readonly evidence: Evidence; readonly envelope: Envelope }): {
+  evidence: Evidence;
+  envelope: Envelope;
+} {
   try {
-    return { evidence: parseEvidence(item.evidence, 'evidence to forward'), envelope: parseEnvelope(item.envelope) };
+    return {
+      evidence: parseEvidence(item.evidence, 'evidence to forward'),
+      envelope: parseEnvelope(item.envelope),
+    };
   } catch (cause) {
     return clientFail('MALFORMED', 'an evidence or its envelope is not valid', { cause });
   }
 }
 
-/** Bytes of a batch body holding these items (what `forwardBatch` checks against BATCH_LIMITS.maxBytes). */
-export function batchBodySize(envelopeBytes: readonly number[], evidenceBytes: readonly number[]): number {
-  const list = (sizes: readonly number[]): number => sizes.reduce((n, s) => n + s, 0) + Math.max(0, sizes.length - 1);
-  return '{"envelopes":[],"evidences":[]}'.length + list(envelopeBytes) + list(evidenceBytes);
-}
 const emptyShape = wireValidator(EmptyResponseSchema);
 
 /**
@@ -280,7 +284,10 @@ export class RelayPeerClient {
    * this envelope. A rejection of the whole envelope throws with the
    * parsed RelayRejections as `evidences`.
    */
-  async forwardEnvelope(envelope: Envelope, options: CallOptions & HandOverOptions = {}): Promise<Evidence[]> {
+  async forwardEnvelope(
+    envelope: Envelope,
+    options: CallOptions & HandOverOptions = {},
+  ): Promise<Evidence[]> {
     const prepared = this.prepareHandOver(envelope, options);
     return this.call(
       {
@@ -316,25 +323,44 @@ export class RelayPeerClient {
     // The recipients this relay hands over (default: all): the peer takes responsibility for exactly these.
     const recipients = options.recipients ?? checked.body.recipients;
     if (recipients.length === 0 || recipients.some((r) => !checked.body.recipients.includes(r))) {
-      return clientFail('MALFORMED', 'recipients must be a non-empty subset of the envelope recipients');
+      return clientFail(
+        'MALFORMED',
+        'recipients must be a non-empty subset of the envelope recipients',
+      );
     }
     const inline = options.inline ?? [];
-    const declared = new Map([[checked.body.dossier.id, checked.body.dossier.size], ...checked.body.chunks.map((c) => [c.id, c.size] as const)]);
+    const declared = new Map([
+      [checked.body.dossier.id, checked.body.dossier.size],
+      ...checked.body.chunks.map((c) => [c.id, c.size] as const),
+    ]);
     let inlineBytes = 0;
-    if (inline.length > INLINE_CHUNK_LIMITS.maxCount) clientFail('LIMIT_EXCEEDED', `at most ${INLINE_CHUNK_LIMITS.maxCount} inline chunks`);
+    if (inline.length > INLINE_CHUNK_LIMITS.maxCount)
+      clientFail('LIMIT_EXCEEDED', `at most ${INLINE_CHUNK_LIMITS.maxCount} inline chunks`);
     for (const c of inline) {
       assertChunkId(c.id);
-      if (declared.get(c.id) !== c.bytes.length) clientFail('MALFORMED', `inline chunk ${c.id} is not one of this envelope's, or has another size`);
-      if (c.bytes.length > INLINE_CHUNK_LIMITS.maxChunkBytes) clientFail('LIMIT_EXCEEDED', `inline chunk ${c.id} is too large`);
+      if (declared.get(c.id) !== c.bytes.length)
+        clientFail(
+          'MALFORMED',
+          `inline chunk ${c.id} is not one of this envelope's, or has another size`,
+        );
+      if (c.bytes.length > INLINE_CHUNK_LIMITS.maxChunkBytes)
+        clientFail('LIMIT_EXCEEDED', `inline chunk ${c.id} is too large`);
       inlineBytes += c.bytes.length;
-      if (sha256Hex(c.bytes) !== c.id) clientFail('CHUNK_HASH_MISMATCH', `inline chunk ${c.id}: the bytes do not hash to the chunk id`);
+      if (sha256Hex(c.bytes) !== c.id)
+        clientFail(
+          'CHUNK_HASH_MISMATCH',
+          `inline chunk ${c.id}: the bytes do not hash to the chunk id`,
+        );
     }
-    if (inlineBytes > INLINE_CHUNK_LIMITS.maxTotalBytes) clientFail('LIMIT_EXCEEDED', 'inline chunks too large together');
+    if (inlineBytes > INLINE_CHUNK_LIMITS.maxTotalBytes)
+      clientFail('LIMIT_EXCEEDED', 'inline chunks too large together');
     const bytes = canonicalBytes({
       envelope: checked,
       recipients: [...recipients],
       // Absent when empty: the hand-over of relays that predate inline chunks.
-      ...(inline.length === 0 ? {} : { inline: inline.map((c) => ({ id: c.id, bytes: toBase64url(c.bytes) })) }),
+      ...(inline.length === 0
+        ? {}
+        : { inline: inline.map((c) => ({ id: c.id, bytes: toBase64url(c.bytes) })) }),
     });
     const evidencesOf = (
       values: readonly unknown[],
@@ -372,12 +398,16 @@ export class RelayPeerClient {
       kind: 'envelope',
       bytes,
       rejection,
-      accepted: (values, status) => evidencesOf(values, ['relay-acceptance', 'relay-rejection'], status),
+      accepted: (values, status) =>
+        evidencesOf(values, ['relay-acceptance', 'relay-rejection'], status),
     };
   }
 
   /** Check and encode one evidence item for `forwardBatch`. */
-  prepareEvidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): PreparedEvidence {
+  prepareEvidence(item: {
+    readonly evidence: Evidence;
+    readonly envelope: Envelope;
+  }): PreparedEvidence {
     return { kind: 'evidence', bytes: canonicalBytes(checkedEvidenceItem(item)) };
   }
 
@@ -394,7 +424,10 @@ export class RelayPeerClient {
     options?: CallOptions,
   ): Promise<{ envelopes: BatchOutcome<Evidence[]>[]; evidences: BatchOutcome<undefined>[] }> {
     if (envelopes.length + evidences.length === 0) return { envelopes: [], evidences: [] };
-    if (envelopes.length > BATCH_LIMITS.maxEnvelopes || evidences.length > BATCH_LIMITS.maxEvidences) {
+    if (
+      envelopes.length > BATCH_LIMITS.maxEnvelopes ||
+      evidences.length > BATCH_LIMITS.maxEvidences
+    ) {
       clientFail('LIMIT_EXCEEDED', 'too many items for one batch');
     }
     const bytes = batchBody(envelopes, evidences);
@@ -411,17 +444,44 @@ export class RelayPeerClient {
       },
       async (res) => {
         const answer = batchShape.parse(await res.json(), route, res.status);
-        if (answer.envelopes.length !== envelopes.length || answer.evidences.length !== evidences.length) {
-          throw new RelayClientError('BAD_RESPONSE', `${route}: not one result per item`, { status: res.status });
+        if (
+          answer.envelopes.length !== envelopes.length ||
+          answer.evidences.length !== evidences.length
+        ) {
+          throw new RelayClientError('BAD_RESPONSE', `${route}: not one result per item`, {
+            status: res.status,
+          });
         }
-        const outcome = <T>(result: BatchItemResult, okStatus: number, rejection: RejectionParser | undefined, ok: () => T): BatchOutcome<T> => {
+        const outcome = <T>(
+          result: BatchItemResult,
+          okStatus: number,
+          rejection: RejectionParser | undefined,
+          ok: () => T,
+        ): BatchOutcome<T> => {
           try {
             if (result.status === okStatus) return { ok: true, value: ok() };
-            if (result.status < 400) throw new RelayClientError('BAD_RESPONSE', `${route}: unexpected item status ${result.status}`, { status: res.status });
-            const body = { error: result.error, evidences: result.evidences, missing: result.missing };
-            return { ok: false, error: rejectionFromBody(body, route, rejection, { status: result.status }) };
+            if (result.status < 400)
+              throw new RelayClientError(
+                'BAD_RESPONSE',
+                `${route}: unexpected item status ${result.status}`,
+                { status: res.status },
+              );
+            const body = {
+              error: result.error,
+              evidences: result.evidences,
+              missing: result.missing,
+            };
+            return {
+              ok: false,
+              error: rejectionFromBody(body, route, rejection, { status: result.status }),
+            };
           } catch (err) {
-            const failure = findRelayClientError(err) ?? new RelayClientError('BAD_RESPONSE', `${route}: invalid item result`, { status: res.status, cause: err });
+            const failure =
+              findRelayClientError(err) ??
+              new RelayClientError('BAD_RESPONSE', `${route}: invalid item result`, {
+                status: res.status,
+                cause: err,
+              });
             return { ok: false, error: failure };
           }
         };
@@ -429,18 +489,28 @@ export class RelayPeerClient {
           envelopes: answer.envelopes.map((result, i) => {
             const prepared = envelopes[i]!;
             return outcome(result, 200, prepared.rejection, () => {
-              if (result.evidences === undefined) throw new RelayClientError('BAD_RESPONSE', `${route}: an accepted item without evidences`, { status: res.status });
+              if (result.evidences === undefined)
+                throw new RelayClientError(
+                  'BAD_RESPONSE',
+                  `${route}: an accepted item without evidences`,
+                  { status: res.status },
+                );
               return prepared.accepted(result.evidences, result.status);
             });
           }),
-          evidences: answer.evidences.map((result) => outcome(result, 202, undefined, () => undefined)),
+          evidences: answer.evidences.map((result) =>
+            outcome(result, 202, undefined, () => undefined),
+          ),
         };
       },
     );
   }
 
   /** Pass evidences on towards their envelopes' senders (202). */
-  async forwardEvidences(items: readonly { readonly evidence: Evidence; readonly envelope: Envelope }[], options?: CallOptions): Promise<void> {
+  async forwardEvidences(
+    items: readonly { readonly evidence: Evidence; readonly envelope: Envelope }[],
+    options?: CallOptions,
+  ): Promise<void> {
     const checked = items.map(checkedEvidenceItem);
     if (checked.length === 0) return;
     const route = 'POST /v1/relay/evidences';

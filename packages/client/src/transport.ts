@@ -9,7 +9,8 @@ import {
   type RelayClientErrorCode,
 } from './errors.js';
 import { parseRetryAfter, type Runtime } from './retry.js';
-import { ErrorBodySchema, wireValidator } from './wire.js';
+import { ErrorBodySchema } from '@rogatory/relay-api';
+import { wireValidator } from './wire.js';
 
 /** Default idle timeout of an exchange: no answer or no body progress for this long. */
 export const DEFAULT_TIMEOUT_MS = 30_000;

@@ -1,7 +1,7 @@
 import { assertChunkId, type ChunkBody, type PutChunkResult } from './chunks.js';
 import { clientFail } from './errors.js';
 import { abortedError } from './retry.js';
-import { MAX_MISSING_BATCH } from './wire.js';
+import { MAX_MISSING_BATCH } from '@rogatory/relay-api';
 
 /**
  * One chunk to upload: its bytes, or its size and a `load` function called

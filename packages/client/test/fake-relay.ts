@@ -19,7 +19,7 @@ import {
 } from '@rogatory/protocol';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { isRelayClientError, relayCallBodySha256, verifyRelayCall } from '../src/index.js';
+import { isRelayCallError, relayCallBodySha256, verifyRelayCall } from '@rogatory/relay-api';
 
 /**
  * A small relay speaking docs/relay-api.md, for the client's tests: real
@@ -496,7 +496,7 @@ export class FakeRelay {
           publicKeyOf(this.trust.resolveSigningKey(relay, kid, timestamp, ['relay']).key),
       }).from;
     } catch (err) {
-      if (isRelayClientError(err)) {
+      if (isRelayCallError(err)) {
         sendError(res, err.status, err.code);
         return;
       }

@@ -3,14 +3,30 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { networkOf } from '@rogatory/protocol';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { ChunkPresence } from './chunk-presence.js';
-import { RateWindow, type RelayContext } from './context.js';
-import { RELAY_ERRORS, RelayError, errorBodyOf, isRelayError, toRelayError, type RelayErrorCode } from './errors.js';
-import { DEFAULT_CONNECTION_LIMITS, limitConnectionsPerAddress, serverTimeoutOptions } from './limits.js';
+import type { RelayContext } from './context.js';
+import { MAILBOX_LIMITS, statusOf, type RelayErrorCode } from '@rogatory/relay-api';
+import { RelayError, errorBodyOf, isRelayError, toRelayError } from './errors.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnectionsPerAddress,
+  serverTimeoutOptions,
+} from './limits.js';
 import { RelayMetrics } from './metrics.js';
-import { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayOptions } from './options.js';
+import {
+  DEFAULT_FORWARDING,
+  DEFAULT_LIMITS,
+  DEFAULT_RETENTION,
+  type RelayOptions,
+} from './options.js';
 import { PeerDirectory } from './peers.js';
+import { RateWindow } from './rate-window.js';
 import { chunkRoutes } from './plugins/chunks.js';
 import { envelopeRoutes } from './plugins/envelopes.js';
 import { federationRoutes } from './plugins/federation.js';
@@ -22,7 +38,9 @@ import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
 function errorBody(code: RelayErrorCode): string {
-  return JSON.stringify({ error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' } });
+  return JSON.stringify({
+    error: { code, message: code === 'INTERNAL' ? 'internal error' : 'bad request' },
+  });
 }
 
 /** Why Node refused a request before any route saw it, as a client-error metric reason. */
@@ -39,7 +57,9 @@ function clientErrorReason(code: string | undefined): string {
  * (Node's own rule), then drop it. Counted, never logged: any client can
  * cause them at will.
  */
-function clientErrorHandler(metrics: RelayMetrics): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+function clientErrorHandler(
+  metrics: RelayMetrics,
+): (err: NodeJS.ErrnoException, socket: Duplex) => void {
   return (err, socket) => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const reason = clientErrorReason(err.code);
@@ -48,9 +68,11 @@ function clientErrorHandler(metrics: RelayMetrics): (err: NodeJS.ErrnoException,
     // A slow client gets no answer: it would only be one more write to a peer that does not read.
     if (reason !== 'request_timeout' && socket.writable && inFlight?.headersSent !== true) {
       const code: RelayErrorCode = reason === 'header_overflow' ? 'LIMIT_EXCEEDED' : 'MALFORMED';
-      const status = RELAY_ERRORS[code];
+      const status = statusOf(code);
       const body = errorBody(code);
-      socket.write(`HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`);
+      socket.write(
+        `HTTP/1.1 ${String(status)} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`,
+      );
     }
     socket.destroy();
   };
@@ -63,15 +85,24 @@ function clientErrorHandler(metrics: RelayMetrics): (err: NodeJS.ErrnoException,
  * is noise a client could have written once per socket). Anything else is
  * the relay's own failure.
  */
-function webSocketErrorHandler(metrics: RelayMetrics): (this: FastifyInstance, err: Error, socket: WebSocket, request: FastifyRequest) => void {
+function webSocketErrorHandler(
+  metrics: RelayMetrics,
+): (this: FastifyInstance, err: Error, socket: WebSocket, request: FastifyRequest) => void {
   return function (err, socket, request) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
-      const reason = code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH' ? 'ws_frame_too_large' : 'ws_bad_frame';
+      const reason =
+        code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ||
+        code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'
+          ? 'ws_frame_too_large'
+          : 'ws_bad_frame';
       metrics.clientErrors.inc({ reason });
       request.log.debug({ reason, code }, 'websocket closed: client protocol error');
     } else {
-      request.log.error({ code: isRelayError(err) ? err.code : 'INTERNAL', route: '/v1/mailbox/ws' }, 'websocket failed');
+      request.log.error(
+        { code: isRelayError(err) ? err.code : 'INTERNAL', route: '/v1/mailbox/ws' },
+        'websocket failed',
+      );
     }
     socket.terminate();
   };
@@ -88,8 +119,14 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   const forwarding = { ...DEFAULT_FORWARDING, ...options.forwarding };
   const connections = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const network = networkOf(options.relayId);
-  if (!options.trust.relays(network).some((r) => r.id === options.relayId && r.key.kid === options.key.kid)) {
-    throw new Error(`relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`);
+  if (
+    !options.trust
+      .relays(network)
+      .some((r) => r.id === options.relayId && r.key.kid === options.key.kid)
+  ) {
+    throw new Error(
+      `relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`,
+    );
   }
 
   const metrics = new RelayMetrics(options.backend);
@@ -100,7 +137,9 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
         ? false
         : {
             level: typeof options.logger === 'object' ? options.logger.level : 'info',
-            ...(typeof options.logger === 'object' && options.logger.stream ? { stream: options.logger.stream } : {}),
+            ...(typeof options.logger === 'object' && options.logger.stream
+              ? { stream: options.logger.stream }
+              : {}),
             // Never log bearer tokens or relay signatures; bodies are never logged.
             redact: ['req.headers.authorization', 'req.headers["rogatory-signature"]'],
           },
@@ -113,17 +152,35 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     keepAliveTimeout: timeouts.keepAliveTimeout,
     // Undecodable URLs and over-long path parameters: Fastify answers these before any route or error handler.
     frameworkErrors: (err, _request, reply) => {
-      const code: RelayErrorCode = err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
-      void (reply as FastifyReply).code(RELAY_ERRORS[code]).header('content-type', 'application/json; charset=utf-8').send(errorBody(code));
+      const code: RelayErrorCode =
+        err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
+      void (reply as FastifyReply)
+        .code(statusOf(code))
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(errorBody(code));
     },
     // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
     http: { requireHostHeader: false, ...timeouts.http },
   });
-  limitConnectionsPerAddress(app.server, connections.maxPerAddress, () => metrics.clientErrors.inc({ reason: 'connections_per_address' }));
+  limitConnectionsPerAddress(app.server, connections.maxPerAddress, () =>
+    metrics.clientErrors.inc({ reason: 'connections_per_address' }),
+  );
 
-  const peers = new PeerDirectory({ relayId: options.relayId, key: options.key, trust: options.trust, peerUrls: options.peerUrls ?? {}, timeoutMs: forwarding.requestTimeoutMs });
+  const peers = new PeerDirectory({
+    relayId: options.relayId,
+    key: options.key,
+    trust: options.trust,
+    peerUrls: options.peerUrls ?? {},
+    timeoutMs: forwarding.requestTimeoutMs,
+    metrics,
+  });
   const rate = new RateWindow(clock);
-  const presence = new ChunkPresence({ blobs: options.blobs, backend: options.backend, clock, uploadGraceMs: retention.uploadGraceMs });
+  const presence = new ChunkPresence({
+    blobs: options.blobs,
+    backend: options.backend,
+    clock,
+    uploadGraceMs: retention.uploadGraceMs,
+  });
   const core = new RelayCore({
     relayId: options.relayId,
     network,
@@ -183,13 +240,25 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   app.setErrorHandler((err, request, reply) => {
     const relayError = toRelayError(err);
     context.metrics.rejectedRequests.inc({ code: relayError.code });
-    if (relayError.status >= 500) request.log.error({ code: relayError.code, route: request.routeOptions.url }, 'request failed');
-    if (relayError.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
-    return reply.code(relayError.status).send(errorBodyOf(relayError, { singleEvidence: request.url.startsWith('/v1/envelopes') }));
+    if (relayError.status >= 500)
+      request.log.error(
+        { code: relayError.code, route: request.routeOptions.url },
+        'request failed',
+      );
+    if (relayError.retryAfterMs !== undefined)
+      void reply.header('retry-after', Math.ceil(relayError.retryAfterMs / 1000));
+    return reply
+      .code(relayError.status)
+      .send(errorBodyOf(relayError, { singleEvidence: request.url.startsWith('/v1/envelopes') }));
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }),
+  );
 
-  await app.register(websocket, { options: { maxPayload: 256 * 1024 }, errorHandler: webSocketErrorHandler(metrics) });
+  await app.register(websocket, {
+    options: { maxPayload: MAILBOX_LIMITS.maxFrameBytes },
+    errorHandler: webSocketErrorHandler(metrics),
+  });
   await app.register(async (scope) => {
     opsRoutes(scope);
     sessionRoutes(scope);
@@ -211,7 +280,10 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     );
     gcTimer = setInterval(() => {
       core.collectGarbage().catch((err: unknown) => {
-        app.log.warn({ code: isRelayError(err) ? err.code : 'INTERNAL' }, 'garbage collection failed');
+        app.log.warn(
+          { code: isRelayError(err) ? err.code : 'INTERNAL' },
+          'garbage collection failed',
+        );
       });
     }, retention.gcIntervalMs);
     gcTimer.unref();
@@ -224,10 +296,18 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     await options.backend.stopWorkers();
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    done(request.raw.httpVersion === '1.1' && request.headers.host === undefined ? new RelayError('MALFORMED', 'a Host header is required') : undefined);
+    done(
+      request.raw.httpVersion === '1.1' && request.headers.host === undefined
+        ? new RelayError('MALFORMED', 'a Host header is required')
+        : undefined,
+    );
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    if (context.draining && !request.url.startsWith('/healthz') && !request.url.startsWith('/readyz')) {
+    if (
+      context.draining &&
+      !request.url.startsWith('/healthz') &&
+      !request.url.startsWith('/readyz')
+    ) {
       done(new RelayError('UNAVAILABLE', 'relay is shutting down', { retryAfterMs: 5000 }));
       return;
     }

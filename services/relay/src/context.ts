@@ -1,10 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RelayBackend } from './backend/types.js';
 import type { ChunkPresence } from './chunk-presence.js';
+import type { MessageCheck } from '@rogatory/relay-api';
 import { RelayError } from './errors.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RelayForwarding, RelayLimits, RelayRetention } from './options.js';
 import type { PeerDirectory } from './peers.js';
+import type { RateWindow } from './rate-window.js';
 import type { RelayCore } from './relay-core.js';
 import type { Session, SessionAuthority } from './sessions.js';
 import type { BlobStore } from '@rogatory/storage';
@@ -43,26 +45,6 @@ declare module 'fastify' {
   }
 }
 
-/** Fixed-window request counters kept in memory: cheap enough for every request. */
-export class RateWindow {
-  private window = 0;
-  private counts = new Map<string, number>();
-
-  constructor(private readonly clock: () => number) {}
-
-  /** True while `key` is within `limit` hits in the current minute. */
-  hit(key: string, limit: number): boolean {
-    const w = Math.floor(this.clock() / 60_000);
-    if (w !== this.window) {
-      this.window = w;
-      this.counts = new Map();
-    }
-    const n = (this.counts.get(key) ?? 0) + 1;
-    this.counts.set(key, n);
-    return n <= limit;
-  }
-}
-
 function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice(7);
@@ -74,24 +56,36 @@ function bearer(request: FastifyRequest): string | undefined {
  * tokens gets RATE_LIMITED past `badTokensPerMinute` (counted on failures
  * only: a valid token from the same address keeps working).
  */
-export function verifyToken(relay: RelayContext, token: string | undefined, sourceAddress: string): Session {
+export function verifyToken(
+  relay: RelayContext,
+  token: string | undefined,
+  sourceAddress: string,
+): Session {
   try {
     return relay.sessions.verify(token);
   } catch (err) {
     if (!relay.rate.hit(`bad-token:${sourceAddress}`, relay.limits.badTokensPerMinute)) {
-      throw new RelayError('RATE_LIMITED', 'too many requests with invalid tokens', { retryAfterMs: 60_000 - (relay.clock() % 60_000) });
+      throw new RelayError('RATE_LIMITED', 'too many requests with invalid tokens', {
+        retryAfterMs: 60_000 - (relay.clock() % 60_000),
+      });
     }
     throw err;
   }
 }
 
 /** preHandler: a valid node session, within its request rate. */
-export function requireSession(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+export function requireSession(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  done: (err?: Error) => void,
+): void {
   const { relay } = request.server;
   try {
     const session = verifyToken(relay, bearer(request), request.ip);
     if (!relay.rate.hit(`node:${session.address}`, relay.limits.requestsPerMinute)) {
-      throw new RelayError('RATE_LIMITED', 'too many requests', { retryAfterMs: 60_000 - (relay.clock() % 60_000) });
+      throw new RelayError('RATE_LIMITED', 'too many requests', {
+        retryAfterMs: 60_000 - (relay.clock() % 60_000),
+      });
     }
     request.session = session;
     done();
@@ -108,4 +102,21 @@ export function jsonOf(body: unknown): unknown {
   } catch (cause) {
     throw new RelayError('MALFORMED', 'body is not valid JSON', { cause });
   }
+}
+
+/**
+ * A message checked against its schema of @rogatory/relay-api: MALFORMED
+ * naming where it breaks, never the value (it may hold personal data).
+ */
+export function checkMessage<T>(value: unknown, message: MessageCheck<T>, what: string): T {
+  if (!message.check(value))
+    throw new RelayError('MALFORMED', `${what}: invalid at ${message.where(value)}`, {
+      detail: 'SCHEMA_INVALID',
+    });
+  return value;
+}
+
+/** A JSON request body checked against its message schema (checkMessage). */
+export function messageOf<T>(body: unknown, message: MessageCheck<T>, what: string): T {
+  return checkMessage(jsonOf(body), message, what);
 }

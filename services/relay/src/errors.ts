@@ -1,37 +1,13 @@
-import { isProtocolError, reasonFor, type ErrorCode, type Evidence, type ReasonCode } from '@rogatory/protocol';
+import {
+  isProtocolError,
+  reasonFor,
+  type ErrorCode,
+  type Evidence,
+  type ReasonCode,
+} from '@rogatory/protocol';
 import { isStorageError } from '@rogatory/storage';
 import type { FastifyError } from 'fastify';
-
-/**
- * The relay's error catalogue: every code a client can receive, with its
- * HTTP status. Documented in docs/relay-api.md (a test checks each code is).
- */
-export const RELAY_ERRORS = {
-  MALFORMED: 400,
-  CHUNK_ID_INVALID: 400,
-  CHUNK_HASH_MISMATCH: 400,
-  UNAUTHENTICATED: 401,
-  CHALLENGE_INVALID: 401,
-  SIGNATURE_INVALID: 403,
-  SENDER_UNKNOWN: 403,
-  SENDER_REVOKED: 403,
-  SENDER_KEY_EXPIRED: 403,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  REPLAY: 409,
-  EXPIRED: 410,
-  LIMIT_EXCEEDED: 413,
-  RECIPIENT_UNKNOWN: 422,
-  RECIPIENT_UNREACHABLE: 422,
-  CHUNK_MISSING: 422,
-  HOP_LIMIT: 422,
-  RATE_LIMITED: 429,
-  INTERNAL: 500,
-  UNAVAILABLE: 503,
-  QUOTA_EXCEEDED: 507,
-} as const;
-
-export type RelayErrorCode = keyof typeof RELAY_ERRORS;
+import { isRelayErrorCode, statusOf, type RelayErrorCode } from '@rogatory/relay-api';
 
 export interface RelayErrorOptions {
   readonly cause?: unknown;
@@ -43,6 +19,7 @@ export interface RelayErrorOptions {
   readonly detail?: ErrorCode | null | undefined;
 }
 
+/** A refusal the relay answers: a code of the relay API's one table (RELAY_ERRORS), with its status. */
 export class RelayError extends Error {
   override readonly name = 'RelayError';
   readonly code: RelayErrorCode;
@@ -55,7 +32,7 @@ export class RelayError extends Error {
   constructor(code: RelayErrorCode, message: string, options: RelayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.status = RELAY_ERRORS[code];
+    this.status = statusOf(code);
     this.evidences = options.evidences ?? [];
     this.missing = options.missing;
     this.retryAfterMs = options.retryAfterMs;
@@ -71,10 +48,13 @@ export function isRelayError(err: unknown, code?: RelayErrorCode): err is RelayE
  * Map a protocol error to the relay code and the precise cause it is
  * reported with; the evidence reason codes and the relay codes share names.
  */
-export function relayCodeFor(err: unknown): { code: RelayErrorCode & ReasonCode; detail: ErrorCode | null } {
+export function relayCodeFor(err: unknown): {
+  code: RelayErrorCode & ReasonCode;
+  detail: ErrorCode | null;
+} {
   if (!isProtocolError(err)) return { code: 'INTERNAL', detail: null };
   const reason = reasonFor(err);
-  const code = reason.code in RELAY_ERRORS ? (reason.code as RelayErrorCode & ReasonCode) : 'MALFORMED';
+  const code = isRelayErrorCode(reason.code) ? reason.code : 'MALFORMED';
   return { code, detail: err.code };
 }
 
@@ -116,9 +96,11 @@ export function toRelayError(err: unknown): RelayError {
     return new RelayError(code, 'request refused', { cause: err, detail });
   }
   const code = (err as FastifyError | undefined)?.code;
-  if (code !== undefined && code in FASTIFY_CODES) return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
+  if (code !== undefined && code in FASTIFY_CODES)
+    return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
   const status = (err as FastifyError | undefined)?.statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return new RelayError('MALFORMED', 'bad request', { cause: err });
+  if (status !== undefined && status >= 400 && status < 500)
+    return new RelayError('MALFORMED', 'bad request', { cause: err });
   return new RelayError('INTERNAL', 'internal error', { cause: err });
 }
 
@@ -127,12 +109,20 @@ export function toRelayError(err: unknown): RelayError {
  * message, detail? }, missing?, evidence | evidences? }`. `singleEvidence`:
  * node submissions carry their one SubmissionRejection as `evidence`.
  */
-export function errorBodyOf(error: RelayError, options: { singleEvidence?: boolean } = {}): Record<string, unknown> {
+export function errorBodyOf(
+  error: RelayError,
+  options: { singleEvidence?: boolean } = {},
+): Record<string, unknown> {
   const body: Record<string, unknown> = {
-    error: { code: error.code, message: error.message, ...(error.detail ? { detail: error.detail } : {}) },
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.detail ? { detail: error.detail } : {}),
+    },
   };
   if (error.missing) body['missing'] = error.missing;
-  if (error.evidences.length === 1 && options.singleEvidence === true) body['evidence'] = error.evidences[0];
+  if (error.evidences.length === 1 && options.singleEvidence === true)
+    body['evidence'] = error.evidences[0];
   else if (error.evidences.length > 0) body['evidences'] = error.evidences;
   return body;
 }

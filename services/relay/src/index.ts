@@ -1,9 +1,26 @@
 export { buildRelayApp } from './app.js';
-export { loadRelayConfig, applyEnvOverrides, RelayConfigSchema, type RelayConfig } from './config.js';
-export { RELAY_ERRORS, RelayError, isRelayError, type RelayErrorCode } from './errors.js';
-export { DEFAULT_FORWARDING, DEFAULT_LIMITS, DEFAULT_RETENTION, type RelayLimits, type RelayOptions } from './options.js';
+export {
+  loadRelayConfig,
+  applyEnvOverrides,
+  RelayConfigSchema,
+  type RelayConfig,
+} from './config.js';
+export { RelayError, isRelayError } from './errors.js';
+export {
+  DEFAULT_FORWARDING,
+  DEFAULT_LIMITS,
+  DEFAULT_RETENTION,
+  type RelayLimits,
+  type RelayOptions,
+} from './options.js';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './limits.js';
-export { openStores, relayOptionsFromConfig, startRelay, loadTrust, type RunningRelay } from './server.js';
+export {
+  openStores,
+  relayOptionsFromConfig,
+  startRelay,
+  loadTrust,
+  type RunningRelay,
+} from './server.js';
 export { openEmbeddedBackend } from './backend/embedded.js';
 export { openRedisBackend } from './backend/redis.js';
 export type { RelayBackend } from './backend/types.js';

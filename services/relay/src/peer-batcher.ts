@@ -1,6 +1,5 @@
+import { BATCH_LIMITS, batchBodySize } from '@rogatory/relay-api';
 import {
-  BATCH_LIMITS,
-  batchBodySize,
   isRelayClientError,
   type HandOverOptions,
   type PreparedEvidence,
@@ -51,8 +50,12 @@ export class PeerBatcher {
     });
   }
 
-  async evidence(item: { readonly evidence: Evidence; readonly envelope: Envelope }): Promise<void> {
-    const single = (): Promise<undefined> => this.client.forwardEvidences([item]).then(() => undefined);
+  async evidence(item: {
+    readonly evidence: Evidence;
+    readonly envelope: Envelope;
+  }): Promise<void> {
+    const single = (): Promise<undefined> =>
+      this.client.forwardEvidences([item]).then(() => undefined);
     if (!this.batchRoute) return single();
     const prepared = this.client.prepareEvidence(item);
     if (batchBodySize([], [prepared.bytes.length]) > BATCH_LIMITS.maxBytes) return single();
@@ -80,12 +83,20 @@ export class PeerBatcher {
   private pump(): void {
     if (!this.batchRoute) {
       // Queued while the call that found the route missing was in flight: single calls too.
-      const queued = [...this.envelopes.splice(0), ...this.evidences.splice(0)] as Waiting<unknown, unknown>[];
+      const queued = [...this.envelopes.splice(0), ...this.evidences.splice(0)] as Waiting<
+        unknown,
+        unknown
+      >[];
       for (const w of queued) w.single().then(w.resolve, w.reject);
       return;
     }
     while (this.inFlight < this.maxInFlight && this.waiting > 0) {
-      const envelopes = take(this.envelopes, BATCH_LIMITS.maxEnvelopes, (w) => w.prepared.bytes.length, []);
+      const envelopes = take(
+        this.envelopes,
+        BATCH_LIMITS.maxEnvelopes,
+        (w) => w.prepared.bytes.length,
+        [],
+      );
       const evidences = take(
         this.evidences,
         BATCH_LIMITS.maxEvidences,
@@ -100,7 +111,10 @@ export class PeerBatcher {
     }
   }
 
-  private async send(envelopes: Waiting<PreparedHandOver, Evidence[]>[], evidences: Waiting<PreparedEvidence, undefined>[]): Promise<void> {
+  private async send(
+    envelopes: Waiting<PreparedHandOver, Evidence[]>[],
+    evidences: Waiting<PreparedEvidence, undefined>[],
+  ): Promise<void> {
     try {
       const result = await this.client.forwardBatch(
         envelopes.map((w) => w.prepared),
@@ -112,7 +126,8 @@ export class PeerBatcher {
       if (isRelayClientError(err, 'NOT_FOUND') && err.status === 404) {
         // A peer that predates the batch route: single calls, for these and from now on.
         this.batchRoute = false;
-        for (const w of [...envelopes, ...evidences] as Waiting<unknown, unknown>[]) w.single().then(w.resolve, w.reject);
+        for (const w of [...envelopes, ...evidences] as Waiting<unknown, unknown>[])
+          w.single().then(w.resolve, w.reject);
         return;
       }
       for (const w of [...envelopes, ...evidences]) w.reject(err);
@@ -125,18 +140,27 @@ export class PeerBatcher {
  * together with `alongside`); at least one when nothing is alongside, since
  * each item alone was checked to fit when it was queued.
  */
-function take<W>(queue: W[], maxItems: number, size: (w: W) => number, alongside: readonly number[]): W[] {
+function take<W>(
+  queue: W[],
+  maxItems: number,
+  size: (w: W) => number,
+  alongside: readonly number[],
+): W[] {
   const sizes: number[] = [];
   let n = 0;
   while (n < queue.length && n < maxItems) {
     sizes.push(size(queue[n]!));
-    if ((n > 0 || alongside.length > 0) && batchBodySize(alongside, sizes) > BATCH_LIMITS.maxBytes) break;
+    if ((n > 0 || alongside.length > 0) && batchBodySize(alongside, sizes) > BATCH_LIMITS.maxBytes)
+      break;
     n++;
   }
   return queue.splice(0, n);
 }
 
-function settle<T>(waiting: readonly Waiting<unknown, T>[], outcomes: readonly ({ ok: true; value: T } | { ok: false; error: unknown })[]): void {
+function settle<T>(
+  waiting: readonly Waiting<unknown, T>[],
+  outcomes: readonly ({ ok: true; value: T } | { ok: false; error: unknown })[],
+): void {
   waiting.forEach((w, i) => {
     const outcome = outcomes[i]!;
     if (outcome.ok) w.resolve(outcome.value);

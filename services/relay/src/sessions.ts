@@ -1,18 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
-  AddressSchema,
   CONTEXTS,
   ENVELOPE_LIMITS,
-  KeyIdSchema,
-  Timestamp,
   fromBase64url,
   publicKeyOf,
   toBase64url,
-  validator,
   verifySignature,
   type TrustStore,
 } from '@rogatory/protocol';
-import { Type } from 'typebox';
+import type { SessionRequest } from '@rogatory/relay-api';
 import type { RelayBackend } from './backend/types.js';
 import { RelayError, relayCodeFor } from './errors.js';
 
@@ -22,24 +18,6 @@ export const CHALLENGE_TTL_MS = 2 * 60 * 1000;
 export const DEFAULT_SESSION_TTL_MS = 30 * 60 * 1000;
 /** Tokens whose MAC was checked, kept so that each request does not decode and MAC its token again. */
 const VERIFIED_TOKENS_MAX = 10_000;
-
-export const SessionRequestSchema = Type.Object(
-  {
-    body: Type.Object(
-      {
-        type: Type.Literal('session'),
-        relay: AddressSchema,
-        address: AddressSchema,
-        challenge: Type.String({ pattern: '^[A-Za-z0-9_-]{1,200}$' }),
-        issuedAt: Timestamp,
-      },
-      { additionalProperties: false },
-    ),
-    signature: Type.Object({ kid: KeyIdSchema, value: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }) }, { additionalProperties: false }),
-  },
-  { additionalProperties: false },
-);
-const sessionRequest = validator(SessionRequestSchema, 'session request');
 
 export interface Session {
   readonly address: string;
@@ -55,7 +33,10 @@ export interface Session {
 export class SessionAuthority {
   private readonly macKey: Buffer;
   /** Token -> its MAC-checked payload; expiry and the signing key are still checked on every use. */
-  private readonly verified = new Map<string, { address: string; kid: string; expiresAt: number }>();
+  private readonly verified = new Map<
+    string,
+    { address: string; kid: string; expiresAt: number }
+  >();
 
   constructor(
     private readonly options: {
@@ -69,7 +50,9 @@ export class SessionAuthority {
     },
   ) {
     if (options.secret.length < 32) throw new Error('session secret must have at least 32 bytes');
-    this.macKey = createHmac('sha256', options.secret).update('rogatory/v1/relay-session-mac').digest();
+    this.macKey = createHmac('sha256', options.secret)
+      .update('rogatory/v1/relay-session-mac')
+      .digest();
   }
 
   private mac(parts: readonly string[]): Buffer {
@@ -83,18 +66,22 @@ export class SessionAuthority {
     const nonce = randomBytes(10);
     const exp = Buffer.alloc(6);
     exp.writeUIntBE(expiresAt, 0, 6);
-    const tag = this.mac(['challenge', this.options.relayId, address, nonce.toString('hex'), String(expiresAt)]);
-    return { challenge: toBase64url(Buffer.concat([nonce, exp, tag])), relay: this.options.relayId, expiresAt };
+    const tag = this.mac([
+      'challenge',
+      this.options.relayId,
+      address,
+      nonce.toString('hex'),
+      String(expiresAt),
+    ]);
+    return {
+      challenge: toBase64url(Buffer.concat([nonce, exp, tag])),
+      relay: this.options.relayId,
+      expiresAt,
+    };
   }
 
   /** Check the signed challenge and issue a bearer token. */
-  async login(value: unknown): Promise<{ token: string; expiresAt: number; address: string }> {
-    let req;
-    try {
-      req = sessionRequest.parse(value);
-    } catch (cause) {
-      throw new RelayError('MALFORMED', 'invalid session request', { cause });
-    }
+  async login(req: SessionRequest): Promise<{ token: string; expiresAt: number; address: string }> {
     const { body, signature } = req;
     const now = this.options.clock();
     let raw: Uint8Array;
@@ -103,26 +90,44 @@ export class SessionAuthority {
     } catch (cause) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown challenge', { cause });
     }
-    if (raw.length !== 32 || body.relay !== this.options.relayId) throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
+    if (raw.length !== 32 || body.relay !== this.options.relayId)
+      throw new RelayError('CHALLENGE_INVALID', 'unknown challenge');
     const nonce = Buffer.from(raw.subarray(0, 10));
     const expiresAt = Buffer.from(raw.subarray(10, 16)).readUIntBE(0, 6);
-    const expected = this.mac(['challenge', this.options.relayId, body.address, nonce.toString('hex'), String(expiresAt)]);
+    const expected = this.mac([
+      'challenge',
+      this.options.relayId,
+      body.address,
+      nonce.toString('hex'),
+      String(expiresAt),
+    ]);
     if (!timingSafeEqual(expected, Buffer.from(raw.subarray(16, 32))) || now > expiresAt) {
       throw new RelayError('CHALLENGE_INVALID', 'unknown or expired challenge');
     }
     // Claimed before any other check: a genuine challenge serves one login attempt, whether it succeeds or not,
     // so a refused answer (wrong key, skew, stranger) cannot be corrected and replayed with the same challenge.
-    if (!(await this.options.backend.claimOnce(`challenge:${nonce.toString('hex')}`, CHALLENGE_TTL_MS * 2))) {
+    if (
+      !(await this.options.backend.claimOnce(
+        `challenge:${nonce.toString('hex')}`,
+        CHALLENGE_TTL_MS * 2,
+      ))
+    ) {
       throw new RelayError('CHALLENGE_INVALID', 'challenge already used');
     }
-    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs) throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
-    if (!body.address.endsWith(`@${this.options.network}`)) throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
+    if (Math.abs(now - body.issuedAt) > ENVELOPE_LIMITS.maxClockSkewMs)
+      throw new RelayError('CHALLENGE_INVALID', 'clock skew too large');
+    if (!body.address.endsWith(`@${this.options.network}`))
+      throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
     try {
-      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, ['authority']);
+      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, [
+        'authority',
+      ]);
       verifySignature(CONTEXTS.sessionChallenge, body, signature, publicKeyOf(key.key));
     } catch (err) {
       const { code } = relayCodeFor(err);
-      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', { cause: err });
+      throw new RelayError(code === 'MALFORMED' ? 'SENDER_UNKNOWN' : code, 'session refused', {
+        cause: err,
+      });
     }
     const tokenExpires = now + this.options.ttlMs;
     const payload = `${body.address}.${signature.kid}.${tokenExpires}`;
@@ -134,7 +139,8 @@ export class SessionAuthority {
 
   /** The session a bearer token stands for; throws UNAUTHENTICATED. */
   verify(token: string | undefined): Session {
-    if (!token || token.length > 400) throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
+    if (!token || token.length > 400)
+      throw new RelayError('UNAUTHENTICATED', 'missing or invalid token');
     const { address, kid, expiresAt } = this.verified.get(token) ?? this.checkMac(token);
     const now = this.options.clock();
     if (!(now < expiresAt)) {
@@ -161,7 +167,8 @@ export class SessionAuthority {
     } catch {
       throw new RelayError('UNAUTHENTICATED', 'invalid token');
     }
-    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag)) throw new RelayError('UNAUTHENTICATED', 'invalid token');
+    if (!timingSafeEqual(this.mac(['token', this.options.relayId, payload]), tag))
+      throw new RelayError('UNAUTHENTICATED', 'invalid token');
     const [address = '', kid = '', exp = ''] = payload.split('.');
     const checked = { address, kid, expiresAt: Number(exp) };
     // Bounded: when full, start over (tokens are re-checked, not refused).

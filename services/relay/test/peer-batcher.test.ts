@@ -1,6 +1,5 @@
+import { BATCH_LIMITS, batchBodySize } from '@rogatory/relay-api';
 import {
-  BATCH_LIMITS,
-  batchBodySize,
   RelayClientError,
   type BatchOutcome,
   type HandOverOptions,

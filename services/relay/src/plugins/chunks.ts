@@ -1,21 +1,18 @@
 import { Readable } from 'node:stream';
+import { BODY_LIMITS, MissingRequestSchema, messageCheck } from '@rogatory/relay-api';
 import { isBlobId } from '@rogatory/storage';
-import { validator } from '@rogatory/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
-import { jsonOf, requireSession } from '../context.js';
+import { messageOf, requireSession } from '../context.js';
 import { RelayError, fromStorageError } from '../errors.js';
 import { peerUploader } from '../relay-core.js';
 import { requirePeerRelay } from './federation.js';
 
-const MissingRequest = validator(
-  Type.Object({ ids: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { maxItems: 10_000 }) }, { additionalProperties: false }),
-  'missing request',
-);
+const MissingRequest = messageCheck(MissingRequestSchema);
 
 function chunkIdParam(request: FastifyRequest): string {
   const id = (request.params as { id?: unknown }).id;
-  if (typeof id !== 'string' || !isBlobId(id)) throw new RelayError('CHUNK_ID_INVALID', 'chunk id must be 64 lowercase hex characters');
+  if (typeof id !== 'string' || !isBlobId(id))
+    throw new RelayError('CHUNK_ID_INVALID', 'chunk id must be 64 lowercase hex characters');
   return id;
 }
 
@@ -40,7 +37,7 @@ export function chunkRoutes(app: FastifyInstance): void {
   const { relay } = app;
 
   const missing = async (request: FastifyRequest) => {
-    const { ids } = MissingRequest.parse(jsonOf(request.body));
+    const { ids } = messageOf(request.body, MissingRequest, 'missing request');
     const now = relay.clock();
     // One backend call: the caller's own upload records among these, renewed, because
     // a client skips uploading what we report as present (protected from GC as if just uploaded).
@@ -60,9 +57,11 @@ export function chunkRoutes(app: FastifyInstance): void {
   const put = async (request: FastifyRequest, reply: FastifyReply) => {
     const id = chunkIdParam(request);
     const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > relay.limits.maxChunkBytes) throw new RelayError('LIMIT_EXCEEDED', 'chunk too large');
+    if (Number.isFinite(declared) && declared > relay.limits.maxChunkBytes)
+      throw new RelayError('LIMIT_EXCEEDED', 'chunk too large');
     const body = request.body;
-    if (!(body instanceof Readable)) throw new RelayError('MALFORMED', 'chunk body must be application/octet-stream');
+    if (!(body instanceof Readable))
+      throw new RelayError('MALFORMED', 'chunk body must be application/octet-stream');
     const uploader = uploaderOf(request);
     // Before a byte is stored. Uploads in flight at once are counted when they end, so one identity
     // can exceed its quota by at most the chunks it is sending concurrently.
@@ -98,15 +97,24 @@ export function chunkRoutes(app: FastifyInstance): void {
     return reply.code(result.created ? 201 : 200).send({ id, size: result.size });
   };
 
-  app.post('/v1/chunks/missing', { bodyLimit: 1024 * 1024, preHandler: requireSession }, missing);
+  app.post(
+    '/v1/chunks/missing',
+    { bodyLimit: BODY_LIMITS.other, preHandler: requireSession },
+    missing,
+  );
   app.put('/v1/chunks/:id', { preHandler: requireSession }, put);
-  app.post('/v1/relay/chunks/missing', { bodyLimit: 1024 * 1024, preHandler: requirePeerRelay }, missing);
+  app.post(
+    '/v1/relay/chunks/missing',
+    { bodyLimit: BODY_LIMITS.other, preHandler: requirePeerRelay },
+    missing,
+  );
   app.put('/v1/relay/chunks/:id', { preHandler: requirePeerRelay }, put);
 
   app.get('/v1/chunks/:id', { preHandler: requireSession }, async (request, reply) => {
     const id = chunkIdParam(request);
     const address = request.session!.address;
-    if (!(await relay.backend.chunkVisibleTo(id, address))) throw new RelayError('NOT_FOUND', 'no such chunk for this authority');
+    if (!(await relay.backend.chunkVisibleTo(id, address)))
+      throw new RelayError('NOT_FOUND', 'no such chunk for this authority');
     let size: number;
     try {
       size = await relay.blobs.size(id);

@@ -1,34 +1,33 @@
-import { decodeCanonical, validator } from '@rogatory/protocol';
+import { decodeCanonical } from '@rogatory/protocol';
+import {
+  AckRequestSchema,
+  BODY_LIMITS,
+  ClientFrameSchema,
+  MAILBOX_LIMITS,
+  MailboxQuerySchema,
+  messageCheck,
+} from '@rogatory/relay-api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
 import type { MailboxItem } from '../backend/types.js';
-import { jsonOf, requireSession, verifyToken } from '../context.js';
+import { checkMessage, messageOf, requireSession, verifyToken } from '../context.js';
 import { RelayError, isRelayError } from '../errors.js';
 
+/** Items read from the backend at a time for a WebSocket catch-up. */
 const PAGE = 200;
-const MAX_INVALID_FRAMES = 10;
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
 
-const Seqs = Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 });
-const AckRequest = validator(Type.Object({ seqs: Seqs }, { additionalProperties: false }), 'ack request');
-const Frame = validator(
-  Type.Union([
-    Type.Object({ type: Type.Literal('subscribe'), after: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
-    Type.Object({ type: Type.Literal('ack'), seqs: Seqs }, { additionalProperties: false }),
-  ]),
-  'mailbox frame',
-);
-const MailboxQuery = validator(
-  Type.Object({ after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }),
-  'mailbox query',
-);
+const AckRequest = messageCheck(AckRequestSchema);
+const Frame = messageCheck(ClientFrameSchema);
+const MailboxQuery = messageCheck(MailboxQuerySchema);
 
 /** The wire form of a mailbox item: the payload as the protocol object it is. */
 export function wireItem(item: MailboxItem): Record<string, unknown> {
   const payload = decodeCanonical(item.payload);
-  return item.kind === 'envelope' ? { seq: item.seq, kind: 'envelope', envelope: payload } : { seq: item.seq, kind: 'evidence', evidence: payload };
+  return item.kind === 'envelope'
+    ? { seq: item.seq, kind: 'envelope', envelope: payload }
+    : { seq: item.seq, kind: 'evidence', evidence: payload };
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -68,11 +67,13 @@ class MailboxConnection {
     let frame;
     try {
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
-      frame = Frame.parse(JSON.parse(text));
+      frame = JSON.parse(text) as unknown;
+      if (!Frame.check(frame)) throw new RelayError('MALFORMED', 'invalid mailbox frame');
     } catch {
       this.invalid++;
       this.send({ type: 'error', code: 'MALFORMED' });
-      if (this.invalid > MAX_INVALID_FRAMES) this.socket.close(1008, 'too many invalid frames');
+      if (this.invalid > MAILBOX_LIMITS.maxInvalidFrames)
+        this.socket.close(1008, 'too many invalid frames');
       return;
     }
     if (frame.type === 'subscribe') {
@@ -83,7 +84,10 @@ class MailboxConnection {
       try {
         await this.app.relay.backend.ack(this.address, frame.seqs);
       } catch (err) {
-        this.app.log.warn({ code: isRelayError(err) ? err.code : 'UNAVAILABLE' }, 'mailbox ack failed');
+        this.app.log.warn(
+          { code: isRelayError(err) ? err.code : 'UNAVAILABLE' },
+          'mailbox ack failed',
+        );
         this.send({ type: 'error', code: isRelayError(err) ? err.code : 'UNAVAILABLE' });
         return;
       }
@@ -140,61 +144,81 @@ export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
   });
 
   app.get('/v1/mailbox', { preHandler: requireSession }, async (request) => {
-    const query = MailboxQuery.parse(request.query);
+    const query = checkMessage(request.query, MailboxQuery, 'mailbox query');
     const after = Number(query.after ?? 0);
-    const limit = Math.min(Math.max(Number(query.limit ?? 100), 1), 1000);
+    const limit = Math.min(
+      Math.max(Number(query.limit ?? MAILBOX_LIMITS.defaultPage), 1),
+      MAILBOX_LIMITS.maxPage,
+    );
     const items = await relay.backend.readMailbox(request.session!.address, after, limit);
     return { items: items.map(wireItem) };
   });
 
-  app.post('/v1/mailbox/ack', { bodyLimit: 256 * 1024, preHandler: requireSession }, async (request) => {
-    const { seqs } = AckRequest.parse(jsonOf(request.body));
-    return { acked: await relay.backend.ack(request.session!.address, seqs) };
-  });
+  app.post(
+    '/v1/mailbox/ack',
+    { bodyLimit: BODY_LIMITS.ack, preHandler: requireSession },
+    async (request) => {
+      const { seqs } = messageOf(request.body, AckRequest, 'ack request');
+      return { acked: await relay.backend.ack(request.session!.address, seqs) };
+    },
+  );
 
   // A plain GET (no upgrade) would get @fastify/websocket's empty 404: refuse it in the relay's error shape.
-  const upgradeOnly = (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void): void => {
+  const upgradeOnly = (
+    request: FastifyRequest,
+    _reply: unknown,
+    done: (err?: Error) => void,
+  ): void => {
     done(request.ws ? undefined : new RelayError('MALFORMED', 'a WebSocket upgrade is required'));
   };
-  app.get('/v1/mailbox/ws', { websocket: true, onRequest: upgradeOnly }, (socket: WebSocket, request: FastifyRequest) => {
-    const token = (request.query as { token?: unknown }).token;
-    let address: string;
-    try {
-      address = verifyToken(relay, typeof token === 'string' ? token : undefined, request.ip).address;
-      const open = connections.get(address)?.size ?? 0;
-      if (open >= relay.limits.maxWebSocketsPerNode) throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
-    } catch (err) {
-      const code = isRelayError(err) ? err.code : 'UNAUTHENTICATED';
-      relay.metrics.rejectedRequests.inc({ code });
-      socket.send(JSON.stringify({ type: 'error', code }));
-      socket.close(1008, code === 'UNAUTHENTICATED' ? 'unauthenticated' : 'refused');
-      return;
-    }
-    const conn = new MailboxConnection(app, address, socket);
-    const set = connections.get(address) ?? new Set();
-    set.add(conn);
-    connections.set(address, set);
-    relay.metrics.webSockets.inc();
-    let pongs = true;
-    const ping = setInterval(() => {
-      if (!pongs) {
-        socket.terminate();
+  app.get(
+    '/v1/mailbox/ws',
+    { websocket: true, onRequest: upgradeOnly },
+    (socket: WebSocket, request: FastifyRequest) => {
+      const token = (request.query as { token?: unknown }).token;
+      let address: string;
+      try {
+        address = verifyToken(
+          relay,
+          typeof token === 'string' ? token : undefined,
+          request.ip,
+        ).address;
+        const open = connections.get(address)?.size ?? 0;
+        if (open >= relay.limits.maxWebSocketsPerNode)
+          throw new RelayError('RATE_LIMITED', 'too many mailbox connections');
+      } catch (err) {
+        const code = isRelayError(err) ? err.code : 'UNAUTHENTICATED';
+        relay.metrics.rejectedRequests.inc({ code });
+        socket.send(JSON.stringify({ type: 'error', code }));
+        socket.close(1008, code === 'UNAUTHENTICATED' ? 'unauthenticated' : 'refused');
         return;
       }
-      pongs = false;
-      socket.ping();
-    }, PING_INTERVAL_MS).unref();
-    socket.on('pong', () => {
-      pongs = true;
-    });
-    socket.on('message', (data) => void conn.onFrame(data));
-    socket.on('close', () => {
-      conn.alive = false;
-      clearInterval(ping);
-      set.delete(conn);
-      if (set.size === 0) connections.delete(address);
-      relay.metrics.webSockets.dec();
-    });
-    socket.on('error', () => socket.terminate());
-  });
+      const conn = new MailboxConnection(app, address, socket);
+      const set = connections.get(address) ?? new Set();
+      set.add(conn);
+      connections.set(address, set);
+      relay.metrics.webSockets.inc();
+      let pongs = true;
+      const ping = setInterval(() => {
+        if (!pongs) {
+          socket.terminate();
+          return;
+        }
+        pongs = false;
+        socket.ping();
+      }, PING_INTERVAL_MS).unref();
+      socket.on('pong', () => {
+        pongs = true;
+      });
+      socket.on('message', (data) => void conn.onFrame(data));
+      socket.on('close', () => {
+        conn.alive = false;
+        clearInterval(ping);
+        set.delete(conn);
+        if (set.size === 0) connections.delete(address);
+        relay.metrics.webSockets.dec();
+      });
+      socket.on('error', () => socket.terminate());
+    },
+  );
 }

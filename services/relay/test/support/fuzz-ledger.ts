@@ -1,5 +1,11 @@
-import { decodeEnvelope, verifyEvidence, type Envelope, type Evidence, type TrustStore } from '@rogatory/protocol';
-import { RELAY_ERRORS, type RelayErrorCode } from '../../src/errors.js';
+import {
+  decodeEnvelope,
+  verifyEvidence,
+  type Envelope,
+  type Evidence,
+  type TrustStore,
+} from '@rogatory/protocol';
+import { RELAY_ERRORS, statusOf, type RelayErrorCode } from '@rogatory/relay-api';
 import type { ProbeOutcome } from './http-probe.js';
 
 export interface Expectation {
@@ -59,11 +65,17 @@ export class FuzzLedger {
   }
 
   violation(kind: string, label: string, message: string): void {
-    if (this.violations.length < 200) this.violations.push(`[${kind}] ${label}: ${message} (seed ${this.options.seed})`);
+    if (this.violations.length < 200)
+      this.violations.push(`[${kind}] ${label}: ${message} (seed ${this.options.seed})`);
   }
 
   /** Check the answer to an input that must be refused; returns the parsed error body when there is one. */
-  reject(kind: string, label: string, outcome: ProbeOutcome, expect: Expectation = {}): ErrorBody | undefined {
+  reject(
+    kind: string,
+    label: string,
+    outcome: ProbeOutcome,
+    expect: Expectation = {},
+  ): ErrorBody | undefined {
     this.count(kind);
     if (outcome.kind !== 'response') {
       this.violation(kind, label, describeOutcome(outcome));
@@ -75,12 +87,19 @@ export class FuzzLedger {
       return undefined;
     }
     if (expect.noBody) {
-      this.perCode.set(`(HEAD ${String(status)})`, (this.perCode.get(`(HEAD ${String(status)})`) ?? 0) + 1);
+      this.perCode.set(
+        `(HEAD ${String(status)})`,
+        (this.perCode.get(`(HEAD ${String(status)})`) ?? 0) + 1,
+      );
       return undefined;
     }
     const type = headers['content-type'];
     if (typeof type !== 'string' || !type.startsWith('application/json')) {
-      this.violation(kind, label, `error answer is not JSON (content-type ${String(type)}): ${describeOutcome(outcome)}`);
+      this.violation(
+        kind,
+        label,
+        `error answer is not JSON (content-type ${String(type)}): ${describeOutcome(outcome)}`,
+      );
       return undefined;
     }
     let parsed: ErrorBody;
@@ -96,19 +115,37 @@ export class FuzzLedger {
       return undefined;
     }
     this.perCode.set(code, (this.perCode.get(code) ?? 0) + 1);
-    if (RELAY_ERRORS[code as RelayErrorCode] !== status) {
-      this.violation(kind, label, `code ${code} came with status ${String(status)}, the catalogue says ${String(RELAY_ERRORS[code as RelayErrorCode])}`);
+    if (statusOf(code as RelayErrorCode) !== status) {
+      this.violation(
+        kind,
+        label,
+        `code ${code} came with status ${String(status)}, the catalogue says ${String(statusOf(code as RelayErrorCode))}`,
+      );
     }
     if (expect.code !== undefined) {
-      const allowed: readonly string[] = typeof expect.code === 'string' ? [expect.code] : expect.code;
-      if (!allowed.includes(code)) this.violation(kind, label, `expected ${allowed.join(' or ')}, got ${describeOutcome(outcome)}`);
+      const allowed: readonly string[] =
+        typeof expect.code === 'string' ? [expect.code] : expect.code;
+      if (!allowed.includes(code))
+        this.violation(
+          kind,
+          label,
+          `expected ${allowed.join(' or ')}, got ${describeOutcome(outcome)}`,
+        );
     }
-    if (expect.submission) this.checkSubmissionEvidence(kind, label, code, parsed, expect.submission);
-    if (expect.peerRejection) this.checkPeerEvidences(kind, label, code, parsed, expect.peerRejection);
+    if (expect.submission)
+      this.checkSubmissionEvidence(kind, label, code, parsed, expect.submission);
+    if (expect.peerRejection)
+      this.checkPeerEvidences(kind, label, code, parsed, expect.peerRejection);
     return parsed;
   }
 
-  private checkSubmissionEvidence(kind: string, label: string, code: string, body: ErrorBody, sent: { bytes: Uint8Array; session: string }): void {
+  private checkSubmissionEvidence(
+    kind: string,
+    label: string,
+    code: string,
+    body: ErrorBody,
+    sent: { bytes: Uint8Array; session: string },
+  ): void {
     let envelope: Envelope | undefined;
     if (sent.bytes.length <= this.options.maxEnvelopeBytes) {
       try {
@@ -119,9 +156,15 @@ export class FuzzLedger {
     }
     // No evidence for what cannot be bound to an envelope, for another sender's envelope
     // (an impostor must not obtain rejections about it), or for a rate limit.
-    const owed = envelope !== undefined && envelope.body.sender === sent.session && code !== 'RATE_LIMITED';
+    const owed =
+      envelope !== undefined && envelope.body.sender === sent.session && code !== 'RATE_LIMITED';
     if (!owed || envelope === undefined) {
-      if (body.evidence !== undefined) this.violation(kind, label, `an evidence came back for input that cannot carry one (${code})`);
+      if (body.evidence !== undefined)
+        this.violation(
+          kind,
+          label,
+          `an evidence came back for input that cannot carry one (${code})`,
+        );
       return;
     }
     if (body.evidence === undefined) {
@@ -131,26 +174,53 @@ export class FuzzLedger {
     try {
       const evidence: Evidence = verifyEvidence(envelope, body.evidence, this.options.trust);
       const b = evidence.body;
-      if (b.kind !== 'submission-rejection' || b.issuer !== this.options.relayId || b.reason?.code !== code) {
-        this.violation(kind, label, `evidence ${b.kind} by ${b.issuer} with reason ${String(b.reason?.code)} for code ${code}`);
+      if (
+        b.kind !== 'submission-rejection' ||
+        b.issuer !== this.options.relayId ||
+        b.reason?.code !== code
+      ) {
+        this.violation(
+          kind,
+          label,
+          `evidence ${b.kind} by ${b.issuer} with reason ${String(b.reason?.code)} for code ${code}`,
+        );
       }
     } catch (err) {
       this.violation(kind, label, `SubmissionRejection does not verify: ${(err as Error).message}`);
     }
   }
 
-  private checkPeerEvidences(kind: string, label: string, code: string, body: ErrorBody, sent: { envelope: Envelope; recipients: readonly string[] }): void {
+  private checkPeerEvidences(
+    kind: string,
+    label: string,
+    code: string,
+    body: ErrorBody,
+    sent: { envelope: Envelope; recipients: readonly string[] },
+  ): void {
     const list = body.evidences;
     if (!Array.isArray(list)) {
-      this.violation(kind, label, `peer hand-over refused with ${code} but without RelayRejections`);
+      this.violation(
+        kind,
+        label,
+        `peer hand-over refused with ${code} but without RelayRejections`,
+      );
       return;
     }
     const about = new Set<string>();
     for (const value of list) {
       try {
         const b = verifyEvidence(sent.envelope, value, this.options.trust).body;
-        if (b.kind !== 'relay-rejection' || b.issuer !== this.options.relayId || b.reason?.code !== code || b.recipient === null) {
-          this.violation(kind, label, `evidence ${b.kind} with reason ${String(b.reason?.code)} for code ${code}`);
+        if (
+          b.kind !== 'relay-rejection' ||
+          b.issuer !== this.options.relayId ||
+          b.reason?.code !== code ||
+          b.recipient === null
+        ) {
+          this.violation(
+            kind,
+            label,
+            `evidence ${b.kind} with reason ${String(b.reason?.code)} for code ${code}`,
+          );
         } else {
           about.add(b.recipient);
         }
@@ -158,8 +228,15 @@ export class FuzzLedger {
         this.violation(kind, label, `RelayRejection does not verify: ${(err as Error).message}`);
       }
     }
-    if (about.size !== new Set(sent.recipients).size || sent.recipients.some((r) => !about.has(r))) {
-      this.violation(kind, label, `RelayRejections cover ${[...about].join(',')} instead of ${sent.recipients.join(',')}`);
+    if (
+      about.size !== new Set(sent.recipients).size ||
+      sent.recipients.some((r) => !about.has(r))
+    ) {
+      this.violation(
+        kind,
+        label,
+        `RelayRejections cover ${[...about].join(',')} instead of ${sent.recipients.join(',')}`,
+      );
     }
   }
 
@@ -174,8 +251,12 @@ export class FuzzLedger {
   }
 
   summary(): string {
-    const kinds = [...this.perKind].sort((a, b) => a[0].localeCompare(b[0])).map(([k, n]) => `${k}=${String(n)}`);
-    const codes = [...this.perCode].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}=${String(n)}`);
+    const kinds = [...this.perKind]
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([k, n]) => `${k}=${String(n)}`);
+    const codes = [...this.perCode]
+      .sort((a, b) => b[1] - a[1])
+      .map(([c, n]) => `${c}=${String(n)}`);
     return `inputs ${String(this.total())}: ${kinds.join(' ')}\ncodes: ${codes.join(' ')}`;
   }
 }

@@ -1,4 +1,4 @@
-import { relayCallBodySha256, relayCallHeaders } from '@rogatory/client';
+import { relayCallBodySha256, relayCallHeaders } from '@rogatory/relay-api';
 import { CONTEXTS, canonicalBytes, signBytes, type SigningKeyPair } from '@rogatory/protocol';
 import type { HttpProbe } from './http-probe.js';
 
@@ -17,7 +17,8 @@ export async function askChallenge(probe: HttpProbe, address: string): Promise<C
     headers: { 'content-type': 'application/json' },
     body: canonicalBytes({ address }),
   });
-  if (outcome.kind !== 'response' || outcome.response.status !== 200) throw new Error(`no challenge for ${address}`);
+  if (outcome.kind !== 'response' || outcome.response.status !== 200)
+    throw new Error(`no challenge for ${address}`);
   return JSON.parse(outcome.response.body.toString('utf8')) as Challenge;
 }
 
@@ -30,16 +31,32 @@ export interface SessionRequestBody {
 }
 
 /** The signed answer to a challenge (POST /v1/session body), from its parts. */
-export function sessionRequest(body: SessionRequestBody, key: SigningKeyPair): { body: SessionRequestBody; signature: { kid: string; value: string } } {
+export function sessionRequest(
+  body: SessionRequestBody,
+  key: SigningKeyPair,
+): { body: SessionRequestBody; signature: { kid: string; value: string } } {
   return { body, signature: signBytes(CONTEXTS.sessionChallenge, body, key) };
 }
 
 /** Log in as `address` and return the bearer token. */
-export async function loginToken(probe: HttpProbe, address: string, key: SigningKeyPair): Promise<string> {
+export async function loginToken(
+  probe: HttpProbe,
+  address: string,
+  key: SigningKeyPair,
+): Promise<string> {
   const c = await askChallenge(probe, address);
-  const request = sessionRequest({ type: 'session', relay: c.relay, address, challenge: c.challenge, issuedAt: Date.now() }, key);
-  const outcome = await probe.send({ method: 'POST', path: '/v1/session', headers: { 'content-type': 'application/json' }, body: canonicalBytes(request) });
-  if (outcome.kind !== 'response' || outcome.response.status !== 200) throw new Error(`login of ${address} failed`);
+  const request = sessionRequest(
+    { type: 'session', relay: c.relay, address, challenge: c.challenge, issuedAt: Date.now() },
+    key,
+  );
+  const outcome = await probe.send({
+    method: 'POST',
+    path: '/v1/session',
+    headers: { 'content-type': 'application/json' },
+    body: canonicalBytes(request),
+  });
+  if (outcome.kind !== 'response' || outcome.response.status !== 200)
+    throw new Error(`login of ${address} failed`);
   return (JSON.parse(outcome.response.body.toString('utf8')) as { token: string }).token;
 }
 
@@ -59,7 +76,11 @@ export function signedRelayHeaders(options: {
     key: options.key,
     method: options.method,
     path: options.path,
-    bodySha256: relayCallBodySha256({ method: options.method, path: options.path, body: options.body }),
+    bodySha256: relayCallBodySha256({
+      method: options.method,
+      path: options.path,
+      body: options.body,
+    }),
     timestamp: options.timestamp ?? Date.now(),
   });
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   CONTEXTS,
   ENVELOPE_LIMITS,
@@ -7,8 +8,7 @@ import {
   verifySignature,
   type SigningKeyPair,
 } from '@rogatory/protocol';
-import { sha256Hex } from './chunks.js';
-import { RelayClientError } from './errors.js';
+import { RelayCallError } from './errors.js';
 
 /**
  * Relay-to-relay call authentication (docs/relay-api.md, "Relay to relay").
@@ -115,7 +115,7 @@ export function relayCallBodySha256(options: {
   if (chunk) return chunk[1]!;
   return options.body === undefined || options.body.length === 0
     ? EMPTY_BODY_SHA256
-    : sha256Hex(options.body);
+    : createHash('sha256').update(options.body).digest('hex');
 }
 
 /** The four signed headers of a relay call (lowercase names). */
@@ -177,17 +177,17 @@ function header(headers: RelayCallHeaderSource, name: string): string | undefine
   return found;
 }
 
-function unauthenticated(message: string, cause?: unknown): RelayClientError {
-  return new RelayClientError(
+function unauthenticated(message: string, cause?: unknown): RelayCallError {
+  return new RelayCallError(
     'UNAUTHENTICATED',
     `relay call: ${message}`,
-    cause === undefined ? { status: 401 } : { status: 401, cause },
+    cause === undefined ? {} : { cause },
   );
 }
 
 /**
  * Verify a relay call as the callee. Returns the caller's relay id, key id
- * and timestamp; throws RelayClientError carrying the status and code to
+ * and timestamp; throws RelayCallError carrying the status and code to
  * answer: UNAUTHENTICATED (401) for missing or malformed headers, a
  * timestamp outside the window or a key `resolveKey` does not know;
  * SIGNATURE_INVALID (403) when the signature does not verify.
@@ -241,10 +241,10 @@ export function verifyRelayCall(options: VerifyRelayCallOptions): VerifiedRelayC
     verifySignature(CONTEXTS.relayCall, body, { kid, value }, publicKey);
   } catch (cause) {
     if (!isProtocolError(cause)) throw cause;
-    throw new RelayClientError(
+    throw new RelayCallError(
       'SIGNATURE_INVALID',
       `relay call: signature by key ${kid} does not verify`,
-      { status: 403, cause },
+      { cause },
     );
   }
   return { from, kid, timestamp };
