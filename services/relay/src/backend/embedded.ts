@@ -359,14 +359,6 @@ function prepareStatements(db: Database.Database) {
       `SELECT EXISTS (SELECT 1 FROM chunk_refs WHERE chunk_id = @chunkId)
            OR EXISTS (SELECT 1 FROM chunk_uploads WHERE chunk_id = @chunkId AND at > @since) AS referenced`,
     ),
-    rateHit: db.prepare<{ key: string; start: number; end: number }, { count: number }>(
-      `INSERT INTO rate_counters (key, window_start, window_end, count) VALUES (@key, @start, @end, 1)
-       ON CONFLICT (key) DO UPDATE SET
-         count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,
-         window_start = excluded.window_start,
-         window_end = excluded.window_end
-       RETURNING count`,
-    ),
     claimOnce: db.prepare(
       `INSERT INTO claims (key, expires_at) VALUES (@key, @expiresAt)
        ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= @now`,
@@ -398,7 +390,6 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteEnvelope: db.prepare('DELETE FROM envelopes WHERE id = ?'),
     deleteClaims: db.prepare('DELETE FROM claims WHERE expires_at <= ?'),
-    deleteRateCounters: db.prepare('DELETE FROM rate_counters WHERE window_end <= ?'),
     stats: db.prepare<[], BackendStats>(
       `SELECT (SELECT count(*) FROM mailbox_items WHERE state = 'pending') AS mailboxItems,
               (SELECT count(*) FROM forward_tasks WHERE state IN ('pending', 'running')) AS forwardPending,
@@ -434,7 +425,8 @@ function createTransactions(
         // A retry after a renewal (missing query) made the records pending again: the accepted
         // envelope still charges them, so they count as referenced again, not twice.
         if (input.uploader !== undefined)
-          for (const chunkId of new Set(envelope.chunkIds)) sql.markReferenced.run(chunkId, input.uploader);
+          for (const chunkId of new Set(envelope.chunkIds))
+            sql.markReferenced.run(chunkId, input.uploader);
         return { status: 'duplicate', acceptance: toBytes(head.acceptance) };
       }
       let heldBytes = 0;
@@ -628,7 +620,9 @@ interface PendingWrite {
 class GroupCommit {
   private queue: PendingWrite[] = [];
   private scheduled = false;
-  private readonly commit: Database.Transaction<(batch: PendingWrite[]) => { ok: boolean; value: unknown }[]>;
+  private readonly commit: Database.Transaction<
+    (batch: PendingWrite[]) => { ok: boolean; value: unknown }[]
+  >;
 
   constructor(db: Database.Database) {
     this.commit = db.transaction((batch: PendingWrite[]) =>
@@ -645,7 +639,12 @@ class GroupCommit {
   /** Run `run` (a transaction function: it becomes a savepoint) in the next shared commit; `after` runs once committed. */
   submit<T>(run: () => T, after?: (result: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, after: after as ((result: unknown) => void) | undefined, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({
+        run,
+        after: after as ((result: unknown) => void) | undefined,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {
@@ -933,16 +932,6 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  rateHit(key: string, windowMs: number, limit: number): Promise<boolean> {
-    return settle(() => {
-      assertPositiveInteger(windowMs, 'windowMs');
-      assertNonNegativeInteger(limit, 'limit');
-      const start = Math.floor(this.clock() / windowMs) * windowMs;
-      const row = this.sql.rateHit.get({ key, start, end: start + windowMs });
-      return row !== undefined && row.count <= limit;
-    });
-  }
-
   claimOnce(key: string, ttlMs: number): Promise<boolean> {
     return settle(() => {
       assertPositiveInteger(ttlMs, 'ttlMs');
@@ -1034,7 +1023,6 @@ class EmbeddedBackend implements RelayBackend {
         if (deleted < GC_BATCH) break;
       }
       this.sql.deleteClaims.run(now);
-      this.sql.deleteRateCounters.run(now);
       return { envelopes, orphanChunks };
     });
   }

@@ -29,7 +29,7 @@
  *   lease             zset   task id -> time until which an instance attempts it in process (no job needed before)
  *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
  *   tombtask:<id>     list   finished task ids to forget with the envelope record
- *   rate:<window>:<key>, claim:<key>  strings with a TTL
+ *   claim:<key>       string with a TTL
  *   channel `mailbox` pub/sub, message = address
  */
 
@@ -386,15 +386,6 @@ return out
 export const UPLOAD_USAGE = script(`
 local f = redis.call('HMGET', K .. 'usage', 'p:' .. ARGV[2], 'r:' .. ARGV[2])
 return {tonumber(f[1] or '0'), tonumber(f[2] or '0'), redis.call('HEXISTS', K .. 'own:' .. ARGV[3], ARGV[2])}
-`);
-
-/** ARGV: K, key, windowIndex, windowMs. Returns the window's count after this hit. */
-export const RATE_HIT = script(`
-local key = K .. 'rate:' .. ARGV[3] .. ':' .. ARGV[2]
-local count = redis.call('INCR', key)
--- The TTL only reclaims memory; the window itself is chosen by the caller's clock.
-if count == 1 then redis.call('PEXPIRE', key, ARGV[4]) end
-return count
 `);
 
 /** ARGV: K, key, now, expiresAt, ttlMs. 1 when claimed now. */

@@ -261,7 +261,6 @@ const SCRIPTS = {
   expiryFinish: new LuaScript(lua.EXPIRY_FINISH),
   chunkVisible: new LuaScript(lua.CHUNK_VISIBLE),
   chunkReferenced: new LuaScript(lua.CHUNK_REFERENCED),
-  rateHit: new LuaScript(lua.RATE_HIT),
   claimOnce: new LuaScript(lua.CLAIM_ONCE),
   collectGarbage: new LuaScript(lua.COLLECT_GARBAGE),
   noteUpload: new LuaScript(lua.NOTE_UPLOAD),
@@ -664,7 +663,9 @@ class RedisRelayBackend implements RelayBackend {
   /** True when this instance runs workers and has room for `count` more in-process attempts. */
   private mayAttemptInProcess(count: number): boolean {
     const workers = this.workers;
-    return count > 0 && workers !== undefined && this.attempts.size + count <= workers.inProcessLimit;
+    return (
+      count > 0 && workers !== undefined && this.attempts.size + count <= workers.inProcessLimit
+    );
   }
 
   /**
@@ -680,7 +681,12 @@ class RedisRelayBackend implements RelayBackend {
       // After the caller's continuation of this commit (it may keep what the handler then needs in memory),
       // and together with the other tasks committed in this turn (the forwarder batches per peer).
       await new Promise((resolve) => setImmediate(resolve));
-      const { result } = await runForwardAttempt({ handlers: workers.handlers, task, attempt: 1, clock: this.clock });
+      const { result } = await runForwardAttempt({
+        handlers: workers.handlers,
+        task,
+        attempt: 1,
+        clock: this.clock,
+      });
       if (result === 'retry') {
         await this.forwardQueue.add(
           FORWARD_QUEUE,
@@ -689,7 +695,11 @@ class RedisRelayBackend implements RelayBackend {
         );
         return;
       }
-      await this.run(SCRIPTS.finishForward, [task.id, String(this.clock()), result === 'done' ? 'done' : 'gave_up']);
+      await this.run(SCRIPTS.finishForward, [
+        task.id,
+        String(this.clock()),
+        result === 'done' ? 'done' : 'gave_up',
+      ]);
     })()
       .catch(this.onError)
       .finally(() => this.attempts.delete(task.id));
@@ -782,8 +792,16 @@ class RedisRelayBackend implements RelayBackend {
       prefix: this.bullPrefix,
       concurrency: options.concurrency,
       settings: {
-        backoffStrategy: (attemptsMade: number, _type?: string, _error?: Error, job?: { data: unknown }) =>
-          backoffDelay(backoff, attemptsMade + ((job?.data as ForwardJobData | undefined)?.priorAttempts ?? 0)),
+        backoffStrategy: (
+          attemptsMade: number,
+          _type?: string,
+          _error?: Error,
+          job?: { data: unknown },
+        ) =>
+          backoffDelay(
+            backoff,
+            attemptsMade + ((job?.data as ForwardJobData | undefined)?.priorAttempts ?? 0),
+          ),
       },
     };
     const forward = new Worker<ForwardJobData>(
@@ -802,9 +820,12 @@ class RedisRelayBackend implements RelayBackend {
       this.reconcileInBackground();
     }, this.reconcileIntervalMs);
     reconcileTimer.unref();
-    const renewTimer = setInterval(() => {
-      this.renewLeases();
-    }, Math.max(1, Math.floor(this.leaseMs / 3)));
+    const renewTimer = setInterval(
+      () => {
+        this.renewLeases();
+      },
+      Math.max(1, Math.floor(this.leaseMs / 3)),
+    );
     renewTimer.unref();
     const workers: Workers = {
       forward,
@@ -948,16 +969,6 @@ class RedisRelayBackend implements RelayBackend {
       throw error;
     }
     return connection;
-  }
-
-  async rateHit(key: string, windowMs: number, limit: number): Promise<boolean> {
-    assertPositiveInteger(windowMs, 'windowMs');
-    assertNonNegativeInteger(limit, 'limit');
-    const window = Math.floor(this.clock() / windowMs);
-    const count = asInteger(
-      await this.run(SCRIPTS.rateHit, [key, String(window), String(windowMs)]),
-    );
-    return count <= limit;
   }
 
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {

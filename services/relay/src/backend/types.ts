@@ -34,7 +34,10 @@ export interface AcceptInput {
   /** Local recipients whose mailbox gets the envelope; `deliverBy` fires the expiry timer. */
   readonly deliveries: readonly { readonly address: string; readonly deliverBy: number }[];
   /** Next-hop networks to forward to, each with the recipients reached through it. */
-  readonly forwards: readonly { readonly network: string; readonly recipients: readonly string[] }[];
+  readonly forwards: readonly {
+    readonly network: string;
+    readonly recipients: readonly string[];
+  }[];
   /** Keep the dedup record (and refuse replays) until this time, even after delivery. */
   readonly retainUntil: number;
   /**
@@ -91,14 +94,17 @@ export type ForwardTask =
       readonly deadline: number;
     };
 
-export type ForwardTaskInput = Omit<Extract<ForwardTask, { kind: 'evidence' }>, 'id'> & { readonly id?: string };
+export type ForwardTaskInput = Omit<Extract<ForwardTask, { kind: 'evidence' }>, 'id'> & {
+  readonly id?: string;
+};
 
 /**
  * What the forward handler decided. `retry` asks the backend to try again
  * later with exponential backoff and jitter; once `deadline` passes, the
  * backend calls `onGiveUp` instead of retrying.
  */
-export type ForwardOutcome = { readonly status: 'done' } | { readonly status: 'retry'; readonly error: string };
+export type ForwardOutcome =
+  { readonly status: 'done' } | { readonly status: 'retry'; readonly error: string };
 
 export interface WorkerHandlers {
   /** Deliver one forwarding task; throwing counts as `retry`. */
@@ -152,7 +158,12 @@ export interface RelayBackend {
   chunkVisibleTo(chunkId: string, address: string): Promise<boolean>;
 
   /** Append an evidence to a mailbox. `key` deduplicates (false when already present). */
-  pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean>;
+  pushEvidence(
+    address: string,
+    envelopeId: string,
+    key: string,
+    payload: Uint8Array,
+  ): Promise<boolean>;
   /** Unacked items with seq > after, oldest first, at most `limit`. */
   readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]>;
   /** Remove acked items of this mailbox; unknown seqs are ignored. Returns how many were removed. */
@@ -166,15 +177,16 @@ export interface RelayBackend {
    * forwards it has just committed at once in process (up to twice
    * `concurrency` of them), without a queue job unless that attempt fails.
    */
-  startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void>;
+  startWorkers(
+    handlers: WorkerHandlers,
+    options: { concurrency: number; backoff: BackoffPolicy },
+  ): Promise<void>;
   /** Stop taking new work and wait for in-flight work to finish. */
   stopWorkers(): Promise<void>;
 
   /** Called (on every instance) after an item is added to a mailbox by any instance. */
   subscribe(listener: (address: string) => void): Promise<() => Promise<void>>;
 
-  /** Fixed-window counter: true while `key` has been hit at most `limit` times in the current window. */
-  rateHit(key: string, windowMs: number, limit: number): Promise<boolean>;
   /** True the first time `key` is claimed within `ttlMs`, false afterwards (single-use tokens). */
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
 

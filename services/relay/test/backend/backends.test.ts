@@ -155,6 +155,37 @@ describe('embedded backend', () => {
     }
   });
 
+  it('upgrades a version 2 file by dropping the rate counters nothing used', async () => {
+    const harness = await embeddedHarness();
+    try {
+      const db = new Database(harness.file);
+      db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT');
+      db.exec(SCHEMA_MIGRATIONS[0]!);
+      db.exec(SCHEMA_MIGRATIONS[1]!);
+      db.prepare('INSERT INTO schema_version (version) VALUES (2)').run();
+      db.prepare(
+        'INSERT INTO rate_counters (key, window_start, window_end, count) VALUES (?, 0, 1, 1)',
+      ).run('node:x');
+      db.close();
+
+      await harness.open();
+      const after = new Database(harness.file, { readonly: true });
+      try {
+        const tables = after
+          .prepare<[], { name: string }>(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'rate_counters%'",
+          )
+          .all();
+        expect(tables).toEqual([]);
+        expect(after.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 3 }]);
+      } finally {
+        after.close();
+      }
+    } finally {
+      await harness.dispose();
+    }
+  });
+
   it('refuses a file written by a newer relay', async () => {
     const harness = await embeddedHarness();
     try {
@@ -336,10 +367,10 @@ describe('redis backend', () => {
     try {
       let pipelines = 0;
       const pipeline = client.pipeline.bind(client);
-      client.pipeline = ((...args: Parameters<typeof client.pipeline>) => {
+      client.pipeline = (...args: Parameters<typeof client.pipeline>) => {
         pipelines++;
         return pipeline(...args);
-      });
+      };
       const batcher = new ScriptBatcher(client);
       const echo = new LuaScript('return ARGV[1]');
       const answers = await Promise.all(
@@ -475,7 +506,7 @@ describe('redis backend', () => {
         payload: new Uint8Array([1]),
         deadline: harness.clock.now() + 60_000,
       });
-      await backend.rateHit('node', 60_000, 5);
+      await backend.claimOnce('challenge:x', 60_000);
       const admin = new Redis(harness.url);
       try {
         const keys = await admin.keys('*');
@@ -518,7 +549,11 @@ describe('redis backend', () => {
       return { forward, giveUp: () => Promise.resolve(), expired: () => Promise.resolve() };
     }
 
-    async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+    async function until(
+      what: string,
+      check: () => boolean | Promise<boolean>,
+      ms = 10_000,
+    ): Promise<void> {
       const end = Date.now() + ms;
       while (!(await check())) {
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -543,7 +578,10 @@ describe('redis backend', () => {
         addBulk.mockClear();
         add.mockClear();
         await backend.accept(forwarding('env-fast', harness.clock.now()));
-        await until('the forward', async () => seen.length === 1 && (await backend.stats()).forwardPending === 0);
+        await until(
+          'the forward',
+          async () => seen.length === 1 && (await backend.stats()).forwardPending === 0,
+        );
         expect(seen).toEqual([{ id: taskOf('env-fast'), attempt: 1 }]);
         // Jobs (forward or expiry) were neither added one by one nor in bulk.
         expect(add).not.toHaveBeenCalled();
@@ -564,12 +602,17 @@ describe('redis backend', () => {
         await backend.startWorkers(
           handlers((_task, attempt) => {
             attempts.push(attempt);
-            return Promise.resolve(attempt === 1 ? { status: 'retry', error: 'peer down' } : { status: 'done' });
+            return Promise.resolve(
+              attempt === 1 ? { status: 'retry', error: 'peer down' } : { status: 'done' },
+            );
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
         await backend.accept(forwarding('env-retry', harness.clock.now()));
-        await until('the second attempt', async () => attempts.length === 2 && (await backend.stats()).forwardPending === 0);
+        await until(
+          'the second attempt',
+          async () => attempts.length === 2 && (await backend.stats()).forwardPending === 0,
+        );
         expect(attempts).toEqual([1, 2]);
         await backend.stopWorkers();
       } finally {
@@ -581,7 +624,13 @@ describe('redis backend', () => {
       const harness = await redisHarness();
       const opened: RelayBackend[] = [];
       const open = async (options: { reconcileIntervalMs?: number }) => {
-        const backend = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, leaseMs: 300, ...options });
+        const backend = await openRedisBackend({
+          url: harness.url,
+          prefix: harness.prefix,
+          clock: harness.clock.now,
+          leaseMs: 300,
+          ...options,
+        });
         opened.push(backend);
         return backend;
       };
@@ -642,7 +691,12 @@ describe('redis backend', () => {
         } finally {
           await admin.quit();
         }
-        b = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, reconcileIntervalMs: 50 });
+        b = await openRedisBackend({
+          url: harness.url,
+          prefix: harness.prefix,
+          clock: harness.clock.now,
+          reconcileIntervalMs: 50,
+        });
         const runs: number[] = [];
         await b.startWorkers(
           handlers(() => {
@@ -651,7 +705,10 @@ describe('redis backend', () => {
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
-        await until('the takeover', async () => runs.length === 1 && (await b!.stats()).forwardPending === 0);
+        await until(
+          'the takeover',
+          async () => runs.length === 1 && (await b!.stats()).forwardPending === 0,
+        );
         expect(runs[0]!).toBeGreaterThanOrEqual(leasedUntil);
         expect(runs).toHaveLength(1);
       } finally {
