@@ -26,7 +26,7 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertTime,
-  backoffDelay,
+  retryDelay,
   ignoreError,
   mailboxDedupKey,
   normalizeAccept,
@@ -1154,13 +1154,13 @@ class EmbeddedWorkers {
         clock,
       });
       if (result === 'retry')
-        store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
+        store.retryForward(row.id, clock() + retryDelay(backoff, row.attempt));
       else store.finishForward(row.id, result === 'done' ? 'done' : 'gave_up', clock());
     } catch (error) {
       // giveUp threw, or the outcome could not be written: try again later (the lease covers a failed write).
       this.options.onError(error);
       this.guard(() => {
-        store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
+        store.retryForward(row.id, clock() + retryDelay(backoff, row.attempt));
       });
     }
   }
@@ -1173,7 +1173,7 @@ class EmbeddedWorkers {
     } catch (error) {
       this.options.onError(error);
       this.guard(() => {
-        store.retryExpiry(row.address, row.seq, clock() + backoffDelay(backoff, row.attempt));
+        store.retryExpiry(row.address, row.seq, clock() + retryDelay(backoff, row.attempt));
       });
     }
   }

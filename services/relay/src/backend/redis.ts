@@ -43,7 +43,7 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertTime,
-  backoffDelay,
+  retryDelay,
   ignoreError,
   mailboxDedupKey,
   normalizeAccept,
@@ -691,7 +691,7 @@ class RedisRelayBackend implements RelayBackend {
         await this.forwardQueue.add(
           FORWARD_QUEUE,
           { taskId: task.id, priorAttempts: 1 },
-          this.jobOptions(forwardJobId(task.id), backoffDelay(workers.backoff, 1)),
+          this.jobOptions(forwardJobId(task.id), retryDelay(workers.backoff, 1)),
         );
         return;
       }
@@ -798,7 +798,7 @@ class RedisRelayBackend implements RelayBackend {
           _error?: Error,
           job?: { data: unknown },
         ) =>
-          backoffDelay(
+          retryDelay(
             backoff,
             attemptsMade + ((job?.data as ForwardJobData | undefined)?.priorAttempts ?? 0),
           ),

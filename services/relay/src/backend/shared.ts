@@ -3,6 +3,7 @@
  * cannot drift apart on the rules the conformance suite checks: backoff,
  * the forward attempt protocol, input checks and byte handling.
  */
+import { backoffDelay } from '@rogatory/client';
 import type {
   AcceptInput,
   BackoffPolicy,
@@ -13,20 +14,20 @@ import type {
 
 /**
  * Delay before the next try after `failures` failed tries (1 after the
- * first failure): exponential from `baseMs`, capped at `maxMs`, then
- * multiplied by a random factor in [1 - jitter, 1] so that many relays
- * retrying against one recovering peer do not hit it in lockstep.
+ * first failure). The rule is the client's `backoffDelay` (exponential from
+ * `baseMs`, capped at `maxMs`, scaled by a random factor in [1 - jitter, 1]
+ * so relays retrying against one recovering peer do not hit it in
+ * lockstep): one implementation for the codebase. Here it counts failures
+ * from 1 and never answers 0, so a retry is never immediate, even at full
+ * jitter.
  */
-export function backoffDelay(
+export function retryDelay(
   policy: BackoffPolicy,
   failures: number,
   random: () => number = Math.random,
 ): number {
-  const exponent = Math.max(0, Math.floor(failures) - 1);
-  // 2 ** exponent overflows to Infinity for huge exponents; min() then caps it.
-  const capped = Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
-  const factor = 1 - policy.jitter * random();
-  return Math.max(1, Math.round(capped * factor));
+  const attempt = Math.max(0, Math.floor(failures) - 1);
+  return Math.max(1, backoffDelay({ retries: 0, ...policy }, attempt, random));
 }
 
 export function assertBackoffPolicy(policy: BackoffPolicy): void {
