@@ -17,15 +17,12 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
+import { checkedBackend } from './checked.js';
 import { migrate } from './embedded-schema.js';
 import {
   asBuffer,
-  assertBackoffPolicy,
-  assertConcurrency,
   assertNonEmpty,
-  assertNonNegativeInteger,
   assertPositiveInteger,
-  assertTime,
   retryDelay,
   ignoreError,
   mailboxDedupKey,
@@ -81,7 +78,7 @@ const BUSY_TIMEOUT_MS = 5_000;
  * processes: one process is expected to serve a file's WebSockets.
  */
 export function openEmbeddedBackend(options: EmbeddedBackendOptions): Promise<RelayBackend> {
-  return settle(() => new EmbeddedBackend(options));
+  return settle(() => checkedBackend(new EmbeddedBackend(options)));
 }
 
 /** Runs synchronous SQLite work as a promise that rejects (instead of throwing) on failure. */
@@ -695,7 +692,6 @@ class EmbeddedBackend implements RelayBackend {
   private readonly bus: { readonly emitter: EventEmitter; release(): void };
   private readonly listeners = new Set<(address: string) => void>();
   private workers: EmbeddedWorkers | undefined;
-  private stopping: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
@@ -756,12 +752,7 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   accept(input: AcceptInput): Promise<AcceptResult> {
-    let plan: ReturnType<typeof normalizeAccept>;
-    try {
-      plan = normalizeAccept(input);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error('invalid accept input'));
-    }
+    const plan = normalizeAccept(input);
     return this.group.submit(
       () => this.tx.acceptTx(input, plan, this.clock()),
       (result) => {
@@ -801,25 +792,16 @@ class EmbeddedBackend implements RelayBackend {
     key: string,
     payload: Uint8Array,
   ): Promise<boolean> {
-    return settle(() => {
-      assertNonEmpty(address, 'address');
-      assertNonEmpty(envelopeId, 'envelopeId');
-      assertNonEmpty(key, 'key');
-    }).then(() =>
-      this.group.submit(
-        () => this.tx.pushEvidenceTx(address, envelopeId, key, payload),
-        (added) => {
-          if (added) this.notify([address]);
-        },
-      ),
+    return this.group.submit(
+      () => this.tx.pushEvidenceTx(address, envelopeId, key, payload),
+      (added) => {
+        if (added) this.notify([address]);
+      },
     );
   }
 
   readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
     return settle(() => {
-      assertTime(after, 'after');
-      assertNonNegativeInteger(limit, 'limit');
-      if (limit === 0) return [];
       return this.sql.readMailbox.all(address, after, limit).map((row) => ({
         seq: row.seq,
         kind: row.kind,
@@ -831,19 +813,12 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   ack(address: string, seqs: readonly number[]): Promise<number> {
-    if (seqs.length === 0) return Promise.resolve(0);
     return this.group.submit(() => this.tx.ackTx(address, seqs, this.clock()));
   }
 
   enqueueForward(task: ForwardTaskInput): Promise<void> {
     return settle(() => {
-      if ((task.kind as string) !== 'evidence')
-        throw new TypeError('enqueueForward takes evidence tasks');
-      assertNonEmpty(task.envelopeId, 'envelopeId');
-      assertNonEmpty(task.network, 'network');
-      assertTime(task.deadline, 'deadline');
       const id = task.id ?? randomUUID();
-      assertNonEmpty(id, 'id');
       this.sql.insertTask.run({
         id,
         kind: 'evidence',
@@ -862,12 +837,6 @@ class EmbeddedBackend implements RelayBackend {
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
-    assertConcurrency(options.concurrency);
-    assertBackoffPolicy(options.backoff);
-    if (this.closing !== undefined) throw new Error('backend is closed');
-    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
-    await this.stopping;
-    if (this.workers !== undefined) throw new Error('workers already started');
     const workers = new EmbeddedWorkers({
       handlers,
       concurrency: options.concurrency,
@@ -902,19 +871,9 @@ class EmbeddedBackend implements RelayBackend {
 
   async stopWorkers(): Promise<void> {
     const workers = this.workers;
-    if (workers === undefined) {
-      // A stop already under way: callers still wait for in-flight work.
-      await this.stopping;
-      return;
-    }
+    if (workers === undefined) return;
     this.workers = undefined;
-    const stopping = workers.stop();
-    this.stopping = stopping;
-    try {
-      await stopping;
-    } finally {
-      if (this.stopping === stopping) this.stopping = undefined;
-    }
+    await workers.stop();
   }
 
   subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
@@ -934,7 +893,6 @@ class EmbeddedBackend implements RelayBackend {
 
   claimOnce(key: string, ttlMs: number): Promise<boolean> {
     return settle(() => {
-      assertPositiveInteger(ttlMs, 'ttlMs');
       const now = this.clock();
       return this.sql.claimOnce.run({ key, expiresAt: now + ttlMs, now }).changes === 1;
     });
@@ -945,26 +903,15 @@ class EmbeddedBackend implements RelayBackend {
     at: number,
     owner: { readonly identity: string; readonly size: number },
   ): Promise<void> {
-    return settle(() => {
-      assertTime(at, 'at');
-      assertNonEmpty(owner.identity, 'owner.identity');
-      assertNonNegativeInteger(owner.size, 'owner.size');
-    }).then(() =>
-      this.group.submit(() => {
-        this.sql.noteUpload.run({ chunkId, owner: owner.identity, size: owner.size, at });
-      }),
-    );
+    return this.group.submit(() => {
+      this.sql.noteUpload.run({ chunkId, owner: owner.identity, size: owner.size, at });
+    });
   }
 
   ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
-    return settle(() => {
-      assertNonEmpty(identity, 'identity');
-      assertTime(at, 'at');
-    }).then(() =>
-      this.group.submit(() =>
-        [...new Set(chunkIds)].filter(
-          (chunkId) => this.sql.renewOwned.get({ chunkId, owner: identity, at }) !== undefined,
-        ),
+    return this.group.submit(() =>
+      chunkIds.filter(
+        (chunkId) => this.sql.renewOwned.get({ chunkId, owner: identity, at }) !== undefined,
       ),
     );
   }
@@ -1005,9 +952,6 @@ class EmbeddedBackend implements RelayBackend {
     options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
   ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }> {
     return settle(() => {
-      assertTime(now, 'now');
-      assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
-      assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
       const candidates = new Set<string>();
       while (
         this.tx.releaseBatchTx.immediate(now - options.chunkRetentionMs, now, candidates) ===

@@ -42,15 +42,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { checkedBackend } from './checked.js';
+import { BackendTypeError } from './errors.js';
 import * as lua from './redis-scripts.js';
 import {
   asBuffer,
-  assertBackoffPolicy,
-  assertConcurrency,
   assertNonEmpty,
-  assertNonNegativeInteger,
   assertPositiveInteger,
-  assertTime,
   retryDelay,
   ignoreError,
   mailboxDedupKey,
@@ -133,7 +131,7 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
   assertNonEmpty(options.url, 'url');
   assertNonEmpty(options.prefix, 'prefix');
   if (/[{}]/.test(options.prefix))
-    throw new TypeError('prefix must not contain { or }: it becomes the hash tag');
+    throw new BackendTypeError('prefix must not contain { or }: it becomes the hash tag');
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   assertPositiveInteger(leaseMs, 'leaseMs');
   const onError = options.onError ?? ignoreError;
@@ -154,14 +152,16 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
     bullClient.disconnect();
     throw error;
   }
-  return new RedisRelayBackend({
-    client,
-    bullClient,
-    prefix: options.prefix,
-    clock: options.clock ?? Date.now,
-    leaseMs,
-    onError,
-  });
+  return checkedBackend(
+    new RedisRelayBackend({
+      client,
+      bullClient,
+      prefix: options.prefix,
+      clock: options.clock ?? Date.now,
+      leaseMs,
+      onError,
+    }),
+  );
 }
 
 function isNoScript(error: unknown): boolean {
@@ -367,7 +367,6 @@ class RedisRelayBackend implements RelayBackend {
   private readonly listeners = new Set<(address: string) => void>();
   private subscriber: Promise<Redis> | undefined;
   private workers: Workers | undefined;
-  private stopping: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   /** The in-process retry of a failed job add, while one is due, and the failed tries before it. */
   private recoveryTimer: NodeJS.Timeout | undefined;
@@ -637,9 +636,6 @@ class RedisRelayBackend implements RelayBackend {
     key: string,
     payload: Uint8Array,
   ): Promise<boolean> {
-    assertNonEmpty(address, 'address');
-    assertNonEmpty(envelopeId, 'envelopeId');
-    assertNonEmpty(key, 'key');
     const reply = await this.run(SCRIPTS.pushEvidence, [
       address,
       envelopeId,
@@ -650,9 +646,6 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
-    assertTime(after, 'after');
-    assertNonNegativeInteger(limit, 'limit');
-    if (limit === 0) return [];
     const reply = asArray(
       await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]),
     );
@@ -674,10 +667,8 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async ack(address: string, seqs: readonly number[]): Promise<number> {
-    const valid = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq > 0);
-    if (valid.length === 0) return 0;
     const reply = asArray(
-      await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]),
+      await this.run(SCRIPTS.ack, [address, String(this.clock()), ...seqs.map(String)]),
     );
     // The expiry job of an acked envelope would find nothing to do; removing it only saves
     // memory, so a failure (the job is running right now, hence locked) is of no consequence.
@@ -687,13 +678,7 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async enqueueForward(task: ForwardTaskInput): Promise<void> {
-    if ((task.kind as string) !== 'evidence')
-      throw new TypeError('enqueueForward takes evidence tasks');
-    assertNonEmpty(task.envelopeId, 'envelopeId');
-    assertNonEmpty(task.network, 'network');
-    assertTime(task.deadline, 'deadline');
     const id = task.id ?? randomUUID();
-    assertNonEmpty(id, 'id');
     const reply = asInteger(
       await this.run(SCRIPTS.enqueueForward, [
         id,
@@ -772,12 +757,6 @@ class RedisRelayBackend implements RelayBackend {
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
-    assertConcurrency(options.concurrency);
-    assertBackoffPolicy(options.backoff);
-    if (this.closing !== undefined) throw new Error('backend is closed');
-    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
-    await this.stopping;
-    if (this.workers !== undefined) throw new Error('workers already started');
     const backoff = options.backoff;
     const common = {
       connection: this.bullClient,
@@ -814,26 +793,13 @@ class RedisRelayBackend implements RelayBackend {
 
   async stopWorkers(): Promise<void> {
     const workers = this.workers;
-    if (workers === undefined) {
-      // A stop already under way: callers still wait for in-flight work.
-      await this.stopping;
-      return;
-    }
+    if (workers === undefined) return;
     this.workers = undefined;
     // close() lets in-flight jobs finish and takes no new ones.
-    const stopping = Promise.all([workers.forward.close(), workers.expiry.close()]).then(
-      () => undefined,
-    );
-    this.stopping = stopping;
-    try {
-      await stopping;
-    } finally {
-      if (this.stopping === stopping) this.stopping = undefined;
-    }
+    await Promise.all([workers.forward.close(), workers.expiry.close()]);
   }
 
   async subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
-    if (this.closing !== undefined) throw new Error('backend is closed');
     this.subscriber ??= this.openSubscriber();
     const subscriber = this.subscriber;
     try {
@@ -871,7 +837,6 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
-    assertPositiveInteger(ttlMs, 'ttlMs');
     const now = this.clock();
     const reply = await this.run(SCRIPTS.claimOnce, [
       key,
@@ -887,18 +852,12 @@ class RedisRelayBackend implements RelayBackend {
     at: number,
     owner: { readonly identity: string; readonly size: number },
   ): Promise<void> {
-    assertTime(at, 'at');
-    assertNonEmpty(owner.identity, 'owner.identity');
-    assertNonNegativeInteger(owner.size, 'owner.size');
     await this.run(SCRIPTS.noteUpload, [chunkId, owner.identity, String(owner.size), String(at)]);
   }
 
   async ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
-    assertNonEmpty(identity, 'identity');
-    assertTime(at, 'at');
-    const distinct = [...new Set(chunkIds)];
-    if (distinct.length === 0) return [];
-    const reply = asArray(await this.run(SCRIPTS.ownedChunks, [identity, String(at), ...distinct]));
+    if (chunkIds.length === 0) return [];
+    const reply = asArray(await this.run(SCRIPTS.ownedChunks, [identity, String(at), ...chunkIds]));
     return reply.map(asText);
   }
 
@@ -936,9 +895,6 @@ class RedisRelayBackend implements RelayBackend {
     now: number,
     options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
   ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }> {
-    assertTime(now, 'now');
-    assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
-    assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
     const orphans = new Set<string>();
     let envelopes = 0;
     for (;;) {
