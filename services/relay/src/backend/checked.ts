@@ -74,6 +74,10 @@ class CheckedBackend implements RelayBackend {
     return running;
   }
 
+  private isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
   ping(): Promise<void> {
     return this.call(
       () => undefined,
@@ -182,10 +186,11 @@ class CheckedBackend implements RelayBackend {
   ): Promise<void> {
     assertConcurrency(options.concurrency);
     assertBackoffPolicy(options.backoff);
-    if (this.closing !== undefined) throw new BackendError('BACKEND_CLOSED');
+    if (this.isClosing()) throw new BackendError('BACKEND_CLOSED');
     await this.stopping;
     if (this.workersRunning) throw new BackendError('WORKERS_RUNNING');
-    if (this.closing !== undefined) throw new BackendError('BACKEND_CLOSED');
+    // A close may have begun while a stop was awaited.
+    if (this.isClosing()) throw new BackendError('BACKEND_CLOSED');
     this.workersRunning = true;
     try {
       await this.inner.startWorkers(handlers, options);

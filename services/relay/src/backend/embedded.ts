@@ -833,7 +833,7 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  async startWorkers(
+  startWorkers(
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
@@ -867,6 +867,7 @@ class EmbeddedBackend implements RelayBackend {
     });
     this.workers = workers;
     workers.start();
+    return Promise.resolve();
   }
 
   async stopWorkers(): Promise<void> {

@@ -906,7 +906,7 @@ describe('redis backend', () => {
         const a = await harness.open();
         await a.accept(forwarding('env-orphan', harness.clock.now()));
         const taken = await dying.getNextJob('dead-token');
-        expect((taken?.data as { taskId: string } | undefined)?.taskId).toBe(taskOf('env-orphan'));
+        expect((taken.data as { taskId: string }).taskId).toBe(taskOf('env-orphan'));
         const lockedUntil = Date.now() + lockMs;
 
         b = await openRedisBackend({
