@@ -7,6 +7,10 @@
  *
  * Every byte payload is an opaque canonical protocol object (envelope or
  * evidence); the backend never parses them.
+ *
+ * Both are handed out inside one checked wrapper (checked.ts): it checks
+ * every argument and owns the lifecycle. Its errors, each with a stable
+ * code and meaning, are catalogued in errors.ts (BACKEND_ERRORS).
  */
 
 /** An envelope this relay accepted, as stored. */
@@ -143,6 +147,11 @@ export interface RelayBackend {
   readonly kind: 'embedded' | 'redis';
   /** Reachability check for /readyz; throws when the store is unavailable. */
   ping(): Promise<void>;
+  /**
+   * Stops the workers (their handlers may still call the backend), then
+   * refuses new calls (BACKEND_CLOSED), waits for those in flight and
+   * releases the store. Idempotent: every call gets the same promise.
+   */
   close(): Promise<void>;
 
   /**
@@ -173,9 +182,9 @@ export interface RelayBackend {
   enqueueForward(task: ForwardTaskInput): Promise<void>;
   /**
    * Start the forwarding and expiry workers of this instance: at most
-   * `concurrency` queued forwards at once. The Redis backend also attempts
-   * forwards it has just committed at once in process (up to twice
-   * `concurrency` of them), without a queue job unless that attempt fails.
+   * `concurrency` forwards (and as many expiries) at once. A second start
+   * while they run is refused (WORKERS_RUNNING); a start during a stop
+   * waits for the stop.
    */
   startWorkers(
     handlers: WorkerHandlers,
