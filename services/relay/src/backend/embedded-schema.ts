@@ -150,6 +150,11 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
     UPDATE chunk_usage SET referenced = referenced - new.held_bytes WHERE identity = new.uploader;
   END;
   `,
+  // Version 3: the fixed-window rate counters had no caller and are gone.
+  `
+  DROP INDEX rate_counters_end;
+  DROP TABLE rate_counters;
+  `,
 ];
 
 export class SchemaVersionError extends Error {

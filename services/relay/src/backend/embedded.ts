@@ -17,16 +17,13 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
+import { checkedBackend } from './checked.js';
 import { migrate } from './embedded-schema.js';
 import {
   asBuffer,
-  assertBackoffPolicy,
-  assertConcurrency,
   assertNonEmpty,
-  assertNonNegativeInteger,
   assertPositiveInteger,
-  assertTime,
-  backoffDelay,
+  retryDelay,
   ignoreError,
   mailboxDedupKey,
   normalizeAccept,
@@ -81,7 +78,7 @@ const BUSY_TIMEOUT_MS = 5_000;
  * processes: one process is expected to serve a file's WebSockets.
  */
 export function openEmbeddedBackend(options: EmbeddedBackendOptions): Promise<RelayBackend> {
-  return settle(() => new EmbeddedBackend(options));
+  return settle(() => checkedBackend(new EmbeddedBackend(options)));
 }
 
 /** Runs synchronous SQLite work as a promise that rejects (instead of throwing) on failure. */
@@ -359,14 +356,6 @@ function prepareStatements(db: Database.Database) {
       `SELECT EXISTS (SELECT 1 FROM chunk_refs WHERE chunk_id = @chunkId)
            OR EXISTS (SELECT 1 FROM chunk_uploads WHERE chunk_id = @chunkId AND at > @since) AS referenced`,
     ),
-    rateHit: db.prepare<{ key: string; start: number; end: number }, { count: number }>(
-      `INSERT INTO rate_counters (key, window_start, window_end, count) VALUES (@key, @start, @end, 1)
-       ON CONFLICT (key) DO UPDATE SET
-         count = CASE WHEN window_start = excluded.window_start THEN count + 1 ELSE 1 END,
-         window_start = excluded.window_start,
-         window_end = excluded.window_end
-       RETURNING count`,
-    ),
     claimOnce: db.prepare(
       `INSERT INTO claims (key, expires_at) VALUES (@key, @expiresAt)
        ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= @now`,
@@ -398,7 +387,6 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteEnvelope: db.prepare('DELETE FROM envelopes WHERE id = ?'),
     deleteClaims: db.prepare('DELETE FROM claims WHERE expires_at <= ?'),
-    deleteRateCounters: db.prepare('DELETE FROM rate_counters WHERE window_end <= ?'),
     stats: db.prepare<[], BackendStats>(
       `SELECT (SELECT count(*) FROM mailbox_items WHERE state = 'pending') AS mailboxItems,
               (SELECT count(*) FROM forward_tasks WHERE state IN ('pending', 'running')) AS forwardPending,
@@ -434,7 +422,8 @@ function createTransactions(
         // A retry after a renewal (missing query) made the records pending again: the accepted
         // envelope still charges them, so they count as referenced again, not twice.
         if (input.uploader !== undefined)
-          for (const chunkId of new Set(envelope.chunkIds)) sql.markReferenced.run(chunkId, input.uploader);
+          for (const chunkId of new Set(envelope.chunkIds))
+            sql.markReferenced.run(chunkId, input.uploader);
         return { status: 'duplicate', acceptance: toBytes(head.acceptance) };
       }
       let heldBytes = 0;
@@ -628,7 +617,9 @@ interface PendingWrite {
 class GroupCommit {
   private queue: PendingWrite[] = [];
   private scheduled = false;
-  private readonly commit: Database.Transaction<(batch: PendingWrite[]) => { ok: boolean; value: unknown }[]>;
+  private readonly commit: Database.Transaction<
+    (batch: PendingWrite[]) => { ok: boolean; value: unknown }[]
+  >;
 
   constructor(db: Database.Database) {
     this.commit = db.transaction((batch: PendingWrite[]) =>
@@ -645,7 +636,12 @@ class GroupCommit {
   /** Run `run` (a transaction function: it becomes a savepoint) in the next shared commit; `after` runs once committed. */
   submit<T>(run: () => T, after?: (result: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, after: after as ((result: unknown) => void) | undefined, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({
+        run,
+        after: after as ((result: unknown) => void) | undefined,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {
@@ -696,7 +692,6 @@ class EmbeddedBackend implements RelayBackend {
   private readonly bus: { readonly emitter: EventEmitter; release(): void };
   private readonly listeners = new Set<(address: string) => void>();
   private workers: EmbeddedWorkers | undefined;
-  private stopping: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
   private readonly sql: Statements;
@@ -757,12 +752,7 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   accept(input: AcceptInput): Promise<AcceptResult> {
-    let plan: ReturnType<typeof normalizeAccept>;
-    try {
-      plan = normalizeAccept(input);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error('invalid accept input'));
-    }
+    const plan = normalizeAccept(input);
     return this.group.submit(
       () => this.tx.acceptTx(input, plan, this.clock()),
       (result) => {
@@ -802,25 +792,16 @@ class EmbeddedBackend implements RelayBackend {
     key: string,
     payload: Uint8Array,
   ): Promise<boolean> {
-    return settle(() => {
-      assertNonEmpty(address, 'address');
-      assertNonEmpty(envelopeId, 'envelopeId');
-      assertNonEmpty(key, 'key');
-    }).then(() =>
-      this.group.submit(
-        () => this.tx.pushEvidenceTx(address, envelopeId, key, payload),
-        (added) => {
-          if (added) this.notify([address]);
-        },
-      ),
+    return this.group.submit(
+      () => this.tx.pushEvidenceTx(address, envelopeId, key, payload),
+      (added) => {
+        if (added) this.notify([address]);
+      },
     );
   }
 
   readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
     return settle(() => {
-      assertTime(after, 'after');
-      assertNonNegativeInteger(limit, 'limit');
-      if (limit === 0) return [];
       return this.sql.readMailbox.all(address, after, limit).map((row) => ({
         seq: row.seq,
         kind: row.kind,
@@ -832,19 +813,12 @@ class EmbeddedBackend implements RelayBackend {
   }
 
   ack(address: string, seqs: readonly number[]): Promise<number> {
-    if (seqs.length === 0) return Promise.resolve(0);
     return this.group.submit(() => this.tx.ackTx(address, seqs, this.clock()));
   }
 
   enqueueForward(task: ForwardTaskInput): Promise<void> {
     return settle(() => {
-      if ((task.kind as string) !== 'evidence')
-        throw new TypeError('enqueueForward takes evidence tasks');
-      assertNonEmpty(task.envelopeId, 'envelopeId');
-      assertNonEmpty(task.network, 'network');
-      assertTime(task.deadline, 'deadline');
       const id = task.id ?? randomUUID();
-      assertNonEmpty(id, 'id');
       this.sql.insertTask.run({
         id,
         kind: 'evidence',
@@ -859,16 +833,10 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  async startWorkers(
+  startWorkers(
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
-    assertConcurrency(options.concurrency);
-    assertBackoffPolicy(options.backoff);
-    if (this.closing !== undefined) throw new Error('backend is closed');
-    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
-    await this.stopping;
-    if (this.workers !== undefined) throw new Error('workers already started');
     const workers = new EmbeddedWorkers({
       handlers,
       concurrency: options.concurrency,
@@ -899,23 +867,14 @@ class EmbeddedBackend implements RelayBackend {
     });
     this.workers = workers;
     workers.start();
+    return Promise.resolve();
   }
 
   async stopWorkers(): Promise<void> {
     const workers = this.workers;
-    if (workers === undefined) {
-      // A stop already under way: callers still wait for in-flight work.
-      await this.stopping;
-      return;
-    }
+    if (workers === undefined) return;
     this.workers = undefined;
-    const stopping = workers.stop();
-    this.stopping = stopping;
-    try {
-      await stopping;
-    } finally {
-      if (this.stopping === stopping) this.stopping = undefined;
-    }
+    await workers.stop();
   }
 
   subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
@@ -933,19 +892,8 @@ class EmbeddedBackend implements RelayBackend {
     });
   }
 
-  rateHit(key: string, windowMs: number, limit: number): Promise<boolean> {
-    return settle(() => {
-      assertPositiveInteger(windowMs, 'windowMs');
-      assertNonNegativeInteger(limit, 'limit');
-      const start = Math.floor(this.clock() / windowMs) * windowMs;
-      const row = this.sql.rateHit.get({ key, start, end: start + windowMs });
-      return row !== undefined && row.count <= limit;
-    });
-  }
-
   claimOnce(key: string, ttlMs: number): Promise<boolean> {
     return settle(() => {
-      assertPositiveInteger(ttlMs, 'ttlMs');
       const now = this.clock();
       return this.sql.claimOnce.run({ key, expiresAt: now + ttlMs, now }).changes === 1;
     });
@@ -956,26 +904,15 @@ class EmbeddedBackend implements RelayBackend {
     at: number,
     owner: { readonly identity: string; readonly size: number },
   ): Promise<void> {
-    return settle(() => {
-      assertTime(at, 'at');
-      assertNonEmpty(owner.identity, 'owner.identity');
-      assertNonNegativeInteger(owner.size, 'owner.size');
-    }).then(() =>
-      this.group.submit(() => {
-        this.sql.noteUpload.run({ chunkId, owner: owner.identity, size: owner.size, at });
-      }),
-    );
+    return this.group.submit(() => {
+      this.sql.noteUpload.run({ chunkId, owner: owner.identity, size: owner.size, at });
+    });
   }
 
   ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
-    return settle(() => {
-      assertNonEmpty(identity, 'identity');
-      assertTime(at, 'at');
-    }).then(() =>
-      this.group.submit(() =>
-        [...new Set(chunkIds)].filter(
-          (chunkId) => this.sql.renewOwned.get({ chunkId, owner: identity, at }) !== undefined,
-        ),
+    return this.group.submit(() =>
+      chunkIds.filter(
+        (chunkId) => this.sql.renewOwned.get({ chunkId, owner: identity, at }) !== undefined,
       ),
     );
   }
@@ -1016,9 +953,6 @@ class EmbeddedBackend implements RelayBackend {
     options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
   ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }> {
     return settle(() => {
-      assertTime(now, 'now');
-      assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
-      assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
       const candidates = new Set<string>();
       while (
         this.tx.releaseBatchTx.immediate(now - options.chunkRetentionMs, now, candidates) ===
@@ -1034,7 +968,6 @@ class EmbeddedBackend implements RelayBackend {
         if (deleted < GC_BATCH) break;
       }
       this.sql.deleteClaims.run(now);
-      this.sql.deleteRateCounters.run(now);
       return { envelopes, orphanChunks };
     });
   }
@@ -1166,13 +1099,13 @@ class EmbeddedWorkers {
         clock,
       });
       if (result === 'retry')
-        store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
+        store.retryForward(row.id, clock() + retryDelay(backoff, row.attempt));
       else store.finishForward(row.id, result === 'done' ? 'done' : 'gave_up', clock());
     } catch (error) {
       // giveUp threw, or the outcome could not be written: try again later (the lease covers a failed write).
       this.options.onError(error);
       this.guard(() => {
-        store.retryForward(row.id, clock() + backoffDelay(backoff, row.attempt));
+        store.retryForward(row.id, clock() + retryDelay(backoff, row.attempt));
       });
     }
   }
@@ -1185,7 +1118,7 @@ class EmbeddedWorkers {
     } catch (error) {
       this.options.onError(error);
       this.guard(() => {
-        store.retryExpiry(row.address, row.seq, clock() + backoffDelay(backoff, row.attempt));
+        store.retryExpiry(row.address, row.seq, clock() + retryDelay(backoff, row.attempt));
       });
     }
   }

@@ -1,7 +1,10 @@
 /**
- * Lua scripts of the Redis backend. Each state change that touches several
+ * Lua scripts of the Redis backend: the mailbox and the envelope's life
+ * (accept, ack, the two halves of an expiry, a forward's outcome), chunk
+ * ownership and garbage collection. Each state change that touches several
  * keys is one script, because Redis runs a script atomically: a crash or a
- * concurrent instance sees all of it or none of it.
+ * concurrent instance sees all of it or none of it. Scheduling (when a
+ * forward or an expiry runs, retries, leases) is BullMQ's, not here.
  *
  * Every script gets the namespace key base as ARGV[1] (`{prefix}:`) and
  * one key of the namespace as KEYS[1], so a cluster client routes it to
@@ -23,13 +26,13 @@
  *   item:<address>:<seq> hash kind, env, key / payload / deliverBy, state
  *   dedup:<address>   hash   evidence dedup key -> seq
  *   mbcount           string unacked items in all mailboxes (stats)
- *   timers            zset   `<seq>:<address>` -> deliverBy (outbox of expiry jobs)
  *   task:<id>         hash   forward task (state pending | done | gave_up)
- *   pending           set    pending forward task ids (outbox of forward jobs)
- *   lease             zset   task id -> time until which an instance attempts it in process (no job needed before)
+ *   forwarding        string forward tasks not finished (stats)
+ *   unqueued          set    jobs committed work needs whose add to BullMQ is not confirmed:
+ *                            `f:<task id>` (forward job), `x:<seq>:<address>` (expiry job)
  *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
  *   tombtask:<id>     list   finished task ids to forget with the envelope record
- *   rate:<window>:<key>, claim:<key>  strings with a TTL
+ *   claim:<key>       string with a TTL
  *   channel `mailbox` pub/sub, message = address
  */
 
@@ -37,7 +40,7 @@ const PRELUDE = `
 local K = ARGV[1]
 local function envKey(id) return K .. 'env:' .. id end
 local function itemKey(address, seq) return K .. 'item:' .. address .. ':' .. seq end
-local function timerMember(address, seq) return seq .. ':' .. address end
+local function expiryMarker(address, seq) return 'x:' .. seq .. ':' .. address end
 -- An upload record: its size, and whether an envelope referenced it since its last upload.
 -- (Amounts subtracted are written 0 - x: in Lua, -0 is a float that Redis refuses as an integer.)
 local function uploadOf(value)
@@ -79,8 +82,8 @@ function script(body: string): string {
  * ARGV: K, id, hash, bytes, sender, recipientsJson, chunkIdsJson, expiresAt,
  * acceptedAt, retainUntil, acceptance, now, uploader ('' for none), then
  * counted lists: chunk ids; parties; (address, deliverBy) pairs; (taskId,
- * network, recipientsJson) triples; then leaseUntil ('' for none: the
- * created tasks wait for their jobs).
+ * network, recipientsJson) triples. Every mailbox item and every created
+ * task gets an `unqueued` marker, removed once its job is added.
  * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} |
  * {'conflict'} | {'unowned', chunk ids the uploader has no record of...}.
  */
@@ -163,27 +166,22 @@ for _ = 1, n do
   redis.call('HSET', itemKey(address, seq), 'kind', 'envelope', 'env', id, 'deliverBy', deliverBy)
   redis.call('ZADD', K .. 'mb:' .. address, seq, seq)
   redis.call('SADD', open, 'd:' .. address)
-  redis.call('ZADD', K .. 'timers', deliverBy, timerMember(address, seq))
+  redis.call('SADD', K .. 'unqueued', expiryMarker(address, seq))
   redis.call('INCR', K .. 'mbcount')
   redis.call('PUBLISH', K .. 'mailbox', address)
   result[#result + 1] = seq
 end
 n = tonumber(ARGV[i]); i = i + 1
-local created = {}
 for _ = 1, n do
   local taskId, network, recipients = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
   local taskKey = K .. 'task:' .. taskId
   if redis.call('EXISTS', taskKey) == 0 then
     redis.call('HSET', taskKey, 'kind', 'envelope', 'env', id, 'network', network,
       'recipients', recipients, 'deadline', expiresAt, 'state', 'pending')
-    redis.call('SADD', K .. 'pending', taskId)
+    redis.call('INCR', K .. 'forwarding')
+    redis.call('SADD', K .. 'unqueued', 'f:' .. taskId)
     redis.call('SADD', open, 'f:' .. taskId)
-    created[#created + 1] = taskId
   end
-end
-local leaseUntil = ARGV[i]
-if leaseUntil and leaseUntil ~= '' then
-  for _, taskId in ipairs(created) do redis.call('ZADD', K .. 'lease', leaseUntil, taskId) end
 end
 markDone(id, now)
 return result
@@ -230,7 +228,7 @@ end
 return out
 `);
 
-/** ARGV: K, address, now, seqs... Returns {removed, (seq, deliverBy) of each removed envelope item...}. */
+/** ARGV: K, address, now, seqs... Returns {removed, seq of each removed envelope item...}. */
 export const ACK = script(`
 local address, now = ARGV[2], ARGV[3]
 local mb = K .. 'mb:' .. address
@@ -241,14 +239,13 @@ for i = 4, #ARGV do
     out[1] = out[1] + 1
     redis.call('DECR', K .. 'mbcount')
     local ik = itemKey(address, seq)
-    local f = redis.call('HMGET', ik, 'kind', 'env', 'key', 'deliverBy')
+    local f = redis.call('HMGET', ik, 'kind', 'env', 'key')
     redis.call('DEL', ik)
     if f[1] == 'envelope' then
-      redis.call('ZREM', K .. 'timers', timerMember(address, seq))
+      redis.call('SREM', K .. 'unqueued', expiryMarker(address, seq))
       redis.call('SREM', K .. 'open:' .. f[2], 'd:' .. address)
       markDone(f[2], now)
       out[#out + 1] = seq
-      out[#out + 1] = f[4] or '0'
     elseif redis.call('EXISTS', envKey(f[2])) == 1 then
       -- Keep the dedup key while the envelope record refuses replays.
       redis.call('RPUSH', K .. 'tombdedup:' .. f[2], address, f[3])
@@ -261,7 +258,8 @@ return out
 `);
 
 /**
- * ARGV: K, taskId, envelopeId, network, payload, deadline, leaseUntil ('' for none).
+ * ARGV: K, taskId, envelopeId, network, payload, deadline. A created task
+ * gets an `unqueued` marker, removed once its job is added.
  * Returns 1 created, 2 already pending, 0 already finished.
  */
 export const ENQUEUE_FORWARD = script(`
@@ -271,8 +269,8 @@ if state == 'pending' then return 2 end
 if state then return 0 end
 redis.call('HSET', taskKey, 'kind', 'evidence', 'env', ARGV[3], 'network', ARGV[4], 'payload', ARGV[5],
   'deadline', ARGV[6], 'state', 'pending')
-redis.call('SADD', K .. 'pending', ARGV[2])
-if ARGV[7] and ARGV[7] ~= '' then redis.call('ZADD', K .. 'lease', ARGV[7], ARGV[2]) end
+redis.call('INCR', K .. 'forwarding')
+redis.call('SADD', K .. 'unqueued', 'f:' .. ARGV[2])
 return 1
 `);
 
@@ -282,8 +280,8 @@ local id, now = ARGV[2], ARGV[3]
 local taskKey = K .. 'task:' .. id
 local f = redis.call('HMGET', taskKey, 'state', 'kind', 'env')
 if f[1] ~= 'pending' then return 0 end
-redis.call('SREM', K .. 'pending', id)
-redis.call('ZREM', K .. 'lease', id)
+redis.call('DECR', K .. 'forwarding')
+redis.call('SREM', K .. 'unqueued', 'f:' .. id)
 if f[2] == 'envelope' then
   redis.call('SREM', K .. 'open:' .. f[3], 'f:' .. id)
   markDone(f[3], now)
@@ -308,10 +306,7 @@ export const EXPIRY_BEGIN = script(`
 local address, seq, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local ik = itemKey(address, seq)
 local f = redis.call('HMGET', ik, 'kind', 'env', 'deliverBy', 'state')
-if f[1] ~= 'envelope' then
-  redis.call('ZREM', K .. 'timers', timerMember(address, seq))
-  return {0}
-end
+if f[1] ~= 'envelope' then return {0} end
 -- Already taken out by an earlier run whose expired() did not complete: run it again.
 if f[4] == 'expiring' then return {1, f[2]} end
 if tonumber(f[3]) > now then return {2, f[3]} end
@@ -328,7 +323,6 @@ local ik = itemKey(address, seq)
 local f = redis.call('HMGET', ik, 'env', 'state')
 if f[2] ~= 'expiring' then return 0 end
 redis.call('DEL', ik)
-redis.call('ZREM', K .. 'timers', timerMember(address, seq))
 redis.call('SREM', K .. 'open:' .. f[1], 'd:' .. address)
 markDone(f[1], now)
 return 1
@@ -386,15 +380,6 @@ return out
 export const UPLOAD_USAGE = script(`
 local f = redis.call('HMGET', K .. 'usage', 'p:' .. ARGV[2], 'r:' .. ARGV[2])
 return {tonumber(f[1] or '0'), tonumber(f[2] or '0'), redis.call('HEXISTS', K .. 'own:' .. ARGV[3], ARGV[2])}
-`);
-
-/** ARGV: K, key, windowIndex, windowMs. Returns the window's count after this hit. */
-export const RATE_HIT = script(`
-local key = K .. 'rate:' .. ARGV[3] .. ':' .. ARGV[2]
-local count = redis.call('INCR', key)
--- The TTL only reclaims memory; the window itself is chosen by the caller's clock.
-if count == 1 then redis.call('PEXPIRE', key, ARGV[4]) end
-return count
 `);
 
 /** ARGV: K, key, now, expiresAt, ttlMs. 1 when claimed now. */
@@ -467,4 +452,25 @@ for _, id in ipairs(deletable) do
 end
 out[3] = #deletable
 return out
+`);
+
+/**
+ * ARGV: K. Adopts what a relay from before BullMQ owned the scheduling
+ * left: its outbox (the `pending` set, the `timers` zset, the `lease` zset)
+ * becomes `unqueued` markers, whose jobs the caller then adds, and the
+ * pending tasks are counted. Returns how many markers it added.
+ */
+export const ADOPT_LEGACY_OUTBOX = script(`
+local added = 0
+for _, taskId in ipairs(redis.call('SMEMBERS', K .. 'pending')) do
+  if redis.call('HGET', K .. 'task:' .. taskId, 'state') == 'pending' then
+    redis.call('INCR', K .. 'forwarding')
+    added = added + redis.call('SADD', K .. 'unqueued', 'f:' .. taskId)
+  end
+end
+for _, member in ipairs(redis.call('ZRANGE', K .. 'timers', 0, -1)) do
+  added = added + redis.call('SADD', K .. 'unqueued', 'x:' .. member)
+end
+redis.call('DEL', K .. 'pending', K .. 'timers', K .. 'lease')
+return added
 `);

@@ -1,49 +1,55 @@
 /**
- * The production relay backend: state in Redis (AOF on), the forwarding
- * queue and the expiry timers in BullMQ. Several relay instances share one
- * Redis and one prefix; each sees the others' mailbox additions through
- * pub/sub.
+ * The production relay backend: state in Redis (AOF on), forwards and
+ * expiry timers as BullMQ jobs. Several relay instances share one Redis and
+ * one prefix; each sees the others' mailbox additions through pub/sub.
  *
- * Crash safety uses an outbox. Every state change is one Lua script, and
- * the scripts that create work also record it: pending forwards in the
- * `pending` set, expiry timers in the `timers` zset. BullMQ jobs are added
- * only afterwards, under deterministic job ids, so adding one twice is a
- * no-op. A crash between the script and `queue.add` loses nothing:
- * `startWorkers` (and then a periodic pass) re-adds a job for every pending
- * forward and every timer coming due (expiry jobs exist only for timers due
- * within two reconcile intervals: see EXPIRY_HORIZON_INTERVALS). Jobs are removed when they complete or fail, so a job
- * id can be used again; the scripts, not job state, say whether work is
- * left, and a job for finished work does nothing.
+ * Who owns what. Lua scripts own the relay's state: the mailbox, the
+ * accept transaction, an envelope's open work and its garbage collection
+ * (redis-scripts.ts). BullMQ owns scheduling: when a forward or an expiry
+ * runs, retries with backoff (a custom strategy calling the one
+ * `backoffDelay`), the lock a worker holds on a running job (renewed while
+ * it runs) and the recovery of the jobs of a worker that died (stalled
+ * jobs go back to wait). A job carries only a deterministic id and the key
+ * of its state; a job for finished work finds nothing to do.
  *
- * First attempts skip the queue: the instance that commits a forward task
- * (an accepted envelope, an evidence to pass on) attempts it at once in
- * process, under a lease it took in the same script (`lease`, renewed while
- * the attempt runs). Only a failed attempt becomes a BullMQ job (delayed by
- * the backoff); reconciliation skips leased tasks, and picks up the task of
- * an instance that died mid-attempt once its lease ran out. A BullMQ job
- * costs Redis about five scripts; most forwards succeed at once, so this
- * halves Redis's work per hop.
- *
- * Handlers run once per task while processes live (BullMQ locks a job to
- * one worker). Across a crash they run at least once: a process that dies
- * after a handler succeeded but before the outcome was written leaves the
- * job to run again, which peers absorb by deduplicating on envelope id.
+ * A script cannot add a BullMQ job, so accepting is two steps, and the
+ * script leaves a durable marker (`unqueued`) for every job the committed
+ * work needs:
+ *   1. the script commits the envelope, its mailbox items and forward
+ *      tasks, and their markers;
+ *   2. the jobs are added (`addBulk`, ids derived from the task or item,
+ *      so adding twice is a no-op while the job exists);
+ *   3. the markers are removed.
+ * Crash windows:
+ *   - before 1 completes: nothing was accepted and no acceptance was
+ *     answered; the sender retries.
+ *   - between 1 and 2 (or 2 failed): the work is stored, its jobs are not.
+ *     The markers outlive the process; `startWorkers` re-adds their jobs
+ *     (every instance, at every start), and an instance whose add failed
+ *     retries it itself with backoff while it lives. Until then the
+ *     forward waits and the expiry fires late; nothing is lost.
+ *   - between 2 and 3: the markers stay, and a later start adds the jobs
+ *     again: a no-op while they exist, and a job for a task or item that is
+ *     finished meanwhile does nothing (its state says so), so nothing runs
+ *     twice.
+ *   - during a job: BullMQ's lock runs out (`leaseMs`) and another worker
+ *     runs the job again. A handler that succeeded just before the crash
+ *     runs again: at least once across a crash, once while processes live;
+ *     peers deduplicate by envelope id.
  * "Accepted" is as durable as Redis makes a write: with the default
  * `appendfsync everysec`, a Redis power cut can lose the last second.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { checkedBackend } from './checked.js';
+import { BackendTypeError } from './errors.js';
 import * as lua from './redis-scripts.js';
 import {
   asBuffer,
-  assertBackoffPolicy,
-  assertConcurrency,
   assertNonEmpty,
-  assertNonNegativeInteger,
   assertPositiveInteger,
-  assertTime,
-  backoffDelay,
+  retryDelay,
   ignoreError,
   mailboxDedupKey,
   normalizeAccept,
@@ -76,49 +82,33 @@ export interface RedisBackendOptions {
   readonly prefix: string;
   /** Milliseconds since the epoch; decides due-ness, deadlines, windows. Real delays still come from BullMQ. */
   readonly clock?: () => number;
-  /**
-   * How often running workers re-add jobs for outbox entries that lost theirs,
-   * and add the expiry jobs of timers due within two intervals (default 60 s).
-   */
-  readonly reconcileIntervalMs?: number;
   /** Receives errors of background work and connections. Never given payloads by the backend itself. */
   readonly onError?: (error: unknown) => void;
   /**
-   * How long an in-process first attempt holds its task before a reconcile
-   * pass may queue a job for it (default 60 s; renewed every third of it
-   * while the attempt runs). After a crash, the tasks it held are picked up
-   * within this plus one reconcile interval.
+   * BullMQ's lock on a running job (default 60 s; renewed every half of it
+   * while the job runs) and the interval of its stalled-job check. The
+   * jobs of an instance that died run again elsewhere within twice this.
    */
   readonly leaseMs?: number;
 }
 
 const FORWARD_QUEUE = 'forward';
 const EXPIRY_QUEUE = 'expiry';
-const DEFAULT_RECONCILE_INTERVAL_MS = 60_000;
 const DEFAULT_LEASE_MS = 60_000;
-/** In-process first attempts at once, per worker slot; beyond it new tasks wait for jobs. */
-const IN_PROCESS_PER_SLOT = 2;
-/**
- * Expiry jobs exist only for timers due within this many reconcile
- * intervals: a mailbox item usually lives days and is acked within
- * seconds, so adding (and on ack removing) a delayed job for each would cost
- * two BullMQ scripts per delivery for nothing. A reconcile pass adds the jobs
- * of timers coming due; with two intervals ahead, every timer gets its job at
- * least one interval before it fires.
- */
-const EXPIRY_HORIZON_INTERVALS = 2;
 const GC_BATCH = 256;
 const SCAN_COUNT = 500;
 /** Retries are bounded by each task's deadline, not by a count; BullMQ needs a finite number. */
 const UNBOUNDED_ATTEMPTS = 2 ** 31 - 1;
+/** A job whose worker died is always recovered: BullMQ would fail it after this many stalls. */
+const UNBOUNDED_STALLS = 2 ** 31 - 1;
 const BACKOFF_TYPE = 'rogatory';
 /** Fail a command after this many reconnect attempts, so /readyz and submissions answer instead of hanging. */
 const COMMAND_RETRIES = 2;
+/** Retries of a failed job add while no workers run (with workers, their backoff policy applies). */
+const RECOVERY_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 60_000, jitter: 0.5 };
 
 interface ForwardJobData {
   readonly taskId: string;
-  /** Attempts made before the job existed (the in-process first attempt). */
-  readonly priorAttempts?: number;
 }
 
 interface ExpiryJobData {
@@ -126,22 +116,27 @@ interface ExpiryJobData {
   readonly seq: number;
 }
 
+/** A job committed work needs, named as its `unqueued` marker names it. */
+type JobNeed =
+  | { readonly kind: 'forward'; readonly taskId: string }
+  | {
+      readonly kind: 'expiry';
+      readonly address: string;
+      readonly seq: number;
+      readonly deliverBy: number;
+    };
+
 /** Opens a backend on `prefix` in the Redis at `url`; rejects if Redis cannot be reached. */
 export async function openRedisBackend(options: RedisBackendOptions): Promise<RelayBackend> {
   assertNonEmpty(options.url, 'url');
   assertNonEmpty(options.prefix, 'prefix');
   if (/[{}]/.test(options.prefix))
-    throw new TypeError('prefix must not contain { or }: it becomes the hash tag');
-  const reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
-  assertPositiveInteger(reconcileIntervalMs, 'reconcileIntervalMs');
+    throw new BackendTypeError('prefix must not contain { or }: it becomes the hash tag');
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   assertPositiveInteger(leaseMs, 'leaseMs');
   const onError = options.onError ?? ignoreError;
 
-  const client = new Redis(options.url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: COMMAND_RETRIES,
-  });
+  const client = new Redis(options.url, COMMAND_CLIENT_OPTIONS);
   // BullMQ blocks on its connections and must wait out reconnects rather than fail (its documented requirement).
   const bullClient = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null });
   // Without a listener ioredis prints connection errors itself; route them to onError instead.
@@ -154,20 +149,34 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
     bullClient.disconnect();
     throw error;
   }
-  return new RedisRelayBackend({
-    client,
-    bullClient,
-    prefix: options.prefix,
-    clock: options.clock ?? Date.now,
-    reconcileIntervalMs,
-    leaseMs,
-    onError,
-  });
+  return checkedBackend(
+    new RedisRelayBackend({
+      client,
+      bullClient,
+      prefix: options.prefix,
+      clock: options.clock ?? Date.now,
+      leaseMs,
+      onError,
+    }),
+  );
 }
 
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
+
+/**
+ * The command connection. Auto-pipelining: the commands (scripts above
+ * all) issued in one turn of the event loop go to Redis in one pipeline,
+ * one socket write for all of them instead of one each (under load, the
+ * writes were a tenth of a relay's CPU). Each still answers its own caller,
+ * and one failing fails only its caller: a pipeline is not a transaction.
+ */
+export const COMMAND_CLIENT_OPTIONS = {
+  lazyConnect: true,
+  maxRetriesPerRequest: COMMAND_RETRIES,
+  enableAutoPipelining: true,
+} as const;
 
 /** One Lua script, run by hash with a fallback to its source once Redis forgot it (restart, SCRIPT FLUSH). */
 export class LuaScript {
@@ -178,76 +187,24 @@ export class LuaScript {
   }
 
   async run(client: Redis, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    const commands = client as unknown as ScriptCommands;
     try {
-      return await client.callBuffer('EVALSHA', [this.sha, 1, key, ...args]);
+      return await commands.evalshaBuffer(this.sha, 1, key, ...args);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return await this.runSource(client, key, args);
+      return await commands.evalBuffer(this.source, 1, key, ...args);
     }
   }
-
-  runSource(client: Redis, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
-    return client.callBuffer('EVAL', [this.source, 1, key, ...args]);
-  }
-}
-
-interface QueuedScript {
-  readonly script: LuaScript;
-  readonly key: string;
-  readonly args: readonly (string | Buffer)[];
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /**
- * Scripts called in the same turn of the event loop go to Redis in one pipeline: one socket
- * write for all of them instead of one each (under load, the writes were a
- * tenth of a relay's CPU). Each script is still atomic on its own and
- * answers its own caller; a pipeline is not a transaction, so one failing
- * fails only its caller.
+ * ioredis defines a Buffer-replying variant of every command (its typings
+ * omit these two). Not callBuffer: ioredis 6 drops the command name of an
+ * auto-pipelined callBuffer.
  */
-export class ScriptBatcher {
-  private queue: QueuedScript[] = [];
-
-  constructor(private readonly client: Redis) {}
-
-  run(script: LuaScript, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      // setImmediate, not nextTick: every request and message handled in this turn of the event loop joins.
-      if (this.queue.length === 0) setImmediate(() => this.flush());
-      this.queue.push({ script, key, args, resolve, reject });
-    });
-  }
-
-  private flush(): void {
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 1) {
-      const only = batch[0]!;
-      only.script.run(this.client, only.key, only.args).then(only.resolve, only.reject);
-      return;
-    }
-    const pipeline = this.client.pipeline();
-    for (const item of batch)
-      pipeline.callBuffer('EVALSHA', [item.script.sha, 1, item.key, ...item.args]);
-    pipeline.exec().then(
-      (results) => {
-        batch.forEach((item, index) => {
-          const [error, value] = results?.[index] ?? [
-            new Error('redis backend: no pipeline reply'),
-            null,
-          ];
-          if (error === null) item.resolve(value);
-          else if (isNoScript(error))
-            item.script.runSource(this.client, item.key, item.args).then(item.resolve, item.reject);
-          else item.reject(error);
-        });
-      },
-      (error: unknown) => {
-        for (const item of batch) item.reject(error);
-      },
-    );
-  }
+interface ScriptCommands {
+  evalshaBuffer(sha: string, keys: number, ...args: (string | Buffer)[]): Promise<unknown>;
+  evalBuffer(source: string, keys: number, ...args: (string | Buffer)[]): Promise<unknown>;
 }
 
 const SCRIPTS = {
@@ -256,12 +213,12 @@ const SCRIPTS = {
   readMailbox: new LuaScript(lua.READ_MAILBOX),
   ack: new LuaScript(lua.ACK),
   enqueueForward: new LuaScript(lua.ENQUEUE_FORWARD),
+  adoptLegacyOutbox: new LuaScript(lua.ADOPT_LEGACY_OUTBOX),
   finishForward: new LuaScript(lua.FINISH_FORWARD),
   expiryBegin: new LuaScript(lua.EXPIRY_BEGIN),
   expiryFinish: new LuaScript(lua.EXPIRY_FINISH),
   chunkVisible: new LuaScript(lua.CHUNK_VISIBLE),
   chunkReferenced: new LuaScript(lua.CHUNK_REFERENCED),
-  rateHit: new LuaScript(lua.RATE_HIT),
   claimOnce: new LuaScript(lua.CLAIM_ONCE),
   collectGarbage: new LuaScript(lua.COLLECT_GARBAGE),
   noteUpload: new LuaScript(lua.NOTE_UPLOAD),
@@ -322,12 +279,23 @@ function expiryJobId(address: string, seq: number): string {
   return `x-${sha256Hex(`${seq}:${address}`)}`;
 }
 
-/** Inverse of the scripts' timerMember: `<seq>:<address>`; seq is all digits, so the first ':' splits. */
-function parseTimerMember(member: string): { address: string; seq: number } | undefined {
-  const colon = member.indexOf(':');
-  const seq = Number(member.slice(0, colon));
-  if (colon < 1 || !Number.isSafeInteger(seq)) return undefined;
-  return { address: member.slice(colon + 1), seq };
+function markerOf(need: JobNeed): string {
+  return need.kind === 'forward' ? `f:${need.taskId}` : `x:${need.seq}:${need.address}`;
+}
+
+/** Inverse of markerOf (deliverBy aside); seq is all digits, so the first ':' after it splits. */
+function parseMarker(
+  marker: string,
+):
+  | { kind: 'forward'; taskId: string }
+  | { kind: 'expiry'; address: string; seq: number }
+  | undefined {
+  if (marker.startsWith('f:')) return { kind: 'forward', taskId: marker.slice(2) };
+  if (!marker.startsWith('x:')) return undefined;
+  const colon = marker.indexOf(':', 2);
+  const seq = Number(marker.slice(2, colon));
+  if (colon < 3 || !Number.isSafeInteger(seq)) return undefined;
+  return { kind: 'expiry', address: marker.slice(colon + 1), seq };
 }
 
 // ---------------------------------------------------------------------------
@@ -335,27 +303,16 @@ function parseTimerMember(member: string): { address: string; seq: number } | un
 interface Workers {
   readonly forward: Worker<ForwardJobData>;
   readonly expiry: Worker<ExpiryJobData>;
-  readonly reconcileTimer: NodeJS.Timeout;
-  readonly renewTimer: NodeJS.Timeout;
-  readonly handlers: WorkerHandlers;
   readonly backoff: BackoffPolicy;
-  /** In-process first attempts allowed at once. */
-  readonly inProcessLimit: number;
-  reconciling: Promise<void> | undefined;
 }
 
 class RedisRelayBackend implements RelayBackend {
   readonly kind = 'redis' as const;
 
   private readonly client: Redis;
-  private readonly scripts: ScriptBatcher;
   private readonly bullClient: Redis;
   private readonly clock: () => number;
-  private readonly reconcileIntervalMs: number;
   private readonly leaseMs: number;
-  /** In-process first attempts running now, by task id. */
-  private readonly attempts = new Map<string, Promise<void>>();
-  private readonly expiryHorizonMs: number;
   private readonly onError: (error: unknown) => void;
   /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
   private readonly base: string;
@@ -367,25 +324,24 @@ class RedisRelayBackend implements RelayBackend {
   private readonly listeners = new Set<(address: string) => void>();
   private subscriber: Promise<Redis> | undefined;
   private workers: Workers | undefined;
-  private stopping: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  /** The in-process retry of a failed job add, while one is due, and the failed tries before it. */
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private recoveryFailures = 0;
+  private recovering: Promise<void> | undefined;
 
   constructor(options: {
     readonly client: Redis;
     readonly bullClient: Redis;
     readonly prefix: string;
     readonly clock: () => number;
-    readonly reconcileIntervalMs: number;
     readonly leaseMs: number;
     readonly onError: (error: unknown) => void;
   }) {
     this.client = options.client;
-    this.scripts = new ScriptBatcher(options.client);
     this.bullClient = options.bullClient;
     this.clock = options.clock;
-    this.reconcileIntervalMs = options.reconcileIntervalMs;
     this.leaseMs = options.leaseMs;
-    this.expiryHorizonMs = EXPIRY_HORIZON_INTERVALS * options.reconcileIntervalMs;
     this.onError = options.onError;
     this.base = `{${options.prefix}}:`;
     this.routingKey = `${this.base}ns`;
@@ -404,7 +360,7 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   private run(script: LuaScript, args: readonly (string | Buffer)[]): Promise<unknown> {
-    return this.scripts.run(script, this.routingKey, [this.base, ...args]);
+    return script.run(this.client, this.routingKey, [this.base, ...args]);
   }
 
   /** Options shared by every job: retry until the task itself says stop, keep nothing once finished. */
@@ -421,42 +377,122 @@ class RedisRelayBackend implements RelayBackend {
     };
   }
 
-  private async addForwardJobs(taskIds: readonly string[]): Promise<void> {
-    if (taskIds.length === 0) return;
-    await this.forwardQueue.addBulk(
-      taskIds.map((taskId) => ({
-        name: FORWARD_QUEUE,
-        data: { taskId },
-        opts: this.jobOptions(forwardJobId(taskId), 0),
-      })),
-    );
-  }
-
-  private async addExpiryJobs(
-    timers: readonly { address: string; seq: number; deliverBy: number }[],
-  ): Promise<void> {
-    if (timers.length === 0) return;
+  /** Adds the jobs of committed work; adding a job that exists is a no-op (same job id). */
+  private async queueJobs(needs: readonly JobNeed[]): Promise<void> {
     const now = this.clock();
-    await this.expiryQueue.addBulk(
-      timers.map(({ address, seq, deliverBy }) => ({
-        name: EXPIRY_QUEUE,
-        data: { address, seq },
-        opts: this.jobOptions(expiryJobId(address, seq), deliverBy - now),
-      })),
+    const forwards = needs.flatMap((need) =>
+      need.kind === 'forward'
+        ? [
+            {
+              name: FORWARD_QUEUE,
+              data: { taskId: need.taskId },
+              opts: this.jobOptions(forwardJobId(need.taskId), 0),
+            },
+          ]
+        : [],
     );
+    const expiries = needs.flatMap((need) =>
+      need.kind === 'expiry'
+        ? [
+            {
+              name: EXPIRY_QUEUE,
+              data: { address: need.address, seq: need.seq },
+              opts: this.jobOptions(expiryJobId(need.address, need.seq), need.deliverBy - now),
+            },
+          ]
+        : [],
+    );
+    await Promise.all([
+      forwards.length > 0 ? this.forwardQueue.addBulk(forwards) : undefined,
+      expiries.length > 0 ? this.expiryQueue.addBulk(expiries) : undefined,
+    ]);
   }
 
   /**
-   * Adds jobs for work whose state is already durable. A failure here is
-   * reported, not thrown: the outbox still lists the work, and the next
-   * reconciliation adds the job.
+   * Steps 2 and 3 after a script committed work with its markers. A failed
+   * add is reported, not thrown (the work is durable): the markers stay, and
+   * this instance retries adding every marker's job with backoff.
    */
-  private async addJobsAfterCommit(add: () => Promise<void>): Promise<void> {
+  private async addJobs(needs: readonly JobNeed[]): Promise<void> {
+    if (needs.length === 0) return;
     try {
-      await add();
+      await this.queueJobs(needs);
     } catch (error) {
       this.onError(error);
+      this.scheduleRecovery();
+      return;
     }
+    // Not awaited: a marker left behind costs one no-op add at the next start.
+    this.client.srem(`${this.base}unqueued`, ...needs.map(markerOf)).catch(this.onError);
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer !== undefined || this.closing !== undefined) return;
+    this.recoveryFailures += 1;
+    this.recoveryTimer = setTimeout(
+      () => {
+        this.recoveryTimer = undefined;
+        this.recoverJobs().then(
+          () => {
+            this.recoveryFailures = 0;
+          },
+          (error: unknown) => {
+            this.onError(error);
+            this.scheduleRecovery();
+          },
+        );
+      },
+      retryDelay(this.workers?.backoff ?? RECOVERY_BACKOFF, this.recoveryFailures),
+    );
+    this.recoveryTimer.unref();
+  }
+
+  /**
+   * Adds the job of every `unqueued` marker (see the crash windows above):
+   * what a crash between a script and its job add, or a failed add, left.
+   * Markers of mailbox items that are gone are dropped without a job.
+   */
+  private recoverJobs(): Promise<void> {
+    this.recovering ??= (async () => {
+      try {
+        await this.run(SCRIPTS.adoptLegacyOutbox, []);
+        let cursor = '0';
+        do {
+          const [next, markers] = await this.client.sscan(
+            `${this.base}unqueued`,
+            cursor,
+            'COUNT',
+            SCAN_COUNT,
+          );
+          cursor = next;
+          await this.recoverMarkers(markers);
+        } while (cursor !== '0');
+      } finally {
+        this.recovering = undefined;
+      }
+    })();
+    return this.recovering;
+  }
+
+  private async recoverMarkers(markers: readonly string[]): Promise<void> {
+    const needs: JobNeed[] = [];
+    const stale: string[] = [];
+    for (const marker of markers) {
+      const parsed = parseMarker(marker);
+      if (parsed?.kind === 'forward') {
+        needs.push(parsed);
+        continue;
+      }
+      const deliverBy =
+        parsed === undefined
+          ? null
+          : await this.client.hget(`${this.base}item:${parsed.address}:${parsed.seq}`, 'deliverBy');
+      if (parsed === undefined || deliverBy === null) stale.push(marker);
+      else needs.push({ ...parsed, deliverBy: Number(deliverBy) });
+    }
+    await this.queueJobs(needs);
+    const done = [...stale, ...needs.map(markerOf)];
+    if (done.length > 0) await this.client.srem(`${this.base}unqueued`, ...done);
   }
 
   async ping(): Promise<void> {
@@ -466,6 +502,9 @@ class RedisRelayBackend implements RelayBackend {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.stopWorkers();
+      clearTimeout(this.recoveryTimer);
+      this.recoveryTimer = undefined;
+      await this.recovering?.catch(() => undefined);
       this.listeners.clear();
       const subscriber = this.subscriber;
       this.subscriber = undefined;
@@ -481,7 +520,6 @@ class RedisRelayBackend implements RelayBackend {
 
   async accept(input: AcceptInput): Promise<AcceptResult> {
     const plan = normalizeAccept(input);
-    const inProcess = this.mayAttemptInProcess(plan.forwards.length);
     const { envelope } = input;
     const parties = [...new Set([envelope.sender, ...envelope.recipients])];
     const args: (string | Buffer)[] = [
@@ -509,7 +547,6 @@ class RedisRelayBackend implements RelayBackend {
         forward.network,
         JSON.stringify(forward.recipients),
       ]),
-      inProcess ? String(this.clock() + this.leaseMs) : '',
     ];
     const reply = asArray(await this.run(SCRIPTS.accept, args));
     const status = asText(reply[0]);
@@ -517,32 +554,15 @@ class RedisRelayBackend implements RelayBackend {
     if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
     if (status === 'unowned') return { status: 'unowned', chunkIds: reply.slice(1).map(asText) };
     const seqs = reply.slice(1).map(asInteger);
-    const horizon = this.clock() + this.expiryHorizonMs;
-    await this.addJobsAfterCommit(async () => {
-      // Later timers get their jobs from a reconcile pass (see EXPIRY_HORIZON_INTERVALS).
-      await this.addExpiryJobs(
-        plan.deliveries
-          .map((delivery, index) => ({
-            address: delivery.address,
-            seq: seqs[index]!,
-            deliverBy: delivery.deliverBy,
-          }))
-          .filter((timer) => timer.deliverBy <= horizon),
-      );
-      if (!inProcess) await this.addForwardJobs(plan.forwards.map((forward) => forward.taskId));
-    });
-    if (inProcess) {
-      for (const forward of plan.forwards) {
-        this.attemptInProcess({
-          kind: 'envelope',
-          id: forward.taskId,
-          envelopeId: envelope.id,
-          network: forward.network,
-          recipients: forward.recipients,
-          deadline: envelope.expiresAt,
-        });
-      }
-    }
+    await this.addJobs([
+      ...plan.deliveries.map((delivery, index): JobNeed => ({
+        kind: 'expiry',
+        address: delivery.address,
+        seq: seqs[index]!,
+        deliverBy: delivery.deliverBy,
+      })),
+      ...plan.forwards.map((forward): JobNeed => ({ kind: 'forward', taskId: forward.taskId })),
+    ]);
     return { status: 'accepted' };
   }
 
@@ -572,9 +592,6 @@ class RedisRelayBackend implements RelayBackend {
     key: string,
     payload: Uint8Array,
   ): Promise<boolean> {
-    assertNonEmpty(address, 'address');
-    assertNonEmpty(envelopeId, 'envelopeId');
-    assertNonEmpty(key, 'key');
     const reply = await this.run(SCRIPTS.pushEvidence, [
       address,
       envelopeId,
@@ -585,9 +602,6 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]> {
-    assertTime(after, 'after');
-    assertNonNegativeInteger(limit, 'limit');
-    if (limit === 0) return [];
     const reply = asArray(
       await this.run(SCRIPTS.readMailbox, [address, String(after), String(limit)]),
     );
@@ -609,32 +623,18 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async ack(address: string, seqs: readonly number[]): Promise<number> {
-    const valid = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq > 0);
-    if (valid.length === 0) return 0;
     const reply = asArray(
-      await this.run(SCRIPTS.ack, [address, String(this.clock()), ...valid.map(String)]),
+      await this.run(SCRIPTS.ack, [address, String(this.clock()), ...seqs.map(String)]),
     );
-    // The expiry jobs of acked envelopes would find nothing to do; removing them only saves memory,
-    // so a failure (a job that is running right now is locked) is of no consequence. Only timers
-    // due within the horizon can have a job.
-    const horizon = this.clock() + this.expiryHorizonMs;
-    for (let index = 1; index + 1 < reply.length; index += 2) {
-      if (asInteger(reply[index + 1]) > horizon) continue;
-      const seq = asInteger(reply[index]);
+    // The expiry job of an acked envelope would find nothing to do; removing it only saves
+    // memory, so a failure (the job is running right now, hence locked) is of no consequence.
+    for (const seq of reply.slice(1).map(asInteger))
       this.expiryQueue.remove(expiryJobId(address, seq)).catch(() => undefined);
-    }
     return asInteger(reply[0]);
   }
 
   async enqueueForward(task: ForwardTaskInput): Promise<void> {
-    if ((task.kind as string) !== 'evidence')
-      throw new TypeError('enqueueForward takes evidence tasks');
-    assertNonEmpty(task.envelopeId, 'envelopeId');
-    assertNonEmpty(task.network, 'network');
-    assertTime(task.deadline, 'deadline');
     const id = task.id ?? randomUUID();
-    assertNonEmpty(id, 'id');
-    const inProcess = this.mayAttemptInProcess(1);
     const reply = asInteger(
       await this.run(SCRIPTS.enqueueForward, [
         id,
@@ -642,67 +642,10 @@ class RedisRelayBackend implements RelayBackend {
         task.network,
         asBuffer(task.payload),
         String(task.deadline),
-        inProcess ? String(this.clock() + this.leaseMs) : '',
       ]),
     );
-    // 2: pending already, under a lease or a job of its own (reconciliation sees to the rest).
-    if (reply !== 1) return;
-    if (inProcess) {
-      this.attemptInProcess({
-        kind: 'evidence',
-        id,
-        envelopeId: task.envelopeId,
-        network: task.network,
-        payload: task.payload,
-        deadline: task.deadline,
-      });
-    } else {
-      await this.addJobsAfterCommit(() => this.addForwardJobs([id]));
-    }
-  }
-
-  /** True when this instance runs workers and has room for `count` more in-process attempts. */
-  private mayAttemptInProcess(count: number): boolean {
-    const workers = this.workers;
-    return count > 0 && workers !== undefined && this.attempts.size + count <= workers.inProcessLimit;
-  }
-
-  /**
-   * The first attempt of a task this instance just committed under a lease:
-   * done or given up, it is finished; failed, it becomes a BullMQ job
-   * delayed by the first backoff. Should this fail too (Redis gone), the
-   * task stays pending and a reconcile pass queues it once the lease ran out.
-   */
-  private attemptInProcess(task: ForwardTask): void {
-    const workers = this.workers;
-    if (workers === undefined) return;
-    const attempt = (async () => {
-      // After the caller's continuation of this commit (it may keep what the handler then needs in memory),
-      // and together with the other tasks committed in this turn (the forwarder batches per peer).
-      await new Promise((resolve) => setImmediate(resolve));
-      const { result } = await runForwardAttempt({ handlers: workers.handlers, task, attempt: 1, clock: this.clock });
-      if (result === 'retry') {
-        await this.forwardQueue.add(
-          FORWARD_QUEUE,
-          { taskId: task.id, priorAttempts: 1 },
-          this.jobOptions(forwardJobId(task.id), backoffDelay(workers.backoff, 1)),
-        );
-        return;
-      }
-      await this.run(SCRIPTS.finishForward, [task.id, String(this.clock()), result === 'done' ? 'done' : 'gave_up']);
-    })()
-      .catch(this.onError)
-      .finally(() => this.attempts.delete(task.id));
-    this.attempts.set(task.id, attempt);
-  }
-
-  /** Push the leases of the attempts in flight forward, so no reconcile pass queues them meanwhile. */
-  private renewLeases(): void {
-    if (this.attempts.size === 0) return;
-    const until = this.clock() + this.leaseMs;
-    // XX: a task finished meanwhile (lease removed) is not given one again.
-    const members = [...this.attempts.keys()].flatMap((id) => [until, id]);
-    this.client.zadd(`${this.base}lease`, 'XX', ...members).catch(this.onError);
+    // 2: pending already, with its job or its marker; 0: finished.
+    if (reply === 1) await this.addJobs([{ kind: 'forward', taskId: id }]);
   }
 
   private async loadTask(taskId: string): Promise<ForwardTask | undefined> {
@@ -733,7 +676,7 @@ class RedisRelayBackend implements RelayBackend {
     const { result, error } = await runForwardAttempt({
       handlers,
       task,
-      attempt: (job.data.priorAttempts ?? 0) + job.attemptsMade + 1,
+      attempt: job.attemptsMade + 1,
       clock: this.clock,
     });
     // Thrown, BullMQ schedules the next attempt through the backoff strategy.
@@ -770,20 +713,16 @@ class RedisRelayBackend implements RelayBackend {
     handlers: WorkerHandlers,
     options: { concurrency: number; backoff: BackoffPolicy },
   ): Promise<void> {
-    assertConcurrency(options.concurrency);
-    assertBackoffPolicy(options.backoff);
-    if (this.closing !== undefined) throw new Error('backend is closed');
-    // Let a stop in progress finish first, so old and new workers never exceed the concurrency together.
-    await this.stopping;
-    if (this.workers !== undefined) throw new Error('workers already started');
     const backoff = options.backoff;
     const common = {
       connection: this.bullClient,
       prefix: this.bullPrefix,
       concurrency: options.concurrency,
+      lockDuration: this.leaseMs,
+      stalledInterval: this.leaseMs,
+      maxStalledCount: UNBOUNDED_STALLS,
       settings: {
-        backoffStrategy: (attemptsMade: number, _type?: string, _error?: Error, job?: { data: unknown }) =>
-          backoffDelay(backoff, attemptsMade + ((job?.data as ForwardJobData | undefined)?.priorAttempts ?? 0)),
+        backoffStrategy: (attemptsMade: number) => retryDelay(backoff, attemptsMade),
       },
     };
     const forward = new Worker<ForwardJobData>(
@@ -798,122 +737,25 @@ class RedisRelayBackend implements RelayBackend {
     );
     forward.on('error', this.onError);
     expiry.on('error', this.onError);
-    const reconcileTimer = setInterval(() => {
-      this.reconcileInBackground();
-    }, this.reconcileIntervalMs);
-    reconcileTimer.unref();
-    const renewTimer = setInterval(() => {
-      this.renewLeases();
-    }, Math.max(1, Math.floor(this.leaseMs / 3)));
-    renewTimer.unref();
-    const workers: Workers = {
-      forward,
-      expiry,
-      reconcileTimer,
-      renewTimer,
-      handlers,
-      backoff,
-      inProcessLimit: options.concurrency * IN_PROCESS_PER_SLOT,
-      reconciling: undefined,
-    };
-    this.workers = workers;
+    this.workers = { forward, expiry, backoff };
     try {
       await Promise.all([forward.waitUntilReady(), expiry.waitUntilReady()]);
-      await this.reconcile();
+      await this.recoverJobs();
     } catch (error) {
       await this.stopWorkers();
       throw error;
     }
   }
 
-  private reconcileInBackground(): void {
-    const workers = this.workers;
-    if (workers === undefined || workers.reconciling !== undefined) return;
-    workers.reconciling = this.reconcile()
-      .catch(this.onError)
-      .finally(() => {
-        workers.reconciling = undefined;
-      });
-  }
-
-  /** The tasks among `taskIds` no instance holds a live lease on. */
-  private async unleased(taskIds: readonly string[]): Promise<string[]> {
-    if (taskIds.length === 0) return [];
-    const scores = await this.client.zmscore(`${this.base}lease`, ...taskIds);
-    const now = this.clock();
-    return taskIds.filter((_, index) => {
-      const until = scores[index];
-      return until === null || until === undefined || Number(until) <= now;
-    });
-  }
-
-  /**
-   * Re-adds a job for every pending forward no instance holds a lease on,
-   * and for every timer due within the horizon; entries whose job exists
-   * are no-ops (same job id).
-   */
-  private async reconcile(): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, taskIds] = await this.client.sscan(
-        `${this.base}pending`,
-        cursor,
-        'COUNT',
-        SCAN_COUNT,
-      );
-      cursor = next;
-      await this.addForwardJobs(await this.unleased(taskIds));
-    } while (cursor !== '0');
-    // Timers coming due within the horizon, earliest first, a page at a time.
-    const horizon = this.clock() + this.expiryHorizonMs;
-    for (let offset = 0; ; offset += SCAN_COUNT) {
-      const flat = await this.client.zrangebyscore(
-        `${this.base}timers`,
-        '-inf',
-        horizon,
-        'WITHSCORES',
-        'LIMIT',
-        offset,
-        SCAN_COUNT,
-      );
-      const timers: { address: string; seq: number; deliverBy: number }[] = [];
-      for (let index = 0; index + 1 < flat.length; index += 2) {
-        const member = parseTimerMember(flat[index]!);
-        if (member !== undefined) timers.push({ ...member, deliverBy: Number(flat[index + 1]) });
-      }
-      await this.addExpiryJobs(timers);
-      if (flat.length < 2 * SCAN_COUNT) break;
-    }
-  }
-
   async stopWorkers(): Promise<void> {
     const workers = this.workers;
-    if (workers === undefined) {
-      // A stop already under way: callers still wait for in-flight work.
-      await this.stopping;
-      return;
-    }
+    if (workers === undefined) return;
     this.workers = undefined;
-    clearInterval(workers.reconcileTimer);
-    // close() lets in-flight jobs finish and takes no new ones; in-process attempts finish too.
-    const stopping = Promise.all([
-      workers.forward.close(),
-      workers.expiry.close(),
-      workers.reconciling,
-      Promise.all(this.attempts.values()),
-    ]).then(() => {
-      clearInterval(workers.renewTimer);
-    });
-    this.stopping = stopping;
-    try {
-      await stopping;
-    } finally {
-      if (this.stopping === stopping) this.stopping = undefined;
-    }
+    // close() lets in-flight jobs finish and takes no new ones.
+    await Promise.all([workers.forward.close(), workers.expiry.close()]);
   }
 
   async subscribe(listener: (address: string) => void): Promise<() => Promise<void>> {
-    if (this.closing !== undefined) throw new Error('backend is closed');
     this.subscriber ??= this.openSubscriber();
     const subscriber = this.subscriber;
     try {
@@ -950,18 +792,7 @@ class RedisRelayBackend implements RelayBackend {
     return connection;
   }
 
-  async rateHit(key: string, windowMs: number, limit: number): Promise<boolean> {
-    assertPositiveInteger(windowMs, 'windowMs');
-    assertNonNegativeInteger(limit, 'limit');
-    const window = Math.floor(this.clock() / windowMs);
-    const count = asInteger(
-      await this.run(SCRIPTS.rateHit, [key, String(window), String(windowMs)]),
-    );
-    return count <= limit;
-  }
-
   async claimOnce(key: string, ttlMs: number): Promise<boolean> {
-    assertPositiveInteger(ttlMs, 'ttlMs');
     const now = this.clock();
     const reply = await this.run(SCRIPTS.claimOnce, [
       key,
@@ -977,18 +808,12 @@ class RedisRelayBackend implements RelayBackend {
     at: number,
     owner: { readonly identity: string; readonly size: number },
   ): Promise<void> {
-    assertTime(at, 'at');
-    assertNonEmpty(owner.identity, 'owner.identity');
-    assertNonNegativeInteger(owner.size, 'owner.size');
     await this.run(SCRIPTS.noteUpload, [chunkId, owner.identity, String(owner.size), String(at)]);
   }
 
   async ownedChunks(identity: string, chunkIds: readonly string[], at: number): Promise<string[]> {
-    assertNonEmpty(identity, 'identity');
-    assertTime(at, 'at');
-    const distinct = [...new Set(chunkIds)];
-    if (distinct.length === 0) return [];
-    const reply = asArray(await this.run(SCRIPTS.ownedChunks, [identity, String(at), ...distinct]));
+    if (chunkIds.length === 0) return [];
+    const reply = asArray(await this.run(SCRIPTS.ownedChunks, [identity, String(at), ...chunkIds]));
     return reply.map(asText);
   }
 
@@ -1026,9 +851,6 @@ class RedisRelayBackend implements RelayBackend {
     now: number,
     options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
   ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }> {
-    assertTime(now, 'now');
-    assertNonNegativeInteger(options.chunkRetentionMs, 'chunkRetentionMs');
-    assertNonNegativeInteger(options.uploadGraceMs, 'uploadGraceMs');
     const orphans = new Set<string>();
     let envelopes = 0;
     for (;;) {
@@ -1051,9 +873,13 @@ class RedisRelayBackend implements RelayBackend {
   async stats(): Promise<BackendStats> {
     const [mailboxItems, forwardPending, envelopes] = await Promise.all([
       this.client.get(`${this.base}mbcount`),
-      this.client.scard(`${this.base}pending`),
+      this.client.get(`${this.base}forwarding`),
       this.client.scard(`${this.base}envs`),
     ]);
-    return { mailboxItems: Number(mailboxItems ?? 0), forwardPending, envelopes };
+    return {
+      mailboxItems: Number(mailboxItems ?? 0),
+      forwardPending: Number(forwardPending ?? 0),
+      envelopes,
+    };
   }
 }

@@ -3,6 +3,8 @@
  * cannot drift apart on the rules the conformance suite checks: backoff,
  * the forward attempt protocol, input checks and byte handling.
  */
+import { backoffDelay } from '@rogatory/client';
+import { BackendRangeError, BackendTypeError } from './errors.js';
 import type {
   AcceptInput,
   BackoffPolicy,
@@ -13,35 +15,35 @@ import type {
 
 /**
  * Delay before the next try after `failures` failed tries (1 after the
- * first failure): exponential from `baseMs`, capped at `maxMs`, then
- * multiplied by a random factor in [1 - jitter, 1] so that many relays
- * retrying against one recovering peer do not hit it in lockstep.
+ * first failure). The rule is the client's `backoffDelay` (exponential from
+ * `baseMs`, capped at `maxMs`, scaled by a random factor in [1 - jitter, 1]
+ * so relays retrying against one recovering peer do not hit it in
+ * lockstep): one implementation for the codebase. Here it counts failures
+ * from 1 and never answers 0, so a retry is never immediate, even at full
+ * jitter.
  */
-export function backoffDelay(
+export function retryDelay(
   policy: BackoffPolicy,
   failures: number,
   random: () => number = Math.random,
 ): number {
-  const exponent = Math.max(0, Math.floor(failures) - 1);
-  // 2 ** exponent overflows to Infinity for huge exponents; min() then caps it.
-  const capped = Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
-  const factor = 1 - policy.jitter * random();
-  return Math.max(1, Math.round(capped * factor));
+  const attempt = Math.max(0, Math.floor(failures) - 1);
+  return Math.max(1, backoffDelay({ retries: 0, ...policy }, attempt, random));
 }
 
 export function assertBackoffPolicy(policy: BackoffPolicy): void {
   const { baseMs, maxMs, jitter } = policy;
   if (!Number.isFinite(baseMs) || baseMs <= 0)
-    throw new RangeError('backoff.baseMs must be a positive number');
+    throw new BackendRangeError('backoff.baseMs must be a positive number');
   if (!Number.isFinite(maxMs) || maxMs < baseMs)
-    throw new RangeError('backoff.maxMs must be at least baseMs');
+    throw new BackendRangeError('backoff.maxMs must be at least baseMs');
   if (!Number.isFinite(jitter) || jitter < 0 || jitter > 1)
-    throw new RangeError('backoff.jitter must be within 0..1');
+    throw new BackendRangeError('backoff.jitter must be within 0..1');
 }
 
 export function assertConcurrency(concurrency: number): void {
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new RangeError('concurrency must be a positive integer');
+    throw new BackendRangeError('concurrency must be a positive integer');
   }
 }
 
@@ -93,6 +95,30 @@ export function mailboxDedupKey(kind: MailboxItemKind, key: string): string {
   return `${kind}:${key}`;
 }
 
+/** Checks what `accept` is given; the messages name the field, never its value. */
+export function assertAcceptInput(input: AcceptInput): void {
+  const { envelope } = input;
+  assertNonEmpty(envelope.id, 'envelope.id');
+  assertNonEmpty(envelope.hash, 'envelope.hash');
+  assertNonEmpty(envelope.sender, 'envelope.sender');
+  assertStrings(envelope.recipients, 'envelope.recipients');
+  assertStrings(envelope.chunkIds, 'envelope.chunkIds');
+  assertBytes(envelope.bytes, 'envelope.bytes');
+  assertBytes(envelope.acceptance, 'envelope.acceptance');
+  assertTime(envelope.expiresAt, 'envelope.expiresAt');
+  assertTime(envelope.acceptedAt, 'envelope.acceptedAt');
+  assertTime(input.retainUntil, 'retainUntil');
+  if (input.uploader !== undefined) assertNonEmpty(input.uploader, 'uploader');
+  for (const delivery of input.deliveries) {
+    assertNonEmpty(delivery.address, 'delivery.address');
+    assertTime(delivery.deliverBy, 'delivery.deliverBy');
+  }
+  for (const forward of input.forwards) {
+    assertNonEmpty(forward.network, 'forward.network');
+    assertStrings(forward.recipients, 'forward.recipients');
+  }
+}
+
 /**
  * The accept input with repeated mailboxes and networks dropped (first one
  * wins): a mailbox holds an envelope at most once and a network gets one
@@ -107,17 +133,9 @@ export function normalizeAccept(input: AcceptInput): {
   }[];
 } {
   const { envelope } = input;
-  assertNonEmpty(envelope.id, 'envelope.id');
-  assertNonEmpty(envelope.hash, 'envelope.hash');
-  assertNonEmpty(envelope.sender, 'envelope.sender');
-  assertTime(envelope.expiresAt, 'envelope.expiresAt');
-  assertTime(envelope.acceptedAt, 'envelope.acceptedAt');
-  assertTime(input.retainUntil, 'retainUntil');
   const seenAddresses = new Set<string>();
   const deliveries: { address: string; deliverBy: number }[] = [];
   for (const delivery of input.deliveries) {
-    assertNonEmpty(delivery.address, 'delivery.address');
-    assertTime(delivery.deliverBy, 'delivery.deliverBy');
     if (seenAddresses.has(delivery.address)) continue;
     seenAddresses.add(delivery.address);
     deliveries.push({ address: delivery.address, deliverBy: delivery.deliverBy });
@@ -125,7 +143,6 @@ export function normalizeAccept(input: AcceptInput): {
   const seenNetworks = new Set<string>();
   const forwards: { taskId: string; network: string; recipients: readonly string[] }[] = [];
   for (const forward of input.forwards) {
-    assertNonEmpty(forward.network, 'forward.network');
     if (seenNetworks.has(forward.network)) continue;
     seenNetworks.add(forward.network);
     forwards.push({
@@ -137,24 +154,37 @@ export function normalizeAccept(input: AcceptInput): {
   return { deliveries, forwards };
 }
 
+export function assertString(value: string, name: string): void {
+  if (typeof value !== 'string') throw new BackendTypeError(`${name} must be a string`);
+}
+
+export function assertStrings(value: readonly string[], name: string): void {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string'))
+    throw new BackendTypeError(`${name} must be an array of strings`);
+}
+
+export function assertBytes(value: Uint8Array, name: string): void {
+  if (!(value instanceof Uint8Array)) throw new BackendTypeError(`${name} must be a Uint8Array`);
+}
+
 export function assertNonEmpty(value: string, name: string): void {
   if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${name} must be a non-empty string`);
+    throw new BackendTypeError(`${name} must be a non-empty string`);
 }
 
 export function assertTime(value: number, name: string): void {
   if (!Number.isSafeInteger(value))
-    throw new TypeError(`${name} must be an integer number of milliseconds`);
+    throw new BackendTypeError(`${name} must be an integer number of milliseconds`);
 }
 
 export function assertPositiveInteger(value: number, name: string): void {
   if (!Number.isSafeInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer`);
+    throw new BackendRangeError(`${name} must be a positive integer`);
 }
 
 export function assertNonNegativeInteger(value: number, name: string): void {
   if (!Number.isSafeInteger(value) || value < 0)
-    throw new RangeError(`${name} must be a non-negative integer`);
+    throw new BackendRangeError(`${name} must be a non-negative integer`);
 }
 
 /** A copy as a plain Uint8Array: callers get no Buffer (house rule) and no view into a driver's pooled memory. */

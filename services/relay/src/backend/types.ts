@@ -7,6 +7,10 @@
  *
  * Every byte payload is an opaque canonical protocol object (envelope or
  * evidence); the backend never parses them.
+ *
+ * Both are handed out inside one checked wrapper (checked.ts): it checks
+ * every argument and owns the lifecycle. Its errors, each with a stable
+ * code and meaning, are catalogued in errors.ts (BACKEND_ERRORS).
  */
 
 /** An envelope this relay accepted, as stored. */
@@ -34,7 +38,10 @@ export interface AcceptInput {
   /** Local recipients whose mailbox gets the envelope; `deliverBy` fires the expiry timer. */
   readonly deliveries: readonly { readonly address: string; readonly deliverBy: number }[];
   /** Next-hop networks to forward to, each with the recipients reached through it. */
-  readonly forwards: readonly { readonly network: string; readonly recipients: readonly string[] }[];
+  readonly forwards: readonly {
+    readonly network: string;
+    readonly recipients: readonly string[];
+  }[];
   /** Keep the dedup record (and refuse replays) until this time, even after delivery. */
   readonly retainUntil: number;
   /**
@@ -91,14 +98,17 @@ export type ForwardTask =
       readonly deadline: number;
     };
 
-export type ForwardTaskInput = Omit<Extract<ForwardTask, { kind: 'evidence' }>, 'id'> & { readonly id?: string };
+export type ForwardTaskInput = Omit<Extract<ForwardTask, { kind: 'evidence' }>, 'id'> & {
+  readonly id?: string;
+};
 
 /**
  * What the forward handler decided. `retry` asks the backend to try again
  * later with exponential backoff and jitter; once `deadline` passes, the
  * backend calls `onGiveUp` instead of retrying.
  */
-export type ForwardOutcome = { readonly status: 'done' } | { readonly status: 'retry'; readonly error: string };
+export type ForwardOutcome =
+  { readonly status: 'done' } | { readonly status: 'retry'; readonly error: string };
 
 export interface WorkerHandlers {
   /** Deliver one forwarding task; throwing counts as `retry`. */
@@ -137,6 +147,11 @@ export interface RelayBackend {
   readonly kind: 'embedded' | 'redis';
   /** Reachability check for /readyz; throws when the store is unavailable. */
   ping(): Promise<void>;
+  /**
+   * Stops the workers (their handlers may still call the backend), then
+   * refuses new calls (BACKEND_CLOSED), waits for those in flight and
+   * releases the store. Idempotent: every call gets the same promise.
+   */
   close(): Promise<void>;
 
   /**
@@ -152,7 +167,12 @@ export interface RelayBackend {
   chunkVisibleTo(chunkId: string, address: string): Promise<boolean>;
 
   /** Append an evidence to a mailbox. `key` deduplicates (false when already present). */
-  pushEvidence(address: string, envelopeId: string, key: string, payload: Uint8Array): Promise<boolean>;
+  pushEvidence(
+    address: string,
+    envelopeId: string,
+    key: string,
+    payload: Uint8Array,
+  ): Promise<boolean>;
   /** Unacked items with seq > after, oldest first, at most `limit`. */
   readMailbox(address: string, after: number, limit: number): Promise<MailboxItem[]>;
   /** Remove acked items of this mailbox; unknown seqs are ignored. Returns how many were removed. */
@@ -162,19 +182,20 @@ export interface RelayBackend {
   enqueueForward(task: ForwardTaskInput): Promise<void>;
   /**
    * Start the forwarding and expiry workers of this instance: at most
-   * `concurrency` queued forwards at once. The Redis backend also attempts
-   * forwards it has just committed at once in process (up to twice
-   * `concurrency` of them), without a queue job unless that attempt fails.
+   * `concurrency` forwards (and as many expiries) at once. A second start
+   * while they run is refused (WORKERS_RUNNING); a start during a stop
+   * waits for the stop.
    */
-  startWorkers(handlers: WorkerHandlers, options: { concurrency: number; backoff: BackoffPolicy }): Promise<void>;
+  startWorkers(
+    handlers: WorkerHandlers,
+    options: { concurrency: number; backoff: BackoffPolicy },
+  ): Promise<void>;
   /** Stop taking new work and wait for in-flight work to finish. */
   stopWorkers(): Promise<void>;
 
   /** Called (on every instance) after an item is added to a mailbox by any instance. */
   subscribe(listener: (address: string) => void): Promise<() => Promise<void>>;
 
-  /** Fixed-window counter: true while `key` has been hit at most `limit` times in the current window. */
-  rateHit(key: string, windowMs: number, limit: number): Promise<boolean>;
   /** True the first time `key` is claimed within `ttlMs`, false afterwards (single-use tokens). */
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
 

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRedis, type RedisServer } from '@rogatory/test-services';
 import Database from 'better-sqlite3';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SCHEMA_MIGRATIONS, SchemaVersionError } from '../../src/backend/embedded-schema.js';
 import { openEmbeddedBackend } from '../../src/backend/embedded.js';
-import { LuaScript, ScriptBatcher, openRedisBackend } from '../../src/backend/redis.js';
+import { COMMAND_CLIENT_OPTIONS, LuaScript, openRedisBackend } from '../../src/backend/redis.js';
 import type { AcceptInput, RelayBackend, WorkerHandlers } from '../../src/backend/types.js';
 import {
   createTestClock,
@@ -155,6 +155,37 @@ describe('embedded backend', () => {
     }
   });
 
+  it('upgrades a version 2 file by dropping the rate counters nothing used', async () => {
+    const harness = await embeddedHarness();
+    try {
+      const db = new Database(harness.file);
+      db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT');
+      db.exec(SCHEMA_MIGRATIONS[0]!);
+      db.exec(SCHEMA_MIGRATIONS[1]!);
+      db.prepare('INSERT INTO schema_version (version) VALUES (2)').run();
+      db.prepare(
+        'INSERT INTO rate_counters (key, window_start, window_end, count) VALUES (?, 0, 1, 1)',
+      ).run('node:x');
+      db.close();
+
+      await harness.open();
+      const after = new Database(harness.file, { readonly: true });
+      try {
+        const tables = after
+          .prepare<[], { name: string }>(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'rate_counters%'",
+          )
+          .all();
+        expect(tables).toEqual([]);
+        expect(after.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 3 }]);
+      } finally {
+        after.close();
+      }
+    } finally {
+      await harness.dispose();
+    }
+  });
+
   it('refuses a file written by a newer relay', async () => {
     const harness = await embeddedHarness();
     try {
@@ -192,8 +223,13 @@ describe('redis backend', () => {
     }
   });
 
-  it('rebuilds lost queue jobs from the outbox when workers start', async () => {
+  it('adds the jobs of an accept whose job add never happened (a crash after the script) when workers start', async () => {
     const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    // What a process that died between the accept script and its job add leaves: state and markers, no jobs.
+    const addBulk = vi
+      .spyOn(Queue.prototype, 'addBulk')
+      .mockRejectedValue(new Error('process died before the job add'));
     try {
       const backend = await harness.open();
       const now = harness.clock.now();
@@ -223,8 +259,9 @@ describe('redis backend', () => {
         deadline: now + 86_400_000,
       });
       await backend.close();
-      // What a crash between the Lua script and queue.add leaves: state without jobs.
-      await deleteBullKeys(harness.url, harness.prefix);
+      addBulk.mockRestore();
+      expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(3);
+      expect(await admin.keys(`{${harness.prefix}}:bull:*:f-*`)).toEqual([]);
 
       const reopened = await harness.open();
       const forwarded: string[] = [];
@@ -251,7 +288,194 @@ describe('redis backend', () => {
       await reopened.stopWorkers();
       expect([...forwarded].sort()).toEqual(['envelope/env-outbox/casc', 'evidence-outbox']);
       expect(expired).toEqual(['env-outbox']);
+      expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(0);
+      expect(await reopened.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 1 });
     } finally {
+      addBulk.mockRestore();
+      await admin.quit();
+      await harness.dispose();
+    }
+  });
+
+  it('retries a failed job add in process, without a restart', async () => {
+    const harness = await redisHarness();
+    const addBulk = vi.spyOn(Queue.prototype, 'addBulk');
+    try {
+      const backend = await harness.open();
+      const forwarded: number[] = [];
+      await backend.startWorkers(
+        {
+          forward: (_task, attempt) => {
+            forwarded.push(attempt);
+            return Promise.resolve({ status: 'done' });
+          },
+          giveUp: () => Promise.resolve(),
+          expired: () => Promise.resolve(),
+        },
+        { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
+      );
+      // Redis refuses the first add (a failover, say); the script had committed.
+      addBulk.mockRejectedValueOnce(new Error('connection lost'));
+      await backend.enqueueForward({
+        kind: 'evidence',
+        id: 'evidence-blip',
+        envelopeId: 'env-blip',
+        network: 'casc',
+        payload: new Uint8Array([7]),
+        deadline: harness.clock.now() + 86_400_000,
+      });
+      const giveUpAt = Date.now() + 20_000;
+      while ((await backend.stats()).forwardPending > 0 && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      await backend.stopWorkers();
+      expect(forwarded).toEqual([1]);
+      expect(addBulk.mock.calls.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      addBulk.mockRestore();
+      await harness.dispose();
+    }
+  });
+
+  it('runs nothing twice when a marker outlived the job it stood for (a crash before the marker was dropped)', async () => {
+    const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    try {
+      const backend = await harness.open();
+      const now = harness.clock.now();
+      const forwarded: string[] = [];
+      const handlers: WorkerHandlers = {
+        forward: (task) => {
+          forwarded.push(task.id);
+          return Promise.resolve({ status: 'done' });
+        },
+        giveUp: () => Promise.resolve(),
+        expired: () => Promise.resolve(),
+      };
+      await backend.startWorkers(handlers, {
+        concurrency: 1,
+        backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 },
+      });
+      await backend.accept({
+        envelope: {
+          id: 'env-twice',
+          hash: 'd'.repeat(64),
+          bytes: new Uint8Array([1]),
+          sender: 'ng-moj@wacap',
+          recipients: ['kz-gp@casc'],
+          expiresAt: now + 86_400_000,
+          acceptedAt: now,
+          chunkIds: [],
+          acceptance: new Uint8Array([2]),
+        },
+        deliveries: [],
+        forwards: [{ network: 'casc', recipients: ['kz-gp@casc'] }],
+        retainUntil: now + 86_400_000,
+      });
+      const giveUpAt = Date.now() + 20_000;
+      while ((await backend.stats()).forwardPending > 0 && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      await backend.stopWorkers();
+      expect(forwarded).toEqual(['envelope/env-twice/casc']);
+      // The job ran and was removed; its marker is back, as if the process died before dropping it.
+      await admin.sadd(`{${harness.prefix}}:unqueued`, 'f:envelope/env-twice/casc');
+
+      const restarted = await harness.open();
+      await restarted.startWorkers(handlers, {
+        concurrency: 1,
+        backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 },
+      });
+      // The re-added job runs (and is removed) before the queue is empty again.
+      const forwardQueue = new Queue('forward', {
+        connection: { url: harness.url },
+        prefix: `{${harness.prefix}}:bull`,
+      });
+      try {
+        while (
+          ((await admin.scard(`{${harness.prefix}}:unqueued`)) > 0 ||
+            (await forwardQueue.getJobCountByTypes('wait', 'active', 'delayed', 'prioritized')) >
+              0) &&
+          Date.now() < giveUpAt
+        )
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(0);
+      } finally {
+        await forwardQueue.close();
+      }
+      await restarted.stopWorkers();
+      expect(forwarded).toEqual(['envelope/env-twice/casc']);
+      expect((await restarted.stats()).forwardPending).toBe(0);
+    } finally {
+      await admin.quit();
+      await harness.dispose();
+    }
+  });
+
+  it('adopts the outbox a relay from before left (pending set, timers, leases) and runs its work', async () => {
+    const harness = await redisHarness();
+    const admin = new Redis(harness.url);
+    const addBulk = vi.spyOn(Queue.prototype, 'addBulk').mockResolvedValue([]);
+    const K = `{${harness.prefix}}:`;
+    try {
+      const backend = await harness.open();
+      const now = harness.clock.now();
+      await backend.accept({
+        envelope: {
+          id: 'env-legacy',
+          hash: 'c'.repeat(64),
+          bytes: new Uint8Array([1]),
+          sender: 'ng-moj@wacap',
+          recipients: ['sn-moj@wacap', 'kz-gp@casc'],
+          expiresAt: now + 86_400_000,
+          acceptedAt: now,
+          chunkIds: [],
+          acceptance: new Uint8Array([2]),
+        },
+        deliveries: [{ address: 'sn-moj@wacap', deliverBy: now + 50 }],
+        forwards: [{ network: 'casc', recipients: ['kz-gp@casc'] }],
+        retainUntil: now + 86_400_000,
+      });
+      await backend.close();
+      addBulk.mockRestore();
+      const [seq] = (await (await harness.open()).readMailbox('sn-moj@wacap', 0, 10)).map(
+        (i) => i.seq,
+      );
+      // Rewrite what this relay wrote into what the previous one wrote: its outbox, no markers, no counter.
+      await admin.del(`${K}unqueued`, `${K}forwarding`);
+      await admin.sadd(`${K}pending`, 'envelope/env-legacy/casc');
+      await admin.zadd(`${K}timers`, now + 50, `${seq}:sn-moj@wacap`);
+      await admin.zadd(`${K}lease`, now - 1, 'envelope/env-legacy/casc');
+
+      const upgraded = await harness.open();
+      const forwarded: string[] = [];
+      const expired: string[] = [];
+      await upgraded.startWorkers(
+        {
+          forward: (task) => {
+            forwarded.push(task.id);
+            return Promise.resolve({ status: 'done' });
+          },
+          giveUp: () => Promise.resolve(),
+          expired: (item) => {
+            expired.push(item.envelopeId);
+            return Promise.resolve();
+          },
+        },
+        { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
+      );
+      harness.clock.advance(60_000);
+      const giveUpAt = Date.now() + 20_000;
+      while ((forwarded.length < 1 || expired.length < 1) && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      while ((await upgraded.stats()).forwardPending > 0 && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      await upgraded.stopWorkers();
+      expect(forwarded).toEqual(['envelope/env-legacy/casc']);
+      expect(expired).toEqual(['env-legacy']);
+      expect(await upgraded.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 1 });
+      expect(await admin.exists(`${K}pending`, `${K}timers`, `${K}lease`, `${K}unqueued`)).toBe(0);
+    } finally {
+      addBulk.mockRestore();
+      await admin.quit();
       await harness.dispose();
     }
   });
@@ -330,29 +554,31 @@ describe('redis backend', () => {
     }
   });
 
-  it('sends the scripts of one tick in one pipeline, a lone script on its own', async () => {
+  it('sends the scripts of one tick in one pipeline on the command connection', async () => {
     const harness = await redisHarness();
-    const client = new Redis(harness.url);
+    const client = new Redis(harness.url, COMMAND_CLIENT_OPTIONS);
     try {
+      // Loaded, so that no NOSCRIPT fallback (a second round) muddles the count.
+      await client.script('LOAD', 'return ARGV[1]');
       let pipelines = 0;
       const pipeline = client.pipeline.bind(client);
-      client.pipeline = ((...args: Parameters<typeof client.pipeline>) => {
+      client.pipeline = (...args: Parameters<typeof client.pipeline>) => {
         pipelines++;
         return pipeline(...args);
-      });
-      const batcher = new ScriptBatcher(client);
+      };
       const echo = new LuaScript('return ARGV[1]');
       const answers = await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
-          batcher.run(echo, `{${harness.prefix}}:k`, [String(i)]),
+          echo.run(client, `{${harness.prefix}}:k`, [String(i)]),
         ),
       );
       expect(answers.map((a) => String(a))).toEqual(
         Array.from({ length: 10 }, (_, i) => String(i)),
       );
       expect(pipelines).toBe(1);
-      expect(String(await batcher.run(echo, `{${harness.prefix}}:k`, ['lone']))).toBe('lone');
-      expect(pipelines).toBe(1);
+      const lone = await echo.run(client, `{${harness.prefix}}:k`, ['lone']);
+      expect(Buffer.isBuffer(lone)).toBe(true);
+      expect(String(lone)).toBe('lone');
     } finally {
       client.disconnect();
       await harness.dispose();
@@ -397,18 +623,13 @@ describe('redis backend', () => {
     }
   });
 
-  it('adds expiry jobs only for timers coming due, then a reconcile pass adds the later ones in time', async () => {
+  it('gives every delivery a delayed expiry job, removed when the item is acked', async () => {
     const harness = await redisHarness();
     const expiryQueue = new Queue('expiry', {
       connection: { url: harness.url },
       prefix: `{${harness.prefix}}:bull`,
     });
-    const backend = await openRedisBackend({
-      url: harness.url,
-      prefix: harness.prefix,
-      clock: harness.clock.now,
-      reconcileIntervalMs: 100,
-    });
+    const backend = await harness.open();
     try {
       const now = harness.clock.now();
       const accept = (id: string, deliverBy: number) =>
@@ -428,14 +649,19 @@ describe('redis backend', () => {
           forwards: [],
           retainUntil: now + 86_400_000,
         });
-      // Horizon: two reconcile intervals (200 ms of this backend's clock).
       await accept('a', now + 150);
       await accept('b', now + 3_600_000);
       await accept('c', now + 3_600_000);
-      expect((await expiryQueue.getDelayed()).length).toBe(1);
-      // Acked before it came due: it never gets a job and never expires.
+      expect((await expiryQueue.getDelayed()).length).toBe(3);
+      // Acked before it came due: its job goes, and it never expires.
       const [, , seqC] = (await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.seq);
       expect(await backend.ack('sn-moj@wacap', [seqC!])).toBe(1);
+      const giveUpAt = Date.now() + 20_000;
+      while ((await expiryQueue.getDelayed()).length > 2 && Date.now() < giveUpAt)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(
+        (await expiryQueue.getDelayed()).map((job) => (job.data as { seq: number }).seq).sort(),
+      ).toEqual([1, 2]);
 
       const expired: string[] = [];
       await backend.startWorkers(
@@ -449,13 +675,14 @@ describe('redis backend', () => {
         },
         { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
       );
-      harness.clock.advance(3_600_000 - 150);
-      const giveUpAt = Date.now() + 20_000;
-      while (expired.length < 2 && Date.now() < giveUpAt)
+      while (expired.length < 1 && Date.now() < giveUpAt)
         await new Promise((resolve) => setTimeout(resolve, 10));
       await backend.stopWorkers();
-      expect([...expired].sort()).toEqual(['a', 'b']);
-      expect(await backend.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
+      expect(expired).toEqual(['a']);
+      expect((await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.envelopeId)).toEqual([
+        'b',
+      ]);
+      expect((await expiryQueue.getDelayed()).length).toBe(1);
     } finally {
       await backend.close();
       await expiryQueue.close();
@@ -475,7 +702,7 @@ describe('redis backend', () => {
         payload: new Uint8Array([1]),
         deadline: harness.clock.now() + 60_000,
       });
-      await backend.rateHit('node', 60_000, 5);
+      await backend.claimOnce('challenge:x', 60_000);
       const admin = new Redis(harness.url);
       try {
         const keys = await admin.keys('*');
@@ -491,7 +718,7 @@ describe('redis backend', () => {
     }
   });
 
-  describe('first attempts in process', () => {
+  describe('jobs', () => {
     const BACKOFF = { baseMs: 5, maxMs: 40, jitter: 0.5 };
     const taskOf = (id: string): string => `envelope/${id}/casc`;
 
@@ -514,11 +741,20 @@ describe('redis backend', () => {
       };
     }
 
+    function markers(harness: { url: string; prefix: string }): Promise<number> {
+      const admin = new Redis(harness.url);
+      return admin.scard(`{${harness.prefix}}:unqueued`).finally(() => admin.disconnect());
+    }
+
     function handlers(forward: WorkerHandlers['forward']): WorkerHandlers {
       return { forward, giveUp: () => Promise.resolve(), expired: () => Promise.resolve() };
     }
 
-    async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+    async function until(
+      what: string,
+      check: () => boolean | Promise<boolean>,
+      ms = 10_000,
+    ): Promise<void> {
       const end = Date.now() + ms;
       while (!(await check())) {
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -526,12 +762,33 @@ describe('redis backend', () => {
       }
     }
 
-    it('attempts a forward it has just committed at once, without a queue job', async () => {
+    it('queues a committed forward as one job under its deterministic id; a retried accept adds none', async () => {
       const harness = await redisHarness();
-      const addBulk = vi.spyOn(Queue.prototype, 'addBulk');
-      const add = vi.spyOn(Queue.prototype, 'add');
+      const forwardQueue = new Queue('forward', {
+        connection: { url: harness.url },
+        prefix: `{${harness.prefix}}:bull`,
+      });
       try {
         const backend = await harness.open();
+        const accepted = forwarding('env-job', harness.clock.now());
+        expect(await backend.accept(accepted)).toEqual({ status: 'accepted' });
+        expect((await backend.accept(accepted)).status).toBe('duplicate');
+        await backend.enqueueForward({
+          kind: 'evidence',
+          id: 'evidence-job',
+          envelopeId: 'env-job',
+          network: 'casc',
+          payload: new Uint8Array([1]),
+          deadline: harness.clock.now() + 60_000,
+        });
+        const jobs = await forwardQueue.getJobs(['wait', 'delayed', 'prioritized', 'active']);
+        expect(jobs.map((job) => (job.data as { taskId: string }).taskId).sort()).toEqual([
+          'envelope/env-job/casc',
+          'evidence-job',
+        ]);
+        expect(jobs.every((job) => /^f-[0-9a-f]{64}$/.test(job.id ?? ''))).toBe(true);
+        await until('the markers to go', async () => (await markers(harness)) === 0);
+
         const seen: { id: string; attempt: number }[] = [];
         await backend.startWorkers(
           handlers((task, attempt) => {
@@ -540,48 +797,57 @@ describe('redis backend', () => {
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
-        addBulk.mockClear();
-        add.mockClear();
-        await backend.accept(forwarding('env-fast', harness.clock.now()));
-        await until('the forward', async () => seen.length === 1 && (await backend.stats()).forwardPending === 0);
-        expect(seen).toEqual([{ id: taskOf('env-fast'), attempt: 1 }]);
-        // Jobs (forward or expiry) were neither added one by one nor in bulk.
-        expect(add).not.toHaveBeenCalled();
-        expect(addBulk.mock.calls.every(([jobs]) => jobs.length === 0)).toBe(true);
+        await until('the forwards', async () => (await backend.stats()).forwardPending === 0);
         await backend.stopWorkers();
+        expect(seen.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+          { id: taskOf('env-job'), attempt: 1 },
+          { id: 'evidence-job', attempt: 1 },
+        ]);
       } finally {
-        addBulk.mockRestore();
-        add.mockRestore();
+        await forwardQueue.close();
         await harness.dispose();
       }
     });
 
-    it('turns a failed first attempt into a delayed job that counts it', async () => {
+    it("retries a failed attempt after the backoff policy's delay (BullMQ's custom strategy)", async () => {
       const harness = await redisHarness();
       try {
         const backend = await harness.open();
-        const attempts: number[] = [];
+        const attempts: { attempt: number; at: number }[] = [];
         await backend.startWorkers(
           handlers((_task, attempt) => {
-            attempts.push(attempt);
-            return Promise.resolve(attempt === 1 ? { status: 'retry', error: 'peer down' } : { status: 'done' });
+            attempts.push({ attempt, at: Date.now() });
+            return Promise.resolve(
+              attempt < 3 ? { status: 'retry', error: 'peer down' } : { status: 'done' },
+            );
           }),
-          { concurrency: 2, backoff: BACKOFF },
+          { concurrency: 2, backoff: { baseMs: 150, maxMs: 1_000, jitter: 0 } },
         );
         await backend.accept(forwarding('env-retry', harness.clock.now()));
-        await until('the second attempt', async () => attempts.length === 2 && (await backend.stats()).forwardPending === 0);
-        expect(attempts).toEqual([1, 2]);
+        await until(
+          'the third attempt',
+          async () => attempts.length === 3 && (await backend.stats()).forwardPending === 0,
+        );
         await backend.stopWorkers();
+        expect(attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
+        // No jitter: 150 ms after the first failure, 300 ms after the second.
+        expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(150);
+        expect(attempts[2]!.at - attempts[1]!.at).toBeGreaterThanOrEqual(300);
       } finally {
         await harness.dispose();
       }
     });
 
-    it('renews the lease of a running attempt, so another instance never takes the task over meanwhile', async () => {
+    it('renews the lock of a running job, so another instance never takes the task over meanwhile', async () => {
       const harness = await redisHarness();
       const opened: RelayBackend[] = [];
-      const open = async (options: { reconcileIntervalMs?: number }) => {
-        const backend = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, leaseMs: 300, ...options });
+      const open = async () => {
+        const backend = await openRedisBackend({
+          url: harness.url,
+          prefix: harness.prefix,
+          clock: harness.clock.now,
+          leaseMs: 300,
+        });
         opened.push(backend);
         return backend;
       };
@@ -590,8 +856,8 @@ describe('redis backend', () => {
         release = resolve;
       });
       try {
-        const a = await open({});
-        const b = await open({ reconcileIntervalMs: 50 });
+        const a = await open();
+        const b = await open();
         const byA: string[] = [];
         const byB: string[] = [];
         await a.startWorkers(
@@ -602,6 +868,8 @@ describe('redis backend', () => {
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
+        await a.accept(forwarding('env-long', harness.clock.now()));
+        await until('the attempt on A', () => byA.length === 1);
         await b.startWorkers(
           handlers((task) => {
             byB.push(task.id);
@@ -609,9 +877,7 @@ describe('redis backend', () => {
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
-        await a.accept(forwarding('env-long', harness.clock.now()));
-        await until('the attempt on A', () => byA.length === 1);
-        // Four lease lengths: without renewal, B's reconcile (every 50 ms) would have queued it.
+        // Four lock lengths: without renewal, B's stalled-job check (every 300 ms) would have taken it.
         await new Promise((resolve) => setTimeout(resolve, 1200));
         expect(byB).toEqual([]);
         release();
@@ -625,36 +891,46 @@ describe('redis backend', () => {
       }
     });
 
-    it('takes over the task of an instance that died mid-attempt once its lease ran out', async () => {
+    it('takes over the job of an instance that died mid-attempt once its lock ran out', async () => {
       const harness = await redisHarness();
       let b: RelayBackend | undefined;
+      // A worker that takes the job and dies: it never renews its lock nor finishes the job.
+      const lockMs = 400;
+      const dying = new Worker('forward', null, {
+        connection: { url: harness.url },
+        prefix: `{${harness.prefix}}:bull`,
+        lockDuration: lockMs,
+        autorun: false,
+      });
       try {
-        // What an instance killed during its first attempt leaves: a pending task under a lease, and no job.
         const a = await harness.open();
         await a.accept(forwarding('env-orphan', harness.clock.now()));
-        await a.close();
-        await deleteBullKeys(harness.url, harness.prefix);
-        const leaseMs = 400;
-        const leasedUntil = harness.clock.now() + leaseMs;
-        const admin = new Redis(harness.url);
-        try {
-          await admin.zadd(`{${harness.prefix}}:lease`, leasedUntil, taskOf('env-orphan'));
-        } finally {
-          await admin.quit();
-        }
-        b = await openRedisBackend({ url: harness.url, prefix: harness.prefix, clock: harness.clock.now, reconcileIntervalMs: 50 });
-        const runs: number[] = [];
+        const taken = await dying.getNextJob('dead-token');
+        expect((taken.data as { taskId: string }).taskId).toBe(taskOf('env-orphan'));
+        const lockedUntil = Date.now() + lockMs;
+
+        b = await openRedisBackend({
+          url: harness.url,
+          prefix: harness.prefix,
+          clock: harness.clock.now,
+          leaseMs: 200,
+        });
+        const runs: { attempt: number; at: number }[] = [];
         await b.startWorkers(
-          handlers(() => {
-            runs.push(harness.clock.now());
+          handlers((_task, attempt) => {
+            runs.push({ attempt, at: Date.now() });
             return Promise.resolve({ status: 'done' });
           }),
           { concurrency: 2, backoff: BACKOFF },
         );
-        await until('the takeover', async () => runs.length === 1 && (await b!.stats()).forwardPending === 0);
-        expect(runs[0]!).toBeGreaterThanOrEqual(leasedUntil);
-        expect(runs).toHaveLength(1);
+        await until(
+          'the takeover',
+          async () => runs.length === 1 && (await b!.stats()).forwardPending === 0,
+        );
+        expect(runs[0]!.at).toBeGreaterThanOrEqual(lockedUntil);
+        expect(runs.map((run) => run.attempt)).toEqual([1]);
       } finally {
+        await dying.close(true);
         await b?.close();
         await harness.dispose();
       }
@@ -670,14 +946,3 @@ describe('redis backend', () => {
     ).rejects.toThrow();
   });
 });
-
-async function deleteBullKeys(url: string, prefix: string): Promise<void> {
-  const admin = new Redis(url);
-  try {
-    const keys = await admin.keys(`{${prefix}}:bull:*`);
-    expect(keys.length).toBeGreaterThan(0);
-    await admin.unlink(...keys);
-  } finally {
-    await admin.quit();
-  }
-}

@@ -18,6 +18,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isBackendError } from '../../src/backend/errors.js';
 import type {
   AcceptInput,
   BackoffPolicy,
@@ -310,7 +311,11 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         expect(items[1]?.payload).toEqual(evidence);
         expect(items[2]?.payload).toEqual(second.bytes);
         // Envelope items say when the envelope was accepted; evidence items do not.
-        expect(items.map((item) => item.acceptedAt)).toEqual([first.acceptedAt, undefined, second.acceptedAt]);
+        expect(items.map((item) => item.acceptedAt)).toEqual([
+          first.acceptedAt,
+          undefined,
+          second.acceptedAt,
+        ]);
       });
 
       it('keeps mailboxes apart', async () => {
@@ -1012,23 +1017,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       });
     });
 
-    describe('rate limits and claims', () => {
-      it('counts hits per fixed window', async () => {
-        const windowMs = MINUTE;
-        // Start at a window boundary, so the test's own steps cannot cross one.
-        clock.advance(windowMs - (clock.now() % windowMs) + 1);
-        const results: boolean[] = [];
-        for (let index = 0; index < 4; index++)
-          results.push(await backend.rateHit('node:sn-moj', windowMs, 3));
-        expect(results).toEqual([true, true, true, false]);
-        expect(await backend.rateHit('node:gh-ago', windowMs, 3)).toBe(true);
-        expect(await backend.rateHit('node:sn-moj', windowMs, 3)).toBe(false);
-
-        clock.advance(windowMs);
-        expect(await backend.rateHit('node:sn-moj', windowMs, 3)).toBe(true);
-        expect(await backend.rateHit('node:zero', windowMs, 0)).toBe(false);
-      });
-
+    describe('claims', () => {
       it('claims a key once until its ttl passes', async () => {
         expect(await backend.claimOnce('challenge:abc', MINUTE)).toBe(true);
         expect(await backend.claimOnce('challenge:abc', MINUTE)).toBe(false);
@@ -1266,6 +1255,140 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         ).rejects.toThrow(RangeError);
         await expect(backend.accept(input(envelope({ id: '' })))).rejects.toThrow(TypeError);
         expect(await backend.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 0 });
+      });
+    });
+
+    describe('lifecycle and argument checks', () => {
+      async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+        try {
+          await promise;
+        } catch (error) {
+          expect(isBackendError(error)).toBe(true);
+          return (error as { code?: string }).code;
+        }
+        return undefined;
+      }
+
+      it('refuses every call once closed, with BACKEND_CLOSED; close is idempotent', async () => {
+        const first = backend.close();
+        expect(backend.close()).toBe(first);
+        await first;
+        await backend.close();
+        const stored = envelope();
+        const calls: Promise<unknown>[] = [
+          backend.ping(),
+          backend.accept(input(stored)),
+          backend.getEnvelope(stored.id),
+          backend.pushEvidence(ALICE, stored.id, 'k', randomPayload()),
+          backend.readMailbox(ALICE, 0, 10),
+          backend.ack(ALICE, [1]),
+          backend.enqueueForward(evidenceTask()),
+          backend.startWorkers(new Recorder(), { concurrency: 1, backoff: BACKOFF }),
+          backend.subscribe(() => undefined),
+          backend.claimOnce('challenge:x', MINUTE),
+          backend.noteUpload(randomChunkId(), clock.now(), upload),
+          backend.stats(),
+          backend.collectGarbage(clock.now(), { chunkRetentionMs: 0, uploadGraceMs: 0 }),
+        ];
+        for (const call of calls) expect(await codeOf(call)).toBe('BACKEND_CLOSED');
+        await backend.stopWorkers();
+        // Nothing was stored by the refused calls.
+        const reopened = await harness.open();
+        expect(await reopened.getEnvelope(stored.id)).toBeUndefined();
+        expect(await reopened.stats()).toEqual({
+          mailboxItems: 0,
+          forwardPending: 0,
+          envelopes: 0,
+        });
+      });
+
+      it('finishes the calls in flight when closed, and lets running handlers use the backend', async () => {
+        const stored = envelope({ recipients: [ALICE, REMOTE] });
+        const release = gate();
+        const recorder = new Recorder();
+        let statsInHandler: unknown;
+        recorder.onForward = async () => {
+          await release.promise;
+          statsInHandler = await backend.stats();
+          return { status: 'done' };
+        };
+        await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
+        await backend.enqueueForward(evidenceTask());
+        await waitFor('the forward to start', () => recorder.forwards.length === 1);
+        const accepting = backend.accept(
+          input(stored, { deliveries: [{ address: ALICE, deliverBy: clock.now() + DAY }] }),
+        );
+        const closing = backend.close();
+        expect(await accepting).toEqual({ status: 'accepted' });
+        release.open();
+        await closing;
+        expect(statsInHandler).toMatchObject({ envelopes: 1 });
+
+        const reopened = await harness.open();
+        expect(await reopened.getEnvelope(stored.id)).toEqual(stored);
+        expect((await reopened.stats()).forwardPending).toBe(0);
+      });
+
+      it('refuses a second start with WORKERS_RUNNING; a start during a stop waits for it', async () => {
+        const recorder = new Recorder();
+        await backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
+        expect(
+          await codeOf(backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF })),
+        ).toBe('WORKERS_RUNNING');
+        const release = gate();
+        recorder.onForward = async () => {
+          await release.promise;
+          return { status: 'done' };
+        };
+        await backend.enqueueForward(evidenceTask());
+        await waitFor('the forward to start', () => recorder.forwards.length === 1);
+        let stopped = false;
+        const stopping = backend.stopWorkers().then(() => {
+          stopped = true;
+        });
+        const restarting = backend.startWorkers(recorder, { concurrency: 1, backoff: BACKOFF });
+        release.open();
+        await restarting;
+        expect(stopped).toBe(true);
+        await stopping;
+        await backend.stopWorkers();
+      });
+
+      it('refuses malformed arguments with BACKEND_INPUT_INVALID and stores nothing', async () => {
+        const stored = envelope();
+        const bad: Promise<unknown>[] = [
+          backend.accept(input(envelope({ id: '' }))),
+          backend.accept(input({ ...stored, expiresAt: 1.5 })),
+          backend.accept(input(stored, { deliveries: [{ address: '', deliverBy: clock.now() }] })),
+          backend.accept(input({ ...stored, bytes: 'not bytes' as unknown as Uint8Array })),
+          backend.accept({ ...input(stored), uploader: '' }),
+          backend.pushEvidence(ALICE, stored.id, 'k', [1, 2] as unknown as Uint8Array),
+          backend.pushEvidence(ALICE, '', 'k', randomPayload()),
+          backend.readMailbox(ALICE, Number.NaN, 10),
+          backend.readMailbox(ALICE, 0, 1.5),
+          backend.ack(ALICE, 7 as unknown as number[]),
+          backend.enqueueForward({ ...evidenceTask(), id: '' }),
+          backend.enqueueForward({ ...evidenceTask(), kind: 'envelope' as 'evidence' }),
+          backend.claimOnce('', MINUTE),
+          backend.claimOnce('token:x', 0),
+          backend.noteUpload('', clock.now(), upload),
+          backend.noteUpload(randomChunkId(), clock.now(), { identity: SENDER, size: -1 }),
+          backend.ownedChunks('', [randomChunkId()], clock.now()),
+          backend.chunkReferenced(randomChunkId(), clock.now(), -1),
+          backend.collectGarbage(clock.now(), { chunkRetentionMs: -1, uploadGraceMs: 0 }),
+          backend.startWorkers(new Recorder(), { concurrency: 1.5, backoff: BACKOFF }),
+        ];
+        for (const call of bad) expect(await codeOf(call)).toBe('BACKEND_INPUT_INVALID');
+        expect(await backend.getEnvelope(stored.id)).toBeUndefined();
+        expect(await backend.readMailbox(ALICE, 0, 10)).toEqual([]);
+        expect(await backend.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 0 });
+        expect([...(await backend.usage()).keys()]).toEqual([]);
+        expect(await backend.claimOnce('token:x', MINUTE)).toBe(true);
+        // The checks name the argument, never its value.
+        const error = await backend
+          .pushEvidence('secret-address@wacap', '', 'k', randomPayload())
+          .catch((caught: unknown) => caught);
+        expect((error as Error).message).not.toContain('secret-address');
       });
     });
   });
