@@ -1,4 +1,10 @@
-import { isRelayClientError, type MailboxItem, type MailboxSubscription } from '@rogatory/client';
+import {
+  backoffDelay,
+  isRelayClientError,
+  type MailboxItem,
+  type MailboxSubscription,
+  type RetryPolicy,
+} from '@rogatory/client';
 import type { NodeContext, ProgressListener } from './context.js';
 import { NodeError, toNodeError } from './errors.js';
 import { processItem, type ItemOutcome } from './inbound.js';
@@ -32,7 +38,8 @@ export interface SyncHandle {
 
 const PAGE = 50;
 const MAX_PAGES = 200;
-const RESTART = { baseMs: 1_000, maxMs: 60_000 } as const;
+/** Restart of the subscription after an item could not be stored: doubling from 1 s to 1 min (`retries` unused: it restarts until stopped). */
+const RESTART: RetryPolicy = { retries: 0, baseMs: 1_000, maxMs: 60_000, jitter: 0 };
 const OUTBOX_IDLE_MS = 30_000;
 
 /**
@@ -168,7 +175,7 @@ export function startSync(
 
   const scheduleRestart = (): void => {
     if (state.stopped || restartTimer !== undefined) return;
-    const delay = Math.min(RESTART.maxMs, RESTART.baseMs * 2 ** Math.min(restarts, 10));
+    const delay = backoffDelay(RESTART, restarts, Math.random);
     restarts++;
     const old = subscription;
     subscription = undefined;
