@@ -3,7 +3,7 @@ import { backoffDelay } from '@rogatory/client';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Actor } from '../src/index.js';
-import { OUTBOX_BACKOFF } from '../src/outbox.js';
+import { OUTBOX_BACKOFF } from '../src/sending/outbox.js';
 import {
   makeNode,
   mlaRequest,

@@ -6,11 +6,11 @@ import {
 } from '@rogatory/client';
 import { isProtocolError, verifyEvidence, type Envelope, type Evidence } from '@rogatory/protocol';
 import { isStorageError } from '@rogatory/storage';
-import { audit, type NodeContext, type ProgressListener } from './context.js';
-import { findCause, nodeFail } from './errors.js';
-import { applyAnswerToRequest } from './outbound.js';
-import type { OutboxRow } from './store/store.js';
-import { advance, deliveryProgress } from './workflow.js';
+import { audit, type NodeContext, type ProgressListener } from '../context.js';
+import { codeOf, nodeFail } from '../errors.js';
+import { applyAnswerToRequest } from '../answering/answer-threading.js';
+import type { OutboxRow } from '../store/mailbox-store.js';
+import { advance, deliveryProgress } from '../dossier-status.js';
 
 /**
  * Backoff of queued submissions and evidences: doubling from 2 s to 10 min,
@@ -215,17 +215,4 @@ export class Outbox {
     this.ctx.store.failOutbox(row.id, code);
     return 'failed';
   }
-}
-
-/** A stable code for any failure (never a message). */
-export function codeOf(err: unknown): string {
-  const relay = findCause(err, isRelayClientError);
-  if (relay) return relay.code;
-  const storage = findCause(err, isStorageError);
-  if (storage) return storage.code;
-  const protocol = findCause(err, (e): e is { code: string } => isProtocolError(e));
-  if (protocol) return protocol.code;
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return (err as { code: string }).code;
-  return 'INTERNAL';
 }
