@@ -115,9 +115,6 @@ async function encryptOpened(
     run = encryptAttachment(source, {
       name,
       mediaType: input.mediaType ?? guessMediaType(input.path),
-      // Each chunk is copied into a buffer of our own before the next is
-      // requested (below): the engine's buffers circulate, no garbage per chunk.
-      reuseBuffers: true,
     });
   } catch (cause) {
     return nodeFail('INPUT_INVALID', 'invalid attachment name or media type', {
@@ -129,21 +126,11 @@ async function encryptOpened(
   // Encryption goes on while the last few chunks are written and synced:
   // at most STORE_CONCURRENCY writes in flight, and every one has ended
   // (stored or failed) before this function returns or throws.
+  // Each chunk has a buffer of its own (no reuseBuffers): a write in flight
+  // keeps its bytes while the next chunks are encrypted.
   const writes: Promise<void>[] = [];
-  /** Buffers of the writes in flight, recycled when their write ends (at most STORE_CONCURRENCY + 1 exist). */
-  const spare: Uint8Array[] = [];
-  const copyOf = (bytes: Uint8Array): Uint8Array => {
-    const i = spare.findIndex((b) => b.length >= bytes.length);
-    const buffer = i < 0 ? new Uint8Array(bytes.length) : spare.splice(i, 1)[0]!;
-    buffer.set(bytes);
-    return buffer.subarray(0, bytes.length);
-  };
   const store = async (id: string, bytes: Uint8Array): Promise<void> => {
-    try {
-      await ctx.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
-    } finally {
-      if (spare.length <= STORE_CONCURRENCY) spare.push(new Uint8Array(bytes.buffer));
-    }
+    await ctx.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
     done += Math.max(0, bytes.length - 17);
     onProgress?.({
       phase: 'encrypt',
@@ -157,7 +144,7 @@ async function encryptOpened(
     try {
       for await (const chunk of run.chunks) {
         if (writes.length >= STORE_CONCURRENCY) await writes.shift();
-        const write = store(chunk.id, copyOf(chunk.bytes));
+        const write = store(chunk.id, chunk.bytes);
         write.catch(() => undefined);
         writes.push(write);
       }
