@@ -1,13 +1,13 @@
 import type { RelayClient } from '@rogatory/client';
 import type { TrustStore } from '@rogatory/protocol';
 import type { BlobStore } from '@rogatory/storage';
-import type { AuditAction, AuditLog } from './audit.js';
-import type { NodeConfig } from './config.js';
-import type { Keyring } from './keyring.js';
-import type { LocalCipher } from './local-crypto.js';
+import type { AuditAction, AuditLog } from './administration/audit-log.js';
+import type { NodeConfig } from './administration/config.js';
+import type { Keyring } from './administration/keyring.js';
+import type { LocalCipher } from './store/local-cipher.js';
 import type { NodeDatabase } from './store/db.js';
-import type { MailboxStore } from './store/store.js';
-import type { UserDirectory } from './users.js';
+import type { MailboxStore } from './store/mailbox-store.js';
+import type { UserDirectory } from './administration/users.js';
 
 /** Everything an open node holds; shared by the workflow modules behind `AuthorityNode`. */
 export interface NodeContext {
@@ -51,4 +51,12 @@ export function audit(
     target: target ?? null,
     detail: detail ?? null,
   });
+}
+
+/** The stored chunks of an attachment, in order, read whole one at a time (each at most 16 MiB). */
+export async function* storedChunks(
+  ctx: NodeContext,
+  ids: readonly string[],
+): AsyncGenerator<Uint8Array> {
+  for (const id of ids) yield await ctx.blobs.getBytes(id);
 }

@@ -227,3 +227,16 @@ export function findCause<T>(err: unknown, guard: (e: unknown) => e is T): T | u
   }
   return undefined;
 }
+
+/** A stable code for any failure (never a message). */
+export function codeOf(err: unknown): string {
+  const relay = findCause(err, isRelayClientError);
+  if (relay) return relay.code;
+  const storage = findCause(err, isStorageError);
+  if (storage) return storage.code;
+  const protocol = findCause(err, (e): e is { code: string } => isProtocolError(e));
+  if (protocol) return protocol.code;
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
+    return (err as { code: string }).code;
+  return 'INTERNAL';
+}

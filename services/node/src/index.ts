@@ -1,10 +1,16 @@
-export { AuthorityNode, openNode, type NodeStatus } from './node.js';
+export {
+  AuthorityNode,
+  openNode,
+  type NodeStatus,
+  type SyncEvent,
+  type SyncReport,
+} from './authority-node.js';
 export {
   initNode,
   type InitNodeOptions,
   type InitNodeResult,
   type OpenNodeOptions,
-} from './init.js';
+} from './administration/node-directory.js';
 export {
   NODE_ERRORS,
   NodeError,
@@ -22,38 +28,30 @@ export {
   type Permission,
   type Role,
   type UserInfo,
-} from './users.js';
-export { STATUSES, type Status, type RecipientProgress } from './workflow.js';
+} from './administration/users.js';
+export { STATUSES, type Status, type RecipientProgress } from './dossier-status.js';
 export {
   AUDIT_ACTIONS,
   type AuditAction,
   type AuditEntry,
   type AuditProblem,
   type AuditReport,
-} from './audit.js';
-export { verifyBundle } from './bundle.js';
+} from './administration/audit-log.js';
+export { verifyBundle } from './export/bundle.js';
 export {
   NodeConfigSchema,
   type BlobStoreConfig,
   type KdfLimits,
   type NodeConfig,
-} from './config.js';
-export type { ImportedKeys } from './keyring.js';
-export type { AttachmentInput, ComposeInput } from './outbound.js';
-export type { OutboxReport } from './outbox.js';
-export type { ItemOutcome } from './inbound.js';
-export type { SyncEvent, SyncReport } from './sync.js';
+} from './administration/config.js';
+export type { ImportedKeys } from './administration/keyring.js';
+export type { AttachmentInput } from './drafting/attachment-encryption.js';
+export type { ComposeInput } from './drafting/draft.js';
+export type { OutboxReport } from './sending/outbox.js';
+export type { ItemOutcome } from './receiving/receive-item.js';
 export type { ProgressListener, TransferProgress } from './context.js';
-export type {
-  AttachmentInfo,
-  CaseSummary,
-  DossierDetails,
-  DossierFilter,
-  DossierSummary,
-  EvidenceChainView,
-  EvidenceSummary,
-  OpenedView,
-  QuarantineEntry,
-  SavedAttachment,
-} from './views.js';
+export type { EvidenceChainView, DossierDetails, EvidenceSummary } from './reading/details.js';
+export type { CaseSummary, DossierFilter, QuarantineEntry } from './reading/lists.js';
+export type { AttachmentInfo, OpenedView, SavedAttachment } from './reading/opening.js';
+export type { DossierSummary } from './reading/summaries.js';
 export * from './api/index.js';

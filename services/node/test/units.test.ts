@@ -3,8 +3,8 @@ import { issueEvidence, randomBytes, ready, utf8, validator } from '@rogatory/pr
 import { buildTestWorld, sealTestDossier } from '@rogatory/protocol/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isNodeError } from '../src/index.js';
-import { LocalCipher } from '../src/local-crypto.js';
-import { advance, deliveryProgress, statusForAnswer } from '../src/workflow.js';
+import { LocalCipher } from '../src/store/local-cipher.js';
+import { advance, deliveryProgress, statusForAnswer } from '../src/dossier-status.js';
 import { stripAttachmentRefs, mlaRequest } from './support/fixtures.js';
 
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { NewUser, UserInfo as UserRecord } from '../users.js';
+import type { NewUser, UserInfo as UserRecord } from '../administration/users.js';
 import { actorOf, requirePermission } from './context.js';
 import {
   AUTHED,

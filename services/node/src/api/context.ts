@@ -1,8 +1,14 @@
 import { resolve } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import type { FileRoot } from '../file-root.js';
-import type { AuthorityNode } from '../node.js';
-import { PERMISSIONS, type Actor, type Permission, type Role, type UserInfo } from '../users.js';
+import type { FileRoot } from '../files/file-root.js';
+import type { AuthorityNode } from '../authority-node.js';
+import {
+  PERMISSIONS,
+  type Actor,
+  type Permission,
+  type Role,
+  type UserInfo,
+} from '../administration/users.js';
 import { ApiError } from './errors.js';
 import type { LoginLimiter, Session, SessionStore } from './sessions.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { AttachmentInput } from '../outbound.js';
-import type { DossierFilter } from '../views.js';
+import type { AttachmentInput } from '../drafting/attachment-encryption.js';
+import type { DossierFilter } from '../reading/lists.js';
 import { actorOf, hostPath, requirePermission, type ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 import {

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { CLEARANCES, NewUserSchema, ROLES } from '../users.js';
-import { STATUSES } from '../workflow.js';
+import { CLEARANCES, NewUserSchema, ROLES } from '../administration/users.js';
+import { STATUSES } from '../dossier-status.js';
 import { API_ERRORS, API_ERROR_CODES, type ApiErrorCode } from './errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Actor } from '../users.js';
+import type { Actor } from '../administration/users.js';
 
 export interface Session {
   readonly actor: Actor;

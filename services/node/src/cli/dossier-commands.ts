@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
-import type { AttachmentInput } from '../outbound.js';
-import type { DossierFilter, DossierSummary } from '../views.js';
+import type { AttachmentInput } from '../drafting/attachment-encryption.js';
+import type { DossierFilter } from '../reading/lists.js';
+import type { DossierSummary } from '../reading/summaries.js';
 import { emit, formatTime, table } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, type CliRun } from './session.js';

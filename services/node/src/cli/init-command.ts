@@ -12,8 +12,8 @@ import {
   validator,
 } from '@rogatory/protocol';
 import { nodeFail } from '../errors.js';
-import { initNode } from '../init.js';
-import type { ImportedKeys } from '../keyring.js';
+import { initNode } from '../administration/node-directory.js';
+import type { ImportedKeys } from '../administration/keyring.js';
 import { emit, formatTime, secret } from './io.js';
 import { globals, withNode, type CliRun } from './session.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { verifyBundle } from '../bundle.js';
+import { verifyBundle } from '../export/bundle.js';
 import { NODE_ERRORS } from '../errors.js';
-import type { SyncEvent } from '../sync.js';
+import type { SyncEvent } from '../authority-node.js';
 import { EXIT, emit, formatTime, table, type CliIO } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, withNode, type CliRun } from './session.js';

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
-import { AuthorityNode } from '../node.js';
-import type { Actor } from '../users.js';
+import { AuthorityNode } from '../authority-node.js';
+import type { Actor } from '../administration/users.js';
 import { secret, type CliIO } from './io.js';
 
 export interface GlobalOptions {

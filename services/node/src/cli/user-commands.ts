@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
-import { CLEARANCES, ROLES, type Clearance, type Role } from '../users.js';
+import { CLEARANCES, ROLES, type Clearance, type Role } from '../administration/users.js';
 import { emit, formatTime, secret, table } from './io.js';
 import { asUser, globals, type CliRun } from './session.js';
 

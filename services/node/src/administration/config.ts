@@ -8,8 +8,8 @@ import {
   NetworkIdSchema,
   validator,
 } from '@rogatory/protocol';
-import { isNodeError, nodeFail } from './errors.js';
-import { writeFileAtomic } from './fs-util.js';
+import { isNodeError, nodeFail } from '../errors.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
 
 export const CONFIG_FILE = 'node.json';
 

@@ -2,10 +2,11 @@ import { Type, type Static } from 'typebox';
 import { validator } from '@rogatory/protocol';
 import { pwhashStrInWorkerSync, pwhashStrVerifyInWorkerSync } from '@rogatory/protocol/node';
 import type { KdfLimits } from './config.js';
-import { nodeFail } from './errors.js';
-import type { NodeDatabase } from './store/db.js';
-import { newLocalId } from './store/store.js';
-import type { HandlingCode } from './store/records.js';
+import { nodeFail } from '../errors.js';
+import type { NodeDatabase } from '../store/db.js';
+import { newLocalId } from '../store/mailbox-store.js';
+import type { HandlingCode } from '../store/records.js';
+import { UserTable, type UserRow } from '../store/user-table.js';
 
 export const ROLES = ['officer', 'approver', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -73,40 +74,26 @@ export class Actor {
 }
 const issued = new WeakSet<Actor>();
 
-interface UserRow {
-  id: string;
-  username: string;
-  role: Role;
-  clearances: string;
-  password_hash: string;
-  disabled: number;
-  created_at: number;
-  created_by: string | null;
-}
-
 export class UserDirectory {
-  private readonly db: NodeDatabase;
+  private readonly table: UserTable;
   private readonly kdf: KdfLimits;
   /** A hash for unknown usernames, so a login costs the same whether or not the user exists. */
   private dummyHash: string | undefined;
 
   constructor(db: NodeDatabase, kdf: KdfLimits) {
-    this.db = db;
+    this.table = new UserTable(db);
     this.kdf = kdf;
   }
 
   count(): number {
-    return (this.db.sql.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+    return this.table.count();
   }
 
   /** Insert a user (caller checks who may, and audits). Password hashed with crypto_pwhash_str (Argon2id). */
   add(input: unknown, createdBy: string | null, now: number): UserInfo {
     const user = newUserShape.parse(input);
-    if (
-      this.db.sql.prepare('SELECT 1 FROM users WHERE username = ?').get(user.username) !== undefined
-    ) {
+    if (this.table.byUsername(user.username) !== undefined)
       return nodeFail('USER_EXISTS', `user ${user.username} exists`);
-    }
     // Argon2id on a short-lived worker thread (blocking, as in-process would):
     // in-process, libsodium's WebAssembly memory would grow to memlimit for good.
     const hash = pwhashStrInWorkerSync(
@@ -115,11 +102,15 @@ export class UserDirectory {
       this.kdf.memlimit,
     );
     const id = newLocalId('u');
-    this.db.sql
-      .prepare(
-        'INSERT INTO users (id, username, role, clearances, password_hash, disabled, created_at, created_by) VALUES (?, ?, ?, ?, ?, 0, ?, ?)',
-      )
-      .run(id, user.username, user.role, JSON.stringify(user.clearances), hash, now, createdBy);
+    this.table.insert({
+      id,
+      username: user.username,
+      role: user.role,
+      clearances: JSON.stringify(user.clearances),
+      password_hash: hash,
+      created_at: now,
+      created_by: createdBy,
+    });
     return {
       id,
       username: user.username,
@@ -131,35 +122,27 @@ export class UserDirectory {
   }
 
   list(): UserInfo[] {
-    return (this.db.sql.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(
-      info,
-    );
+    return this.table.all().map(info);
   }
 
   byUsername(username: string): UserInfo | undefined {
-    const row = this.db.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as
-      UserRow | undefined;
+    const row = this.table.byUsername(username);
     return row ? info(row) : undefined;
   }
 
   byId(id: string): UserInfo | undefined {
-    const row = this.db.sql.prepare('SELECT * FROM users WHERE id = ?').get(id) as
-      UserRow | undefined;
+    const row = this.table.byId(id);
     return row ? info(row) : undefined;
   }
 
   disable(username: string): UserInfo {
-    const changed = this.db.sql
-      .prepare('UPDATE users SET disabled = 1 WHERE username = ?')
-      .run(username).changes;
-    if (changed === 0) return nodeFail('NOT_FOUND', `no user ${username}`);
+    if (!this.table.disable(username)) return nodeFail('NOT_FOUND', `no user ${username}`);
     return this.byUsername(username)!;
   }
 
   /** Check a password (crypto_pwhash_str_verify compares in constant time). Same error for every failure. */
   authenticate(username: string, password: string): Actor {
-    const row = this.db.sql.prepare('SELECT * FROM users WHERE username = ?').get(username) as
-      UserRow | undefined;
+    const row = this.table.byUsername(username);
     this.dummyHash ??= pwhashStrInWorkerSync(
       'not a password of anyone',
       this.kdf.opslimit,
@@ -218,7 +201,8 @@ function info(row: UserRow): UserInfo {
   return {
     id: row.id,
     username: row.username,
-    role: row.role,
+    // The table's CHECK constraint admits only ROLES.
+    role: row.role as Role,
     clearances,
     disabled: row.disabled !== 0,
     createdAt: row.created_at,

@@ -20,12 +20,13 @@ import {
   type ErrorCode,
   type VerifyBundleOptions,
 } from '@rogatory/protocol';
-import { audit, type NodeContext } from './context.js';
-import { nodeFail } from './errors.js';
-import { O_NOFOLLOW, READ_ANY } from './file-root.js';
-import { writeFileAtomic } from './fs-util.js';
-import type { Actor } from './users.js';
-import { decryptAll, recordOpening, readable } from './views.js';
+import { audit, type NodeContext } from '../context.js';
+import { nodeFail } from '../errors.js';
+import { O_NOFOLLOW, READ_ANY } from '../files/file-root.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
+import type { Actor } from '../administration/users.js';
+import { decryptAll, recordOpening } from '../reading/opening.js';
+import { readable } from '../reading/summaries.js';
 
 /**
  * Write a bundle of a sent or received dossier into `destDir` (must be absent

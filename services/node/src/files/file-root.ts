@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { nodeFail } from './errors.js';
+import { nodeFail } from '../errors.js';
 
 /** O_NOFOLLOW where the platform has it (Windows has none; creating links there takes privileges). */
 export const O_NOFOLLOW = (constants as Partial<typeof constants>).O_NOFOLLOW ?? 0;

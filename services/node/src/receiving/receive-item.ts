@@ -13,12 +13,13 @@ import {
 } from '@rogatory/protocol';
 import { decryptAttachment } from '@rogatory/protocol/node';
 import { isStorageError } from '@rogatory/storage';
-import { audit, type NodeContext, type ProgressListener } from './context.js';
-import { NodeError, findCause, toNodeError } from './errors.js';
-import { applyAnswerToRequest, caseMetaOf, metaOf, requestAnsweredBy } from './outbound.js';
+import { audit, storedChunks, type NodeContext, type ProgressListener } from '../context.js';
+import { NodeError, findCause, toNodeError } from '../errors.js';
+import { applyAnswerToRequest, requestAnsweredBy } from '../answering/answer-threading.js';
+import { caseMetaOf, metaOf } from '../dossier-meta.js';
 import { relayIncident } from './relay-incidents.js';
-import type { HandlingCode } from './store/records.js';
-import { advance, deliveryProgress } from './workflow.js';
+import type { HandlingCode } from '../store/records.js';
+import { advance, deliveryProgress } from '../dossier-status.js';
 
 export type ItemOutcome =
   | { readonly kind: 'received'; readonly dossierId: string; readonly envelopeId: string }
@@ -232,13 +233,6 @@ async function checkAttachment(ctx: NodeContext, manifest: AttachmentManifest): 
     reuseBuffers: true,
   }))
     piece.fill(0);
-}
-
-export async function* storedChunks(
-  ctx: NodeContext,
-  ids: readonly string[],
-): AsyncGenerator<Uint8Array> {
-  for (const id of ids) yield await ctx.blobs.getBytes(id);
 }
 
 function quarantine(ctx: NodeContext, envelope: Envelope, seq: number, code: string): ItemOutcome {

@@ -12,7 +12,7 @@ import {
   type KeyRef,
 } from '@rogatory/protocol';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
-import { AuditLog } from './audit.js';
+import { AuditLog } from './audit-log.js';
 import {
   readConfig,
   writeConfig,
@@ -20,8 +20,8 @@ import {
   type KdfLimits,
   type NodeConfig,
 } from './config.js';
-import type { NodeContext } from './context.js';
-import { isNodeError, nodeFail, toNodeError } from './errors.js';
+import type { NodeContext } from '../context.js';
+import { isNodeError, nodeFail, toNodeError } from '../errors.js';
 import {
   DEFAULT_KEY_PATHS,
   createKeyring,
@@ -29,9 +29,9 @@ import {
   wipeKeyring,
   type ImportedKeys,
 } from './keyring.js';
-import { LocalCipher } from './local-crypto.js';
-import { NodeDatabase } from './store/db.js';
-import { MailboxStore } from './store/store.js';
+import { LocalCipher } from '../store/local-cipher.js';
+import { NodeDatabase } from '../store/db.js';
+import { MailboxStore } from '../store/mailbox-store.js';
 import { buildTrust, loadTrust, writeTrustMaterial } from './trust-material.js';
 import { UserDirectory, type NewUser } from './users.js';
 

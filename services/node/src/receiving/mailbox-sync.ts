@@ -1,16 +1,20 @@
-import { isRelayClientError, type MailboxItem, type MailboxSubscription } from '@rogatory/client';
-import type { NodeContext, ProgressListener } from './context.js';
-import { NodeError, toNodeError } from './errors.js';
-import { processItem, type ItemOutcome } from './inbound.js';
-import { codeOf, type Outbox, type OutboxReport } from './outbox.js';
+import {
+  backoffDelay,
+  isRelayClientError,
+  type MailboxItem,
+  type MailboxSubscription,
+  type RetryPolicy,
+} from '@rogatory/client';
+import type { NodeContext, ProgressListener } from '../context.js';
+import { codeOf, toNodeError } from '../errors.js';
+import { processItem, type ItemOutcome } from './receive-item.js';
 import { relayIncident } from './relay-incidents.js';
 
-/** What the sync loop reports, for a CLI or a UI. Never content. */
-export type SyncEvent =
+/** What the mailbox side of sync reports, for a CLI or a UI. Never content. */
+export type MailboxEvent =
   | { readonly type: 'connected' }
   | { readonly type: 'disconnected'; readonly willReconnect: boolean }
   | { readonly type: 'item'; readonly seq: number; readonly outcome: ItemOutcome }
-  | { readonly type: 'outbox'; readonly report: OutboxReport }
   | {
       readonly type: 'error';
       readonly code: string;
@@ -18,33 +22,25 @@ export type SyncEvent =
       readonly seq?: number;
     };
 
-export interface SyncReport {
-  readonly items: readonly { readonly seq: number; readonly outcome: ItemOutcome }[];
-  readonly outbox: OutboxReport;
-}
-
-export interface SyncHandle {
-  /** Stop the subscription and the outbox worker; resolves when both are idle. */
+export interface MailboxSubscriptionHandle {
+  /** Stop the subscription; resolves when it is closed. */
   stop(): Promise<void>;
-  /** Wake the outbox worker now (after an approval or an opening). */
-  poke(): void;
 }
 
 const PAGE = 50;
 const MAX_PAGES = 200;
-const RESTART = { baseMs: 1_000, maxMs: 60_000 } as const;
-const OUTBOX_IDLE_MS = 30_000;
+/** Restart of the subscription after an item could not be stored: doubling from 1 s to 1 min (`retries` unused: it restarts until stopped). */
+const RESTART: RetryPolicy = { retries: 0, baseMs: 1_000, maxMs: 60_000, jitter: 0 };
 
 /**
  * Pull the mailbox over HTTP until it is empty (bounded), storing and then
- * acking each item in order, then flush the outbox. Stops at the first item
- * that cannot be stored and throws its error: that item stays unacked.
+ * acking each item in order. Stops at the first item that cannot be stored
+ * and throws its error: that item stays unacked.
  */
-export async function syncOnce(
+export async function pullMailbox(
   ctx: NodeContext,
-  outbox: Outbox,
   onProgress?: ProgressListener,
-): Promise<SyncReport> {
+): Promise<{ seq: number; outcome: ItemOutcome }[]> {
   const items: { seq: number; outcome: ItemOutcome }[] = [];
   let after = ctx.store.cursor();
   for (let page = 0; page < MAX_PAGES; page++) {
@@ -78,50 +74,38 @@ export async function syncOnce(
       items.push({ seq: item.seq, outcome });
     }
   }
-  const report = await outbox.run({ force: true, ...(onProgress ? { onProgress } : {}) });
-  return { items, outbox: report };
+  return items;
 }
 
 /**
- * Live sync: a mailbox subscription from the stored cursor (items stored,
- * then acked, then the cursor saved), and a background outbox worker with
- * backoff. An item that cannot be stored is not acked; the subscription is
- * restarted after a backoff so that the relay sends it again.
+ * Live mailbox: a subscription from the stored cursor (items stored, then
+ * acked, then the cursor saved). An item that cannot be stored is not acked;
+ * the subscription is restarted after a backoff so that the relay sends it
+ * again. `onStored` runs after each stored item (it may have queued an
+ * evidence to send). `onEvent` must not throw.
  */
-export function startSync(
+export function subscribeMailbox(
   ctx: NodeContext,
-  outbox: Outbox,
-  onEvent: (event: SyncEvent) => void = () => undefined,
-): SyncHandle {
-  const state = { stopped: false };
-  const isStopped = (): boolean => state.stopped;
+  options: { onEvent: (event: MailboxEvent) => void; onStored?: () => void },
+): MailboxSubscriptionHandle {
+  const emit = options.onEvent;
+  let stopped = false;
   let subscription: MailboxSubscription | undefined;
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
   let restarts = 0;
-  let wake: (() => void) | undefined;
-  let outboxTimer: ReturnType<typeof setTimeout> | undefined;
-
-  const emit = (event: SyncEvent): void => {
-    try {
-      onEvent(event);
-    } catch {
-      // A listener that throws must not stop the node.
-    }
-  };
-
   const subscribe = (): void => {
-    if (state.stopped) return;
+    if (stopped) return;
     const sub = ctx.relay.openMailbox({
       after: ctx.store.cursor(),
       onItem: async (item) => {
-        if (state.stopped) return;
+        if (stopped) return;
         try {
           const outcome = await processItem(ctx, item);
           emit({ type: 'item', seq: item.seq, outcome });
           restarts = 0;
           sub.ack([item.seq]).then(
             () => {
-              if (state.stopped) return;
+              if (stopped) return;
               try {
                 ctx.store.setCursor(sub.cursor);
               } catch {
@@ -130,7 +114,7 @@ export function startSync(
             },
             () => undefined,
           );
-          wake?.();
+          options.onStored?.();
         } catch (err) {
           const e = toNodeError(err, 'store mailbox item');
           emit({
@@ -167,8 +151,8 @@ export function startSync(
   };
 
   const scheduleRestart = (): void => {
-    if (state.stopped || restartTimer !== undefined) return;
-    const delay = Math.min(RESTART.maxMs, RESTART.baseMs * 2 ** Math.min(restarts, 10));
+    if (stopped || restartTimer !== undefined) return;
+    const delay = backoffDelay(RESTART, restarts, Math.random);
     restarts++;
     const old = subscription;
     subscription = undefined;
@@ -179,51 +163,12 @@ export function startSync(
     }, delay);
   };
 
-  const outboxLoop = async (): Promise<void> => {
-    while (!state.stopped) {
-      try {
-        const report = await outbox.run();
-        if (
-          report.sent.length +
-            report.rejected.length +
-            report.evidencesPosted +
-            report.failed +
-            report.deferred >
-          0
-        )
-          emit({ type: 'outbox', report });
-      } catch (err) {
-        const e = err instanceof NodeError ? err : toNodeError(err, 'outbox');
-        emit({ type: 'error', code: e.code });
-      }
-      const next = ctx.store.nextOutboxAt();
-      const delay =
-        next === undefined
-          ? OUTBOX_IDLE_MS
-          : Math.max(50, Math.min(OUTBOX_IDLE_MS, next - ctx.clock()));
-      await new Promise<void>((resolve) => {
-        if (isStopped()) {
-          resolve();
-          return;
-        }
-        wake = resolve;
-        outboxTimer = setTimeout(resolve, delay);
-      });
-      wake = undefined;
-      if (outboxTimer !== undefined) clearTimeout(outboxTimer);
-    }
-  };
-
   subscribe();
-  const loop = outboxLoop();
   return {
-    poke: () => wake?.(),
     async stop() {
-      state.stopped = true;
+      stopped = true;
       if (restartTimer !== undefined) clearTimeout(restartTimer);
-      wake?.();
       await subscription?.close();
-      await loop;
     },
   };
 }

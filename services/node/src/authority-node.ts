@@ -1,23 +1,65 @@
 import type { BundleKind, EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
-import type { AuditEntry, AuditReport } from './audit.js';
-import { exportBundle } from './bundle.js';
-import { audit, type NodeContext, type ProgressListener } from './context.js';
-import { nodeFail } from './errors.js';
-import { closeContext, openContext, type OpenNodeOptions } from './init.js';
+import type { AuditEntry, AuditReport } from './administration/audit-log.js';
 import {
-  approve,
-  compose,
-  returnToDraft,
-  submitForApproval,
-  updateDraft,
-  type AttachmentInput,
-  type ComposeInput,
-} from './outbound.js';
-import { Outbox, type OutboxReport } from './outbox.js';
-import { relayIncidents, type RelayIncidents } from './relay-incidents.js';
-import { startSync, syncOnce, type SyncEvent, type SyncHandle, type SyncReport } from './sync.js';
-import { type Actor, type NewUser, type UserInfo } from './users.js';
-import * as views from './views.js';
+  closeContext,
+  openContext,
+  type OpenNodeOptions,
+} from './administration/node-directory.js';
+import { type Actor, type NewUser, type UserInfo } from './administration/users.js';
+import { draftReply } from './answering/reply.js';
+import { audit, type NodeContext, type ProgressListener } from './context.js';
+import type { AttachmentInput } from './drafting/attachment-encryption.js';
+import { compose, submitForApproval, updateDraft, type ComposeInput } from './drafting/draft.js';
+import { nodeFail } from './errors.js';
+import { exportBundle } from './export/bundle.js';
+import {
+  evidenceChain,
+  show,
+  type DossierDetails,
+  type EvidenceChainView,
+} from './reading/details.js';
+import {
+  cases,
+  list,
+  overdue,
+  quarantine,
+  type CaseSummary,
+  type DossierFilter,
+  type QuarantineEntry,
+} from './reading/lists.js';
+import { open, saveAttachments, type OpenedView, type SavedAttachment } from './reading/opening.js';
+import type { DossierSummary } from './reading/summaries.js';
+import type { ItemOutcome } from './receiving/receive-item.js';
+import { pullMailbox, subscribeMailbox } from './receiving/mailbox-sync.js';
+import { relayIncidents, type RelayIncidents } from './receiving/relay-incidents.js';
+import { approve, returnToDraft } from './sending/approval.js';
+import { Outbox, type OutboxReport } from './sending/outbox.js';
+import { startOutboxWorker } from './sending/outbox-worker.js';
+
+/** What live sync reports (every MailboxEvent and OutboxEvent), for a CLI or a UI. Never content. */
+export type SyncEvent =
+  | { readonly type: 'connected' }
+  | { readonly type: 'disconnected'; readonly willReconnect: boolean }
+  | { readonly type: 'item'; readonly seq: number; readonly outcome: ItemOutcome }
+  | { readonly type: 'outbox'; readonly report: OutboxReport }
+  | {
+      readonly type: 'error';
+      readonly code: string;
+      readonly detail?: string;
+      readonly seq?: number;
+    };
+
+export interface SyncReport {
+  readonly items: readonly { readonly seq: number; readonly outcome: ItemOutcome }[];
+  readonly outbox: OutboxReport;
+}
+
+interface SyncHandle {
+  /** Wake the outbox worker now (after an approval or an opening). */
+  poke(): void;
+  /** Stop the subscription and the outbox worker; resolves when both are idle. */
+  stop(): Promise<void>;
+}
 
 export interface NodeStatus {
   readonly address: string;
@@ -83,11 +125,6 @@ export class AuthorityNode {
   /** Counts, queue state and trust overview (no content). */
   status(): NodeStatus {
     const { ctx } = this;
-    const counts: Record<string, number> = {};
-    for (const row of ctx.db.sql
-      .prepare('SELECT status, COUNT(*) AS n FROM dossiers GROUP BY status')
-      .all() as { status: string; n: number }[])
-      counts[row.status] = row.n;
     const outbox = ctx.store.outboxRows();
     return {
       address: ctx.address,
@@ -97,7 +134,7 @@ export class AuthorityNode {
       listedInManifest: ctx.trust.authority(ctx.address)?.key.kid === ctx.config.identity.kid,
       trustedNetworks: ctx.trust.networks(),
       mailboxCursor: ctx.store.cursor(),
-      dossiers: counts,
+      dossiers: ctx.store.countByStatus(),
       outbox: {
         pending: outbox.filter((r) => r.state === 'pending').length,
         failed: outbox.filter((r) => r.state === 'failed').length,
@@ -179,36 +216,7 @@ export class AuthorityNode {
       onProgress?: ProgressListener;
     },
   ): Promise<string> {
-    const { ctx } = this;
-    const row = ctx.store.requireDossier(requestId);
-    if (row.kind !== 'request' || row.envelope_id === null)
-      nodeFail('INVALID_STATE', `dossier ${requestId} is not a sent or received request`);
-    const view = views.open(ctx, actor, requestId);
-    const request = view.content;
-    if (request.kind !== 'request')
-      return nodeFail('INVALID_STATE', `dossier ${requestId} is not a request`);
-    const other =
-      row.direction === 'in'
-        ? request.header.requestingAuthority
-        : request.header.requestedAuthority;
-    const own =
-      row.direction === 'in'
-        ? request.header.requestedAuthority
-        : request.header.requestingAuthority;
-    if (typeof input.content !== 'object' || input.content === null || Array.isArray(input.content))
-      nodeFail('CONTENT_INVALID', 'the answer must be a JSON object');
-    const content = {
-      ...(input.content as Record<string, unknown>),
-      kind: 'answer',
-      inReplyTo: { envelopeId: row.envelope_id, caseReference: request.header.caseReference },
-      from: own,
-      to: other,
-    };
-    return compose(ctx, actor, {
-      content,
-      ...(input.attachments ? { attachments: input.attachments } : {}),
-      ...(input.onProgress ? { onProgress: input.onProgress } : {}),
-    });
+    return draftReply(this.ctx, actor, requestId, input);
   }
 
   /** Replace a draft's content (the editor becomes a co-drafter and may not approve it). */
@@ -252,14 +260,30 @@ export class AuthorityNode {
   }
 
   /** One pull of the mailbox (store, then ack, each item) and a flush of the outbox. */
-  syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
-    return syncOnce(this.ctx, this.outbox, options.onProgress);
+  async syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
+    const items = await pullMailbox(this.ctx, options.onProgress);
+    const outbox = await this.outbox.run({ force: true, ...options });
+    return { items, outbox };
   }
 
   /** Live sync: mailbox subscription from the stored cursor, and the outbox worker, until `stopSync`. */
   startSync(onEvent?: (event: SyncEvent) => void): void {
     if (this.sync) nodeFail('INVALID_STATE', 'sync is already running');
-    this.sync = startSync(this.ctx, this.outbox, onEvent);
+    const emit = (event: SyncEvent): void => {
+      try {
+        onEvent?.(event);
+      } catch {
+        // A listener that throws must not stop the node.
+      }
+    };
+    const worker = startOutboxWorker(this.ctx, this.outbox, emit);
+    const mailbox = subscribeMailbox(this.ctx, { onEvent: emit, onStored: () => worker.poke() });
+    this.sync = {
+      poke: () => worker.poke(),
+      stop: async () => {
+        await Promise.all([mailbox.stop(), worker.stop()]);
+      },
+    };
   }
 
   async stopSync(): Promise<void> {
@@ -271,28 +295,28 @@ export class AuthorityNode {
   // ---------------------------------------------------------------- reading
 
   /** Dossiers filtered by case reference, counterpart, type, status, direction and dates (metadata only). */
-  list(actor: Actor, filter?: views.DossierFilter): views.DossierSummary[] {
-    return views.list(this.ctx, actor, filter);
+  list(actor: Actor, filter?: DossierFilter): DossierSummary[] {
+    return list(this.ctx, actor, filter);
   }
 
   /** Received dossiers. */
-  inbox(actor: Actor, filter: views.DossierFilter = {}): views.DossierSummary[] {
-    return views.list(this.ctx, actor, { ...filter, direction: 'in' });
+  inbox(actor: Actor, filter: DossierFilter = {}): DossierSummary[] {
+    return list(this.ctx, actor, { ...filter, direction: 'in' });
   }
 
   /** Dossiers past their deadline and not finished. */
-  overdue(actor: Actor, today?: string): views.DossierSummary[] {
-    return views.overdue(this.ctx, actor, today);
+  overdue(actor: Actor, today?: string): DossierSummary[] {
+    return overdue(this.ctx, actor, today);
   }
 
   /** Metadata, per-recipient progress, evidences and approvals (no content; no Retrieval evidence). */
-  show(actor: Actor, id: string): views.DossierDetails {
-    return views.show(this.ctx, actor, id);
+  show(actor: Actor, id: string): DossierDetails {
+    return show(this.ctx, actor, id);
   }
 
   /** Content and attachment list; audited; the first opening of a received dossier sends a Retrieval evidence. */
-  open(actor: Actor, id: string): views.OpenedView {
-    const view = views.open(this.ctx, actor, id);
+  open(actor: Actor, id: string): OpenedView {
+    const view = open(this.ctx, actor, id);
     this.sync?.poke();
     return view;
   }
@@ -303,24 +327,24 @@ export class AuthorityNode {
     id: string,
     destDir: string,
     options: { indexes?: readonly number[]; onProgress?: ProgressListener } = {},
-  ): Promise<views.SavedAttachment[]> {
-    const saved = await views.saveAttachments(this.ctx, actor, id, destDir, options);
+  ): Promise<SavedAttachment[]> {
+    const saved = await saveAttachments(this.ctx, actor, id, destDir, options);
     this.sync?.poke();
     return saved;
   }
 
   /** Evidences of a dossier and their verification as a chain. */
-  evidences(actor: Actor, id: string): views.EvidenceChainView {
-    return views.evidenceChain(this.ctx, actor, id);
+  evidences(actor: Actor, id: string): EvidenceChainView {
+    return evidenceChain(this.ctx, actor, id);
   }
 
-  cases(actor: Actor): views.CaseSummary[] {
-    return views.cases(this.ctx, actor);
+  cases(actor: Actor): CaseSummary[] {
+    return cases(this.ctx, actor);
   }
 
   /** Dossiers that failed verification, with their reason codes. */
-  quarantine(actor: Actor): views.QuarantineEntry[] {
-    return views.quarantine(this.ctx, actor);
+  quarantine(actor: Actor): QuarantineEntry[] {
+    return quarantine(this.ctx, actor);
   }
 
   /**

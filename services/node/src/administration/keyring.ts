@@ -17,7 +17,7 @@ import {
   type SigningKeyPair,
 } from '@rogatory/protocol';
 import { deriveKeyInWorker } from '@rogatory/protocol/node';
-import { nodeFail } from './errors.js';
+import { nodeFail } from '../errors.js';
 import type { KdfLimits } from './config.js';
 
 /** Purposes bound into each sealed key file (protocol §13): a file cannot be swapped for another's. */

@@ -7,7 +7,7 @@ import {
   utf8,
   type Validator,
 } from '@rogatory/protocol';
-import { nodeFail } from './errors.js';
+import { nodeFail } from '../errors.js';
 
 const NONCE_BYTES = 24;
 const KEY_BYTES = 32;

@@ -1,14 +1,28 @@
-import { isRelayClientError, isTransientError } from '@rogatory/client';
+import {
+  backoffDelay,
+  isRelayClientError,
+  isTransientError,
+  type RetryPolicy,
+} from '@rogatory/client';
 import { isProtocolError, verifyEvidence, type Envelope, type Evidence } from '@rogatory/protocol';
 import { isStorageError } from '@rogatory/storage';
-import { audit, type NodeContext, type ProgressListener } from './context.js';
-import { findCause, nodeFail } from './errors.js';
-import { applyAnswerToRequest } from './outbound.js';
-import type { OutboxRow } from './store/store.js';
-import { advance, deliveryProgress } from './workflow.js';
+import { audit, type NodeContext, type ProgressListener } from '../context.js';
+import { codeOf, nodeFail } from '../errors.js';
+import { applyAnswerToRequest } from '../answering/answer-threading.js';
+import type { OutboxRow } from '../store/mailbox-store.js';
+import { advance, deliveryProgress } from '../dossier-status.js';
 
-/** Backoff of queued submissions and evidences: doubling from 2 s to 10 min, with jitter. */
-export const OUTBOX_BACKOFF = { baseMs: 2_000, maxMs: 600_000, jitter: 0.3 } as const;
+/**
+ * Backoff of queued submissions and evidences: doubling from 2 s to 10 min,
+ * with jitter. `retries` is unused: the outbox never gives up on a transient
+ * failure, it reschedules the row.
+ */
+export const OUTBOX_BACKOFF: RetryPolicy = {
+  retries: 0,
+  baseMs: 2_000,
+  maxMs: 600_000,
+  jitter: 0.3,
+};
 
 export interface OutboxReport {
   /** Local ids of dossiers the relay accepted in this run. */
@@ -194,28 +208,11 @@ export class Outbox {
       isStorageError(err, 'STORAGE_UNAVAILABLE');
     if (transient) {
       const attempts = row.attempts + 1;
-      const delay = Math.min(
-        OUTBOX_BACKOFF.maxMs,
-        OUTBOX_BACKOFF.baseMs * 2 ** Math.min(attempts - 1, 20),
-      );
-      const jittered = Math.round(delay * (1 - OUTBOX_BACKOFF.jitter * Math.random()));
-      this.ctx.store.rescheduleOutbox(row.id, attempts, this.ctx.clock() + jittered, code);
+      const delay = backoffDelay(OUTBOX_BACKOFF, attempts - 1, Math.random);
+      this.ctx.store.rescheduleOutbox(row.id, attempts, this.ctx.clock() + delay, code);
       return 'deferred';
     }
     this.ctx.store.failOutbox(row.id, code);
     return 'failed';
   }
-}
-
-/** A stable code for any failure (never a message). */
-export function codeOf(err: unknown): string {
-  const relay = findCause(err, isRelayClientError);
-  if (relay) return relay.code;
-  const storage = findCause(err, isStorageError);
-  if (storage) return storage.code;
-  const protocol = findCause(err, (e): e is { code: string } => isProtocolError(e));
-  if (protocol) return protocol.code;
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return (err as { code: string }).code;
-  return 'INTERNAL';
 }

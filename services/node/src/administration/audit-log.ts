@@ -9,9 +9,10 @@ import {
   utf8,
   validator,
 } from '@rogatory/protocol';
-import type { LocalCipher } from './local-crypto.js';
-import type { NodeDatabase } from './store/db.js';
-import { writeFileAtomicSync } from './fs-util.js';
+import type { LocalCipher } from '../store/local-cipher.js';
+import { AuditTable } from '../store/audit-table.js';
+import type { NodeDatabase } from '../store/db.js';
+import { writeFileAtomicSync } from '../files/atomic-write.js';
 
 /** Every state-changing action the node records. Entries name ids and codes only, never content. */
 export const AUDIT_ACTIONS = [
@@ -86,17 +87,6 @@ const HeadSchema = Type.Object(
 );
 const headShape = validator(HeadSchema, 'audit head');
 
-interface Row {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  detail: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
 /** The hash of an entry: SHA-256 over a domain string, the previous hash and the canonical entry. */
 export function auditEntryHash(
   entry: Omit<AuditEntry, 'action'> & { action: string },
@@ -123,11 +113,13 @@ export function auditEntryHash(
  */
 export class AuditLog {
   private readonly db: NodeDatabase;
+  private readonly table: AuditTable;
   private readonly cipher: LocalCipher;
   private readonly headFile: string;
 
   constructor(options: { db: NodeDatabase; cipher: LocalCipher; headFile: string }) {
     this.db = options.db;
+    this.table = new AuditTable(options.db);
     this.cipher = options.cipher;
     this.headFile = options.headFile;
   }
@@ -153,17 +145,9 @@ export class AuditLog {
         detail: entry.detail ?? null,
       };
       const hash = auditEntryHash(full, prev);
-      this.db.sql
-        .prepare(
-          'INSERT INTO audit (seq, at, actor, action, target, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        )
-        .run(seq, full.at, full.actor, full.action, full.target, full.detail, prev, hash);
+      this.table.insert({ ...full, prev_hash: prev, hash });
       const mac = this.headMac(seq, hash);
-      this.db.sql
-        .prepare(
-          'INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac',
-        )
-        .run(seq, hash, mac);
+      this.table.setHead({ seq, hash, mac });
       this.db.onCommit(() => {
         writeFileAtomicSync(this.headFile, `${JSON.stringify({ seq, hash, mac })}\n`);
       });
@@ -172,23 +156,15 @@ export class AuditLog {
 
   entries(options: { target?: string; limit?: number } = {}): AuditEntry[] {
     const limit = options.limit ?? 10_000;
-    const rows = (
-      options.target === undefined
-        ? this.db.sql.prepare('SELECT * FROM audit ORDER BY seq DESC LIMIT ?').all(limit)
-        : this.db.sql
-            .prepare('SELECT * FROM audit WHERE target = ? ORDER BY seq DESC LIMIT ?')
-            .all(options.target, limit)
-    ) as Row[];
-    return rows
-      .reverse()
-      .map((r) => ({
-        seq: r.seq,
-        at: r.at,
-        actor: r.actor,
-        action: r.action as AuditAction,
-        target: r.target,
-        detail: r.detail,
-      }));
+    const rows = this.table.latest(limit, options.target);
+    return rows.reverse().map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      actor: r.actor,
+      action: r.action as AuditAction,
+      target: r.target,
+      detail: r.detail,
+    }));
   }
 
   /** Recompute the chain and compare both heads. */
@@ -198,9 +174,7 @@ export class AuditLog {
     let expected = 1;
     let last: { seq: number; hash: string } | null = null;
     const hashes = new Map<number, string>();
-    for (const row of this.db.sql
-      .prepare('SELECT * FROM audit ORDER BY seq')
-      .iterate() as IterableIterator<Row>) {
+    for (const row of this.table.iterate()) {
       if (row.seq !== expected) problems.push({ code: 'SEQUENCE_GAP', seq: row.seq });
       if (row.prev_hash !== prev) problems.push({ code: 'CHAIN_BROKEN', seq: row.seq });
       if (auditEntryHash(row, row.prev_hash) !== row.hash)
@@ -235,8 +209,7 @@ export class AuditLog {
   }
 
   private sqlHead(): { seq: number; hash: string; mac: string } | undefined {
-    return this.db.sql.prepare('SELECT seq, hash, mac FROM audit_head WHERE id = 1').get() as
-      { seq: number; hash: string; mac: string } | undefined;
+    return this.table.head();
   }
 
   private fileHead(): { seq: number; hash: string; mac: string } | 'invalid' | undefined {

@@ -9,7 +9,7 @@ import {
   type SignedDossier,
 } from '@rogatory/protocol';
 import { nodeFail } from '../errors.js';
-import type { LocalCipher } from '../local-crypto.js';
+import type { LocalCipher } from './local-cipher.js';
 import type { NodeDatabase } from './db.js';
 import { shapes, type CaseMeta, type DossierMeta } from './records.js';
 
@@ -203,6 +203,16 @@ export class MailboxStore {
     return this.sql.prepare('SELECT * FROM dossiers ORDER BY created_at, id').all() as DossierRow[];
   }
 
+  /** Dossiers per status (no content), for the node's status. */
+  countByStatus(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const row of this.sql
+      .prepare('SELECT status, COUNT(*) AS n FROM dossiers GROUP BY status')
+      .all() as { status: string; n: number }[])
+      counts[row.status] = row.n;
+    return counts;
+  }
+
   dossiersOfCase(caseId: string): DossierRow[] {
     return this.sql
       .prepare('SELECT * FROM dossiers WHERE case_id = ? ORDER BY created_at, id')
@@ -302,6 +312,29 @@ export class MailboxStore {
         'UPDATE dossiers SET first_opened_at = ?, first_opened_by = ? WHERE id = ? AND first_opened_at IS NULL',
       )
       .run(now, userId, id);
+  }
+
+  // -------------------------------------------------------------- approvals
+
+  /** Record an approver's decision on a dossier (four-eyes trail). */
+  recordApproval(
+    dossierId: string,
+    userId: string,
+    decision: 'approved' | 'returned',
+    at: number,
+  ): void {
+    this.sql
+      .prepare('INSERT INTO approvals (dossier_id, user_id, decision, at) VALUES (?, ?, ?, ?)')
+      .run(dossierId, userId, decision, at);
+  }
+
+  /** Decisions on a dossier, oldest first, with the approver's username. */
+  approvals(dossierId: string): { username: string; decision: string; at: number }[] {
+    return this.sql
+      .prepare(
+        'SELECT u.username AS username, a.decision AS decision, a.at AS at FROM approvals a JOIN users u ON u.id = a.user_id WHERE a.dossier_id = ? ORDER BY a.id',
+      )
+      .all(dossierId) as { username: string; decision: string; at: number }[];
   }
 
   // -------------------------------------------------------------- envelopes

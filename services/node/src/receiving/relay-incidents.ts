@@ -1,4 +1,4 @@
-import { audit, type NodeContext } from './context.js';
+import { audit, type NodeContext } from '../context.js';
 
 /** What `status()` shows of the relay's misbehaviour. Codes and times only, never content. */
 export interface RelayIncidents {

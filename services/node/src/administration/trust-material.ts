@@ -8,8 +8,8 @@ import {
   type KeyRef,
   type Manifest,
 } from '@rogatory/protocol';
-import { nodeFail } from './errors.js';
-import { writeFileAtomic } from './fs-util.js';
+import { nodeFail } from '../errors.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
 
 const manifestShape = validator(ManifestSchema, 'manifest');
 

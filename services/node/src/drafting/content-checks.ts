@@ -1,0 +1,66 @@
+import {
+  checkContentParties,
+  isProtocolError,
+  validateDossierContent,
+  type ContentIssue,
+  type DossierContent,
+  type KeyRef,
+} from '@rogatory/protocol';
+import type { NodeContext } from '../context.js';
+import { dateOf } from '../dossier-status.js';
+import { nodeFail } from '../errors.js';
+
+/** Validate content as a drafter must fix it: schema, rules, deadlines against today, parties. */
+export function draftingIssues(
+  ctx: NodeContext,
+  content: unknown,
+  recipients: readonly string[],
+  attachmentCount: number,
+): ContentIssue[] {
+  const issues = validateDossierContent(content, { attachmentCount, today: dateOf(ctx.clock()) });
+  if (issues.length === 0)
+    issues.push(...checkContentParties(content as DossierContent, ctx.address, recipients));
+  return issues;
+}
+
+export function requireValid(issues: readonly ContentIssue[]): void {
+  if (issues.length > 0)
+    nodeFail('CONTENT_INVALID', `the content has ${issues.length} problem(s) to fix`, { issues });
+}
+
+/** Recipients: the authority the content addresses first, then any others; never the node itself. */
+export function recipientsOf(
+  ctx: NodeContext,
+  content: DossierContent,
+  extra: readonly string[],
+): string[] {
+  const primary =
+    content.kind === 'request' ? content.header.requestedAuthority.address : content.to.address;
+  const all = [...new Set([primary, ...extra])];
+  if (all.includes(ctx.address))
+    nodeFail('INPUT_INVALID', 'the node cannot address a dossier to itself');
+  return all;
+}
+
+/** The current encryption key of a recipient from the trusted manifests (RECIPIENT_UNKNOWN if none). */
+export function encryptionKeyOf(ctx: NodeContext, address: string): KeyRef {
+  try {
+    const key = ctx.trust.encryptionKeysFor(address, ctx.clock())[0];
+    if (key) return key;
+  } catch (cause) {
+    if (!isProtocolError(cause)) throw cause;
+    return nodeFail('RECIPIENT_UNKNOWN', `${address} is not a member of a trusted network`, {
+      cause,
+      detail: cause.code,
+    });
+  }
+  return nodeFail('RECIPIENT_UNKNOWN', `${address} has no usable encryption key`);
+}
+
+/** Kind and parties are needed to route a draft; full validation follows (draftingIssues). */
+export function checkedContent(value: unknown): DossierContent {
+  const issues = validateDossierContent(value);
+  if (issues.length > 0)
+    nodeFail('CONTENT_INVALID', `the content has ${issues.length} problem(s) to fix`, { issues });
+  return value as DossierContent;
+}
