@@ -66,13 +66,19 @@ export { CONTEXTS, hashOf, sign, signBytes, verifySignature } from './signed.js'
 
 // Trust statements: encryption-key certificates, manifests, introductions, rotations, revocations (§6).
 export {
+  AuthorityEntrySchema,
   EncryptionKeyCertSchema,
   IntroductionSchema,
   KeyRotationSchema,
+  ManifestBodySchema,
   ManifestSchema,
+  PocEntrySchema,
+  RelayEntrySchema,
   RevocationSchema,
+  RevokedKeySchema,
   certifyEncryptionKey,
   checkManifestSuccession,
+  manifestHash,
   signIntroduction,
   signKeyRotation,
   signManifest,
@@ -90,6 +96,7 @@ export {
   type PocEntry,
   type RelayEntry,
   type Revocation,
+  type RevocationReason,
   type RevokedKey,
 } from './statements.js';
 
@@ -168,6 +175,7 @@ export {
   SealedSecretSchema,
   openEncryptionKeyAsync,
   openSecretAsync,
+  openSigningKey,
   openSigningKeyAsync,
   sealEncryptionKeyAsync,
   sealSecretAsync,
