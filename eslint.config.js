@@ -4,7 +4,13 @@ import tseslint from 'typescript-eslint';
 
 export const config = tseslint.config(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', 'packages/protocol/test-vectors/**', 'coverage/**', '**/*.tmp.ts'],
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      'packages/protocol/test-vectors/**',
+      'coverage/**',
+      '**/*.tmp.ts',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
@@ -21,13 +27,26 @@ export const config = tseslint.config(
       // Packages are used through their exports map only: no deep imports.
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@rogatory/*/src/*', '@rogatory/*/src'], message: 'Import the package entry point.' }] },
+        {
+          patterns: [
+            {
+              group: ['@rogatory/*/src/*', '@rogatory/*/src'],
+              message: 'Import the package entry point.',
+            },
+          ],
+        },
       ],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
-      '@typescript-eslint/no-unnecessary-condition': ['error', { allowConstantLoopConditions: true }],
+      '@typescript-eslint/no-unnecessary-condition': [
+        'error',
+        { allowConstantLoopConditions: true },
+      ],
     },
   },
   {

@@ -2,11 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export const config = defineConfig({
   test: {
-    include: [
-      'packages/*/test/**/*.test.ts',
-      'services/*/test/**/*.test.ts',
-      'tests/**/*.test.ts',
-    ],
+    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: process.env['CI'] ? ['default'] : ['default'],

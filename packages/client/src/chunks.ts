@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import { ENVELOPE_LIMITS } from '@rogatory/protocol';
 import { RelayClientError, clientFail } from './errors.js';
 import type { HttpResponse, RequestBody } from './transport.js';
-import { MAX_MISSING_BATCH, MissingResponseSchema, PutChunkResponseSchema } from '@rogatory/relay-api';
+import {
+  MAX_MISSING_BATCH,
+  MissingResponseSchema,
+  PutChunkResponseSchema,
+} from '@rogatory/relay-api';
 import { wireValidator } from './wire.js';
 
 /** Chunk ids: lowercase hex SHA-256 of the ciphertext bytes. */

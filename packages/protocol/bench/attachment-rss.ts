@@ -52,7 +52,11 @@ const gc = (): void => {
 };
 
 // Start the hashing worker before measuring the base, in both modes, so the bases compare.
-const warm = startEncryption([new Uint8Array(1)], { name: 'warm.bin', mediaType: 'application/octet-stream', hashing: workerHashing });
+const warm = startEncryption([new Uint8Array(1)], {
+  name: 'warm.bin',
+  mediaType: 'application/octet-stream',
+  hashing: workerHashing,
+});
 for await (const _ of warm.chunks) {
   // drain
 }
@@ -61,15 +65,30 @@ const base = process.memoryUsage.rss();
 const timer = setInterval(sample, 10);
 
 if (mode === 'raw') {
-  const { state } = s.crypto_secretstream_xchacha20poly1305_init_push(s.crypto_secretstream_xchacha20poly1305_keygen());
+  const { state } = s.crypto_secretstream_xchacha20poly1305_init_push(
+    s.crypto_secretstream_xchacha20poly1305_keygen(),
+  );
   for (let off = 0, k = 0; off < total; off += MiB, k++) {
     const at = (k * 40961) % (3 * MiB);
-    s.crypto_secretstream_xchacha20poly1305_push(state, pool.subarray(at, at + Math.min(MiB, total - off)), null, 0);
+    s.crypto_secretstream_xchacha20poly1305_push(
+      state,
+      pool.subarray(at, at + Math.min(MiB, total - off)),
+      null,
+      0,
+    );
     sample();
   }
 } else {
-  const fixed: FixedKeyMaterial = { key: s.crypto_secretstream_xchacha20poly1305_keygen(), header: randomFillSync(new Uint8Array(24)) };
-  const options = { name: 'rss.bin', mediaType: 'application/octet-stream', hashing: workerHashing, reuseBuffers: true } as const;
+  const fixed: FixedKeyMaterial = {
+    key: s.crypto_secretstream_xchacha20poly1305_keygen(),
+    header: randomFillSync(new Uint8Array(24)),
+  };
+  const options = {
+    name: 'rss.bin',
+    mediaType: 'application/octet-stream',
+    hashing: workerHashing,
+    reuseBuffers: true,
+  } as const;
   const pass1 = startEncryption(plaintext(), options, fixed);
   for await (const c of pass1.chunks) {
     sample();

@@ -75,7 +75,9 @@ const best = (xs: readonly number[]): number => Math.max(...xs);
  */
 function mainThreadCpuMs(): number {
   try {
-    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
+      .split(') ')[1]!
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return Number.NaN;
@@ -98,7 +100,9 @@ function rawPush(total: number): number {
       state,
       pool.subarray(at, at + Math.min(MiB, total - off)),
       null,
-      last ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+      last
+        ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+        : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
     );
   }
   const ms = performance.now() - start;
@@ -119,15 +123,22 @@ async function timedEncrypt(total: number, fresh = false): Promise<number> {
   for await (const c of enc.chunks) n += c.bytes.length;
   const ms = performance.now() - start;
   if (!fresh) cpu.enc = Math.max(cpu.enc, mbps(total, mainThreadCpuMs() - cpu0));
-  if (enc.manifest().size !== total || n !== total + 17 * enc.manifest().chunks.length) throw new Error('encryption lost bytes');
+  if (enc.manifest().size !== total || n !== total + 17 * enc.manifest().chunks.length)
+    throw new Error('encryption lost bytes');
   return mbps(total, ms);
 }
 
-async function timedDecrypt(manifest: unknown, chunks: readonly Uint8Array[], total: number, fresh = false): Promise<number> {
+async function timedDecrypt(
+  manifest: unknown,
+  chunks: readonly Uint8Array[],
+  total: number,
+  fresh = false,
+): Promise<number> {
   const start = performance.now();
   const cpu0 = mainThreadCpuMs();
   let n = 0;
-  for await (const p of decryptAttachment(manifest, chunks, { reuseBuffers: !fresh })) n += p.length;
+  for await (const p of decryptAttachment(manifest, chunks, { reuseBuffers: !fresh }))
+    n += p.length;
   const ms = performance.now() - start;
   if (!fresh) cpu.dec = Math.max(cpu.dec, mbps(total, mainThreadCpuMs() - cpu0));
   if (n !== total) throw new Error('decryption lost bytes');
@@ -142,11 +153,27 @@ async function timedDecrypt(manifest: unknown, chunks: readonly Uint8Array[], to
 function childRss(total: number, mode: 'pipeline' | 'raw'): { baseMB: number; peakMB: number } {
   const script = fileURLToPath(new URL('./attachment-rss.ts', import.meta.url));
   // Inside this package (git-ignored .tmp/), so that the bundle resolves @rogatory/protocol and esbuild as the source does.
-  const bundle = fileURLToPath(new URL(`./.tmp/attachment-rss-${process.pid}.mjs`, import.meta.url));
-  buildSync({ entryPoints: [script], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: bundle, logLevel: 'error' });
-  const child = spawnSync(process.execPath, ['--expose-gc', bundle, String(total), mode], { encoding: 'utf8', timeout: 600_000 });
+  const bundle = fileURLToPath(
+    new URL(`./.tmp/attachment-rss-${process.pid}.mjs`, import.meta.url),
+  );
+  buildSync({
+    entryPoints: [script],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: bundle,
+    logLevel: 'error',
+  });
+  const child = spawnSync(process.execPath, ['--expose-gc', bundle, String(total), mode], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   rmSync(bundle, { force: true });
-  if (child.status !== 0) throw new Error(`attachment-rss ${mode} failed (status ${String(child.status)}): ${child.stderr}`);
+  if (child.status !== 0)
+    throw new Error(
+      `attachment-rss ${mode} failed (status ${String(child.status)}): ${child.stderr}`,
+    );
   const figures = JSON.parse(child.stdout) as { baseMB: number; peakMB: number };
   return { baseMB: figures.baseMB, peakMB: figures.peakMB };
 }
@@ -221,23 +248,59 @@ if (json) {
     ['sealPerSec1', String(result.sealPerSec1), '1 recipient'],
     ['openPerSec1', String(result.openPerSec1), ''],
     ['sealPerSec10', String(result.sealPerSec10), '10 recipients'],
-    ['(native)', `${String(sealing?.nativeSignPerSec ?? 'n/a')}/${String(sealing?.nativeVerifyPerSec ?? 'n/a')}`, 'sign/verify per second with natively compiled libsodium (useNativeCrypto(), what relays and nodes use)'],
-    ['attachmentEncryptMBps', String(result.attachmentEncryptMBps), `node pipeline, reuseBuffers, ${THROUGHPUT_BYTES / MiB} MB; rounds ${encs.map((x) => x.toFixed(0)).join(' ')}`],
-    ['attachmentDecryptMBps', String(result.attachmentDecryptMBps), `reuseBuffers; rounds ${decs.map((x) => x.toFixed(0)).join(' ')}`],
-    ['(fresh buffers)', `${round1(best(freshEncs))}/${round1(best(freshDecs))}`, 'encrypt/decrypt MB/s when every chunk gets a new buffer (consumer keeps them): GC of the garbage costs this much'],
-    ['rawSecretstreamMBps', String(result.rawSecretstreamMBps), `bare push, 1 MB messages; rounds ${raws.map((x) => x.toFixed(0)).join(' ')}`],
-    ['attachmentRatio', String(result.attachmentRatio), 'min(encrypt, decrypt) / raw; target >= 0.85'],
+    [
+      '(native)',
+      `${String(sealing?.nativeSignPerSec ?? 'n/a')}/${String(sealing?.nativeVerifyPerSec ?? 'n/a')}`,
+      'sign/verify per second with natively compiled libsodium (useNativeCrypto(), what relays and nodes use)',
+    ],
+    [
+      'attachmentEncryptMBps',
+      String(result.attachmentEncryptMBps),
+      `node pipeline, reuseBuffers, ${THROUGHPUT_BYTES / MiB} MB; rounds ${encs.map((x) => x.toFixed(0)).join(' ')}`,
+    ],
+    [
+      'attachmentDecryptMBps',
+      String(result.attachmentDecryptMBps),
+      `reuseBuffers; rounds ${decs.map((x) => x.toFixed(0)).join(' ')}`,
+    ],
+    [
+      '(fresh buffers)',
+      `${round1(best(freshEncs))}/${round1(best(freshDecs))}`,
+      'encrypt/decrypt MB/s when every chunk gets a new buffer (consumer keeps them): GC of the garbage costs this much',
+    ],
+    [
+      'rawSecretstreamMBps',
+      String(result.rawSecretstreamMBps),
+      `bare push, 1 MB messages; rounds ${raws.map((x) => x.toFixed(0)).join(' ')}`,
+    ],
+    [
+      'attachmentRatio',
+      String(result.attachmentRatio),
+      'min(encrypt, decrypt) / raw; target >= 0.85',
+    ],
     [
       '(main thread)',
       Number.isNaN(cpu.raw) ? 'n/a' : (Math.min(cpu.enc, cpu.dec) / cpu.raw).toFixed(3),
       `same ratio in CPU time of the calling thread: encrypt ${cpu.enc.toFixed(0)}, decrypt ${cpu.dec.toFixed(0)}, raw ${cpu.raw.toFixed(0)} MB per CPU-second`,
     ],
-    ['peakRssMB', String(result.peakRssMB), `streaming ${RSS_BYTES / MiB} MB encrypt+decrypt; process RSS before streaming ${rss.baseMB} MB; target < 150`],
-    ['(reference)', String(rssRaw.peakMB), `peak RSS of bare push over ${RSS_BYTES / MiB} MB in the same set-up (RSS before ${rssRaw.baseMB} MB)`],
+    [
+      'peakRssMB',
+      String(result.peakRssMB),
+      `streaming ${RSS_BYTES / MiB} MB encrypt+decrypt; process RSS before streaming ${rss.baseMB} MB; target < 150`,
+    ],
+    [
+      '(reference)',
+      String(rssRaw.peakMB),
+      `peak RSS of bare push over ${RSS_BYTES / MiB} MB in the same set-up (RSS before ${rssRaw.baseMB} MB)`,
+    ],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
-  out(`protocol benchmark${quick ? ' (quick)' : ''}: MB = 2^20 bytes, throughput = best of ${ROUNDS} interleaved rounds\n`);
-  out(`machine: ${cpus().length} cores, 1-min load average ${loadBefore.toFixed(2)} before and ${loadavg()[0]!.toFixed(2)} after (the pipeline needs two free cores)\n`);
+  out(
+    `protocol benchmark${quick ? ' (quick)' : ''}: MB = 2^20 bytes, throughput = best of ${ROUNDS} interleaved rounds\n`,
+  );
+  out(
+    `machine: ${cpus().length} cores, 1-min load average ${loadBefore.toFixed(2)} before and ${loadavg()[0]!.toFixed(2)} after (the pipeline needs two free cores)\n`,
+  );
   for (const [k, v, note] of rows) out(`${k.padEnd(w0)}  ${v.padStart(w1)}  ${note}\n`);
 }

@@ -3,7 +3,16 @@
  * (isomorphic libsodium path, and sign/verify again with native libsodium).
  * Used by bench-protocol.ts.
  */
-import { CONTEXTS, openDossier, ready, setPrimitives, signBytes, utf8, verifySignature, type AttachmentManifest } from '../src/index.js';
+import {
+  CONTEXTS,
+  openDossier,
+  ready,
+  setPrimitives,
+  signBytes,
+  utf8,
+  verifySignature,
+  type AttachmentManifest,
+} from '../src/index.js';
 import { nativePrimitives } from '../src/node/index.js';
 import { buildTestWorld, encryptTestAttachment, sealTestDossier } from '../src/testing/index.js';
 
@@ -40,10 +49,18 @@ export async function measureSealing(options: { ms?: number } = {}): Promise<Sea
   const sn = world.authority('sn-moj@wacap');
   const attachments: AttachmentManifest[] = [
     (await encryptTestAttachment(utf8('warrant'), { name: 'warrant.pdf' })).manifest,
-    (await encryptTestAttachment(utf8('records'), { name: 'records.csv', mediaType: 'text/csv' })).manifest,
+    (await encryptTestAttachment(utf8('records'), { name: 'records.csv', mediaType: 'text/csv' }))
+      .manifest,
   ];
   // A typical signed statement: an evidence-sized body.
-  const body = { type: 'evidence', version: 1, kind: 'delivery', envelopeId: 'AAAAAAAAAAAAAAAAAAAAAA', issuedAt: now, issuer: sn.address };
+  const body = {
+    type: 'evidence',
+    version: 1,
+    kind: 'delivery',
+    envelopeId: 'AAAAAAAAAAAAAAAAAAAAAA',
+    issuedAt: now,
+    issuer: sn.address,
+  };
   const sig = signBytes(CONTEXTS.evidence, body, sn.identity);
   const signPerSec = rate(() => signBytes(CONTEXTS.evidence, body, sn.identity), ms);
   const verifyPerSec = rate(() => {
@@ -57,18 +74,37 @@ export async function measureSealing(options: { ms?: number } = {}): Promise<Sea
       {
         network: 'wacap',
         country: 'SN',
-        authorities: Array.from({ length: 11 }, (_, i) => ({ local: `a${i}`, name: `Authority ${i}`, country: 'SN' })),
+        authorities: Array.from({ length: 11 }, (_, i) => ({
+          local: `a${i}`,
+          name: `Authority ${i}`,
+          country: 'SN',
+        })),
         peers: [],
       },
     ],
   });
-  const sealPerSec1 = rate(() => sealTestDossier(world, { from: sn.address, to: ['kz-gpo@casc'], attachments }), ms);
+  const sealPerSec1 = rate(
+    () => sealTestDossier(world, { from: sn.address, to: ['kz-gpo@casc'], attachments }),
+    ms,
+  );
   const sealed = sealTestDossier(world, { from: sn.address, to: ['kz-gpo@casc'], attachments });
   const kz = world.authority('kz-gpo@casc');
   const trust = world.trustFor('casc');
-  const openPerSec1 = rate(() => openDossier({ envelope: sealed.envelope, sealed: sealed.sealed, reader: { address: kz.address, encryptionKeys: [kz.encryption] }, trust }), ms);
+  const openPerSec1 = rate(
+    () =>
+      openDossier({
+        envelope: sealed.envelope,
+        sealed: sealed.sealed,
+        reader: { address: kz.address, encryptionKeys: [kz.encryption] },
+        trust,
+      }),
+    ms,
+  );
   const tenAddresses = Array.from({ length: 10 }, (_, i) => `a${i + 1}@wacap`);
-  const sealPerSec10 = rate(() => sealTestDossier(wide, { from: 'a0@wacap', to: tenAddresses, attachments }), ms);
+  const sealPerSec10 = rate(
+    () => sealTestDossier(wide, { from: 'a0@wacap', to: tenAddresses, attachments }),
+    ms,
+  );
   let nativeSignPerSec: number | null = null;
   let nativeVerifyPerSec: number | null = null;
   const native = nativePrimitives();
@@ -83,5 +119,13 @@ export async function measureSealing(options: { ms?: number } = {}): Promise<Sea
       setPrimitives(previous);
     }
   }
-  return { signPerSec, verifyPerSec, sealPerSec1, openPerSec1, sealPerSec10, nativeSignPerSec, nativeVerifyPerSec };
+  return {
+    signPerSec,
+    verifyPerSec,
+    sealPerSec1,
+    openPerSec1,
+    sealPerSec10,
+    nativeSignPerSec,
+    nativeVerifyPerSec,
+  };
 }

@@ -62,7 +62,8 @@ class SodiumHashSession implements AttachmentHashSession {
   }
 
   chunk(job: ChunkHashJob): Promise<ChunkHashResult> {
-    if (this.#state === undefined) return Promise.reject(new Error('attachment hash session is closed'));
+    if (this.#state === undefined)
+      return Promise.reject(new Error('attachment hash session is closed'));
     const digest = this.#s.crypto_hash_sha256(job.ciphertext);
     this.#s.crypto_hash_sha256_update(this.#state, job.plaintext);
     return Promise.resolve({ digest, ciphertext: job.ciphertext, plaintext: job.plaintext });

@@ -66,7 +66,10 @@ export const AttachmentManifestSchema = Type.Object(
     /** base64url (no padding) of the 24-byte crypto_secretstream_xchacha20poly1305 header. */
     header: Base64url(ATTACHMENT_LIMITS.headerBytes),
     /** Plaintext bytes per chunk; every chunk but the last has exactly this many. */
-    chunkSize: Type.Integer({ minimum: ATTACHMENT_LIMITS.minChunkSize, maximum: ATTACHMENT_LIMITS.maxChunkSize }),
+    chunkSize: Type.Integer({
+      minimum: ATTACHMENT_LIMITS.minChunkSize,
+      maximum: ATTACHMENT_LIMITS.maxChunkSize,
+    }),
     /** Chunk ids (lowercase hex SHA-256 of each ciphertext chunk), in stream order. */
     chunks: Type.Array(Hex256, { minItems: 1, maxItems: ATTACHMENT_LIMITS.maxChunks }),
   },
@@ -86,14 +89,19 @@ export function attachmentChunkCount(size: number, chunkSize: number): number {
 }
 
 /** Plaintext length of chunk `index` of a manifest (the last one may be partial or empty). */
-export function attachmentChunkLength(manifest: Pick<AttachmentManifest, 'size' | 'chunkSize' | 'chunks'>, index: number): number {
+export function attachmentChunkLength(
+  manifest: Pick<AttachmentManifest, 'size' | 'chunkSize' | 'chunks'>,
+  index: number,
+): number {
   const last = manifest.chunks.length - 1;
-  if (!Number.isSafeInteger(index) || index < 0 || index > last) throw new RangeError('chunk index out of range');
+  if (!Number.isSafeInteger(index) || index < 0 || index > last)
+    throw new RangeError('chunk index out of range');
   return index < last ? manifest.chunkSize : manifest.size - manifest.chunkSize * last;
 }
 
 function checkName(name: string): void {
-  if (name === '.' || name === '..') fail('SCHEMA_INVALID', 'attachment manifest: invalid at /name (dot segment)');
+  if (name === '.' || name === '..')
+    fail('SCHEMA_INVALID', 'attachment manifest: invalid at /name (dot segment)');
 }
 
 /**
@@ -113,7 +121,10 @@ export function parseAttachmentManifest(value: unknown): AttachmentManifest {
       fail('LIMIT_EXCEEDED', `attachment manifest: size above ${ATTACHMENT_LIMITS.maxSize} bytes`);
     }
     if (Array.isArray(chunks) && chunks.length > ATTACHMENT_LIMITS.maxChunks) {
-      fail('LIMIT_EXCEEDED', `attachment manifest: more than ${ATTACHMENT_LIMITS.maxChunks} chunks`);
+      fail(
+        'LIMIT_EXCEEDED',
+        `attachment manifest: more than ${ATTACHMENT_LIMITS.maxChunks} chunks`,
+      );
     }
   }
   const manifest = manifestShape.parse(value);
@@ -139,7 +150,15 @@ const optionsShape = validator(
 );
 
 /** Validate the sender-chosen fields before any work is done (SCHEMA_INVALID). */
-export function checkAttachmentOptions(options: { name: unknown; mediaType: unknown; chunkSize: unknown }): void {
-  const checked = optionsShape.parse({ name: options.name, mediaType: options.mediaType, chunkSize: options.chunkSize });
+export function checkAttachmentOptions(options: {
+  name: unknown;
+  mediaType: unknown;
+  chunkSize: unknown;
+}): void {
+  const checked = optionsShape.parse({
+    name: options.name,
+    mediaType: options.mediaType,
+    chunkSize: options.chunkSize,
+  });
   checkName(checked.name);
 }

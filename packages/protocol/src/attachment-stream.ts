@@ -11,7 +11,11 @@ import {
   parseAttachmentManifest,
   type AttachmentManifest,
 } from './attachment-manifest.js';
-import { sodiumHashing, type AttachmentHashing, type ChunkHashResult } from './attachment-hashing.js';
+import {
+  sodiumHashing,
+  type AttachmentHashing,
+  type ChunkHashResult,
+} from './attachment-hashing.js';
 import { equalBytes, fromBase64url, fromHex, toBase64url, toHex } from './bytes.js';
 import { fail } from './errors.js';
 import { SecretstreamCipher } from './secretstream.js';
@@ -137,7 +141,11 @@ interface PlainChunk {
  * held back until the source shows more data or ends, so that the last
  * chunk is known when it is emitted.
  */
-async function* rechunk(source: ByteSource, chunkSize: number, take: () => Uint8Array): AsyncGenerator<PlainChunk, void, undefined> {
+async function* rechunk(
+  source: ByteSource,
+  chunkSize: number,
+  take: () => Uint8Array,
+): AsyncGenerator<PlainChunk, void, undefined> {
   let buf: Uint8Array | undefined;
   let fill = 0;
   let full: Uint8Array | undefined;
@@ -175,15 +183,30 @@ interface EncryptPending {
  * Start encrypting an attachment. Validates the options synchronously
  * (SCHEMA_INVALID); the work happens while `chunks` is iterated.
  */
-export function startEncryption(source: ByteSource, options: EncryptAttachmentOptions, fixed?: FixedKeyMaterial): AttachmentEncryption {
-  checkAttachmentOptions({ name: options.name, mediaType: options.mediaType, chunkSize: options.chunkSize ?? ATTACHMENT_LIMITS.defaultChunkSize });
-  if (!isByteSource(source)) throw new TypeError('the attachment source must be an iterable or async iterable of Uint8Array');
+export function startEncryption(
+  source: ByteSource,
+  options: EncryptAttachmentOptions,
+  fixed?: FixedKeyMaterial,
+): AttachmentEncryption {
+  checkAttachmentOptions({
+    name: options.name,
+    mediaType: options.mediaType,
+    chunkSize: options.chunkSize ?? ATTACHMENT_LIMITS.defaultChunkSize,
+  });
+  if (!isByteSource(source))
+    throw new TypeError(
+      'the attachment source must be an iterable or async iterable of Uint8Array',
+    );
   const { name, mediaType } = options;
   const chunkSize = options.chunkSize ?? ATTACHMENT_LIMITS.defaultChunkSize;
   const hashing = options.hashing ?? sodiumHashing;
   const window = resolveWindow(options.maxChunksInFlight, chunkSize);
   const reuse = options.reuseBuffers === true;
-  if (fixed !== undefined && (fixed.key.length !== ATTACHMENT_LIMITS.keyBytes || fixed.header.length !== ATTACHMENT_LIMITS.headerBytes)) {
+  if (
+    fixed !== undefined &&
+    (fixed.key.length !== ATTACHMENT_LIMITS.keyBytes ||
+      fixed.header.length !== ATTACHMENT_LIMITS.headerBytes)
+  ) {
     throw new RangeError('fixed key material must be a 32-byte key and a 24-byte header');
   }
   let result: AttachmentManifest | undefined;
@@ -191,7 +214,8 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
   async function* run(): AsyncGenerator<EncryptedChunk, void, undefined> {
     await ready();
     const s = sodium();
-    const key = fixed === undefined ? s.crypto_secretstream_xchacha20poly1305_keygen() : fixed.key.slice();
+    const key =
+      fixed === undefined ? s.crypto_secretstream_xchacha20poly1305_keygen() : fixed.key.slice();
     let stream: Awaited<ReturnType<typeof SecretstreamCipher.push>>;
     try {
       stream = await SecretstreamCipher.push(key, fixed?.header);
@@ -207,7 +231,13 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
     const outPool: Uint8Array[] = [];
     const fullLength = chunkSize + ATTACHMENT_LIMITS.chunkOverhead;
     const recycle = (bytes: Uint8Array): void => {
-      if (reuse && bytes.length === fullLength && bytes.byteOffset === 0 && bytes.buffer.byteLength === fullLength && outPool.length <= window) {
+      if (
+        reuse &&
+        bytes.length === fullLength &&
+        bytes.byteOffset === 0 &&
+        bytes.buffer.byteLength === fullLength &&
+        outPool.length <= window
+      ) {
         outPool.push(bytes);
       }
     };
@@ -220,7 +250,12 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
       const done = await entry.job;
       const plain = done.plaintext;
       // Reuse whole-chunk plaintext buffers: fewer large allocations.
-      if (plain.buffer instanceof ArrayBuffer && plain.byteOffset === 0 && plain.buffer.byteLength === chunkSize && pool.length <= window) {
+      if (
+        plain.buffer instanceof ArrayBuffer &&
+        plain.byteOffset === 0 &&
+        plain.buffer.byteLength === chunkSize &&
+        pool.length <= window
+      ) {
         pool.push(new Uint8Array(plain.buffer));
       }
       const id = toHex(done.digest);
@@ -231,16 +266,27 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
     try {
       for await (const chunk of rechunk(source, chunkSize, take)) {
         size += chunk.bytes.length;
-        if (size > ATTACHMENT_LIMITS.maxSize) fail('LIMIT_EXCEEDED', `attachment larger than ${ATTACHMENT_LIMITS.maxSize} bytes`);
+        if (size > ATTACHMENT_LIMITS.maxSize)
+          fail('LIMIT_EXCEEDED', `attachment larger than ${ATTACHMENT_LIMITS.maxSize} bytes`);
         if (index >= ATTACHMENT_LIMITS.maxChunks) {
-          fail('LIMIT_EXCEEDED', `attachment has more than ${ATTACHMENT_LIMITS.maxChunks} chunks: use a larger chunkSize`);
+          fail(
+            'LIMIT_EXCEEDED',
+            `attachment has more than ${ATTACHMENT_LIMITS.maxChunks} chunks: use a larger chunkSize`,
+          );
         }
-        const tag = chunk.last ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
+        const tag = chunk.last
+          ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+          : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
         const into = reuse && chunk.bytes.length === chunkSize ? outPool.pop() : undefined;
         const ciphertext = cipher.push(chunk.bytes, tag, into);
         // Both buffers are the engine's until the chunk is yielded: hashing may
         // move them (to a worker) and hand back equal ones, which are used.
-        const job = session.chunk({ ciphertext, plaintext: chunk.bytes, ciphertextOwned: true, plaintextOwned: true });
+        const job = session.chunk({
+          ciphertext,
+          plaintext: chunk.bytes,
+          ciphertextOwned: true,
+          plaintextOwned: true,
+        });
         job.catch(noop);
         pending.push({ index: index++, job });
         while (pending.length > window) {
@@ -275,7 +321,10 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
   return {
     chunks: once(run, 'attachment chunks'),
     manifest(): AttachmentManifest {
-      if (result === undefined) throw new Error('the attachment manifest is available only after all chunks have been consumed');
+      if (result === undefined)
+        throw new Error(
+          'the attachment manifest is available only after all chunks have been consumed',
+        );
       return { ...result, chunks: [...result.chunks] };
     },
   };
@@ -283,15 +332,25 @@ export function startEncryption(source: ByteSource, options: EncryptAttachmentOp
 
 type DecryptPending =
   | { readonly index: number; readonly oversized: true }
-  | { readonly index: number; readonly oversized: false; readonly job: Promise<ChunkHashResult>; readonly tag: number | undefined };
+  | {
+      readonly index: number;
+      readonly oversized: false;
+      readonly job: Promise<ChunkHashResult>;
+      readonly tag: number | undefined;
+    };
 
 /**
  * Decrypt an attachment. Validates the manifest synchronously; the work
  * happens while the result is iterated.
  */
-export function startDecryption(manifest: unknown, chunks: ByteSource, options: DecryptAttachmentOptions = {}): AsyncIterable<Uint8Array> {
+export function startDecryption(
+  manifest: unknown,
+  chunks: ByteSource,
+  options: DecryptAttachmentOptions = {},
+): AsyncIterable<Uint8Array> {
   const m = parseAttachmentManifest(manifest);
-  if (!isByteSource(chunks)) throw new TypeError('attachment chunks must be an iterable or async iterable of Uint8Array');
+  if (!isByteSource(chunks))
+    throw new TypeError('attachment chunks must be an iterable or async iterable of Uint8Array');
   const hashing = options.hashing ?? sodiumHashing;
   const window = resolveWindow(options.maxChunksInFlight, m.chunkSize);
   const reuse = options.reuseBuffers === true;
@@ -317,7 +376,13 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
     /** Plaintext buffers of full chunks back from the consumer (reuseBuffers). */
     const outPool: Uint8Array[] = [];
     const recycle = (bytes: Uint8Array): void => {
-      if (reuse && bytes.length === m.chunkSize && bytes.byteOffset === 0 && bytes.buffer.byteLength === m.chunkSize && outPool.length <= window) {
+      if (
+        reuse &&
+        bytes.length === m.chunkSize &&
+        bytes.byteOffset === 0 &&
+        bytes.buffer.byteLength === m.chunkSize &&
+        outPool.length <= window
+      ) {
         outPool.push(bytes);
       }
     };
@@ -329,23 +394,35 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
     /** Check the oldest pending chunk; its plaintext, or undefined for the last chunk (held back). */
     const verify = async (entry: DecryptPending): Promise<Uint8Array | undefined> => {
       const i = entry.index;
-      if (entry.oversized) return fail('CHUNK_HASH_MISMATCH', `chunk ${i} is longer than any chunk of this attachment`);
+      if (entry.oversized)
+        return fail(
+          'CHUNK_HASH_MISMATCH',
+          `chunk ${i} is longer than any chunk of this attachment`,
+        );
       const done = await entry.job;
       const id = toHex(done.digest);
       if (id !== m.chunks[i]) {
         const at = positions.get(id);
-        if (at === undefined) fail('CHUNK_HASH_MISMATCH', `chunk ${i} does not match id ${m.chunks[i]!}`);
+        if (at === undefined)
+          fail('CHUNK_HASH_MISMATCH', `chunk ${i} does not match id ${m.chunks[i]!}`);
         if (at < i) fail('CHUNK_DUPLICATED', `chunk ${i} repeats chunk ${at} (${id})`);
         fail('CHUNK_REORDERED', `chunk ${i} is chunk ${at} (${id}) of this attachment`);
       }
       if (entry.tag === undefined) fail('DECRYPT_FAILED', `chunk ${i} (${id}) does not decrypt`);
       const last = i === count - 1;
-      if (!last && entry.tag === TAG_FINAL) fail('DECRYPT_FAILED', `chunk ${i} (${id}) ends the stream before the last chunk`);
-      if (!last && entry.tag !== TAG_MESSAGE) fail('DECRYPT_FAILED', `chunk ${i} (${id}) carries an unexpected tag`);
-      if (last && entry.tag === TAG_MESSAGE) fail('CHUNK_TRUNCATED', `the last chunk (${id}) does not end the stream`);
-      if (last && entry.tag !== TAG_FINAL) fail('DECRYPT_FAILED', `the last chunk (${id}) carries an unexpected tag`);
+      if (!last && entry.tag === TAG_FINAL)
+        fail('DECRYPT_FAILED', `chunk ${i} (${id}) ends the stream before the last chunk`);
+      if (!last && entry.tag !== TAG_MESSAGE)
+        fail('DECRYPT_FAILED', `chunk ${i} (${id}) carries an unexpected tag`);
+      if (last && entry.tag === TAG_MESSAGE)
+        fail('CHUNK_TRUNCATED', `the last chunk (${id}) does not end the stream`);
+      if (last && entry.tag !== TAG_FINAL)
+        fail('DECRYPT_FAILED', `the last chunk (${id}) carries an unexpected tag`);
       if (done.plaintext.length !== attachmentChunkLength(m, i)) {
-        fail('ATTACHMENT_MISMATCH', `chunk ${i} (${id}) has another length than the manifest implies`);
+        fail(
+          'ATTACHMENT_MISMATCH',
+          `chunk ${i} (${id}) has another length than the manifest implies`,
+        );
       }
       produced += done.plaintext.length;
       if (!last) return done.plaintext;
@@ -398,10 +475,13 @@ export function startDecryption(manifest: unknown, chunks: ByteSource, options: 
         }
       }
       if (extra) fail('CHUNK_EXTRA', `more than the ${count} chunks the manifest lists`);
-      if (index < count || held === undefined) fail('CHUNK_TRUNCATED', `chunk stream ended after ${index} of ${count} chunks`);
+      if (index < count || held === undefined)
+        fail('CHUNK_TRUNCATED', `chunk stream ended after ${index} of ${count} chunks`);
       const digest = await session.finish();
-      if (produced !== m.size) fail('ATTACHMENT_MISMATCH', 'decrypted size differs from the manifest');
-      if (!equalBytes(digest, fromHex(m.sha256, 'sha256'))) fail('ATTACHMENT_MISMATCH', 'plaintext SHA-256 differs from the manifest');
+      if (produced !== m.size)
+        fail('ATTACHMENT_MISMATCH', 'decrypted size differs from the manifest');
+      if (!equalBytes(digest, fromHex(m.sha256, 'sha256')))
+        fail('ATTACHMENT_MISMATCH', 'plaintext SHA-256 differs from the manifest');
       yield held;
     } finally {
       session.close();

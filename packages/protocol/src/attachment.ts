@@ -60,7 +60,10 @@ export type {
  * for await (const chunk of enc.chunks) await store.put(chunk.id, chunk.bytes);
  * const manifest = enc.manifest();
  */
-export function encryptAttachment(source: ByteSource, options: EncryptAttachmentOptions): AttachmentEncryption {
+export function encryptAttachment(
+  source: ByteSource,
+  options: EncryptAttachmentOptions,
+): AttachmentEncryption {
   return startEncryption(source, options);
 }
 
@@ -88,7 +91,11 @@ export function encryptAttachment(source: ByteSource, options: EncryptAttachment
  *   DECRYPT_FAILED (a listed chunk that does not decrypt with the manifest's key, or ends the stream early),
  *   ATTACHMENT_MISMATCH (sizes or plaintext SHA-256 differ from the manifest).
  */
-export function decryptAttachment(manifest: unknown, chunks: ByteSource, options?: DecryptAttachmentOptions): AsyncIterable<Uint8Array> {
+export function decryptAttachment(
+  manifest: unknown,
+  chunks: ByteSource,
+  options?: DecryptAttachmentOptions,
+): AsyncIterable<Uint8Array> {
   return startDecryption(manifest, chunks, options);
 }
 

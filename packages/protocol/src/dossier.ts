@@ -106,7 +106,9 @@ export function payloadAssociatedData(envelopeId: string, wraps: readonly KeyWra
 
 /** Commitment to a content key: SHA-256 of a domain-separated copy (§9.4). The key is 32 random bytes, so this reveals nothing. */
 export function contentKeyCommitment(contentKey: Uint8Array): Uint8Array {
-  return sha256(concatBytes(utf8('rogatory/v1/content-key-commitment'), Uint8Array.of(0), contentKey));
+  return sha256(
+    concatBytes(utf8('rogatory/v1/content-key-commitment'), Uint8Array.of(0), contentKey),
+  );
 }
 
 /**
@@ -116,7 +118,13 @@ export function contentKeyCommitment(contentKey: Uint8Array): Uint8Array {
  */
 export function decryptSealedPayload(sealed: SealedDossier, contentKey: Uint8Array): Uint8Array {
   const s = sodium();
-  if (!equalBytes(fromBase64url(sealed.keyCommitment, 'keyCommitment'), contentKeyCommitment(contentKey))) fail('DECRYPT_FAILED', 'content key does not match the sealed dossier\'s key commitment');
+  if (
+    !equalBytes(
+      fromBase64url(sealed.keyCommitment, 'keyCommitment'),
+      contentKeyCommitment(contentKey),
+    )
+  )
+    fail('DECRYPT_FAILED', "content key does not match the sealed dossier's key commitment");
   try {
     return s.crypto_aead_xchacha20poly1305_ietf_decrypt(
       null,
@@ -394,7 +402,8 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     fail('CHUNK_HASH_MISMATCH', 'sealed dossier is not the object the envelope names');
   }
   const sealed = parseSealedDossier(options.sealed);
-  if (sealed.envelopeId !== env.id) fail('ENVELOPE_MISMATCH', 'sealed dossier belongs to another envelope');
+  if (sealed.envelopeId !== env.id)
+    fail('ENVELOPE_MISMATCH', 'sealed dossier belongs to another envelope');
 
   const reader = options.reader.address;
   if (reader !== env.sender && !env.recipients.includes(reader))

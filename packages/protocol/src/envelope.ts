@@ -41,7 +41,11 @@ export const EnvelopeBodySchema = Type.Object(
     version: Type.Literal(1),
     id: EnvelopeIdSchema,
     sender: AddressSchema,
-    recipients: Type.Array(AddressSchema, { minItems: 1, maxItems: ENVELOPE_LIMITS.maxRecipients, uniqueItems: true }),
+    recipients: Type.Array(AddressSchema, {
+      minItems: 1,
+      maxItems: ENVELOPE_LIMITS.maxRecipients,
+      uniqueItems: true,
+    }),
     createdAt: Timestamp,
     expiresAt: Timestamp,
     maxHops: Type.Integer({ minimum: 1, maximum: ENVELOPE_LIMITS.maxHops }),
@@ -101,14 +105,17 @@ export function signEnvelope(
 function checkEnvelopeConsistency(body: EnvelopeBody): void {
   const total = body.dossier.size + body.chunks.reduce((n, c) => n + c.size, 0);
   if (total !== body.totalSize) fail('SCHEMA_INVALID', 'envelope: totalSize does not add up');
-  if (body.expiresAt <= body.createdAt) fail('SCHEMA_INVALID', 'envelope: expires before it is created');
-  if (body.expiresAt - body.createdAt > ENVELOPE_LIMITS.maxLifetimeMs) fail('LIMIT_EXCEEDED', 'envelope: lifetime too long');
+  if (body.expiresAt <= body.createdAt)
+    fail('SCHEMA_INVALID', 'envelope: expires before it is created');
+  if (body.expiresAt - body.createdAt > ENVELOPE_LIMITS.maxLifetimeMs)
+    fail('LIMIT_EXCEEDED', 'envelope: lifetime too long');
   const ids = new Set<string>([body.dossier.id]);
   for (const c of body.chunks) {
     if (ids.has(c.id)) fail('SCHEMA_INVALID', 'envelope: chunk listed twice');
     ids.add(c.id);
   }
-  if (body.recipients.includes(body.sender)) fail('SCHEMA_INVALID', 'envelope: sender is also a recipient');
+  if (body.recipients.includes(body.sender))
+    fail('SCHEMA_INVALID', 'envelope: sender is also a recipient');
 }
 
 /** Hex SHA-256 of the canonical `{ body, signature }`: what evidences bind to. Hops are excluded. */
@@ -137,7 +144,8 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
 
 /** Check a decoded JSON value as an envelope (schema and consistency; no signature check). */
 export function parseEnvelope(value: unknown): Envelope {
-  if (typeof value === 'object' && value !== null && checkedEnvelopes.has(value)) return value as Envelope;
+  if (typeof value === 'object' && value !== null && checkedEnvelopes.has(value))
+    return value as Envelope;
   const envelope = envelopeShape.parse(value);
   fromBase64url(envelope.body.id, 'envelope id');
   checkEnvelopeConsistency(envelope.body);
@@ -160,17 +168,22 @@ export interface VerifyEnvelopeOptions {
 export function verifyEnvelope(value: unknown, options: VerifyEnvelopeOptions): ResolvedKey {
   const envelope = parseEnvelope(value);
   const { body, signature } = envelope;
-  const sender = options.trust.resolveSigningKey(body.sender, signature.kid, body.createdAt, ['authority']);
+  const sender = options.trust.resolveSigningKey(body.sender, signature.kid, body.createdAt, [
+    'authority',
+  ]);
   verifySignature(CONTEXTS.envelope, body, signature, publicKeyOf(sender.key));
-  if (body.createdAt > options.now + ENVELOPE_LIMITS.maxClockSkewMs) fail('SCHEMA_INVALID', 'envelope created in the future');
-  if (options.checkExpiry !== false && options.now >= body.expiresAt) fail('ENVELOPE_EXPIRED', `envelope ${body.id} expired`);
+  if (body.createdAt > options.now + ENVELOPE_LIMITS.maxClockSkewMs)
+    fail('SCHEMA_INVALID', 'envelope created in the future');
+  if (options.checkExpiry !== false && options.now >= body.expiresAt)
+    fail('ENVELOPE_EXPIRED', `envelope ${body.id} expired`);
   checkHops(envelope);
   return sender;
 }
 
 /** Hop path checks: within the envelope's limit and no relay twice (a loop). */
 export function checkHops(envelope: Envelope): void {
-  if (envelope.hops.length > envelope.body.maxHops) fail('HOP_LIMIT_EXCEEDED', 'hop limit exceeded');
+  if (envelope.hops.length > envelope.body.maxHops)
+    fail('HOP_LIMIT_EXCEEDED', 'hop limit exceeded');
   const seen = new Set<string>();
   for (const hop of envelope.hops) {
     if (seen.has(hop.relay)) fail('HOP_LIMIT_EXCEEDED', 'routing loop');
@@ -195,7 +208,11 @@ export function withHop(envelope: Envelope, hop: Hop): Envelope {
   const { relay, receivedAt } = hopShape.parse(hop);
   const hops: Hop[] = [...envelope.hops, Object.freeze({ relay, receivedAt })];
   if (hops.length > ENVELOPE_LIMITS.maxHops) fail('HOP_LIMIT_EXCEEDED', 'hop limit exceeded');
-  const next: Envelope = Object.freeze({ body: envelope.body, signature: envelope.signature, hops: Object.freeze(hops) as Hop[] });
+  const next: Envelope = Object.freeze({
+    body: envelope.body,
+    signature: envelope.signature,
+    hops: Object.freeze(hops) as Hop[],
+  });
   checkHops(next);
   checkedEnvelopes.add(next);
   return next;

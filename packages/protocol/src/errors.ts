@@ -107,7 +107,10 @@ export class ProtocolError extends Error {
   readonly issues: readonly ContentIssue[];
 
   constructor(code: ErrorCode, message: string, options: ProtocolErrorOptions = {}) {
-    super(`${code}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `${code}: ${message}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.issues = options.issues ?? [];
   }

@@ -80,8 +80,20 @@ export type Evidence = Signed<EvidenceBody>;
 
 const evidenceShape = validator(EvidenceSchema, 'evidence');
 
-const NEEDS_REASON: ReadonlySet<EvidenceKind> = new Set(['submission-rejection', 'relay-rejection', 'non-delivery', 'recipient-rejection']);
-const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set(['relay-acceptance', 'relay-rejection', 'delivery', 'recipient-rejection', 'non-delivery', 'retrieval']);
+const NEEDS_REASON: ReadonlySet<EvidenceKind> = new Set([
+  'submission-rejection',
+  'relay-rejection',
+  'non-delivery',
+  'recipient-rejection',
+]);
+const ABOUT_RECIPIENT: ReadonlySet<EvidenceKind> = new Set([
+  'relay-acceptance',
+  'relay-rejection',
+  'delivery',
+  'recipient-rejection',
+  'non-delivery',
+  'retrieval',
+]);
 const ISSUED_BY_RELAY: ReadonlySet<EvidenceKind> = new Set([
   'submission-acceptance',
   'submission-rejection',
@@ -92,9 +104,22 @@ const ISSUED_BY_RELAY: ReadonlySet<EvidenceKind> = new Set([
 
 /** Kind-dependent rules a schema cannot express: reason and recipient present exactly when the kind needs them; who issues. */
 export function checkEvidenceShape(body: EvidenceBody): void {
-  if (NEEDS_REASON.has(body.kind) !== (body.reason !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: reason ${body.reason ? 'not allowed' : 'required'}`);
-  if (ABOUT_RECIPIENT.has(body.kind) !== (body.recipient !== null)) fail('SCHEMA_INVALID', `evidence ${body.kind}: recipient ${body.recipient ? 'not allowed' : 'required'}`);
-  if ((body.kind === 'delivery' || body.kind === 'retrieval' || body.kind === 'recipient-rejection') && body.issuer !== body.recipient) {
+  if (NEEDS_REASON.has(body.kind) !== (body.reason !== null))
+    fail(
+      'SCHEMA_INVALID',
+      `evidence ${body.kind}: reason ${body.reason ? 'not allowed' : 'required'}`,
+    );
+  if (ABOUT_RECIPIENT.has(body.kind) !== (body.recipient !== null))
+    fail(
+      'SCHEMA_INVALID',
+      `evidence ${body.kind}: recipient ${body.recipient ? 'not allowed' : 'required'}`,
+    );
+  if (
+    (body.kind === 'delivery' ||
+      body.kind === 'retrieval' ||
+      body.kind === 'recipient-rejection') &&
+    body.issuer !== body.recipient
+  ) {
     fail('SCHEMA_INVALID', `evidence ${body.kind} must be issued by the recipient`);
   }
 }
@@ -169,7 +194,8 @@ const RANK: Record<EvidenceKind, number> = {
   retrieval: 3,
 };
 
-export type RecipientState = 'pending' | 'relayed' | 'delivered' | 'retrieved' | 'rejected' | 'refused' | 'not-delivered';
+export type RecipientState =
+  'pending' | 'relayed' | 'delivered' | 'retrieved' | 'rejected' | 'refused' | 'not-delivered';
 
 export interface EvidenceChain {
   /** Evidences in causal order. */
@@ -185,16 +211,30 @@ export interface EvidenceChain {
  * retrieval; submission evidences by a relay of the sender's network), and
  * signed by a key its issuer held at `issuedAt`.
  */
-export function verifyEvidence(envelope: Pick<Envelope, 'body' | 'signature'>, value: unknown, trust: TrustStore): Evidence {
+export function verifyEvidence(
+  envelope: Pick<Envelope, 'body' | 'signature'>,
+  value: unknown,
+  trust: TrustStore,
+): Evidence {
   const ev = evidenceShape.parse(value);
   const b = ev.body;
   const env = envelope.body;
   checkEvidenceShape(b);
-  if (b.envelopeId !== env.id || b.envelopeHash !== envelopeHash(envelope)) fail('EVIDENCE_MISMATCH', `evidence ${b.kind} is about another envelope`);
-  if (b.recipient !== null && !env.recipients.includes(b.recipient)) fail('EVIDENCE_CHAIN_INVALID', `evidence ${b.kind} names a non-recipient`);
-  const issuer = trust.resolveSigningKey(b.issuer, ev.signature.kid, b.issuedAt, ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : ['authority']);
+  if (b.envelopeId !== env.id || b.envelopeHash !== envelopeHash(envelope))
+    fail('EVIDENCE_MISMATCH', `evidence ${b.kind} is about another envelope`);
+  if (b.recipient !== null && !env.recipients.includes(b.recipient))
+    fail('EVIDENCE_CHAIN_INVALID', `evidence ${b.kind} names a non-recipient`);
+  const issuer = trust.resolveSigningKey(
+    b.issuer,
+    ev.signature.kid,
+    b.issuedAt,
+    ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : ['authority'],
+  );
   verifySignature(CONTEXTS.evidence, b, ev.signature, publicKeyOf(issuer.key));
-  if ((b.kind === 'submission-acceptance' || b.kind === 'submission-rejection') && issuer.network !== networkOf(env.sender)) {
+  if (
+    (b.kind === 'submission-acceptance' || b.kind === 'submission-rejection') &&
+    issuer.network !== networkOf(env.sender)
+  ) {
     fail('EVIDENCE_CHAIN_INVALID', 'submission evidence not from a relay of the sender network');
   }
   return ev;
@@ -219,14 +259,24 @@ export function verifyEvidenceChain(
   const parsed = evidences.map((value) => verifyEvidence(envelope, value, trust));
 
   const ordered = [...parsed].sort(
-    (a, b) => RANK[a.body.kind] - RANK[b.body.kind] || a.body.issuedAt - b.body.issuedAt || (a.body.issuer < b.body.issuer ? -1 : a.body.issuer > b.body.issuer ? 1 : 0),
+    (a, b) =>
+      RANK[a.body.kind] - RANK[b.body.kind] ||
+      a.body.issuedAt - b.body.issuedAt ||
+      (a.body.issuer < b.body.issuer ? -1 : a.body.issuer > b.body.issuer ? 1 : 0),
   );
   const submissions = ordered.filter((e) => RANK[e.body.kind] === 0);
-  if (submissions.length !== 1) fail('EVIDENCE_CHAIN_INVALID', `expected one submission evidence, found ${submissions.length}`);
+  if (submissions.length !== 1)
+    fail('EVIDENCE_CHAIN_INVALID', `expected one submission evidence, found ${submissions.length}`);
   const submission = submissions[0]!;
-  if (submission.body.kind === 'submission-rejection' && ordered.length > 1) fail('EVIDENCE_CHAIN_INVALID', 'evidence after a submission rejection');
+  if (submission.body.kind === 'submission-rejection' && ordered.length > 1)
+    fail('EVIDENCE_CHAIN_INVALID', 'evidence after a submission rejection');
 
-  const states = new Map<string, RecipientState>(env.recipients.map((r) => [r, submission.body.kind === 'submission-rejection' ? 'rejected' : 'pending']));
+  const states = new Map<string, RecipientState>(
+    env.recipients.map((r) => [
+      r,
+      submission.body.kind === 'submission-rejection' ? 'rejected' : 'pending',
+    ]),
+  );
   const deliveredAt = new Map<string, number>();
   let last = submission.body.issuedAt;
   const seen = new Set<string>();
@@ -236,7 +286,8 @@ export function verifyEvidenceChain(
     const key = `${b.kind}|${b.issuer}|${r}`;
     if (seen.has(key)) fail('EVIDENCE_CHAIN_INVALID', `duplicate ${b.kind} evidence`);
     seen.add(key);
-    if (b.issuedAt + ENVELOPE_LIMITS.maxClockSkewMs < last) fail('EVIDENCE_CHAIN_INVALID', `${b.kind} evidence dated before its cause`);
+    if (b.issuedAt + ENVELOPE_LIMITS.maxClockSkewMs < last)
+      fail('EVIDENCE_CHAIN_INVALID', `${b.kind} evidence dated before its cause`);
     last = Math.max(last, b.issuedAt);
     const state = states.get(r)!;
     switch (b.kind) {
@@ -244,14 +295,28 @@ export function verifyEvidenceChain(
         if (state === 'pending') states.set(r, 'relayed');
         break;
       case 'relay-rejection':
-        if (state === 'delivered' || state === 'not-delivered') fail('EVIDENCE_CHAIN_INVALID', 'relay rejection after a final outcome');
+        if (state === 'delivered' || state === 'not-delivered')
+          fail('EVIDENCE_CHAIN_INVALID', 'relay rejection after a final outcome');
         states.set(r, 'rejected');
         break;
       case 'delivery':
       case 'recipient-rejection':
       case 'non-delivery':
-        if (state === 'delivered' || state === 'not-delivered' || state === 'rejected' || state === 'refused') fail('EVIDENCE_CHAIN_INVALID', `conflicting outcomes for ${r}`);
-        states.set(r, b.kind === 'delivery' ? 'delivered' : b.kind === 'recipient-rejection' ? 'refused' : 'not-delivered');
+        if (
+          state === 'delivered' ||
+          state === 'not-delivered' ||
+          state === 'rejected' ||
+          state === 'refused'
+        )
+          fail('EVIDENCE_CHAIN_INVALID', `conflicting outcomes for ${r}`);
+        states.set(
+          r,
+          b.kind === 'delivery'
+            ? 'delivered'
+            : b.kind === 'recipient-rejection'
+              ? 'refused'
+              : 'not-delivered',
+        );
         if (b.kind === 'delivery') deliveredAt.set(r, b.issuedAt);
         break;
       case 'retrieval': {

@@ -1,7 +1,12 @@
 import { Type, type Static } from 'typebox';
 import { concatBytes, fromBase64url, randomBytes, toBase64url, utf8 } from './bytes.js';
 import { fail } from './errors.js';
-import { generateSigningKeyPair, keyId, type EncryptionKeyPair, type SigningKeyPair } from './keys.js';
+import {
+  generateSigningKeyPair,
+  keyId,
+  type EncryptionKeyPair,
+  type SigningKeyPair,
+} from './keys.js';
 import { Base64url, validator } from './schema.js';
 import { sodium } from './sodium.js';
 
@@ -45,12 +50,29 @@ function associatedData(purpose: string): Uint8Array {
  * short-lived worker thread, see `deriveKeyInWorker` of
  * `@rogatory/protocol/node`): the result must be the same bytes.
  */
-export type DeriveKey = (passphrase: string, salt: Uint8Array, opslimit: number, memlimit: number) => Uint8Array | Promise<Uint8Array>;
+export type DeriveKey = (
+  passphrase: string,
+  salt: Uint8Array,
+  opslimit: number,
+  memlimit: number,
+) => Uint8Array | Promise<Uint8Array>;
 
 /** The default derivation: libsodium of this process (its WebAssembly memory grows to memlimit and stays there). */
-export function deriveKeyInProcess(passphrase: string, salt: Uint8Array, opslimit: number, memlimit: number): Uint8Array {
+export function deriveKeyInProcess(
+  passphrase: string,
+  salt: Uint8Array,
+  opslimit: number,
+  memlimit: number,
+): Uint8Array {
   const s = sodium();
-  return s.crypto_pwhash(32, utf8(passphrase), salt, opslimit, memlimit, s.crypto_pwhash_ALG_ARGON2ID13);
+  return s.crypto_pwhash(
+    32,
+    utf8(passphrase),
+    salt,
+    opslimit,
+    memlimit,
+    s.crypto_pwhash_ALG_ARGON2ID13,
+  );
 }
 
 type Limits = { opslimit: number; memlimit: number };
@@ -68,14 +90,29 @@ interface SealPlan {
 }
 
 function planSeal(secret: Uint8Array, options: SealOptions): SealPlan {
-  if (options.passphrase.length < 8) fail('LIMIT_EXCEEDED', 'passphrase must have at least 8 characters');
+  if (options.passphrase.length < 8)
+    fail('LIMIT_EXCEEDED', 'passphrase must have at least 8 characters');
   const { opslimit, memlimit } = options.limits ?? KDF_LIMITS.moderate;
-  return { secret, purpose: options.purpose, passphrase: options.passphrase, opslimit, memlimit, salt: randomBytes(16), nonce: randomBytes(24) };
+  return {
+    secret,
+    purpose: options.purpose,
+    passphrase: options.passphrase,
+    opslimit,
+    memlimit,
+    salt: randomBytes(16),
+    nonce: randomBytes(24),
+  };
 }
 
 function finishSeal(plan: SealPlan, key: Uint8Array): SealedSecret {
   const s = sodium();
-  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plan.secret, associatedData(plan.purpose), null, plan.nonce, key);
+  const ciphertext = s.crypto_aead_xchacha20poly1305_ietf_encrypt(
+    plan.secret,
+    associatedData(plan.purpose),
+    null,
+    plan.nonce,
+    key,
+  );
   s.memzero(key);
   return sealedSecretShape.parse({
     type: 'rogatory-sealed-secret',
@@ -92,14 +129,21 @@ function finishSeal(plan: SealPlan, key: Uint8Array): SealedSecret {
 
 function planOpen(value: unknown, options: OpenOptions): SealedSecret {
   const sealed = sealedSecretShape.parse(value);
-  if (sealed.purpose !== options.purpose) fail('KEY_WRONG_ROLE', `sealed secret is a ${sealed.purpose}, not a ${options.purpose}`);
+  if (sealed.purpose !== options.purpose)
+    fail('KEY_WRONG_ROLE', `sealed secret is a ${sealed.purpose}, not a ${options.purpose}`);
   return sealed;
 }
 
 function finishOpen(sealed: SealedSecret, key: Uint8Array): Uint8Array {
   const s = sodium();
   try {
-    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, fromBase64url(sealed.ciphertext), associatedData(sealed.purpose), fromBase64url(sealed.nonce), key);
+    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(
+      null,
+      fromBase64url(sealed.ciphertext),
+      associatedData(sealed.purpose),
+      fromBase64url(sealed.nonce),
+      key,
+    );
   } catch (cause) {
     return fail('PASSPHRASE_INVALID', 'wrong passphrase or damaged key file', { cause });
   } finally {
@@ -110,27 +154,47 @@ function finishOpen(sealed: SealedSecret, key: Uint8Array): Uint8Array {
 /** Encrypt a secret (a private key or seed) under a passphrase. */
 export function sealSecret(secret: Uint8Array, options: SealOptions): SealedSecret {
   const plan = planSeal(secret, options);
-  return finishSeal(plan, deriveKeyInProcess(plan.passphrase, plan.salt, plan.opslimit, plan.memlimit));
+  return finishSeal(
+    plan,
+    deriveKeyInProcess(plan.passphrase, plan.salt, plan.opslimit, plan.memlimit),
+  );
 }
 
 /** Decrypt a sealed secret. A wrong passphrase (or a tampered file) gives PASSPHRASE_INVALID. */
 export function openSecret(value: unknown, options: OpenOptions): Uint8Array {
   const sealed = planOpen(value, options);
-  return finishOpen(sealed, deriveKeyInProcess(options.passphrase, fromBase64url(sealed.salt), sealed.opslimit, sealed.memlimit));
+  return finishOpen(
+    sealed,
+    deriveKeyInProcess(
+      options.passphrase,
+      fromBase64url(sealed.salt),
+      sealed.opslimit,
+      sealed.memlimit,
+    ),
+  );
 }
 
 /** `sealSecret` with the key derivation injectable (default: in this process). Same format, same result. */
-export async function sealSecretAsync(secret: Uint8Array, options: SealOptions & { derive?: DeriveKey }): Promise<SealedSecret> {
+export async function sealSecretAsync(
+  secret: Uint8Array,
+  options: SealOptions & { derive?: DeriveKey },
+): Promise<SealedSecret> {
   const plan = planSeal(secret, options);
   const derive = options.derive ?? deriveKeyInProcess;
   return finishSeal(plan, await derive(plan.passphrase, plan.salt, plan.opslimit, plan.memlimit));
 }
 
 /** `openSecret` with the key derivation injectable (default: in this process). Same errors, same result. */
-export async function openSecretAsync(value: unknown, options: OpenOptions & { derive?: DeriveKey }): Promise<Uint8Array> {
+export async function openSecretAsync(
+  value: unknown,
+  options: OpenOptions & { derive?: DeriveKey },
+): Promise<Uint8Array> {
   const sealed = planOpen(value, options);
   const derive = options.derive ?? deriveKeyInProcess;
-  return finishOpen(sealed, await derive(options.passphrase, fromBase64url(sealed.salt), sealed.opslimit, sealed.memlimit));
+  return finishOpen(
+    sealed,
+    await derive(options.passphrase, fromBase64url(sealed.salt), sealed.opslimit, sealed.memlimit),
+  );
 }
 
 /** Seal a signing key pair (its 32-byte seed is what is stored). */
@@ -151,19 +215,31 @@ export function openEncryptionKey(value: unknown, options: OpenOptions): Encrypt
   return encryptionPair(openSecret(value, options));
 }
 
-export function sealSigningKeyAsync(pair: SigningKeyPair, options: SealOptions & { derive?: DeriveKey }): Promise<SealedSecret> {
+export function sealSigningKeyAsync(
+  pair: SigningKeyPair,
+  options: SealOptions & { derive?: DeriveKey },
+): Promise<SealedSecret> {
   return sealSecretAsync(pair.secretKey.subarray(0, 32), options);
 }
 
-export async function openSigningKeyAsync(value: unknown, options: OpenOptions & { derive?: DeriveKey }): Promise<SigningKeyPair> {
+export async function openSigningKeyAsync(
+  value: unknown,
+  options: OpenOptions & { derive?: DeriveKey },
+): Promise<SigningKeyPair> {
   return generateSigningKeyPair(await openSecretAsync(value, options));
 }
 
-export function sealEncryptionKeyAsync(pair: EncryptionKeyPair, options: SealOptions & { derive?: DeriveKey }): Promise<SealedSecret> {
+export function sealEncryptionKeyAsync(
+  pair: EncryptionKeyPair,
+  options: SealOptions & { derive?: DeriveKey },
+): Promise<SealedSecret> {
   return sealSecretAsync(pair.secretKey, options);
 }
 
-export async function openEncryptionKeyAsync(value: unknown, options: OpenOptions & { derive?: DeriveKey }): Promise<EncryptionKeyPair> {
+export async function openEncryptionKeyAsync(
+  value: unknown,
+  options: OpenOptions & { derive?: DeriveKey },
+): Promise<EncryptionKeyPair> {
   return encryptionPair(await openSecretAsync(value, options));
 }
 

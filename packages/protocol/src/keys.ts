@@ -11,7 +11,9 @@ export type KeyAlgorithm = 'ed25519' | 'x25519';
  * SHA-256("rogatory/v1/kid" || 0x00 || alg || 0x00 || publicKey), base64url.
  */
 export function keyId(alg: KeyAlgorithm, publicKey: Uint8Array): string {
-  const digest = sha256(concatBytes(utf8('rogatory/v1/kid'), Uint8Array.of(0), utf8(alg), Uint8Array.of(0), publicKey));
+  const digest = sha256(
+    concatBytes(utf8('rogatory/v1/kid'), Uint8Array.of(0), utf8(alg), Uint8Array.of(0), publicKey),
+  );
   return toBase64url(digest.subarray(0, 16));
 }
 
@@ -49,14 +51,24 @@ export interface EncryptionKeyPair {
 export function generateSigningKeyPair(seed?: Uint8Array): SigningKeyPair {
   const s = sodium();
   const kp = seed ? s.crypto_sign_seed_keypair(checkSeed(seed)) : s.crypto_sign_keypair();
-  return { alg: 'ed25519', kid: keyId('ed25519', kp.publicKey), publicKey: kp.publicKey, secretKey: kp.privateKey };
+  return {
+    alg: 'ed25519',
+    kid: keyId('ed25519', kp.publicKey),
+    publicKey: kp.publicKey,
+    secretKey: kp.privateKey,
+  };
 }
 
 /** New X25519 key pair (crypto_box_seed_keypair); a 32-byte seed makes it deterministic. */
 export function generateEncryptionKeyPair(seed?: Uint8Array): EncryptionKeyPair {
   const s = sodium();
   const kp = seed ? s.crypto_box_seed_keypair(checkSeed(seed)) : s.crypto_box_keypair();
-  return { alg: 'x25519', kid: keyId('x25519', kp.publicKey), publicKey: kp.publicKey, secretKey: kp.privateKey };
+  return {
+    alg: 'x25519',
+    kid: keyId('x25519', kp.publicKey),
+    publicKey: kp.publicKey,
+    secretKey: kp.privateKey,
+  };
 }
 
 function checkSeed(seed: Uint8Array): Uint8Array {
@@ -69,7 +81,8 @@ export function keyRef(
   pair: SigningKeyPair | EncryptionKeyPair,
   validity: { notBefore: number; notAfter: number },
 ): KeyRef {
-  if (validity.notAfter <= validity.notBefore) fail('SCHEMA_INVALID', 'key validity ends before it starts');
+  if (validity.notAfter <= validity.notBefore)
+    fail('SCHEMA_INVALID', 'key validity ends before it starts');
   return {
     alg: pair.alg,
     kid: pair.kid,
@@ -83,12 +96,14 @@ export function keyRef(
 export function publicKeyOf(ref: KeyRef): Uint8Array {
   const pk = fromBase64url(ref.publicKey, 'publicKey');
   if (pk.length !== 32) fail('SCHEMA_INVALID', 'public key must be 32 bytes');
-  if (keyId(ref.alg, pk) !== ref.kid) fail('SCHEMA_INVALID', `key id ${ref.kid} does not match its public key`);
+  if (keyId(ref.alg, pk) !== ref.kid)
+    fail('SCHEMA_INVALID', `key id ${ref.kid} does not match its public key`);
   return pk;
 }
 
 /** Check a key's validity period at time `at`; throws KEY_NOT_YET_VALID or KEY_EXPIRED. */
 export function checkKeyValidity(ref: KeyRef, at: number): void {
-  if (at < ref.notBefore) fail('KEY_NOT_YET_VALID', `key ${ref.kid} is not valid before its notBefore`);
+  if (at < ref.notBefore)
+    fail('KEY_NOT_YET_VALID', `key ${ref.kid} is not valid before its notBefore`);
   if (at >= ref.notAfter) fail('KEY_EXPIRED', `key ${ref.kid} expired`);
 }

@@ -20,8 +20,16 @@ interface RawLibsodium {
   _malloc(size: number): number;
   _free(ptr: number): void;
   _crypto_secretstream_xchacha20poly1305_statebytes(): number;
-  _crypto_secretstream_xchacha20poly1305_init_push(state: number, header: number, key: number): number;
-  _crypto_secretstream_xchacha20poly1305_init_pull(state: number, header: number, key: number): number;
+  _crypto_secretstream_xchacha20poly1305_init_push(
+    state: number,
+    header: number,
+    key: number,
+  ): number;
+  _crypto_secretstream_xchacha20poly1305_init_pull(
+    state: number,
+    header: number,
+    key: number,
+  ): number;
   /** (state, c, clen_p, m, mlen low, mlen high, ad, adlen low, adlen high, tag): 64-bit lengths are split in two. */
   _crypto_secretstream_xchacha20poly1305_push(...args: number[]): number;
   /** (state, m, mlen_p, tag_p, c, clen low, clen high, ad, adlen low, adlen high). */
@@ -47,7 +55,12 @@ function wipe(lib: RawLibsodium, ptr: number, length: number): void {
 }
 
 /** `length` heap bytes at `ptr`, copied into `into` if given, else into a new array. */
-function copyOut(lib: RawLibsodium, ptr: number, length: number, into: Uint8Array | undefined): Uint8Array {
+function copyOut(
+  lib: RawLibsodium,
+  ptr: number,
+  length: number,
+  into: Uint8Array | undefined,
+): Uint8Array {
   const bytes = lib.HEAPU8.subarray(ptr, ptr + length);
   if (into === undefined) return bytes.slice();
   into.set(bytes);
@@ -83,7 +96,10 @@ export class SecretstreamCipher {
    * vectors and benchmarks only) the stream uses it instead of a random
    * one: the state libsodium derives is the same for push and pull.
    */
-  static async push(key: Uint8Array, header?: Uint8Array): Promise<{ cipher: SecretstreamCipher; header: Uint8Array }> {
+  static async push(
+    key: Uint8Array,
+    header?: Uint8Array,
+  ): Promise<{ cipher: SecretstreamCipher; header: Uint8Array }> {
     await ready();
     const cipher = new SecretstreamCipher(raw());
     try {
@@ -109,7 +125,8 @@ export class SecretstreamCipher {
 
   #init(key: Uint8Array, header: Uint8Array | undefined, pull = false): Uint8Array {
     if (key.length !== KEYBYTES) throw new RangeError('a secretstream key is 32 bytes');
-    if (header !== undefined && header.length !== HEADERBYTES) throw new RangeError('a secretstream header is 24 bytes');
+    if (header !== undefined && header.length !== HEADERBYTES)
+      throw new RangeError('a secretstream header is 24 bytes');
     const lib = this.#lib;
     const scratch = lib._malloc(KEYBYTES + HEADERBYTES);
     if (scratch === 0) throw new Error('out of WebAssembly memory');
@@ -123,7 +140,10 @@ export class SecretstreamCipher {
         lib.HEAPU8.set(header, h);
         rc = lib._crypto_secretstream_xchacha20poly1305_init_pull(this.#state, h, scratch);
       }
-      if (rc !== 0) throw new Error(pull ? 'invalid secretstream header' : 'secretstream initialisation failed');
+      if (rc !== 0)
+        throw new Error(
+          pull ? 'invalid secretstream header' : 'secretstream initialisation failed',
+        );
       return lib.HEAPU8.slice(h, h + HEADERBYTES);
     } finally {
       wipe(lib, scratch, KEYBYTES + HEADERBYTES);
@@ -167,11 +187,23 @@ export class SecretstreamCipher {
    */
   push(message: Uint8Array, tag: number, into?: Uint8Array): Uint8Array {
     const length = message.length + SECRETSTREAM_ABYTES;
-    if (into !== undefined && into.length !== length) throw new RangeError('the output array must be 17 bytes longer than the message');
+    if (into !== undefined && into.length !== length)
+      throw new RangeError('the output array must be 17 bytes longer than the message');
     this.#reserve(message.length);
     const lib = this.#lib;
     lib.HEAPU8.set(message, this.#input);
-    const rc = lib._crypto_secretstream_xchacha20poly1305_push(this.#state, this.#output, 0, this.#input, message.length, 0, 0, 0, 0, tag);
+    const rc = lib._crypto_secretstream_xchacha20poly1305_push(
+      this.#state,
+      this.#output,
+      0,
+      this.#input,
+      message.length,
+      0,
+      0,
+      0,
+      0,
+      tag,
+    );
     if (rc !== 0) throw new Error('secretstream push failed');
     return copyOut(lib, this.#output, length, into);
   }
@@ -183,11 +215,23 @@ export class SecretstreamCipher {
   pull(ciphertext: Uint8Array, into?: Uint8Array): { message: Uint8Array; tag: number } | false {
     if (ciphertext.length < SECRETSTREAM_ABYTES) return false;
     const length = ciphertext.length - SECRETSTREAM_ABYTES;
-    if (into !== undefined && into.length !== length) throw new RangeError('the output array must be 17 bytes shorter than the ciphertext');
+    if (into !== undefined && into.length !== length)
+      throw new RangeError('the output array must be 17 bytes shorter than the ciphertext');
     this.#reserve(length);
     const lib = this.#lib;
     lib.HEAPU8.set(ciphertext, this.#input);
-    const rc = lib._crypto_secretstream_xchacha20poly1305_pull(this.#state, this.#output, 0, this.#tag, this.#input, ciphertext.length, 0, 0, 0, 0);
+    const rc = lib._crypto_secretstream_xchacha20poly1305_pull(
+      this.#state,
+      this.#output,
+      0,
+      this.#tag,
+      this.#input,
+      ciphertext.length,
+      0,
+      0,
+      0,
+      0,
+    );
     if (rc !== 0) return false;
     return { message: copyOut(lib, this.#output, length, into), tag: lib.HEAPU8[this.#tag]! };
   }

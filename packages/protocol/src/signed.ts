@@ -69,7 +69,8 @@ export function verifySignature(
   publicKey: Uint8Array,
 ): void {
   const sig = fromBase64url(signature.value, 'signature');
-  const ok = sig.length === 64 && primitives().verifyDetached(sig, signingInput(context, body), publicKey);
+  const ok =
+    sig.length === 64 && primitives().verifyDetached(sig, signingInput(context, body), publicKey);
   if (!ok) fail('SIGNATURE_INVALID', `signature by key ${signature.kid} does not verify`);
 }
 

@@ -18,6 +18,7 @@ export async function ready(): Promise<void> {
 
 /** The loaded libsodium instance. Throws if `ready()` has not completed. */
 export function sodium(): Sodium {
-  if (!loaded) throw new Error('libsodium is not loaded: await ready() from @rogatory/protocol first');
+  if (!loaded)
+    throw new Error('libsodium is not loaded: await ready() from @rogatory/protocol first');
   return sodiumModule;
 }

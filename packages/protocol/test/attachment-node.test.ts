@@ -46,7 +46,12 @@ describe('node worker hashing', () => {
     const owned = bytes(1000, 1);
     const ownedCopy = owned.slice();
     const lent = bytes(500, 2);
-    const r1 = await session.chunk({ ciphertext: owned, plaintext: lent, ciphertextOwned: true, plaintextOwned: false });
+    const r1 = await session.chunk({
+      ciphertext: owned,
+      plaintext: lent,
+      ciphertextOwned: true,
+      plaintextOwned: false,
+    });
     expect(owned.byteLength).toBe(0); // moved to the worker and back, not copied
     expect(r1.ciphertext).toEqual(ownedCopy);
     expect(lent.byteLength).toBe(500);
@@ -55,7 +60,12 @@ describe('node worker hashing', () => {
     // A small Buffer lives in Node's shared pool: claiming it is owned must not detach the pool.
     const pooled = Buffer.from('pooled chunk bytes');
     expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
-    const r2 = await session.chunk({ ciphertext: pooled, plaintext: pooled, ciphertextOwned: true, plaintextOwned: false });
+    const r2 = await session.chunk({
+      ciphertext: pooled,
+      plaintext: pooled,
+      ciphertextOwned: true,
+      plaintextOwned: false,
+    });
     expect(pooled.toString()).toBe('pooled chunk bytes');
     expect(Buffer.from(r2.ciphertext).toString()).toBe('pooled chunk bytes');
     const digest = await session.finish();
@@ -65,7 +75,11 @@ describe('node worker hashing', () => {
 
   it('fails outstanding work when the worker dies and starts a new one afterwards', async () => {
     const plain = bytes(3 * 1024 * 1024, 3);
-    const enc = encryptAttachment([plain], { name: 'x.bin', mediaType: 'application/octet-stream', chunkSize: 64 * 1024 });
+    const enc = encryptAttachment([plain], {
+      name: 'x.bin',
+      mediaType: 'application/octet-stream',
+      chunkSize: 64 * 1024,
+    });
     const chunks = enc.chunks[Symbol.asyncIterator]();
     await chunks.next();
     await terminateHashWorker();
@@ -81,7 +95,10 @@ describe('node worker hashing', () => {
     expect(failure).toBeInstanceOf(Error);
     expect(isProtocolError(failure)).toBe(false);
 
-    const again = encryptAttachment([plain], { name: 'x.bin', mediaType: 'application/octet-stream' });
+    const again = encryptAttachment([plain], {
+      name: 'x.bin',
+      mediaType: 'application/octet-stream',
+    });
     const stored: Uint8Array[] = [];
     for await (const c of again.chunks) stored.push(c.bytes);
     let size = 0;
@@ -108,7 +125,11 @@ console.log('decrypted', n);
     ).then(() => {
       // Top-level await: if the worker were unref'd while a job is pending the process would exit 13 early;
       // if it stayed ref'd when idle, the process would never exit (and the timeout kills it).
-      const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(child.stderr).toBe('');
       expect(child.status).toBe(0);
       expect(child.stdout.trim()).toBe(`decrypted ${3 * 1024 * 1024 + 1}`);
@@ -130,26 +151,49 @@ describe('files', () => {
     expect(manifest.sha256).toBe(sha(plain));
 
     const target = join(dir, 'out.pdf');
-    const written = await decryptToFile(manifest, manifest.chunks.map((id) => stored.get(id)!), target);
+    const written = await decryptToFile(
+      manifest,
+      manifest.chunks.map((id) => stored.get(id)!),
+      target,
+    );
     expect(written).toBe(plain.length);
     expect(sha(await readFile(target))).toBe(sha(plain));
 
-    await expect(decryptToFile(manifest, manifest.chunks.map((id) => stored.get(id)!), target)).rejects.toMatchObject({ code: 'EEXIST' });
-    const replaced = await decryptToFile(manifest, manifest.chunks.map((id) => stored.get(id)!), target, { overwrite: true });
+    await expect(
+      decryptToFile(
+        manifest,
+        manifest.chunks.map((id) => stored.get(id)!),
+        target,
+      ),
+    ).rejects.toMatchObject({ code: 'EEXIST' });
+    const replaced = await decryptToFile(
+      manifest,
+      manifest.chunks.map((id) => stored.get(id)!),
+      target,
+      { overwrite: true },
+    );
     expect(replaced).toBe(plain.length);
   });
 
   it('leaves nothing on disk when decryption fails', async () => {
     const plain = bytes(300 * 1024, 6);
-    const enc = encryptAttachment([plain], { name: 'doc.txt', mediaType: 'text/plain', chunkSize: 64 * 1024 });
+    const enc = encryptAttachment([plain], {
+      name: 'doc.txt',
+      mediaType: 'text/plain',
+      chunkSize: 64 * 1024,
+    });
     const chunks: Uint8Array[] = [];
     for await (const c of enc.chunks) chunks.push(c.bytes);
     const manifest = enc.manifest();
     const before = (await readdir(dir)).sort();
     const target = join(dir, 'tampered.txt');
     const reordered = [chunks[0]!, chunks[2]!, chunks[1]!, ...chunks.slice(3)];
-    await expect(decryptToFile(manifest, reordered, target)).rejects.toMatchObject({ code: 'CHUNK_REORDERED' });
-    await expect(decryptToFile({ ...manifest, sha256: sha(new Uint8Array(1)) }, chunks, target)).rejects.toMatchObject({
+    await expect(decryptToFile(manifest, reordered, target)).rejects.toMatchObject({
+      code: 'CHUNK_REORDERED',
+    });
+    await expect(
+      decryptToFile({ ...manifest, sha256: sha(new Uint8Array(1)) }, chunks, target),
+    ).rejects.toMatchObject({
       code: 'ATTACHMENT_MISMATCH',
     });
     expect((await readdir(dir)).sort()).toEqual(before);
@@ -157,10 +201,12 @@ describe('files', () => {
 
   it('does not open the file before the chunks are iterated', async () => {
     const enc = encryptFile(join(dir, 'missing.bin'), { mediaType: 'application/octet-stream' });
-    await expect((async () => {
-      for await (const _ of enc.chunks) {
-        // drain
-      }
-    })()).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(
+      (async () => {
+        for await (const _ of enc.chunks) {
+          // drain
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

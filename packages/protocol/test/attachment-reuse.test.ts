@@ -6,13 +6,20 @@ import * as node from '../src/node/index.js';
 import { SecretstreamCipher } from '../src/secretstream.js';
 import { ready, sodium } from '../src/sodium.js';
 
-const OPTIONS = { name: 'reuse.bin', mediaType: 'application/octet-stream', chunkSize: 64 } as const;
+const OPTIONS = {
+  name: 'reuse.bin',
+  mediaType: 'application/octet-stream',
+  chunkSize: 64,
+} as const;
 
 beforeAll(ready);
 
 const paths = [
   { label: 'isomorphic', api: iso as Pick<typeof iso, 'encryptAttachment' | 'decryptAttachment'> },
-  { label: 'node (worker hashing)', api: node as Pick<typeof iso, 'encryptAttachment' | 'decryptAttachment'> },
+  {
+    label: 'node (worker hashing)',
+    api: node as Pick<typeof iso, 'encryptAttachment' | 'decryptAttachment'>,
+  },
 ];
 
 describe.each(paths)('reuseBuffers, $label', ({ api }) => {
@@ -51,7 +58,9 @@ describe.each(paths)('reuseBuffers, $label', ({ api }) => {
     }
     // With the worker, buffers come back as new objects over the same memory;
     // either way some kept chunk no longer holds its own bytes.
-    const overwritten = kept.filter((k, i) => k.length !== copies[i]!.length || !k.every((b, j) => b === copies[i]![j])).length;
+    const overwritten = kept.filter(
+      (k, i) => k.length !== copies[i]!.length || !k.every((b, j) => b === copies[i]![j]),
+    ).length;
     expect(overwritten).toBeGreaterThan(0);
   });
 
@@ -85,7 +94,11 @@ describe('SecretstreamCipher (libsodium in place)', () => {
     const key = s.crypto_secretstream_xchacha20poly1305_keygen();
     const { cipher, header } = await SecretstreamCipher.push(key);
     const reference = s.crypto_secretstream_xchacha20poly1305_init_pull(header, key);
-    const messages = [new Uint8Array(0), randomFillSync(new Uint8Array(1000)), randomFillSync(new Uint8Array(5))];
+    const messages = [
+      new Uint8Array(0),
+      randomFillSync(new Uint8Array(1000)),
+      randomFillSync(new Uint8Array(5)),
+    ];
     const pull = await SecretstreamCipher.pull(key, header);
     messages.forEach((m, i) => {
       const tag = i === messages.length - 1 ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0;

@@ -2,8 +2,20 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as iso from '../src/attachment.js';
-import { startEncryption, type ByteSource, type FixedKeyMaterial } from '../src/attachment-stream.js';
-import { concatBytes, fromBase64url, fromHex, sha256, toBase64url, toHex, utf8 } from '../src/bytes.js';
+import {
+  startEncryption,
+  type ByteSource,
+  type FixedKeyMaterial,
+} from '../src/attachment-stream.js';
+import {
+  concatBytes,
+  fromBase64url,
+  fromHex,
+  sha256,
+  toBase64url,
+  toHex,
+  utf8,
+} from '../src/bytes.js';
 import { canonicalBytes, decodeCanonical } from '../src/encoding.js';
 import { ENVELOPE_LIMITS } from '../src/envelope.js';
 import { isProtocolError, type ErrorCode } from '../src/errors.js';
@@ -20,13 +32,27 @@ interface Impl {
 }
 
 const IMPLS: readonly Impl[] = [
-  { name: 'isomorphic', hashing: iso.sodiumHashing, encrypt: iso.encryptAttachment, decrypt: iso.decryptAttachment },
-  { name: 'node worker', hashing: node.workerHashing, encrypt: node.encryptAttachment, decrypt: node.decryptAttachment },
+  {
+    name: 'isomorphic',
+    hashing: iso.sodiumHashing,
+    encrypt: iso.encryptAttachment,
+    decrypt: iso.decryptAttachment,
+  },
+  {
+    name: 'node worker',
+    hashing: node.workerHashing,
+    encrypt: node.encryptAttachment,
+    decrypt: node.decryptAttachment,
+  },
 ];
 
 /** Small chunks keep most tests fast; one test uses the 1 MiB default. */
 const CS = 64;
-const OPTS = { name: 'evidence.bin', mediaType: 'application/octet-stream', chunkSize: CS } as const;
+const OPTS = {
+  name: 'evidence.bin',
+  mediaType: 'application/octet-stream',
+  chunkSize: CS,
+} as const;
 const FIXED: FixedKeyMaterial = {
   key: Uint8Array.from({ length: 32 }, (_, i) => i),
   header: Uint8Array.from({ length: 24 }, (_, i) => 0xa0 + i),
@@ -96,7 +122,8 @@ async function outcome(impl: Impl, manifest: unknown, chunks: ByteSource): Promi
     for await (const piece of impl.decrypt(manifest, chunks)) received.push(piece);
     return { code: undefined, plaintext: concatBytes(...received), pieces: received.length };
   } catch (err) {
-    if (isProtocolError(err)) return { code: err.code, plaintext: concatBytes(...received), pieces: received.length };
+    if (isProtocolError(err))
+      return { code: err.code, plaintext: concatBytes(...received), pieces: received.length };
     throw err;
   }
 }
@@ -104,14 +131,21 @@ async function outcome(impl: Impl, manifest: unknown, chunks: ByteSource): Promi
 /** Reference decoder with bare libsodium: checks the format independently of the engine. */
 function referenceDecrypt(manifest: Manifest, chunks: readonly Uint8Array[]): Uint8Array {
   const s = sodium();
-  const state = s.crypto_secretstream_xchacha20poly1305_init_pull(fromBase64url(manifest.header), fromBase64url(manifest.key));
+  const state = s.crypto_secretstream_xchacha20poly1305_init_pull(
+    fromBase64url(manifest.header),
+    fromBase64url(manifest.key),
+  );
   const out: Uint8Array[] = [];
   chunks.forEach((c, i) => {
     expect(toHex(sha256(c))).toBe(manifest.chunks[i]);
     const r = s.crypto_secretstream_xchacha20poly1305_pull(state, c, null);
     if (r === false) throw new Error(`reference: chunk ${i} does not decrypt`);
     const last = i === chunks.length - 1;
-    expect(r.tag).toBe(last ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+    expect(r.tag).toBe(
+      last
+        ? s.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+        : s.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
+    );
     expect(c.length).toBe(r.message.length + 17);
     if (!last) expect(r.message.length).toBe(manifest.chunkSize);
     out.push(r.message);
@@ -121,7 +155,12 @@ function referenceDecrypt(manifest: Manifest, chunks: readonly Uint8Array[]): Ui
 
 /** Fast equality for large arrays (deep equality walks them element by element). */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.length),
+      Buffer.from(b.buffer, b.byteOffset, b.length),
+    ) === 0
+  );
 }
 
 function withBitFlipped(chunks: readonly Uint8Array[], index: number, bit: number): Uint8Array[] {
@@ -147,27 +186,35 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     other = await drain(impl.encrypt([pattern(3.5 * CS, 8)], OPTS));
   });
 
-  it.each([0, 1, CS - 1, CS, CS + 1, 3.5 * CS])('round-trips %i bytes in the normative format', async (size) => {
-    const plain = pattern(size, size + 1);
-    const enc = await drain(impl.encrypt(asAsync([plain]), OPTS));
-    const m = enc.manifest;
-    expect(m.size).toBe(size);
-    expect(m.chunks).toHaveLength(Math.max(1, Math.ceil(size / CS)));
-    expect(enc.ids).toEqual(m.chunks);
-    expect(enc.indexes).toEqual(m.chunks.map((_, i) => i));
-    expect(m.sha256).toBe(toHex(sha256(plain)));
-    expect(fromBase64url(m.key)).toHaveLength(32);
-    expect(fromBase64url(m.header)).toHaveLength(24);
-    expect(iso.parseAttachmentManifest(decodeCanonical(canonicalBytes(m)))).toEqual(m);
-    expect(referenceDecrypt(m, enc.chunks)).toEqual(plain);
-    const back = await outcome(impl, m, enc.chunks);
-    expect(back.code).toBeUndefined();
-    expect(back.plaintext).toEqual(plain);
-  });
+  it.each([0, 1, CS - 1, CS, CS + 1, 3.5 * CS])(
+    'round-trips %i bytes in the normative format',
+    async (size) => {
+      const plain = pattern(size, size + 1);
+      const enc = await drain(impl.encrypt(asAsync([plain]), OPTS));
+      const m = enc.manifest;
+      expect(m.size).toBe(size);
+      expect(m.chunks).toHaveLength(Math.max(1, Math.ceil(size / CS)));
+      expect(enc.ids).toEqual(m.chunks);
+      expect(enc.indexes).toEqual(m.chunks.map((_, i) => i));
+      expect(m.sha256).toBe(toHex(sha256(plain)));
+      expect(fromBase64url(m.key)).toHaveLength(32);
+      expect(fromBase64url(m.header)).toHaveLength(24);
+      expect(iso.parseAttachmentManifest(decodeCanonical(canonicalBytes(m)))).toEqual(m);
+      expect(referenceDecrypt(m, enc.chunks)).toEqual(plain);
+      const back = await outcome(impl, m, enc.chunks);
+      expect(back.code).toBeUndefined();
+      expect(back.plaintext).toEqual(plain);
+    },
+  );
 
   it('uses the 1 MiB default chunk size and a fresh key for every attachment', async () => {
     const plain = pattern(2 * 1024 * 1024 + 5, 3);
-    const a = await drain(impl.encrypt(split(plain, [65536, 70000, 1048576]), { name: 'a.pdf', mediaType: 'application/pdf' }));
+    const a = await drain(
+      impl.encrypt(split(plain, [65536, 70000, 1048576]), {
+        name: 'a.pdf',
+        mediaType: 'application/pdf',
+      }),
+    );
     const b = await drain(impl.encrypt([plain], { name: 'a.pdf', mediaType: 'application/pdf' }));
     expect(a.manifest.chunkSize).toBe(1024 * 1024);
     expect(a.manifest.chunks).toHaveLength(3);
@@ -184,7 +231,13 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
 
   it('matches the known-answer vector of docs/protocol.md, section 11', async () => {
     const plain = utf8('Rogatory attachment test vector, 42 bytes.');
-    const enc = await drain(startEncryption([plain], { name: 'vector.txt', mediaType: 'text/plain', chunkSize: 16, hashing: impl.hashing }, FIXED));
+    const enc = await drain(
+      startEncryption(
+        [plain],
+        { name: 'vector.txt', mediaType: 'text/plain', chunkSize: 16, hashing: impl.hashing },
+        FIXED,
+      ),
+    );
     expect(enc.chunks.map(toHex)).toEqual([
       '354d23241ca6a778606eff442a821c5ecdb5e24e4785e3ca66ecd03720ca6e1e46',
       'b26af47dd5302ab2b2c66d5007859d391db222a944885ffdc692b0caed4626f820',
@@ -215,8 +268,16 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
         fc.boolean(),
         async (plain, cuts, useAsync) => {
           const pieces = split(plain, cuts);
-          const whole = await drain(startEncryption([plain], { ...OPTS, hashing: impl.hashing }, FIXED));
-          const cut = await drain(startEncryption(useAsync ? asAsync(pieces) : pieces, { ...OPTS, hashing: impl.hashing }, FIXED));
+          const whole = await drain(
+            startEncryption([plain], { ...OPTS, hashing: impl.hashing }, FIXED),
+          );
+          const cut = await drain(
+            startEncryption(
+              useAsync ? asAsync(pieces) : pieces,
+              { ...OPTS, hashing: impl.hashing },
+              FIXED,
+            ),
+          );
           expect(cut.manifest).toEqual(whole.manifest);
           expect(cut.chunks).toEqual(whole.chunks);
           const back = await outcome(impl, cut.manifest, cut.chunks);
@@ -246,23 +307,54 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
   });
 
   describe('rejects tampered chunk streams', () => {
-    const cases: [string, (c: Uint8Array[], o: Uint8Array[]) => Uint8Array[], ErrorCode, number][] = [
-      ['no chunks at all', () => [], 'CHUNK_TRUNCATED', 0],
-      ['the last chunk missing', (c) => c.slice(0, 3), 'CHUNK_TRUNCATED', 3],
-      ['a middle chunk missing', (c) => [c[0]!, c[2]!, c[3]!], 'CHUNK_REORDERED', 1],
-      ['two chunks swapped', (c) => [c[0]!, c[2]!, c[1]!, c[3]!], 'CHUNK_REORDERED', 1],
-      ['the last chunk first', (c) => [c[3]!, c[0]!, c[1]!, c[2]!], 'CHUNK_REORDERED', 0],
-      ['a chunk repeated', (c) => [c[0]!, c[1]!, c[1]!, c[2]!, c[3]!], 'CHUNK_DUPLICATED', 2],
-      ['an earlier chunk replayed last', (c) => [c[0]!, c[1]!, c[2]!, c[0]!], 'CHUNK_DUPLICATED', 3],
-      ['a chunk of another attachment substituted', (c, o) => [c[0]!, o[1]!, c[2]!, c[3]!], 'CHUNK_HASH_MISMATCH', 1],
-      ['a foreign last chunk', (c, o) => [c[0]!, c[1]!, c[2]!, o[3]!], 'CHUNK_HASH_MISMATCH', 3],
-      ['an extra chunk appended', (c) => [...c, new Uint8Array(CS + 17)], 'CHUNK_EXTRA', 3],
-      ['a valid chunk appended again', (c) => [...c, c[3]!], 'CHUNK_EXTRA', 3],
-      ['a truncated chunk', (c) => [c[0]!, c[1]!.subarray(0, 40), c[2]!, c[3]!], 'CHUNK_HASH_MISMATCH', 1],
-      ['a chunk shorter than the MAC', (c) => [c[0]!, c[1]!.subarray(0, 5), c[2]!, c[3]!], 'CHUNK_HASH_MISMATCH', 1],
-      ['an oversized chunk', (c) => [c[0]!, concatBytes(c[1]!, c[2]!), c[3]!], 'CHUNK_HASH_MISMATCH', 1],
-      ['two chunks concatenated at the end', (c) => [c[0]!, c[1]!, concatBytes(c[2]!.subarray(0, 10), c[3]!)], 'CHUNK_HASH_MISMATCH', 2],
-    ];
+    const cases: [string, (c: Uint8Array[], o: Uint8Array[]) => Uint8Array[], ErrorCode, number][] =
+      [
+        ['no chunks at all', () => [], 'CHUNK_TRUNCATED', 0],
+        ['the last chunk missing', (c) => c.slice(0, 3), 'CHUNK_TRUNCATED', 3],
+        ['a middle chunk missing', (c) => [c[0]!, c[2]!, c[3]!], 'CHUNK_REORDERED', 1],
+        ['two chunks swapped', (c) => [c[0]!, c[2]!, c[1]!, c[3]!], 'CHUNK_REORDERED', 1],
+        ['the last chunk first', (c) => [c[3]!, c[0]!, c[1]!, c[2]!], 'CHUNK_REORDERED', 0],
+        ['a chunk repeated', (c) => [c[0]!, c[1]!, c[1]!, c[2]!, c[3]!], 'CHUNK_DUPLICATED', 2],
+        [
+          'an earlier chunk replayed last',
+          (c) => [c[0]!, c[1]!, c[2]!, c[0]!],
+          'CHUNK_DUPLICATED',
+          3,
+        ],
+        [
+          'a chunk of another attachment substituted',
+          (c, o) => [c[0]!, o[1]!, c[2]!, c[3]!],
+          'CHUNK_HASH_MISMATCH',
+          1,
+        ],
+        ['a foreign last chunk', (c, o) => [c[0]!, c[1]!, c[2]!, o[3]!], 'CHUNK_HASH_MISMATCH', 3],
+        ['an extra chunk appended', (c) => [...c, new Uint8Array(CS + 17)], 'CHUNK_EXTRA', 3],
+        ['a valid chunk appended again', (c) => [...c, c[3]!], 'CHUNK_EXTRA', 3],
+        [
+          'a truncated chunk',
+          (c) => [c[0]!, c[1]!.subarray(0, 40), c[2]!, c[3]!],
+          'CHUNK_HASH_MISMATCH',
+          1,
+        ],
+        [
+          'a chunk shorter than the MAC',
+          (c) => [c[0]!, c[1]!.subarray(0, 5), c[2]!, c[3]!],
+          'CHUNK_HASH_MISMATCH',
+          1,
+        ],
+        [
+          'an oversized chunk',
+          (c) => [c[0]!, concatBytes(c[1]!, c[2]!), c[3]!],
+          'CHUNK_HASH_MISMATCH',
+          1,
+        ],
+        [
+          'two chunks concatenated at the end',
+          (c) => [c[0]!, c[1]!, concatBytes(c[2]!.subarray(0, 10), c[3]!)],
+          'CHUNK_HASH_MISMATCH',
+          2,
+        ],
+      ];
 
     it.each(cases)('%s', async (_label, tamper, code, released) => {
       const result = await outcome(impl, base.manifest, asAsync(tamper(base.chunks, other.chunks)));
@@ -275,7 +367,11 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
       await fc.assert(
         fc.asyncProperty(fc.nat({ max: 3 }), fc.nat(), async (index, bitSeed) => {
           const bit = bitSeed % (base.chunks[index]!.length * 8);
-          const result = await outcome(impl, base.manifest, withBitFlipped(base.chunks, index, bit));
+          const result = await outcome(
+            impl,
+            base.manifest,
+            withBitFlipped(base.chunks, index, bit),
+          );
           expect(result.code).toBe('CHUNK_HASH_MISMATCH');
           expect(result.plaintext).toEqual(data.subarray(0, index * CS));
         }),
@@ -297,13 +393,21 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     });
 
     it('wrong header: DECRYPT_FAILED', async () => {
-      const result = await outcome(impl, { ...base.manifest, header: other.manifest.header }, base.chunks);
+      const result = await outcome(
+        impl,
+        { ...base.manifest, header: other.manifest.header },
+        base.chunks,
+      );
       expect(result.code).toBe('DECRYPT_FAILED');
       expect(result.pieces).toBe(0);
     });
 
     it('another attachment’s key: DECRYPT_FAILED', async () => {
-      const result = await outcome(impl, { ...base.manifest, key: other.manifest.key, header: other.manifest.header }, base.chunks);
+      const result = await outcome(
+        impl,
+        { ...base.manifest, key: other.manifest.key, header: other.manifest.header },
+        base.chunks,
+      );
       expect(result.code).toBe('DECRYPT_FAILED');
     });
 
@@ -316,7 +420,11 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     });
 
     it('wrong plaintext sha256: ATTACHMENT_MISMATCH, last chunk withheld', async () => {
-      const result = await outcome(impl, { ...base.manifest, sha256: toHex(sha256(utf8('other'))) }, base.chunks);
+      const result = await outcome(
+        impl,
+        { ...base.manifest, sha256: toHex(sha256(utf8('other'))) },
+        base.chunks,
+      );
       expect(result.code).toBe('ATTACHMENT_MISMATCH');
       expect(result.plaintext).toEqual(data.subarray(0, 3 * CS));
     });
@@ -331,7 +439,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
 
     it('a manifest that stops before the stream’s final tag: CHUNK_TRUNCATED', async () => {
       // A sender that signs a manifest listing only the first two of three chunks.
-      const full = await drain(startEncryption([pattern(3 * CS, 2)], { ...OPTS, hashing: impl.hashing }, FIXED));
+      const full = await drain(
+        startEncryption([pattern(3 * CS, 2)], { ...OPTS, hashing: impl.hashing }, FIXED),
+      );
       const short: Manifest = {
         ...full.manifest,
         size: 2 * CS,
@@ -344,7 +454,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     });
 
     it('a stream whose final tag comes before the last listed chunk: DECRYPT_FAILED', async () => {
-      const two = await drain(startEncryption([pattern(2 * CS, 4)], { ...OPTS, hashing: impl.hashing }, FIXED));
+      const two = await drain(
+        startEncryption([pattern(2 * CS, 4)], { ...OPTS, hashing: impl.hashing }, FIXED),
+      );
       const filler = new Uint8Array(1 + 17);
       const long: Manifest = {
         ...two.manifest,
@@ -357,9 +469,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     });
 
     it('an invalid manifest: SCHEMA_INVALID, synchronously', () => {
-      expect(() => impl.decrypt({ ...base.manifest, chunks: base.manifest.chunks.slice(1) }, base.chunks)).toThrow(
-        expect.objectContaining({ code: 'SCHEMA_INVALID' }),
-      );
+      expect(() =>
+        impl.decrypt({ ...base.manifest, chunks: base.manifest.chunks.slice(1) }, base.chunks),
+      ).toThrow(expect.objectContaining({ code: 'SCHEMA_INVALID' }));
     });
   });
 
@@ -398,7 +510,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
         [{ chunkSize: 100.5 }, 'SCHEMA_INVALID'],
       ];
       for (const [override, code] of bad) {
-        expect(() => impl.encrypt([data], { ...OPTS, ...override })).toThrow(expect.objectContaining({ code }));
+        expect(() => impl.encrypt([data], { ...OPTS, ...override })).toThrow(
+          expect.objectContaining({ code }),
+        );
       }
       expect(() => impl.encrypt('text' as unknown as Uint8Array[], OPTS)).toThrow(TypeError);
       expect(() => impl.encrypt([data], { ...OPTS, maxChunksInFlight: 0 })).toThrow(RangeError);
@@ -428,7 +542,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     const done = iters.map(() => false);
     while (live > 0) {
       // Interleave: one chunk of each in turn, all in flight at once.
-      const steps = await Promise.all(iters.map((it, i) => (done[i] ? Promise.resolve(undefined) : it.next())));
+      const steps = await Promise.all(
+        iters.map((it, i) => (done[i] ? Promise.resolve(undefined) : it.next())),
+      );
       steps.forEach((step, i) => {
         if (step === undefined) return;
         if (step.done === true) {
@@ -437,7 +553,9 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
         } else got[i]!.push(step.value.bytes);
       });
     }
-    const results = await Promise.all(encs.map((e, i) => outcome(impl, e.manifest(), asAsync(got[i]!))));
+    const results = await Promise.all(
+      encs.map((e, i) => outcome(impl, e.manifest(), asAsync(got[i]!))),
+    );
     results.forEach((r, i) => {
       expect(r.code).toBeUndefined();
       expect(r.plaintext).toEqual(plains[i]);
@@ -468,7 +586,11 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     const expectedHex = expected.digest('hex');
 
     // Pass 1: encrypt with fixed key material, discarding ciphertext as it goes.
-    const enc = startEncryption(generate(true), { name: 'big.bin', mediaType: 'application/octet-stream', hashing: impl.hashing }, FIXED);
+    const enc = startEncryption(
+      generate(true),
+      { name: 'big.bin', mediaType: 'application/octet-stream', hashing: impl.hashing },
+      FIXED,
+    );
     for await (const c of enc.chunks) delivered += c.bytes.length - 17;
     const manifest = enc.manifest();
     expect(manifest.sha256).toBe(expectedHex);
@@ -477,7 +599,11 @@ describe.each(IMPLS)('attachments ($name)', (impl) => {
     expect(stats.maxAhead).toBeLessThanOrEqual(7 * MiB);
 
     // Pass 2: regenerate the same ciphertext on the fly and decrypt it, counting chunks read ahead.
-    const regenerated = startEncryption(generate(false), { name: 'big.bin', mediaType: 'application/octet-stream', hashing: impl.hashing }, FIXED);
+    const regenerated = startEncryption(
+      generate(false),
+      { name: 'big.bin', mediaType: 'application/octet-stream', hashing: impl.hashing },
+      FIXED,
+    );
     let chunksIn = 0;
     let chunksOut = 0;
     let maxChunksAhead = 0;
@@ -542,16 +668,39 @@ describe('attachment manifest validation', () => {
     ['size above 2^50', (m) => ({ ...m, size: 2 ** 50 + 1 }), 'LIMIT_EXCEEDED'],
     ['uppercase sha256', (m) => ({ ...m, sha256: m.sha256.toUpperCase() }), 'SCHEMA_INVALID'],
     ['short key', (m) => ({ ...m, key: m.key.slice(1) }), 'SCHEMA_INVALID'],
-    ['non-canonical key (trailing bits)', (m) => ({ ...m, key: `${m.key.slice(0, 42)}B` }), 'ENCODING_INVALID'],
+    [
+      'non-canonical key (trailing bits)',
+      (m) => ({ ...m, key: `${m.key.slice(0, 42)}B` }),
+      'ENCODING_INVALID',
+    ],
     ['padded header', (m) => ({ ...m, header: `${m.header.slice(0, 30)}==` }), 'SCHEMA_INVALID'],
     ['chunk size below 16', (m) => ({ ...m, chunkSize: 8 }), 'SCHEMA_INVALID'],
     ['chunk size above 16 MiB', (m) => ({ ...m, chunkSize: 2 ** 24 + 1 }), 'SCHEMA_INVALID'],
     ['one chunk too few', (m) => ({ ...m, chunks: m.chunks.slice(1) }), 'SCHEMA_INVALID'],
-    ['one chunk too many', (m) => ({ ...m, chunks: [...m.chunks, '0'.repeat(64)] }), 'SCHEMA_INVALID'],
+    [
+      'one chunk too many',
+      (m) => ({ ...m, chunks: [...m.chunks, '0'.repeat(64)] }),
+      'SCHEMA_INVALID',
+    ],
     ['no chunks for an empty file', (m) => ({ ...m, size: 0, chunks: [] }), 'SCHEMA_INVALID'],
-    ['a chunk id listed twice', (m) => ({ ...m, chunks: [m.chunks[0], m.chunks[0], m.chunks[1], m.chunks[2]] }), 'SCHEMA_INVALID'],
-    ['a chunk id in capitals', (m) => ({ ...m, chunks: [m.chunks[0]!.toUpperCase(), ...m.chunks.slice(1)] }), 'SCHEMA_INVALID'],
-    ['too many chunks', (m) => ({ ...m, chunks: new Array<string>(ENVELOPE_LIMITS.maxChunks + 1).fill(m.chunks[0]!) }), 'LIMIT_EXCEEDED'],
+    [
+      'a chunk id listed twice',
+      (m) => ({ ...m, chunks: [m.chunks[0], m.chunks[0], m.chunks[1], m.chunks[2]] }),
+      'SCHEMA_INVALID',
+    ],
+    [
+      'a chunk id in capitals',
+      (m) => ({ ...m, chunks: [m.chunks[0]!.toUpperCase(), ...m.chunks.slice(1)] }),
+      'SCHEMA_INVALID',
+    ],
+    [
+      'too many chunks',
+      (m) => ({
+        ...m,
+        chunks: new Array<string>(ENVELOPE_LIMITS.maxChunks + 1).fill(m.chunks[0]!),
+      }),
+      'LIMIT_EXCEEDED',
+    ],
   ])('rejects %s', (_label, mutate, code) => {
     expect(codeOf(mutate(valid))).toBe(code);
   });
@@ -562,12 +711,16 @@ describe('attachment manifest validation', () => {
     expect(iso.attachmentChunkCount(17, 16)).toBe(2);
     expect(iso.attachmentChunkCount(2 ** 50, 16)).toBe(2 ** 46);
     expect(iso.attachmentChunkCount(2 ** 50 - 1, 2 ** 24)).toBe(2 ** 26);
-    expect(iso.attachmentChunkCount(2 ** 50 + 0, 2 ** 24 - 1)).toBe(Math.floor(2 ** 50 / (2 ** 24 - 1)) + 1);
+    expect(iso.attachmentChunkCount(2 ** 50 + 0, 2 ** 24 - 1)).toBe(
+      Math.floor(2 ** 50 / (2 ** 24 - 1)) + 1,
+    );
   });
 
   it('is what dossiers embed: the schema is the typebox object the dossier uses', () => {
     expect(iso.AttachmentManifestSchema.type).toBe('object');
-    expect(ENVELOPE_LIMITS.maxChunkBytes).toBe(iso.ATTACHMENT_LIMITS.maxChunkSize + iso.ATTACHMENT_LIMITS.chunkOverhead);
+    expect(ENVELOPE_LIMITS.maxChunkBytes).toBe(
+      iso.ATTACHMENT_LIMITS.maxChunkSize + iso.ATTACHMENT_LIMITS.chunkOverhead,
+    );
   });
 
   it('chunkId is the lowercase hex SHA-256 relays check objects with', () => {

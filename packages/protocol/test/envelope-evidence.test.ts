@@ -46,7 +46,19 @@ beforeAll(async () => {
 describe('envelope', () => {
   it('carries only routing information', () => {
     expect(Object.keys(envelope.body).sort()).toEqual(
-      ['chunks', 'createdAt', 'dossier', 'expiresAt', 'id', 'maxHops', 'recipients', 'sender', 'totalSize', 'type', 'version'].sort(),
+      [
+        'chunks',
+        'createdAt',
+        'dossier',
+        'expiresAt',
+        'id',
+        'maxHops',
+        'recipients',
+        'sender',
+        'totalSize',
+        'type',
+        'version',
+      ].sort(),
     );
     expect(envelope.body.totalSize).toBe(100 + 1_048_593);
   });
@@ -57,7 +69,7 @@ describe('envelope', () => {
     const decoded = decodeEnvelope(bytes);
     expect(Object.isFrozen(decoded.body.recipients)).toBe(true);
     expect(() => {
-      (decoded.body.recipients)[0] = 'gh-ago@wacap';
+      decoded.body.recipients[0] = 'gh-ago@wacap';
     }).toThrow(TypeError);
     expect(encodeEnvelope(decoded)).toEqual(bytes);
     expect(envelopeHash(decoded)).toBe(envelopeHash(envelope));
@@ -71,22 +83,32 @@ describe('envelope', () => {
 
   it('verifies, round-trips canonically and detects tampering', () => {
     const trust = world.trustFor('wacap');
-    expect(verifyEnvelope(decodeEnvelope(encodeEnvelope(envelope)), { trust, now: NOW }).address).toBe('sn-moj@wacap');
+    expect(
+      verifyEnvelope(decodeEnvelope(encodeEnvelope(envelope)), { trust, now: NOW }).address,
+    ).toBe('sn-moj@wacap');
     const tampered = structuredClone(envelope);
-    (tampered.body.recipients)[0] = 'gh-ago@wacap';
+    tampered.body.recipients[0] = 'gh-ago@wacap';
     expect(codeOf(() => verifyEnvelope(tampered, { trust, now: NOW }))).toBe('SIGNATURE_INVALID');
   });
 
   it('rejects expiry, future creation, hop limit and loops', () => {
     const trust = world.trustFor('wacap');
-    expect(codeOf(() => verifyEnvelope(envelope, { trust, now: NOW + 86_400_000 }))).toBe('ENVELOPE_EXPIRED');
-    expect(codeOf(() => verifyEnvelope(envelope, { trust, now: NOW - 3_600_000 }))).toBe('SCHEMA_INVALID');
+    expect(codeOf(() => verifyEnvelope(envelope, { trust, now: NOW + 86_400_000 }))).toBe(
+      'ENVELOPE_EXPIRED',
+    );
+    expect(codeOf(() => verifyEnvelope(envelope, { trust, now: NOW - 3_600_000 }))).toBe(
+      'SCHEMA_INVALID',
+    );
     let hopped = withHop(envelope, { relay: 'relay@wacap', receivedAt: NOW });
-    expect(codeOf(() => withHop(hopped, { relay: 'relay@wacap', receivedAt: NOW }))).toBe('HOP_LIMIT_EXCEEDED');
+    expect(codeOf(() => withHop(hopped, { relay: 'relay@wacap', receivedAt: NOW }))).toBe(
+      'HOP_LIMIT_EXCEEDED',
+    );
     hopped = withHop(hopped, { relay: 'relay@global', receivedAt: NOW });
     hopped = withHop(hopped, { relay: 'relay@casc', receivedAt: NOW });
     hopped = withHop(hopped, { relay: 'relay-b@casc', receivedAt: NOW });
-    expect(codeOf(() => withHop(hopped, { relay: 'relay-c@casc', receivedAt: NOW }))).toBe('HOP_LIMIT_EXCEEDED');
+    expect(codeOf(() => withHop(hopped, { relay: 'relay-c@casc', receivedAt: NOW }))).toBe(
+      'HOP_LIMIT_EXCEEDED',
+    );
     expect(envelopeHash(hopped)).toBe(envelopeHash(envelope));
   });
 
@@ -96,14 +118,21 @@ describe('envelope', () => {
     const dup = { id: toHex(sha256(Uint8Array.of(2))), size: 20 };
     expect(codeOf(() => makeEnvelope({ chunks: [dup, dup] }))).toBe('SCHEMA_INVALID');
     const text = new TextDecoder().decode(encodeEnvelope(envelope));
-    expect(codeOf(() => decodeEnvelope(new TextEncoder().encode(text.replace('{"body":{', '{"body": {'))))).toBe('ENCODING_INVALID');
+    expect(
+      codeOf(() =>
+        decodeEnvelope(new TextEncoder().encode(text.replace('{"body":{', '{"body": {'))),
+      ),
+    ).toBe('ENCODING_INVALID');
     const extra = { ...envelope, body: { ...envelope.body, subject: 'x' } };
     expect(codeOf(() => decodeEnvelope(canonicalBytes(extra)))).toBe('SCHEMA_INVALID');
   });
 
   it('rejects a sender that is not a member', () => {
     const casc = world.trustFor('casc');
-    const forged = signEnvelope({ ...envelope.body }, { ...world.authority('kz-gpo@casc').identity });
+    const forged = signEnvelope(
+      { ...envelope.body },
+      { ...world.authority('kz-gpo@casc').identity },
+    );
     expect(codeOf(() => verifyEnvelope(forged, { trust: casc, now: NOW }))).toBe('KEY_UNKNOWN');
   });
 });
@@ -116,49 +145,186 @@ describe('evidence chain', () => {
     const kz = world.authority('kz-gpo@casc');
     const ng = world.authority('ng-agf@wacap');
     return [
-      issueEvidence({ kind: 'retrieval', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 50, recipient: kz.address }),
-      issueEvidence({ kind: 'delivery', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 30, recipient: kz.address }),
-      issueEvidence({ kind: 'relay-acceptance', envelope, issuer: relayCasc().id, key: relayCasc().key, issuedAt: NOW + 20, recipient: kz.address }),
-      issueEvidence({ kind: 'submission-acceptance', envelope, issuer: relayWacap().id, key: relayWacap().key, issuedAt: NOW + 10 }),
-      issueEvidence({ kind: 'delivery', envelope, issuer: ng.address, key: ng.identity, issuedAt: NOW + 15, recipient: ng.address }),
+      issueEvidence({
+        kind: 'retrieval',
+        envelope,
+        issuer: kz.address,
+        key: kz.identity,
+        issuedAt: NOW + 50,
+        recipient: kz.address,
+      }),
+      issueEvidence({
+        kind: 'delivery',
+        envelope,
+        issuer: kz.address,
+        key: kz.identity,
+        issuedAt: NOW + 30,
+        recipient: kz.address,
+      }),
+      issueEvidence({
+        kind: 'relay-acceptance',
+        envelope,
+        issuer: relayCasc().id,
+        key: relayCasc().key,
+        issuedAt: NOW + 20,
+        recipient: kz.address,
+      }),
+      issueEvidence({
+        kind: 'submission-acceptance',
+        envelope,
+        issuer: relayWacap().id,
+        key: relayWacap().key,
+        issuedAt: NOW + 10,
+      }),
+      issueEvidence({
+        kind: 'delivery',
+        envelope,
+        issuer: ng.address,
+        key: ng.identity,
+        issuedAt: NOW + 15,
+        recipient: ng.address,
+      }),
     ];
   }
 
   it('orders a valid chain causally and reports each recipient', () => {
     const chain = verifyEvidenceChain(envelope, fullChain(), world.trustFor('wacap'));
-    expect(chain.ordered.map((e) => e.body.kind)).toEqual(['submission-acceptance', 'relay-acceptance', 'delivery', 'delivery', 'retrieval']);
+    expect(chain.ordered.map((e) => e.body.kind)).toEqual([
+      'submission-acceptance',
+      'relay-acceptance',
+      'delivery',
+      'delivery',
+      'retrieval',
+    ]);
     expect(chain.submission).toBe('accepted');
-    expect(Object.fromEntries(chain.recipients)).toEqual({ 'kz-gpo@casc': 'retrieved', 'ng-agf@wacap': 'delivered' });
+    expect(Object.fromEntries(chain.recipients)).toEqual({
+      'kz-gpo@casc': 'retrieved',
+      'ng-agf@wacap': 'delivered',
+    });
   });
 
   it('rejects missing submission, retrieval without delivery, conflicting outcomes, foreign envelopes and forged issuers', () => {
     const trust = world.trustFor('wacap');
     const chain = fullChain();
-    expect(codeOf(() => verifyEvidenceChain(envelope, chain.filter((e) => e.body.kind !== 'submission-acceptance'), trust))).toBe('EVIDENCE_CHAIN_INVALID');
-    expect(codeOf(() => verifyEvidenceChain(envelope, chain.filter((e) => !(e.body.kind === 'delivery' && e.body.recipient === 'kz-gpo@casc')), trust))).toBe('EVIDENCE_CHAIN_INVALID');
-    const nd = issueEvidence({ kind: 'non-delivery', envelope, issuer: relayCasc().id, key: relayCasc().key, issuedAt: NOW + 40, recipient: 'kz-gpo@casc', reason: { code: 'RETENTION_EXPIRED', detail: null } });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [...chain, nd], trust))).toBe('EVIDENCE_CHAIN_INVALID');
+    expect(
+      codeOf(() =>
+        verifyEvidenceChain(
+          envelope,
+          chain.filter((e) => e.body.kind !== 'submission-acceptance'),
+          trust,
+        ),
+      ),
+    ).toBe('EVIDENCE_CHAIN_INVALID');
+    expect(
+      codeOf(() =>
+        verifyEvidenceChain(
+          envelope,
+          chain.filter((e) => !(e.body.kind === 'delivery' && e.body.recipient === 'kz-gpo@casc')),
+          trust,
+        ),
+      ),
+    ).toBe('EVIDENCE_CHAIN_INVALID');
+    const nd = issueEvidence({
+      kind: 'non-delivery',
+      envelope,
+      issuer: relayCasc().id,
+      key: relayCasc().key,
+      issuedAt: NOW + 40,
+      recipient: 'kz-gpo@casc',
+      reason: { code: 'RETENTION_EXPIRED', detail: null },
+    });
+    expect(codeOf(() => verifyEvidenceChain(envelope, [...chain, nd], trust))).toBe(
+      'EVIDENCE_CHAIN_INVALID',
+    );
     const other = makeEnvelope({ id: 'BBBBBBBBBBBBBBBBBBBBBA' });
-    const foreign = issueEvidence({ kind: 'delivery', envelope: other, issuer: 'gh-ago@wacap', key: world.authority('gh-ago@wacap').identity, issuedAt: NOW, recipient: 'gh-ago@wacap' });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [...chain, foreign], trust))).toBe('EVIDENCE_MISMATCH');
-    const byAuthority = issueEvidence({ kind: 'submission-acceptance', envelope, issuer: 'sn-moj@wacap', key: world.authority('sn-moj@wacap').identity, issuedAt: NOW });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [byAuthority], trust))).toBe('KEY_WRONG_ROLE');
+    const foreign = issueEvidence({
+      kind: 'delivery',
+      envelope: other,
+      issuer: 'gh-ago@wacap',
+      key: world.authority('gh-ago@wacap').identity,
+      issuedAt: NOW,
+      recipient: 'gh-ago@wacap',
+    });
+    expect(codeOf(() => verifyEvidenceChain(envelope, [...chain, foreign], trust))).toBe(
+      'EVIDENCE_MISMATCH',
+    );
+    const byAuthority = issueEvidence({
+      kind: 'submission-acceptance',
+      envelope,
+      issuer: 'sn-moj@wacap',
+      key: world.authority('sn-moj@wacap').identity,
+      issuedAt: NOW,
+    });
+    expect(codeOf(() => verifyEvidenceChain(envelope, [byAuthority], trust))).toBe(
+      'KEY_WRONG_ROLE',
+    );
     const tampered = structuredClone(chain);
     (tampered[1]!.body as { issuedAt: number }).issuedAt += 1;
     expect(codeOf(() => verifyEvidenceChain(envelope, tampered, trust))).toBe('SIGNATURE_INVALID');
-    const stale = issueEvidence({ kind: 'retrieval', envelope, issuer: 'kz-gpo@casc', key: world.authority('kz-gpo@casc').identity, issuedAt: NOW + 29, recipient: 'kz-gpo@casc' });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [...chain.filter((e) => e.body.kind !== 'retrieval'), stale], trust))).toBe('EVIDENCE_CHAIN_INVALID');
+    const stale = issueEvidence({
+      kind: 'retrieval',
+      envelope,
+      issuer: 'kz-gpo@casc',
+      key: world.authority('kz-gpo@casc').identity,
+      issuedAt: NOW + 29,
+      recipient: 'kz-gpo@casc',
+    });
+    expect(
+      codeOf(() =>
+        verifyEvidenceChain(
+          envelope,
+          [...chain.filter((e) => e.body.kind !== 'retrieval'), stale],
+          trust,
+        ),
+      ),
+    ).toBe('EVIDENCE_CHAIN_INVALID');
   });
 
   it('records a recipient refusing a dossier that failed verification, exclusive with delivery', () => {
     const trust = world.trustFor('wacap');
     const kz = world.authority('kz-gpo@casc');
-    const submission = issueEvidence({ kind: 'submission-acceptance', envelope, issuer: relayWacap().id, key: relayWacap().key, issuedAt: NOW });
-    const refusal = issueEvidence({ kind: 'recipient-rejection', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 5, recipient: kz.address, reason: { code: 'QUARANTINED', detail: 'DECRYPT_FAILED' } });
-    expect(verifyEvidenceChain(envelope, [submission, refusal], trust).recipients.get(kz.address)).toBe('refused');
-    const delivery = issueEvidence({ kind: 'delivery', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW + 6, recipient: kz.address });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [submission, refusal, delivery], trust))).toBe('EVIDENCE_CHAIN_INVALID');
-    expect(codeOf(() => issueEvidence({ kind: 'recipient-rejection', envelope, issuer: kz.address, key: kz.identity, issuedAt: NOW, recipient: kz.address }))).toBe('SCHEMA_INVALID');
+    const submission = issueEvidence({
+      kind: 'submission-acceptance',
+      envelope,
+      issuer: relayWacap().id,
+      key: relayWacap().key,
+      issuedAt: NOW,
+    });
+    const refusal = issueEvidence({
+      kind: 'recipient-rejection',
+      envelope,
+      issuer: kz.address,
+      key: kz.identity,
+      issuedAt: NOW + 5,
+      recipient: kz.address,
+      reason: { code: 'QUARANTINED', detail: 'DECRYPT_FAILED' },
+    });
+    expect(
+      verifyEvidenceChain(envelope, [submission, refusal], trust).recipients.get(kz.address),
+    ).toBe('refused');
+    const delivery = issueEvidence({
+      kind: 'delivery',
+      envelope,
+      issuer: kz.address,
+      key: kz.identity,
+      issuedAt: NOW + 6,
+      recipient: kz.address,
+    });
+    expect(
+      codeOf(() => verifyEvidenceChain(envelope, [submission, refusal, delivery], trust)),
+    ).toBe('EVIDENCE_CHAIN_INVALID');
+    expect(
+      codeOf(() =>
+        issueEvidence({
+          kind: 'recipient-rejection',
+          envelope,
+          issuer: kz.address,
+          key: kz.identity,
+          issuedAt: NOW,
+          recipient: kz.address,
+        }),
+      ),
+    ).toBe('SCHEMA_INVALID');
   });
 
   it('ends the chain at a submission rejection', () => {
@@ -172,8 +338,17 @@ describe('evidence chain', () => {
     });
     const chain = verifyEvidenceChain(envelope, [rejection], world.trustFor('wacap'));
     expect(chain.submission).toBe('rejected');
-    const delivery = issueEvidence({ kind: 'delivery', envelope, issuer: 'kz-gpo@casc', key: world.authority('kz-gpo@casc').identity, issuedAt: NOW + 1, recipient: 'kz-gpo@casc' });
-    expect(codeOf(() => verifyEvidenceChain(envelope, [rejection, delivery], world.trustFor('wacap')))).toBe('EVIDENCE_CHAIN_INVALID');
+    const delivery = issueEvidence({
+      kind: 'delivery',
+      envelope,
+      issuer: 'kz-gpo@casc',
+      key: world.authority('kz-gpo@casc').identity,
+      issuedAt: NOW + 1,
+      recipient: 'kz-gpo@casc',
+    });
+    expect(
+      codeOf(() => verifyEvidenceChain(envelope, [rejection, delivery], world.trustFor('wacap'))),
+    ).toBe('EVIDENCE_CHAIN_INVALID');
   });
 
   it('maps protocol errors to stable reason codes', () => {

@@ -1,7 +1,15 @@
 import { randomFillSync } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKeyPair, primitives, ready, setPrimitives, signBytes, verifySignature, wasmPrimitives } from '../src/index.js';
+import {
+  generateSigningKeyPair,
+  primitives,
+  ready,
+  setPrimitives,
+  signBytes,
+  verifySignature,
+  wasmPrimitives,
+} from '../src/index.js';
 import { nativePrimitives, useNativeCrypto } from '../src/node/index.js';
 
 beforeAll(ready);
@@ -31,7 +39,7 @@ describe('native and WebAssembly libsodium agree', () => {
         expect(native.verifyDetached(b, message, key.publicKey)).toBe(true);
         expect(wasmPrimitives.verifyDetached(a, message, key.publicKey)).toBe(true);
         const bad = a.slice();
-        bad[flip % 64]! ^= 1 << flip % 8;
+        bad[flip % 64]! ^= 1 << (flip % 8);
         expect(native.verifyDetached(bad, message, key.publicKey)).toBe(false);
         expect(wasmPrimitives.verifyDetached(bad, message, key.publicKey)).toBe(false);
       }),
@@ -57,7 +65,11 @@ describe('native and WebAssembly libsodium agree', () => {
     setPrimitives(nativePrimitives()!);
     const signature = signBytes('rogatory/v1/evidence', body, key);
     setPrimitives(wasmPrimitives);
-    expect(() => verifySignature('rogatory/v1/evidence', body, signature, key.publicKey)).not.toThrow();
-    expect(() => verifySignature('rogatory/v1/evidence', { ...body, n: 8 }, signature, key.publicKey)).toThrow(/does not verify/);
+    expect(() =>
+      verifySignature('rogatory/v1/evidence', body, signature, key.publicKey),
+    ).not.toThrow();
+    expect(() =>
+      verifySignature('rogatory/v1/evidence', { ...body, n: 8 }, signature, key.publicKey),
+    ).toThrow(/does not verify/);
   });
 });

@@ -38,7 +38,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { ready, sodium } from '@rogatory/protocol';
-import { freePort, startRedis, startS3, type RedisServer, type S3Server } from '@rogatory/test-services';
+import {
+  freePort,
+  startRedis,
+  startS3,
+  type RedisServer,
+  type S3Server,
+} from '@rogatory/test-services';
 import type { Backend, ChildMessage, ChildSpec } from './transfer-child.js';
 
 const MiB = 1024 * 1024;
@@ -48,7 +54,9 @@ const ROLES = ['sender', 'relayA', 'relayB', 'recipient'] as const;
 type Role = (typeof ROLES)[number];
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: bench-transfer [--json] [--quick] [--only embedded|s3]\n`);
+  process.stderr.write(
+    `${message}\nusage: bench-transfer [--json] [--quick] [--only embedded|s3]\n`,
+  );
   process.exit(2);
 }
 const opts = { json: false, quick: false, only: new Set<Section>(SECTIONS) };
@@ -119,7 +127,9 @@ process.on('exit', () => {
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.on(sig, () => {
     killChildren();
-    void Promise.allSettled([services.redis?.stop(), services.s3?.stop()]).finally(() => process.exit(130));
+    void Promise.allSettled([services.redis?.stop(), services.s3?.stop()]).finally(() =>
+      process.exit(130),
+    );
   });
 
 // ------------------------------------------------------------- baseline
@@ -168,7 +178,9 @@ function bundleChild(): string {
     // Native addons load from node_modules (this package depends on both).
     external: ['better-sqlite3', 'sodium-native'],
     // Bundled CommonJS dependencies call require(): give the ESM bundle one.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
   });
   const outfile = join(bundleDir, 'transfer-child.js');
   return outfile;
@@ -180,7 +192,10 @@ class Child {
   readonly exited: Promise<void>;
   private stderrTail = '';
 
-  constructor(readonly role: Role, readonly proc: ChildProcess) {
+  constructor(
+    readonly role: Role,
+    readonly proc: ChildProcess,
+  ) {
     children.add(proc);
     proc.on('message', (m: ChildMessage) => {
       this.messages.push(m);
@@ -205,7 +220,15 @@ class Child {
       // The environment of the deployment (infra/compose.production.yaml, services/node/README.md).
       env: { ...process.env, ...DEPLOYMENT_ENV },
       // ROGATORY_BENCH_PROFILE=DIR writes a V8 CPU profile of every child to DIR.
-      execArgv: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${role}-${Date.now()}.cpuprofile`] : [],
+      execArgv: profileDir
+        ? [
+            '--cpu-prof',
+            '--cpu-prof-dir',
+            profileDir,
+            '--cpu-prof-name',
+            `${role}-${Date.now()}.cpuprofile`,
+          ]
+        : [],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     return new Child(role, proc);
@@ -216,14 +239,22 @@ class Child {
   }
 
   /** The first message of `type`, waiting at most `ms`; an `error` message or exit fails it. */
-  async wait<T extends ChildMessage['type']>(type: T, ms: number): Promise<Extract<ChildMessage, { type: T }>> {
+  async wait<T extends ChildMessage['type']>(
+    type: T,
+    ms: number,
+  ): Promise<Extract<ChildMessage, { type: T }>> {
     const deadline = performance.now() + ms;
     for (let i = 0; i < 1_000_000; i++) {
       const found = this.messages.find((m) => m.type === type);
       if (found) return found as Extract<ChildMessage, { type: T }>;
-      const error = this.messages.find((m): m is Extract<ChildMessage, { type: 'error' }> => m.type === 'error');
+      const error = this.messages.find(
+        (m): m is Extract<ChildMessage, { type: 'error' }> => m.type === 'error',
+      );
       if (error) throw new Error(`${this.role}: ${error.message}`);
-      if (!this.alive) throw new Error(`${this.role} exited (${String(this.proc.exitCode)}) before '${type}': ${this.stderrTail}`);
+      if (!this.alive)
+        throw new Error(
+          `${this.role} exited (${String(this.proc.exitCode)}) before '${type}': ${this.stderrTail}`,
+        );
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`${this.role}: no '${type}' within ${ms} ms`);
       await new Promise<void>((resolve) => {
@@ -242,14 +273,24 @@ class Child {
   }
 
   /** Ask it to stop and report its peak RSS (over the transfer, and over its life); killed if it takes longer than STOP_TIMEOUT_MS. */
-  async stop(): Promise<{ transfer: number | null; lifetime: number | null; cpuMs: number | null }> {
+  async stop(): Promise<{
+    transfer: number | null;
+    lifetime: number | null;
+    cpuMs: number | null;
+  }> {
     if (!this.alive) return { transfer: null, lifetime: null, cpuMs: null };
     this.send({ type: 'stop' });
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
     await this.exited;
     clearTimeout(timer);
-    const peak = this.messages.find((m): m is Extract<ChildMessage, { type: 'peak' }> => m.type === 'peak');
-    return { transfer: peak?.transferPeakRssMB ?? null, lifetime: peak?.peakRssMB ?? null, cpuMs: peak?.transferCpuMs ?? null };
+    const peak = this.messages.find(
+      (m): m is Extract<ChildMessage, { type: 'peak' }> => m.type === 'peak',
+    );
+    return {
+      transfer: peak?.transferPeakRssMB ?? null,
+      lifetime: peak?.peakRssMB ?? null,
+      cpuMs: peak?.transferCpuMs ?? null,
+    };
   }
 }
 
@@ -283,7 +324,9 @@ async function writeSource(path: string, bytes: number): Promise<string> {
     hash.update(piece);
     if (!stream.write(piece)) await new Promise<void>((r) => stream.once('drain', () => r()));
   }
-  await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
   return hash.digest('hex');
 }
 
@@ -303,15 +346,49 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
         kind: 'redis',
         url: services.redis!.url,
         prefix: `bench-${randomBytes(4).toString('hex')}`,
-        s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey },
+        s3: {
+          endPoint: s3.endPoint,
+          port: s3.port,
+          accessKey: s3.accessKey,
+          secretKey: s3.secretKey,
+        },
       };
     }
-    const relayA = Child.start(bundle, 'relayA', { role: 'relay', network: 'wacap', now, ports, dir: join(root, 'relay-a'), backend });
-    const relayB = Child.start(bundle, 'relayB', { role: 'relay', network: 'casc', now, ports, dir: join(root, 'relay-b'), backend });
+    const relayA = Child.start(bundle, 'relayA', {
+      role: 'relay',
+      network: 'wacap',
+      now,
+      ports,
+      dir: join(root, 'relay-a'),
+      backend,
+    });
+    const relayB = Child.start(bundle, 'relayB', {
+      role: 'relay',
+      network: 'casc',
+      now,
+      ports,
+      dir: join(root, 'relay-b'),
+      backend,
+    });
     started.push(relayA, relayB);
-    await Promise.all([relayA.wait('ready', START_TIMEOUT_MS), relayB.wait('ready', START_TIMEOUT_MS)]);
-    const sender = Child.start(bundle, 'sender', { role: 'sender', now, ports, dir: join(root, 'sender'), file: source });
-    const recipient = Child.start(bundle, 'recipient', { role: 'recipient', now, ports, dir: join(root, 'recipient'), file: join(root, 'received') });
+    await Promise.all([
+      relayA.wait('ready', START_TIMEOUT_MS),
+      relayB.wait('ready', START_TIMEOUT_MS),
+    ]);
+    const sender = Child.start(bundle, 'sender', {
+      role: 'sender',
+      now,
+      ports,
+      dir: join(root, 'sender'),
+      file: source,
+    });
+    const recipient = Child.start(bundle, 'recipient', {
+      role: 'recipient',
+      now,
+      ports,
+      dir: join(root, 'recipient'),
+      file: join(root, 'received'),
+    });
     started.push(sender, recipient);
     const readies = await Promise.all(
       [sender, relayA, relayB, recipient].map((c) => c.wait('ready', START_TIMEOUT_MS)),
@@ -330,7 +407,8 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
     if (done.bytes !== bytes || verified.sha256 !== sourceSha)
       throw new Error(`plaintext mismatch at the recipient (${done.bytes} of ${bytes} bytes)`);
 
-    const sentAt = t0 + sent.phases.composeMs! + sent.phases.approveMs! + sent.phases.uploadSubmitMs!;
+    const sentAt =
+      t0 + sent.phases.composeMs! + sent.phases.approveMs! + sent.phases.uploadSubmitMs!;
     const phasesMs = {
       compose: r1(sent.phases.composeMs!),
       approve: r1(sent.phases.approveMs!),
@@ -345,11 +423,28 @@ async function transfer(bundle: string, section: Section, bytes: number): Promis
       elapsedMs: r1(elapsedMs),
       mbps: r1(bytes / MiB / (elapsedMs / 1000)),
       phasesMs,
-      startRssMB: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.rssMB])) as Record<Role, number>,
-      cpuMsPerMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.cpuMs === null ? null : r1(peaks[i]!.cpuMs / (bytes / MiB))])) as Record<Role, number | null>,
-      crypto: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.crypto])) as Record<Role, string>,
-      peakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.transfer])) as Record<Role, number | null>,
-      lifetimePeakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.lifetime])) as Record<Role, number | null>,
+      startRssMB: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.rssMB])) as Record<
+        Role,
+        number
+      >,
+      cpuMsPerMB: Object.fromEntries(
+        ROLES.map((r, i) => [
+          r,
+          peaks[i]!.cpuMs === null ? null : r1(peaks[i]!.cpuMs / (bytes / MiB)),
+        ]),
+      ) as Record<Role, number | null>,
+      crypto: Object.fromEntries(ROLES.map((r, i) => [r, readies[i]!.crypto])) as Record<
+        Role,
+        string
+      >,
+      peakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.transfer])) as Record<
+        Role,
+        number | null
+      >,
+      lifetimePeakRssMB: Object.fromEntries(ROLES.map((r, i) => [r, peaks[i]!.lifetime])) as Record<
+        Role,
+        number | null
+      >,
     };
   } finally {
     await Promise.allSettled(started.map((c) => c.stop()));
@@ -386,7 +481,9 @@ for (const section of SECTIONS) {
       raws.push(rawPush(RAW_BYTES));
       log(`${section}: ${size.label} ...`);
       runs[size.label] = await transfer(bundle, section, size.bytes);
-      log(`${section}: ${size.label}: ${runs[size.label]!.mbps} MB/s, ${JSON.stringify(runs[size.label]!.phasesMs)}, peak RSS ${JSON.stringify(runs[size.label]!.peakRssMB)}`);
+      log(
+        `${section}: ${size.label}: ${runs[size.label]!.mbps} MB/s, ${JSON.stringify(runs[size.label]!.phasesMs)}, peak RSS ${JSON.stringify(runs[size.label]!.peakRssMB)}`,
+      );
     }
     const [small, large] = SIZES.map((sz) => runs[sz.label]!);
     results[section] = {
@@ -417,8 +514,12 @@ const raw = Math.max(...raws);
 
 const result = {
   rawSecretstreamMBps: r1(raw),
-  embedded: results.embedded ? { endToEndMBps: results.embedded.endToEndMBps, peakRssMB: results.embedded.peakRssMB } : null,
-  s3: results.s3 ? { endToEndMBps: results.s3.endToEndMBps, peakRssMB: results.s3.peakRssMB } : null,
+  embedded: results.embedded
+    ? { endToEndMBps: results.embedded.endToEndMBps, peakRssMB: results.embedded.peakRssMB }
+    : null,
+  s3: results.s3
+    ? { endToEndMBps: results.s3.endToEndMBps, peakRssMB: results.s3.peakRssMB }
+    : null,
   ratios: {
     embeddedVsRaw: results.embedded ? r3(results.embedded.endToEndMBps / raw) : null,
     s3VsRaw: results.s3 ? r3(results.s3.endToEndMBps / raw) : null,
@@ -445,30 +546,50 @@ killChildren();
 if (opts.json) {
   out(`${JSON.stringify(result)}\n`);
 } else {
-  out(`transfer benchmark${opts.quick ? ' (quick)' : ''}: ${result.setup.path}; MB = 2^20 bytes; ${result.setup.cores} cores, load ${result.setup.loadAverage1m.before} -> ${result.setup.loadAverage1m.after}\n`);
-  out(`rawSecretstreamMBps  ${result.rawSecretstreamMBps}  (bare push, 1 MiB messages, best of ${raws.length}: ${result.setup.rawRoundsMBps.join(' ')})\n`);
+  out(
+    `transfer benchmark${opts.quick ? ' (quick)' : ''}: ${result.setup.path}; MB = 2^20 bytes; ${result.setup.cores} cores, load ${result.setup.loadAverage1m.before} -> ${result.setup.loadAverage1m.after}\n`,
+  );
+  out(
+    `rawSecretstreamMBps  ${result.rawSecretstreamMBps}  (bare push, 1 MiB messages, best of ${raws.length}: ${result.setup.rawRoundsMBps.join(' ')})\n`,
+  );
   for (const section of SECTIONS) {
     const r = results[section];
     if (!r) {
       if (errors[section]) out(`${section}: FAILED ${errors[section]}\n`);
       continue;
     }
-    out(`\n${section}: endToEndMBps ${r.endToEndMBps} (${r3(r.endToEndMBps / raw)} x raw; target >= 0.4)\n`);
-    out(`  ${'size'.padEnd(8)} ${'MB/s'.padStart(7)} ${'ms'.padStart(9)}  ${ROLES.map((x) => `${x} MB`.padStart(13)).join(' ')}  phases ms\n`);
+    out(
+      `\n${section}: endToEndMBps ${r.endToEndMBps} (${r3(r.endToEndMBps / raw)} x raw; target >= 0.4)\n`,
+    );
+    out(
+      `  ${'size'.padEnd(8)} ${'MB/s'.padStart(7)} ${'ms'.padStart(9)}  ${ROLES.map((x) => `${x} MB`.padStart(13)).join(' ')}  phases ms\n`,
+    );
     for (const sz of SIZES) {
       const f = r.runs[sz.label]!;
-      out(`  ${sz.label.padEnd(8)} ${String(f.mbps).padStart(7)} ${String(f.elapsedMs).padStart(9)}  ${ROLES.map((x) => String(f.peakRssMB[x]).padStart(13)).join(' ')}  ${Object.entries(f.phasesMs).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      out(
+        `  ${sz.label.padEnd(8)} ${String(f.mbps).padStart(7)} ${String(f.elapsedMs).padStart(9)}  ${ROLES.map((x) => String(f.peakRssMB[x]).padStart(13)).join(' ')}  ${Object.entries(
+          f.phasesMs,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}\n`,
+      );
     }
     for (const sz of SIZES) {
       const f = r.runs[sz.label]!;
-      out(`  ${`${sz.label}*`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.lifetimePeakRssMB[x]).padStart(13)).join(' ')}  * lifetime peak, start-up included (Argon2id 64 MiB unlocking keys, checking passwords)\n`);
+      out(
+        `  ${`${sz.label}*`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.lifetimePeakRssMB[x]).padStart(13)).join(' ')}  * lifetime peak, start-up included (Argon2id 64 MiB unlocking keys, checking passwords)\n`,
+      );
     }
     for (const sz of SIZES) {
       const f = r.runs[sz.label]!;
       const sum = ROLES.reduce((a, x) => a + (f.cpuMsPerMB[x] ?? 0), 0);
-      out(`  ${`${sz.label} cpu`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.cpuMsPerMB[x]).padStart(13)).join(' ')}  CPU ms per MB (all threads); sum ${r1(sum)}: at most ${r1((cpus().length * 1000) / sum)} MB/s on ${cpus().length} cores however well the hops overlap\n`);
+      out(
+        `  ${`${sz.label} cpu`.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(f.cpuMsPerMB[x]).padStart(13)).join(' ')}  CPU ms per MB (all threads); sum ${r1(sum)}: at most ${r1((cpus().length * 1000) / sum)} MB/s on ${cpus().length} cores however well the hops overlap\n`,
+      );
     }
-    out(`  ${'growth'.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(r.rssGrowth[x]).padStart(13)).join(' ')}  (transfer peak RSS large / small; target <= 1.2, and < 200 MB)\n`);
+    out(
+      `  ${'growth'.padEnd(8)} ${''.padStart(7)} ${''.padStart(9)}  ${ROLES.map((x) => String(r.rssGrowth[x]).padStart(13)).join(' ')}  (transfer peak RSS large / small; target <= 1.2, and < 200 MB)\n`,
+    );
   }
 }
 process.exitCode = Object.keys(errors).length > 0 ? 1 : 0;

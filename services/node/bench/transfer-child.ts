@@ -20,7 +20,12 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KDF_LIMITS, TrustStore, primitives, ready, type DossierContent } from '@rogatory/protocol';
 import { terminateHashWorker, useNativeCrypto } from '@rogatory/protocol/node';
-import { buildTestWorld, DEFAULT_WORLD, exampleContentFor, type TestWorld } from '@rogatory/protocol/testing';
+import {
+  buildTestWorld,
+  DEFAULT_WORLD,
+  exampleContentFor,
+  type TestWorld,
+} from '@rogatory/protocol/testing';
 // Each role loads only its own code (bench-transfer bundles with code
 // splitting): a relay process does not carry the node, nor a node the relay,
 // as in a deployment.
@@ -59,10 +64,20 @@ export type ChildSpec =
 export type ChildMessage =
   | { readonly type: 'ready'; readonly rssMB: number; readonly crypto: string }
   | { readonly type: 'sent'; readonly phases: Record<string, number> }
-  | { readonly type: 'done'; readonly at: number; readonly phases: Record<string, number>; readonly bytes: number }
+  | {
+      readonly type: 'done';
+      readonly at: number;
+      readonly phases: Record<string, number>;
+      readonly bytes: number;
+    }
   | { readonly type: 'verified'; readonly sha256: string }
   | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'peak'; readonly peakRssMB: number; readonly transferPeakRssMB: number | null; readonly transferCpuMs: number | null };
+  | {
+      readonly type: 'peak';
+      readonly peakRssMB: number;
+      readonly transferPeakRssMB: number | null;
+      readonly transferCpuMs: number | null;
+    };
 
 export const SENDER = 'sn-moj@wacap';
 export const RECIPIENT = 'kz-gpo@casc';
@@ -93,9 +108,14 @@ const sample = (): void => {
 const sampler = setInterval(sample, 50);
 
 function fail(err: unknown): void {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err).code) : '';
-  const detail = typeof err === 'object' && err !== null && 'detail' in err ? String((err).detail) : '';
-  send({ type: 'error', message: `${spec.role}: ${code} ${detail} ${err instanceof Error ? err.message : 'failed'}`.trim() });
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  const detail =
+    typeof err === 'object' && err !== null && 'detail' in err ? String(err.detail) : '';
+  send({
+    type: 'error',
+    message:
+      `${spec.role}: ${code} ${detail} ${err instanceof Error ? err.message : 'failed'}`.trim(),
+  });
 }
 
 /** wacap and casc peer directly: the path is exactly relayA -> relayB. */
@@ -111,7 +131,10 @@ function world(): TestWorld {
   });
 }
 
-async function runRelay(s: Extract<ChildSpec, { role: 'relay' }>, w: TestWorld): Promise<() => Promise<void>> {
+async function runRelay(
+  s: Extract<ChildSpec, { role: 'relay' }>,
+  w: TestWorld,
+): Promise<() => Promise<void>> {
   const { openEmbeddedBackend, openRedisBackend, startRelay } = await import('@rogatory/relay');
   const { FsBlobStore, S3BlobStore } = await import('@rogatory/storage');
   // As the relay CLI does at start-up (the node does it in AuthorityNode.open).
@@ -130,7 +153,12 @@ async function runRelay(s: Extract<ChildSpec, { role: 'relay' }>, w: TestWorld):
         }
       : {
           backend: await openRedisBackend({ url: b.url, prefix: `${b.prefix}-${s.network}` }),
-          blobs: await S3BlobStore.open({ ...b.s3, useSSL: false, bucket: `${b.prefix}-${s.network}`, prefix: 'chunks' }),
+          blobs: await S3BlobStore.open({
+            ...b.s3,
+            useSSL: false,
+            bucket: `${b.prefix}-${s.network}`,
+            prefix: 'chunks',
+          }),
         };
   const running: RunningRelay = await startRelay(
     {
@@ -159,7 +187,10 @@ async function openNode(w: TestWorld, address: string, dir: string): Promise<Aut
     relayId: net.relay.id,
     passphrase: PASSPHRASE,
     pinnedRoot: net.rootRef,
-    manifests: [net.manifest, ...net.manifest.body.peers.map((p) => w.networks[p.network]!.manifest)],
+    manifests: [
+      net.manifest,
+      ...net.manifest.body.peers.map((p) => w.networks[p.network]!.manifest),
+    ],
     kdf: KDF_LIMITS.interactive,
     importKeys: { identity: authority.identity, encryption: authority.encryption },
     admin: { username: 'admin', password: PASSWORD },
@@ -168,7 +199,12 @@ async function openNode(w: TestWorld, address: string, dir: string): Promise<Aut
 }
 
 function user(node: AuthorityNode, username: string, role: 'officer' | 'approver'): Actor {
-  node.addUser(node.login('admin', PASSWORD), { username, password: PASSWORD, role, clearances: ['restricted'] });
+  node.addUser(node.login('admin', PASSWORD), {
+    username,
+    password: PASSWORD,
+    role,
+    clearances: ['restricted'],
+  });
   return node.login(username, PASSWORD);
 }
 
@@ -190,7 +226,8 @@ function content(w: TestWorld): DossierContent {
 
 async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const piece of createReadStream(path, { highWaterMark: MiB })) hash.update(piece as Buffer);
+  for await (const piece of createReadStream(path, { highWaterMark: MiB }))
+    hash.update(piece as Buffer);
   return hash.digest('hex');
 }
 
@@ -202,15 +239,22 @@ async function runSender(s: NodeSpec, w: TestWorld): Promise<() => Promise<void>
     if (m.type !== 'go') return;
     void (async () => {
       const t0 = wall();
-      const id = await node.compose(officer, { content: content(w), attachments: [{ path: s.file }] });
+      const id = await node.compose(officer, {
+        content: content(w),
+        attachments: [{ path: s.file }],
+      });
       const t1 = wall();
       node.submitForApproval(officer, id);
       await node.approve(approver, id);
       const t2 = wall();
       const report = await node.flushOutbox();
       const t3 = wall();
-      if (report.sent.length !== 1) throw new Error(`not sent: ${report.errors.map((e) => e.code).join(',')}`);
-      send({ type: 'sent', phases: { composeMs: t1 - t0, approveMs: t2 - t1, uploadSubmitMs: t3 - t2 } });
+      if (report.sent.length !== 1)
+        throw new Error(`not sent: ${report.errors.map((e) => e.code).join(',')}`);
+      send({
+        type: 'sent',
+        phases: { composeMs: t1 - t0, approveMs: t2 - t1, uploadSubmitMs: t3 - t2 },
+      });
     })().catch(fail);
   });
   return async () => {
@@ -226,7 +270,10 @@ async function runRecipient(s: NodeSpec, w: TestWorld): Promise<() => Promise<vo
   const onEvent = (e: SyncEvent): void => {
     if (e.type === 'error') fail(new Error(`sync error ${e.code} ${e.detail ?? ''}`));
     if (e.type !== 'item' || handled) return;
-    if (e.outcome.kind === 'quarantined') { fail(new Error(`quarantined: ${e.outcome.code}`)); return; }
+    if (e.outcome.kind === 'quarantined') {
+      fail(new Error(`quarantined: ${e.outcome.code}`));
+      return;
+    }
     if (e.outcome.kind !== 'received') return;
     handled = true;
     const dossierId = e.outcome.dossierId;
@@ -235,8 +282,14 @@ async function runRecipient(s: NodeSpec, w: TestWorld): Promise<() => Promise<vo
       const opened = node.open(officer, dossierId);
       const saved = await node.saveAttachments(officer, dossierId, s.file);
       const t1 = wall();
-      if (opened.attachments.length !== 1 || saved.length !== 1) throw new Error('expected one attachment');
-      send({ type: 'done', at: t1, phases: { receivedAt: t0, openSaveMs: t1 - t0 }, bytes: saved[0]!.size });
+      if (opened.attachments.length !== 1 || saved.length !== 1)
+        throw new Error('expected one attachment');
+      send({
+        type: 'done',
+        at: t1,
+        phases: { receivedAt: t0, openSaveMs: t1 - t0 },
+        bytes: saved[0]!.size,
+      });
       // The bench's own check, after the clock stopped: SHA-256 of the plaintext file.
       send({ type: 'verified', sha256: await sha256Of(saved[0]!.path) });
     })().catch(fail);
@@ -267,7 +320,12 @@ try {
       .finally(() => {
         sample();
         clearInterval(sampler);
-        send({ type: 'peak', peakRssMB: mb(peak), transferPeakRssMB: transferPeak === undefined ? null : mb(transferPeak), transferCpuMs });
+        send({
+          type: 'peak',
+          peakRssMB: mb(peak),
+          transferPeakRssMB: transferPeak === undefined ? null : mb(transferPeak),
+          transferCpuMs,
+        });
         if (process.connected) process.disconnect();
         process.exit(0);
       });

@@ -368,7 +368,10 @@ describe('bad input: typed errors, nothing half-written, nothing lost', () => {
     const officer = gh.user('officer', 'officer', ['restricted']);
     const big = await randomFile(tmp.path, 'eight-chunks.bin', 8 * 1024 * 1024 - 5);
     // Chunk writes overlap with encryption: the first compose shows it.
-    const id = await gh.node.compose(officer, { content: mlaRequest(world, GH, SN), attachments: [{ path: big.path }] });
+    const id = await gh.node.compose(officer, {
+      content: mlaRequest(world, GH, SN),
+      attachments: [{ path: big.path }],
+    });
     expect(id).toBeTruthy();
     expect(fillable!.maxInFlight).toBeGreaterThan(1);
     expect(fillable!.maxInFlight).toBeLessThanOrEqual(4);
@@ -388,7 +391,8 @@ describe('bad input: typed errors, nothing half-written, nothing lost', () => {
     const mode = { down: true, putsLeft: Number.POSITIVE_INFINITY, puts: 0 };
     // The client's own HTTP path (an undici Agent), with refused connections injected in front of it.
     const agent = new Agent();
-    const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const refused = () =>
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     const flaky = agent.compose((dispatch) => (opts, handler) => {
       const isPut = opts.method === 'PUT';
       if (mode.down || (isPut && mode.putsLeft <= 0)) {

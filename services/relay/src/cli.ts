@@ -1,11 +1,19 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { useNativeCrypto } from '@rogatory/protocol/node';
-import { KDF_LIMITS, generateSigningKeyPair, keyRef, ready, sealSigningKey } from '@rogatory/protocol';
+import {
+  KDF_LIMITS,
+  generateSigningKeyPair,
+  keyRef,
+  ready,
+  sealSigningKey,
+} from '@rogatory/protocol';
 import { loadRelayConfig } from './config.js';
 import { relayOptionsFromConfig, startRelay } from './server.js';
 
-const program = new Command('rogatory-relay').description('Rogatory relay: store-and-forward of sealed dossiers').showHelpAfterError();
+const program = new Command('rogatory-relay')
+  .description('Rogatory relay: store-and-forward of sealed dossiers')
+  .showHelpAfterError();
 
 program
   .command('start')
@@ -16,8 +24,14 @@ program
     // Signature checks and acceptance signing are most of a submission's CPU: libsodium compiled natively, same rules.
     const crypto = useNativeCrypto();
     const options = await relayOptionsFromConfig(config);
-    const relay = await startRelay(options, { host: config.relay.host ?? '127.0.0.1', port: config.relay.port });
-    relay.app.log.info({ relay: config.relay.id, url: relay.url, backend: config.backend.kind, crypto }, 'relay started');
+    const relay = await startRelay(options, {
+      host: config.relay.host ?? '127.0.0.1',
+      port: config.relay.port,
+    });
+    relay.app.log.info(
+      { relay: config.relay.id, url: relay.url, backend: config.backend.kind, crypto },
+      'relay started',
+    );
     let signals = 0;
     const shutdown = (signal: string) => {
       signals++;
@@ -34,7 +48,9 @@ program
 
 program
   .command('keygen')
-  .description('create a relay identity key, sealed with the passphrase in $ROGATORY_RELAY_PASSPHRASE; prints its public key for the manifest')
+  .description(
+    'create a relay identity key, sealed with the passphrase in $ROGATORY_RELAY_PASSPHRASE; prints its public key for the manifest',
+  )
   .requiredOption('-o, --out <file>', 'where to write the sealed key')
   .option('--valid-days <days>', 'validity of the published key', '730')
   .action(async (opts: { out: string; validDays: string }) => {
@@ -42,9 +58,19 @@ program
     const passphrase = process.env['ROGATORY_RELAY_PASSPHRASE'];
     if (!passphrase) throw new Error('set ROGATORY_RELAY_PASSPHRASE');
     const key = generateSigningKeyPair();
-    await writeFile(opts.out, JSON.stringify(sealSigningKey(key, { passphrase, purpose: 'relay-identity', limits: KDF_LIMITS.moderate }), null, 2), { mode: 0o600, flag: 'wx' });
+    await writeFile(
+      opts.out,
+      JSON.stringify(
+        sealSigningKey(key, { passphrase, purpose: 'relay-identity', limits: KDF_LIMITS.moderate }),
+        null,
+        2,
+      ),
+      { mode: 0o600, flag: 'wx' },
+    );
     const now = Date.now();
-    process.stdout.write(`${JSON.stringify(keyRef(key, { notBefore: now, notAfter: now + Number(opts.validDays) * 86_400_000 }), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(keyRef(key, { notBefore: now, notAfter: now + Number(opts.validDays) * 86_400_000 }), null, 2)}\n`,
+    );
   });
 
 program
@@ -54,7 +80,9 @@ program
   .action(async (opts: { config: string }) => {
     const config = await loadRelayConfig(opts.config);
     await readFile(config.trust.rootFile);
-    process.stdout.write(`configuration of ${config.relay.id} is valid (${config.backend.kind} backend)\n`);
+    process.stdout.write(
+      `configuration of ${config.relay.id} is valid (${config.backend.kind} backend)\n`,
+    );
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

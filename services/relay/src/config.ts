@@ -43,7 +43,12 @@ export const RelayConfigSchema = Type.Object(
         kind: Type.Union([Type.Literal('embedded'), Type.Literal('redis')]),
         /** Embedded: directory holding relay.db and chunks/. */
         dataDir: Type.Optional(Type.String()),
-        redis: Type.Optional(Type.Object({ url: Type.String(), prefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$' }) }, { additionalProperties: false })),
+        redis: Type.Optional(
+          Type.Object(
+            { url: Type.String(), prefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$' }) },
+            { additionalProperties: false },
+          ),
+        ),
         s3: Type.Optional(
           Type.Object(
             {
@@ -133,11 +138,17 @@ const configShape = validator(RelayConfigSchema, 'relay configuration');
  * ROGATORY_RELAY__BACKEND__KIND=redis. Values are parsed as JSON when they
  * parse (numbers, booleans, arrays), as strings otherwise.
  */
-export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function applyEnvOverrides(
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
   const prefix = 'ROGATORY_RELAY__';
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(prefix) || raw === undefined) continue;
-    const path = name.slice(prefix.length).split('__').map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
+    const path = name
+      .slice(prefix.length)
+      .split('__')
+      .map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
     let value: unknown = raw;
     try {
       value = JSON.parse(raw);
@@ -159,7 +170,10 @@ export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.P
 }
 
 /** Read, override from the environment, validate, and resolve relative paths against the file's folder. */
-export async function loadRelayConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<RelayConfig> {
+export async function loadRelayConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RelayConfig> {
   const text = await readFile(file, 'utf8');
   const raw = (parseYaml(text) ?? {}) as Record<string, unknown>;
   const config = configShape.parse(applyEnvOverrides(raw, env));
@@ -168,7 +182,14 @@ export async function loadRelayConfig(file: string, env: NodeJS.ProcessEnv = pro
   return {
     ...config,
     identity: { ...config.identity, keyFile: abs(config.identity.keyFile) },
-    trust: { ...config.trust, rootFile: abs(config.trust.rootFile), manifestFiles: config.trust.manifestFiles.map(abs) },
-    backend: { ...config.backend, ...(config.backend.dataDir ? { dataDir: abs(config.backend.dataDir) } : {}) },
+    trust: {
+      ...config.trust,
+      rootFile: abs(config.trust.rootFile),
+      manifestFiles: config.trust.manifestFiles.map(abs),
+    },
+    backend: {
+      ...config.backend,
+      ...(config.backend.dataDir ? { dataDir: abs(config.backend.dataDir) } : {}),
+    },
   };
 }

@@ -22,8 +22,16 @@ export class RelayMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  readonly bytesIn = new Counter({ name: 'rogatory_relay_bytes_in_total', help: 'Chunk bytes received', registers: [this.registry] });
-  readonly bytesOut = new Counter({ name: 'rogatory_relay_bytes_out_total', help: 'Chunk bytes served or forwarded', registers: [this.registry] });
+  readonly bytesIn = new Counter({
+    name: 'rogatory_relay_bytes_in_total',
+    help: 'Chunk bytes received',
+    registers: [this.registry],
+  });
+  readonly bytesOut = new Counter({
+    name: 'rogatory_relay_bytes_out_total',
+    help: 'Chunk bytes served or forwarded',
+    registers: [this.registry],
+  });
   readonly deliveryLatency = new Histogram({
     name: 'rogatory_relay_delivery_latency_seconds',
     help: 'From acceptance to the recipient node acknowledging (local deliveries)',
@@ -36,7 +44,11 @@ export class RelayMetrics {
     labelNames: ['network'] as const,
     registers: [this.registry],
   });
-  readonly webSockets = new Gauge({ name: 'rogatory_relay_websockets', help: 'Open mailbox WebSockets', registers: [this.registry] });
+  readonly webSockets = new Gauge({
+    name: 'rogatory_relay_websockets',
+    help: 'Open mailbox WebSockets',
+    registers: [this.registry],
+  });
   readonly clientErrors = new Counter({
     name: 'rogatory_relay_client_errors_total',
     help: 'Client misbehaviour answered without a route: oversize or invalid WebSocket frames, unparsable or slow requests, connections past the per-address limit; by reason',

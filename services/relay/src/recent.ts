@@ -14,7 +14,8 @@ export class RecentMap<K, V> {
     private readonly maxBytes = Number.POSITIVE_INFINITY,
     private readonly sizeOf: (value: V) => number = () => 0,
   ) {
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) throw new RangeError('maxEntries must be a non-negative integer');
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 0)
+      throw new RangeError('maxEntries must be a non-negative integer');
   }
 
   get(key: K): V | undefined {

@@ -41,15 +41,20 @@ export class Router {
       const network = networkOf(recipient);
       const manifest = this.trust.manifest(network);
       if (manifest && !manifest.body.authorities.some((a) => a.address === recipient)) {
-        throw new RelayError('RECIPIENT_UNKNOWN', `recipient ${recipient} is not a member of ${network}`);
+        throw new RelayError(
+          'RECIPIENT_UNKNOWN',
+          `recipient ${recipient} is not a member of ${network}`,
+        );
       }
       if (network === this.network) {
-        if (!manifest) throw new RelayError('RECIPIENT_UNKNOWN', `recipient ${recipient} is unknown`);
+        if (!manifest)
+          throw new RelayError('RECIPIENT_UNKNOWN', `recipient ${recipient} is unknown`);
         local.push(recipient);
         continue;
       }
       const hop = this.nextHop(network);
-      if (hop === undefined || avoid.has(hop)) throw new RelayError('RECIPIENT_UNREACHABLE', `no route to network ${network}`);
+      if (hop === undefined || avoid.has(hop))
+        throw new RelayError('RECIPIENT_UNREACHABLE', `no route to network ${network}`);
       const list = forwards.get(hop) ?? [];
       list.push(recipient);
       forwards.set(hop, list);

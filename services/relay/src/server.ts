@@ -1,7 +1,15 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deriveKeyInWorker } from '@rogatory/protocol/node';
-import { KeyRefSchema, TrustStore, fromBase64url, fromHex, openSigningKeyAsync, ready, validator } from '@rogatory/protocol';
+import {
+  KeyRefSchema,
+  TrustStore,
+  fromBase64url,
+  fromHex,
+  openSigningKeyAsync,
+  ready,
+  validator,
+} from '@rogatory/protocol';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildRelayApp } from './app.js';
@@ -21,13 +29,19 @@ function requireEnv(env: NodeJS.ProcessEnv, name: string, what: string): string 
 
 /** Decode a secret given as hex or base64url. */
 function secretBytes(text: string): Uint8Array {
-  return /^[0-9a-f]+$/.test(text) && text.length % 2 === 0 ? fromHex(text) : fromBase64url(text, 'session secret');
+  return /^[0-9a-f]+$/.test(text) && text.length % 2 === 0
+    ? fromHex(text)
+    : fromBase64url(text, 'session secret');
 }
 
 /** Trust store pinned to the relay's own root, with its manifests (own first, then peers). */
 export async function loadTrust(config: RelayConfig['trust']): Promise<TrustStore> {
   const root = keyRefShape.parse(JSON.parse(await readFile(config.rootFile, 'utf8')));
-  const manifests = await Promise.all(config.manifestFiles.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as { body: { network: string } }));
+  const manifests = await Promise.all(
+    config.manifestFiles.map(
+      async (f) => JSON.parse(await readFile(f, 'utf8')) as { body: { network: string } },
+    ),
+  );
   const own = manifests[0]!.body.network;
   const trust = new TrustStore({ pinned: [{ network: own, root }] });
   for (const m of manifests) trust.addManifest(m, { now: Date.now() });
@@ -41,12 +55,20 @@ export interface OpenedStores {
 
 /** Background backend errors: logged by code only (an error may quote a payload). */
 function logBackendError(err: unknown): void {
-  const code = typeof (err as { code?: unknown } | null)?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
-  process.stderr.write(`${JSON.stringify({ level: 50, time: Date.now(), msg: 'relay backend background error', code })}\n`);
+  const code =
+    typeof (err as { code?: unknown } | null)?.code === 'string'
+      ? (err as { code: string }).code
+      : 'INTERNAL';
+  process.stderr.write(
+    `${JSON.stringify({ level: 50, time: Date.now(), msg: 'relay backend background error', code })}\n`,
+  );
 }
 
 /** Open the backend and chunk store a configuration names. */
-export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStores> {
+export async function openStores(
+  config: RelayConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<OpenedStores> {
   const { backend } = config;
   let blobs: BlobStore;
   if (backend.s3) {
@@ -54,8 +76,16 @@ export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = p
       endPoint: backend.s3.endPoint,
       port: backend.s3.port,
       useSSL: backend.s3.useSSL,
-      accessKey: requireEnv(env, backend.s3.accessKeyEnv ?? 'ROGATORY_S3_ACCESS_KEY', 'S3 access key'),
-      secretKey: requireEnv(env, backend.s3.secretKeyEnv ?? 'ROGATORY_S3_SECRET_KEY', 'S3 secret key'),
+      accessKey: requireEnv(
+        env,
+        backend.s3.accessKeyEnv ?? 'ROGATORY_S3_ACCESS_KEY',
+        'S3 access key',
+      ),
+      secretKey: requireEnv(
+        env,
+        backend.s3.secretKeyEnv ?? 'ROGATORY_S3_SECRET_KEY',
+        'S3 secret key',
+      ),
       bucket: backend.s3.bucket,
       prefix: backend.s3.prefix ?? '',
       region: backend.s3.region ?? 'us-east-1',
@@ -66,22 +96,45 @@ export async function openStores(config: RelayConfig, env: NodeJS.ProcessEnv = p
   }
   if (backend.kind === 'redis') {
     if (!backend.redis) throw new Error('backend.redis is required for kind redis');
-    return { backend: await openRedisBackend({ url: backend.redis.url, prefix: backend.redis.prefix, onError: logBackendError }), blobs };
+    return {
+      backend: await openRedisBackend({
+        url: backend.redis.url,
+        prefix: backend.redis.prefix,
+        onError: logBackendError,
+      }),
+      blobs,
+    };
   }
   if (!backend.dataDir) throw new Error('backend.dataDir is required for kind embedded');
   await mkdir(backend.dataDir, { recursive: true });
-  return { backend: await openEmbeddedBackend({ file: join(backend.dataDir, 'relay.db'), onError: logBackendError }), blobs };
+  return {
+    backend: await openEmbeddedBackend({
+      file: join(backend.dataDir, 'relay.db'),
+      onError: logBackendError,
+    }),
+    blobs,
+  };
 }
 
 /** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */
-export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.ProcessEnv = process.env): Promise<RelayOptions & OpenedStores> {
+export async function relayOptionsFromConfig(
+  config: RelayConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RelayOptions & OpenedStores> {
   await ready();
   // Argon2id on a short-lived worker: in-process, libsodium's wasm memory would keep its memlimit.
-  const key = await openSigningKeyAsync(JSON.parse(await readFile(config.identity.keyFile, 'utf8')), {
-    derive: deriveKeyInWorker,
-    passphrase: requireEnv(env, config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE', 'relay key passphrase'),
-    purpose: 'relay-identity',
-  });
+  const key = await openSigningKeyAsync(
+    JSON.parse(await readFile(config.identity.keyFile, 'utf8')),
+    {
+      derive: deriveKeyInWorker,
+      passphrase: requireEnv(
+        env,
+        config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE',
+        'relay key passphrase',
+      ),
+      purpose: 'relay-identity',
+    },
+  );
   const trust = await loadTrust(config.trust);
   const stores = await openStores(config, env);
   const f = config.forwarding;
@@ -90,7 +143,9 @@ export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.Pr
     key,
     trust,
     ...stores,
-    sessionSecret: secretBytes(requireEnv(env, config.sessionSecretEnv ?? 'ROGATORY_RELAY_SESSION_SECRET', 'session secret')),
+    sessionSecret: secretBytes(
+      requireEnv(env, config.sessionSecretEnv ?? 'ROGATORY_RELAY_SESSION_SECRET', 'session secret'),
+    ),
     ...(config.sessionTtlMs === undefined ? {} : { sessionTtlMs: config.sessionTtlMs }),
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.retention ? { retention: config.retention } : {}),
@@ -99,7 +154,13 @@ export async function relayOptionsFromConfig(config: RelayConfig, env: NodeJS.Pr
       ...(f?.concurrency ? { concurrency: f.concurrency } : {}),
       ...(f?.requestTimeoutMs ? { requestTimeoutMs: f.requestTimeoutMs } : {}),
       ...(f?.backoffBaseMs || f?.backoffMaxMs || f?.jitter !== undefined
-        ? { backoff: { baseMs: f.backoffBaseMs ?? 500, maxMs: f.backoffMaxMs ?? 300_000, jitter: f.jitter ?? 0.5 } }
+        ? {
+            backoff: {
+              baseMs: f.backoffBaseMs ?? 500,
+              maxMs: f.backoffMaxMs ?? 300_000,
+              jitter: f.jitter ?? 0.5,
+            },
+          }
         : {}),
     },
     ...(config.trust.peerUrls ? { peerUrls: config.trust.peerUrls } : {}),
@@ -115,7 +176,10 @@ export interface RunningRelay {
 }
 
 /** Build, listen, and close the stores when the app closes. */
-export async function startRelay(options: RelayOptions & OpenedStores, listen: { host: string; port: number }): Promise<RunningRelay> {
+export async function startRelay(
+  options: RelayOptions & OpenedStores,
+  listen: { host: string; port: number },
+): Promise<RunningRelay> {
   const app = await buildRelayApp(options);
   app.addHook('onClose', async () => {
     await options.backend.close();

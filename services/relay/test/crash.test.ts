@@ -11,9 +11,28 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRelayClientError, type RelayClient } from '@rogatory/client';
-import { canonicalBytes, envelopeHash, ready, toHex, verifyEvidence, type Envelope, type Evidence } from '@rogatory/protocol';
-import { DEFAULT_WORLD, buildTestWorld, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
-import { freePort, startRedis, startS3, type RedisServer, type S3Server } from '@rogatory/test-services';
+import {
+  canonicalBytes,
+  envelopeHash,
+  ready,
+  toHex,
+  verifyEvidence,
+  type Envelope,
+  type Evidence,
+} from '@rogatory/protocol';
+import {
+  DEFAULT_WORLD,
+  buildTestWorld,
+  sealTestDossier,
+  type TestWorld,
+} from '@rogatory/protocol/testing';
+import {
+  freePort,
+  startRedis,
+  startS3,
+  type RedisServer,
+  type S3Server,
+} from '@rogatory/test-services';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openEmbeddedBackend } from '../src/backend/embedded.js';
 import { openRedisBackend } from '../src/backend/redis.js';
@@ -26,7 +45,8 @@ const TOTAL = 2000;
 const KILL_AFTER = 800;
 const IN_FLIGHT = 16;
 
-const redisInstalled = spawnSync(process.env['REDIS_SERVER'] ?? 'redis-server', ['--version']).status === 0;
+const redisInstalled =
+  spawnSync(process.env['REDIS_SERVER'] ?? 'redis-server', ['--version']).status === 0;
 
 /** The default world with more authorities in wacap: more mailboxes, more senders. */
 const SPECS = DEFAULT_WORLD.map((spec) =>
@@ -61,22 +81,35 @@ interface CrashReport {
 }
 
 /** Plan the load: who sends what to whom, sealed, deterministic in shape. */
-async function planLoad(world: TestWorld): Promise<{ planned: Planned[]; attachment: Awaited<ReturnType<typeof smallAttachment>> }> {
+async function planLoad(
+  world: TestWorld,
+): Promise<{ planned: Planned[]; attachment: Awaited<ReturnType<typeof smallAttachment>> }> {
   const attachment = await smallAttachment();
   const planned: Planned[] = [];
   const now = Date.now();
   for (let i = 0; i < TOTAL; i++) {
     const from = AUTHORITIES[i % AUTHORITIES.length]!;
     const others = AUTHORITIES.filter((a) => a !== from);
-    const to = i % 3 === 0 ? [others[i % others.length]!, others[(i + 1) % others.length]!] : [others[(i * 7) % others.length]!];
-    const r = sealTestDossier(world, { from, to, attachments: [attachment.manifest], createdAt: now });
+    const to =
+      i % 3 === 0
+        ? [others[i % others.length]!, others[(i + 1) % others.length]!]
+        : [others[(i * 7) % others.length]!];
+    const r = sealTestDossier(world, {
+      from,
+      to,
+      attachments: [attachment.manifest],
+      createdAt: now,
+    });
     planned.push({ envelope: r.envelope, sealed: r.sealed });
   }
   return { planned, attachment };
 }
 
 /** Read and ack every mailbox until all are empty; counts per (recipient, envelope id). */
-async function drain(clients: ReadonlyMap<string, RelayClient>, planned: ReadonlyMap<string, Planned>): Promise<{ counts: Map<string, number>; foreign: string[] }> {
+async function drain(
+  clients: ReadonlyMap<string, RelayClient>,
+  planned: ReadonlyMap<string, Planned>,
+): Promise<{ counts: Map<string, number>; foreign: string[] }> {
   const counts = new Map<string, number>();
   const foreign: string[] = [];
   for (const [address, client] of clients) {
@@ -87,7 +120,12 @@ async function drain(clients: ReadonlyMap<string, RelayClient>, planned: Readonl
         if (item.kind !== 'envelope') continue;
         const id = item.envelope.body.id;
         const original = planned.get(id);
-        if (!original || envelopeHash(original.envelope) !== envelopeHash(item.envelope) || !original.envelope.body.recipients.includes(address)) foreign.push(`${address}:${id}`);
+        if (
+          !original ||
+          envelopeHash(original.envelope) !== envelopeHash(item.envelope) ||
+          !original.envelope.body.recipients.includes(address)
+        )
+          foreign.push(`${address}:${id}`);
         counts.set(`${address} ${id}`, (counts.get(`${address} ${id}`) ?? 0) + 1);
       }
       await client.ack(items.map((i) => i.seq));
@@ -106,9 +144,19 @@ async function runCrash(options: {
   await ready();
   const port = await freePort();
   const url = `http://127.0.0.1:${String(port)}`;
-  const world = buildTestWorld({ now: Date.now(), specs: SPECS, relayUrl: (n) => (n === 'wacap' ? url : 'http://127.0.0.1:9') });
+  const world = buildTestWorld({
+    now: Date.now(),
+    specs: SPECS,
+    relayUrl: (n) => (n === 'wacap' ? url : 'http://127.0.0.1:9'),
+  });
   const trust = world.trustFor('wacap');
-  const files = await writeRelayFiles({ dir: options.dir, world, network: 'wacap', port, backend: options.backend });
+  const files = await writeRelayFiles({
+    dir: options.dir,
+    world,
+    network: 'wacap',
+    port,
+    backend: options.backend,
+  });
   const first = await RelayProcess.start(files, url);
   options.processes.push(first);
 
@@ -122,7 +170,9 @@ async function runCrash(options: {
   for (const sender of patient.values())
     for (const c of attachment.chunks) await sender.putChunk(c.id, c.bytes, c.bytes.length);
   await inPool(planned, IN_FLIGHT, async (p) => {
-    await patient.get(p.envelope.body.sender)!.putChunk(p.envelope.body.dossier.id, p.sealed, p.sealed.length);
+    await patient
+      .get(p.envelope.body.sender)!
+      .putChunk(p.envelope.body.dossier.id, p.sealed, p.sealed.length);
   });
 
   // The load, killed with SIGKILL once KILL_AFTER acceptances came back.
@@ -140,14 +190,25 @@ async function runCrash(options: {
       while (!wasKilled() && next < planned.length) {
         const p = planned[next++]!;
         try {
-          accepted.set(p.envelope.body.id, await strict.get(p.envelope.body.sender)!.submit(p.envelope));
+          accepted.set(
+            p.envelope.body.id,
+            await strict.get(p.envelope.body.sender)!.submit(p.envelope),
+          );
           if (!wasKilled() && accepted.size >= KILL_AFTER) {
             killed = true;
             first.killNow();
           }
         } catch (err) {
-          if (wasKilled() && isRelayClientError(err) && (err.code === 'NETWORK' || err.code === 'TIMEOUT')) failedInFlight.push(p.envelope.body.id);
-          else unexpected.push(`${p.envelope.body.id}: ${isRelayClientError(err) ? err.code : String(err)}`);
+          if (
+            wasKilled() &&
+            isRelayClientError(err) &&
+            (err.code === 'NETWORK' || err.code === 'TIMEOUT')
+          )
+            failedInFlight.push(p.envelope.body.id);
+          else
+            unexpected.push(
+              `${p.envelope.body.id}: ${isRelayClientError(err) ? err.code : String(err)}`,
+            );
         }
       }
     },
@@ -165,7 +226,9 @@ async function runCrash(options: {
   // A retry of an envelope accepted before the crash gets the very same acceptance.
   const before = [...accepted].filter((_, i) => i % 16 === 0);
   await inPool(before, 8, async ([id, acceptance]) => {
-    const again = await patient.get(byId.get(id)!.envelope.body.sender)!.submit(byId.get(id)!.envelope);
+    const again = await patient
+      .get(byId.get(id)!.envelope.body.sender)!
+      .submit(byId.get(id)!.envelope);
     expect(toHex(canonicalBytes(again)), `retry of ${id}`).toBe(toHex(canonicalBytes(acceptance)));
   });
 
@@ -187,7 +250,9 @@ async function runCrash(options: {
   const sample = [...accepted.keys()].filter((_, i) => i % 100 === 0);
   for (const id of sample) {
     const p = byId.get(id)!;
-    expect(await patient.get(p.envelope.body.recipients[0]!)!.getChunkBytes(p.envelope.body.dossier.id)).toEqual(p.sealed);
+    expect(
+      await patient.get(p.envelope.body.recipients[0]!)!.getChunkBytes(p.envelope.body.dossier.id),
+    ).toEqual(p.sealed);
   }
 
   // Every mailbox, read and acked until empty.
@@ -208,12 +273,14 @@ async function runCrash(options: {
   for (const key of counts.keys()) {
     const id = key.split(' ')[1]!;
     if (accepted.has(id)) continue;
-    if (!unknown.has(id)) problems.push(`${key}: delivered but never accepted nor cut off in flight`);
+    if (!unknown.has(id))
+      problems.push(`${key}: delivered but never accepted nor cut off in flight`);
   }
   for (const id of unknown) {
     // Accepted atomically or not at all: every recipient once, or none.
     const seen = byId.get(id)!.envelope.body.recipients.map((r) => counts.get(`${r} ${id}`) ?? 0);
-    if (seen.some((n) => n > 1) || (seen.some((n) => n === 1) && seen.some((n) => n === 0))) problems.push(`${id} (cut off) delivered ${seen.join('/')}`);
+    if (seen.some((n) => n > 1) || (seen.some((n) => n === 1) && seen.some((n) => n === 0)))
+      problems.push(`${id} (cut off) delivered ${seen.join('/')}`);
     if (seen.every((n) => n === 1)) committedWithoutAnswer++;
   }
   expect(problems).toEqual([]);
@@ -274,39 +341,53 @@ describe('relay process killed mid-load, embedded backend (SQLite file + chunk d
   }, 240_000);
 });
 
-describe.runIf(redisInstalled)('relay process killed mid-load, Redis backend (redis-server + s3rver chunks)', () => {
-  const processes: RelayProcess[] = [];
-  let dir: string | undefined;
-  let redis: RedisServer | undefined;
-  let s3: S3Server | undefined;
-  afterAll(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
-    await redis?.stop();
-    await s3?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  it('delivers every accepted envelope exactly once after a restart', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rogatory-crash-'));
-    redis = await startRedis();
-    s3 = await startS3();
-    const prefix = `test-${randomBytes(6).toString('hex')}`;
-    const url = redis.url;
-    const r = await runCrash({
-      dir,
-      backend: { kind: 'redis', url, prefix, s3: { endPoint: s3.endPoint, port: s3.port, bucket: `crash-${randomBytes(4).toString('hex')}`, accessKey: s3.accessKey, secretKey: s3.secretKey } },
-      processes,
-      stats: async () => {
-        const backend = await openRedisBackend({ url, prefix });
-        try {
-          return await backend.stats();
-        } finally {
-          await backend.close();
-        }
-      },
+describe.runIf(redisInstalled)(
+  'relay process killed mid-load, Redis backend (redis-server + s3rver chunks)',
+  () => {
+    const processes: RelayProcess[] = [];
+    let dir: string | undefined;
+    let redis: RedisServer | undefined;
+    let s3: S3Server | undefined;
+    afterAll(async () => {
+      await Promise.all(processes.map((p) => p.kill()));
+      await redis?.stop();
+      await s3?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
     });
-    report('redis', r);
-    expect(r.acceptedBeforeKill).toBeGreaterThanOrEqual(KILL_AFTER);
-    expect(r.duplicates).toBe(0);
-  }, 240_000);
-});
+
+    it('delivers every accepted envelope exactly once after a restart', async () => {
+      dir = await mkdtemp(join(tmpdir(), 'rogatory-crash-'));
+      redis = await startRedis();
+      s3 = await startS3();
+      const prefix = `test-${randomBytes(6).toString('hex')}`;
+      const url = redis.url;
+      const r = await runCrash({
+        dir,
+        backend: {
+          kind: 'redis',
+          url,
+          prefix,
+          s3: {
+            endPoint: s3.endPoint,
+            port: s3.port,
+            bucket: `crash-${randomBytes(4).toString('hex')}`,
+            accessKey: s3.accessKey,
+            secretKey: s3.secretKey,
+          },
+        },
+        processes,
+        stats: async () => {
+          const backend = await openRedisBackend({ url, prefix });
+          try {
+            return await backend.stats();
+          } finally {
+            await backend.close();
+          }
+        },
+      });
+      report('redis', r);
+      expect(r.acceptedBeforeKill).toBeGreaterThanOrEqual(KILL_AFTER);
+      expect(r.duplicates).toBe(0);
+    }, 240_000);
+  },
+);

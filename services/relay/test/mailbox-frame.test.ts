@@ -6,12 +6,33 @@ import { itemFrame, wireItem } from '../src/plugins/mailbox.js';
 describe('mailbox WebSocket frames', () => {
   it('splice the stored canonical payload into the same frame JSON.stringify would give', () => {
     const payloads = [
-      { body: { id: 'e-1', note: 'Zürich → Genève "quoted" \\ back\u2028slash 😀', n: [1, -2, 3e3] }, hops: [{ receivedAt: 1_700_000_000_000, relay: 'relay@wacap' }] },
-      { body: { kind: 'delivery', issuer: 'sn-moj@wacap', empty: {}, none: [] }, signature: { kid: 'k', value: 'AAAA' } },
+      {
+        body: {
+          id: 'e-1',
+          note: 'Zürich → Genève "quoted" \\ back\u2028slash 😀',
+          n: [1, -2, 3e3],
+        },
+        hops: [{ receivedAt: 1_700_000_000_000, relay: 'relay@wacap' }],
+      },
+      {
+        body: { kind: 'delivery', issuer: 'sn-moj@wacap', empty: {}, none: [] },
+        signature: { kid: 'k', value: 'AAAA' },
+      },
     ];
     const items: MailboxItem[] = [
-      { seq: 7, kind: 'envelope', envelopeId: 'e-1', payload: canonicalBytes(payloads[0]), acceptedAt: 1_700_000_000_000 },
-      { seq: 12_345_678_901, kind: 'evidence', envelopeId: 'e-1', payload: canonicalBytes(payloads[1]) },
+      {
+        seq: 7,
+        kind: 'envelope',
+        envelopeId: 'e-1',
+        payload: canonicalBytes(payloads[0]),
+        acceptedAt: 1_700_000_000_000,
+      },
+      {
+        seq: 12_345_678_901,
+        kind: 'evidence',
+        envelopeId: 'e-1',
+        payload: canonicalBytes(payloads[1]),
+      },
     ];
     for (const item of items) {
       const frame = itemFrame(item);

@@ -17,11 +17,27 @@ afterAll(async () => {
 
 async function send(to: string, lifetimeMs: number) {
   const world = net.world;
-  const sender = new RelayClient({ baseUrl: net.relays['wacap']!.url, address: 'sn-moj@wacap', identity: world.authority('sn-moj@wacap').identity });
-  const attachments = [await encryptTestAttachment(utf8('a'), { name: 'a.pdf' }), await encryptTestAttachment(utf8('b'), { name: 'b.pdf' })];
+  const sender = new RelayClient({
+    baseUrl: net.relays['wacap']!.url,
+    address: 'sn-moj@wacap',
+    identity: world.authority('sn-moj@wacap').identity,
+  });
+  const attachments = [
+    await encryptTestAttachment(utf8('a'), { name: 'a.pdf' }),
+    await encryptTestAttachment(utf8('b'), { name: 'b.pdf' }),
+  ];
   const now = Date.now();
-  const sealed = sealTestDossier(world, { from: 'sn-moj@wacap', to: [to], attachments: attachments.map((a) => a.manifest), createdAt: now, expiresAt: now + lifetimeMs });
-  await sender.uploadChunks([{ id: sealed.envelope.body.dossier.id, bytes: sealed.sealed }, ...attachments.flatMap((a) => a.chunks)]);
+  const sealed = sealTestDossier(world, {
+    from: 'sn-moj@wacap',
+    to: [to],
+    attachments: attachments.map((a) => a.manifest),
+    createdAt: now,
+    expiresAt: now + lifetimeMs,
+  });
+  await sender.uploadChunks([
+    { id: sealed.envelope.body.dossier.id, bytes: sealed.sealed },
+    ...attachments.flatMap((a) => a.chunks),
+  ]);
   await sender.submit(sealed.envelope);
   return { sender, envelope: sealed.envelope };
 }
@@ -30,7 +46,12 @@ async function nonDeliveryFor(sender: RelayClient, envelopeId: string, ms = 20_0
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const items = await sender.readMailbox(0, 1000);
-    const hit = items.find((i) => i.kind === 'evidence' && i.evidence.body.envelopeId === envelopeId && i.evidence.body.kind === 'non-delivery');
+    const hit = items.find(
+      (i) =>
+        i.kind === 'evidence' &&
+        i.evidence.body.envelopeId === envelopeId &&
+        i.evidence.body.kind === 'non-delivery',
+    );
     if (hit?.kind === 'evidence') return hit.evidence;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -43,9 +64,19 @@ describe('non-delivery', () => {
     const evidence = await nonDeliveryFor(sender, envelope.body.id);
     expect(evidence.body.reason?.code).toBe('RETENTION_EXPIRED');
     expect(evidence.body.recipient).toBe('ng-agf@wacap');
-    expect(verifyEvidence(envelope, evidence, net.world.trustFor('wacap')).body.issuer).toBe('relay@wacap');
-    const recipient = new RelayClient({ baseUrl: net.relays['wacap']!.url, address: 'ng-agf@wacap', identity: net.world.authority('ng-agf@wacap').identity });
-    expect((await recipient.readMailbox(0, 100)).some((i) => i.kind === 'envelope' && i.envelope.body.id === envelope.body.id)).toBe(false);
+    expect(verifyEvidence(envelope, evidence, net.world.trustFor('wacap')).body.issuer).toBe(
+      'relay@wacap',
+    );
+    const recipient = new RelayClient({
+      baseUrl: net.relays['wacap']!.url,
+      address: 'ng-agf@wacap',
+      identity: net.world.authority('ng-agf@wacap').identity,
+    });
+    expect(
+      (await recipient.readMailbox(0, 100)).some(
+        (i) => i.kind === 'envelope' && i.envelope.body.id === envelope.body.id,
+      ),
+    ).toBe(false);
   });
 
   it('is issued when the next relay stays unreachable until the deadline', async () => {

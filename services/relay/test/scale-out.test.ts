@@ -3,7 +3,11 @@ import { utf8 } from '@rogatory/protocol';
 import { encryptTestAttachment, sealTestDossier } from '@rogatory/protocol/testing';
 import { startRedis, startS3, type RedisServer, type S3Server } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestRelays, type TestNetworkOfRelays, type TestRelay } from '../src/testing/harness.js';
+import {
+  startTestRelays,
+  type TestNetworkOfRelays,
+  type TestRelay,
+} from '../src/testing/harness.js';
 
 let redis: RedisServer;
 let s3: S3Server;
@@ -24,7 +28,16 @@ beforeAll(async () => {
   redis = await startRedis();
   s3 = await startS3();
   net = await startTestRelays({
-    backend: { kind: 'redis', url: redis.url, s3: { endPoint: s3.endPoint, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey } },
+    backend: {
+      kind: 'redis',
+      url: redis.url,
+      s3: {
+        endPoint: s3.endPoint,
+        port: s3.port,
+        accessKey: s3.accessKey,
+        secretKey: s3.secretKey,
+      },
+    },
     networks: ['wacap'],
   });
   instanceB = await net.startInstance('wacap');
@@ -41,8 +54,16 @@ describe('scale-out: two relay instances sharing one Redis and one S3 store', ()
     const world = net.world;
     const instanceA = net.relays['wacap']!;
     expect(instanceA.url).not.toBe(instanceB.url);
-    const recipient = new RelayClient({ baseUrl: instanceA.url, address: 'ng-agf@wacap', identity: world.authority('ng-agf@wacap').identity });
-    const sender = new RelayClient({ baseUrl: instanceB.url, address: 'sn-moj@wacap', identity: world.authority('sn-moj@wacap').identity });
+    const recipient = new RelayClient({
+      baseUrl: instanceA.url,
+      address: 'ng-agf@wacap',
+      identity: world.authority('ng-agf@wacap').identity,
+    });
+    const sender = new RelayClient({
+      baseUrl: instanceB.url,
+      address: 'sn-moj@wacap',
+      identity: world.authority('sn-moj@wacap').identity,
+    });
 
     const received: MailboxItem[] = [];
     const sub = recipient.openMailbox({ after: 0, onItem: (item) => void received.push(item) });
@@ -50,24 +71,47 @@ describe('scale-out: two relay instances sharing one Redis and one S3 store', ()
       await waitFor('subscription', () => (sub.connected ? true : undefined));
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const attachments = [await encryptTestAttachment(utf8(`warrant ${i}`), { name: 'warrant.pdf' }), await encryptTestAttachment(utf8(`records ${i}`), { name: 'records.csv', mediaType: 'text/csv' })];
-        const sealed = sealTestDossier(world, { from: 'sn-moj@wacap', to: ['ng-agf@wacap'], attachments: attachments.map((a) => a.manifest), createdAt: Date.now() });
-        await sender.uploadChunks([{ id: sealed.envelope.body.dossier.id, bytes: sealed.sealed }, ...attachments.flatMap((a) => a.chunks)]);
+        const attachments = [
+          await encryptTestAttachment(utf8(`warrant ${i}`), { name: 'warrant.pdf' }),
+          await encryptTestAttachment(utf8(`records ${i}`), {
+            name: 'records.csv',
+            mediaType: 'text/csv',
+          }),
+        ];
+        const sealed = sealTestDossier(world, {
+          from: 'sn-moj@wacap',
+          to: ['ng-agf@wacap'],
+          attachments: attachments.map((a) => a.manifest),
+          createdAt: Date.now(),
+        });
+        await sender.uploadChunks([
+          { id: sealed.envelope.body.dossier.id, bytes: sealed.sealed },
+          ...attachments.flatMap((a) => a.chunks),
+        ]);
         await sender.submit(sealed.envelope);
         ids.push(sealed.envelope.body.id);
       }
-      await waitFor('all five envelopes on instance A', () => (received.filter((i) => i.kind === 'envelope').length >= 5 ? true : undefined));
+      await waitFor('all five envelopes on instance A', () =>
+        received.filter((i) => i.kind === 'envelope').length >= 5 ? true : undefined,
+      );
       const got = received.flatMap((i) => (i.kind === 'envelope' ? [i.envelope.body.id] : []));
       expect(got.sort()).toEqual([...ids].sort());
       // Chunks uploaded through B are served by A.
       const first = received.find((i) => i.kind === 'envelope');
-      expect(first?.kind === 'envelope' && (await recipient.getChunkBytes(first.envelope.body.dossier.id)).length).toBeGreaterThan(0);
+      expect(
+        first?.kind === 'envelope' &&
+          (await recipient.getChunkBytes(first.envelope.body.dossier.id)).length,
+      ).toBeGreaterThan(0);
       await sub.ack(received.map((i) => i.seq));
     } finally {
       void sub.close();
     }
     // Acked through A: instance B sees an empty mailbox too.
-    const viaB = new RelayClient({ baseUrl: instanceB.url, address: 'ng-agf@wacap', identity: world.authority('ng-agf@wacap').identity });
+    const viaB = new RelayClient({
+      baseUrl: instanceB.url,
+      address: 'ng-agf@wacap',
+      identity: world.authority('ng-agf@wacap').identity,
+    });
     expect(await viaB.readMailbox(0, 100)).toEqual([]);
   });
 });
@@ -79,9 +123,18 @@ describe('scale-out: an instance started elsewhere (another process) on the stor
 
   beforeAll(async () => {
     const now = Date.now();
-    first = await startTestRelays({ backend: { kind: 'redis', url: redis.url }, networks: ['wacap'], now });
+    first = await startTestRelays({
+      backend: { kind: 'redis', url: redis.url },
+      networks: ['wacap'],
+      now,
+    });
     // As bench/relay-process.ts does in a second process: the same world, the first's namespace and chunk directory.
-    second = await startTestRelays({ backend: { kind: 'redis', url: redis.url }, networks: ['wacap'], now, shared: { namespace: first.namespace, dir: first.dir } });
+    second = await startTestRelays({
+      backend: { kind: 'redis', url: redis.url },
+      networks: ['wacap'],
+      now,
+      shared: { namespace: first.namespace, dir: first.dir },
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -94,17 +147,38 @@ describe('scale-out: an instance started elsewhere (another process) on the stor
     const a = first.relays['wacap']!;
     const b = second.relays['wacap']!;
     expect(second.namespace).toBe(first.namespace);
-    const recipient = new RelayClient({ baseUrl: a.url, address: 'gh-ago@wacap', identity: world.authority('gh-ago@wacap').identity });
-    const sender = new RelayClient({ baseUrl: b.url, address: 'sn-moj@wacap', identity: second.world.authority('sn-moj@wacap').identity });
+    const recipient = new RelayClient({
+      baseUrl: a.url,
+      address: 'gh-ago@wacap',
+      identity: world.authority('gh-ago@wacap').identity,
+    });
+    const sender = new RelayClient({
+      baseUrl: b.url,
+      address: 'sn-moj@wacap',
+      identity: second.world.authority('sn-moj@wacap').identity,
+    });
     const received: MailboxItem[] = [];
-    const attachment = await encryptTestAttachment(utf8('bank records'), { name: 'records.csv', mediaType: 'text/csv' });
-    const sealed = sealTestDossier(second.world, { from: 'sn-moj@wacap', to: ['gh-ago@wacap'], attachments: [attachment.manifest], createdAt: Date.now() });
+    const attachment = await encryptTestAttachment(utf8('bank records'), {
+      name: 'records.csv',
+      mediaType: 'text/csv',
+    });
+    const sealed = sealTestDossier(second.world, {
+      from: 'sn-moj@wacap',
+      to: ['gh-ago@wacap'],
+      attachments: [attachment.manifest],
+      createdAt: Date.now(),
+    });
     const sub = recipient.openMailbox({ after: 0, onItem: (item) => void received.push(item) });
     try {
       await waitFor('subscription', () => (sub.connected ? true : undefined));
-      await sender.uploadChunks([{ id: sealed.envelope.body.dossier.id, bytes: sealed.sealed }, ...attachment.chunks]);
+      await sender.uploadChunks([
+        { id: sealed.envelope.body.dossier.id, bytes: sealed.sealed },
+        ...attachment.chunks,
+      ]);
       await sender.submit(sealed.envelope);
-      const item = await waitFor('the envelope on the first instance', () => received.find((i) => i.kind === 'envelope'));
+      const item = await waitFor('the envelope on the first instance', () =>
+        received.find((i) => i.kind === 'envelope'),
+      );
       expect(item.envelope.body.id).toBe(sealed.envelope.body.id);
       expect(await recipient.getChunkBytes(sealed.envelope.body.dossier.id)).toEqual(sealed.sealed);
       await sub.ack([item.seq]);
@@ -119,6 +193,12 @@ describe('scale-out: an instance started elsewhere (another process) on the stor
   });
 
   it('refuses to share the stores of the embedded backend (one SQLite file is one instance)', async () => {
-    await expect(startTestRelays({ backend: { kind: 'embedded' }, networks: ['wacap'], shared: { namespace: first.namespace, dir: first.dir } })).rejects.toThrow(/Redis backend/);
+    await expect(
+      startTestRelays({
+        backend: { kind: 'embedded' },
+        networks: ['wacap'],
+        shared: { namespace: first.namespace, dir: first.dir },
+      }),
+    ).rejects.toThrow(/Redis backend/);
   });
 });

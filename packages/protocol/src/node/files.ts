@@ -30,12 +30,18 @@ export interface DecryptToFileOptions extends DecryptAttachmentOptions {
  */
 export function encryptFile(path: string, options: EncryptFileOptions): AttachmentEncryption {
   const chunkSize = options.chunkSize ?? ATTACHMENT_LIMITS.defaultChunkSize;
-  const opened = { ...options, name: options.name ?? basename(path), hashing: options.hashing ?? workerHashing };
+  const opened = {
+    ...options,
+    name: options.name ?? basename(path),
+    hashing: options.hashing ?? workerHashing,
+  };
   // A lazy source: the file is opened only when the chunks are iterated, and
   // closed when the iteration ends, whichever way it ends.
   const source: ByteSource = {
     [Symbol.asyncIterator]: () =>
-      createReadStream(path, { highWaterMark: Math.max(chunkSize, ATTACHMENT_LIMITS.defaultChunkSize) })[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
+      createReadStream(path, {
+        highWaterMark: Math.max(chunkSize, ATTACHMENT_LIMITS.defaultChunkSize),
+      })[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
   };
   return startEncryption(source, opened);
 }
@@ -48,10 +54,22 @@ export function encryptFile(path: string, options: EncryptFileOptions): Attachme
  *
  * @throws the ProtocolError codes of `decryptAttachment`, or a file system error.
  */
-export async function decryptToFile(manifest: unknown, chunks: ByteSource, path: string, options: DecryptToFileOptions = {}): Promise<number> {
+export async function decryptToFile(
+  manifest: unknown,
+  chunks: ByteSource,
+  path: string,
+  options: DecryptToFileOptions = {},
+): Promise<number> {
   // Each piece is written before the next is requested: its buffer can be reused.
-  const plaintext = startDecryption(manifest, chunks, { reuseBuffers: true, ...options, hashing: options.hashing ?? workerHashing });
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
+  const plaintext = startDecryption(manifest, chunks, {
+    reuseBuffers: true,
+    ...options,
+    hashing: options.hashing ?? workerHashing,
+  });
+  const temporary = join(
+    dirname(path),
+    `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`,
+  );
   const handle = await open(temporary, 'wx', 0o600);
   let written = 0;
   let moved = false;

@@ -23,13 +23,21 @@ export {
   pwhashStrVerifyInWorker,
   pwhashStrVerifyInWorkerSync,
 } from './kdf-worker.js';
-export { encryptFile, decryptToFile, type EncryptFileOptions, type DecryptToFileOptions } from './files.js';
+export {
+  encryptFile,
+  decryptToFile,
+  type EncryptFileOptions,
+  type DecryptToFileOptions,
+} from './files.js';
 
 /**
  * `encryptAttachment` of `@rogatory/protocol`, hashing on a worker thread
  * unless `options.hashing` says otherwise.
  */
-export function encryptAttachment(source: ByteSource, options: EncryptAttachmentOptions): AttachmentEncryption {
+export function encryptAttachment(
+  source: ByteSource,
+  options: EncryptAttachmentOptions,
+): AttachmentEncryption {
   return startEncryption(source, { ...options, hashing: options.hashing ?? workerHashing });
 }
 
@@ -37,6 +45,13 @@ export function encryptAttachment(source: ByteSource, options: EncryptAttachment
  * `decryptAttachment` of `@rogatory/protocol`, hashing on a worker thread
  * unless `options.hashing` says otherwise.
  */
-export function decryptAttachment(manifest: unknown, chunks: ByteSource, options: DecryptAttachmentOptions = {}): AsyncIterable<Uint8Array> {
-  return startDecryption(manifest, chunks, { ...options, hashing: options.hashing ?? workerHashing });
+export function decryptAttachment(
+  manifest: unknown,
+  chunks: ByteSource,
+  options: DecryptAttachmentOptions = {},
+): AsyncIterable<Uint8Array> {
+  return startDecryption(manifest, chunks, {
+    ...options,
+    hashing: options.hashing ?? workerHashing,
+  });
 }

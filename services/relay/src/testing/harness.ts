@@ -30,7 +30,11 @@ export function freeLoopbackPort(): Promise<number> {
 
 export type BackendKind =
   | { readonly kind: 'embedded' }
-  | { readonly kind: 'redis'; readonly url: string; readonly s3?: { endPoint: string; port: number; accessKey: string; secretKey: string } };
+  | {
+      readonly kind: 'redis';
+      readonly url: string;
+      readonly s3?: { endPoint: string; port: number; accessKey: string; secretKey: string };
+    };
 
 export interface TestRelay {
   readonly network: string;
@@ -75,7 +79,10 @@ export async function startTestRelays(options: {
   shared?: { readonly namespace: string; readonly dir: string };
 }): Promise<TestNetworkOfRelays> {
   await ready();
-  if (options.shared !== undefined && (options.backend.kind !== 'redis' || options.backend.s3 !== undefined)) {
+  if (
+    options.shared !== undefined &&
+    (options.backend.kind !== 'redis' || options.backend.s3 !== undefined)
+  ) {
     throw new Error('shared stores are for the Redis backend with a chunk directory');
   }
   const networks = options.networks ?? ['wacap', 'global', 'casc'];
@@ -92,25 +99,45 @@ export async function startTestRelays(options: {
   const relays: Record<string, TestRelay> = {};
   const extra: TestRelay[] = [];
 
-  const open = async (network: string, instance: number): Promise<{ backend: RelayBackend; blobs: BlobStore }> => {
+  const open = async (
+    network: string,
+    instance: number,
+  ): Promise<{ backend: RelayBackend; blobs: BlobStore }> => {
     const b = options.backend;
     if (b.kind === 'embedded') {
       return {
         backend: await openEmbeddedBackend({ file: join(dir, `${network}-${instance}.db`) }),
-        blobs: await FsBlobStore.open({ dir: join(dir, `${network}-${instance}-chunks`), workerIo: true }),
+        blobs: await FsBlobStore.open({
+          dir: join(dir, `${network}-${instance}-chunks`),
+          workerIo: true,
+        }),
       };
     }
     const blobs = b.s3
-      ? await S3BlobStore.open({ ...b.s3, useSSL: false, bucket: `${namespace}-${network}`, prefix: 'chunks' })
+      ? await S3BlobStore.open({
+          ...b.s3,
+          useSSL: false,
+          bucket: `${namespace}-${network}`,
+          prefix: 'chunks',
+        })
       : await FsBlobStore.open({ dir: join(dir, `${network}-chunks`), workerIo: true });
-    return { backend: await openRedisBackend({ url: b.url, prefix: `${namespace}-${network}` }), blobs };
+    return {
+      backend: await openRedisBackend({ url: b.url, prefix: `${namespace}-${network}` }),
+      blobs,
+    };
   };
 
-  const start = async (network: string, port: number, instance: number, overrides: Partial<RelayOptions> = {}): Promise<TestRelay> => {
+  const start = async (
+    network: string,
+    port: number,
+    instance: number,
+    overrides: Partial<RelayOptions> = {},
+  ): Promise<TestRelay> => {
     const net = world.networks[network]!;
     const trust = new TrustStore({ pinned: [{ network, root: net.rootRef }] });
     trust.addManifest(net.manifest);
-    for (const peer of net.manifest.body.peers) trust.addManifest(world.networks[peer.network]!.manifest);
+    for (const peer of net.manifest.body.peers)
+      trust.addManifest(world.networks[peer.network]!.manifest);
     options.trustSetup?.(network, trust, world);
     const stores = await open(network, instance);
     const running = await startRelay(

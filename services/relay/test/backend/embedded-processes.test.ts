@@ -130,7 +130,10 @@ describe('embedded backend shared by two processes', () => {
       {
         forward: async (forwarded) => {
           here.push(forwarded.id);
-          await waitFor('the child to take a task', () => (started.child?.forwards.length ?? 0) > 0);
+          await waitFor(
+            'the child to take a task',
+            () => (started.child?.forwards.length ?? 0) > 0,
+          );
           await sleep(Math.floor(Math.random() * 4) + 1);
           return { status: 'done' };
         },

@@ -39,17 +39,24 @@ export const WRONG_VALUES: readonly unknown[] = [
 
 /** Random JSON documents (fast-check), as text. */
 export function jsonDocuments(rng: SeededRandom, n: number): string[] {
-  return fc.sample(fc.jsonValue({ maxDepth: 4 }), { seed: rng.seed(), numRuns: n }).map((v) => JSON.stringify(v));
+  return fc
+    .sample(fc.jsonValue({ maxDepth: 4 }), { seed: rng.seed(), numRuns: n })
+    .map((v) => JSON.stringify(v));
 }
 
 /** Random objects shaped like `{ key: anything }` with keys from `keys` (wrong types for known fields). */
 export function objectsWithKeys(rng: SeededRandom, keys: readonly string[], n: number): string[] {
-  const values = fc.sample(fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...WRONG_VALUES)), { seed: rng.seed(), numRuns: n * 3 });
+  const values = fc.sample(
+    fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...WRONG_VALUES)),
+    { seed: rng.seed(), numRuns: n * 3 },
+  );
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const obj: Record<string, unknown> = {};
     const count = rng.range(0, keys.length + 1);
-    for (let k = 0; k < count; k++) obj[rng.chance(0.85) ? rng.pick(keys) : `x${String(rng.int(5))}`] = values[(i * 3 + k) % values.length];
+    for (let k = 0; k < count; k++)
+      obj[rng.chance(0.85) ? rng.pick(keys) : `x${String(rng.int(5))}`] =
+        values[(i * 3 + k) % values.length];
     out.push(JSON.stringify(obj));
   }
   return out;
@@ -84,18 +91,25 @@ export function nonJsonBodies(rng: SeededRandom, n: number): Uint8Array[] {
     enc.encode('1e999999'),
   ];
   const out = [...fixed];
-  const strings = fc.sample(fc.string({ unit: 'binary', maxLength: 200 }), { seed: rng.seed(), numRuns: n });
+  const strings = fc.sample(fc.string({ unit: 'binary', maxLength: 200 }), {
+    seed: rng.seed(),
+    numRuns: n,
+  });
   for (let i = out.length; i < n; i++) {
     const r = rng.int(3);
     if (r === 0) out.push(rng.bytes(rng.range(1, 400)));
     else if (r === 1) out.push(enc.encode(strings[i % strings.length]));
-    else out.push(enc.encode(`{"${strings[i % strings.length]!.slice(0, 20)}":${String(rng.next())}`));
+    else
+      out.push(enc.encode(`{"${strings[i % strings.length]!.slice(0, 20)}":${String(rng.next())}`));
   }
   return out.slice(0, n);
 }
 
 /** One random mutation of a byte string: bit flip, byte change, truncation, insertion, deletion, duplication. */
-export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint8Array; how: string } {
+export function mutateBytes(
+  rng: SeededRandom,
+  bytes: Uint8Array,
+): { bytes: Uint8Array; how: string } {
   const b = Uint8Array.from(bytes);
   const at = rng.int(Math.max(1, b.length));
   switch (rng.int(7)) {
@@ -105,7 +119,9 @@ export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint
       return { bytes: b, how: `flip bit ${String(bit)} of byte ${String(at)}` };
     }
     case 1: {
-      const v = rng.pick([0x00, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x5c, 0x7b, 0x7d, 0x5b, 0x5d, 0x80, 0xff, 0x41, 0x61]);
+      const v = rng.pick([
+        0x00, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x5c, 0x7b, 0x7d, 0x5b, 0x5d, 0x80, 0xff, 0x41, 0x61,
+      ]);
       if (b[at] === v) b[at] = v ^ 1;
       else b[at] = v;
       return { bytes: b, how: `byte ${String(at)} := ${String(v)}` };
@@ -114,15 +130,24 @@ export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint
       return { bytes: b.subarray(0, at), how: `truncate at ${String(at)}` };
     case 3: {
       const extra = rng.pick([' ', '\n', '0', '"', ',', '}', 'x', '\\']);
-      return { bytes: concatBytes(b.subarray(0, at), enc.encode(extra), b.subarray(at)), how: `insert ${JSON.stringify(extra)} at ${String(at)}` };
+      return {
+        bytes: concatBytes(b.subarray(0, at), enc.encode(extra), b.subarray(at)),
+        how: `insert ${JSON.stringify(extra)} at ${String(at)}`,
+      };
     }
     case 4: {
       const len = rng.range(1, 8);
-      return { bytes: concatBytes(b.subarray(0, at), b.subarray(at + len)), how: `delete ${String(len)} at ${String(at)}` };
+      return {
+        bytes: concatBytes(b.subarray(0, at), b.subarray(at + len)),
+        how: `delete ${String(len)} at ${String(at)}`,
+      };
     }
     case 5: {
       const len = rng.range(1, 40);
-      return { bytes: concatBytes(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)), how: `duplicate ${String(len)} at ${String(at)}` };
+      return {
+        bytes: concatBytes(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)),
+        how: `duplicate ${String(len)} at ${String(at)}`,
+      };
     }
     default: {
       const n = rng.range(2, 6);
@@ -135,14 +160,18 @@ export function mutateBytes(rng: SeededRandom, bytes: Uint8Array): { bytes: Uint
   }
 }
 
-
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Every path (list of keys / indexes) to a value inside `value`. */
-function paths(value: Json, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+function paths(
+  value: Json,
+  prefix: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
   out.push(prefix);
   if (Array.isArray(value)) value.forEach((v, i) => paths(v, [...prefix, i], out));
-  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) paths(v, [...prefix, k], out);
+  else if (value !== null && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) paths(v, [...prefix, k], out);
   return out;
 }
 
@@ -166,7 +195,8 @@ function mutateJsonOnce(rng: SeededRandom, value: unknown): { value: unknown; ho
   const all = paths(copy);
   const path = rng.pick(all);
   const how = `at /${path.join('/')}`;
-  if (path.length === 0) return { value: rng.pick(WRONG_VALUES), how: `${how}: whole value replaced` };
+  if (path.length === 0)
+    return { value: rng.pick(WRONG_VALUES), how: `${how}: whole value replaced` };
   const parentPath = path.slice(0, -1);
   const key = path[path.length - 1]!;
   let parent: Json = copy;
@@ -187,8 +217,16 @@ function mutateJsonOnce(rng: SeededRandom, value: unknown): { value: unknown; ho
       return { value: copy, how: `${how}: repeated or unknown sibling` };
     case 3: {
       const v = container[key];
-      if (typeof v === 'number') container[key] = rng.pick([v + 1, v - 1, -v, v * 1000, v + 0.5, String(v)]);
-      else if (typeof v === 'string') container[key] = rng.pick([v.toUpperCase(), `${v} `, v.slice(1), `${v}${v}`, v.replace(/./, '%')]);
+      if (typeof v === 'number')
+        container[key] = rng.pick([v + 1, v - 1, -v, v * 1000, v + 0.5, String(v)]);
+      else if (typeof v === 'string')
+        container[key] = rng.pick([
+          v.toUpperCase(),
+          `${v} `,
+          v.slice(1),
+          `${v}${v}`,
+          v.replace(/./, '%'),
+        ]);
       else if (Array.isArray(v)) container[key] = [];
       else container[key] = wrong;
       return { value: copy, how: `${how}: value nudged` };
@@ -212,7 +250,10 @@ export function nonCanonicalSpellings(value: unknown): { text: string; how: stri
     { text: escaped, how: 'escaped character in a key' },
     { text: canonical.replace(/"version":1/, '"version":1.0'), how: 'number with a fraction' },
     { text: canonical.replace(/"version":1/, '"version":1e0'), how: 'number with an exponent' },
-    { text: canonical.replace(/\{"body":/, '{"body":{"type":"envelope"},"body":'), how: 'duplicate key' },
+    {
+      text: canonical.replace(/\{"body":/, '{"body":{"type":"envelope"},"body":'),
+      how: 'duplicate key',
+    },
   ];
 }
 
@@ -220,7 +261,8 @@ function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).reverse()) out[k] = reverseKeys((value as Record<string, unknown>)[k]);
+    for (const k of Object.keys(value).reverse())
+      out[k] = reverseKeys((value as Record<string, unknown>)[k]);
     return out;
   }
   return value;
@@ -274,7 +316,12 @@ export function badChunkIdSegments(rng: SeededRandom, valid: string, n: number):
       const chars = valid.split('');
       chars[rng.int(64)] = rng.pick(['g', 'z', 'G', '.', '-', '_', '~', '%41']);
       out.push(chars.join(''));
-    } else out.push(Array.from({ length: rng.range(1, 90) }, () => alphabet[rng.int(alphabet.length)]!).join(''));
+    } else
+      out.push(
+        Array.from({ length: rng.range(1, 90) }, () => alphabet[rng.int(alphabet.length)]!).join(
+          '',
+        ),
+      );
   }
   return out.slice(0, n);
 }

@@ -54,13 +54,30 @@ export class HttpProbe {
         clearTimeout(timer);
         resolve(outcome);
       };
-      const body = spec.body === undefined ? undefined : typeof spec.body === 'string' ? Buffer.from(spec.body, 'utf8') : Buffer.from(spec.body);
+      const body =
+        spec.body === undefined
+          ? undefined
+          : typeof spec.body === 'string'
+            ? Buffer.from(spec.body, 'utf8')
+            : Buffer.from(spec.body);
       const headers: Record<string, string | number | string[]> = {};
-      for (const [k, v] of Object.entries(spec.headers ?? {})) headers[k] = typeof v === 'object' ? [...v] : v;
-      if (body !== undefined && !spec.chunked && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length')) {
+      for (const [k, v] of Object.entries(spec.headers ?? {}))
+        headers[k] = typeof v === 'object' ? [...v] : v;
+      if (
+        body !== undefined &&
+        !spec.chunked &&
+        !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length')
+      ) {
         headers['content-length'] = body.length;
       }
-      const req = request({ host: this.host, port: this.port, method: spec.method, path: spec.path, headers, agent: this.agent });
+      const req = request({
+        host: this.host,
+        port: this.port,
+        method: spec.method,
+        path: spec.path,
+        headers,
+        agent: this.agent,
+      });
       const timer = setTimeout(() => {
         finish({ kind: 'timeout' });
         req.destroy();
@@ -73,7 +90,14 @@ export class HttpProbe {
           if (size <= MAX_BODY) parts.push(d);
         });
         res.on('end', () => {
-          finish({ kind: 'response', response: { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) } });
+          finish({
+            kind: 'response',
+            response: {
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(parts),
+            },
+          });
         });
         res.on('error', (err) => {
           finish({ kind: 'failed', error: `response: ${err.message}` });
@@ -119,7 +143,11 @@ export class HttpProbe {
       const tryParse = (closed: boolean): void => {
         const parsed = parseRawResponse(data, closed);
         if (parsed) finish({ kind: 'response', response: parsed });
-        else if (closed) finish({ kind: 'failed', error: data.length === 0 ? 'closed without an answer' : 'closed mid-answer' });
+        else if (closed)
+          finish({
+            kind: 'failed',
+            error: data.length === 0 ? 'closed without an answer' : 'closed mid-answer',
+          });
       };
       socket.on('data', (d: Buffer) => {
         data = Buffer.concat([data, d]);
@@ -139,10 +167,21 @@ export class HttpProbe {
    * Start an upload that announces `announced` bytes, send `sent` of them,
    * wait `pauseMs` so the server is reading the body, then drop the connection.
    */
-  abortedUpload(spec: { method: string; path: string; headers: Readonly<Record<string, string>>; announced: number; sent: Uint8Array; pauseMs: number }): Promise<void> {
+  abortedUpload(spec: {
+    method: string;
+    path: string;
+    headers: Readonly<Record<string, string>>;
+    announced: number;
+    sent: Uint8Array;
+    pauseMs: number;
+  }): Promise<void> {
     return new Promise((resolve) => {
       const socket = connect({ host: this.host, port: this.port });
-      const head = [`${spec.method} ${spec.path} HTTP/1.1`, `host: ${this.host}:${String(this.port)}`, `content-length: ${String(spec.announced)}`];
+      const head = [
+        `${spec.method} ${spec.path} HTTP/1.1`,
+        `host: ${this.host}:${String(this.port)}`,
+        `content-length: ${String(spec.announced)}`,
+      ];
       for (const [k, v] of Object.entries(spec.headers)) head.push(`${k}: ${v}`);
       const done = (): void => {
         socket.destroy();

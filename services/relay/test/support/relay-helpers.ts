@@ -1,12 +1,24 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RelayClient } from '@rogatory/client';
-import { CONTEXTS, signBytes, utf8, type Envelope, type EnvelopeBody, type SigningKeyPair } from '@rogatory/protocol';
+import {
+  CONTEXTS,
+  signBytes,
+  utf8,
+  type Envelope,
+  type EnvelopeBody,
+  type SigningKeyPair,
+} from '@rogatory/protocol';
 import { encryptTestAttachment, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
 
 /** Shared helpers of the relay fuzz and crash tests: clients, sealed dossiers, hand-signed envelopes. */
 
-export function nodeClient(world: TestWorld, baseUrl: string, address: string, retries = 0): RelayClient {
+export function nodeClient(
+  world: TestWorld,
+  baseUrl: string,
+  address: string,
+  retries = 0,
+): RelayClient {
   const network = address.split('@')[1]!;
   return new RelayClient({
     baseUrl,
@@ -28,7 +40,10 @@ export type TestAttachment = Awaited<ReturnType<typeof encryptTestAttachment>>;
 
 /** A small encrypted attachment (the example request content refers to one). */
 export function smallAttachment(): Promise<TestAttachment> {
-  return encryptTestAttachment(utf8('scanned request, page 1'), { name: 'request.pdf', chunkSize: 1024 });
+  return encryptTestAttachment(utf8('scanned request, page 1'), {
+    name: 'request.pdf',
+    chunkSize: 1024,
+  });
 }
 
 /**
@@ -38,7 +53,13 @@ export function smallAttachment(): Promise<TestAttachment> {
 export async function sealAndUpload(
   world: TestWorld,
   client: RelayClient,
-  options: { from: string; to: readonly string[]; attachment?: TestAttachment; envelopeId?: string; upload?: boolean },
+  options: {
+    from: string;
+    to: readonly string[];
+    attachment?: TestAttachment;
+    envelopeId?: string;
+    upload?: boolean;
+  },
 ): Promise<Prepared> {
   const attachment = options.attachment ?? (await smallAttachment());
   const result = sealTestDossier(world, {
@@ -60,9 +81,17 @@ export async function sealAndUpload(
  * signEnvelope), optionally claiming another key id: for inputs the relay
  * must refuse after checking the signature.
  */
-export function signAsIs(body: EnvelopeBody, key: SigningKeyPair, options: { kid?: string; hops?: Envelope['hops'] } = {}): Envelope {
+export function signAsIs(
+  body: EnvelopeBody,
+  key: SigningKeyPair,
+  options: { kid?: string; hops?: Envelope['hops'] } = {},
+): Envelope {
   const signature = signBytes(CONTEXTS.envelope, body, key);
-  return { body, signature: options.kid ? { kid: options.kid, value: signature.value } : signature, hops: options.hops ?? [] };
+  return {
+    body,
+    signature: options.kid ? { kid: options.kid, value: signature.value } : signature,
+    hops: options.hops ?? [],
+  };
 }
 
 /** Files below `dir` (recursively); none when it does not exist. */
@@ -83,7 +112,11 @@ export async function filesBelow(dir: string): Promise<string[]> {
 }
 
 /** Run `fn` over `items` with at most `concurrency` in flight. */
-export async function inPool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function inPool<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -95,7 +128,11 @@ export async function inPool<T>(items: readonly T[], concurrency: number, fn: (i
 }
 
 /** Poll `fn` until it returns a value (not undefined), at most `ms`. */
-export async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 15_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

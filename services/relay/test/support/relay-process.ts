@@ -13,7 +13,18 @@ export const RELAY_BIN = fileURLToPath(new URL('../../bin/rogatory-relay.js', im
 
 export type ProcessBackend =
   | { readonly kind: 'embedded' }
-  | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly s3?: { readonly endPoint: string; readonly port: number; readonly bucket: string; readonly accessKey: string; readonly secretKey: string } };
+  | {
+      readonly kind: 'redis';
+      readonly url: string;
+      readonly prefix: string;
+      readonly s3?: {
+        readonly endPoint: string;
+        readonly port: number;
+        readonly bucket: string;
+        readonly accessKey: string;
+        readonly secretKey: string;
+      };
+    };
 
 export interface RelayFiles {
   readonly configFile: string;
@@ -38,7 +49,17 @@ export async function writeRelayFiles(options: {
   const net = world.networks[network]!;
   const passphrase = randomBytes(12).toString('hex');
   const keyFile = join(dir, 'relay-key.json');
-  await writeFile(keyFile, JSON.stringify(sealSigningKey(net.relay.key, { passphrase, purpose: 'relay-identity', limits: KDF_LIMITS.interactive })), { mode: 0o600 });
+  await writeFile(
+    keyFile,
+    JSON.stringify(
+      sealSigningKey(net.relay.key, {
+        passphrase,
+        purpose: 'relay-identity',
+        limits: KDF_LIMITS.interactive,
+      }),
+    ),
+    { mode: 0o600 },
+  );
   const rootFile = join(dir, `${network}-root.json`);
   await writeFile(rootFile, JSON.stringify(net.rootRef));
   const manifestFiles: string[] = [];
@@ -58,7 +79,17 @@ export async function writeRelayFiles(options: {
       : {
           kind: 'redis',
           redis: { url: b.url, prefix: b.prefix },
-          ...(b.s3 ? { s3: { endPoint: b.s3.endPoint, port: b.s3.port, useSSL: false, bucket: b.s3.bucket, prefix: 'chunks' } } : { dataDir: join(dir, 'data') }),
+          ...(b.s3
+            ? {
+                s3: {
+                  endPoint: b.s3.endPoint,
+                  port: b.s3.port,
+                  useSSL: false,
+                  bucket: b.s3.bucket,
+                  prefix: 'chunks',
+                },
+              }
+            : { dataDir: join(dir, 'data') }),
         };
   if (b.kind === 'redis' && b.s3) {
     env['ROGATORY_S3_ACCESS_KEY'] = b.s3.accessKey;
@@ -97,7 +128,11 @@ export class RelayProcess {
   }
 
   /** Start `rogatory-relay start --config <file>` and wait (bounded) until /readyz answers 200. */
-  static async start(files: RelayFiles, url: string, readyTimeoutMs = 60_000): Promise<RelayProcess> {
+  static async start(
+    files: RelayFiles,
+    url: string,
+    readyTimeoutMs = 60_000,
+  ): Promise<RelayProcess> {
     if (!exitHook) {
       exitHook = true;
       // Last resort if the test process ends without afterAll: no relay outlives it.

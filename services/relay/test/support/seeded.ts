@@ -13,7 +13,9 @@ export class SeededRandom {
 
   constructor(seed: number | string) {
     this.label = String(seed);
-    const digest = createHash('sha256').update(`rogatory-fuzz/${String(seed)}`).digest();
+    const digest = createHash('sha256')
+      .update(`rogatory-fuzz/${String(seed)}`)
+      .digest();
     this.a = digest.readUInt32LE(0);
     this.b = digest.readUInt32LE(4);
     this.c = digest.readUInt32LE(8);

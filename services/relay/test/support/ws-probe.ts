@@ -47,7 +47,11 @@ export class WsProbe {
       // 'close' follows.
     });
     this.socket.on('message', (data, isBinary) => {
-      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      const bytes = Buffer.isBuffer(data)
+        ? data
+        : Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.from(data);
       const text = isBinary ? '<binary>' : bytes.toString('utf8');
       try {
         this.frames.push(JSON.parse(text));
