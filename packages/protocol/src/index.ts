@@ -175,7 +175,6 @@ export {
   SealedSecretSchema,
   openEncryptionKeyAsync,
   openSecretAsync,
-  openSigningKey,
   openSigningKeyAsync,
   sealEncryptionKeyAsync,
   sealSecretAsync,

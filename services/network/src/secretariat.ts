@@ -16,7 +16,7 @@ import {
   keyRef,
   manifestHash,
   networkOf,
-  openSigningKey,
+  openSigningKeyAsync,
   publicKeyOf,
   ready,
   sealSigningKey,
@@ -569,7 +569,7 @@ export async function publishEdition(options: PublishOptions): Promise<PublishRe
       'DRAFT_STALE',
       `the draft is based on edition ${draft.basedOn?.version ?? 'none'} but the last edition is ${base?.version ?? 'none'}`,
     );
-  const root = openRoot(
+  const root = await openRoot(
     dir,
     options.passphrase,
     await readJsonFile(join(dir, FILES.rootKey), 'the root key file'),
@@ -611,9 +611,9 @@ export async function publishEdition(options: PublishOptions): Promise<PublishRe
   return { manifest, version: manifest.body.version, hash: manifestHash(manifest), file };
 }
 
-function openRoot(dir: string, passphrase: string, sealed: unknown) {
+async function openRoot(dir: string, passphrase: string, sealed: unknown) {
   try {
-    return openSigningKey(sealed, { passphrase, purpose: ROOT_PURPOSE });
+    return await openSigningKeyAsync(sealed, { passphrase, purpose: ROOT_PURPOSE });
   } catch (cause) {
     if (isProtocolError(cause, 'PASSPHRASE_INVALID'))
       return networkFail('PASSPHRASE_INVALID', `the root key in ${dir} did not open`, {

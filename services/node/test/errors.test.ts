@@ -13,10 +13,10 @@ describe('error catalogue', () => {
   it('documents every code with its exit code, and every exit code', async () => {
     const readme = await readFile(README, 'utf8');
     for (const [code, { exit }] of Object.entries(NODE_ERRORS)) {
-      expect(readme).toMatch(new RegExp(`\\| \`${code}\` \\| ${exit} \\|`));
+      expect(readme).toMatch(new RegExp(`\\| \`${code}\` +\\| ${exit} +\\|`));
     }
     for (const exit of new Set([0, ...Object.values(NODE_ERRORS).map((e) => e.exit)])) {
-      expect(readme).toMatch(new RegExp(`^\\| ${exit} \\| `, 'm'));
+      expect(readme).toMatch(new RegExp(`^\\| ${exit} +\\| `, 'm'));
     }
   });
 
