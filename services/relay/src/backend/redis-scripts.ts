@@ -4,7 +4,9 @@
  * ownership and garbage collection. Each state change that touches several
  * keys is one script, because Redis runs a script atomically: a crash or a
  * concurrent instance sees all of it or none of it. Scheduling (when a
- * forward or an expiry runs, retries, leases) is BullMQ's, not here.
+ * forward or the expiry sweep runs, retries, leases) is BullMQ's; the one
+ * exception is the `due` set below, which says which mailbox items the
+ * sweep takes (and keeps one an instance is expiring from the others).
  *
  * Every script gets the namespace key base as ARGV[1] (`{prefix}:`) and
  * one key of the namespace as KEYS[1], so a cluster client routes it to
@@ -23,13 +25,16 @@
  *   usage             hash   `p:<identity>` -> pending bytes, `r:<identity>` -> referenced bytes (quotas)
  *   seq:<address>     string mailbox sequence counter
  *   mb:<address>      zset   unacked item seqs (score = member = seq)
- *   item:<address>:<seq> hash kind, env, key / payload / deliverBy, state
+ *   item:<address>:<seq> hash kind, env, key / payload / deliverBy, state, attempt
+ *   due               zset   `<seq>:<address>` of every unacked envelope item -> when the expiry
+ *                            sweep takes it: deliverBy; once taken, the end of the taker's lease,
+ *                            then the time of its retry if expired() failed
  *   dedup:<address>   hash   evidence dedup key -> seq
  *   mbcount           string unacked items in all mailboxes (stats)
  *   task:<id>         hash   forward task (state pending | done | gave_up)
  *   forwarding        string forward tasks not finished (stats)
- *   unqueued          set    jobs committed work needs whose add to BullMQ is not confirmed:
- *                            `f:<task id>` (forward job), `x:<seq>:<address>` (expiry job)
+ *   unqueued          set    forward jobs committed work needs whose add to BullMQ is not confirmed:
+ *                            `f:<task id>` (`x:<seq>:<address>`: an expiry job of an earlier relay, adopted)
  *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
  *   tombtask:<id>     list   finished task ids to forget with the envelope record
  *   claim:<key>       string with a TTL
@@ -40,7 +45,7 @@ const PRELUDE = `
 local K = ARGV[1]
 local function envKey(id) return K .. 'env:' .. id end
 local function itemKey(address, seq) return K .. 'item:' .. address .. ':' .. seq end
-local function expiryMarker(address, seq) return 'x:' .. seq .. ':' .. address end
+local function dueMember(address, seq) return seq .. ':' .. address end
 -- An upload record: its size, and whether an envelope referenced it since its last upload.
 -- (Amounts subtracted are written 0 - x: in Lua, -0 is a float that Redis refuses as an integer.)
 local function uploadOf(value)
@@ -82,8 +87,9 @@ function script(body: string): string {
  * ARGV: K, id, hash, bytes, sender, recipientsJson, chunkIdsJson, expiresAt,
  * acceptedAt, retainUntil, acceptance, now, uploader ('' for none), then
  * counted lists: chunk ids; parties; (address, deliverBy) pairs; (taskId,
- * network, recipientsJson) triples. Every mailbox item and every created
- * task gets an `unqueued` marker, removed once its job is added.
+ * network, recipientsJson) triples. Every mailbox item goes into `due` at
+ * its deliverBy; every created task gets an `unqueued` marker, removed once
+ * its job is added.
  * Returns {'accepted', seq per delivery} | {'duplicate', acceptance} |
  * {'conflict'} | {'unowned', chunk ids the uploader has no record of...}.
  */
@@ -166,7 +172,7 @@ for _ = 1, n do
   redis.call('HSET', itemKey(address, seq), 'kind', 'envelope', 'env', id, 'deliverBy', deliverBy)
   redis.call('ZADD', K .. 'mb:' .. address, seq, seq)
   redis.call('SADD', open, 'd:' .. address)
-  redis.call('SADD', K .. 'unqueued', expiryMarker(address, seq))
+  redis.call('ZADD', K .. 'due', deliverBy, dueMember(address, seq))
   redis.call('INCR', K .. 'mbcount')
   redis.call('PUBLISH', K .. 'mailbox', address)
   result[#result + 1] = seq
@@ -228,24 +234,23 @@ end
 return out
 `);
 
-/** ARGV: K, address, now, seqs... Returns {removed, seq of each removed envelope item...}. */
+/** ARGV: K, address, now, seqs... Returns the number of items removed. */
 export const ACK = script(`
 local address, now = ARGV[2], ARGV[3]
 local mb = K .. 'mb:' .. address
-local out = {0}
+local removed = 0
 for i = 4, #ARGV do
   local seq = ARGV[i]
   if redis.call('ZREM', mb, seq) == 1 then
-    out[1] = out[1] + 1
+    removed = removed + 1
     redis.call('DECR', K .. 'mbcount')
     local ik = itemKey(address, seq)
     local f = redis.call('HMGET', ik, 'kind', 'env', 'key')
     redis.call('DEL', ik)
     if f[1] == 'envelope' then
-      redis.call('SREM', K .. 'unqueued', expiryMarker(address, seq))
+      redis.call('ZREM', K .. 'due', dueMember(address, seq))
       redis.call('SREM', K .. 'open:' .. f[2], 'd:' .. address)
       markDone(f[2], now)
-      out[#out + 1] = seq
     elseif redis.call('EXISTS', envKey(f[2])) == 1 then
       -- Keep the dedup key while the envelope record refuses replays.
       redis.call('RPUSH', K .. 'tombdedup:' .. f[2], address, f[3])
@@ -254,7 +259,7 @@ for i = 4, #ARGV do
     end
   end
 end
-return out
+return removed
 `);
 
 /**
@@ -298,22 +303,40 @@ return 1
 `);
 
 /**
- * ARGV: K, address, seq, now. Takes an unacked envelope item out of its
- * mailbox once due. Returns {0} nothing to do (acked or unknown),
- * {1, envelopeId} call expired(), {2, deliverBy} not due yet.
+ * ARGV: K, now, leaseEnd, limit. Takes up to `limit` due items (`due`
+ * score <= now) for the expiry sweep: each leaves its mailbox (if it had
+ * not on an earlier try), counts an attempt, and gets `leaseEnd` as its
+ * score, so no other sweep takes it while this one runs expired() (a
+ * sweep that dies lets it come due again). Members whose item is gone
+ * are dropped. Returns flat (address, seq, envelopeId, attempt) quadruples.
  */
-export const EXPIRY_BEGIN = script(`
-local address, seq, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local ik = itemKey(address, seq)
-local f = redis.call('HMGET', ik, 'kind', 'env', 'deliverBy', 'state')
-if f[1] ~= 'envelope' then return {0} end
--- Already taken out by an earlier run whose expired() did not complete: run it again.
-if f[4] == 'expiring' then return {1, f[2]} end
-if tonumber(f[3]) > now then return {2, f[3]} end
-redis.call('ZREM', K .. 'mb:' .. address, seq)
-redis.call('DECR', K .. 'mbcount')
-redis.call('HSET', ik, 'state', 'expiring')
-return {1, f[2]}
+export const EXPIRY_CLAIM = script(`
+local now, leaseEnd = ARGV[2], ARGV[3]
+local due = K .. 'due'
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local colon = string.find(member, ':', 1, true)
+  local seq, address = string.sub(member, 1, colon - 1), string.sub(member, colon + 1)
+  local ik = itemKey(address, seq)
+  local f = redis.call('HMGET', ik, 'kind', 'env', 'state')
+  if f[1] ~= 'envelope' then
+    redis.call('ZREM', due, member)
+  else
+    -- 'expiring': taken out by an earlier try whose expired() failed or died; report it again.
+    if f[3] ~= 'expiring' then
+      redis.call('ZREM', K .. 'mb:' .. address, seq)
+      redis.call('DECR', K .. 'mbcount')
+      redis.call('HSET', ik, 'state', 'expiring')
+    end
+    local attempt = redis.call('HINCRBY', ik, 'attempt', 1)
+    redis.call('ZADD', due, leaseEnd, member)
+    out[#out + 1] = address
+    out[#out + 1] = seq
+    out[#out + 1] = f[2]
+    out[#out + 1] = attempt
+  end
+end
+return out
 `);
 
 /** ARGV: K, address, seq, now. Forgets an expired item after expired() returned. */
@@ -321,11 +344,23 @@ export const EXPIRY_FINISH = script(`
 local address, seq, now = ARGV[2], ARGV[3], ARGV[4]
 local ik = itemKey(address, seq)
 local f = redis.call('HMGET', ik, 'env', 'state')
+redis.call('ZREM', K .. 'due', dueMember(address, seq))
 if f[2] ~= 'expiring' then return 0 end
 redis.call('DEL', ik)
 redis.call('SREM', K .. 'open:' .. f[1], 'd:' .. address)
 markDone(f[1], now)
 return 1
+`);
+
+/**
+ * ARGV: K, at, members... Moves the `due` score of items being expired
+ * (a renewed lease, or the time of a retry) to `at`; members no longer in
+ * `due` stay out.
+ */
+export const EXPIRY_RESCHEDULE = script(`
+local due = K .. 'due'
+for i = 3, #ARGV do redis.call('ZADD', due, 'XX', ARGV[2], ARGV[i]) end
+return 0
 `);
 
 /** ARGV: K, chunkId, address. 1 when address is a party of a live envelope that lists the chunk. */
@@ -455,10 +490,14 @@ return out
 `);
 
 /**
- * ARGV: K. Adopts what a relay from before BullMQ owned the scheduling
- * left: its outbox (the `pending` set, the `timers` zset, the `lease` zset)
- * becomes `unqueued` markers, whose jobs the caller then adds, and the
- * pending tasks are counted. Returns how many markers it added.
+ * ARGV: K. Adopts what earlier relays left. One from before BullMQ owned
+ * the scheduling: its outbox (the `pending` set, the `timers` zset, the
+ * `lease` zset): pending tasks become `unqueued` markers, whose jobs the
+ * caller then adds, and are counted; timers (same members as `due`) go
+ * into `due`. One that gave every delivery its own expiry job: its expiry
+ * markers (`x:<seq>:<address>`) go into `due` at their deliverBy (its jobs
+ * still queued are adopted the same way when they run, see redis.ts).
+ * Returns how many markers it added.
  */
 export const ADOPT_LEGACY_OUTBOX = script(`
 local added = 0
@@ -468,8 +507,20 @@ for _, taskId in ipairs(redis.call('SMEMBERS', K .. 'pending')) do
     added = added + redis.call('SADD', K .. 'unqueued', 'f:' .. taskId)
   end
 end
-for _, member in ipairs(redis.call('ZRANGE', K .. 'timers', 0, -1)) do
-  added = added + redis.call('SADD', K .. 'unqueued', 'x:' .. member)
+local timers = redis.call('ZRANGE', K .. 'timers', 0, -1, 'WITHSCORES')
+for j = 1, #timers, 2 do
+  redis.call('ZADD', K .. 'due', 'NX', timers[j + 1], timers[j])
+end
+for _, marker in ipairs(redis.call('SMEMBERS', K .. 'unqueued')) do
+  if string.sub(marker, 1, 2) == 'x:' then
+    local member = string.sub(marker, 3)
+    local colon = string.find(member, ':', 1, true)
+    if colon then
+      local deliverBy = redis.call('HGET', itemKey(string.sub(member, colon + 1), string.sub(member, 1, colon - 1)), 'deliverBy')
+      if deliverBy then redis.call('ZADD', K .. 'due', 'NX', deliverBy, member) end
+    end
+    redis.call('SREM', K .. 'unqueued', marker)
+  end
 end
 redis.call('DEL', K .. 'pending', K .. 'timers', K .. 'lease')
 return added

@@ -1,20 +1,31 @@
 /**
- * The production relay backend: state in Redis (AOF on), forwards and
- * expiry timers as BullMQ jobs. Several relay instances share one Redis and
+ * The production relay backend: state in Redis (AOF on), forwards and the
+ * expiry sweep as BullMQ jobs. Several relay instances share one Redis and
  * one prefix; each sees the others' mailbox additions through pub/sub.
  *
  * Who owns what. Lua scripts own the relay's state: the mailbox, the
  * accept transaction, an envelope's open work and its garbage collection
- * (redis-scripts.ts). BullMQ owns scheduling: when a forward or an expiry
- * runs, retries with backoff (a custom strategy calling the one
- * `backoffDelay`), the lock a worker holds on a running job (renewed while
- * it runs) and the recovery of the jobs of a worker that died (stalled
- * jobs go back to wait). A job carries only a deterministic id and the key
- * of its state; a job for finished work finds nothing to do.
+ * (redis-scripts.ts). BullMQ owns scheduling: when a forward runs, retries
+ * with backoff (a custom strategy calling the one `backoffDelay`), the
+ * lock a worker holds on a running job (renewed while it runs) and the
+ * recovery of the jobs of a worker that died (stalled jobs go back to
+ * wait). A forward job carries only a deterministic id and the key of its
+ * state; a job for finished work finds nothing to do.
  *
- * A script cannot add a BullMQ job, so accepting is two steps, and the
- * script leaves a durable marker (`unqueued`) for every job the committed
- * work needs:
+ * Expiry is one repeating BullMQ job (a job scheduler, every
+ * `expirySweepMs`), not a job per delivery: the accept script puts each
+ * mailbox item in the `due` sorted set at its deliverBy and the ack script
+ * takes it out, so neither accepting nor acking a local delivery touches
+ * BullMQ (a delayed job added and removed per delivery was most of
+ * Redis's work per envelope: docs/performance.md). The sweep takes the due
+ * items in one script, pushing each one's score to the end of a lease
+ * (renewed while expired() runs) so that no concurrent sweep takes it, and
+ * to a backoff delay when expired() fails; an item expires at most
+ * `expirySweepMs` after its deliverBy.
+ *
+ * A script cannot add a BullMQ job, so accepting a forward is two steps,
+ * and the script leaves a durable marker (`unqueued`) for every forward
+ * job the committed work needs:
  *   1. the script commits the envelope, its mailbox items and forward
  *      tasks, and their markers;
  *   2. the jobs are added (`addBulk`, ids derived from the task or item,
@@ -27,20 +38,21 @@
  *     The markers outlive the process; `startWorkers` re-adds their jobs
  *     (every instance, at every start), and an instance whose add failed
  *     retries it itself with backoff while it lives. Until then the
- *     forward waits and the expiry fires late; nothing is lost.
+ *     forward waits; nothing is lost.
  *   - between 2 and 3: the markers stay, and a later start adds the jobs
  *     again: a no-op while they exist, and a job for a task or item that is
  *     finished meanwhile does nothing (its state says so), so nothing runs
  *     twice.
  *   - during a job: BullMQ's lock runs out (`leaseMs`) and another worker
- *     runs the job again. A handler that succeeded just before the crash
+ *     runs the job again; during an expiry, the item's lease in `due` runs
+ *     out (`leaseMs`) and a later sweep reports it again. A handler that succeeded just before the crash
  *     runs again: at least once across a crash, once while processes live;
  *     peers deduplicate by envelope id.
  * "Accepted" is as durable as Redis makes a write: with the default
  * `appendfsync everysec`, a Redis power cut can lose the last second.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { checkedBackend } from './checked.js';
 import { BackendTypeError } from './errors.js';
@@ -90,11 +102,16 @@ export interface RedisBackendOptions {
    * jobs of an instance that died run again elsewhere within twice this.
    */
   readonly leaseMs?: number;
+  /** How often the expiry sweep runs (default 1 s): an item expires at most this long after its deliverBy. */
+  readonly expirySweepMs?: number;
 }
 
 const FORWARD_QUEUE = 'forward';
 const EXPIRY_QUEUE = 'expiry';
 const DEFAULT_LEASE_MS = 60_000;
+const DEFAULT_EXPIRY_SWEEP_MS = 1_000;
+/** The job scheduler (and job name) of the expiry sweep; every instance upserts the same one. */
+const SWEEP = 'sweep';
 const GC_BATCH = 256;
 const SCAN_COUNT = 500;
 /** Retries are bounded by each task's deadline, not by a count; BullMQ needs a finite number. */
@@ -111,20 +128,16 @@ interface ForwardJobData {
   readonly taskId: string;
 }
 
+/** The sweep's data is empty; `address`/`seq`: a per-delivery expiry job an earlier relay queued. */
 interface ExpiryJobData {
-  readonly address: string;
-  readonly seq: number;
+  readonly address?: string;
+  readonly seq?: number;
 }
 
 /** A job committed work needs, named as its `unqueued` marker names it. */
-type JobNeed =
-  | { readonly kind: 'forward'; readonly taskId: string }
-  | {
-      readonly kind: 'expiry';
-      readonly address: string;
-      readonly seq: number;
-      readonly deliverBy: number;
-    };
+interface JobNeed {
+  readonly taskId: string;
+}
 
 /** Opens a backend on `prefix` in the Redis at `url`; rejects if Redis cannot be reached. */
 export async function openRedisBackend(options: RedisBackendOptions): Promise<RelayBackend> {
@@ -134,6 +147,8 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
     throw new BackendTypeError('prefix must not contain { or }: it becomes the hash tag');
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   assertPositiveInteger(leaseMs, 'leaseMs');
+  const expirySweepMs = options.expirySweepMs ?? DEFAULT_EXPIRY_SWEEP_MS;
+  assertPositiveInteger(expirySweepMs, 'expirySweepMs');
   const onError = options.onError ?? ignoreError;
 
   const client = new Redis(options.url, COMMAND_CLIENT_OPTIONS);
@@ -156,6 +171,7 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
       prefix: options.prefix,
       clock: options.clock ?? Date.now,
       leaseMs,
+      expirySweepMs,
       onError,
     }),
   );
@@ -215,8 +231,9 @@ const SCRIPTS = {
   enqueueForward: new LuaScript(lua.ENQUEUE_FORWARD),
   adoptLegacyOutbox: new LuaScript(lua.ADOPT_LEGACY_OUTBOX),
   finishForward: new LuaScript(lua.FINISH_FORWARD),
-  expiryBegin: new LuaScript(lua.EXPIRY_BEGIN),
+  expiryClaim: new LuaScript(lua.EXPIRY_CLAIM),
   expiryFinish: new LuaScript(lua.EXPIRY_FINISH),
+  expiryReschedule: new LuaScript(lua.EXPIRY_RESCHEDULE),
   chunkVisible: new LuaScript(lua.CHUNK_VISIBLE),
   chunkReferenced: new LuaScript(lua.CHUNK_REFERENCED),
   claimOnce: new LuaScript(lua.CLAIM_ONCE),
@@ -275,27 +292,13 @@ function forwardJobId(taskId: string): string {
   return `f-${sha256Hex(taskId)}`;
 }
 
-function expiryJobId(address: string, seq: number): string {
-  return `x-${sha256Hex(`${seq}:${address}`)}`;
-}
-
 function markerOf(need: JobNeed): string {
-  return need.kind === 'forward' ? `f:${need.taskId}` : `x:${need.seq}:${need.address}`;
+  return `f:${need.taskId}`;
 }
 
-/** Inverse of markerOf (deliverBy aside); seq is all digits, so the first ':' after it splits. */
-function parseMarker(
-  marker: string,
-):
-  | { kind: 'forward'; taskId: string }
-  | { kind: 'expiry'; address: string; seq: number }
-  | undefined {
-  if (marker.startsWith('f:')) return { kind: 'forward', taskId: marker.slice(2) };
-  if (!marker.startsWith('x:')) return undefined;
-  const colon = marker.indexOf(':', 2);
-  const seq = Number(marker.slice(2, colon));
-  if (colon < 3 || !Number.isSafeInteger(seq)) return undefined;
-  return { kind: 'expiry', address: marker.slice(colon + 1), seq };
+/** A mailbox item's member of the `due` set (seq is all digits, so the first ':' splits). */
+function dueMember(address: string, seq: number | string): string {
+  return `${seq}:${address}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -313,6 +316,7 @@ class RedisRelayBackend implements RelayBackend {
   private readonly bullClient: Redis;
   private readonly clock: () => number;
   private readonly leaseMs: number;
+  private readonly expirySweepMs: number;
   private readonly onError: (error: unknown) => void;
   /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
   private readonly base: string;
@@ -336,12 +340,14 @@ class RedisRelayBackend implements RelayBackend {
     readonly prefix: string;
     readonly clock: () => number;
     readonly leaseMs: number;
+    readonly expirySweepMs: number;
     readonly onError: (error: unknown) => void;
   }) {
     this.client = options.client;
     this.bullClient = options.bullClient;
     this.clock = options.clock;
     this.leaseMs = options.leaseMs;
+    this.expirySweepMs = options.expirySweepMs;
     this.onError = options.onError;
     this.base = `{${options.prefix}}:`;
     this.routingKey = `${this.base}ns`;
@@ -379,33 +385,14 @@ class RedisRelayBackend implements RelayBackend {
 
   /** Adds the jobs of committed work; adding a job that exists is a no-op (same job id). */
   private async queueJobs(needs: readonly JobNeed[]): Promise<void> {
-    const now = this.clock();
-    const forwards = needs.flatMap((need) =>
-      need.kind === 'forward'
-        ? [
-            {
-              name: FORWARD_QUEUE,
-              data: { taskId: need.taskId },
-              opts: this.jobOptions(forwardJobId(need.taskId), 0),
-            },
-          ]
-        : [],
+    if (needs.length === 0) return;
+    await this.forwardQueue.addBulk(
+      needs.map((need) => ({
+        name: FORWARD_QUEUE,
+        data: { taskId: need.taskId },
+        opts: this.jobOptions(forwardJobId(need.taskId), 0),
+      })),
     );
-    const expiries = needs.flatMap((need) =>
-      need.kind === 'expiry'
-        ? [
-            {
-              name: EXPIRY_QUEUE,
-              data: { address: need.address, seq: need.seq },
-              opts: this.jobOptions(expiryJobId(need.address, need.seq), need.deliverBy - now),
-            },
-          ]
-        : [],
-    );
-    await Promise.all([
-      forwards.length > 0 ? this.forwardQueue.addBulk(forwards) : undefined,
-      expiries.length > 0 ? this.expiryQueue.addBulk(expiries) : undefined,
-    ]);
   }
 
   /**
@@ -478,17 +465,8 @@ class RedisRelayBackend implements RelayBackend {
     const needs: JobNeed[] = [];
     const stale: string[] = [];
     for (const marker of markers) {
-      const parsed = parseMarker(marker);
-      if (parsed?.kind === 'forward') {
-        needs.push(parsed);
-        continue;
-      }
-      const deliverBy =
-        parsed === undefined
-          ? null
-          : await this.client.hget(`${this.base}item:${parsed.address}:${parsed.seq}`, 'deliverBy');
-      if (parsed === undefined || deliverBy === null) stale.push(marker);
-      else needs.push({ ...parsed, deliverBy: Number(deliverBy) });
+      if (marker.startsWith('f:')) needs.push({ taskId: marker.slice(2) });
+      else stale.push(marker);
     }
     await this.queueJobs(needs);
     const done = [...stale, ...needs.map(markerOf)];
@@ -553,16 +531,7 @@ class RedisRelayBackend implements RelayBackend {
     if (status === 'conflict') return { status: 'conflict' };
     if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
     if (status === 'unowned') return { status: 'unowned', chunkIds: reply.slice(1).map(asText) };
-    const seqs = reply.slice(1).map(asInteger);
-    await this.addJobs([
-      ...plan.deliveries.map((delivery, index): JobNeed => ({
-        kind: 'expiry',
-        address: delivery.address,
-        seq: seqs[index]!,
-        deliverBy: delivery.deliverBy,
-      })),
-      ...plan.forwards.map((forward): JobNeed => ({ kind: 'forward', taskId: forward.taskId })),
-    ]);
+    await this.addJobs(plan.forwards.map((forward): JobNeed => ({ taskId: forward.taskId })));
     return { status: 'accepted' };
   }
 
@@ -623,14 +592,9 @@ class RedisRelayBackend implements RelayBackend {
   }
 
   async ack(address: string, seqs: readonly number[]): Promise<number> {
-    const reply = asArray(
+    return asInteger(
       await this.run(SCRIPTS.ack, [address, String(this.clock()), ...seqs.map(String)]),
     );
-    // The expiry job of an acked envelope would find nothing to do; removing it only saves
-    // memory, so a failure (the job is running right now, hence locked) is of no consequence.
-    for (const seq of reply.slice(1).map(asInteger))
-      this.expiryQueue.remove(expiryJobId(address, seq)).catch(() => undefined);
-    return asInteger(reply[0]);
   }
 
   async enqueueForward(task: ForwardTaskInput): Promise<void> {
@@ -645,7 +609,7 @@ class RedisRelayBackend implements RelayBackend {
       ]),
     );
     // 2: pending already, with its job or its marker; 0: finished.
-    if (reply === 1) await this.addJobs([{ kind: 'forward', taskId: id }]);
+    if (reply === 1) await this.addJobs([{ taskId: id }]);
   }
 
   private async loadTask(taskId: string): Promise<ForwardTask | undefined> {
@@ -688,25 +652,76 @@ class RedisRelayBackend implements RelayBackend {
     ]);
   }
 
-  private async processExpiry(
-    handlers: WorkerHandlers,
-    job: Job<ExpiryJobData>,
-    token?: string,
-  ): Promise<void> {
-    const { address, seq } = job.data;
-    const reply = asArray(
-      await this.run(SCRIPTS.expiryBegin, [address, String(seq), String(this.clock())]),
-    );
-    const outcome = asInteger(reply[0]);
-    if (outcome === 0) return;
-    if (outcome === 2) {
-      // Fired before deliverBy by this relay's clock (clock skew between instances, or an injected clock).
-      const wait = Math.max(1, asInteger(reply[1]) - this.clock());
-      await job.moveToDelayed(Date.now() + wait, token);
-      throw new DelayedError();
+  /**
+   * One run of the expiry sweep: takes the due items (a batch of
+   * `concurrency` at a time) and reports each one with expired().
+   */
+  private async sweepExpiries(handlers: WorkerHandlers, concurrency: number): Promise<void> {
+    for (;;) {
+      const now = this.clock();
+      const reply = asArray(
+        await this.run(SCRIPTS.expiryClaim, [
+          String(now),
+          String(now + this.leaseMs),
+          String(concurrency),
+        ]),
+      );
+      const claimed: { address: string; seq: string; envelopeId: string; attempt: number }[] = [];
+      for (let index = 0; index + 3 < reply.length; index += 4) {
+        claimed.push({
+          address: asText(reply[index]),
+          seq: asText(reply[index + 1]),
+          envelopeId: asText(reply[index + 2]),
+          attempt: asInteger(reply[index + 3]),
+        });
+      }
+      if (claimed.length === 0) return;
+      const members = new Set(claimed.map((item) => dueMember(item.address, item.seq)));
+      // Their lease in `due`, renewed while expired() runs: another sweep takes them only once it ran out.
+      const renewal = setInterval(
+        () => {
+          if (members.size === 0) return;
+          this.run(SCRIPTS.expiryReschedule, [String(this.clock() + this.leaseMs), ...members])
+            .catch(this.onError);
+        },
+        Math.max(1, Math.floor(this.leaseMs / 3)),
+      );
+      renewal.unref();
+      try {
+        await Promise.all(
+          claimed.map(async (item) => {
+            const member = dueMember(item.address, item.seq);
+            try {
+              await handlers.expired({ address: item.address, envelopeId: item.envelopeId });
+              members.delete(member);
+              await this.run(SCRIPTS.expiryFinish, [item.address, item.seq, String(this.clock())]);
+            } catch (error) {
+              // expired() failed (or the outcome could not be written): again after the backoff.
+              members.delete(member);
+              this.onError(error);
+              const retryAt = this.clock() + retryDelay(this.workers!.backoff, item.attempt);
+              await this.run(SCRIPTS.expiryReschedule, [String(retryAt), member]).catch(
+                this.onError,
+              );
+            }
+          }),
+        );
+      } finally {
+        clearInterval(renewal);
+      }
+      if (claimed.length < concurrency) return;
     }
-    await handlers.expired({ address, envelopeId: asText(reply[1]) });
-    await this.run(SCRIPTS.expiryFinish, [address, String(seq), String(this.clock())]);
+  }
+
+  /** A per-delivery expiry job an earlier relay queued: its item goes into `due` at its deliverBy. */
+  private async adoptExpiryJob(data: ExpiryJobData): Promise<void> {
+    if (data.address === undefined || data.seq === undefined) return;
+    const deliverBy = await this.client.hget(
+      `${this.base}item:${data.address}:${data.seq}`,
+      'deliverBy',
+    );
+    if (deliverBy !== null)
+      await this.client.zadd(`${this.base}due`, 'NX', deliverBy, dueMember(data.address, data.seq));
   }
 
   async startWorkers(
@@ -730,16 +745,30 @@ class RedisRelayBackend implements RelayBackend {
       (job) => this.processForward(handlers, job),
       common,
     );
+    // One sweep at a time per instance; the sweep runs `concurrency` expiries at once.
     const expiry = new Worker<ExpiryJobData>(
       EXPIRY_QUEUE,
-      (job, token) => this.processExpiry(handlers, job, token),
-      common,
+      (job) =>
+        job.name === SWEEP
+          ? this.sweepExpiries(handlers, options.concurrency)
+          : this.adoptExpiryJob(job.data),
+      { ...common, concurrency: 1 },
     );
     forward.on('error', this.onError);
     expiry.on('error', this.onError);
     this.workers = { forward, expiry, backoff };
     try {
       await Promise.all([forward.waitUntilReady(), expiry.waitUntilReady()]);
+      // Idempotent: every instance upserts the same scheduler; one job per interval, run by one of them.
+      await this.expiryQueue.upsertJobScheduler(
+        SWEEP,
+        { every: this.expirySweepMs },
+        {
+          name: SWEEP,
+          data: {},
+          opts: { removeOnComplete: true, removeOnFail: true, stackTraceLimit: 0 },
+        },
+      );
       await this.recoverJobs();
     } catch (error) {
       await this.stopWorkers();
