@@ -681,8 +681,10 @@ class RedisRelayBackend implements RelayBackend {
       const renewal = setInterval(
         () => {
           if (members.size === 0) return;
-          this.run(SCRIPTS.expiryReschedule, [String(this.clock() + this.leaseMs), ...members])
-            .catch(this.onError);
+          this.run(SCRIPTS.expiryReschedule, [
+            String(this.clock() + this.leaseMs),
+            ...members,
+          ]).catch(this.onError);
         },
         Math.max(1, Math.floor(this.leaseMs / 3)),
       );
