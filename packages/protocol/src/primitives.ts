@@ -26,7 +26,6 @@ export interface Primitives {
   sha256Into?(out: Uint8Array, data: Uint8Array): void;
 }
 
-
 export const wasmPrimitives: Primitives = {
   name: 'libsodium-wasm',
   signDetached: (message, secretKey) => sodium().crypto_sign_detached(message, secretKey),

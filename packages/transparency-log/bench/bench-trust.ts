@@ -299,11 +299,7 @@ try {
       identity: a.key,
       publicKey: publicKeyOf(a.key),
       signature: fromBase64url(cert.signature.value, 'signature'),
-      input: concatBytes(
-        utf8(CONTEXTS.encryptionKey),
-        Uint8Array.of(0),
-        canonicalBytes(cert.body),
-      ),
+      input: concatBytes(utf8(CONTEXTS.encryptionKey), Uint8Array.of(0), canonicalBytes(cert.body)),
     };
   });
   const variantRounds = quick ? 2 : 3;
