@@ -156,14 +156,27 @@ export class TransparencyLog {
   /**
    * Append entries in one durable transaction; returns the index of the
    * first and the new size. Every entry is checked first: a bad one appends
-   * nothing.
+   * nothing. With `at`, the batch is appended only if the log holds exactly
+   * `at` entries (checked under the write lock), else LOG_SIZE_CHANGED: two
+   * writers finishing the same publication cannot both append it.
    */
-  append(entries: readonly LogEntry[]): { first: number; size: number } {
+  append(
+    entries: readonly LogEntry[],
+    options: { readonly at?: number } = {},
+  ): { first: number; size: number } {
     const datas = this.encodeBatch(entries);
-    const first = this.size;
     // IMMEDIATE: the write lock is taken before the size is read, so a second writer waits.
-    const size = this.appendTx.immediate(datas);
-    return { first, size };
+    return this.db
+      .transaction(() => {
+        const first = this.size;
+        if (options.at !== undefined && options.at !== first)
+          throw new TransparencyLogError(
+            'LOG_SIZE_CHANGED',
+            `the log has ${first} entries, not ${options.at}`,
+          );
+        return { first, size: this.appendTx(datas) };
+      })
+      .immediate();
   }
 
   private encodeBatch(entries: readonly LogEntry[]): Uint8Array[] {
@@ -198,11 +211,13 @@ export class TransparencyLog {
     let result: { size: number; rootHash: Uint8Array } | undefined;
     const rollback = new Error('preview rollback');
     try {
-      this.db.transaction(() => {
-        const size = this.appendTx(datas);
-        result = { size, rootHash: rangeHash(this.reader(), 0, size).slice() };
-        throw rollback;
-      }).immediate();
+      this.db
+        .transaction(() => {
+          const size = this.appendTx(datas);
+          result = { size, rootHash: rangeHash(this.reader(), 0, size).slice() };
+          throw rollback;
+        })
+        .immediate();
     } catch (err) {
       if (err !== rollback) throw err;
     }

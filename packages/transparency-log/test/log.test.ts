@@ -152,6 +152,8 @@ describe('preview', () => {
     expect(codeOf(() => log.preview([]))).toBe('LOG_BATCH_INVALID');
     expect(codeOf(() => log.preview([entryAt(5, 'casc')]))).toBe('LOG_ENTRY_INVALID');
     expect(log.size).toBe(5);
+    expect(codeOf(() => log.append([entryAt(5)], { at: 4 }))).toBe('LOG_SIZE_CHANGED');
+    expect(log.append([entryAt(5)], { at: 5 })).toEqual({ first: 5, size: 6 });
     log.close();
   });
 });
