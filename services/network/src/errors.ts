@@ -57,7 +57,8 @@ export const NETWORK_ERRORS = {
   /** A statement given to `log add` or an update does not verify (schema, signature, network); `detail` has the protocol code. */
   STATEMENT_INVALID: {
     exit: 2,
-    meaning: 'The statement does not verify (schema, signature or network; see detail); nothing was queued.',
+    meaning:
+      'The statement does not verify (schema, signature or network; see detail); nothing was queued.',
   },
   /** The statement is signed by, or rotates, a key the member does not hold in the current edition (or draft). */
   KEY_NOT_LISTED: {
