@@ -252,7 +252,7 @@ export function checkPublicationLocal(
     } else {
       if (e.statement === undefined)
         throw new OutOfOrder(`entry ${e.index}: the ${e.entry.kind} statement is missing`);
-      const type = e.statement?.body?.type;
+      const type = bodyType(e.statement);
       if (type !== BODY_TYPE[e.entry.kind])
         throw new OutOfOrder(`entry ${e.index}: the statement is not a ${e.entry.kind}`);
       if (hashOf(e.statement) !== e.entry.hash)
@@ -285,6 +285,14 @@ export function checkPublicationLocal(
 }
 
 class OutOfOrder extends Error {}
+
+function bodyType(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const body = (value as Record<string, unknown>)['body'];
+  return typeof body === 'object' && body !== null
+    ? (body as Record<string, unknown>)['type']
+    : undefined;
+}
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);

@@ -142,11 +142,63 @@ describe('publish and the log', () => {
     const dir = await populated('tamper');
     expect((await cli(['--dir', dir, 'publish'])).code).toBe(0);
     const file = join(dir, 'publications', '000000000001.json');
-    const p = JSON.parse(await readFile(file, 'utf8'));
-    p.entries[0].statement.body.validUntil += 1;
+    const p = JSON.parse(await readFile(file, 'utf8')) as {
+      entries: { statement: { body: { validUntil: number } } }[];
+    };
+    p.entries[0]!.statement.body.validUntil += 1;
     await writeFile(file, JSON.stringify(p));
     const run = await cli(['--dir', dir, '--json', 'log', 'verify']);
     expect(errorOf(run).code).toBe('LOG_INVALID');
     expect(run.code).toBe(2);
+  });
+});
+
+describe('push', () => {
+  it('posts the publications a relay lacks, in order, and remembers them; a refusal is typed', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { PublicationSchema, validator } = await import('@rogatory/protocol');
+    const check = validator(PublicationSchema, 'publication');
+    const dir = await populated('pushed');
+    expect((await cli(['--dir', dir, 'publish'])).code).toBe(0);
+    expect((await cli(['--dir', dir, 'publish'])).code).toBe(0);
+    let held = 0;
+    let refuse = false;
+    const app = Fastify();
+    app.get('/v1/trust/networks', () => ({
+      networks: held === 0 ? [] : [{ network: 'pushed', size: held, edition: 1 }],
+    }));
+    app.post('/v1/trust/publications', async (req, reply) => {
+      if (refuse)
+        return reply.code(422).send({ error: { code: 'PUBLICATION_OUT_OF_ORDER', message: 'x' } });
+      const p = check.parse(req.body);
+      held = p.entries.at(-1)!.index + 1;
+      return {
+        network: 'pushed',
+        size: held,
+        edition: 1,
+        cosigners: [{ name: 'relay@casc', time: 1 }],
+      };
+    });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const run = await cli(['--dir', dir, '--json', 'push', '--relay', url]);
+      expect(run.code, run.out).toBe(0);
+      expect(run.json<{ pushed: unknown[] }>().pushed.length).toBe(2);
+      expect(held).toBe(2);
+      const again = await cli(['--dir', dir, '--json', 'push', '--relay', url]);
+      expect(again.json<{ pushed: unknown[] }>().pushed.length).toBe(0);
+      expect((await cli(['--dir', dir, 'publish'])).code).toBe(0);
+      refuse = true;
+      const refused = await cli(['--dir', dir, '--json', 'push', '--relay', url]);
+      expect(refused.code).toBe(10);
+      expect(refused.json<{ error: { code: string; detail: string } }>().error).toMatchObject({
+        code: 'RELAY_REJECTED',
+        detail: 'PUBLICATION_OUT_OF_ORDER',
+      });
+    } finally {
+      await app.close();
+    }
+    const down = await cli(['--dir', dir, '--json', 'push', '--relay', url]);
+    expect(errorOf(down).code).toBe('RELAY_UNREACHABLE');
   });
 });
