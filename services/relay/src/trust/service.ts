@@ -16,7 +16,6 @@ import {
   verifyCosignature,
   witnessAddCheckpoint,
   ProtocolError,
-  type ErrorCode,
   type KeyRef,
   type Manifest,
   type NoteSignature,
@@ -241,7 +240,7 @@ export class TrustService {
         throw new RelayError(
           'MANIFEST_ROLLBACK',
           `manifest ${network} v${m.body.version} is not newer than the accepted v${floor}`,
-          { detail: 'MANIFEST_ROLLBACK' as ErrorCode },
+          { detail: 'MANIFEST_ROLLBACK' },
         );
       if (current && m.body.version < current.body.version) continue;
       if (current && m.body.version === current.body.version) {
@@ -249,7 +248,7 @@ export class TrustService {
           throw new RelayError(
             'MANIFEST_ROLLBACK',
             `manifest ${network} v${m.body.version} differs from the edition held`,
-            { detail: 'MANIFEST_ROLLBACK' as ErrorCode },
+            { detail: 'MANIFEST_ROLLBACK' },
           );
         continue;
       }
