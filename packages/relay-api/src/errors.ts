@@ -70,7 +70,7 @@ export const RELAY_ERRORS = {
   WITNESS_CONFLICT: {
     status: 409,
     meaning:
-      'The witness request\'s `old` size is not the size the witness last cosigned; the answer is `text/plain`, the stored size and a newline (§18.5 step 5).',
+      "The witness request's `old` size is not the size the witness last cosigned; the answer is `text/plain`, the stored size and a newline (§18.5 step 5).",
   },
   PUBLICATION_OUT_OF_ORDER: {
     status: 409,

@@ -1,9 +1,5 @@
 import { NetworkIdSchema } from '@rogatory/protocol';
-import {
-  TRUST_LIMITS,
-  TrustPublicationsQuerySchema,
-  messageCheck,
-} from '@rogatory/relay-api';
+import { TRUST_LIMITS, TrustPublicationsQuerySchema, messageCheck } from '@rogatory/relay-api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import { checkMessage, jsonOf } from '../context.js';
@@ -43,18 +39,15 @@ export function trustRoutes(app: FastifyInstance): void {
     return { networks: app.relay.trustService.networks() };
   });
 
-  app.get<{ Params: { network: string } }>(
-    '/v1/trust/publications/:network',
-    (request) => {
-      limit(request);
-      const { network } = request.params;
-      if (!networkId.Check(network))
-        throw new RelayError('MALFORMED', 'not a network id', { detail: 'SCHEMA_INVALID' });
-      const query = checkMessage(request.query, PublicationsQuery, 'publications query');
-      const after = Number(query.after ?? '0');
-      return { publications: app.relay.trustService.publications(network, after) };
-    },
-  );
+  app.get<{ Params: { network: string } }>('/v1/trust/publications/:network', (request) => {
+    limit(request);
+    const { network } = request.params;
+    if (!networkId.Check(network))
+      throw new RelayError('MALFORMED', 'not a network id', { detail: 'SCHEMA_INVALID' });
+    const query = checkMessage(request.query, PublicationsQuery, 'publications query');
+    const after = Number(query.after ?? '0');
+    return { publications: app.relay.trustService.publications(network, after) };
+  });
 
   app.post(
     '/v1/witness/add-checkpoint',

@@ -59,9 +59,7 @@ export class TrustFiles {
     const files = names.filter((n) => /^[0-9]{12}\.json$/.test(n)).sort();
     const chain: unknown[] = [];
     for (const name of files)
-      chain.push(
-        JSON.parse(await readFile(join(this.dir, 'publications', network, name), 'utf8')),
-      );
+      chain.push(JSON.parse(await readFile(join(this.dir, 'publications', network, name), 'utf8')));
     return chain;
   }
 

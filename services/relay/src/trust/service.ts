@@ -286,7 +286,12 @@ export class TrustService {
           const held = trust.manifest(network);
           if (held && m.body.version <= held.body.version) continue;
           // Only the newest edition of a publication must still be valid; older ones are history.
-          if (trust.addManifest(m, s === lastManifest && !options.startup ? { now: this.o.clock() } : {}))
+          if (
+            trust.addManifest(
+              m,
+              s === lastManifest && !options.startup ? { now: this.o.clock() } : {},
+            )
+          )
             editionChanged = true;
         } else if (s.kind === 'rotation') {
           trust.addKeyRotation(s.statement);
@@ -307,7 +312,10 @@ export class TrustService {
       }
     }
     if (editionChanged) {
-      this.o.log.info({ network, edition: this.edition(network) }, 'trust: new manifest edition applied');
+      this.o.log.info(
+        { network, edition: this.edition(network) },
+        'trust: new manifest edition applied',
+      );
       this.o.onEdition?.(network);
     }
   }
@@ -318,15 +326,15 @@ export class TrustService {
    * apply. A publication already held (same size and root) is answered as
    * accepted without change. Runs under the network's lock.
    */
-  private async accept(
-    network: string,
-    value: unknown,
-  ): Promise<{ link: Link; fresh: boolean }> {
+  private async accept(network: string, value: unknown): Promise<{ link: Link; fresh: boolean }> {
     const claimed =
       typeof value === 'object' && value !== null
         ? (value as { network?: unknown }).network
         : undefined;
-    if (typeof claimed !== 'string' || typeof (value as { checkpoint?: unknown }).checkpoint !== 'string')
+    if (
+      typeof claimed !== 'string' ||
+      typeof (value as { checkpoint?: unknown }).checkpoint !== 'string'
+    )
       throw new RelayError('MALFORMED', 'not a publication', { detail: 'SCHEMA_INVALID' });
     if (claimed !== network)
       throw new RelayError('LOG_UNKNOWN', `a publication of ${claimed} is not accepted here`, {
@@ -506,7 +514,8 @@ export class TrustService {
           throw new RelayError('UNAVAILABLE', 'witness state is not a publication boundary');
         for (const step of chain.slice(from, upTo)) {
           const r = await attempt(step, step.previousSize, step.publication.consistency);
-          if (!('line' in r)) throw new RelayError('UNAVAILABLE', 'witness refused a catch-up step');
+          if (!('line' in r))
+            throw new RelayError('UNAVAILABLE', 'witness refused a catch-up step');
         }
         outcome = await attempt(link, link.previousSize, link.publication.consistency);
       }
@@ -588,8 +597,7 @@ export class TrustService {
       if (!outcome.ok) {
         const code = outcome.code === 'KEY_UNKNOWN' ? 'LOG_UNKNOWN' : outcome.code;
         this.o.metrics.witnessCosignatures.inc({ outcome: 'refused', code });
-        if (outcome.code === 'WITNESS_CONFLICT')
-          throw new WitnessConflict(outcome.storedSize ?? 0);
+        if (outcome.code === 'WITNESS_CONFLICT') throw new WitnessConflict(outcome.storedSize ?? 0);
         throw trustRelayError(new ProtocolError(outcome.code, outcome.message));
       }
       await this.o.files.writeWitnessState(outcome.origin.slice(ORIGIN_PREFIX.length), {
