@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import {
   encodeAddCheckpointRequest,
-  logEntryFor,
   logOrigin,
   publicKeyOf,
   signCheckpoint,
@@ -140,12 +139,10 @@ describe('relay trust distribution (D2, D3)', () => {
     res = await post(url('wacap'), '/v1/trust/publications', wlog.publish({ from: 2, to: 3 }));
     expect([res.status, errorCode(res.body)]).toEqual([400, 'CHECKPOINT_ROLLBACK']);
     // Fork: same size as held, another root.
-    const fork = wlog.clone();
     const forkLog = new TestLog('wacap', w['wacap']!.root);
     forkLog.append('manifest', w['wacap']!.manifest);
     for (let i = 1; i <= 2; i++) forkLog.append('introduction', intro(i));
     forkLog.append('introduction', { note: 'another history' });
-    void fork;
     res = await post(url('wacap'), '/v1/trust/publications', forkLog.publish({ from: 2, to: 4 }));
     expect([res.status, errorCode(res.body)]).toEqual([422, 'LOG_FORK_DETECTED']);
     // An older manifest edition logged again.
