@@ -37,7 +37,7 @@ import { mailboxRoutes } from './plugins/mailbox.js';
 import { opsRoutes } from './plugins/ops.js';
 import { sessionRoutes } from './plugins/session.js';
 import { RelayCore } from './relay-core.js';
-import { trustRoutes } from './plugins/trust.js';
+import { trustRoutes, witnessRoutes } from './plugins/trust.js';
 import { TrustFiles } from './trust/files.js';
 import { TrustService } from './trust/service.js';
 import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
@@ -256,10 +256,6 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     done(null, body);
   });
-  // Witness requests (tlog-witness) are text/plain.
-  app.addContentTypeParser('text/plain', { parseAs: 'buffer' }, (_req, body, done) => {
-    done(null, body);
-  });
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => {
     done(null, payload);
   });
@@ -293,6 +289,14 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     envelopeRoutes(scope);
     federationRoutes(scope);
     trustRoutes(scope);
+    // Witness requests (tlog-witness) are text/plain: that parser exists in the witness route's scope only.
+    await scope.register((witness, _opts, done) => {
+      witness.addContentTypeParser('text/plain', { parseAs: 'buffer' }, (_req, body, done) => {
+        done(null, body);
+      });
+      witnessRoutes(witness);
+      done();
+    });
     await mailboxRoutes(scope);
   });
 

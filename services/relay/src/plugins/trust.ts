@@ -48,7 +48,17 @@ export function trustRoutes(app: FastifyInstance): void {
     const after = Number(query.after ?? '0');
     return { publications: app.relay.trustService.publications(network, after) };
   });
+}
 
+/** `POST /v1/witness/add-checkpoint` (tlog-witness, text/plain), registered in a scope that parses text/plain. */
+export function witnessRoutes(app: FastifyInstance): void {
+  const limit = (request: FastifyRequest): void => {
+    const { relay } = app;
+    if (!relay.rate.hit(`trust:${request.ip}`, relay.limits.trustPerMinute))
+      throw new RelayError('RATE_LIMITED', 'too many trust requests', {
+        retryAfterMs: 60_000 - (relay.clock() % 60_000),
+      });
+  };
   app.post(
     '/v1/witness/add-checkpoint',
     { bodyLimit: TRUST_LIMITS.maxWitnessRequestBytes },
