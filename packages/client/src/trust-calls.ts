@@ -30,7 +30,9 @@ export interface FetchPublicationsOptions {
  * the relay's own codes (NOT_FOUND for a network it does not serve) as
  * RelayClientErrors; NETWORK/TIMEOUT when it cannot be reached.
  */
-export async function fetchTrustPublications(options: FetchPublicationsOptions): Promise<unknown[]> {
+export async function fetchTrustPublications(
+  options: FetchPublicationsOptions,
+): Promise<unknown[]> {
   if (!NETWORK_RE.test(options.network)) throw new TypeError('network is not a network id');
   if (!Number.isSafeInteger(options.after) || options.after < 0)
     throw new TypeError('after must be a log size');

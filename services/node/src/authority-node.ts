@@ -362,16 +362,19 @@ export class AuthorityNode {
     let stopped = false;
     const poll = (): void => {
       timer = undefined;
-      this.trustSync.syncOnce().then(
-        (report) => {
-          if (!stopped) emit({ type: 'trust', report });
-        },
-        (err: unknown) => {
-          if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'trust sync' });
-        },
-      ).finally(() => {
-        if (!stopped) timer = setTimeout(poll, this.trustSync.pollSeconds * 1000);
-      });
+      this.trustSync
+        .syncOnce()
+        .then(
+          (report) => {
+            if (!stopped) emit({ type: 'trust', report });
+          },
+          (err: unknown) => {
+            if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'trust sync' });
+          },
+        )
+        .finally(() => {
+          if (!stopped) timer = setTimeout(poll, this.trustSync.pollSeconds * 1000);
+        });
     };
     poll();
     return {

@@ -182,7 +182,9 @@ export function registerOps(
       const g = globals(cmd, io);
       const cleared = await asUser(io, g, (node, actor) => node.clearTrustAlarm(actor, network));
       emit(io, g.json, { network, cleared }, () =>
-        cleared === 0 ? `no open alarm for ${network}` : `cleared ${cleared} alarm(s) of ${network}`,
+        cleared === 0
+          ? `no open alarm for ${network}`
+          : `cleared ${cleared} alarm(s) of ${network}`,
       );
     });
 

@@ -143,8 +143,9 @@ export class TrustTable {
   }
 
   network(network: string): TrustNetworkRow | undefined {
-    const row = this.db.sql.prepare('SELECT * FROM trust_networks WHERE network = ?').get(network) as
-      NetworkSqlRow | undefined;
+    const row = this.db.sql
+      .prepare('SELECT * FROM trust_networks WHERE network = ?')
+      .get(network) as NetworkSqlRow | undefined;
     return row === undefined ? undefined : networkRow(row);
   }
 

@@ -14,10 +14,7 @@ import {
   type Manifest,
   type VerifiedPublication,
 } from '@rogatory/protocol';
-import {
-  DEFAULT_TRUST_POLL_SECONDS,
-  DEFAULT_TRUST_QUORUM,
-} from '../administration/config.js';
+import { DEFAULT_TRUST_POLL_SECONDS, DEFAULT_TRUST_QUORUM } from '../administration/config.js';
 import { audit, type NodeContext } from '../context.js';
 import { codeOf } from '../errors.js';
 import { writeFileAtomic } from '../files/atomic-write.js';
@@ -282,7 +279,13 @@ export class TrustSync {
     let refusal = fetched.refused?.code;
     if (fetched.refused?.code === 'LOG_FORK_DETECTED' && row) {
       // The root signed two trees of one size: both notes are the proof.
-      this.raiseAlarm(network, `relay ${relayUrl}`, row.checkpoint, `relay ${relayUrl}`, noteOf(fetched.refused.publication));
+      this.raiseAlarm(
+        network,
+        `relay ${relayUrl}`,
+        row.checkpoint,
+        `relay ${relayUrl}`,
+        noteOf(fetched.refused.publication),
+      );
       return this.outcome(network, 'fork', 'not asked', 'LOG_FORK_DETECTED');
     }
 
@@ -306,7 +309,8 @@ export class TrustSync {
       ...verified.map((v, i) => linkOf(raw[i], v.size, v.rootHash)),
     ];
     const second = await this.checkSecondSource(network, chain);
-    if (second === 'fork') return this.outcome(network, 'fork', 'LOG_FORK_DETECTED', 'LOG_FORK_DETECTED');
+    if (second === 'fork')
+      return this.outcome(network, 'fork', 'LOG_FORK_DETECTED', 'LOG_FORK_DETECTED');
 
     if (verified.length > 0) this.commit(network, verified, raw, cosigners);
     if (refusal !== undefined) {
@@ -403,7 +407,10 @@ export class TrustSync {
           storedAt: now,
         });
       });
-      const manifest = verified.flatMap((v) => v.statements).filter((s) => s.kind === 'manifest').at(-1);
+      const manifest = verified
+        .flatMap((v) => v.statements)
+        .filter((s) => s.kind === 'manifest')
+        .at(-1);
       this.table.setNetwork({
         network,
         size: newest.size,
@@ -417,8 +424,20 @@ export class TrustSync {
         cosigners,
         updatedAt: now,
       });
-      this.table.setFetch({ network, source: 'relay', at: now, url: ctx.config.relay.url, outcome: 'ok' });
-      audit(ctx, 'system', 'trust.edition-applied', network, `v${edition ?? '-'} size ${newest.size}`);
+      this.table.setFetch({
+        network,
+        source: 'relay',
+        at: now,
+        url: ctx.config.relay.url,
+        outcome: 'ok',
+      });
+      audit(
+        ctx,
+        'system',
+        'trust.edition-applied',
+        network,
+        `v${edition ?? '-'} size ${newest.size}`,
+      );
     });
     for (const v of verified) {
       applyStatements(ctx.trust, network, v.statements, { history: true });
@@ -444,16 +463,28 @@ export class TrustSync {
     const last = this.table.fetches(network).find((f) => f.source === 'relay');
     this.ctx.db.transaction(() => {
       // One audit entry per refusal, not one per poll while the relay keeps serving it.
-      if (last?.outcome !== code) audit(this.ctx, 'system', 'trust.publication-refused', network, code);
+      if (last?.outcome !== code)
+        audit(this.ctx, 'system', 'trust.publication-refused', network, code);
       this.table.setFetch({ network, source: 'relay', at: this.ctx.clock(), url, outcome: code });
     });
   }
 
-  private recordFetch(network: string, source: 'relay' | 'second', url: string, outcome: string): void {
+  private recordFetch(
+    network: string,
+    source: 'relay' | 'second',
+    url: string,
+    outcome: string,
+  ): void {
     this.table.setFetch({ network, source, at: this.ctx.clock(), url, outcome });
   }
 
-  private raiseAlarm(network: string, sourceA: string, noteA: string, sourceB: string, noteB: string): void {
+  private raiseAlarm(
+    network: string,
+    sourceA: string,
+    noteA: string,
+    sourceB: string,
+    noteB: string,
+  ): void {
     this.ctx.db.transaction(() => {
       this.table.raiseAlarm({
         network,
@@ -514,7 +545,13 @@ export class TrustSync {
       a.size <= b.size ? consistentWith(network, a, second) : consistentWith(network, b, primary);
     if (verdict === 'fork') {
       this.recordFetch(network, 'second', url, 'LOG_FORK_DETECTED');
-      this.raiseAlarm(network, `relay ${this.ctx.config.relay.url}`, a.note, `second ${url}`, b.note);
+      this.raiseAlarm(
+        network,
+        `relay ${this.ctx.config.relay.url}`,
+        a.note,
+        `second ${url}`,
+        b.note,
+      );
       return 'fork';
     }
     this.recordFetch(network, 'second', url, verdict);
