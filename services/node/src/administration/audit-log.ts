@@ -40,6 +40,11 @@ export const AUDIT_ACTIONS = [
   'relay.misbehaviour',
   'evidence.sent',
   'outbox.retry',
+  'trust.edition-applied',
+  'trust.publication-refused',
+  'trust.fork-detected',
+  'trust.fork-cleared',
+  'trust.manifest-refused',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -50,6 +50,20 @@ export const BlobStoreConfigSchema = Type.Union([
 ]);
 export type BlobStoreConfig = Static<typeof BlobStoreConfigSchema>;
 
+/** Trust synchronisation (design D4): witness quorum on a log's newest checkpoint, and how often to poll. */
+export const TrustSyncConfigSchema = Type.Object(
+  {
+    /** Distinct trusted witnesses (peer networks' relays) that must have cosigned; default 1. */
+    quorum: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** Seconds between polls of the publications while sync runs; default 300. */
+    pollSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+  },
+  { additionalProperties: false },
+);
+export type TrustSyncConfig = Static<typeof TrustSyncConfigSchema>;
+export const DEFAULT_TRUST_QUORUM = 1;
+export const DEFAULT_TRUST_POLL_SECONDS = 300;
+
 export const NodeConfigSchema = Type.Object(
   {
     format: Type.Literal('rogatory-node'),
@@ -82,6 +96,7 @@ export const NodeConfigSchema = Type.Object(
     passwordKdf: KdfLimitsSchema,
     /** Lifetime of sent envelopes, in days (1..90). */
     envelopeLifetimeDays: Type.Integer({ minimum: 1, maximum: 90 }),
+    trust: Type.Optional(TrustSyncConfigSchema),
     createdAt: Type.Integer({ minimum: 0 }),
   },
   { additionalProperties: false },

@@ -116,4 +116,51 @@ export const MIGRATIONS: readonly string[] = [
     mac  TEXT NOT NULL
   ) STRICT;
   `,
+  // 2 — trust synchronisation (design D4). The log's publications are public
+  // (root-signed, served by every relay): stored in clear, as received.
+  `
+  CREATE TABLE trust_publications (
+    network     TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    root_hash   TEXT NOT NULL,
+    edition     INTEGER,
+    publication TEXT NOT NULL,
+    stored_at   INTEGER NOT NULL,
+    PRIMARY KEY (network, size)
+  ) STRICT;
+
+  CREATE TABLE trust_networks (
+    network       TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    root_hash     TEXT NOT NULL,
+    checkpoint    TEXT NOT NULL,
+    edition       INTEGER,
+    edition_hash  TEXT,
+    cosigners     TEXT NOT NULL DEFAULT '[]',
+    updated_at    INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE trust_fetches (
+    network    TEXT NOT NULL,
+    source     TEXT NOT NULL CHECK (source IN ('relay', 'second')),
+    at         INTEGER NOT NULL,
+    url        TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    PRIMARY KEY (network, source)
+  ) STRICT;
+
+  CREATE TABLE trust_alarms (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    network    TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    raised_at  INTEGER NOT NULL,
+    source_a   TEXT NOT NULL,
+    note_a     TEXT NOT NULL,
+    source_b   TEXT NOT NULL,
+    note_b     TEXT NOT NULL,
+    cleared_at INTEGER,
+    cleared_by TEXT
+  ) STRICT;
+  CREATE INDEX trust_alarms_open ON trust_alarms(network) WHERE cleared_at IS NULL;
+  `,
 ];
