@@ -387,7 +387,9 @@ export async function verifyBundle(
       if (issues.length > 0) fail('CONTENT_INVALID', `${issues.length} issue(s)`);
       return d.content.kind === 'request'
         ? `valid ${d.content.requestType} request`
-        : `valid ${d.content.answerType} answer`;
+        : d.content.kind === 'answer'
+          ? `valid ${d.content.answerType} answer`
+          : `valid ${d.content.kind}`;
     });
     await run('attachments', async () => {
       for (const [index, manifest] of d.attachments.entries()) {

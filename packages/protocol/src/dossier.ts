@@ -146,7 +146,8 @@ export function parseSealedDossier(bytes: Uint8Array): SealedDossier {
 /**
  * The parties named in the content must be the parties of the dossier: a
  * request's requesting authority (an answer's `from`) is the sender, its
- * requested authority (an answer's `to`) one of the recipients.
+ * requested authority (an answer's `to`) one of the recipients. The
+ * introduction kinds name them as `from` and `to` addresses.
  */
 export function checkContentParties(
   content: DossierContent,
@@ -162,7 +163,9 @@ export function checkContentParties(
           '/header/requestedAuthority/address',
           content.header.requestedAuthority.address,
         ]
-      : ['/from/address', content.from.address, '/to/address', content.to.address];
+      : content.kind === 'answer'
+        ? ['/from/address', content.from.address, '/to/address', content.to.address]
+        : ['/from', content.from, '/to', content.to];
   if (from !== sender)
     issues.push({
       path: fromPath,
