@@ -35,7 +35,7 @@ import { publicKeyOf, type EncryptionKeyPair, type KeyRef, type SigningKeyPair }
 import { AddressSchema, Base64url, KeyIdSchema, Timestamp, validator } from './schema.js';
 import { CONTEXTS, SignedSchema, sign, verifySignature, type Signed } from './signed.js';
 import { sodium } from './sodium.js';
-import type { ResolvedKey, TrustStore } from './trust.js';
+import { DOSSIER_PARTY_ROLES, type ResolvedKey, type TrustStore } from './trust.js';
 
 /** The signed plaintext of a dossier: who, to whom, under which envelope, and what. */
 export const DossierBodySchema = Type.Object(
@@ -394,7 +394,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     env.sender,
     envelope.signature.kid,
     env.createdAt,
-    ['authority'],
+    DOSSIER_PARTY_ROLES,
   );
   verifySignature(CONTEXTS.envelope, env, envelope.signature, publicKeyOf(envSender.key));
 
@@ -446,7 +446,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     body.sender,
     dossier.signature.kid,
     body.createdAt,
-    ['authority'],
+    DOSSIER_PARTY_ROLES,
   );
   verifySignature(CONTEXTS.dossier, body, dossier.signature, publicKeyOf(sender.key));
   if (body.envelopeId !== env.id)

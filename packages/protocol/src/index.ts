@@ -101,7 +101,13 @@ export {
 } from './statements.js';
 
 // The trust store: pinned roots, manifests and the key resolution a verifier does (§7).
-export { TrustStore, verifyStandaloneCertificate, type ResolvedKey, type Role } from './trust.js';
+export {
+  DOSSIER_PARTY_ROLES,
+  TrustStore,
+  verifyStandaloneCertificate,
+  type ResolvedKey,
+  type Role,
+} from './trust.js';
 
 // Envelopes: routing headers, hops, limits, sign/verify/encode (§8).
 export {
