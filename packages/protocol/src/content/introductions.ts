@@ -218,7 +218,10 @@ export function applyIntroductionRules(
       add(joinPointer(path, 'issuer'), 'Each introduction must be issued by the sender');
     // I4: the introductions are for the requesting authority.
     if (typeof requester === 'string' && own(body, 'audience') !== requester)
-      add(joinPointer(path, 'audience'), 'Each introduction must name the requesting authority as its audience');
+      add(
+        joinPointer(path, 'audience'),
+        'Each introduction must name the requesting authority as its audience',
+      );
   }
 }
 

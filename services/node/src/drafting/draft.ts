@@ -79,7 +79,7 @@ export async function compose(
     const id = ctx.store.insertDossier({
       caseId,
       direction: 'out',
-      kind: content.kind,
+      kind: meta.kind,
       status: 'draft',
       now,
       draftedBy: user.id,

@@ -307,7 +307,7 @@ function store(
     const id = ctx.store.insertDossier({
       caseId,
       direction: 'in',
-      kind: content.kind,
+      kind: meta.kind,
       status: 'received',
       now,
       envelopeId: env.id,
