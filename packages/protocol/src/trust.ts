@@ -27,6 +27,12 @@ import {
 
 export type Role = 'relay' | 'poc' | 'authority';
 
+/**
+ * Who may send, receive and sign evidences about dossiers: authorities and
+ * points of contact (a PoC is written to and writes like an authority, §4.1).
+ */
+export const DOSSIER_PARTY_ROLES: readonly Role[] = ['authority', 'poc'];
+
 export interface ResolvedKey {
   readonly address: string;
   readonly network: string;

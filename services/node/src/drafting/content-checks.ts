@@ -35,7 +35,11 @@ export function recipientsOf(
   extra: readonly string[],
 ): string[] {
   const primary =
-    content.kind === 'request' ? content.header.requestedAuthority.address : content.to.address;
+    content.kind === 'request'
+      ? content.header.requestedAuthority.address
+      : content.kind === 'answer'
+        ? content.to.address
+        : content.to;
   const all = [...new Set([primary, ...extra])];
   if (all.includes(ctx.address))
     nodeFail('INPUT_INVALID', 'the node cannot address a dossier to itself');
