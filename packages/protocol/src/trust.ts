@@ -292,6 +292,11 @@ export class TrustStore {
     return intro;
   }
 
+  /** Every verified introduction, in the order added (a directory filters them by audience and validity). */
+  introductions(): readonly Introduction[] {
+    return [...this.introductionList];
+  }
+
   /** Introductions naming `subject`, valid at `at`. */
   introductionsFor(subject: string, at: number): Introduction[] {
     return this.introductionList.filter(

@@ -40,6 +40,9 @@ export const AUDIT_ACTIONS = [
   'relay.misbehaviour',
   'evidence.sent',
   'outbox.retry',
+  'keys.rotate-encryption',
+  'keys.rotate-identity',
+  'keys.identity-switch',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
