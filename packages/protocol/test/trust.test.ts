@@ -510,7 +510,9 @@ describe('keys of earlier editions (D6)', () => {
       { key: sn.identityRef, supersededAt: issuedAt },
     ]);
     // A store that only ever saw v2 does not know the old key.
-    const fresh = new TrustStore({ pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }] });
+    const fresh = new TrustStore({
+      pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }],
+    });
     fresh.addManifest(v2);
     expect(codeOf(() => fresh.resolveSigningKey(SN, sn.identity.kid, issuedAt - 1))).toBe(
       'KEY_UNKNOWN',
@@ -576,9 +578,7 @@ describe('keys of earlier editions (D6)', () => {
     const trust = world.trustFor('wacap');
     trust.addKeyRotation(rotation);
     trust.addManifest(secondEdition(issuedAt, newIdentity).v2);
-    expect(trust.resolveSigningKey(SN, sn.identity.kid, NOW + 4_999).key.kid).toBe(
-      sn.identity.kid,
-    );
+    expect(trust.resolveSigningKey(SN, sn.identity.kid, NOW + 4_999).key.kid).toBe(sn.identity.kid);
     expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, NOW + 5_000))).toBe(
       'KEY_EXPIRED',
     );

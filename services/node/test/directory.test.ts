@@ -91,9 +91,7 @@ describe('directory, request warnings and revoked recipients (no relay needed)',
         .directory(officer, f)
         .map((e) => e.address)
         .sort();
-    expect(addresses({ country: 'kz' })).toEqual(
-      [KZ, world.networks['casc']!.poc.address].sort(),
-    );
+    expect(addresses({ country: 'kz' })).toEqual([KZ, world.networks['casc']!.poc.address].sort());
     expect(addresses({ network: 'casc', type: 'mla' })).toEqual([GE]);
     expect(addresses({ language: 'fr-BE', network: 'wacap' })).toEqual(
       [SN, 'ng-agf@wacap', 'gh-ago@wacap'].sort(),
@@ -128,7 +126,12 @@ describe('directory, request warnings and revoked recipients (no relay needed)',
     const kz = entries.find((e) => e.address === KZ)!;
     expect(kz.vouchedBy).toEqual([
       { kind: 'manifest', network: 'casc', edition: 1 },
-      { kind: 'introduction', issuer: casc.poc.address, network: 'casc', validUntil: now + 86_400_000 },
+      {
+        kind: 'introduction',
+        issuer: casc.poc.address,
+        network: 'casc',
+        validUntil: now + 86_400_000,
+      },
     ]);
     expect(kz.competences).toEqual(['extradition', 'mla']);
     expect(entries.find((e) => e.address === GE)!.vouchedBy).toHaveLength(1);

@@ -17,7 +17,13 @@ export function registerDirectory(program: Command, run: CliRun): void {
     .option('--text <text>', 'part of the name or the address')
     .action(
       async (
-        opts: { country?: string; network?: string; type?: string; language?: string; text?: string },
+        opts: {
+          country?: string;
+          network?: string;
+          type?: string;
+          language?: string;
+          text?: string;
+        },
         cmd: Command,
       ) => {
         const g = globals(cmd, io);

@@ -120,7 +120,8 @@ export function buildDirectory(options: {
     if (known) {
       known.vouchedBy.push(vouch);
       if (known.role === 'authority')
-        for (const c of b.competences) if (!known.competences.includes(c)) known.competences.push(c);
+        for (const c of b.competences)
+          if (!known.competences.includes(c)) known.competences.push(c);
     } else {
       entries.set(b.subject, {
         address: b.subject,
