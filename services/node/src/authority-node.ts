@@ -10,6 +10,14 @@ import { draftReply } from './answering/reply.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import type { AttachmentInput } from './drafting/attachment-encryption.js';
 import { compose, submitForApproval, updateDraft, type ComposeInput } from './drafting/draft.js';
+import { dossierWarnings, type DraftWarning } from './drafting/recipient-warnings.js';
+import {
+  buildDirectory,
+  trustStoreIntroductions,
+  type DirectoryEntry,
+  type DirectoryFilter,
+  type IntroductionSource,
+} from './directory/directory.js';
 import { codeOf, nodeFail } from './errors.js';
 import { exportBundle } from './export/bundle.js';
 import {
@@ -311,6 +319,36 @@ export class AuthorityNode {
   /** An approver sends the dossier back to its drafter. */
   returnToDraft(actor: Actor, id: string): void {
     returnToDraft(this.ctx, actor, id);
+  }
+
+  /**
+   * Warnings about a draft or a dossier awaiting approval (a request type or
+   * language its recipient's manifest entry does not list). Never a refusal.
+   */
+  warnings(actor: Actor, id: string): DraftWarning[] {
+    return dossierWarnings(this.ctx, actor, id);
+  }
+
+  // -------------------------------------------------------------- directory
+
+  /**
+   * Authorities and points of contact of every trusted manifest, and the
+   * authorities introduced to this node. `introductions` is the seam for the
+   * node's stored introductions; by default the trust store's.
+   */
+  directory(
+    actor: Actor,
+    filter: DirectoryFilter = {},
+    introductions: IntroductionSource = trustStoreIntroductions(this.ctx.trust),
+  ): DirectoryEntry[] {
+    this.ctx.users.require(actor, 'node:status');
+    return buildDirectory({
+      trust: this.ctx.trust,
+      self: this.ctx.address,
+      now: this.ctx.clock(),
+      introductions,
+      filter,
+    });
   }
 
   // ---------------------------------------------------------------- network

@@ -492,6 +492,7 @@ describe('REST API (app.inject, one offline node)', () => {
       'get /api/v1/status',
       'post /api/v1/sync',
       'post /api/v1/login-throttle/reset',
+      'get /api/v1/directory',
     ];
 
     it('GET /openapi.json is an OpenAPI 3 document with every route, its schemas and its error responses', async () => {

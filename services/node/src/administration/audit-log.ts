@@ -45,6 +45,9 @@ export const AUDIT_ACTIONS = [
   'trust.fork-detected',
   'trust.fork-cleared',
   'trust.manifest-refused',
+  'keys.rotate-encryption',
+  'keys.rotate-identity',
+  'keys.identity-switch',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

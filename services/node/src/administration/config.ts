@@ -5,6 +5,7 @@ import {
   AddressSchema,
   EncryptionKeyCertSchema,
   KeyRefSchema,
+  KeyRotationSchema,
   NetworkIdSchema,
   validator,
 } from '@rogatory/protocol';
@@ -80,10 +81,30 @@ export const NodeConfigSchema = Type.Object(
     identity: KeyRefSchema,
     /** Certificates of the node's encryption keys, newest last; the last one is the archive key. */
     encryptionCerts: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: 16 }),
+    /**
+     * An identity rotation waiting for an edition to list its new key
+     * (`rogatory keys rotate-identity`): the rotation statement, and the
+     * node's encryption certificates re-issued by the new key for that edition.
+     */
+    pendingIdentity: Type.Optional(
+      Type.Object(
+        {
+          rotation: KeyRotationSchema,
+          encryptionCerts: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: 16 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Identity keys an edition replaced, oldest first. */
+    retiredIdentities: Type.Optional(Type.Array(KeyRefSchema, { maxItems: 16 })),
     paths: Type.Object(
       {
         identityKey: RelativePath,
         encryptionKeys: Type.Array(RelativePath, { minItems: 1, maxItems: 16 }),
+        /** The sealed key file of an identity key rotated in and not yet listed by an edition. */
+        pendingIdentityKey: Type.Optional(RelativePath),
+        /** Sealed key files of identity keys an edition has replaced (kept, never used to sign). */
+        retiredIdentityKeys: Type.Optional(Type.Array(RelativePath, { maxItems: 16 })),
         storageKey: RelativePath,
         database: RelativePath,
         trust: RelativePath,
