@@ -101,7 +101,6 @@ const MEMBERS: readonly Member[] = [
   },
 ];
 const networkOf = (address: string): Network => address.split('@')[1] as Network;
-const localOf = (address: string): string => address.split('@')[0]!;
 
 const secret = (): string => randomBytes(18).toString('base64url');
 const SECRETARIAT_PASSPHRASE: Record<Network, string> = {
@@ -457,7 +456,10 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
           expect(status).toMatchObject({ address: m.address, listedInManifest: true });
           expect([...status.trustedNetworks].sort()).toEqual(['casc', 'global', 'wacap']);
           const users = USERS[m.address as keyof typeof USERS];
-          for (const [role, user] of Object.entries(users)) {
+          for (const [role, user] of [
+            ['officer', users.officer],
+            ['approver', users.approver],
+          ] as const) {
             await api.call(ADMIN.username, 'POST', '/users', {
               ...user,
               role,
