@@ -292,6 +292,24 @@ function manifestUpdateVectors(world: TestWorld): Vector[] {
       result: null,
     }),
     vector({
+      name: 'manifest-update-rollback',
+      kind: 'manifest-update',
+      description:
+        'Version 1 offered again to a store holding version 2 (an older edition put back, or served after a restart).',
+      code: 'MANIFEST_ROLLBACK',
+      input: { trust: { ...trust, manifests: [...trust.manifests, v2] }, manifest: v1 },
+      result: null,
+    }),
+    vector({
+      name: 'manifest-update-same-version-fork',
+      kind: 'manifest-update',
+      description:
+        'Another version 2, validly signed by the root, offered to a store holding version 2.',
+      code: 'MANIFEST_ROLLBACK',
+      input: { trust: { ...trust, manifests: [...trust.manifests, v2] }, manifest: forked },
+      result: null,
+    }),
+    vector({
       name: 'manifest-update-expired',
       kind: 'manifest-update',
       description: 'Version 1 added at its validUntil.',

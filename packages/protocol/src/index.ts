@@ -246,6 +246,15 @@ export {
   verifyCosignedCheckpoint,
   verifyInclusion,
   witnessAddCheckpoint,
+  // Publications: how a log's new entries and checkpoint reach relays and nodes (§18.10).
+  PUBLICATION_LIMITS,
+  PublicationSchema,
+  buildPublication,
+  checkPublicationQuorum,
+  logKeyOf,
+  publicationWitnesses,
+  verifyPublication,
+  verifyPublicationChain,
 } from './transparency/index.js';
 export type {
   AddCheckpointRequest,
@@ -262,4 +271,9 @@ export type {
   VerifiedCheckpoint,
   WitnessLogState,
   WitnessOutcome,
+  LogState,
+  Publication,
+  PublicationSource,
+  PublishedStatement,
+  VerifiedPublication,
 } from './transparency/index.js';

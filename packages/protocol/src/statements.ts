@@ -290,10 +290,15 @@ export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   return manifest;
 }
 
-/** Check that `next` follows `prev` (version + 1, previous hash). */
+/** Check that `next` follows `prev`: MANIFEST_ROLLBACK when it is not newer, MANIFEST_CHAIN_BROKEN when it skips or forks (version + 1, previous hash). */
 export function checkManifestSuccession(prev: Manifest, next: Manifest): void {
   if (next.body.network !== prev.body.network)
     fail('MANIFEST_CHAIN_BROKEN', 'manifest of another network');
+  if (next.body.version <= prev.body.version)
+    fail(
+      'MANIFEST_ROLLBACK',
+      `manifest version ${next.body.version} is not newer than the held version ${prev.body.version}`,
+    );
   if (next.body.version !== prev.body.version + 1)
     fail(
       'MANIFEST_CHAIN_BROKEN',

@@ -88,8 +88,8 @@ describe('manifests', () => {
     expect(codeOf(() => trust.addManifest(v3))).toBe('MANIFEST_CHAIN_BROKEN');
     expect(trust.addManifest(v2)).toBe(true);
     expect(trust.addManifest(v2)).toBe(false);
-    expect(codeOf(() => trust.addManifest(fork2))).toBe('MANIFEST_CHAIN_BROKEN');
-    expect(codeOf(() => trust.addManifest(wacap.manifest))).toBe('MANIFEST_CHAIN_BROKEN');
+    expect(codeOf(() => trust.addManifest(fork2))).toBe('MANIFEST_ROLLBACK');
+    expect(codeOf(() => trust.addManifest(wacap.manifest))).toBe('MANIFEST_ROLLBACK');
     expect(trust.addManifest(v3)).toBe(true);
     expect(trust.manifest('wacap')?.body.version).toBe(3);
   });
