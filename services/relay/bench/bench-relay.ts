@@ -53,7 +53,13 @@ import {
   percentile,
   type RunFigures,
 } from './load.js';
-import { ServerProcess, machineWindow, redisCpuMs, type MachineLoad } from './servers.js';
+import {
+  ServerProcess,
+  machineWindow,
+  redisCommandStats,
+  redisCpuMs,
+  type MachineLoad,
+} from './servers.js';
 import {
   jobs,
   makeAttachments,
@@ -152,6 +158,8 @@ interface SectionDetails {
     readonly relayCpuMsPerEnvelopeByProcess: Record<string, number>;
     readonly clientCpuMsPerEnvelope: number;
     readonly redisCpuMsPerEnvelope: number | null;
+    /** Redis commands per delivered envelope (scripts' inner commands included), by command, then in all. */
+    readonly redisCommandsPerEnvelope: Record<string, number> | null;
     readonly machine: MachineLoad | null;
   };
   readonly open: ReturnType<typeof summarize> & {
@@ -185,6 +193,28 @@ function summarize(f: RunFigures) {
     acceptP99Ms: r1(percentile(f.acceptLatenciesMs, 99)),
     maxMs: r1(f.latenciesMs.at(-1) ?? Number.NaN),
   };
+}
+
+/**
+ * Calls per envelope of each command between two INFO commandstats (the
+ * ones above 0.01), most called first, and `total`. (The bench's own INFO
+ * calls are left out.)
+ */
+function commandsPerEnvelope(
+  before: Record<string, { calls: number }>,
+  after: Record<string, { calls: number }>,
+  n: number,
+): Record<string, number> {
+  const perEnvelope: [string, number][] = [];
+  let total = 0;
+  for (const [name, { calls }] of Object.entries(after)) {
+    if (name === 'info') continue;
+    const delta = calls - (before[name]?.calls ?? 0);
+    total += delta;
+    if (delta / n >= 0.01) perEnvelope.push([name, r3(delta / n)]);
+  }
+  perEnvelope.sort((a, b) => b[1] - a[1]);
+  return { ...Object.fromEntries(perEnvelope), total: r3(total / n) };
 }
 
 // ----------------------------------------------------------------- sections
@@ -362,6 +392,7 @@ async function runRelays(options: {
     );
     for (const s of servers) await s.cpuMs();
     const redisBefore = options.redisUrl ? await redisCpuMs(options.redisUrl) : undefined;
+    const commandsBefore = options.redisUrl ? await redisCommandStats(options.redisUrl) : undefined;
     const clientBefore = process.cpuUsage();
     const window = machineWindow();
     const closedFrom = monotonicUs();
@@ -384,6 +415,10 @@ async function runRelays(options: {
         ? (await redisCpuMs(options.redisUrl)) - redisBefore
         : undefined;
     const n = Math.max(1, closed.delivered);
+    const commands =
+      options.redisUrl && commandsBefore !== undefined
+        ? commandsPerEnvelope(commandsBefore, await redisCommandStats(options.redisUrl), n)
+        : null;
     const machine = window(relayCpu + (client.user + client.system) / 1000 + (redisCpu ?? 0));
     // Let forwarding of evidences back to the senders finish before the latency run.
     await sleep(opts.quick ? 500 : 1500);
@@ -444,6 +479,7 @@ async function runRelays(options: {
           ),
           clientCpuMsPerEnvelope: r3((client.user + client.system) / 1000 / n),
           redisCpuMsPerEnvelope: redisCpu === undefined ? null : r3(redisCpu / n),
+          redisCommandsPerEnvelope: commands,
           machine: machine ?? null,
         },
         open: {
@@ -702,6 +738,7 @@ if (opts.json) {
       'server CPU ms/env',
       'client CPU ms/env',
       'redis CPU ms/env',
+      'redis cmds/env',
       'machine busy (others)',
     ],
   ];
@@ -713,6 +750,7 @@ if (opts.json) {
     'bare Fastify POST',
     String(baseline?.serverCpuMsPerRequest ?? '-'),
     String(baseline?.clientCpuMsPerRequest ?? '-'),
+    '',
     '',
     load(baseline?.machine),
   ]);
@@ -737,6 +775,7 @@ if (opts.json) {
       String(c.relayCpuMsPerEnvelope),
       String(c.clientCpuMsPerEnvelope),
       String(c.redisCpuMsPerEnvelope ?? '-'),
+      String(c.redisCommandsPerEnvelope?.['total'] ?? '-'),
       load(c.machine),
     ]);
   }

@@ -120,6 +120,27 @@ export async function redisCpuMs(url: string): Promise<number> {
   }
 }
 
+/**
+ * Redis's command counters (INFO commandstats): calls and microseconds per
+ * command, scripts' inner commands included. Deterministic where CPU time
+ * is not, so a diff over a run counts what each envelope costs Redis.
+ */
+export async function redisCommandStats(
+  url: string,
+): Promise<Record<string, { calls: number; usec: number }>> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    const info = await client.info('commandstats');
+    const stats: Record<string, { calls: number; usec: number }> = {};
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+      stats[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
+    return stats;
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
 function machineTicks(): { busy: number; total: number } | undefined {
   try {
