@@ -187,6 +187,9 @@ export async function loadRelayConfig(
   const text = await readFile(file, 'utf8');
   const raw = (parseYaml(text) ?? {}) as Record<string, unknown>;
   const config = configShape.parse(applyEnvOverrides(raw, env));
+  // The key transparency state is local to the instance: with Redis and an object store there is no data directory to put it in.
+  if (config.trust.dir === undefined && config.backend.dataDir === undefined)
+    throw new Error(`${file}: trust.dir is required when backend.dataDir is not set`);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {
