@@ -927,6 +927,57 @@ export const CHECKS: readonly Check[] = [
       }
     },
   },
+  // ------------------------------------------------------------ trust distribution
+  {
+    name: 'trust: GET /v1/trust/networks lists the own network with its size, edition and root hash',
+    async run(ctx) {
+      const a = await ctx.wire.call({ path: '/v1/trust/networks' });
+      expect(a.status === 200, `answered ${a.status}`);
+      const networks = (
+        a.json as { networks?: { network: string; edition: number; rootHash: string }[] }
+      ).networks;
+      const own = networks?.find((n) => n.network === 'wacap');
+      expect(own !== undefined, 'the own network is not listed');
+      expect(own.edition >= 1 && typeof own.rootHash === 'string', 'edition or root hash missing');
+    },
+  },
+  {
+    name: 'trust: publications are served for the own and peer networks, LOG_UNKNOWN for others',
+    async run(ctx) {
+      const own = await ctx.wire.call({ path: '/v1/trust/publications/wacap?after=0' });
+      expect(own.status === 200, `own network answered ${own.status}`);
+      expect(Array.isArray((own.json as { publications?: unknown }).publications), 'no list');
+      const other = await ctx.wire.call({ path: '/v1/trust/publications/nowhere?after=0' });
+      expect(other.status === 404, `unknown network answered ${other.status}`);
+      expect(
+        (other.json as { error: { code: string } }).error.code === 'LOG_UNKNOWN',
+        'not LOG_UNKNOWN',
+      );
+    },
+  },
+  {
+    name: 'trust: a publication of another network, or not a publication, is refused',
+    async run(ctx) {
+      const bad = await ctx.wire.call({ path: '/v1/trust/publications', body: { type: 'x' } });
+      expect(bad.status === 400, `not a publication answered ${bad.status}`);
+      const other = await ctx.wire.call({
+        path: '/v1/trust/publications',
+        body: { type: 'publication', network: 'casc', checkpoint: 'x\n' },
+      });
+      expect(other.status === 404, `another network's publication answered ${other.status}`);
+    },
+  },
+  {
+    name: 'witness: a malformed add-checkpoint request is 400 CHECKPOINT_INVALID',
+    async run(ctx) {
+      const a = await ctx.wire.call({
+        path: '/v1/witness/add-checkpoint',
+        body: new TextEncoder().encode('not a witness request'),
+        contentType: 'text/plain',
+      });
+      expect(a.status === 400, `answered ${a.status}`);
+    },
+  },
 ];
 
 /**

@@ -49,3 +49,5 @@ export type {
   PreparedHandOver,
   RelayPeerClientOptions,
 } from './relay-peer-client.js';
+export { MAX_PUBLICATIONS_PER_PAGE, fetchTrustPublications } from './trust-calls.js';
+export type { FetchPublicationsOptions } from './trust-calls.js';

@@ -15,6 +15,7 @@ import {
   KeyRefSchema,
   KeyRotationSchema,
   LogEntrySchema,
+  PublicationSchema,
   ManifestSchema,
   RevocationSchema,
   SealedDossierSchema,
@@ -51,6 +52,7 @@ const SCHEMAS: readonly [string, string, string, TSchema][] = [
   ['evidence', 'Evidence (Signed<EvidenceBody>)', '§12.3', EvidenceSchema],
   ['sealed-secret', 'Sealed key file (SealedSecret)', '§13.1', SealedSecretSchema],
   ['log-entry', 'Key-transparency log entry', '§18.1', LogEntrySchema],
+  ['publication', 'Key-transparency publication', '§18.10', PublicationSchema],
 ];
 
 /** File name → file text (indented JSON with a final newline). */

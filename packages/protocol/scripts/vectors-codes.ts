@@ -62,7 +62,7 @@ const fixedBytes = (label: string, n: number) => {
 function envelopeCodeVectors(world: TestWorld, envelope: Envelope): Vector[] {
   const trust = trustOf(world, 'wacap');
   const sn = world.authority('sn-moj@wacap');
-  const poc = world.networks['wacap']!.poc;
+  const wacapRelayOf = world.networks['wacap']!.relay;
   const impostor = generateSigningKeyPair(testSeed('vectors/impostor'));
   const resign = (body: Envelope['body'], key = sn.identity): Envelope => ({
     ...sign(CONTEXTS.envelope, body, key),
@@ -113,9 +113,9 @@ function envelopeCodeVectors(world: TestWorld, envelope: Envelope): Vector[] {
       name: 'envelope-key-wrong-role',
       kind: 'envelope',
       description:
-        "Sent in the name of wacap's point of contact with its listed key: a PoC key is not an authority key.",
+        "Sent in the name of wacap's relay with its listed key: a relay key is not the key of a dossier party (an authority or a point of contact).",
       code: 'KEY_WRONG_ROLE',
-      input: input(resign({ ...envelope.body, sender: poc.address }, poc.key)),
+      input: input(resign({ ...envelope.body, sender: wacapRelayOf.id }, wacapRelayOf.key)),
       result: null,
     }),
     vector({
@@ -289,6 +289,24 @@ function manifestUpdateVectors(world: TestWorld): Vector[] {
         'Version 2 whose previous hash is not that of version 1 (a fork), validly signed by the root.',
       code: 'MANIFEST_CHAIN_BROKEN',
       input: { trust, manifest: forked },
+      result: null,
+    }),
+    vector({
+      name: 'manifest-update-rollback',
+      kind: 'manifest-update',
+      description:
+        'Version 1 offered again to a store holding version 2 (an older edition put back, or served after a restart).',
+      code: 'MANIFEST_ROLLBACK',
+      input: { trust: { ...trust, manifests: [...trust.manifests, v2] }, manifest: v1 },
+      result: null,
+    }),
+    vector({
+      name: 'manifest-update-same-version-fork',
+      kind: 'manifest-update',
+      description:
+        'Another version 2, validly signed by the root, offered to a store holding version 2.',
+      code: 'MANIFEST_ROLLBACK',
+      input: { trust: { ...trust, manifests: [...trust.manifests, v2] }, manifest: forked },
       result: null,
     }),
     vector({

@@ -7,6 +7,8 @@
  */
 import {
   MemoryTree,
+  buildPublication,
+  signManifest,
   checkpointText,
   cosign,
   encodeAddCheckpointRequest,
@@ -387,6 +389,144 @@ export async function transparencyVectors(): Promise<Vector[]> {
     'Checkpoints of size 10 (main) and 21 (fork): the proof the log serves does not connect them.',
     'LOG_FORK_DETECTED',
     pair(signed(tree, 10), signed(fork, 21), fork.consistencyProof(10, 21)),
+    null,
+  );
+
+  // ------------------------------------------------------------ publications (§18.10)
+  const { type: _t, version: _v, previous: _p, ...body } = wacap.manifest.body;
+  const v2 = signManifest({ ...body, issuedAt: VECTOR_NOW + 1000 }, rootKey, wacap.manifest);
+  const plog = new MemoryTree();
+  const pEntries: LogEntry[] = [];
+  const statements = new Map<number, unknown>();
+  const appendStatement = (kind: LogEntry['kind'], statement: unknown, entry?: LogEntry) => {
+    const e = entry ?? logEntryFor('wacap', kind, statement);
+    if (statement !== undefined) statements.set(pEntries.length, statement);
+    pEntries.push(e);
+    plog.appendLeafHash(logEntryLeafHash(e));
+  };
+  appendStatement('manifest', wacap.manifest);
+  appendStatement('introduction', undefined, entryAt('wacap', 2));
+  appendStatement('manifest', v2);
+  const source = {
+    root: (size: number) => plog.root(size),
+    entry: (i: number) => pEntries[i]!,
+    inclusionProof: (i: number, size: number) => plog.inclusionProof(i, size),
+    consistencyProof: (a: number, b: number) => plog.consistencyProof(a, b),
+  };
+  const publicationOf = (from: number, size: number) =>
+    buildPublication({
+      network: 'wacap',
+      log: source,
+      from,
+      size,
+      statementOf: (i) => statements.get(i),
+      root: rootKey,
+    });
+  const pub1 = publicationOf(0, 1);
+  const pub2 = publicationOf(1, 3);
+  const heldAfter1 = { size: 1, rootHash: toBase64(plog.root(1)) };
+  const publication = (held: unknown, pub: unknown) => ({
+    check: 'publication',
+    root: wacap.rootRef,
+    held,
+    publication: pub,
+  });
+  const summary = (p: typeof pub1, size: number) => ({
+    network: 'wacap',
+    size,
+    rootHash: toBase64(plog.root(size)),
+    statements: p.entries.map((e) => ({ index: e.index, kind: (e.entry as LogEntry).kind })),
+  });
+  add(
+    'transparency-publication-first',
+    'The first publication of the wacap log: edition 1 of its manifest, to a verifier holding nothing.',
+    null,
+    publication(null, pub1),
+    summary(pub1, 1),
+  );
+  add(
+    'transparency-publication-next',
+    'The second publication: an introduction published by hash only, then edition 2, to a verifier holding size 1.',
+    null,
+    publication(heldAfter1, pub2),
+    summary(pub2, 3),
+  );
+  add(
+    'transparency-publication-out-of-order',
+    'The second publication offered to a verifier holding nothing: the first is missing.',
+    'PUBLICATION_OUT_OF_ORDER',
+    publication(null, pub2),
+    null,
+  );
+  add(
+    'transparency-publication-rollback',
+    'The first publication offered to a verifier holding size 3.',
+    'CHECKPOINT_ROLLBACK',
+    publication({ size: 3, rootHash: toBase64(plog.root(3)) }, pub1),
+    null,
+  );
+  const forkLog = new MemoryTree();
+  forkLog.appendLeafHash(logEntryLeafHash(logEntryFor('wacap', 'manifest', v2)));
+  add(
+    'transparency-publication-fork',
+    'A validly signed publication of size 1 whose root differs from the size-1 root the verifier holds.',
+    'LOG_FORK_DETECTED',
+    publication(heldAfter1, {
+      ...pub1,
+      entries: [
+        { index: 0, entry: logEntryFor('wacap', 'manifest', v2), statement: v2, proof: [] },
+      ],
+      checkpoint: signCheckpoint({ origin, size: 1, rootHash: forkLog.root(1) }, rootKey),
+    }),
+    null,
+  );
+  add(
+    'transparency-publication-statement-mismatch',
+    'Entry 2 carries edition 1 instead of the edition its hash names.',
+    'SCHEMA_INVALID',
+    publication(heldAfter1, {
+      ...pub2,
+      entries: [pub2.entries[0], { ...pub2.entries[1]!, statement: wacap.manifest }],
+    }),
+    null,
+  );
+  add(
+    'transparency-publication-manifest-without-statement',
+    'Entry 2 (a manifest) is published by hash only.',
+    'SCHEMA_INVALID',
+    publication(heldAfter1, {
+      ...pub2,
+      entries: [pub2.entries[0], { ...pub2.entries[1]!, statement: undefined }].map((e) =>
+        Object.fromEntries(Object.entries(e!).filter(([, v]) => v !== undefined)),
+      ),
+    }),
+    null,
+  );
+  add(
+    'transparency-publication-introduction-with-statement',
+    'The introduction entry carries a statement: introductions are published by hash only.',
+    'SCHEMA_INVALID',
+    publication(heldAfter1, {
+      ...pub2,
+      entries: [{ ...pub2.entries[0]!, statement: wacap.manifest }, pub2.entries[1]],
+    }),
+    null,
+  );
+  add(
+    'transparency-publication-bad-inclusion',
+    'The inclusion proof of entry 2 is the proof of entry 1.',
+    'PROOF_INVALID',
+    publication(heldAfter1, {
+      ...pub2,
+      entries: [pub2.entries[0], { ...pub2.entries[1]!, proof: pub2.entries[0]!.proof }],
+    }),
+    null,
+  );
+  add(
+    'transparency-publication-other-root',
+    'The first publication verified under the casc root.',
+    'SIGNATURE_INVALID',
+    { ...publication(null, pub1), root: world.networks['casc']!.rootRef },
     null,
   );
   return out;

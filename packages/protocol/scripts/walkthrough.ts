@@ -132,7 +132,7 @@ const opened = openDossier({
 });
 const content = opened.dossier.body.content;
 detail(
-  `verified: ${content.kind} ${content.kind === 'request' ? content.requestType : content.answerType}, case ${content.kind === 'request' ? content.header.caseReference : '-'}`,
+  `verified: ${content.kind} ${content.kind === 'request' ? content.requestType : content.kind === 'answer' ? content.answerType : ''}, case ${content.kind === 'request' ? content.header.caseReference : '-'}`,
 );
 evidences.push(
   issueEvidence({

@@ -17,7 +17,7 @@ import { publicKeyOf, KeyRefSchema } from './keys.js';
 import { AddressSchema, Base64url, NetworkIdSchema, Timestamp, validator } from './schema.js';
 import { CONTEXTS, verifySignature } from './signed.js';
 import { ManifestSchema } from './statements.js';
-import { TrustStore } from './trust.js';
+import { DOSSIER_PARTY_ROLES, TrustStore } from './trust.js';
 
 /** The one JSON member of every bundle, at its root. */
 export const BUNDLE_FILE = 'bundle.json';
@@ -359,9 +359,12 @@ export async function verifyBundle(
     });
     await run('dossier-signature', () => {
       if (d.sender !== env.sender) fail('ENVELOPE_MISMATCH', 'dossier signed by another sender');
-      const key = t.resolveSigningKey(d.sender, full.dossier.signature.kid, d.createdAt, [
-        'authority',
-      ]);
+      const key = t.resolveSigningKey(
+        d.sender,
+        full.dossier.signature.kid,
+        d.createdAt,
+        DOSSIER_PARTY_ROLES,
+      );
       verifySignature(CONTEXTS.dossier, d, full.dossier.signature, publicKeyOf(key.key));
       return `dossier signed by ${d.sender} (key ${key.key.kid})`;
     });
@@ -387,7 +390,9 @@ export async function verifyBundle(
       if (issues.length > 0) fail('CONTENT_INVALID', `${issues.length} issue(s)`);
       return d.content.kind === 'request'
         ? `valid ${d.content.requestType} request`
-        : `valid ${d.content.answerType} answer`;
+        : d.content.kind === 'answer'
+          ? `valid ${d.content.answerType} answer`
+          : `valid ${d.content.kind}`;
     });
     await run('attachments', async () => {
       for (const [index, manifest] of d.attachments.entries()) {

@@ -35,7 +35,7 @@ import { publicKeyOf, type EncryptionKeyPair, type KeyRef, type SigningKeyPair }
 import { AddressSchema, Base64url, KeyIdSchema, Timestamp, validator } from './schema.js';
 import { CONTEXTS, SignedSchema, sign, verifySignature, type Signed } from './signed.js';
 import { sodium } from './sodium.js';
-import type { ResolvedKey, TrustStore } from './trust.js';
+import { DOSSIER_PARTY_ROLES, type ResolvedKey, type TrustStore } from './trust.js';
 
 /** The signed plaintext of a dossier: who, to whom, under which envelope, and what. */
 export const DossierBodySchema = Type.Object(
@@ -146,7 +146,8 @@ export function parseSealedDossier(bytes: Uint8Array): SealedDossier {
 /**
  * The parties named in the content must be the parties of the dossier: a
  * request's requesting authority (an answer's `from`) is the sender, its
- * requested authority (an answer's `to`) one of the recipients.
+ * requested authority (an answer's `to`) one of the recipients. The
+ * introduction kinds name them as `from` and `to` addresses.
  */
 export function checkContentParties(
   content: DossierContent,
@@ -162,7 +163,9 @@ export function checkContentParties(
           '/header/requestedAuthority/address',
           content.header.requestedAuthority.address,
         ]
-      : ['/from/address', content.from.address, '/to/address', content.to.address];
+      : content.kind === 'answer'
+        ? ['/from/address', content.from.address, '/to/address', content.to.address]
+        : ['/from', content.from, '/to', content.to];
   if (from !== sender)
     issues.push({
       path: fromPath,
@@ -391,7 +394,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     env.sender,
     envelope.signature.kid,
     env.createdAt,
-    ['authority'],
+    DOSSIER_PARTY_ROLES,
   );
   verifySignature(CONTEXTS.envelope, env, envelope.signature, publicKeyOf(envSender.key));
 
@@ -443,7 +446,7 @@ export function openDossier(options: OpenOptions): OpenedDossier {
     body.sender,
     dossier.signature.kid,
     body.createdAt,
-    ['authority'],
+    DOSSIER_PARTY_ROLES,
   );
   verifySignature(CONTEXTS.dossier, body, dossier.signature, publicKeyOf(sender.key));
   if (body.envelopeId !== env.id)

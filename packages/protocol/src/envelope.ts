@@ -5,7 +5,7 @@ import { fail } from './errors.js';
 import { publicKeyOf, type SigningKeyPair } from './keys.js';
 import { AddressSchema, Base64url, Hex256, Timestamp, validator } from './schema.js';
 import { CONTEXTS, SignatureSchema, hashOf, signBytes, verifySignature } from './signed.js';
-import type { ResolvedKey, TrustStore } from './trust.js';
+import { DOSSIER_PARTY_ROLES, type ResolvedKey, type TrustStore } from './trust.js';
 
 /** Protocol limits a relay enforces before anything else. */
 export const ENVELOPE_LIMITS = {
@@ -168,9 +168,12 @@ export interface VerifyEnvelopeOptions {
 export function verifyEnvelope(value: unknown, options: VerifyEnvelopeOptions): ResolvedKey {
   const envelope = parseEnvelope(value);
   const { body, signature } = envelope;
-  const sender = options.trust.resolveSigningKey(body.sender, signature.kid, body.createdAt, [
-    'authority',
-  ]);
+  const sender = options.trust.resolveSigningKey(
+    body.sender,
+    signature.kid,
+    body.createdAt,
+    DOSSIER_PARTY_ROLES,
+  );
   verifySignature(CONTEXTS.envelope, body, signature, publicKeyOf(sender.key));
   if (body.createdAt > options.now + ENVELOPE_LIMITS.maxClockSkewMs)
     fail('SCHEMA_INVALID', 'envelope created in the future');

@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   ATTACHMENT_MISMATCH: 'decrypt failure',
   /** A manifest's version chain is broken (wrong previous hash or version). */
   MANIFEST_CHAIN_BROKEN: 'trust failure',
+  /** A manifest edition is not newer than the one held (an older edition, or another one of the same version): a rollback or a fork, refused (§6.2, §7.3). */
+  MANIFEST_ROLLBACK: 'trust failure',
   /** A manifest's validUntil has passed: the network secretariat must publish a new version. */
   MANIFEST_EXPIRED: 'trust failure',
   /** No chain of trust leads from a pinned root to this key. */
@@ -78,6 +80,8 @@ export const ERROR_CODES = {
   LOG_FORK_DETECTED: 'trust failure',
   /** A witness request's old size is not the size the witness last cosigned (§18.5). */
   WITNESS_CONFLICT: 'trust failure',
+  /** A publication does not start where the verifier's held checkpoint of that log ends: earlier ones are missing (§18.10). */
+  PUBLICATION_OUT_OF_ORDER: 'trust failure',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

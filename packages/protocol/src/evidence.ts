@@ -7,7 +7,7 @@ import { publicKeyOf } from './keys.js';
 import { AddressSchema, Hex256, Timestamp, validator } from './schema.js';
 import { CONTEXTS, SignedSchema, sign, verifySignature, type Signed } from './signed.js';
 import { EnvelopeIdSchema, ENVELOPE_LIMITS } from './envelope.js';
-import type { TrustStore } from './trust.js';
+import { DOSSIER_PARTY_ROLES, type TrustStore } from './trust.js';
 
 export const EVIDENCE_KINDS = [
   'submission-acceptance',
@@ -228,7 +228,7 @@ export function verifyEvidence(
     b.issuer,
     ev.signature.kid,
     b.issuedAt,
-    ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : ['authority'],
+    ISSUED_BY_RELAY.has(b.kind) ? ['relay'] : DOSSIER_PARTY_ROLES,
   );
   verifySignature(CONTEXTS.evidence, b, ev.signature, publicKeyOf(issuer.key));
   if (

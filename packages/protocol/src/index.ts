@@ -101,7 +101,13 @@ export {
 } from './statements.js';
 
 // The trust store: pinned roots, manifests and the key resolution a verifier does (§7).
-export { TrustStore, verifyStandaloneCertificate, type ResolvedKey, type Role } from './trust.js';
+export {
+  DOSSIER_PARTY_ROLES,
+  TrustStore,
+  verifyStandaloneCertificate,
+  type ResolvedKey,
+  type Role,
+} from './trust.js';
 
 // Envelopes: routing headers, hops, limits, sign/verify/encode (§8).
 export {
@@ -144,15 +150,22 @@ export {
 } from './attachment-manifest.js';
 export type { ByteSource } from './attachment-stream.js';
 
-// Structured dossier content: request and answer types, schema and validator (§10).
+// Structured dossier content: request, answer and introduction types, schema and validator (§10).
 export {
   ANSWER_TYPES,
   DossierContentSchema,
   HANDLING_CODES,
+  INTRODUCTION_DECLINE_REASONS,
+  INTRODUCTION_KINDS,
   REQUEST_TYPES,
+  isIntroductionKind,
   validateDossierContent,
   type AnswerType,
   type DossierContent,
+  type IntroductionAnswerContent,
+  type IntroductionInquiry,
+  type IntroductionReferralContent,
+  type IntroductionRequestContent,
 } from './content/index.js';
 
 // Signed and sealed dossiers (§9).
@@ -246,6 +259,15 @@ export {
   verifyCosignedCheckpoint,
   verifyInclusion,
   witnessAddCheckpoint,
+  // Publications: how a log's new entries and checkpoint reach relays and nodes (§18.10).
+  PUBLICATION_LIMITS,
+  PublicationSchema,
+  buildPublication,
+  checkPublicationQuorum,
+  logKeyOf,
+  publicationWitnesses,
+  verifyPublication,
+  verifyPublicationChain,
 } from './transparency/index.js';
 export type {
   AddCheckpointRequest,
@@ -262,4 +284,9 @@ export type {
   VerifiedCheckpoint,
   WitnessLogState,
   WitnessOutcome,
+  LogState,
+  Publication,
+  PublicationSource,
+  PublishedStatement,
+  VerifiedPublication,
 } from './transparency/index.js';

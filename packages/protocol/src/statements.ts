@@ -73,13 +73,29 @@ export function certifyEncryptionKey(options: {
   return sign(CONTEXTS.encryptionKey, body, options.identity);
 }
 
+const encryptionKeyCertValidator = validator(EncryptionKeyCertSchema, 'encryption key certificate');
+
 /**
  * Verify an encryption-key certificate against the subject's identity key:
  * issued for that identity, an X25519 key whose id matches it, a sane
  * validity, and the identity key's signature.
  */
 export function verifyEncryptionKeyCert(value: unknown, identity: KeyRef): EncryptionKeyCert {
-  const cert = validator(EncryptionKeyCertSchema, 'encryption key certificate').parse(value);
+  const cert = encryptionKeyCertValidator.parse(value);
+  checkEncryptionKeyCert(cert, identity, publicKeyOf(identity));
+  return cert;
+}
+
+/**
+ * The checks of {@link verifyEncryptionKeyCert} after its schema, in its
+ * order, with the identity's public key already decoded (a manifest decodes
+ * it once per member, not once per certificate).
+ */
+function checkEncryptionKeyCert(
+  cert: EncryptionKeyCert,
+  identity: KeyRef,
+  identityKey: Uint8Array,
+): void {
   const { body } = cert;
   if (body.identityKid !== identity.kid || cert.signature.kid !== identity.kid)
     fail('KEY_WRONG_ROLE', 'certificate not issued by this identity key');
@@ -87,8 +103,7 @@ export function verifyEncryptionKeyCert(value: unknown, identity: KeyRef): Encry
   if (body.key.notAfter <= body.key.notBefore)
     fail('SCHEMA_INVALID', 'certified key validity ends before it starts');
   publicKeyOf(body.key);
-  verifySignature(CONTEXTS.encryptionKey, body, cert.signature, publicKeyOf(identity));
-  return cert;
+  verifySignature(CONTEXTS.encryptionKey, body, cert.signature, identityKey);
 }
 
 // ---------------------------------------------------------------- network manifest
@@ -284,16 +299,23 @@ export function verifyManifest(value: unknown, trustedRoot: KeyRef): Manifest {
   if (manifest.signature.kid !== trustedRoot.kid)
     fail('SIGNATURE_INVALID', 'manifest signature names another key');
   verifySignature(CONTEXTS.manifest, manifest.body, manifest.signature, publicKeyOf(trustedRoot));
+  // The manifest's schema covered every certificate: no second validation of each.
   for (const member of [...manifest.body.pocs, ...manifest.body.authorities]) {
-    for (const cert of member.encryptionKeys) verifyEncryptionKeyCert(cert, member.key);
+    const identityKey = publicKeyOf(member.key);
+    for (const cert of member.encryptionKeys) checkEncryptionKeyCert(cert, member.key, identityKey);
   }
   return manifest;
 }
 
-/** Check that `next` follows `prev` (version + 1, previous hash). */
+/** Check that `next` follows `prev`: MANIFEST_ROLLBACK when it is not newer, MANIFEST_CHAIN_BROKEN when it skips or forks (version + 1, previous hash). */
 export function checkManifestSuccession(prev: Manifest, next: Manifest): void {
   if (next.body.network !== prev.body.network)
     fail('MANIFEST_CHAIN_BROKEN', 'manifest of another network');
+  if (next.body.version <= prev.body.version)
+    fail(
+      'MANIFEST_ROLLBACK',
+      `manifest version ${next.body.version} is not newer than the held version ${prev.body.version}`,
+    );
   if (next.body.version !== prev.body.version + 1)
     fail(
       'MANIFEST_CHAIN_BROKEN',

@@ -27,6 +27,12 @@ import {
 
 export type Role = 'relay' | 'poc' | 'authority';
 
+/**
+ * Who may send, receive and sign evidences about dossiers: authorities and
+ * points of contact (a PoC is written to and writes like an authority, §4.1).
+ */
+export const DOSSIER_PARTY_ROLES: readonly Role[] = ['authority', 'poc'];
+
 export interface ResolvedKey {
   readonly address: string;
   readonly network: string;
@@ -70,6 +76,14 @@ export class TrustStore {
     { key: KeyRef; oldKid: string; effectiveAt: number }[]
   >();
   private readonly supersededAt = new Map<string, number>();
+  /**
+   * Identity keys a later edition replaced or dropped (D6), per address, with
+   * the role they had: they stay resolvable for times before `until` (the
+   * replacing edition's `issuedAt`, or an earlier rotation's `effectiveAt`).
+   */
+  private readonly retiredKeys = new Map<string, { role: Role; key: KeyRef; until: number }[]>();
+  /** Encryption keys of every edition seen, per address then kid: dropped certificates stay known for opening archives. */
+  private readonly knownEncryptionKeys = new Map<string, Map<string, KeyRef>>();
   private readonly introductionList: Introduction[] = [];
 
   constructor(options: { pinned: readonly PinnedRoot[] }) {
@@ -101,8 +115,14 @@ export class TrustStore {
       )
         return false;
       checkManifestSuccession(held, manifest);
+      this.retireReplacedKeys(held, manifest);
     }
     this.manifests.set(network, manifest);
+    for (const member of [...manifest.body.pocs, ...manifest.body.authorities]) {
+      const known = this.knownEncryptionKeys.get(member.address) ?? new Map<string, KeyRef>();
+      for (const cert of member.encryptionKeys) known.set(cert.body.key.kid, cert.body.key);
+      this.knownEncryptionKeys.set(member.address, known);
+    }
     for (const r of manifest.body.revoked)
       this.recordRevocation(network, r.kid, r.revokedAt, r.reason);
     if (this.pinned.has(network)) {
@@ -115,6 +135,68 @@ export class TrustStore {
       }
     }
     return true;
+  }
+
+  /**
+   * Keep the identity keys `next` replaces or drops (§7.3 step 6a): each
+   * stays resolvable for times before `next.body.issuedAt`, or before the
+   * `effectiveAt` of a rotation that replaced it earlier.
+   */
+  private retireReplacedKeys(held: Manifest, next: Manifest): void {
+    const current = new Map(membersOf(next).map((m) => [m.address, m.key.kid]));
+    const listedKids = new Set(membersOf(next).map((m) => m.key.kid));
+    for (const member of membersOf(held)) {
+      if (current.get(member.address) === member.key.kid) continue;
+      if (listedKids.has(member.key.kid)) continue;
+      const until = Math.min(
+        next.body.issuedAt,
+        this.supersededAt.get(member.key.kid) ?? Number.POSITIVE_INFINITY,
+      );
+      const list = this.retiredKeys.get(member.address) ?? [];
+      if (!list.some((r) => r.key.kid === member.key.kid))
+        list.push({ role: member.role, key: member.key, until });
+      this.retiredKeys.set(member.address, list);
+      this.supersededAt.set(member.key.kid, until);
+    }
+  }
+
+  /**
+   * An encryption key of `address` by key id, from the current edition or an
+   * earlier one (D6): for opening archives sealed to a key since dropped.
+   * Validity and revocation are not checked: this is a lookup for reading,
+   * never for sealing (use `encryptionKeysFor`).
+   */
+  encryptionKeyByKid(address: string, kid: string): KeyRef | undefined {
+    return this.knownEncryptionKeys.get(address)?.get(kid);
+  }
+
+  /** The revocation of `kid` by `network`, if any (earliest `revokedAt` seen). */
+  revocationOf(
+    kid: string,
+    network: string,
+  ): { readonly revokedAt: number; readonly reason: RevocationReason } | undefined {
+    return this.revoked.get(network)?.get(kid);
+  }
+
+  /**
+   * Identity keys known for `address`: the listed one, rotated-in ones and
+   * those earlier editions listed (D6), each with the time from which it is
+   * superseded (absent while current).
+   */
+  identityKeysOf(address: string): { key: KeyRef; supersededAt?: number }[] {
+    const found = this.memberEntry(address);
+    const keys = [
+      ...(found ? [found.key] : []),
+      ...(this.rotatedKeys.get(address) ?? []).map((r) => r.key),
+      ...(this.retiredKeys.get(address) ?? []).map((r) => r.key),
+    ];
+    const seen = new Set<string>();
+    return keys
+      .filter((k) => !seen.has(k.kid) && seen.add(k.kid))
+      .map((key) => {
+        const at = this.supersededAt.get(key.kid);
+        return at === undefined ? { key } : { key, supersededAt: at };
+      });
   }
 
   manifest(network: string): Manifest | undefined {
@@ -216,6 +298,11 @@ export class TrustStore {
     return intro;
   }
 
+  /** Every verified introduction, in the order added (a directory filters them by audience and validity). */
+  introductions(): readonly Introduction[] {
+    return [...this.introductionList];
+  }
+
   /** Introductions naming `subject`, valid at `at`. */
   introductionsFor(subject: string, at: number): Introduction[] {
     return this.introductionList.filter(
@@ -283,25 +370,44 @@ export class TrustStore {
       fail('KEY_EXPIRED', `key ${key.kid} was rotated out`);
   }
 
+  private memberEntry(address: string): Member | undefined {
+    const manifest = this.manifests.get(networkOf(address));
+    return manifest ? membersOf(manifest).find((e) => e.address === address) : undefined;
+  }
+
   private findKey(address: string, kid: string): ResolvedKey | undefined {
     const network = networkOf(address);
-    const body = this.manifests.get(network)?.body;
-    if (!body) return undefined;
-    const entries: { address: string; role: Role; key: KeyRef }[] = [
-      ...body.relays.map((r) => ({ address: r.id, role: 'relay' as const, key: r.key })),
-      ...body.pocs.map((p) => ({ address: p.address, role: 'poc' as const, key: p.key })),
-      ...body.authorities.map((a) => ({
-        address: a.address,
-        role: 'authority' as const,
-        key: a.key,
-      })),
-    ];
-    const entry = entries.find((e) => e.address === address);
-    if (!entry) return undefined;
-    const keys = [entry.key, ...(this.rotatedKeys.get(address) ?? []).map((r) => r.key)];
-    const key = keys.find((k) => k.kid === kid);
-    return key ? { address, network, role: entry.role, key } : undefined;
+    if (!this.manifests.has(network)) return undefined;
+    const entry = this.memberEntry(address);
+    const retired = this.retiredKeys.get(address) ?? [];
+    if (entry) {
+      const keys = [entry.key, ...(this.rotatedKeys.get(address) ?? []).map((r) => r.key)];
+      const key = keys.find((k) => k.kid === kid);
+      if (key) return { address, network, role: entry.role, key };
+    }
+    // D6: a key an earlier edition listed (the edition's role); supersededAt bounds its use.
+    const old = retired.find((r) => r.key.kid === kid);
+    return old ? { address, network, role: old.role, key: old.key } : undefined;
   }
+}
+
+interface Member {
+  readonly address: string;
+  readonly role: Role;
+  readonly key: KeyRef;
+}
+
+function membersOf(manifest: Manifest): Member[] {
+  const body = manifest.body;
+  return [
+    ...body.relays.map((r) => ({ address: r.id, role: 'relay' as const, key: r.key })),
+    ...body.pocs.map((p) => ({ address: p.address, role: 'poc' as const, key: p.key })),
+    ...body.authorities.map((a) => ({
+      address: a.address,
+      role: 'authority' as const,
+      key: a.key,
+    })),
+  ];
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -192,7 +192,11 @@ describe('dispatch on kind and type', () => {
 
   it('requires a known kind', () => {
     expect(validateDossierContent({})).toEqual([
-      { path: '/kind', message: 'Kind is required: "request" or "answer"' },
+      {
+        path: '/kind',
+        message:
+          'Kind is required: "request", "answer", "introduction-request", "introduction-referral", "introduction-answer"',
+      },
     ]);
     expect(paths(validateDossierContent({ kind: 'memo' }))).toEqual(['/kind']);
   });

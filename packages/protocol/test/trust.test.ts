@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtocolError } from '../src/errors.js';
-import { generateSigningKeyPair, keyRef } from '../src/keys.js';
+import { generateEncryptionKeyPair, generateSigningKeyPair, keyRef } from '../src/keys.js';
 import { ready } from '../src/sodium.js';
 import { CONTEXTS, sign, signBytes, verifySignature } from '../src/signed.js';
 import {
@@ -88,8 +88,8 @@ describe('manifests', () => {
     expect(codeOf(() => trust.addManifest(v3))).toBe('MANIFEST_CHAIN_BROKEN');
     expect(trust.addManifest(v2)).toBe(true);
     expect(trust.addManifest(v2)).toBe(false);
-    expect(codeOf(() => trust.addManifest(fork2))).toBe('MANIFEST_CHAIN_BROKEN');
-    expect(codeOf(() => trust.addManifest(wacap.manifest))).toBe('MANIFEST_CHAIN_BROKEN');
+    expect(codeOf(() => trust.addManifest(fork2))).toBe('MANIFEST_ROLLBACK');
+    expect(codeOf(() => trust.addManifest(wacap.manifest))).toBe('MANIFEST_ROLLBACK');
     expect(trust.addManifest(v3)).toBe(true);
     expect(trust.manifest('wacap')?.body.version).toBe(3);
   });
@@ -450,5 +450,164 @@ describe('trust store hardening', () => {
         signManifest({ ...rest, peers: [{ ...rest.peers[1]!, via: 'seajust' }] }, wacap.root),
       ),
     ).toBe('SCHEMA_INVALID');
+  });
+});
+
+describe('keys of earlier editions (D6)', () => {
+  const SN = 'sn-moj@wacap';
+  const GH = 'gh-ago@wacap';
+
+  /** wacap v2 at `issuedAt`: SN gets a new identity and encryption key, GH is removed. */
+  function secondEdition(issuedAt: number, newIdentity = generateSigningKeyPair(testSeed('sn/2'))) {
+    const wacap = world.networks['wacap']!;
+    const newEnc = generateEncryptionKeyPair(testSeed('sn/enc/2'));
+    const validity = { notBefore: issuedAt - 1000, notAfter: issuedAt + 10 ** 11 };
+    const { type: _t, version: _v, previous: _p, ...rest } = wacap.manifest.body;
+    const authorities = rest.authorities
+      .filter((a) => a.address !== GH)
+      .map((a) =>
+        a.address === SN
+          ? {
+              ...a,
+              key: keyRef(newIdentity, validity),
+              encryptionKeys: [
+                certifyEncryptionKey({
+                  subject: SN,
+                  identity: newIdentity,
+                  encryptionKey: newEnc,
+                  ...validity,
+                }),
+              ],
+            }
+          : a,
+      );
+    const v2 = signManifest({ ...rest, authorities, issuedAt }, wacap.root, wacap.manifest);
+    return { v2, newIdentity, newEnc };
+  }
+
+  it('keeps a replaced or dropped identity key resolvable before the new edition, not after', () => {
+    const sn = world.authority(SN);
+    const gh = world.authority(GH);
+    const issuedAt = NOW + 10_000;
+    const { v2, newIdentity } = secondEdition(issuedAt);
+    const trust = world.trustFor('wacap');
+    expect(trust.addManifest(v2)).toBe(true);
+    expect(trust.resolveSigningKey(SN, sn.identity.kid, issuedAt - 1).role).toBe('authority');
+    expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, issuedAt))).toBe(
+      'KEY_EXPIRED',
+    );
+    expect(trust.resolveSigningKey(SN, newIdentity.kid, issuedAt).key.kid).toBe(newIdentity.kid);
+    // A member the edition dropped: its archives stay verifiable, nothing new is accepted.
+    expect(trust.resolveSigningKey(GH, gh.identity.kid, issuedAt - 1, ['authority']).role).toBe(
+      'authority',
+    );
+    expect(codeOf(() => trust.resolveSigningKey(GH, gh.identity.kid, issuedAt))).toBe(
+      'KEY_EXPIRED',
+    );
+    expect(trust.authority(GH)).toBeUndefined();
+    expect(trust.identityKeysOf(SN)).toEqual([
+      { key: v2.body.authorities.find((a) => a.address === SN)!.key },
+      { key: sn.identityRef, supersededAt: issuedAt },
+    ]);
+    // A store that only ever saw v2 does not know the old key.
+    const fresh = new TrustStore({
+      pinned: [{ network: 'wacap', root: world.networks['wacap']!.rootRef }],
+    });
+    fresh.addManifest(v2);
+    expect(codeOf(() => fresh.resolveSigningKey(SN, sn.identity.kid, issuedAt - 1))).toBe(
+      'KEY_UNKNOWN',
+    );
+  });
+
+  it('verifies a dossier the old key signed before the new edition and refuses one signed after', async () => {
+    const issuedAt = NOW + 10_000;
+    const { v2 } = secondEdition(issuedAt);
+    const trust = world.trustFor('wacap');
+    trust.addManifest(v2);
+    // The example MLA request refers to two attachments.
+    const attachments = [
+      (await encryptTestAttachment(utf8('warrant'), { name: 'warrant.pdf' })).manifest,
+      (await encryptTestAttachment(utf8('records'), { name: 'records.csv' })).manifest,
+    ];
+    const before = sealTestDossier(world, {
+      from: SN,
+      to: ['ng-agf@wacap'],
+      attachments,
+      createdAt: NOW,
+    });
+    const after = sealTestDossier(world, {
+      from: SN,
+      to: ['ng-agf@wacap'],
+      attachments,
+      createdAt: issuedAt + 1,
+    });
+    const ng = world.authority('ng-agf@wacap');
+    const reader = { address: ng.address, encryptionKeys: [ng.encryption] };
+    expect(
+      openDossier({ envelope: before.envelope, sealed: before.sealed, reader, trust }).dossier.body
+        .sender,
+    ).toBe(SN);
+    expect(
+      codeOf(() => openDossier({ envelope: after.envelope, sealed: after.sealed, reader, trust })),
+    ).toBe('KEY_EXPIRED');
+  });
+
+  it('keeps a dropped encryption key known by kid for reading, never for sealing', () => {
+    const sn = world.authority(SN);
+    const issuedAt = NOW + 10_000;
+    const { v2, newEnc } = secondEdition(issuedAt);
+    const trust = world.trustFor('wacap');
+    trust.addManifest(v2);
+    expect(trust.encryptionKeysFor(SN, issuedAt).map((k) => k.kid)).toEqual([newEnc.kid]);
+    expect(trust.encryptionKeyByKid(SN, sn.encryption.kid)?.kid).toBe(sn.encryption.kid);
+    expect(trust.encryptionKeyByKid(SN, newEnc.kid)?.kid).toBe(newEnc.kid);
+    expect(trust.encryptionKeyByKid(SN, 'AAAAAAAAAAAAAAAAAAAAAA')).toBeUndefined();
+  });
+
+  it('bounds the old key by an earlier rotation rather than the edition that lists the new key', () => {
+    const sn = world.authority(SN);
+    const newIdentity = generateSigningKeyPair(testSeed('sn/2'));
+    const issuedAt = NOW + 10_000;
+    const rotation = signKeyRotation({
+      subject: SN,
+      oldKey: sn.identity,
+      newKey: newIdentity,
+      effectiveAt: NOW + 5_000,
+      notAfter: NOW + 10 ** 11,
+    });
+    const trust = world.trustFor('wacap');
+    trust.addKeyRotation(rotation);
+    trust.addManifest(secondEdition(issuedAt, newIdentity).v2);
+    expect(trust.resolveSigningKey(SN, sn.identity.kid, NOW + 4_999).key.kid).toBe(sn.identity.kid);
+    expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, NOW + 5_000))).toBe(
+      'KEY_EXPIRED',
+    );
+  });
+
+  it('reports the revocation of a key, and keeps refusing it from revokedAt on', () => {
+    const sn = world.authority(SN);
+    const trust = world.trustFor('wacap');
+    expect(trust.revocationOf(sn.identity.kid, 'wacap')).toBeUndefined();
+    trust.addRevocation(
+      signRevocation(
+        {
+          network: 'wacap',
+          subject: SN,
+          kid: sn.identity.kid,
+          reason: 'key-compromise',
+          revokedAt: NOW + 100,
+          issuedAt: NOW + 200,
+        },
+        world.networks['wacap']!.root,
+      ),
+    );
+    expect(trust.revocationOf(sn.identity.kid, 'wacap')).toEqual({
+      revokedAt: NOW + 100,
+      reason: 'key-compromise',
+    });
+    expect(trust.revocationOf(sn.identity.kid, 'casc')).toBeUndefined();
+    expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, NOW + 100))).toBe(
+      'KEY_REVOKED',
+    );
   });
 });

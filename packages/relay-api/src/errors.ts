@@ -52,6 +52,51 @@ export const RELAY_ERRORS = {
     meaning:
       'Rate limit reached (per node, or per source address for session requests and bad tokens); retry after the `Retry-After` header.',
   },
+  CHECKPOINT_INVALID: {
+    status: 400,
+    meaning:
+      'A checkpoint note, cosignature line or witness request (`old` line, proof lines, blank line, note) is malformed (protocol §18.3, §18.5 step 1).',
+  },
+  CHECKPOINT_ROLLBACK: {
+    status: 400,
+    meaning:
+      'The checkpoint is smaller than what it must extend: a witness request whose `old` size exceeds the checkpoint size (§18.5 step 4), or a publication ending below the chain the relay holds.',
+  },
+  LOG_UNKNOWN: {
+    status: 404,
+    meaning:
+      "A publication or checkpoint of a log this relay does not take: publications are accepted for the relay's own network only, checkpoints witnessed for its manifest's peers only (§18.5 step 2), chains served for its own and its peer networks.",
+  },
+  WITNESS_CONFLICT: {
+    status: 409,
+    meaning:
+      "The witness request's `old` size is not the size the witness last cosigned; the answer is `text/plain`, the stored size and a newline (§18.5 step 5).",
+  },
+  PUBLICATION_OUT_OF_ORDER: {
+    status: 409,
+    meaning:
+      "The publication's `previous` is not the last checkpoint the relay holds for that network: push (or fetch) the missing publications first, in order.",
+  },
+  MANIFEST_ROLLBACK: {
+    status: 409,
+    meaning:
+      'The publication carries a manifest edition older than, or different from at the same version, the edition the relay holds.',
+  },
+  PROOF_INVALID: {
+    status: 422,
+    meaning:
+      'An inclusion or consistency proof does not verify or has the wrong shape (§18.2; witness steps 6–9).',
+  },
+  LOG_FORK_DETECTED: {
+    status: 422,
+    meaning:
+      'The checkpoint has the size of one the relay holds (or cosigned) with another root hash: the network signed two views of its log (§18.7).',
+  },
+  STATEMENT_REFUSED: {
+    status: 422,
+    meaning:
+      "A statement of a publication cannot be applied to the relay's trust store (a manifest that expired or skips an edition, a rotation or revocation of an unknown key); `detail` names the protocol code.",
+  },
   INTERNAL: {
     status: 500,
     meaning:

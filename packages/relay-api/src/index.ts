@@ -13,6 +13,7 @@ export {
   MAILBOX_LIMITS,
   MAX_MISSING_BATCH,
   RELAY_EVIDENCE_ITEMS,
+  TRUST_LIMITS,
   batchBodySize,
   envelopeBodyLimits,
 } from './limits.js';
@@ -43,6 +44,10 @@ export {
   SessionRequestSchema,
   SessionResponseSchema,
   SubmitResponseSchema,
+  TrustNetworksResponseSchema,
+  TrustPublicationsQuerySchema,
+  TrustPublicationsResponseSchema,
+  TrustPublishResponseSchema,
   messageCheck,
   type BatchItemResult,
   type ErrorBody,

@@ -88,3 +88,18 @@ export function batchBodySize(
     sizes.reduce((n, s) => n + s, 0) + Math.max(0, sizes.length - 1);
   return '{"envelopes":[],"evidences":[]}'.length + list(envelopeBytes) + list(evidenceBytes);
 }
+
+/**
+ * Key transparency routes (docs/relay-api.md "Trust distribution"): a
+ * publication is at most `maxPublicationBytes` and `maxEntries` entries; one
+ * `GET /v1/trust/publications/:network` page holds at most `maxPage`
+ * publications; a witness request body (`old` line, up to 63 proof lines, a
+ * blank line and a checkpoint note of at most 64 KiB) at most
+ * `maxWitnessRequestBytes`.
+ */
+export const TRUST_LIMITS = {
+  maxPublicationBytes: 16 * 1024 * 1024,
+  maxEntries: 1000,
+  maxPage: 100,
+  maxWitnessRequestBytes: 2 * 64 * 1024,
+} as const;

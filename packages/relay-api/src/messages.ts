@@ -242,3 +242,40 @@ export function messageCheck<S extends TSchema>(schema: S): MessageCheck<Static<
     },
   };
 }
+
+// ---- Trust distribution (key transparency, protocol §18 and §18.10) ----
+
+/**
+ * `POST /v1/trust/publications` answer: the network's log size and manifest
+ * edition the relay holds after the publication, and the witnesses (relay
+ * ids) whose cosignature its stored note now carries.
+ */
+export const TrustPublishResponseSchema = Type.Object({
+  network: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  edition: Type.Integer({ minimum: 0 }),
+  cosigners: Type.Array(Type.String()),
+});
+
+/** `GET /v1/trust/networks` answer: per network whose chain the relay holds, its size, edition and root hash (standard base64). */
+export const TrustNetworksResponseSchema = Type.Object({
+  networks: Type.Array(
+    Type.Object({
+      network: Type.String(),
+      size: Type.Integer({ minimum: 0 }),
+      edition: Type.Integer({ minimum: 0 }),
+      rootHash: Type.String(),
+    }),
+  ),
+});
+
+/** `GET /v1/trust/publications/:network` query: the publications ending above `after` (default 0). */
+export const TrustPublicationsQuerySchema = Type.Object(
+  { after: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,15})$' })) },
+  { additionalProperties: false },
+);
+
+/** `GET /v1/trust/publications/:network` answer: Publications (checked by the protocol's verifyPublication), in order, at most TRUST_LIMITS.maxPage. */
+export const TrustPublicationsResponseSchema = Type.Object({
+  publications: Type.Array(Type.Unknown(), { maxItems: 100 }),
+});

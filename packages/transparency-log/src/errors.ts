@@ -9,6 +9,8 @@ export const TLOG_ERROR_CODES = [
   'LOG_ENTRY_INVALID',
   /** A batch is empty or larger than MAX_BATCH. */
   'LOG_BATCH_INVALID',
+  /** `append(entries, { at })` found another size than `at`: another writer appended first. */
+  'LOG_SIZE_CHANGED',
   /** The database file is not this network's log, or its tree is damaged. */
   'LOG_STORE_INVALID',
 ] as const;

@@ -156,15 +156,36 @@ export class TransparencyLog {
   /**
    * Append entries in one durable transaction; returns the index of the
    * first and the new size. Every entry is checked first: a bad one appends
-   * nothing.
+   * nothing. With `at`, the batch is appended only if the log holds exactly
+   * `at` entries (checked under the write lock), else LOG_SIZE_CHANGED: two
+   * writers finishing the same publication cannot both append it.
    */
-  append(entries: readonly LogEntry[]): { first: number; size: number } {
+  append(
+    entries: readonly LogEntry[],
+    options: { readonly at?: number } = {},
+  ): { first: number; size: number } {
+    const datas = this.encodeBatch(entries);
+    // IMMEDIATE: the write lock is taken before the size is read, so a second writer waits.
+    return this.db
+      .transaction(() => {
+        const first = this.size;
+        if (options.at !== undefined && options.at !== first)
+          throw new TransparencyLogError(
+            'LOG_SIZE_CHANGED',
+            `the log has ${first} entries, not ${options.at}`,
+          );
+        return { first, size: this.appendTx(datas) };
+      })
+      .immediate();
+  }
+
+  private encodeBatch(entries: readonly LogEntry[]): Uint8Array[] {
     if (!Array.isArray(entries) || entries.length === 0 || entries.length > MAX_BATCH)
       throw new TransparencyLogError(
         'LOG_BATCH_INVALID',
         `a batch holds 1 to ${MAX_BATCH} entries`,
       );
-    const datas = entries.map((entry, i) => {
+    return entries.map((entry, i) => {
       try {
         const e = parseLogEntry(entry);
         if (e.network !== this.network)
@@ -177,10 +198,30 @@ export class TransparencyLog {
         });
       }
     });
-    const first = this.size;
-    // IMMEDIATE: the write lock is taken before the size is read, so a second writer waits.
-    const size = this.appendTx.immediate(datas);
-    return { first, size };
+  }
+
+  /**
+   * The size and root hash the log would have after `append(entries)`,
+   * computed in a transaction that is rolled back: nothing is written. The
+   * secretariat signs the next checkpoint with this before it appends, so a
+   * crash after the append never leaves entries without a signed checkpoint.
+   */
+  preview(entries: readonly LogEntry[]): { size: number; rootHash: Uint8Array } {
+    const datas = this.encodeBatch(entries);
+    let result: { size: number; rootHash: Uint8Array } | undefined;
+    const rollback = new Error('preview rollback');
+    try {
+      this.db
+        .transaction(() => {
+          const size = this.appendTx(datas);
+          result = { size, rootHash: rangeHash(this.reader(), 0, size).slice() };
+          throw rollback;
+        })
+        .immediate();
+    } catch (err) {
+      if (err !== rollback) throw err;
+    }
+    return result!;
   }
 
   /** The entry at `index`. */

@@ -137,6 +137,27 @@ describe('TransparencyLog against an in-memory tree', () => {
   });
 });
 
+describe('preview', () => {
+  it('gives the size and root an append would give, and writes nothing', () => {
+    const log = TransparencyLog.open({ path: tempPath(), network: 'wacap' });
+    log.append([entryAt(0), entryAt(1), entryAt(2)]);
+    const before = hex(log.root());
+    const batch = [entryAt(3), entryAt(4)];
+    const seen = log.preview(batch);
+    expect(log.size).toBe(3);
+    expect(hex(log.root())).toBe(before);
+    log.append(batch);
+    expect(seen.size).toBe(5);
+    expect(hex(seen.rootHash)).toBe(hex(log.root()));
+    expect(codeOf(() => log.preview([]))).toBe('LOG_BATCH_INVALID');
+    expect(codeOf(() => log.preview([entryAt(5, 'casc')]))).toBe('LOG_ENTRY_INVALID');
+    expect(log.size).toBe(5);
+    expect(codeOf(() => log.append([entryAt(5)], { at: 4 }))).toBe('LOG_SIZE_CHANGED');
+    expect(log.append([entryAt(5)], { at: 5 })).toEqual({ first: 5, size: 6 });
+    log.close();
+  });
+});
+
 describe('bad input is refused with a code and changes nothing', () => {
   it('indexes and sizes outside the log', () => {
     const log = TransparencyLog.open({ path: tempPath(), network: 'wacap' });

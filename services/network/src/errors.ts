@@ -3,8 +3,8 @@ import { isProtocolError } from '@rogatory/protocol';
 /**
  * The secretariat's one error catalogue. Every refusal of `rogatory-network`
  * has a stable code here with the CLI exit code it maps to (same numbering
- * as the node CLI: 1 input, 2 verification, 5 passphrase, 6 not found,
- * 7 state, 8 content). Messages name files, fields, addresses and key ids,
+ * as the node CLI: 1 input, 2 verification, 4 relay unreachable,
+ * 5 passphrase, 6 not found, 7 state, 8 content, 10 relay refused). Messages name files, fields, addresses and key ids,
  * never a passphrase or a private key. `detail` carries the lower-level
  * protocol code.
  */
@@ -54,6 +54,44 @@ export const NETWORK_ERRORS = {
   },
   /** The draft does not make a valid manifest (e.g. no relay); `detail` has the protocol code. */
   DRAFT_INVALID: { exit: 8, meaning: 'The draft does not make a valid manifest (see detail).' },
+  /** A statement given to `log add` or an update does not verify (schema, signature, network); `detail` has the protocol code. */
+  STATEMENT_INVALID: {
+    exit: 2,
+    meaning:
+      'The statement does not verify (schema, signature or network; see detail); nothing was queued.',
+  },
+  /** The statement is signed by, or rotates, a key the member does not hold in the current edition (or draft). */
+  KEY_NOT_LISTED: {
+    exit: 2,
+    meaning:
+      'The statement is signed by, or rotates, a key that is not the member’s listed key; nothing was queued.',
+  },
+  /** log.db, the publications/ files or an interrupted publish do not agree; the message names the file or size. */
+  LOG_INVALID: {
+    exit: 2,
+    meaning:
+      'The log, its publications or an interrupted publish do not agree (file or size named); nothing is published.',
+  },
+  /** `publish --statements-only` with no statement queued. */
+  NOTHING_TO_PUBLISH: {
+    exit: 7,
+    meaning: 'No statement is queued: nothing to publish without a new edition.',
+  },
+  /** The queue for the next publication is full (a publication holds at most 1,000 entries). */
+  QUEUE_FULL: {
+    exit: 7,
+    meaning: 'The next publication is full (1,000 entries): publish before queueing more.',
+  },
+  /** The relay could not be reached (network error, timeout, or an answer that is not the relay API). */
+  RELAY_UNREACHABLE: {
+    exit: 4,
+    meaning: 'The relay could not be reached; what was pushed before stays recorded.',
+  },
+  /** The relay refused a publication; `detail` has the relay's error code. */
+  RELAY_REJECTED: {
+    exit: 10,
+    meaning: 'The relay refused the publication (see detail for its code).',
+  },
   /** A bug or an unexpected condition. */
   INTERNAL: { exit: 70, meaning: 'Unexpected internal error.' },
 } as const;

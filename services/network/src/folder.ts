@@ -24,12 +24,22 @@ import { mapProtocol, networkFail } from './errors.js';
  *   root-key.json       the root's private key, sealed with the passphrase (protocol §13)
  *   editions/000001.json, 000002.json, ...   the published signed manifests, in order
  *   draft.json          the next edition's members, peers and revocations, and the edition it is based on
+ *   log.db              the network's transparency log (@rogatory/transparency-log)
+ *   publications/000000000003.json, ...  the Publications (D1), named by their checkpoint size
+ *   queue.json          statements queued for the next publish (rotations, revocations, introductions)
+ *   publishing.json     present only while a publish is under way: what it signed, for recovery
+ *   pushed.json         per relay URL, the log size pushed to it
  */
 export const FILES = {
   config: 'network.json',
   rootKey: 'root-key.json',
   draft: 'draft.json',
   editions: 'editions',
+  log: 'log.db',
+  publications: 'publications',
+  queue: 'queue.json',
+  publishing: 'publishing.json',
+  pushed: 'pushed.json',
 } as const;
 
 export const SecretariatConfigSchema = Type.Object(

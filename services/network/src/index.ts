@@ -24,6 +24,7 @@ export {
   revoke,
   type Anchor,
   type MemberKeys,
+  type PublishOptions,
   type PublishResult,
   type Secretariat,
 } from './secretariat.js';
@@ -38,5 +39,24 @@ export {
   type EditionDiff,
   type EditionReport,
 } from './report.js';
+export {
+  MAX_PUBLICATION_ENTRIES,
+  buildPublicationLocal,
+  checkPublicationLocal,
+  publicationFile,
+  readPublications,
+  readQueue,
+  type CrashPoint,
+  type Publication,
+  type Queue,
+} from './log.js';
+export {
+  addStatements,
+  updateMember,
+  type QueuedStatement,
+  type UpdateResult,
+} from './statements.js';
+export { pushPublications, type PushResult } from './push.js';
+export { logStatus, showLog, verifyLog, type LogStatus } from './log-report.js';
 export { runCli } from './cli/program.js';
 export { processIO, type CliIO } from './cli/io.js';

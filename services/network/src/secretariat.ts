@@ -21,22 +21,43 @@ import {
   ready,
   sealSigningKey,
   sha256,
+  hashOf,
+  logEntryFor,
+  signCheckpoint,
   signManifest,
+  signRevocation,
+  toBase64,
   toHex,
   validator,
   verifyEncryptionKeyCert,
   verifyManifest,
   type AuthorityEntry,
   type KeyRef,
+  type LogEntryKind,
   type Manifest,
   type PocEntry,
   type RevocationReason,
 } from '@rogatory/protocol';
 import { mapProtocol, networkFail } from './errors.js';
 import {
+  MAX_PUBLICATION_ENTRIES,
+  allEntries,
+  beginPublication,
+  completePublication,
+  crashAt,
+  publicationFile,
+  queueLength,
+  readQueue,
+  requestKey,
+  withLog,
+  writeQueue,
+  type CrashPoint,
+  type Journal,
+  type LoggedStatement,
+} from './log.js';
+import {
   FILES,
   baseOf,
-  createFileAtomic,
   editionFile,
   readConfig,
   readDraft,
@@ -312,7 +333,7 @@ function assertAddressFree(draft: Draft, address: string): void {
     networkFail('MEMBER_EXISTS', `${address} is listed already`);
 }
 
-function assertKidFree(config: SecretariatConfig, draft: Draft, kid: string): void {
+export function assertKidFree(config: SecretariatConfig, draft: Draft, kid: string): void {
   const kids = [
     config.root.kid,
     ...draft.relays.map((r) => r.key.kid),
@@ -521,8 +542,36 @@ export async function revoke(
   mapProtocol('INPUT_INVALID', '--at', () =>
     entries.forEach((e) => validator(RevokedKeySchema, 'revocation').parse(e)),
   );
-  draft.revoked.push(...entries);
-  await writeDraft(dir, draft);
+  // Keys readers know (listed in the current edition) also get a Revocation
+  // statement in the log, signed by the root at the next publish; a key only
+  // in the draft is revoked by the edition alone.
+  const last = (await readEditions(dir, config)).at(-1);
+  const listed = (kid: string): string | undefined => {
+    if (!last) return undefined;
+    const b = last.body;
+    return (
+      b.relays.find((r) => r.key.kid === kid)?.id ??
+      [...b.pocs, ...b.authorities].find(
+        (m) => m.key.kid === kid || m.encryptionKeys.some((c) => c.body.key.kid === kid),
+      )?.address
+    );
+  };
+  await withLog(dir, config, async () => {
+    const queue = await readQueue(dir);
+    for (const e of entries) {
+      const subject = listed(e.kid);
+      if (subject !== undefined && !queue.revocationRequests.some((r) => r.kid === e.kid))
+        queue.revocationRequests.push({ subject, kid: e.kid, reason, revokedAt });
+    }
+    if (queueLength(queue) >= MAX_PUBLICATION_ENTRIES)
+      networkFail(
+        'QUEUE_FULL',
+        `the next publication would hold more than ${MAX_PUBLICATION_ENTRIES} entries`,
+      );
+    await writeQueue(dir, queue);
+    draft.revoked.push(...entries);
+    await writeDraft(dir, draft);
+  });
   return entries;
 }
 
@@ -533,82 +582,175 @@ export interface PublishOptions {
   readonly passphrase: string;
   /** validUntil = issuedAt + validDays. */
   readonly validDays: number;
+  /** Publish the queued statements without a new edition. */
+  readonly statementsOnly?: boolean;
   readonly clock?: () => number;
+  /** Tests: fail on purpose after this step (crash safety). */
+  readonly crash?: CrashPoint;
 }
 
 export interface PublishResult {
-  readonly manifest: Manifest;
-  readonly version: number;
-  readonly hash: string;
-  readonly file: string;
+  /** The new edition, or null with statementsOnly. */
+  readonly manifest: Manifest | null;
+  readonly version: number | null;
+  readonly hash: string | null;
+  /** The edition file, or null. */
+  readonly file: string | null;
+  /** The publication file and what it covers. */
+  readonly publication: {
+    readonly file: string;
+    readonly size: number;
+    readonly previousSize: number;
+    readonly entries: { index: number; kind: LogEntryKind }[];
+  };
 }
 
 /**
- * Sign the next edition from the draft: version + 1, previous = hash of the
- * last edition, issuedAt now. Refuses (nothing written) when the folder's
- * editions are not one chain (EDITION_CHAIN_BROKEN), when the draft was based
- * on another edition than the last (DRAFT_STALE), on a wrong passphrase
- * (PASSPHRASE_INVALID) or an invalid draft (DRAFT_INVALID). The edition file
- * is created atomically and never overwritten.
+ * Publish: the statements queued since the last publish, then (unless
+ * statementsOnly) the next edition signed from the draft (version + 1,
+ * previous = hash of the last edition, issuedAt now), appended to the log
+ * in the D1 order; the checkpoint signed by the root; the Publication
+ * written to publications/. Editions published before the folder had a log
+ * are appended first. Refuses (nothing written) when the editions are not
+ * one chain (EDITION_CHAIN_BROKEN), the draft was based on another edition
+ * (DRAFT_STALE), on a wrong passphrase (PASSPHRASE_INVALID), an invalid
+ * draft (DRAFT_INVALID), or nothing to publish with statementsOnly.
  *
- * This is the one publish path: the transparency-log append goes here, after
- * the edition is signed and before it is written.
+ * Crash safety: everything is signed first (edition, root-signed
+ * revocations, and the checkpoint of the tree the append will give, from
+ * `log.preview`), then written to publishing.json; then the log append;
+ * then the edition and publication files. Any command that opens the log
+ * finishes an interrupted publish from publishing.json
+ * (`completePublication`), so neither a log entry without its files nor an
+ * edition file without its log entry survives.
  */
 export async function publishEdition(options: PublishOptions): Promise<PublishResult> {
   await ready();
   const dir = resolve(options.dir);
   const config = await readConfig(dir);
-  if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 3650)
+  const statementsOnly = options.statementsOnly === true;
+  if (
+    !statementsOnly &&
+    (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 3650)
+  )
     networkFail('INPUT_INVALID', '--valid-days must be 1..3650');
-  const editions = await readEditions(dir, config);
-  const last = editions.at(-1);
-  const draft = await readDraft(dir);
-  const base = baseOf(last);
-  if (draft.basedOn?.version !== base?.version || draft.basedOn?.hash !== base?.hash)
-    networkFail(
-      'DRAFT_STALE',
-      `the draft is based on edition ${draft.basedOn?.version ?? 'none'} but the last edition is ${base?.version ?? 'none'}`,
-    );
-  const root = await openRoot(
-    dir,
-    options.passphrase,
-    await readJsonFile(join(dir, FILES.rootKey), 'the root key file'),
-  );
-  let manifest: Manifest;
-  const issuedAt = (options.clock ?? Date.now)();
-  try {
-    if (root.kid !== config.root.kid)
+  return withLog(dir, config, async (log) => {
+    const editions = await readEditions(dir, config);
+    const last = editions.at(-1);
+    const draft = await readDraft(dir);
+    const base = baseOf(last);
+    if (
+      !statementsOnly &&
+      (draft.basedOn?.version !== base?.version || draft.basedOn?.hash !== base?.hash)
+    )
       networkFail(
-        'PASSPHRASE_INVALID',
-        'the root key file holds another key than network.json names',
+        'DRAFT_STALE',
+        `the draft is based on edition ${draft.basedOn?.version ?? 'none'} but the last edition is ${base?.version ?? 'none'}`,
       );
-    const { basedOn: _basedOn, ...members } = draft;
-    manifest = mapProtocol('DRAFT_INVALID', 'the draft', () =>
-      signManifest(
-        {
-          ...members,
-          network: config.network,
-          issuedAt,
-          validUntil: issuedAt + options.validDays * DAY,
-          root: config.root,
-        },
-        root,
-        last,
-      ),
+    const queue = await readQueue(dir);
+    // Editions published before the folder had a log go in first, in order.
+    const loggedManifests = allEntries(log).filter((e) => e.kind === 'manifest');
+    loggedManifests.forEach((e, i) => {
+      if (editions[i] === undefined || hashOf(editions[i]) !== e.hash)
+        networkFail(
+          'LOG_INVALID',
+          `${FILES.log}: manifest entry ${i + 1} is not editions/${editionFile(i + 1)}`,
+        );
+    });
+    const backfill = editions.slice(loggedManifests.length);
+    if (statementsOnly && queueLength(queue) === 0 && backfill.length === 0)
+      networkFail('NOTHING_TO_PUBLISH', 'no statement is queued (see log add, revoke, update)');
+    const root = await openRoot(
+      dir,
+      options.passphrase,
+      await readJsonFile(join(dir, FILES.rootKey), 'the root key file'),
     );
-  } finally {
-    root.secretKey.fill(0);
-  }
-  // What we publish must verify as every reader will verify it.
-  mapProtocol('DRAFT_INVALID', 'the signed edition', () => verifyManifest(manifest, config.root));
-  const file = join(dir, FILES.editions, editionFile(manifest.body.version));
-  if (!(await createFileAtomic(file, `${JSON.stringify(manifest, null, 2)}\n`)))
-    networkFail(
-      'EDITION_CHAIN_BROKEN',
-      `editions/${editionFile(manifest.body.version)} exists already (published concurrently?)`,
-    );
-  await writeDraft(dir, { ...draft, basedOn: baseOf(manifest) });
-  return { manifest, version: manifest.body.version, hash: manifestHash(manifest), file };
+    const now = (options.clock ?? Date.now)();
+    let manifest: Manifest | null = null;
+    let journal: Journal;
+    try {
+      if (root.kid !== config.root.kid)
+        networkFail(
+          'PASSPHRASE_INVALID',
+          'the root key file holds another key than network.json names',
+        );
+      if (!statementsOnly) {
+        const { basedOn: _basedOn, ...members } = draft;
+        manifest = mapProtocol('DRAFT_INVALID', 'the draft', () =>
+          signManifest(
+            {
+              ...members,
+              network: config.network,
+              issuedAt: now,
+              validUntil: now + options.validDays * DAY,
+              root: config.root,
+            },
+            root,
+            last,
+          ),
+        );
+        // What we publish must verify as every reader will verify it.
+        mapProtocol('DRAFT_INVALID', 'the signed edition', () =>
+          verifyManifest(manifest, config.root),
+        );
+      }
+      const requested = queue.revocationRequests.map((r) =>
+        signRevocation({ network: config.network, ...r, issuedAt: now }, root),
+      );
+      const statements: LoggedStatement[] = [
+        ...backfill.map((m) => ({ kind: 'manifest' as const, statement: m })),
+        ...queue.rotations.map((s) => ({ kind: 'rotation' as const, statement: s })),
+        ...queue.revocations.map((s) => ({ kind: 'revocation' as const, statement: s })),
+        ...requested.map((s) => ({ kind: 'revocation' as const, statement: s })),
+        ...queue.introductions.map((s) => ({ kind: 'introduction' as const, statement: s })),
+        ...(manifest ? [{ kind: 'manifest' as const, statement: manifest }] : []),
+      ];
+      if (statements.length > MAX_PUBLICATION_ENTRIES)
+        networkFail(
+          'QUEUE_FULL',
+          `the publication would hold ${statements.length} entries (at most ${MAX_PUBLICATION_ENTRIES})`,
+        );
+      const previousSize = log.size;
+      const next = log.preview(
+        statements.map((s) => logEntryFor(config.network, s.kind, s.statement)),
+      );
+      journal = {
+        type: 'rogatory-publish-journal',
+        previous:
+          previousSize === 0 ? null : { size: previousSize, rootHash: toBase64(log.root()) },
+        statements,
+        checkpoint: signCheckpoint(
+          { origin: log.origin, size: next.size, rootHash: next.rootHash },
+          root,
+        ),
+        edition: manifest,
+        consumed: [
+          ...[...queue.rotations, ...queue.revocations, ...queue.introductions].map((s) =>
+            hashOf(s),
+          ),
+          ...queue.revocationRequests.map(requestKey),
+        ],
+      };
+    } finally {
+      root.secretKey.fill(0);
+    }
+    await beginPublication(dir, journal);
+    crashAt('journal', options.crash);
+    const publication = await completePublication(dir, config, log, journal, options.crash);
+    const size = (journal.previous?.size ?? 0) + journal.statements.length;
+    return {
+      manifest,
+      version: manifest?.body.version ?? null,
+      hash: manifest ? manifestHash(manifest) : null,
+      file: manifest ? join(dir, FILES.editions, editionFile(manifest.body.version)) : null,
+      publication: {
+        file: join(dir, FILES.publications, publicationFile(size)),
+        size,
+        previousSize: journal.previous?.size ?? 0,
+        entries: publication.entries.map((e) => ({ index: e.index, kind: e.entry.kind })),
+      },
+    };
+  });
 }
 
 async function openRoot(dir: string, passphrase: string, sealed: unknown) {

@@ -10,7 +10,15 @@ import { draftReply } from './answering/reply.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import type { AttachmentInput } from './drafting/attachment-encryption.js';
 import { compose, submitForApproval, updateDraft, type ComposeInput } from './drafting/draft.js';
-import { nodeFail } from './errors.js';
+import { dossierWarnings, type DraftWarning } from './drafting/recipient-warnings.js';
+import {
+  buildDirectory,
+  trustStoreIntroductions,
+  type DirectoryEntry,
+  type DirectoryFilter,
+  type IntroductionSource,
+} from './directory/directory.js';
+import { codeOf, nodeFail } from './errors.js';
 import { exportBundle } from './export/bundle.js';
 import {
   evidenceChain,
@@ -35,6 +43,7 @@ import { relayIncidents, type RelayIncidents } from './receiving/relay-incidents
 import { approve, returnToDraft } from './sending/approval.js';
 import { Outbox, type OutboxReport } from './sending/outbox.js';
 import { startOutboxWorker } from './sending/outbox-worker.js';
+import { TrustSync, type TrustStatus, type TrustSyncReport } from './trust/trust-sync.js';
 
 /** What live sync reports (every MailboxEvent and OutboxEvent), for a CLI or a UI. Never content. */
 export type SyncEvent =
@@ -42,6 +51,7 @@ export type SyncEvent =
   | { readonly type: 'disconnected'; readonly willReconnect: boolean }
   | { readonly type: 'item'; readonly seq: number; readonly outcome: ItemOutcome }
   | { readonly type: 'outbox'; readonly report: OutboxReport }
+  | { readonly type: 'trust'; readonly report: TrustSyncReport }
   | {
       readonly type: 'error';
       readonly code: string;
@@ -50,6 +60,8 @@ export type SyncEvent =
     };
 
 export interface SyncReport {
+  /** The trust logs polled first, so that new revocations apply before anything is sent. */
+  readonly trust: TrustSyncReport;
   readonly items: readonly { readonly seq: number; readonly outcome: ItemOutcome }[];
   readonly outbox: OutboxReport;
 }
@@ -79,6 +91,17 @@ export interface NodeStatus {
   readonly users: number;
   /** What the relay served that the node refused (forged, re-addressed, replayed, corrupt, oversized); see the audit log. */
   readonly relayIncidents: RelayIncidents;
+  /** Trust logs followed (D4): edition and log size per network, fork alarms. */
+  readonly trust: {
+    readonly networks: readonly {
+      readonly network: string;
+      readonly edition: number | null;
+      readonly logSize: number;
+      readonly forkAlarm: boolean;
+    }[];
+    readonly openAlarms: number;
+    readonly forksTotal: number;
+  };
 }
 
 /**
@@ -89,17 +112,37 @@ export interface NodeStatus {
 export class AuthorityNode {
   private readonly ctx: NodeContext;
   private readonly outbox: Outbox;
+  private readonly trustSync: TrustSync;
   private sync: SyncHandle | undefined;
   private closed = false;
 
-  private constructor(ctx: NodeContext) {
+  private constructor(ctx: NodeContext, options: OpenNodeOptions) {
     this.ctx = ctx;
     this.outbox = new Outbox(ctx);
+    this.trustSync = new TrustSync(ctx, {
+      base: ctx.trustState.base,
+      dispatcher: options.relay?.dispatcher,
+      timeoutMs: options.relay?.timeoutMs,
+    });
   }
 
   /** Unlock a node directory with its passphrase (PASSPHRASE_INVALID, nothing changed, when wrong). */
   static async open(options: OpenNodeOptions): Promise<AuthorityNode> {
-    return new AuthorityNode(await openContext(options));
+    const ctx = await openContext(options);
+    try {
+      for (const r of ctx.trustState.refusals)
+        audit(
+          ctx,
+          'system',
+          'trust.manifest-refused',
+          r.network,
+          `${r.code} v${r.folderVersion} held v${r.storedVersion}`,
+        );
+      return new AuthorityNode(ctx, options);
+    } catch (err) {
+      await closeContext(ctx);
+      throw err;
+    }
   }
 
   get address(): string {
@@ -142,7 +185,38 @@ export class AuthorityNode {
       },
       users: ctx.users.count(),
       relayIncidents: relayIncidents(ctx),
+      trust: (() => {
+        const t = this.trustSync.status();
+        return {
+          networks: t.networks.map((n) => ({
+            network: n.network,
+            edition: n.edition,
+            logSize: n.logSize,
+            forkAlarm: n.alarms.length > 0,
+          })),
+          openAlarms: t.openAlarms,
+          forksTotal: t.forksTotal,
+        };
+      })(),
     };
+  }
+
+  // ------------------------------------------------------------------ trust
+
+  /** Per trusted network: editions, log size, cosigners, last fetches and fork alarms. */
+  trustStatus(): TrustStatus {
+    return this.trustSync.status();
+  }
+
+  /** Poll the trust logs now (own network and anchored peers) and apply what verifies. */
+  syncTrust(): Promise<TrustSyncReport> {
+    return this.trustSync.syncOnce();
+  }
+
+  /** Clear a network's fork alarm after investigation (admins; audited): its log is followed again. */
+  clearTrustAlarm(actor: Actor, network: string): number {
+    const admin = this.ctx.users.require(actor, 'users:manage');
+    return this.trustSync.clearAlarms(network, admin.id);
   }
 
   // ------------------------------------------------------------------ users
@@ -235,6 +309,8 @@ export class AuthorityNode {
 
   /** Four-eyes approval: signs, seals and queues the dossier for sending; returns its envelope id. */
   async approve(actor: Actor, id: string): Promise<string> {
+    // Editions another process of this node accepted apply before anything is sealed.
+    this.trustSync.catchUp();
     const envelopeId = await approve(this.ctx, actor, id);
     this.sync?.poke();
     return envelopeId;
@@ -243,6 +319,36 @@ export class AuthorityNode {
   /** An approver sends the dossier back to its drafter. */
   returnToDraft(actor: Actor, id: string): void {
     returnToDraft(this.ctx, actor, id);
+  }
+
+  /**
+   * Warnings about a draft or a dossier awaiting approval (a request type or
+   * language its recipient's manifest entry does not list). Never a refusal.
+   */
+  warnings(actor: Actor, id: string): DraftWarning[] {
+    return dossierWarnings(this.ctx, actor, id);
+  }
+
+  // -------------------------------------------------------------- directory
+
+  /**
+   * Authorities and points of contact of every trusted manifest, and the
+   * authorities introduced to this node. `introductions` is the seam for the
+   * node's stored introductions; by default the trust store's.
+   */
+  directory(
+    actor: Actor,
+    filter: DirectoryFilter = {},
+    introductions: IntroductionSource = trustStoreIntroductions(this.ctx.trust),
+  ): DirectoryEntry[] {
+    this.ctx.users.require(actor, 'node:status');
+    return buildDirectory({
+      trust: this.ctx.trust,
+      self: this.ctx.address,
+      now: this.ctx.clock(),
+      introductions,
+      filter,
+    });
   }
 
   // ---------------------------------------------------------------- network
@@ -261,9 +367,10 @@ export class AuthorityNode {
 
   /** One pull of the mailbox (store, then ack, each item) and a flush of the outbox. */
   async syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
+    const trust = await this.trustSync.syncOnce();
     const items = await pullMailbox(this.ctx, options.onProgress);
     const outbox = await this.outbox.run({ force: true, ...options });
-    return { items, outbox };
+    return { trust, items, outbox };
   }
 
   /** Live sync: mailbox subscription from the stored cursor, and the outbox worker, until `stopSync`. */
@@ -278,10 +385,41 @@ export class AuthorityNode {
     };
     const worker = startOutboxWorker(this.ctx, this.outbox, emit);
     const mailbox = subscribeMailbox(this.ctx, { onEvent: emit, onStored: () => worker.poke() });
+    const trust = this.startTrustPolling(emit);
     this.sync = {
       poke: () => worker.poke(),
       stop: async () => {
-        await Promise.all([mailbox.stop(), worker.stop()]);
+        await Promise.all([mailbox.stop(), worker.stop(), trust.stop()]);
+      },
+    };
+  }
+
+  /** Poll the trust logs now and every `trust.pollSeconds` until stopped. */
+  private startTrustPolling(emit: (event: SyncEvent) => void): { stop(): Promise<void> } {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const poll = (): void => {
+      timer = undefined;
+      this.trustSync
+        .syncOnce()
+        .then(
+          (report) => {
+            if (!stopped) emit({ type: 'trust', report });
+          },
+          (err: unknown) => {
+            if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'trust sync' });
+          },
+        )
+        .finally(() => {
+          if (!stopped) timer = setTimeout(poll, this.trustSync.pollSeconds * 1000);
+        });
+    };
+    poll();
+    return {
+      stop: async () => {
+        stopped = true;
+        if (timer !== undefined) clearTimeout(timer);
+        await this.trustSync.idle();
       },
     };
   }

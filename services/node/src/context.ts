@@ -1,5 +1,5 @@
 import type { RelayClient } from '@rogatory/client';
-import type { TrustStore } from '@rogatory/protocol';
+import type { Manifest, TrustStore } from '@rogatory/protocol';
 import type { BlobStore } from '@rogatory/storage';
 import type { AuditAction, AuditLog } from './administration/audit-log.js';
 import type { NodeConfig } from './administration/config.js';
@@ -8,6 +8,7 @@ import type { LocalCipher } from './store/local-cipher.js';
 import type { NodeDatabase } from './store/db.js';
 import type { MailboxStore } from './store/mailbox-store.js';
 import type { UserDirectory } from './administration/users.js';
+import type { ManifestRefusal } from './trust/trust-state.js';
 
 /** Everything an open node holds; shared by the workflow modules behind `AuthorityNode`. */
 export interface NodeContext {
@@ -16,6 +17,11 @@ export interface NodeContext {
   readonly address: string;
   readonly keys: Keyring;
   readonly trust: TrustStore;
+  /** How the trust store was built at open: its base manifests, and trust-folder editions refused (D4). */
+  readonly trustState: {
+    readonly base: readonly Manifest[];
+    readonly refusals: readonly ManifestRefusal[];
+  };
   readonly cipher: LocalCipher;
   readonly db: NodeDatabase;
   readonly store: MailboxStore;

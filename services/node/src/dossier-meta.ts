@@ -23,6 +23,18 @@ export function metaOf(
       urgency: h.urgency,
     };
   }
+  if (content.kind !== 'answer') {
+    return {
+      kind: 'introduction',
+      type: content.kind,
+      caseReference: introductionReference(content),
+      sender,
+      recipients: [...recipients],
+      handlingCode,
+      ...(content.kind === 'introduction-referral' ? { requestId: content.requestId } : {}),
+      ...(content.kind === 'introduction-answer' ? { requestId: content.answerTo } : {}),
+    };
+  }
   const deadline =
     content.answerType === 'request-additional-information'
       ? content.additionalInformation.deadline
@@ -40,6 +52,19 @@ export function metaOf(
     inReplyTo: content.inReplyTo.envelopeId,
     ...(deadline === undefined ? {} : { deadline }),
   };
+}
+
+/** What lists show as the case reference of an introduction dossier: the officer's reference, if given. */
+function introductionReference(
+  content: Exclude<DossierContent, { kind: 'request' } | { kind: 'answer' }>,
+): string {
+  const reference =
+    content.kind === 'introduction-request'
+      ? content.caseReference
+      : content.kind === 'introduction-referral'
+        ? content.request.caseReference
+        : undefined;
+  return reference ?? 'introduction';
 }
 
 export function caseMetaOf(meta: DossierMeta, counterparts: readonly string[]): CaseMeta {

@@ -89,6 +89,11 @@ export const NODE_ERRORS = {
     exit: 8,
     meaning: 'A recipient is not a member of a trusted network or has no usable encryption key.',
   },
+  /** A recipient's identity key was revoked by its network: nothing is sealed to it. */
+  RECIPIENT_REVOKED: {
+    exit: 8,
+    meaning: "The recipient's identity key is revoked by its network; nothing is sealed to it.",
+  },
   /** Local storage is out of space; nothing was half-written. */
   STORAGE_FULL: {
     exit: 9,

@@ -55,3 +55,14 @@ export type { CaseSummary, DossierFilter, QuarantineEntry } from './reading/list
 export type { AttachmentInfo, OpenedView, SavedAttachment } from './reading/opening.js';
 export type { DossierSummary } from './reading/summaries.js';
 export * from './api/index.js';
+export {
+  DRAFT_WARNINGS,
+  type DraftWarning,
+  type DraftWarningCode,
+} from './drafting/recipient-warnings.js';
+export type {
+  DirectoryEntry,
+  DirectoryFilter,
+  IntroductionSource,
+  VouchedBy,
+} from './directory/directory.js';

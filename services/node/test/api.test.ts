@@ -189,11 +189,13 @@ describe('REST API (app.inject, one offline node)', () => {
       );
       expect(created.statusCode).toBe(201);
       const { id } = created.json<{ id: string; status: string }>();
-      expect(created.json()).toEqual({ id, status: 'draft' });
+      // No warning: the recipient accepts the type and language of the request.
+      expect(created.json()).toEqual({ id, status: 'draft', warnings: [] });
 
       expect((await as('approver-a').post(`/dossiers/${id}/submit`)).json()).toEqual({
         id,
         status: 'awaiting-approval',
+        warnings: [],
       });
       const own = await as('approver-a').post(`/dossiers/${id}/approve`);
       expect(own.statusCode).toBe(403);
@@ -243,6 +245,7 @@ describe('REST API (app.inject, one offline node)', () => {
       expect((await as('approver-a').post(`/dossiers/${id}/return`)).json()).toEqual({
         id,
         status: 'draft',
+        warnings: [],
       });
 
       const opened = await as('officer').post(`/dossiers/${id}/open`);
@@ -492,6 +495,7 @@ describe('REST API (app.inject, one offline node)', () => {
       'get /api/v1/status',
       'post /api/v1/sync',
       'post /api/v1/login-throttle/reset',
+      'get /api/v1/directory',
     ];
 
     it('GET /openapi.json is an OpenAPI 3 document with every route, its schemas and its error responses', async () => {

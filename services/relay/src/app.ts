@@ -1,5 +1,8 @@
 import websocket from '@fastify/websocket';
+import { mkdtemp } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { networkOf } from '@rogatory/protocol';
@@ -34,6 +37,9 @@ import { mailboxRoutes } from './plugins/mailbox.js';
 import { opsRoutes } from './plugins/ops.js';
 import { sessionRoutes } from './plugins/session.js';
 import { RelayCore } from './relay-core.js';
+import { trustRoutes, witnessRoutes } from './plugins/trust.js';
+import { TrustFiles } from './trust/files.js';
+import { TrustService } from './trust/service.js';
 import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
@@ -198,6 +204,22 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     rate,
     log: app.log,
   });
+  const trustService = await TrustService.open({
+    relayId: options.relayId,
+    network,
+    key: options.key,
+    trust: options.trust,
+    files: await TrustFiles.open(
+      options.trustDir ?? (await mkdtemp(join(tmpdir(), 'rogatory-relay-trust-'))),
+    ),
+    peerUrls: options.peerUrls ?? {},
+    clock,
+    log: app.log,
+    metrics,
+    pollMs: options.trustPollMs ?? 60_000,
+    requestTimeoutMs: forwarding.requestTimeoutMs,
+    onEdition: (n) => peers.forget(n),
+  });
   const context: RelayContext = {
     relayId: options.relayId,
     network,
@@ -215,6 +237,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     blobs: options.blobs,
     presence,
     trust: options.trust,
+    trustService,
     metrics,
     peers,
     limits,
@@ -265,6 +288,15 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     chunkRoutes(scope);
     envelopeRoutes(scope);
     federationRoutes(scope);
+    trustRoutes(scope);
+    // Witness requests (tlog-witness) are text/plain: that parser exists in the witness route's scope only.
+    await scope.register((witness, _opts, done) => {
+      witness.addContentTypeParser('text/plain', { parseAs: 'buffer' }, (_req, body, done) => {
+        done(null, body);
+      });
+      witnessRoutes(witness);
+      done();
+    });
     await mailboxRoutes(scope);
   });
 
@@ -287,12 +319,14 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
       });
     }, retention.gcIntervalMs);
     gcTimer.unref();
+    trustService.start();
   }
 
   // Drain: refuse new work (readyz turns 503), finish in-flight workers, then close stores.
   app.addHook('preClose', async () => {
     context.draining = true;
     if (gcTimer) clearInterval(gcTimer);
+    await trustService.stop();
     await options.backend.stopWorkers();
   });
   app.addHook('onRequest', (request, _reply, done) => {

@@ -35,6 +35,15 @@ export const RelayConfigSchema = Type.Object(
         manifestFiles: Type.Array(Type.String(), { minItems: 1 }),
         /** Override a peer network's relay URL (split-horizon DNS, tests). */
         peerUrls: Type.Optional(Type.Record(NetworkIdSchema, Type.String())),
+        /**
+         * Folder of the key transparency state (publication chains, witness
+         * state); default `<backend.dataDir>/trust`. Local to the instance,
+         * also with the Redis backend: the witness must run as one instance
+         * per relay id, or every instance must share this folder.
+         */
+        dir: Type.Optional(Type.String()),
+        /** How often peer networks' publication chains are fetched (default 60). */
+        pollSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
       },
       { additionalProperties: false },
     ),
@@ -87,6 +96,7 @@ export const RelayConfigSchema = Type.Object(
           heldBytesPerNode: Type.Optional(Positive),
           pendingBytesPerPeer: Type.Optional(Positive),
           heldBytesPerPeer: Type.Optional(Positive),
+          trustPerMinute: Type.Optional(Positive),
         },
         { additionalProperties: false },
       ),
@@ -177,6 +187,9 @@ export async function loadRelayConfig(
   const text = await readFile(file, 'utf8');
   const raw = (parseYaml(text) ?? {}) as Record<string, unknown>;
   const config = configShape.parse(applyEnvOverrides(raw, env));
+  // The key transparency state is local to the instance: with Redis and an object store there is no data directory to put it in.
+  if (config.trust.dir === undefined && config.backend.dataDir === undefined)
+    throw new Error(`${file}: trust.dir is required when backend.dataDir is not set`);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {
@@ -186,6 +199,7 @@ export async function loadRelayConfig(
       ...config.trust,
       rootFile: abs(config.trust.rootFile),
       manifestFiles: config.trust.manifestFiles.map(abs),
+      ...(config.trust.dir ? { dir: abs(config.trust.dir) } : {}),
     },
     backend: {
       ...config.backend,

@@ -9,6 +9,7 @@ import type { PeerDirectory } from './peers.js';
 import type { RateWindow } from './rate-window.js';
 import type { RelayCore } from './relay-core.js';
 import type { Session, SessionAuthority } from './sessions.js';
+import type { TrustService } from './trust/service.js';
 import type { BlobStore } from '@rogatory/storage';
 import type { TrustStore } from '@rogatory/protocol';
 
@@ -23,6 +24,8 @@ export interface RelayContext {
   /** Chunks known to be stored, so that submissions need not ask the blob store each time. */
   readonly presence: ChunkPresence;
   readonly trust: TrustStore;
+  /** Key transparency: publication chains, witness, peer polling. */
+  readonly trustService: TrustService;
   readonly metrics: RelayMetrics;
   readonly peers: PeerDirectory;
   readonly limits: RelayLimits;

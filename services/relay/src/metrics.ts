@@ -69,6 +69,30 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly trustEdition = new Gauge({
+    name: 'rogatory_relay_trust_edition',
+    help: 'Manifest edition (version) the relay applies, per network (own and peers)',
+    labelNames: ['network'] as const,
+    registers: [this.registry],
+  });
+
+  readonly trustLogSize = new Gauge({
+    name: 'rogatory_relay_trust_log_size',
+    help: 'Size of the key transparency log the relay holds a publication chain up to, per network',
+    labelNames: ['network'] as const,
+    registers: [this.registry],
+  });
+
+  readonly witnessCosignatures = new Counter({
+    name: 'rogatory_relay_witness_cosignatures_total',
+    help: 'add-checkpoint requests answered by the witness: outcome given (code OK) or refused, by code',
+    labelNames: ['outcome', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  /** Seconds since the last successful fetch of each peer network's chain (set by the trust service). */
+  trustFetchAge: () => ReadonlyMap<string, number> = () => new Map();
+
   constructor(backend: RelayBackend) {
     collectDefaultMetrics({ register: this.registry, prefix: 'rogatory_relay_' });
     const registry = this.registry;
@@ -82,6 +106,17 @@ export class RelayMetrics {
         this.set({ queue: 'mailbox' }, stats.mailboxItems);
         this.set({ queue: 'forward' }, stats.forwardPending);
         this.set({ queue: 'envelopes' }, stats.envelopes);
+      },
+    });
+    const fetchAge = (): ReadonlyMap<string, number> => this.trustFetchAge();
+    new Gauge({
+      name: 'rogatory_relay_trust_last_fetch_age_seconds',
+      help: "Seconds since the relay last fetched a peer network's publication chain successfully",
+      labelNames: ['network'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [network, age] of fetchAge()) this.set({ network }, age);
       },
     });
     // One series per identity and state: identities are the members and peer relays of trusted manifests, a bounded set.

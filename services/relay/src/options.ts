@@ -33,6 +33,8 @@ export interface RelayLimits {
   /** The same for a peer relay, which hands over the envelopes of a whole network. */
   readonly pendingBytesPerPeer: number;
   readonly heldBytesPerPeer: number;
+  /** Requests to the trust routes (publications, chains, witness) per source address per minute. */
+  readonly trustPerMinute: number;
 }
 
 const GiB = 1024 * 1024 * 1024;
@@ -53,6 +55,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   // A peer may hand over the largest envelope the limits allow, and many at once.
   pendingBytesPerPeer: 64 * GiB,
   heldBytesPerPeer: 256 * GiB,
+  trustPerMinute: 600,
 };
 
 export interface RelayRetention {
@@ -111,6 +114,14 @@ export interface RelayOptions {
   readonly clock?: () => number;
   /** pino logger options, or false for none; `stream` defaults to stdout. */
   readonly logger?: boolean | { level: string; stream?: { write(line: string): unknown } };
-  /** Start forwarding/expiry workers and the GC loop (default true). */
+  /**
+   * Folder of the relay's key transparency state (publications, witness
+   * state), local to this instance: `<dataDir>/trust` from a configuration.
+   * Absent: a fresh temporary folder (tests; the state does not survive).
+   */
+  readonly trustDir?: string;
+  /** Period of the peer chain polling loop, ms (default 60 s; `trust.pollSeconds`). */
+  readonly trustPollMs?: number;
+  /** Start forwarding/expiry workers, the GC loop and peer chain polling (default true). */
   readonly workers?: boolean;
 }

@@ -94,6 +94,11 @@ export class PeerDirectory {
     },
   ) {}
 
+  /** Drop the cached client of a network (its manifest changed: relay URL or key may differ). */
+  forget(network: string): void {
+    this.clients.delete(network);
+  }
+
   client(network: string): PeerClient | undefined {
     const cached = this.clients.get(network);
     if (cached) return cached;

@@ -40,7 +40,12 @@ export class Router {
     for (const recipient of recipients) {
       const network = networkOf(recipient);
       const manifest = this.trust.manifest(network);
-      if (manifest && !manifest.body.authorities.some((a) => a.address === recipient)) {
+      // Authorities and points of contact receive dossiers (a PoC is written to like an authority).
+      if (
+        manifest &&
+        !manifest.body.authorities.some((a) => a.address === recipient) &&
+        !manifest.body.pocs.some((p) => p.address === recipient)
+      ) {
         throw new RelayError(
           'RECIPIENT_UNKNOWN',
           `recipient ${recipient} is not a member of ${network}`,

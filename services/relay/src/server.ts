@@ -116,6 +116,16 @@ export async function openStores(
   };
 }
 
+/**
+ * Where the relay keeps its key transparency state: `trust.dir`, or
+ * `<backend.dataDir>/trust`. Local to the instance, with either backend.
+ */
+export function trustDirOf(config: RelayConfig): string {
+  if (config.trust.dir) return config.trust.dir;
+  if (config.backend.dataDir) return join(config.backend.dataDir, 'trust');
+  throw new Error('trust.dir is required when backend.dataDir is not set');
+}
+
 /** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */
 export async function relayOptionsFromConfig(
   config: RelayConfig,
@@ -164,6 +174,8 @@ export async function relayOptionsFromConfig(
         : {}),
     },
     ...(config.trust.peerUrls ? { peerUrls: config.trust.peerUrls } : {}),
+    trustDir: trustDirOf(config),
+    trustPollMs: (config.trust.pollSeconds ?? 60) * 1000,
     logger: { level: config.logLevel ?? 'info' },
   };
 }

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   CONTEXTS,
+  DOSSIER_PARTY_ROLES,
   ENVELOPE_LIMITS,
   fromBase64url,
   publicKeyOf,
@@ -119,9 +120,12 @@ export class SessionAuthority {
     if (!body.address.endsWith(`@${this.options.network}`))
       throw new RelayError('FORBIDDEN', 'this relay serves only its own network');
     try {
-      const key = this.options.trust.resolveSigningKey(body.address, signature.kid, now, [
-        'authority',
-      ]);
+      const key = this.options.trust.resolveSigningKey(
+        body.address,
+        signature.kid,
+        now,
+        DOSSIER_PARTY_ROLES,
+      );
       verifySignature(CONTEXTS.sessionChallenge, body, signature, publicKeyOf(key.key));
     } catch (err) {
       const { code } = relayCodeFor(err);
@@ -149,7 +153,7 @@ export class SessionAuthority {
     }
     try {
       // A key revoked or a member removed since login ends the session at once.
-      this.options.trust.resolveSigningKey(address, kid, now, ['authority']);
+      this.options.trust.resolveSigningKey(address, kid, now, DOSSIER_PARTY_ROLES);
     } catch (cause) {
       throw new RelayError('UNAUTHENTICATED', 'session no longer valid', { cause });
     }

@@ -598,7 +598,8 @@ function fuzzSuite(
           code: 'SIGNATURE_INVALID',
         },
         {
-          label: 'a point of contact',
+          // A point of contact may open a session (design D5), but only with its own key.
+          label: 'a point of contact signing with an authority key under its kid',
           challengeFor: poc.address,
           body: (x) => ({
             type: 'session',
@@ -607,8 +608,9 @@ function fuzzSuite(
             challenge: x.challenge,
             issuedAt: Date.now(),
           }),
-          key: poc.key,
-          code: 'SENDER_UNKNOWN',
+          key: ng,
+          kid: poc.key.kid,
+          code: 'SIGNATURE_INVALID',
         },
         {
           label: 'the relay itself',

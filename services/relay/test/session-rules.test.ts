@@ -154,6 +154,42 @@ describe('relay sessions', () => {
     ).toBe('CHALLENGE_INVALID');
   });
 
+  it('opens sessions for the points of contact of its network, who send and receive dossiers (design D5)', async () => {
+    const app = await relayApp();
+    const poc = world.networks['wacap']!.poc;
+    const c = await challenge(app, poc.address);
+    const body = {
+      type: 'session',
+      relay: c.relay,
+      address: poc.address,
+      challenge: c.challenge,
+      issuedAt: now,
+    };
+    const signature = signBytes(CONTEXTS.sessionChallenge, body, poc.key);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/session',
+      payload: { body, signature },
+    });
+    expect(res.statusCode).toBe(200);
+    const { token } = res.json<{ token: string }>();
+    const mailbox = await app.inject({
+      url: '/v1/mailbox',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(mailbox.statusCode).toBe(200);
+    // The PoC's key signs only as the PoC: the same key for an authority's address is refused.
+    const other = await challenge(app, 'sn-moj@wacap');
+    const forged = { ...body, address: 'sn-moj@wacap', challenge: other.challenge };
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/v1/session',
+      payload: { body: forged, signature: signBytes(CONTEXTS.sessionChallenge, forged, poc.key) },
+    });
+    expect(refused.statusCode).toBe(403);
+    expect(codeOf(refused)).toBe('SENDER_UNKNOWN');
+  });
+
   it('gives sessions thirty minutes', async () => {
     const app = await relayApp();
     const address = 'sn-moj@wacap';
@@ -184,6 +220,17 @@ describe('relay sessions', () => {
       expect((await loadRelayConfig(join(dir, 'ok.yaml'), {})).sessionTtlMs).toBe(20_000);
       await writeFile(join(dir, 'short.yaml'), config(4_999));
       await expect(loadRelayConfig(join(dir, 'short.yaml'), {})).rejects.toThrow();
+      // Without a data directory (Redis + object store) the trust state needs its own folder.
+      await writeFile(
+        join(dir, 'redis.yaml'),
+        config(20_000).replace(
+          'backend: { kind: embedded, dataDir: ./data }',
+          'backend: { kind: redis, redis: { url: "redis://127.0.0.1:1", prefix: p } }',
+        ),
+      );
+      await expect(loadRelayConfig(join(dir, 'redis.yaml'), {})).rejects.toThrow(
+        /redis\.yaml: trust\.dir is required/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 /**
  * Structured content of a dossier: the four UNTOC request types and the
- * answers to them, their schemas and a validator that explains problems to
+ * answers to them, the introduction kinds of the point-of-contact workflow, their schemas and a validator that explains problems to
  * the legal drafter. See docs/protocol.md, "Dossier content".
  */
 export { CONTENT_LIMITS } from './primitives.js';
@@ -129,6 +129,25 @@ export {
   type WithdrawalContent,
   type WithdrawalPart,
 } from './answers.js';
+export {
+  INTRODUCTION_DECLINE_REASONS,
+  INTRODUCTION_KINDS,
+  INTRODUCTION_LIMITS,
+  INTRODUCTION_OUTCOMES,
+  INTRODUCTION_SCHEMAS,
+  IntroductionAnswerContentSchema,
+  IntroductionContentSchema,
+  IntroductionInquirySchema,
+  IntroductionReferralContentSchema,
+  IntroductionRequestContentSchema,
+  isIntroductionKind,
+  type IntroductionAnswerContent,
+  type IntroductionContent,
+  type IntroductionInquiry,
+  type IntroductionKind,
+  type IntroductionReferralContent,
+  type IntroductionRequestContent,
+} from './introductions.js';
 export { DossierContentSchema, type DossierContent } from './dossier-content.js';
 export {
   MAX_CONTENT_ISSUES,

@@ -6,6 +6,12 @@ import { fail, ProtocolError, type ContentIssue } from '../errors.js';
 import { ANSWER_SCHEMAS, ANSWER_TYPES, answerCommonProperties } from './answers.js';
 import { RequestHeaderSchema } from './common.js';
 import type { DossierContent } from './dossier-content.js';
+import {
+  INTRODUCTION_KINDS,
+  INTRODUCTION_SCHEMAS,
+  applyIntroductionRules,
+  isIntroductionKind,
+} from './introductions.js';
 import { dedupeIssues, translateErrors } from './messages.js';
 import { isRecord, joinPointer, labelOf, own, walkWithSchema, type SchemaNode } from './pointer.js';
 import { CONTENT_LIMITS, oneOf } from './primitives.js';
@@ -48,6 +54,8 @@ const ANSWER_FALLBACK = Type.Object({
   }),
 });
 
+const KIND_LIST = ['request', 'answer', ...INTRODUCTION_KINDS].map((k) => `"${k}"`).join(', ');
+
 const compiled = new Map<TSchema, Validator>();
 
 function validatorFor(schema: TSchema): Validator {
@@ -73,6 +81,7 @@ function rootSchemaFor(content: Readonly<Record<string, unknown>>): TSchema | un
       ? ((own(ANSWER_SCHEMAS, type) as TSchema | undefined) ?? ANSWER_FALLBACK)
       : ANSWER_FALLBACK;
   }
+  if (isIntroductionKind(kind)) return INTRODUCTION_SCHEMAS[kind];
   return undefined;
 }
 
@@ -241,7 +250,7 @@ export function validateDossierContent(
     return [
       {
         path: '',
-        message: 'Dossier content must be a group of fields with kind "request" or "answer"',
+        message: `Dossier content must be a group of fields with kind ${KIND_LIST}`,
       },
     ];
   }
@@ -251,8 +260,8 @@ export function validateDossierContent(
       {
         path: '/kind',
         message: present(content, 'kind')
-          ? 'Kind must be "request" or "answer"'
-          : 'Kind is required: "request" or "answer"',
+          ? `Kind must be ${KIND_LIST}`
+          : `Kind is required: ${KIND_LIST}`,
       },
     ];
   }
@@ -261,6 +270,9 @@ export function validateDossierContent(
     ...oversizedLists(root, content),
     ...translateErrors(root, content, schemaErrors(schema, content)),
   ];
+  applyIntroductionRules(content, (path, message) => {
+    issues.push({ path, message });
+  });
   applyRules(root, content, {
     root,
     today: options.today,

@@ -50,6 +50,10 @@ export function nativePrimitives(): Primitives | null {
       sn.crypto_hash_sha256(out, data);
       return out;
     },
+    sha256Into(out, data) {
+      if (out.length !== 32) throw new RangeError('sha256Into needs a 32-byte output');
+      sn.crypto_hash_sha256(out, data);
+    },
   };
 }
 

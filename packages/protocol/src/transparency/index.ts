@@ -63,3 +63,19 @@ export {
   type WitnessLogState,
   type WitnessOutcome,
 } from './witness.js';
+export {
+  PUBLICATION_LIMITS,
+  PublicationEntrySchema,
+  PublicationSchema,
+  buildPublication,
+  checkPublicationQuorum,
+  logKeyOf,
+  publicationWitnesses,
+  verifyPublication,
+  verifyPublicationChain,
+  type LogState,
+  type Publication,
+  type PublicationSource,
+  type PublishedStatement,
+  type VerifiedPublication,
+} from './publication.js';

@@ -5,6 +5,7 @@
  */
 import { equalBytes, sha256 } from '../bytes.js';
 import { fail } from '../errors.js';
+import { sha256Into } from '../primitives.js';
 
 export const HASH_BYTES = 32;
 /** The most proof hashes a tree of up to 2^63 leaves needs (C2SP tlog-witness bound). */
@@ -32,6 +33,20 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   nodeInput.set(left, 1);
   nodeInput.set(right, 1 + HASH_BYTES);
   return sha256(nodeInput);
+}
+
+/**
+ * {@link nodeHash} written into `out` (32 bytes; may be `left` or `right`:
+ * both are copied before hashing) and returned: proof verification hashes
+ * into one buffer per running hash rather than allocating each result.
+ */
+function nodeHashInto(out: Uint8Array, left: Uint8Array, right: Uint8Array): Uint8Array {
+  if (left.length !== HASH_BYTES || right.length !== HASH_BYTES)
+    fail('PROOF_INVALID', 'a node hash takes two 32-byte hashes');
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_BYTES);
+  sha256Into(out, nodeInput);
+  return out;
 }
 
 function checkSize(n: number, what: string): void {
@@ -82,11 +97,13 @@ export function rootFromInclusionProof(
   let fn = index;
   let sn = size - 1;
   let r = leaf;
+  // The running hash, once it is no longer the caller's leaf.
+  const acc = new Uint8Array(HASH_BYTES);
   for (const p of proof) {
     checkHash(p, 'proof hash');
     if (sn === 0) fail('PROOF_INVALID', 'inclusion proof is too long');
     if (fn % 2 === 1 || fn === sn) {
-      r = nodeHash(p, r);
+      r = nodeHashInto(acc, p, r);
       if (fn % 2 === 0) {
         while (fn % 2 === 0 && fn !== 0) {
           fn = Math.floor(fn / 2);
@@ -94,7 +111,7 @@ export function rootFromInclusionProof(
         }
       }
     } else {
-      r = nodeHash(r, p);
+      r = nodeHashInto(acc, r, p);
     }
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
@@ -161,12 +178,15 @@ export function verifyConsistency(options: {
   }
   let fr = path[0]!;
   let sr = path[0]!;
+  // The two running hashes, once they are no longer the caller's first path hash.
+  const frAcc = new Uint8Array(HASH_BYTES);
+  const srAcc = new Uint8Array(HASH_BYTES);
   for (let i = 1; i < path.length; i++) {
     const c = path[i]!;
     if (sn === 0) fail('PROOF_INVALID', 'consistency proof is too long');
     if (fn % 2 === 1 || fn === sn) {
-      fr = nodeHash(c, fr);
-      sr = nodeHash(c, sr);
+      fr = nodeHashInto(frAcc, c, fr);
+      sr = nodeHashInto(srAcc, c, sr);
       if (fn % 2 === 0) {
         while (fn % 2 === 0 && fn !== 0) {
           fn = Math.floor(fn / 2);
@@ -174,7 +194,7 @@ export function verifyConsistency(options: {
         }
       }
     } else {
-      sr = nodeHash(sr, c);
+      sr = nodeHashInto(srAcc, sr, c);
     }
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);

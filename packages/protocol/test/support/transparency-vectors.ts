@@ -16,6 +16,7 @@ import {
   verifyConsistency,
   verifyCosignedCheckpoint,
   verifyInclusion,
+  verifyPublication,
   witnessAddCheckpoint,
   type NoteVerifier,
 } from '../../src/index.js';
@@ -53,6 +54,20 @@ export function runTransparencyVector(
         rootHash: toBase64(v.checkpoint.rootHash),
         leafHash: toBase64(leaf),
         cosigners: v.cosigners,
+      };
+    }
+    case 'publication': {
+      const held = input['held'] as { size: number; rootHash: string } | null;
+      const v = verifyPublication({
+        publication: input['publication'],
+        root: input['root'] as never,
+        held: held && { size: held.size, rootHash: fromBase64(held.rootHash, 'held root') },
+      });
+      return {
+        network: v.network,
+        size: v.size,
+        rootHash: toBase64(v.rootHash),
+        statements: v.statements.map((st) => ({ index: st.index, kind: st.kind })),
       };
     }
     case 'consistency':

@@ -29,6 +29,15 @@ import {
   revoke,
   type Secretariat,
 } from '../secretariat.js';
+import { addStatements, updateMember, type UpdateResult } from '../statements.js';
+import { pushPublications } from '../push.js';
+import {
+  logStatus,
+  queuedStatements,
+  showLog,
+  verifyLog,
+  verifyPublicationFile,
+} from '../log-report.js';
 import { EXIT, emit, formatTime, passphrase, reportError, table, type CliIO } from './io.js';
 
 export interface CliOptions {
@@ -82,6 +91,27 @@ async function sideOf(s: Secretariat, arg: string, now: number): Promise<DiffSid
   const value = await readJsonFile(arg, 'the edition file');
   verifyEditionValue(s, value, arg, now);
   return sideOfEdition(value as Manifest);
+}
+
+function cosignerName(c: unknown): string {
+  if (typeof c === 'string') return c;
+  const name = (c as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : JSON.stringify(c);
+}
+
+function renderUpdate(r: UpdateResult): string {
+  return [
+    `${r.role} ${r.address} updated in the draft: identity key ${r.key}`,
+    ...(r.rotated
+      ? [
+          `rotated ${r.rotated.oldKid} -> ${r.rotated.newKid}${r.rotated.queued ? ' (rotation queued for the log)' : ''}`,
+        ]
+      : []),
+    ...(r.added ? [`encryption key ${r.added} added (newest first)`] : []),
+    ...(r.dropped.length > 0 ? [`retired: ${r.dropped.join(', ')}`] : []),
+    ...(r.role === 'relay' ? [] : [`encryption keys: ${r.encryptionKeys.join(', ')}`]),
+    'It takes effect with the next publish.',
+  ].join('\n');
 }
 
 export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
@@ -252,6 +282,57 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
       );
     });
 
+  const update = (c: Command, role: 'authority' | 'poc') =>
+    c
+      .command('update <address>')
+      .description(
+        `change the keys of a${role === 'authority' ? 'n authority' : ' point of contact'} in the draft: add an encryption certificate, rotate the identity key, retire a key`,
+      )
+      .option('--cert <file>', 'an encryption-key certificate (rogatory keys rotate-encryption)')
+      .option(
+        '--rotation <file>',
+        'a KeyRotation signed by the listed identity key (rogatory keys rotate-identity); queued for the log',
+      )
+      .option('--drop-key <kid>', 'retire this encryption key')
+      .action(
+        async (
+          address: string,
+          opts: { cert?: string; rotation?: string; dropKey?: string },
+          cmd: Command,
+        ) => {
+          const g = globals(cmd);
+          const r = await updateMember({
+            dir: g.dir,
+            role,
+            address,
+            ...(opts.cert === undefined ? {} : { certFile: opts.cert }),
+            ...(opts.rotation === undefined ? {} : { rotationFile: opts.rotation }),
+            ...(opts.dropKey === undefined ? {} : { dropKid: opts.dropKey }),
+          });
+          emit(io, g.json, r, () => renderUpdate(r));
+        },
+      );
+  update(authority, 'authority');
+  update(poc, 'poc');
+  relay
+    .command('update <id>')
+    .description(
+      'replace a relay key in the draft (--key), or rotate it with a KeyRotation (--rotation)',
+    )
+    .option('--key <file>', 'the new KeyRef printed by `rogatory-relay keygen`')
+    .option('--rotation <file>', 'a KeyRotation signed by the listed relay key; queued for the log')
+    .action(async (id: string, opts: { key?: string; rotation?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await updateMember({
+        dir: g.dir,
+        role: 'relay',
+        address: id,
+        ...(opts.key === undefined ? {} : { keyFile: opts.key }),
+        ...(opts.rotation === undefined ? {} : { rotationFile: opts.rotation }),
+      });
+      emit(io, g.json, r, () => renderUpdate(r));
+    });
+
   const anchor = program.command('anchor').description('this network’s anchor');
   anchor
     .command('export')
@@ -337,35 +418,138 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
 
   program
     .command('publish')
-    .description('sign the next edition from the draft (version + 1, previous = hash of the last)')
+    .description(
+      'append the queued statements and the next edition (version + 1) to the log, sign the checkpoint, write the publication',
+    )
     .option('--valid-days <days>', 'validUntil = now + days', '90')
+    .option('--statements-only', 'publish the queued statements without a new edition')
     .option(
       '--passphrase-file <file>',
       'read the passphrase from the first line of this file (else $ROGATORY_PASSPHRASE or a prompt)',
     )
-    .action(async (opts: { validDays: string; passphraseFile?: string }, cmd: Command) => {
+    .action(
+      async (
+        opts: { validDays: string; statementsOnly?: boolean; passphraseFile?: string },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        const validDays = parseDays(opts.validDays, '--valid-days');
+        const secret = await passphrase(io, opts.passphraseFile, 'Root key passphrase: ');
+        const result = await publishEdition({
+          dir: g.dir,
+          passphrase: secret,
+          validDays,
+          statementsOnly: opts.statementsOnly === true,
+          clock,
+        });
+        const b = result.manifest?.body;
+        const p = result.publication;
+        const counts = (['rotation', 'revocation', 'introduction', 'manifest'] as const)
+          .map((k) => [k, p.entries.filter((e) => e.kind === k).length] as const)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${n} ${k}${n > 1 ? 's' : ''}`)
+          .join(', ');
+        emit(
+          io,
+          g.json,
+          {
+            version: result.version,
+            hash: result.hash,
+            file: result.file,
+            issuedAt: b?.issuedAt ?? null,
+            validUntil: b?.validUntil ?? null,
+            publication: p,
+          },
+          () =>
+            [
+              ...(b
+                ? [
+                    `edition ${b.version} of ${b.network} published: ${result.file}`,
+                    `hash         ${result.hash}`,
+                    `valid until  ${formatTime(b.validUntil)}`,
+                    `members      ${b.relays.length} relays, ${b.pocs.length} PoCs, ${b.authorities.length} authorities, ${b.peers.length} peers, ${b.revoked.length} revoked keys`,
+                  ]
+                : ['statements published without a new edition']),
+              `log          ${p.previousSize} -> ${p.size} (${counts}): ${p.file}`,
+              'Push it to the relays: rogatory-network push --relay <url>',
+            ].join('\n'),
+        );
+      },
+    );
+
+  const log = program.command('log').description('the network’s transparency log');
+  log
+    .command('add <file>')
+    .description(
+      'queue signed statements for the next publish: key rotations, revocations, PoC introductions (checked against the current edition)',
+    )
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd);
-      const validDays = parseDays(opts.validDays, '--valid-days');
-      const secret = await passphrase(io, opts.passphraseFile, 'Root key passphrase: ');
-      const result = await publishEdition({ dir: g.dir, passphrase: secret, validDays, clock });
-      const b = result.manifest.body;
+      const queued = await addStatements({ dir: g.dir, file });
+      emit(io, g.json, { queued }, () =>
+        queued
+          .map(
+            (q) =>
+              `${q.kind} of ${q.subject} (${q.hash.slice(0, 16)}…): ${q.status === 'queued' ? 'queued for the next publish' : q.status}`,
+          )
+          .join('\n'),
+      );
+    });
+  log
+    .command('show')
+    .description('size, root hash and entries of the log; the statements queued')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await showLog(g.dir);
+      emit(io, g.json, r, () =>
+        [
+          `log of ${r.network}: ${r.size} entries, root ${r.rootHash}`,
+          '',
+          table(
+            ['INDEX', 'KIND', 'HASH'],
+            r.entries.map((e) => [String(e.index), e.kind, e.hash]),
+          ),
+          '',
+          `${r.publications} publications; ${r.queued} statements queued for the next publish`,
+        ].join('\n'),
+      );
+    });
+  log
+    .command('verify')
+    .description(
+      'recompute the tree from publications/ and check every checkpoint, proof and edition against log.db',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await verifyLog(g.dir);
       emit(
         io,
         g.json,
-        {
-          version: result.version,
-          hash: result.hash,
-          file: result.file,
-          issuedAt: b.issuedAt,
-          validUntil: b.validUntil,
-        },
+        r,
         () =>
-          [
-            `edition ${result.version} of ${b.network} published: ${result.file}`,
-            `hash         ${result.hash}`,
-            `valid until  ${formatTime(b.validUntil)}`,
-            `members      ${b.relays.length} relays, ${b.pocs.length} PoCs, ${b.authorities.length} authorities, ${b.peers.length} peers, ${b.revoked.length} revoked keys`,
-          ].join('\n'),
+          `${r.publications} publications of ${r.network} form one chain to size ${r.size} (root ${r.rootHash}): ${r.kinds.manifest} editions, ${r.kinds.rotation} rotations, ${r.kinds.revocation} revocations, ${r.kinds.introduction} introductions; log.db agrees.`,
+      );
+    });
+
+  program
+    .command('push')
+    .description(
+      'give a relay of this network every publication it does not hold yet, in order; print the witnesses that cosigned',
+    )
+    .requiredOption('--relay <url>', 'the relay URL, e.g. https://relay.wacap.example')
+    .action(async (opts: { relay: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await pushPublications({ dir: g.dir, relay: opts.relay });
+      emit(io, g.json, r, () =>
+        [
+          `${r.relay} held ${r.relaySize} entries of ${r.network}'s log`,
+          ...(r.pushed.length === 0
+            ? ['nothing to push: it is up to date']
+            : r.pushed.map(
+                (p) =>
+                  `pushed ${p.file}${p.edition === null ? '' : ` (edition ${p.edition})`}: cosigned by ${p.cosigners.length === 0 ? 'no witness yet' : p.cosigners.map(cosignerName).join(', ')}`,
+              )),
+        ].join('\n'),
       );
     });
 
@@ -388,21 +572,36 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
             : await sideOf(s, from, now);
         const b = to === undefined ? sideOfDraft(s.draft) : await sideOf(s, to, now);
         const d = diffEditions(a, b);
-        emit(io, g.json, d, () => renderDiff(d));
+        if (to !== undefined && to !== 'draft') {
+          emit(io, g.json, d, () => renderDiff(d));
+          return;
+        }
+        // Towards the draft: also what the next publication logs besides the edition.
+        const queued = await queuedStatements(g.dir);
+        emit(io, g.json, { ...d, queued }, () =>
+          [
+            renderDiff(d),
+            ...queued.map(
+              (q) =>
+                `+ log ${q.kind} ${q.subject}${q.kid === undefined ? '' : ` key ${q.kid}`} (next publish)`,
+            ),
+          ].join('\n'),
+        );
       },
     );
 
   program
     .command('verify [file]')
     .description(
-      'verify the chain of editions from version 1, or one edition file against the root or a peer anchor',
+      'verify the chain of editions from version 1 and the log, or one edition or publication file against the root or a peer anchor',
     )
     .action(async (file: string | undefined, _opts: unknown, cmd: Command) => {
       const g = globals(cmd);
       const s = await loadSecretariat(g.dir);
       const now = clock();
       if (file === undefined) {
-        const r = chainReport(s, now);
+        const r = { ...chainReport(s, now), log: await verifyLog(g.dir) };
+        const logLine = `log: ${r.log.publications} publications form one chain to size ${r.log.size}; every checkpoint, proof and edition agrees with log.db.`;
         emit(io, g.json, r, () =>
           r.last === null
             ? `no edition of ${r.network} published yet (root ${r.rootKid}, fingerprint ${r.fingerprint})`
@@ -411,11 +610,24 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
                 `(fingerprint ${r.fingerprint}) and names the hash of the one before.`,
                 `edition ${r.last.version} (${r.last.hash}) lists ${r.last.relays} relays, ${r.last.pocs} PoCs, ${r.last.authorities} authorities, ${r.last.peers} peers, ${r.last.revoked} revoked keys;`,
                 `valid until ${formatTime(r.last.validUntil)}${r.last.expired ? ' (EXPIRED: publish a new edition)' : ''}.`,
+                logLine,
               ].join('\n'),
         );
         return;
       }
-      const r = verifyEditionValue(s, await readJsonFile(file, 'the edition file'), file, now);
+      const value = await readJsonFile(file, 'the edition file');
+      if ((value as { type?: unknown } | null)?.type === 'publication') {
+        const r = await verifyPublicationFile(g.dir, value, file);
+        emit(
+          io,
+          g.json,
+          r,
+          () =>
+            `${file}: publication of ${r.network}, log ${r.previousSize} -> ${r.size} (${r.entries} entries), signed by the root ${s.config.root.kid}; ${r.inChain ? 'it is in this folder’s chain' : 'NOT in this folder’s chain'}.`,
+        );
+        return;
+      }
+      const r = verifyEditionValue(s, value, file, now);
       emit(io, g.json, r, () =>
         [
           `${file}: edition ${r.version} of ${r.network} (${r.hash})`,
@@ -482,7 +694,14 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
       const r = chainReport(s, clock());
       const last = s.editions.at(-1);
       const pending = diffEditions(last ? sideOfEdition(last) : EMPTY_SIDE, sideOfDraft(s.draft));
-      const value = { ...r, draftBasedOn: s.draft.basedOn, pendingChanges: !isEmptyDiff(pending) };
+      const log = await logStatus(g.dir);
+      const value = {
+        ...r,
+        draftBasedOn: s.draft.basedOn,
+        pendingChanges: !isEmptyDiff(pending),
+        log,
+      };
+      const q = log.queued;
       emit(io, g.json, value, () =>
         [
           `network       ${r.network}`,
@@ -490,6 +709,12 @@ export function buildProgram(io: CliIO, options: CliOptions = {}): Command {
           `fingerprint   ${r.fingerprint}`,
           `editions      ${r.editions}${r.last ? `, last v${r.last.version} valid until ${formatTime(r.last.validUntil)}${r.last.expired ? ' (EXPIRED)' : ''}` : ''}`,
           `draft         ${value.pendingChanges ? 'has changes to publish (see diff)' : 'no changes'}`,
+          `log           ${log.size} entries, ${log.publications} publications`,
+          `queued        ${q.rotations} rotations, ${q.revocations} revocations, ${q.introductions} introductions`,
+          ...log.relays.map(
+            (x) =>
+              `relay         ${x.url}: pushed up to ${x.pushed}${x.unpushed > 0 ? `, ${x.unpushed} publications NOT PUSHED (push --relay ${x.url})` : ', up to date'}`,
+          ),
         ].join('\n'),
       );
     });

@@ -40,6 +40,14 @@ export const AUDIT_ACTIONS = [
   'relay.misbehaviour',
   'evidence.sent',
   'outbox.retry',
+  'trust.edition-applied',
+  'trust.publication-refused',
+  'trust.fork-detected',
+  'trust.fork-cleared',
+  'trust.manifest-refused',
+  'keys.rotate-encryption',
+  'keys.rotate-identity',
+  'keys.identity-switch',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -5,6 +5,7 @@ import {
   AddressSchema,
   EncryptionKeyCertSchema,
   KeyRefSchema,
+  KeyRotationSchema,
   NetworkIdSchema,
   validator,
 } from '@rogatory/protocol';
@@ -50,6 +51,20 @@ export const BlobStoreConfigSchema = Type.Union([
 ]);
 export type BlobStoreConfig = Static<typeof BlobStoreConfigSchema>;
 
+/** Trust synchronisation (design D4): witness quorum on a log's newest checkpoint, and how often to poll. */
+export const TrustSyncConfigSchema = Type.Object(
+  {
+    /** Distinct trusted witnesses (peer networks' relays) that must have cosigned; default 1. */
+    quorum: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** Seconds between polls of the publications while sync runs; default 300. */
+    pollSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+  },
+  { additionalProperties: false },
+);
+export type TrustSyncConfig = Static<typeof TrustSyncConfigSchema>;
+export const DEFAULT_TRUST_QUORUM = 1;
+export const DEFAULT_TRUST_POLL_SECONDS = 300;
+
 export const NodeConfigSchema = Type.Object(
   {
     format: Type.Literal('rogatory-node'),
@@ -66,10 +81,30 @@ export const NodeConfigSchema = Type.Object(
     identity: KeyRefSchema,
     /** Certificates of the node's encryption keys, newest last; the last one is the archive key. */
     encryptionCerts: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: 16 }),
+    /**
+     * An identity rotation waiting for an edition to list its new key
+     * (`rogatory keys rotate-identity`): the rotation statement, and the
+     * node's encryption certificates re-issued by the new key for that edition.
+     */
+    pendingIdentity: Type.Optional(
+      Type.Object(
+        {
+          rotation: KeyRotationSchema,
+          encryptionCerts: Type.Array(EncryptionKeyCertSchema, { minItems: 1, maxItems: 16 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Identity keys an edition replaced, oldest first. */
+    retiredIdentities: Type.Optional(Type.Array(KeyRefSchema, { maxItems: 16 })),
     paths: Type.Object(
       {
         identityKey: RelativePath,
         encryptionKeys: Type.Array(RelativePath, { minItems: 1, maxItems: 16 }),
+        /** The sealed key file of an identity key rotated in and not yet listed by an edition. */
+        pendingIdentityKey: Type.Optional(RelativePath),
+        /** Sealed key files of identity keys an edition has replaced (kept, never used to sign). */
+        retiredIdentityKeys: Type.Optional(Type.Array(RelativePath, { maxItems: 16 })),
         storageKey: RelativePath,
         database: RelativePath,
         trust: RelativePath,
@@ -82,6 +117,7 @@ export const NodeConfigSchema = Type.Object(
     passwordKdf: KdfLimitsSchema,
     /** Lifetime of sent envelopes, in days (1..90). */
     envelopeLifetimeDays: Type.Integer({ minimum: 1, maximum: 90 }),
+    trust: Type.Optional(TrustSyncConfigSchema),
     createdAt: Type.Integer({ minimum: 0 }),
   },
   { additionalProperties: false },

@@ -29,7 +29,10 @@ export const KEY_PURPOSES = {
 
 /** The node's secrets once unlocked. */
 export interface Keyring {
+  /** The key the node signs with (the one its network's manifest lists). */
   readonly identity: SigningKeyPair;
+  /** An identity key rotated in (`keys rotate-identity`) that no trusted edition lists yet: never used to sign. */
+  readonly pendingIdentity?: SigningKeyPair;
   /** Every encryption key pair the node holds, oldest first (old ones keep archives readable). */
   readonly encryption: readonly EncryptionKeyPair[];
   /** 32 random bytes: the root of local encryption at rest. */
@@ -39,6 +42,7 @@ export interface Keyring {
 export interface KeyringPaths {
   readonly identityKey: string;
   readonly encryptionKeys: readonly string[];
+  readonly pendingIdentityKey?: string;
   readonly storageKey: string;
 }
 
@@ -128,10 +132,20 @@ export async function openKeyring(options: {
   const encryptionFiles: unknown[] = [];
   for (const path of paths.encryptionKeys) encryptionFiles.push(await readKeyFile(dir, path));
   const storageFile = await readKeyFile(dir, paths.storageKey);
+  const pendingFile =
+    paths.pendingIdentityKey === undefined
+      ? undefined
+      : await readKeyFile(dir, paths.pendingIdentityKey);
   // Argon2id runs on short-lived worker threads (see createKeyring).
   const identity = await unlocked(paths.identityKey, () =>
     openSigningKeyAsync(identityFile, unlock(passphrase, KEY_PURPOSES.identity)),
   );
+  const pendingIdentity =
+    pendingFile === undefined
+      ? undefined
+      : await unlocked(paths.pendingIdentityKey!, () =>
+          openSigningKeyAsync(pendingFile, unlock(passphrase, KEY_PURPOSES.identity)),
+        );
   const encryption: EncryptionKeyPair[] = [];
   for (const [i, path] of paths.encryptionKeys.entries()) {
     encryption.push(
@@ -145,7 +159,53 @@ export async function openKeyring(options: {
   );
   if (storageKey.length !== 32)
     return nodeFail('CONFIG_INVALID', 'the storage key file does not hold a 32-byte key');
-  return { identity, encryption, storageKey };
+  return { identity, encryption, storageKey, ...(pendingIdentity ? { pendingIdentity } : {}) };
+}
+
+/** Seal a new key pair under the passphrase into `path` (never overwriting an existing file). */
+export async function writeSealedKey(options: {
+  dir: string;
+  path: string;
+  passphrase: string;
+  limits: KdfLimits;
+  pair: { kind: 'identity'; key: SigningKeyPair } | { kind: 'encryption'; key: EncryptionKeyPair };
+}): Promise<void> {
+  const { pair, passphrase, limits } = options;
+  const sealed =
+    pair.kind === 'identity'
+      ? await sealSigningKeyAsync(pair.key, {
+          passphrase,
+          purpose: KEY_PURPOSES.identity,
+          limits,
+          derive: deriveKeyInWorker,
+        })
+      : await sealEncryptionKeyAsync(pair.key, {
+          passphrase,
+          purpose: KEY_PURPOSES.encryption,
+          limits,
+          derive: deriveKeyInWorker,
+        });
+  await writeFile(join(options.dir, options.path), `${JSON.stringify(sealed, null, 2)}\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  });
+}
+
+/** Check that `passphrase` opens the node's identity key file (PASSPHRASE_INVALID otherwise): new key files must open with it. */
+export async function checkPassphrase(options: {
+  dir: string;
+  passphrase: string;
+  paths: KeyringPaths;
+  identityKid: string;
+}): Promise<void> {
+  const file = await readKeyFile(options.dir, options.paths.identityKey);
+  const key = await unlocked(options.paths.identityKey, () =>
+    openSigningKeyAsync(file, unlock(options.passphrase, KEY_PURPOSES.identity)),
+  );
+  const kid = key.kid;
+  sodium().memzero(key.secretKey);
+  if (kid !== options.identityKid)
+    nodeFail('CONFIG_INVALID', 'the identity key file does not match node.json');
 }
 
 function copyPair<T extends SigningKeyPair | EncryptionKeyPair>(pair: T): T {
@@ -199,6 +259,7 @@ async function readKeyFile(dir: string, path: string): Promise<unknown> {
 export function wipeKeyring(keys: Keyring): void {
   const s = sodium();
   s.memzero(keys.identity.secretKey);
+  if (keys.pendingIdentity) s.memzero(keys.pendingIdentity.secretKey);
   for (const k of keys.encryption) s.memzero(k.secretKey);
   s.memzero(keys.storageKey);
 }

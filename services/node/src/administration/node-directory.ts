@@ -32,7 +32,9 @@ import {
 import { LocalCipher } from '../store/local-cipher.js';
 import { NodeDatabase } from '../store/db.js';
 import { MailboxStore } from '../store/mailbox-store.js';
-import { buildTrust, loadTrust, writeTrustMaterial } from './trust-material.js';
+import { buildTrust, readTrustFolder, writeTrustMaterial } from './trust-material.js';
+import { TrustTable } from '../store/trust-table.js';
+import { loadNodeTrust } from '../trust/trust-state.js';
 import { UserDirectory, type NewUser } from './users.js';
 
 const YEAR = 365 * 24 * 3600 * 1000;
@@ -249,12 +251,17 @@ export async function openContext(options: OpenNodeOptions): Promise<NodeContext
   try {
     if (keys.identity.kid !== config.identity.kid)
       nodeFail('CONFIG_INVALID', 'the identity key file does not match node.json');
-    const trust = await loadTrust(join(dir, config.paths.trust), {
-      network: config.network,
-      root: config.pinnedRoot,
-    });
     cipher = new LocalCipher(keys.storageKey);
     db = NodeDatabase.open(join(dir, config.paths.database));
+    // The trust folder is checked against the editions the node accepted from the logs (D4).
+    const trustDir = join(dir, config.paths.trust);
+    const loaded = await loadNodeTrust({
+      pinned: { network: config.network, root: config.pinnedRoot },
+      folder: await readTrustFolder(trustDir),
+      folderDir: trustDir,
+      table: new TrustTable(db),
+    });
+    const trust = loaded.trust;
     const inner = await openBlobStore(dir, config.blobs);
     const blobs = options.wrapBlobStore ? options.wrapBlobStore(inner) : inner;
     const relay = new RelayClient({
@@ -275,6 +282,7 @@ export async function openContext(options: OpenNodeOptions): Promise<NodeContext
       address: config.address,
       keys,
       trust,
+      trustState: { base: loaded.base, refusals: loaded.refusals },
       cipher,
       db,
       store,

@@ -45,7 +45,8 @@ export function buildTrust(
   return trust;
 }
 
-function parseManifest(value: unknown): Manifest {
+/** A manifest's shape (CONFIG_INVALID with detail SCHEMA_INVALID), not its signature. */
+export function parseManifest(value: unknown): Manifest {
   try {
     return manifestShape.parse(value);
   } catch (cause) {
@@ -67,11 +68,8 @@ export async function writeTrustMaterial(dir: string, trust: TrustStore): Promis
   }
 }
 
-/** Read every manifest file of the trust directory and build the trust store. */
-export async function loadTrust(
-  dir: string,
-  pinned: { network: string; root: KeyRef },
-): Promise<TrustStore> {
+/** Read every manifest file of the trust directory (JSON, unverified), in file-name order. */
+export async function readTrustFolder(dir: string): Promise<unknown[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
@@ -86,5 +84,13 @@ export async function loadTrust(
       nodeFail('CONFIG_INVALID', `trust file ${name} is not JSON`, { cause });
     }
   }
-  return buildTrust(pinned, manifests);
+  return manifests;
+}
+
+/** Read every manifest file of the trust directory and build the trust store. */
+export async function loadTrust(
+  dir: string,
+  pinned: { network: string; root: KeyRef },
+): Promise<TrustStore> {
+  return buildTrust(pinned, await readTrustFolder(dir));
 }

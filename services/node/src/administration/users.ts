@@ -26,6 +26,7 @@ export const PERMISSIONS = {
   'audit:verify': ['admin'],
   'quarantine:read': ['officer', 'approver', 'admin'],
   'node:status': ['officer', 'approver', 'admin'],
+  'keys:manage': ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 

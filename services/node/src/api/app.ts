@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { nodeFail } from '../errors.js';
 import { FileRoot } from '../files/file-root.js';
 import type { AuthorityNode } from '../authority-node.js';
+import { directoryRoutes } from './directory-routes.js';
 import { dossierRoutes } from './dossier-routes.js';
 import { nodeRoutes, userRoutes } from './admin-routes.js';
 import { loginRoute, logoutRoute, requireSession } from './auth-routes.js';
@@ -185,6 +186,7 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
         dossierRoutes(authed);
         userRoutes(authed);
         nodeRoutes(authed);
+        directoryRoutes(authed);
         done();
       });
     },

@@ -31,6 +31,7 @@ const DRAFT_ERRORS = [
   'PATH_REFUSED',
   'CONTENT_INVALID',
   'RECIPIENT_UNKNOWN',
+  'RECIPIENT_REVOKED',
   'INVALID_STATE',
   'STORAGE_FULL',
 ] as const;
@@ -135,7 +136,9 @@ export function dossierRoutes(app: FastifyInstance): void {
         ...(attachments ? { attachments } : {}),
         ...(caseId === undefined ? {} : { caseId }),
       });
-      return reply.code(201).send({ id, status: 'draft' });
+      return reply
+        .code(201)
+        .send({ id, status: 'draft', warnings: node.warnings(actorOf(request), id) });
     },
   );
 
@@ -160,7 +163,11 @@ export function dossierRoutes(app: FastifyInstance): void {
         ...(attachments ? { attachments } : {}),
         ...(keepAttachments === undefined ? {} : { keepAttachments }),
       });
-      return { id: request.params.id, status: 'draft' };
+      return {
+        id: request.params.id,
+        status: 'draft',
+        warnings: node.warnings(actorOf(request), request.params.id),
+      };
     },
   );
 
@@ -177,7 +184,11 @@ export function dossierRoutes(app: FastifyInstance): void {
     },
     (request) => {
       node.submitForApproval(actorOf(request), request.params.id);
-      return { id: request.params.id, status: 'awaiting-approval' };
+      return {
+        id: request.params.id,
+        status: 'awaiting-approval',
+        warnings: node.warnings(actorOf(request), request.params.id),
+      };
     },
   );
 
@@ -196,8 +207,10 @@ export function dossierRoutes(app: FastifyInstance): void {
       },
     },
     async (request) => {
+      // Warnings are computed while the content is still a draft: once sealed it is not held as one.
+      const warnings = node.warnings(actorOf(request), request.params.id);
       const envelopeId = await node.approve(actorOf(request), request.params.id);
-      return { id: request.params.id, status: 'approved', envelopeId };
+      return { id: request.params.id, status: 'approved', envelopeId, warnings };
     },
   );
 
@@ -214,7 +227,11 @@ export function dossierRoutes(app: FastifyInstance): void {
     },
     (request) => {
       node.returnToDraft(actorOf(request), request.params.id);
-      return { id: request.params.id, status: 'draft' };
+      return {
+        id: request.params.id,
+        status: 'draft',
+        warnings: node.warnings(actorOf(request), request.params.id),
+      };
     },
   );
 
@@ -236,7 +253,9 @@ export function dossierRoutes(app: FastifyInstance): void {
         content: request.body.content,
         ...(attachments ? { attachments } : {}),
       });
-      return reply.code(201).send({ id, status: 'draft' });
+      return reply
+        .code(201)
+        .send({ id, status: 'draft', warnings: node.warnings(actorOf(request), id) });
     },
   );
 

@@ -28,6 +28,7 @@ export const API_ERRORS = {
   INVALID_STATE: { status: 409, meaning: NODE_ERRORS.INVALID_STATE.meaning },
   CONTENT_INVALID: { status: 422, meaning: NODE_ERRORS.CONTENT_INVALID.meaning },
   RECIPIENT_UNKNOWN: { status: 422, meaning: NODE_ERRORS.RECIPIENT_UNKNOWN.meaning },
+  RECIPIENT_REVOKED: { status: 422, meaning: NODE_ERRORS.RECIPIENT_REVOKED.meaning },
   STORAGE_FULL: { status: 507, meaning: NODE_ERRORS.STORAGE_FULL.meaning },
   STORAGE_FAILED: { status: 500, meaning: NODE_ERRORS.STORAGE_FAILED.meaning },
   RELAY_REJECTED: { status: 502, meaning: NODE_ERRORS.RELAY_REJECTED.meaning },

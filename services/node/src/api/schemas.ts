@@ -251,10 +251,20 @@ export const ExportBody = Type.Object(
 );
 export type ExportBody = Static<typeof ExportBody>;
 
+/** A warning about a request (never a refusal); codes in drafting/recipient-warnings.ts. */
+export const DraftWarning = Type.Object({
+  code: Type.Enum(['COMPETENCE_NOT_LISTED', 'LANGUAGE_NOT_LISTED']),
+  recipient: Type.String(),
+  value: Type.String({ description: 'the request type or language concerned' }),
+  listed: Type.Array(Type.String(), { description: "what the recipient's manifest entry lists" }),
+  message: Type.String(),
+});
+
 export const DossierState = Type.Object({
   id: Type.String(),
   status: Type.String(),
   envelopeId: Type.Optional(Type.String()),
+  warnings: Type.Optional(Type.Array(DraftWarning)),
 });
 
 export const OpenedView = Type.Object({
@@ -416,4 +426,49 @@ export const SyncReply = Type.Object({
     }),
   ),
   outbox: OutboxReport,
+});
+
+// ------------------------------------------------------------------ directory
+
+export const DirectoryQuery = Type.Object(
+  {
+    country: Type.Optional(Type.String({ pattern: '^[A-Za-z]{2}$' })),
+    network: Type.Optional(Type.String({ maxLength: 64 })),
+    type: Type.Optional(Type.String({ maxLength: 64 })),
+    language: Type.Optional(Type.String({ maxLength: 35 })),
+    text: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type DirectoryQuery = Static<typeof DirectoryQuery>;
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const DirectoryList = Type.Object({
+  entries: Type.Array(
+    Type.Object({
+      address: Type.String(),
+      role: Type.Enum(['authority', 'poc']),
+      name: Nullable(Type.String()),
+      country: Nullable(Type.String()),
+      network: Type.String(),
+      competences: Type.Array(Type.String()),
+      languages: Type.Array(Type.String()),
+      vouchedBy: Type.Array(
+        Type.Union([
+          Type.Object({
+            kind: Type.Literal('manifest'),
+            network: Type.String(),
+            edition: Type.Integer(),
+          }),
+          Type.Object({
+            kind: Type.Literal('introduction'),
+            issuer: Type.String(),
+            network: Type.String(),
+            validUntil: Timestamp,
+          }),
+        ]),
+      ),
+    }),
+  ),
 });

@@ -82,20 +82,21 @@ export function registerDossiers(program: Command, run: CliRun): void {
         const g = globals(cmd, io);
         const content = await readContent(opts.content);
         const bars = progressBars(io, g.json);
-        const id = await asUser(io, g, (node, actor) =>
-          node.compose(actor, {
+        const { id, warnings } = await asUser(io, g, async (node, actor) => {
+          const draftId = await node.compose(actor, {
             content,
             recipients: opts.to,
             attachments: attachmentsOf(opts.attach),
             ...(opts.case ? { caseId: opts.case } : {}),
             ...(bars.listener ? { onProgress: bars.listener } : {}),
-          }),
-        ).finally(() => bars.stop());
-        emit(
-          io,
-          g.json,
-          { id, status: 'draft' },
-          () => `draft ${id} created; submit it for approval with: rogatory send ${id}`,
+          });
+          return { id: draftId, warnings: node.warnings(actor, draftId) };
+        }).finally(() => bars.stop());
+        emit(io, g.json, { id, status: 'draft', warnings }, () =>
+          [
+            ...warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
+            `draft ${id} created; submit it for approval with: rogatory send ${id}`,
+          ].join('\n'),
         );
       },
     );
@@ -148,8 +149,9 @@ export function registerDossiers(program: Command, run: CliRun): void {
       const g = globals(cmd, io);
       const bars = progressBars(io, g.json);
       const result = await asUser(io, g, async (node, actor) => {
+        const warnings = node.warnings(actor, id);
         const envelopeId = await node.approve(actor, id);
-        if (!opts.send) return { id, envelopeId, status: 'approved', queued: true };
+        if (!opts.send) return { id, envelopeId, status: 'approved', queued: true, warnings };
         const report = await node.flushOutbox(bars.listener ? { onProgress: bars.listener } : {});
         const status = node.show(actor, id).status;
         return {
@@ -158,12 +160,16 @@ export function registerDossiers(program: Command, run: CliRun): void {
           status,
           queued: !report.sent.includes(id),
           errors: report.errors.filter((e) => e.dossierId === id).map((e) => e.code),
+          warnings,
         };
       }).finally(() => bars.stop());
       emit(io, g.json, result, () =>
-        result.queued
-          ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
-          : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
+        [
+          ...result.warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
+          result.queued
+            ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
+            : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
+        ].join('\n'),
       );
     });
 

@@ -156,6 +156,17 @@ export function registerInit(program: Command, run: CliRun): void {
           }`,
           `users            ${status.users}`,
           `relay incidents  ${status.relayIncidents.total}${status.relayIncidents.last ? `, last ${status.relayIncidents.last.code} at ${formatTime(status.relayIncidents.last.at)}` : ''}`,
+          `trust logs       ${
+            status.trust.networks
+              .map((n) => `${n.network} v${n.edition ?? '-'} size ${n.logSize}`)
+              .join(', ') || 'none'
+          }; forks detected ${status.trust.forksTotal}`,
+          ...status.trust.networks
+            .filter((n) => n.forkAlarm)
+            .map(
+              (n) =>
+                `TRUST ALARM      LOG_FORK_DETECTED for ${n.network}: its new editions are refused (rogatory trust status)`,
+            ),
         ].join('\n'),
       );
     });

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { verifyBundle } from '../export/bundle.js';
 import { NODE_ERRORS } from '../errors.js';
 import type { SyncEvent } from '../authority-node.js';
+import type { TrustFetchRow } from '../store/trust-table.js';
+import type { TrustStatus, TrustSyncReport } from '../trust/trust-sync.js';
 import { EXIT, emit, formatTime, table, type CliIO } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, withNode, type CliRun } from './session.js';
@@ -25,11 +27,40 @@ function describe(event: SyncEvent): string {
         return `REFUSED item ${event.seq} (envelope ${o.envelopeId}) from the relay: ${o.code}`;
       return `ignored item ${event.seq}: ${o.reason}`;
     }
+    case 'trust':
+      return describeTrust(event.report);
     case 'outbox':
       return `outbox: ${event.report.sent.length} sent, ${event.report.rejected.length} rejected, ${event.report.evidencesPosted} evidences posted, ${event.report.deferred} deferred, ${event.report.failed} failed`;
     case 'error':
       return `error ${event.code}${event.detail ? ` (${event.detail})` : ''}${event.seq === undefined ? '' : ` on item ${event.seq}`}`;
   }
+}
+
+function describeTrust(report: TrustSyncReport): string {
+  if (report.networks.length === 0) return 'trust: no network to follow';
+  return `trust: ${report.networks
+    .map(
+      (n) =>
+        `${n.network} ${n.outcome === 'fork' ? 'FORK ALARM' : n.outcome}${n.code === undefined ? '' : ` ${n.code}`} (size ${n.size}, edition ${n.edition ?? '-'}, second source ${n.secondSource})`,
+    )
+    .join('; ')}`;
+}
+
+function describeTrustStatus(status: TrustStatus): string {
+  const fetch = (f: TrustFetchRow | null): string =>
+    f === null ? 'never' : `${f.outcome} at ${formatTime(f.at)} (${f.url || '-'})`;
+  return [
+    `quorum ${status.quorum}, poll every ${status.pollSeconds} s, fork alarms open ${status.openAlarms}, forks detected ${status.forksTotal}`,
+    ...status.networks.flatMap((n) => [
+      `${n.network}: edition ${n.edition ?? '-'} (logged ${n.logEdition ?? '-'}), log size ${n.logSize}, cosigners ${n.cosigners.join(', ') || '-'}`,
+      `  relay fetch   ${fetch(n.lastFetch.relay)}`,
+      `  second source ${fetch(n.lastFetch.second)}`,
+      ...n.alarms.map(
+        (a) =>
+          `  ALARM ${a.code} since ${formatTime(a.raisedAt)}: ${a.sourceA} and ${a.sourceB} disagree; new editions of ${n.network} are refused until cleared`,
+      ),
+    ]),
+  ].join('\n');
 }
 
 function waitForSignal(): Promise<void> {
@@ -67,6 +98,7 @@ export function registerOps(
             .finally(() => bars.stop());
           emit(io, g.json, report, () =>
             [
+              describeTrust(report.trust),
               ...report.items.map((i) =>
                 describe({ type: 'item', seq: i.seq, outcome: i.outcome }),
               ),
@@ -120,6 +152,40 @@ export function registerOps(
         ].join('\n'),
       );
       if (!report.ok) run.code = EXIT.verificationFailed;
+    });
+
+  const trust = program.command('trust').description('trust logs of the networks the node follows');
+  trust
+    .command('status')
+    .description(
+      'per network: edition, log size, cosigners, last fetches, fork alarms (exit 2 while an alarm is open)',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const status = await withNode(io, g, (node) => node.trustStatus());
+      emit(io, g.json, status, () => describeTrustStatus(status));
+      if (status.openAlarms > 0) run.code = EXIT.verificationFailed;
+    });
+  trust
+    .command('sync')
+    .description('poll the trust logs now and apply what verifies')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const report = await withNode(io, g, (node) => node.syncTrust());
+      emit(io, g.json, report, () => describeTrust(report));
+      if (report.networks.some((n) => n.outcome === 'fork')) run.code = EXIT.verificationFailed;
+    });
+  trust
+    .command('clear-alarm <network>')
+    .description("clear a network's fork alarm after investigation (admins; audited)")
+    .action(async (network: string, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const cleared = await asUser(io, g, (node, actor) => node.clearTrustAlarm(actor, network));
+      emit(io, g.json, { network, cleared }, () =>
+        cleared === 0
+          ? `no open alarm for ${network}`
+          : `cleared ${cleared} alarm(s) of ${network}`,
+      );
     });
 
   const audit = program.command('audit').description('local audit log');

@@ -1,6 +1,7 @@
 import {
   checkContentParties,
   isProtocolError,
+  networkOf,
   validateDossierContent,
   type ContentIssue,
   type DossierContent,
@@ -35,15 +36,41 @@ export function recipientsOf(
   extra: readonly string[],
 ): string[] {
   const primary =
-    content.kind === 'request' ? content.header.requestedAuthority.address : content.to.address;
+    content.kind === 'request'
+      ? content.header.requestedAuthority.address
+      : content.kind === 'answer'
+        ? content.to.address
+        : content.to;
   const all = [...new Set([primary, ...extra])];
   if (all.includes(ctx.address))
     nodeFail('INPUT_INVALID', 'the node cannot address a dossier to itself');
   return all;
 }
 
-/** The current encryption key of a recipient from the trusted manifests (RECIPIENT_UNKNOWN if none). */
+/**
+ * The current encryption key of a recipient from the trusted manifests
+ * (RECIPIENT_UNKNOWN if none). A recipient whose identity key its network
+ * has revoked (as of now, or whose key was rotated in by a revoked key) is
+ * refused with RECIPIENT_REVOKED, whatever its encryption keys: a revoked
+ * identity may be in other hands (detail KEY_REVOKED).
+ */
 export function encryptionKeyOf(ctx: NodeContext, address: string): KeyRef {
+  const entry = ctx.trust.authority(address) ?? ctx.trust.poc(address);
+  if (entry) {
+    try {
+      ctx.trust.resolveSigningKey(address, entry.key.kid, ctx.clock());
+    } catch (cause) {
+      if (isProtocolError(cause, 'KEY_REVOKED')) {
+        const since = ctx.trust.revocationOf(entry.key.kid, networkOf(address))?.revokedAt;
+        return nodeFail(
+          'RECIPIENT_REVOKED',
+          `the identity key of ${address} is revoked${since === undefined ? '' : ` since ${new Date(since).toISOString()}`}: nothing is sealed to it`,
+          { cause, detail: cause.code },
+        );
+      }
+      if (!isProtocolError(cause)) throw cause;
+    }
+  }
   try {
     const key = ctx.trust.encryptionKeysFor(address, ctx.clock())[0];
     if (key) return key;

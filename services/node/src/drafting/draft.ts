@@ -37,6 +37,11 @@ function placement(
       nodeFail('NOT_FOUND', `no case ${caseId}`);
     return { handlingCode: content.header.handlingCode, caseId };
   }
+  if (content.kind !== 'answer')
+    return nodeFail(
+      'INPUT_INVALID',
+      'introduction dossiers are sent with `rogatory introduce`, not drafted',
+    );
   const request = requestAnsweredBy(ctx, content, content.to.address);
   if (!request)
     return nodeFail(
@@ -74,7 +79,7 @@ export async function compose(
     const id = ctx.store.insertDossier({
       caseId,
       direction: 'out',
-      kind: content.kind,
+      kind: meta.kind,
       status: 'draft',
       now,
       draftedBy: user.id,
@@ -88,7 +93,11 @@ export async function compose(
       user.id,
       'dossier.compose',
       id,
-      content.kind === 'request' ? content.requestType : content.answerType,
+      content.kind === 'request'
+        ? content.requestType
+        : content.kind === 'answer'
+          ? content.answerType
+          : content.kind,
     );
     return id;
   });

@@ -82,7 +82,12 @@ function matches(summary: DossierSummary, meta: DossierMeta, filter: DossierFilt
     if (!refs.some((r) => r?.toLowerCase().includes(needle) === true)) return false;
   }
   if (filter.overdueOn !== undefined) {
-    if (meta.deadline === undefined || meta.deadline >= filter.overdueOn) return false;
+    if (
+      meta.kind === 'introduction' ||
+      meta.deadline === undefined ||
+      meta.deadline >= filter.overdueOn
+    )
+      return false;
     if (isStatus(summary.status) && FINAL_STATUSES.has(summary.status)) return false;
   }
   return true;

@@ -56,7 +56,9 @@ export function summarize(
       caseReference: meta.caseReference,
       counterparts,
       handlingCode: meta.handlingCode,
-      ...(meta.deadline === undefined ? {} : { deadline: meta.deadline }),
+      ...(meta.kind === 'introduction' || meta.deadline === undefined
+        ? {}
+        : { deadline: meta.deadline }),
     },
     meta,
   };

@@ -286,6 +286,7 @@ function store(
   const request = requestAnsweredBy(ctx, content, env.sender);
   let handlingCode: HandlingCode;
   if (content.kind === 'request') handlingCode = content.header.handlingCode;
+  else if (content.kind !== 'answer') handlingCode = 'none';
   else {
     const requestMeta = request ? ctx.store.meta(request) : undefined;
     // An answer to a request this node does not hold (or not from its counterpart) gets its own case, restricted.
@@ -306,7 +307,7 @@ function store(
     const id = ctx.store.insertDossier({
       caseId,
       direction: 'in',
-      kind: content.kind,
+      kind: meta.kind,
       status: 'received',
       now,
       envelopeId: env.id,

@@ -39,10 +39,20 @@ export class NodeDatabase {
     if (current > MIGRATIONS.length)
       nodeFail('CONFIG_INVALID', 'the database was written by a newer version of the node');
     if (current === MIGRATIONS.length) return;
-    this.sql.transaction(() => {
-      for (let v = current; v < MIGRATIONS.length; v++) this.sql.exec(MIGRATIONS[v]!);
-      this.sql.pragma(`user_version = ${MIGRATIONS.length}`);
-    })();
+    // A migration may rebuild a table others reference (SQLite's way to change a
+    // constraint): foreign keys are off while migrations run (the pragma is a
+    // no-op inside a transaction) and every reference is checked before commit.
+    this.sql.pragma('foreign_keys = OFF');
+    try {
+      this.sql.transaction(() => {
+        for (let v = current; v < MIGRATIONS.length; v++) this.sql.exec(MIGRATIONS[v]!);
+        if ((this.sql.pragma('foreign_key_check') as unknown[]).length > 0)
+          nodeFail('CONFIG_INVALID', 'the database migration broke a reference between rows');
+        this.sql.pragma(`user_version = ${MIGRATIONS.length}`);
+      })();
+    } finally {
+      this.sql.pragma('foreign_keys = ON');
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ import type { NodeDatabase } from './db.js';
 import { shapes, type CaseMeta, type DossierMeta } from './records.js';
 
 export type Direction = 'in' | 'out';
-export type DossierKind = 'request' | 'answer' | 'unknown';
+export type DossierKind = 'request' | 'answer' | 'introduction' | 'unknown';
 
 export interface DossierRow {
   readonly id: string;

@@ -8,6 +8,7 @@ import {
   EnvelopeSchema,
   EvidenceSchema,
   HANDLING_CODES,
+  INTRODUCTION_KINDS,
   REQUEST_TYPES,
   SignedDossierSchema,
   validator,
@@ -48,6 +49,20 @@ export const DossierMetaSchema = Type.Union([
       handlingCode: HandlingCodeSchema,
       inReplyTo: EnvelopeIdSchema,
       deadline: Type.Optional(DateSchema),
+    },
+    { additionalProperties: false },
+  ),
+  /** A dossier of the point-of-contact workflow (docs/protocol.md §10.12). */
+  Type.Object(
+    {
+      kind: Type.Literal('introduction'),
+      type: Type.Enum(INTRODUCTION_KINDS),
+      caseReference: Line,
+      sender: AddressSchema,
+      recipients: Type.Array(AddressSchema, { minItems: 1 }),
+      handlingCode: HandlingCodeSchema,
+      /** The envelope id of the introduction request a referral or an answer is about. */
+      requestId: Type.Optional(EnvelopeIdSchema),
     },
     { additionalProperties: false },
   ),

@@ -116,4 +116,111 @@ export const MIGRATIONS: readonly string[] = [
     mac  TEXT NOT NULL
   ) STRICT;
   `,
+  // 2 — trust synchronisation (design D4). The log's publications are public
+  // (root-signed, served by every relay): stored in clear, as received.
+  `
+  CREATE TABLE trust_publications (
+    network     TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    root_hash   TEXT NOT NULL,
+    edition     INTEGER,
+    publication TEXT NOT NULL,
+    stored_at   INTEGER NOT NULL,
+    PRIMARY KEY (network, size)
+  ) STRICT;
+
+  CREATE TABLE trust_networks (
+    network       TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    root_hash     TEXT NOT NULL,
+    checkpoint    TEXT NOT NULL,
+    edition       INTEGER,
+    edition_hash  TEXT,
+    cosigners     TEXT NOT NULL DEFAULT '[]',
+    updated_at    INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE trust_fetches (
+    network    TEXT NOT NULL,
+    source     TEXT NOT NULL CHECK (source IN ('relay', 'second')),
+    at         INTEGER NOT NULL,
+    url        TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    PRIMARY KEY (network, source)
+  ) STRICT;
+
+  CREATE TABLE trust_alarms (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    network    TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    raised_at  INTEGER NOT NULL,
+    source_a   TEXT NOT NULL,
+    note_a     TEXT NOT NULL,
+    source_b   TEXT NOT NULL,
+    note_b     TEXT NOT NULL,
+    cleared_at INTEGER,
+    cleared_by TEXT
+  ) STRICT;
+  CREATE INDEX trust_alarms_open ON trust_alarms(network) WHERE cleared_at IS NULL;
+  `,
+  // 3: introduction dossiers (docs/protocol.md §10.12) get their own kind, and the
+  // point-of-contact workflow its tables. SQLite cannot alter a CHECK constraint:
+  // the dossiers table is rebuilt (NodeDatabase.migrate turns foreign keys off
+  // around migrations and checks them before committing).
+  `
+  CREATE TABLE dossiers_v2 (
+    id              TEXT PRIMARY KEY,
+    case_id         TEXT REFERENCES cases(id),
+    direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    kind            TEXT NOT NULL CHECK (kind IN ('request', 'answer', 'introduction', 'unknown')),
+    status          TEXT NOT NULL,
+    envelope_id     TEXT UNIQUE,
+    sealed_id       TEXT,
+    total_size      INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    drafted_by      TEXT,
+    contributors    TEXT NOT NULL DEFAULT '[]',
+    approved_by     TEXT,
+    first_opened_at INTEGER,
+    first_opened_by TEXT,
+    quarantine_code TEXT,
+    meta_enc        BLOB,
+    content_enc     BLOB,
+    attachments_enc BLOB,
+    dossier_enc     BLOB
+  ) STRICT;
+  INSERT INTO dossiers_v2 SELECT * FROM dossiers;
+  DROP TABLE dossiers;
+  ALTER TABLE dossiers_v2 RENAME TO dossiers;
+  CREATE INDEX dossiers_case ON dossiers(case_id);
+  CREATE INDEX dossiers_status ON dossiers(status);
+
+  -- One row per introduction request this node takes part in: as the requester,
+  -- as the PoC asked, or as the peer PoC a request was referred to.
+  CREATE TABLE introduction_requests (
+    id          TEXT PRIMARY KEY,
+    request_id  TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('requester', 'poc', 'referee', 'subject')),
+    dossier_id  TEXT NOT NULL REFERENCES dossiers(id),
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'referred', 'introduced', 'declined', 'refused')),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    record_enc  BLOB NOT NULL,
+    UNIQUE (request_id, role)
+  ) STRICT;
+
+  -- Verified introductions: issued by this node (a PoC) or received and
+  -- accepted by TrustStore.addIntroduction; reloaded into the trust store at start.
+  CREATE TABLE introductions (
+    hash          TEXT PRIMARY KEY,
+    direction     TEXT NOT NULL CHECK (direction IN ('issued', 'received')),
+    request_id    TEXT,
+    issued_at     INTEGER NOT NULL,
+    valid_until   INTEGER NOT NULL,
+    stored_at     INTEGER NOT NULL,
+    statement_enc BLOB NOT NULL
+  ) STRICT;
+  CREATE INDEX introductions_issued ON introductions(direction, issued_at);
+  `,
 ];

@@ -51,8 +51,15 @@ export interface TestNetworkOfRelays {
   readonly dir: string;
   /** Prefix of the relays' Redis keys (with the network appended) and S3 buckets. */
   readonly namespace: string;
-  /** Start one more instance of a network's relay sharing its stores' location (Redis: same prefix; embedded: a new file). */
-  startInstance(network: string, overrides?: Partial<RelayOptions>): Promise<TestRelay>;
+  /**
+   * Start one more instance of a network's relay sharing its stores' location
+   * (Redis: same prefix; embedded: a new file), on `port` (default: any free one).
+   */
+  startInstance(
+    network: string,
+    overrides?: Partial<RelayOptions>,
+    port?: number,
+  ): Promise<TestRelay>;
   stop(): Promise<void>;
 }
 
@@ -149,6 +156,7 @@ export async function startTestRelays(options: {
         sessionSecret,
         logger: options.logger ?? false,
         forwarding: { backoff: { baseMs: 50, maxMs: 1000, jitter: 0.5 } },
+        trustDir: join(dir, `${network}-${instance}-trust`),
         ...options.relayOptions,
         ...overrides,
       },
@@ -168,8 +176,8 @@ export async function startTestRelays(options: {
     relays,
     dir,
     namespace,
-    async startInstance(network, overrides) {
-      const r = await start(network, 0, extra.length + 1, overrides);
+    async startInstance(network, overrides, port = 0) {
+      const r = await start(network, port, extra.length + 1, overrides);
       extra.push(r);
       return r;
     },

@@ -98,7 +98,7 @@ export async function writeRelayFiles(options: {
   const config: RelayConfig = {
     relay: { id: net.relay.id, host: '127.0.0.1', port: options.port },
     identity: { keyFile },
-    trust: { rootFile, manifestFiles },
+    trust: { rootFile, manifestFiles, dir: join(dir, 'trust') },
     backend,
     ...(options.limits ? { limits: options.limits } : {}),
     logLevel: 'warn',
