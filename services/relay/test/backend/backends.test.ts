@@ -260,8 +260,10 @@ describe('redis backend', () => {
       });
       await backend.close();
       addBulk.mockRestore();
-      expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(3);
+      // Markers for the two forwards; the delivery's expiry is in the `due` set, written by the script itself.
+      expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(2);
       expect(await admin.keys(`{${harness.prefix}}:bull:*:f-*`)).toEqual([]);
+      expect(await admin.zcard(`{${harness.prefix}}:due`)).toBe(1);
 
       const reopened = await harness.open();
       const forwarded: string[] = [];
@@ -480,13 +482,9 @@ describe('redis backend', () => {
     }
   });
 
-  it("re-delays an expiry timer that fires before deliverBy by the worker's clock", async () => {
+  it("never expires an item before its deliverBy by the sweeping instance's clock", async () => {
     const harness = await redisHarness();
-    // Peeks at the BullMQ queue the backend uses: the only way to see that a timer fired early and went back.
-    const expiryQueue = new Queue('expiry', {
-      connection: { url: harness.url },
-      prefix: `{${harness.prefix}}:bull`,
-    });
+    const admin = new Redis(harness.url);
     try {
       const acceptor = await harness.open();
       const now = harness.clock.now();
@@ -506,13 +504,18 @@ describe('redis backend', () => {
         forwards: [],
         retainUntil: now + 86_400_000,
       });
-      // A second instance whose clock runs an hour behind: the timer fires (30 ms of real time)
-      // before deliverBy by that clock, so the item must stay and the timer go back to sleep.
+      // A second instance whose clock runs an hour behind sweeps every 20 ms: by its clock the item
+      // is not due, so it stays in the mailbox and in `due` with its deliverBy.
       let skewMs = -3_600_000;
+      let clockReads = 0;
       const lagging = await openRedisBackend({
         url: harness.url,
         prefix: harness.prefix,
-        clock: () => harness.clock.now() + skewMs,
+        clock: () => {
+          clockReads++;
+          return harness.clock.now() + skewMs;
+        },
+        expirySweepMs: 20,
       });
       const expired: string[] = [];
       try {
@@ -527,29 +530,33 @@ describe('redis backend', () => {
           },
           { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
         );
+        harness.clock.advance(60_000);
+        // Several sweeps run meanwhile (each reads the clock once it finds nothing due); none takes the item.
+        const readsBefore = clockReads;
         const giveUpAt = Date.now() + 20_000;
-        const redelayed = async (): Promise<boolean> =>
-          (await expiryQueue.getDelayed()).some((job) => job.delay > 1_800_000);
-        while (!(await redelayed()) && Date.now() < giveUpAt)
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        expect(await redelayed()).toBe(true);
+        while (clockReads - readsBefore < 5 && Date.now() < giveUpAt)
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(clockReads - readsBefore).toBeGreaterThanOrEqual(5);
         expect(expired).toEqual([]);
+        expect(await admin.zscore(`{${harness.prefix}}:due`, '1:sn-moj@wacap')).toBe(
+          String(now + 30),
+        );
         expect(
           (await lagging.readMailbox('sn-moj@wacap', 0, 10)).map((item) => item.envelopeId),
         ).toEqual(['env-skew']);
 
-        // Clocks agree again; wake the timer instead of waiting the hour out.
+        // Clocks agree again: the next sweep expires it, once.
         skewMs = 0;
-        for (const job of await expiryQueue.getDelayed()) await job.promote();
         while (expired.length === 0 && Date.now() < giveUpAt)
           await new Promise((resolve) => setTimeout(resolve, 5));
         expect(expired).toEqual(['env-skew']);
         expect(await lagging.readMailbox('sn-moj@wacap', 0, 10)).toEqual([]);
+        expect(await admin.zcard(`{${harness.prefix}}:due`)).toBe(0);
       } finally {
         await lagging.close();
       }
     } finally {
-      await expiryQueue.close();
+      await admin.quit();
       await harness.dispose();
     }
   });
@@ -623,13 +630,15 @@ describe('redis backend', () => {
     }
   });
 
-  it('gives every delivery a delayed expiry job, removed when the item is acked', async () => {
+  it('puts every delivery in the due set at its deliverBy, with no BullMQ job per delivery; an ack takes it out', async () => {
     const harness = await redisHarness();
+    const admin = new Redis(harness.url);
     const expiryQueue = new Queue('expiry', {
       connection: { url: harness.url },
       prefix: `{${harness.prefix}}:bull`,
     });
     const backend = await harness.open();
+    const due = `{${harness.prefix}}:due`;
     try {
       const now = harness.clock.now();
       const accept = (id: string, deliverBy: number) =>
@@ -652,16 +661,19 @@ describe('redis backend', () => {
       await accept('a', now + 150);
       await accept('b', now + 3_600_000);
       await accept('c', now + 3_600_000);
-      expect((await expiryQueue.getDelayed()).length).toBe(3);
-      // Acked before it came due: its job goes, and it never expires.
+      expect(await admin.zrange(due, 0, -1, 'WITHSCORES')).toEqual([
+        '1:sn-moj@wacap',
+        String(now + 150),
+        '2:sn-moj@wacap',
+        String(now + 3_600_000),
+        '3:sn-moj@wacap',
+        String(now + 3_600_000),
+      ]);
+      expect(await expiryQueue.count()).toBe(0);
+      // Acked before it came due: it leaves `due`, and never expires.
       const [, , seqC] = (await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.seq);
       expect(await backend.ack('sn-moj@wacap', [seqC!])).toBe(1);
-      const giveUpAt = Date.now() + 20_000;
-      while ((await expiryQueue.getDelayed()).length > 2 && Date.now() < giveUpAt)
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      expect(
-        (await expiryQueue.getDelayed()).map((job) => (job.data as { seq: number }).seq).sort(),
-      ).toEqual([1, 2]);
+      expect(await admin.zrange(due, 0, -1)).toEqual(['1:sn-moj@wacap', '2:sn-moj@wacap']);
 
       const expired: string[] = [];
       await backend.startWorkers(
@@ -675,6 +687,8 @@ describe('redis backend', () => {
         },
         { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
       );
+      harness.clock.advance(1_000);
+      const giveUpAt = Date.now() + 20_000;
       while (expired.length < 1 && Date.now() < giveUpAt)
         await new Promise((resolve) => setTimeout(resolve, 10));
       await backend.stopWorkers();
@@ -682,10 +696,11 @@ describe('redis backend', () => {
       expect((await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.envelopeId)).toEqual([
         'b',
       ]);
-      expect((await expiryQueue.getDelayed()).length).toBe(1);
+      expect(await admin.zrange(due, 0, -1)).toEqual(['2:sn-moj@wacap']);
     } finally {
       await backend.close();
       await expiryQueue.close();
+      await admin.quit();
       await harness.dispose();
     }
   });
