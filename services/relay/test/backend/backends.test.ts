@@ -661,7 +661,7 @@ describe('redis backend', () => {
       await accept('a', now + 150);
       await accept('b', now + 3_600_000);
       await accept('c', now + 3_600_000);
-      expect(await admin.zrange(due, 0, -1, 'WITHSCORES')).toEqual([
+      expect(await admin.zrange(due, '0', '-1', 'WITHSCORES')).toEqual([
         '1:sn-moj@wacap',
         String(now + 150),
         '2:sn-moj@wacap',
@@ -673,7 +673,7 @@ describe('redis backend', () => {
       // Acked before it came due: it leaves `due`, and never expires.
       const [, , seqC] = (await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.seq);
       expect(await backend.ack('sn-moj@wacap', [seqC!])).toBe(1);
-      expect(await admin.zrange(due, 0, -1)).toEqual(['1:sn-moj@wacap', '2:sn-moj@wacap']);
+      expect(await admin.zrange(due, '0', '-1')).toEqual(['1:sn-moj@wacap', '2:sn-moj@wacap']);
 
       const expired: string[] = [];
       await backend.startWorkers(
@@ -696,7 +696,7 @@ describe('redis backend', () => {
       expect((await backend.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.envelopeId)).toEqual([
         'b',
       ]);
-      expect(await admin.zrange(due, 0, -1)).toEqual(['2:sn-moj@wacap']);
+      expect(await admin.zrange(due, '0', '-1')).toEqual(['2:sn-moj@wacap']);
     } finally {
       await backend.close();
       await expiryQueue.close();
