@@ -8,6 +8,7 @@ import { directoryRoutes } from './directory-routes.js';
 import { dossierRoutes } from './dossier-routes.js';
 import { nodeRoutes, userRoutes } from './admin-routes.js';
 import { loginRoute, logoutRoute, requireSession } from './auth-routes.js';
+import { metricsRoute } from './metrics-routes.js';
 import type { ApiContext } from './context.js';
 import { ApiError, toApiError } from './errors.js';
 import {
@@ -44,6 +45,8 @@ export interface NodeApiOptions {
   readonly bodyLimit?: number;
   /** Connections per address, HTTP timeouts and bad-token rate (defaults: DEFAULT_API_LIMITS). */
   readonly limits?: Partial<ApiLimits>;
+  /** Serves GET /metrics (Prometheus) to requests bearing this token; without it there is no /metrics. */
+  readonly metricsToken?: string;
 }
 
 /** Refused connections are logged as one summary line a minute at most: each one is a client's doing. */
@@ -175,6 +178,8 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  if (options.metricsToken !== undefined)
+    metricsRoute(app, { token: options.metricsToken, status: () => options.node.status() });
 
   await app.register(
     async (v1) => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { checkedProxies } from '../api/app.js';
 import { DEFAULT_API_LIMITS } from '../api/limits.js';
+import { METRICS_TOKEN_MIN_LENGTH } from '../api/metrics-routes.js';
 import { serveNodeApi } from '../api/server.js';
 import { nodeFail } from '../errors.js';
 import type { CliIO } from './io.js';
@@ -81,6 +82,13 @@ export function registerServe(
             'INPUT_INVALID',
             '--max-connections-per-address must be a whole number, 0 or more',
           );
+        // A secret: from the environment, never a flag (flags show in the process list).
+        const metricsToken = io.env['ROGATORY_NODE_METRICS_TOKEN'] || undefined;
+        if (metricsToken !== undefined && metricsToken.length < METRICS_TOKEN_MIN_LENGTH)
+          nodeFail(
+            'INPUT_INVALID',
+            `ROGATORY_NODE_METRICS_TOKEN must have at least ${METRICS_TOKEN_MIN_LENGTH} characters`,
+          );
         await withNode(io, g, async (node) => {
           const api = await serveNodeApi({
             node,
@@ -92,6 +100,7 @@ export function registerServe(
             limits: { maxConnectionsPerAddress },
             logger: { level: 'info', stream: { write: (line: string) => io.err(line) } },
             ...(opts.fileRoot === undefined ? {} : { fileRoot: opts.fileRoot }),
+            ...(metricsToken === undefined ? {} : { metricsToken }),
           });
           io.out(g.json ? `${JSON.stringify({ url: api.url })}\n` : `serving ${api.url}\n`);
           try {
