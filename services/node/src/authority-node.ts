@@ -5,7 +5,13 @@ import {
   openContext,
   type OpenNodeOptions,
 } from './administration/node-directory.js';
-import { type Actor, type NewUser, type UserInfo } from './administration/users.js';
+import {
+  type Actor,
+  type Clearance,
+  type NewUser,
+  type Role,
+  type UserInfo,
+} from './administration/users.js';
 import { draftReply } from './answering/reply.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import type { AttachmentInput } from './drafting/attachment-encryption.js';
@@ -20,6 +26,7 @@ import {
 } from './directory/directory.js';
 import { codeOf, nodeFail } from './errors.js';
 import { exportBundle } from './export/bundle.js';
+import { writeNewFileSync } from './files/atomic-write.js';
 import {
   evidenceChain,
   show,
@@ -270,6 +277,76 @@ export class AuthorityNode {
     });
   }
 
+  /** Enable a disabled account again (admins). */
+  enableUser(actor: Actor, username: string): UserInfo {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'users:manage');
+    return ctx.db.transaction(() => {
+      const user = ctx.users.enable(username);
+      audit(ctx, admin.id, 'user.enable', username);
+      return user;
+    });
+  }
+
+  /** A user changes their own password; the current one is checked first (AUTHENTICATION_FAILED). */
+  changePassword(actor: Actor, current: string, next: string): UserInfo {
+    const { ctx } = this;
+    const me = ctx.users.current(actor);
+    if (!ctx.users.checkPassword(me.username, current))
+      nodeFail('AUTHENTICATION_FAILED', 'the current password is wrong');
+    if (current.normalize('NFC') === next.normalize('NFC'))
+      nodeFail('INPUT_INVALID', 'the new password is the current one');
+    return ctx.db.transaction(() => {
+      const user = ctx.users.setPassword(me.username, next);
+      audit(ctx, me.id, 'user.password-change', me.username);
+      return user;
+    });
+  }
+
+  /** An admin sets another user's password (the user's sessions should end: the API does so). */
+  resetPassword(actor: Actor, username: string, next: string): UserInfo {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'users:manage');
+    if (admin.username === username)
+      nodeFail('INVALID_STATE', 'change your own password with `user passwd`, which asks for it');
+    return ctx.db.transaction(() => {
+      const user = ctx.users.setPassword(username, next);
+      audit(ctx, admin.id, 'user.password-reset', username);
+      return user;
+    });
+  }
+
+  /** Change a user's role (admins); the last enabled admin keeps theirs. Takes effect at once. */
+  setUserRole(actor: Actor, username: string, role: Role): UserInfo {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'users:manage');
+    return ctx.db.transaction(() => {
+      const before = ctx.users.byUsername(username);
+      if (!before) return nodeFail('NOT_FOUND', `no user ${username}`);
+      if (
+        before.role === 'admin' &&
+        role !== 'admin' &&
+        !before.disabled &&
+        ctx.users.activeAdmins() <= 1
+      )
+        nodeFail('INVALID_STATE', 'the node needs at least one enabled admin');
+      const user = ctx.users.setRole(username, role);
+      audit(ctx, admin.id, 'user.set-role', username, `${before.role}->${user.role}`);
+      return user;
+    });
+  }
+
+  /** Replace a user's clearances (admins). Takes effect at once. */
+  setUserClearances(actor: Actor, username: string, clearances: readonly Clearance[]): UserInfo {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'users:manage');
+    return ctx.db.transaction(() => {
+      const user = ctx.users.setClearances(username, [...clearances]);
+      audit(ctx, admin.id, 'user.set-clearance', username, user.clearances.join(',') || 'none');
+      return user;
+    });
+  }
+
   // --------------------------------------------------------------- drafting
 
   /** Draft a request or an answer; attachments are encrypted from disk now (their plaintext is never stored). Returns the local id. */
@@ -508,9 +585,56 @@ export class AuthorityNode {
   }
 
   /** Audit entries, newest last (admins). */
-  auditEntries(actor: Actor, options: { target?: string; limit?: number } = {}): AuditEntry[] {
-    this.ctx.users.require(actor, 'audit:verify');
-    return this.ctx.audit.entries(options);
+  auditEntries(
+    actor: Actor,
+    options: {
+      target?: string;
+      limit?: number;
+      since?: number;
+      /** A username, or `system` for the node's own work. */
+      actor?: string;
+      action?: string;
+    } = {},
+  ): AuditEntry[] {
+    const { ctx } = this;
+    ctx.users.require(actor, 'audit:verify');
+    const { actor: who, ...rest } = options;
+    if (who === undefined) return ctx.audit.entries(rest);
+    if (who === 'system') return ctx.audit.entries({ ...rest, actor: 'system' });
+    const user = ctx.users.byUsername(who);
+    if (!user) return nodeFail('NOT_FOUND', `no user ${who}`);
+    return ctx.audit.entries({ ...rest, actor: user.id });
+  }
+
+  /**
+   * Write the whole audit log to `file` (created, never overwritten; mode 0600)
+   * as JSON lines: a header, every entry with its chain hashes, and the
+   * verified head, so a reviewer can recompute the chain away from the node.
+   * The export is itself audited (its entry is the last one exported).
+   */
+  exportAudit(
+    actor: Actor,
+    file: string,
+  ): { file: string; entries: number; head: AuditReport['head'] } {
+    const { ctx } = this;
+    const admin = ctx.users.require(actor, 'audit:verify');
+    audit(ctx, admin.id, 'audit.export', null);
+    const report = ctx.audit.verify();
+    const lines: string[] = [
+      JSON.stringify({
+        format: 'rogatory-audit-export/v1',
+        node: ctx.address,
+        exportedAt: ctx.clock(),
+      }),
+    ];
+    let entries = 0;
+    for (const line of ctx.audit.exportLines()) {
+      lines.push(JSON.stringify(line));
+      entries += 1;
+    }
+    lines.push(JSON.stringify({ head: report.head, ok: report.ok, problems: report.problems }));
+    writeNewFileSync(file, `${lines.join('\n')}\n`);
+    return { file, entries, head: report.head };
   }
 
   /** Stop sync and release the database, stores and keys. Does not stop the shared hashing worker (`terminateHashWorker`). */

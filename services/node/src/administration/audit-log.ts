@@ -10,7 +10,7 @@ import {
   validator,
 } from '@rogatory/protocol';
 import type { LocalCipher } from '../store/local-cipher.js';
-import { AuditTable } from '../store/audit-table.js';
+import { AuditTable, type AuditFilter } from '../store/audit-table.js';
 import type { NodeDatabase } from '../store/db.js';
 import { writeFileAtomicSync } from '../files/atomic-write.js';
 
@@ -19,6 +19,11 @@ export const AUDIT_ACTIONS = [
   'node.init',
   'user.add',
   'user.disable',
+  'user.enable',
+  'user.password-change',
+  'user.password-reset',
+  'user.set-role',
+  'user.set-clearance',
   'auth.failed',
   'dossier.compose',
   'dossier.update',
@@ -40,6 +45,7 @@ export const AUDIT_ACTIONS = [
   'relay.misbehaviour',
   'evidence.sent',
   'outbox.retry',
+  'audit.export',
   'trust.edition-applied',
   'trust.publication-refused',
   'trust.fork-detected',
@@ -61,6 +67,12 @@ export interface AuditEntry {
   readonly target: string | null;
   /** Codes and small facts (status names, evidence kinds, error codes). */
   readonly detail: string | null;
+}
+
+/** One exported entry: the entry and its place in the hash chain. */
+export interface AuditExportLine extends AuditEntry {
+  readonly prevHash: string;
+  readonly hash: string;
 }
 
 export interface AuditProblem {
@@ -162,9 +174,10 @@ export class AuditLog {
     });
   }
 
-  entries(options: { target?: string; limit?: number } = {}): AuditEntry[] {
-    const limit = options.limit ?? 10_000;
-    const rows = this.table.latest(limit, options.target);
+  /** The last `limit` entries (default 10,000) matching the filter, oldest first. */
+  entries(options: AuditFilter & { limit?: number } = {}): AuditEntry[] {
+    const { limit = 10_000, ...filter } = options;
+    const rows = this.table.latest(limit, filter);
     return rows.reverse().map((r) => ({
       seq: r.seq,
       at: r.at,
@@ -173,6 +186,25 @@ export class AuditLog {
       target: r.target,
       detail: r.detail,
     }));
+  }
+
+  /**
+   * Every entry with its chain hashes, oldest first, then the MACed head: what
+   * `rogatory audit export` writes, so a reviewer can recompute the chain
+   * (`auditEntryHash`) away from the node.
+   */
+  *exportLines(): Generator<AuditExportLine> {
+    for (const r of this.table.iterate())
+      yield {
+        seq: r.seq,
+        at: r.at,
+        actor: r.actor,
+        action: r.action as AuditAction,
+        target: r.target,
+        detail: r.detail,
+        prevHash: r.prev_hash,
+        hash: r.hash,
+      };
   }
 
   /** Recompute the chain and compare both heads. */

@@ -42,6 +42,12 @@ export const NewUserSchema = Type.Object(
 export type NewUser = Static<typeof NewUserSchema>;
 const newUserShape = validator(NewUserSchema, 'user');
 
+/** A new password, as `NewUserSchema` requires one. */
+export const PasswordSchema = NewUserSchema.properties.password;
+const passwordShape = validator(PasswordSchema, 'password');
+const roleShape = validator(NewUserSchema.properties.role, 'role');
+const clearancesShape = validator(NewUserSchema.properties.clearances, 'clearances');
+
 /** A user as listed (no hash). */
 export interface UserInfo {
   readonly id: string;
@@ -139,6 +145,54 @@ export class UserDirectory {
   disable(username: string): UserInfo {
     if (!this.table.disable(username)) return nodeFail('NOT_FOUND', `no user ${username}`);
     return this.byUsername(username)!;
+  }
+
+  enable(username: string): UserInfo {
+    if (!this.table.enable(username)) return nodeFail('NOT_FOUND', `no user ${username}`);
+    return this.byUsername(username)!;
+  }
+
+  /** Hash and store a new password (Argon2id, as `add`). */
+  setPassword(username: string, password: unknown): UserInfo {
+    const checked = passwordShape.parse(password);
+    if (this.table.byUsername(username) === undefined)
+      return nodeFail('NOT_FOUND', `no user ${username}`);
+    const hash = pwhashStrInWorkerSync(
+      checked.normalize('NFC'),
+      this.kdf.opslimit,
+      this.kdf.memlimit,
+    );
+    this.table.setPasswordHash(username, hash);
+    return this.byUsername(username)!;
+  }
+
+  /** Whether `password` is the user's current one (constant-time verify; false for an unknown user). */
+  checkPassword(username: string, password: string): boolean {
+    const row = this.table.byUsername(username);
+    if (!row) return false;
+    try {
+      return pwhashStrVerifyInWorkerSync(row.password_hash, password.normalize('NFC'));
+    } catch {
+      return false;
+    }
+  }
+
+  setRole(username: string, role: unknown): UserInfo {
+    const checked = roleShape.parse(role);
+    if (!this.table.setRole(username, checked)) return nodeFail('NOT_FOUND', `no user ${username}`);
+    return this.byUsername(username)!;
+  }
+
+  setClearances(username: string, clearances: unknown): UserInfo {
+    const checked = clearancesShape.parse(clearances);
+    if (!this.table.setClearances(username, JSON.stringify(checked)))
+      return nodeFail('NOT_FOUND', `no user ${username}`);
+    return this.byUsername(username)!;
+  }
+
+  /** Enabled admin accounts: the node keeps at least one. */
+  activeAdmins(): number {
+    return this.table.activeAdmins();
   }
 
   /** Check a password (crypto_pwhash_str_verify compares in constant time). Same error for every failure. */

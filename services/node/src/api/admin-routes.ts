@@ -3,12 +3,18 @@ import type { NewUser, UserInfo as UserRecord } from '../administration/users.js
 import { actorOf, requirePermission } from './context.js';
 import {
   AUTHED,
+  AuditList,
+  AuditQuery,
   AuditReport,
   CaseList,
+  ClearancesBody,
   LoginThrottleReset,
   NewUserBody,
   NodeStatus,
+  PasswordBody,
+  PasswordChangeBody,
   QuarantineList,
+  RoleBody,
   SyncReply,
   UserInfo,
   UserList,
@@ -93,6 +99,100 @@ export function userRoutes(app: FastifyInstance): void {
     },
     (request) => {
       const user = node.disableUser(actorOf(request), request.params.username);
+      sessions.revokeUser(user.username);
+      return userView(user);
+    },
+  );
+
+  app.post<{ Params: UsernameParams }>(
+    '/users/:username/enable',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Enable a disabled account again (admins)',
+        params: UsernameParams,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'NOT_FOUND') },
+      },
+    },
+    (request) => userView(node.enableUser(actorOf(request), request.params.username)),
+  );
+
+  app.put<{ Params: UsernameParams; Body: PasswordBody }>(
+    '/users/:username/password',
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Set another user's password (admins); that user's sessions end at once",
+        params: UsernameParams,
+        body: PasswordBody,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'NOT_FOUND', 'INVALID_STATE') },
+      },
+    },
+    (request) => {
+      const user = node.resetPassword(
+        actorOf(request),
+        request.params.username,
+        request.body.password,
+      );
+      sessions.revokeUser(user.username);
+      return userView(user);
+    },
+  );
+
+  app.put<{ Params: UsernameParams; Body: RoleBody }>(
+    '/users/:username/role',
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Change a user's role (admins; the last enabled admin keeps theirs)",
+        params: UsernameParams,
+        body: RoleBody,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'NOT_FOUND', 'INVALID_STATE') },
+      },
+    },
+    (request) =>
+      userView(node.setUserRole(actorOf(request), request.params.username, request.body.role)),
+  );
+
+  app.put<{ Params: UsernameParams; Body: ClearancesBody }>(
+    '/users/:username/clearances',
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Replace a user's clearances (admins)",
+        params: UsernameParams,
+        body: ClearancesBody,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'NOT_FOUND') },
+      },
+    },
+    (request) =>
+      userView(
+        node.setUserClearances(actorOf(request), request.params.username, request.body.clearances),
+      ),
+  );
+
+  app.post<{ Body: PasswordChangeBody }>(
+    '/me/password',
+    {
+      schema: {
+        tags,
+        security,
+        summary:
+          'Change your own password (the current one is checked); all your sessions end, log in again',
+        body: PasswordChangeBody,
+        response: { 200: UserInfo, ...errorResponses(...AUTHED, 'INPUT_INVALID') },
+      },
+    },
+    (request) => {
+      const user = node.changePassword(
+        actorOf(request),
+        request.body.current,
+        request.body.password,
+      );
       sessions.revokeUser(user.username);
       return userView(user);
     },
@@ -188,5 +288,31 @@ export function nodeRoutes(app: FastifyInstance): void {
       },
     },
     (request) => node.verifyAudit(actorOf(request)),
+  );
+
+  app.get<{ Querystring: AuditQuery }>(
+    '/audit',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Audit entries, oldest first, filtered (admins); ids and codes only, no content',
+        querystring: AuditQuery,
+        response: { 200: AuditList, ...errorResponses(...AUTHED, 'NOT_FOUND') },
+      },
+    },
+    (request) => {
+      const actor = actorOf(request);
+      const q = request.query;
+      const entries = node.auditEntries(actor, {
+        limit: q.limit ?? 200,
+        ...(q.since === undefined ? {} : { since: q.since }),
+        ...(q.actor === undefined ? {} : { actor: q.actor }),
+        ...(q.action === undefined ? {} : { action: q.action }),
+        ...(q.target === undefined ? {} : { target: q.target }),
+      });
+      const names = new Map(node.listUsers(actor).map((u) => [u.id, u.username]));
+      return { entries: entries.map((e) => ({ ...e, actor: names.get(e.actor) ?? e.actor })) };
+    },
   );
 }

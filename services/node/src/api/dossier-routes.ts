@@ -128,13 +128,14 @@ export function dossierRoutes(app: FastifyInstance): void {
       },
     },
     async (request, reply) => {
-      const { content, recipients, caseId } = request.body;
+      const { content, recipients, caseId, newCase } = request.body;
       const attachments = attachmentsOf(ctx, request.body.attachments);
       const id = await node.compose(actorOf(request), {
         content,
         ...(recipients ? { recipients } : {}),
         ...(attachments ? { attachments } : {}),
         ...(caseId === undefined ? {} : { caseId }),
+        ...(newCase === true ? { newCase } : {}),
       });
       return reply
         .code(201)

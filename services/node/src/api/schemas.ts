@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
+import { AUDIT_ACTIONS } from '../administration/audit-log.js';
 import { CLEARANCES, NewUserSchema, ROLES } from '../administration/users.js';
 import { STATUSES } from '../dossier-status.js';
 import { API_ERRORS, API_ERROR_CODES, type ApiErrorCode } from './errors.js';
@@ -209,6 +210,12 @@ export const ComposeBody = Type.Object(
     recipients: Type.Optional(Recipients),
     attachments: Type.Optional(Attachments),
     caseId: Type.Optional(Type.String({ pattern: '^c-[0-9a-f]{16}$' })),
+    newCase: Type.Optional(
+      Type.Boolean({
+        description:
+          'open a new case even if the case reference names an existing one (by default a request joins it)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -368,6 +375,60 @@ export const UserInfo = Type.Object({
 export const UserList = Type.Object({ users: Type.Array(UserInfo) });
 
 // ------------------------------------------------------------------ node
+
+export const PasswordBody = Type.Object(
+  { password: NewUserSchema.properties.password },
+  { additionalProperties: false },
+);
+export type PasswordBody = Static<typeof PasswordBody>;
+
+export const PasswordChangeBody = Type.Object(
+  {
+    current: Type.String({ minLength: 1, maxLength: 1024 }),
+    password: NewUserSchema.properties.password,
+  },
+  { additionalProperties: false },
+);
+export type PasswordChangeBody = Static<typeof PasswordChangeBody>;
+
+export const RoleBody = Type.Object(
+  { role: NewUserSchema.properties.role },
+  { additionalProperties: false },
+);
+export type RoleBody = Static<typeof RoleBody>;
+
+export const ClearancesBody = Type.Object(
+  { clearances: NewUserSchema.properties.clearances },
+  { additionalProperties: false },
+);
+export type ClearancesBody = Static<typeof ClearancesBody>;
+
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Type.Integer({ minimum: 0, description: 'entries at or after (ms)' })),
+    actor: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'a username or system' }),
+    ),
+    action: Type.Optional(Type.Enum(AUDIT_ACTIONS)),
+    target: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;
+
+export const AuditList = Type.Object({
+  entries: Type.Array(
+    Type.Object({
+      seq: Type.Integer(),
+      at: Timestamp,
+      actor: Type.String({ description: 'username, or system' }),
+      action: Type.String(),
+      target: Type.Union([Type.String(), Type.Null()]),
+      detail: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
 
 export const AuditReport = Type.Object({
   ok: Type.Boolean(),

@@ -73,10 +73,20 @@ export function registerDossiers(program: Command, run: CliRun): void {
     .requiredOption('--content <file>', 'dossier content (docs/protocol.md §10)')
     .option('--to <addresses...>', 'further recipients', [])
     .option('--attach <paths...>', 'attachment files, each `path` or `path:media/type`', [])
-    .option('--case <caseId>', 'put the request into an existing case')
+    .option(
+      '--case <caseId>',
+      'put the request into this case (by default a request joins the one case with its case reference, if there is one)',
+    )
+    .option('--new-case', 'open a new case even if the case reference names an existing one')
     .action(
       async (
-        opts: { content: string; to: string[]; attach: string[]; case?: string },
+        opts: {
+          content: string;
+          to: string[];
+          attach: string[];
+          case?: string;
+          newCase?: boolean;
+        },
         cmd: Command,
       ) => {
         const g = globals(cmd, io);
@@ -88,6 +98,7 @@ export function registerDossiers(program: Command, run: CliRun): void {
             recipients: opts.to,
             attachments: attachmentsOf(opts.attach),
             ...(opts.case ? { caseId: opts.case } : {}),
+            ...(opts.newCase === true ? { newCase: true } : {}),
             ...(bars.listener ? { onProgress: bars.listener } : {}),
           });
           return { id: draftId, warnings: node.warnings(actor, draftId) };

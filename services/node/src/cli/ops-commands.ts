@@ -1,6 +1,8 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { AUDIT_ACTIONS } from '../administration/audit-log.js';
 import { verifyBundle } from '../export/bundle.js';
-import { NODE_ERRORS } from '../errors.js';
+import { NODE_ERRORS, nodeFail } from '../errors.js';
 import type { SyncEvent } from '../authority-node.js';
 import type { TrustFetchRow } from '../store/trust-table.js';
 import type { TrustStatus, TrustSyncReport } from '../trust/trust-sync.js';
@@ -208,6 +210,85 @@ export function registerOps(
       if (!report.ok) run.code = NODE_ERRORS.AUDIT_TAMPERED.exit;
     });
 
+  audit
+    .command('list')
+    .description('list audit entries, oldest first (admins)')
+    .option(
+      '--since <when>',
+      'an ISO date or time (2026-12-01, 2026-12-01T08:00Z) or an age (90m, 24h, 7d)',
+    )
+    .option('--actor <username>', 'only what this user did (`system` for the node itself)')
+    .option('--action <action>', `only this action (${AUDIT_ACTIONS.slice(0, 3).join(', ')}, ...)`)
+    .option('--target <id>', 'only entries about this dossier, envelope or username')
+    .option('--limit <n>', 'at most this many, the most recent (1-100000)', '200')
+    .action(
+      async (
+        opts: { since?: string; actor?: string; action?: string; target?: string; limit: string },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd, io);
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 100_000)
+          nodeFail('INPUT_INVALID', '--limit must be a whole number from 1 to 100000');
+        if (
+          opts.action !== undefined &&
+          !(AUDIT_ACTIONS as readonly string[]).includes(opts.action)
+        )
+          nodeFail(
+            'INPUT_INVALID',
+            `--action ${opts.action} is not an audit action; one of ${AUDIT_ACTIONS.join(', ')}`,
+          );
+        const since = opts.since === undefined ? undefined : parseSince(opts.since, Date.now());
+        const { entries, names } = await asUser(io, g, (node, actor) => {
+          const found = node.auditEntries(actor, {
+            limit,
+            ...(since === undefined ? {} : { since }),
+            ...(opts.actor === undefined ? {} : { actor: opts.actor }),
+            ...(opts.action === undefined ? {} : { action: opts.action }),
+            ...(opts.target === undefined ? {} : { target: opts.target }),
+          });
+          const byId = new Map(node.listUsers(actor).map((u) => [u.id, u.username]));
+          return { entries: found, names: byId };
+        });
+        const shown = entries.map((e) => ({ ...e, actor: names.get(e.actor) ?? e.actor }));
+        emit(io, g.json, shown, () =>
+          shown.length === 0
+            ? 'no audit entry matches'
+            : table(
+                ['SEQ', 'AT', 'ACTOR', 'ACTION', 'TARGET', 'DETAIL'],
+                shown.map((e) => [
+                  String(e.seq),
+                  formatTime(e.at),
+                  e.actor,
+                  e.action,
+                  e.target ?? '-',
+                  e.detail ?? '-',
+                ]),
+              ),
+        );
+      },
+    );
+
+  audit
+    .command('export')
+    .description(
+      'write the whole audit log with its chain hashes and head to a new file (JSON lines), for a reviewer to recompute away from the node (admins)',
+    )
+    .requiredOption('--out <file>', 'the file to create (never overwritten)')
+    .action(async (opts: { out: string }, cmd: Command) => {
+      const g = globals(cmd, io);
+      const result = await asUser(io, g, (node, actor) =>
+        node.exportAudit(actor, resolve(opts.out)),
+      );
+      emit(
+        io,
+        g.json,
+        result,
+        () =>
+          `audit log exported to ${result.file}: ${result.entries} entries, head ${result.head?.seq ?? 0} ${result.head?.hash ?? ''}`,
+      );
+    });
+
   const quarantine = program.command('quarantine').description('dossiers that failed verification');
   quarantine
     .command('list')
@@ -231,4 +312,21 @@ export function registerOps(
             ),
       );
     });
+}
+
+/** `--since`: an age (90m, 24h, 7d) before `now`, or an ISO date or time; INPUT_INVALID otherwise. */
+export function parseSince(value: string, now: number): number {
+  const age = /^(\d{1,6})([mhd])$/.exec(value);
+  if (age) {
+    const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
+    return now - Number(age[1]) * unit;
+  }
+  if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
+    const at = Date.parse(value);
+    if (Number.isFinite(at)) return at;
+  }
+  return nodeFail(
+    'INPUT_INVALID',
+    `--since ${JSON.stringify(value.slice(0, 40))} is neither an ISO date (2026-12-01, 2026-12-01T08:00Z) nor an age (90m, 24h, 7d)`,
+  );
 }

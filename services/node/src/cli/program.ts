@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError, type CliIO } from './io.js';
+import { registerCases } from './case-commands.js';
 import { registerDirectory } from './directory-command.js';
 import { registerDossiers } from './dossier-commands.js';
 import { registerInit } from './init-command.js';
@@ -28,6 +29,7 @@ export function buildProgram(run: CliRun, options: CliOptions = {}): Command {
   registerInit(program, run);
   registerUsers(program, run);
   registerDossiers(program, run);
+  registerCases(program, run);
   registerDirectory(program, run);
   registerOps(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   registerServe(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
 import { CLEARANCES, ROLES, type Clearance, type Role } from '../administration/users.js';
 import { emit, formatTime, secret, table } from './io.js';
-import { asUser, globals, type CliRun } from './session.js';
+import { asUser, globals, withNode, type CliRun } from './session.js';
 
 export function registerUsers(program: Command, run: CliRun): void {
   const { io } = run;
@@ -71,5 +71,82 @@ export function registerUsers(program: Command, run: CliRun): void {
       const g = globals(cmd, io);
       const disabled = await asUser(io, g, (node, actor) => node.disableUser(actor, username));
       emit(io, g.json, disabled, () => `user ${disabled.username} disabled`);
+    });
+
+  user
+    .command('enable <username>')
+    .description('enable a disabled user again')
+    .action(async (username: string, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const enabled = await asUser(io, g, (node, actor) => node.enableUser(actor, username));
+      emit(io, g.json, enabled, () => `user ${enabled.username} enabled`);
+    });
+
+  user
+    .command('passwd')
+    .description(
+      'change your own password (the acting --user): the current one from ROGATORY_PASSWORD or a prompt, the new one from ROGATORY_NEW_PASSWORD or a prompt',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      if (g.user === undefined)
+        nodeFail('INPUT_INVALID', 'give your username with --user (or ROGATORY_USER)');
+      const changed = await withNode(io, g, async (node) => {
+        const username = g.user as string;
+        const current = await secret(io, 'ROGATORY_PASSWORD', `Current password of ${username}: `);
+        const actor = node.login(username, current);
+        const next = await secret(io, 'ROGATORY_NEW_PASSWORD', `New password for ${username}: `);
+        return node.changePassword(actor, current, next);
+      });
+      emit(io, g.json, changed, () => `password of ${changed.username} changed`);
+    });
+
+  user
+    .command('reset-password <username>')
+    .description(
+      "set another user's password (admins); the new one from ROGATORY_NEW_PASSWORD or a prompt",
+    )
+    .action(async (username: string, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      const reset = await asUser(io, g, async (node, actor) => {
+        const next = await secret(io, 'ROGATORY_NEW_PASSWORD', `New password for ${username}: `);
+        return node.resetPassword(actor, username, next);
+      });
+      emit(io, g.json, reset, () => `password of ${reset.username} reset`);
+    });
+
+  user
+    .command('set-role <username> <role>')
+    .description(`change a user's role (${ROLES.join(', ')}); takes effect at once`)
+    .action(async (username: string, role: string, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      if (!(ROLES as readonly string[]).includes(role))
+        nodeFail('INPUT_INVALID', `the role must be one of ${ROLES.join(', ')}`);
+      const changed = await asUser(io, g, (node, actor) =>
+        node.setUserRole(actor, username, role as Role),
+      );
+      emit(io, g.json, changed, () => `user ${changed.username} is now ${changed.role}`);
+    });
+
+  user
+    .command('set-clearance <username> [codes...]')
+    .description(
+      `replace a user's clearances (${CLEARANCES.join(', ')}; none given: no clearance); takes effect at once`,
+    )
+    .action(async (username: string, codes: string[], _opts: unknown, cmd: Command) => {
+      const g = globals(cmd, io);
+      for (const c of codes)
+        if (!(CLEARANCES as readonly string[]).includes(c))
+          nodeFail('INPUT_INVALID', `unknown clearance ${c}; use ${CLEARANCES.join(', ')}`);
+      const changed = await asUser(io, g, (node, actor) =>
+        node.setUserClearances(actor, username, [...new Set(codes)] as Clearance[]),
+      );
+      emit(
+        io,
+        g.json,
+        changed,
+        () =>
+          `user ${changed.username} cleared for ${changed.clearances.length > 0 ? changed.clearances.join(', ') : 'nothing beyond unrestricted dossiers'}`,
+      );
     });
 }

@@ -1,5 +1,5 @@
 import type { DossierContent } from '@rogatory/protocol';
-import { requireClearance, type Actor } from '../administration/users.js';
+import { isCleared, requireClearance, type Actor, type UserInfo } from '../administration/users.js';
 import { requestAnsweredBy } from '../answering/answer-threading.js';
 import { audit, type NodeContext, type ProgressListener } from '../context.js';
 import { caseMetaOf, handlingOf, metaOf } from '../dossier-meta.js';
@@ -21,21 +21,33 @@ export interface ComposeInput {
   /** Further recipients beyond the one the content addresses. */
   readonly recipients?: readonly string[];
   readonly attachments?: readonly AttachmentInput[];
-  /** Put a request into an existing case (answers always go to their request's case). */
+  /**
+   * Put a request into an existing case (answers always go to their request's
+   * case). Without it, a request whose case reference names exactly one case
+   * the drafter may see joins that case.
+   */
   readonly caseId?: string;
+  /** Open a new case even if the case reference names an existing one. */
+  readonly newCase?: boolean;
   readonly onProgress?: ProgressListener;
 }
 
 /** Handling code and case of a draft: a request carries its own; an answer inherits its request's. */
 function placement(
   ctx: NodeContext,
+  user: UserInfo,
   content: DossierContent,
   caseId: string | undefined,
+  newCase: boolean,
 ): { handlingCode: HandlingCode; caseId: string | undefined; request?: DossierRow } {
   if (content.kind === 'request') {
     if (caseId !== undefined && !ctx.store.caseRow(caseId))
       nodeFail('NOT_FOUND', `no case ${caseId}`);
-    return { handlingCode: content.header.handlingCode, caseId };
+    return {
+      handlingCode: content.header.handlingCode,
+      caseId:
+        caseId ?? (newCase ? undefined : caseByReference(ctx, user, content.header.caseReference)),
+    };
   }
   if (content.kind !== 'answer')
     return nodeFail(
@@ -56,6 +68,44 @@ function placement(
   };
 }
 
+/**
+ * The case a new request joins by its case reference: the one case with that
+ * reference the drafter is cleared for; none (a new case) if there is none;
+ * INPUT_INVALID naming the cases if several match (the officer chooses with
+ * `--case`, or `--new-case`).
+ */
+function caseByReference(ctx: NodeContext, user: UserInfo, reference: string): string | undefined {
+  const found: string[] = [];
+  for (const row of ctx.store.allCases()) {
+    const meta = ctx.store.caseMeta(row);
+    if (meta.caseReference === reference && isCleared(user, meta.handlingCode)) found.push(row.id);
+  }
+  if (found.length <= 1) return found[0];
+  return nodeFail(
+    'INPUT_INVALID',
+    `the case reference names ${String(found.length)} cases (${found.join(', ')}); choose one with --case <id>, or open a new one with --new-case`,
+  );
+}
+
+/** A request joining a case adds its recipients to the case's counterparts. */
+function joinCounterparts(
+  ctx: NodeContext,
+  caseId: string,
+  recipients: readonly string[],
+  now: number,
+): void {
+  const row = ctx.store.caseRow(caseId);
+  if (!row) return;
+  const meta = ctx.store.caseMeta(row);
+  const missing = recipients.filter((r) => !meta.counterparts.includes(r));
+  if (missing.length > 0)
+    ctx.store.updateCase(
+      caseId,
+      { ...meta, counterparts: [...meta.counterparts, ...missing] },
+      now,
+    );
+}
+
 /** Create a draft: validate, encrypt the attachments into the blob store, then write the rows in one transaction. */
 export async function compose(
   ctx: NodeContext,
@@ -67,7 +117,7 @@ export async function compose(
   const content = checkedContent(input.content);
   const recipients = recipientsOf(ctx, content, input.recipients ?? []);
   requireValid(draftingIssues(ctx, content, recipients, attachments.length));
-  const place = placement(ctx, content, input.caseId);
+  const place = placement(ctx, user, content, input.caseId, input.newCase === true);
   requireClearance(user, place.handlingCode);
   for (const r of recipients) encryptionKeyOf(ctx, r);
 
@@ -76,6 +126,8 @@ export async function compose(
   const meta = metaOf(content, ctx.address, recipients, place.handlingCode);
   return ctx.db.transaction(() => {
     const caseId = place.caseId ?? ctx.store.insertCase(caseMetaOf(meta, recipients), now);
+    if (place.caseId !== undefined && content.kind === 'request')
+      joinCounterparts(ctx, caseId, recipients, now);
     const id = ctx.store.insertDossier({
       caseId,
       direction: 'out',
@@ -108,7 +160,7 @@ export async function updateDraft(
   ctx: NodeContext,
   actor: Actor,
   id: string,
-  input: Omit<ComposeInput, 'caseId'> & { keepAttachments?: boolean },
+  input: Omit<ComposeInput, 'caseId' | 'newCase'> & { keepAttachments?: boolean },
 ): Promise<void> {
   const user = ctx.users.require(actor, 'dossier:draft');
   const row = ctx.store.requireDossier(id);
@@ -122,7 +174,7 @@ export async function updateDraft(
   const attachments = input.attachments ?? [];
   const recipients = recipientsOf(ctx, content, input.recipients ?? []);
   requireValid(draftingIssues(ctx, content, recipients, kept.length + attachments.length));
-  const place = placement(ctx, content, undefined);
+  const place = placement(ctx, user, content, undefined, true);
   requireClearance(user, place.handlingCode);
   const added = await encryptAttachments(ctx, attachments, input.onProgress);
   const now = ctx.clock();

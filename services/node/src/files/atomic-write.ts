@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { nodeFail } from '../errors.js';
 import { O_NOFOLLOW } from './file-root.js';
 
 /** Exclusive creation that never follows a link at the last component (O_EXCL refuses one already; O_NOFOLLOW says so). */
@@ -44,6 +45,29 @@ export function writeFileAtomicSync(path: string, data: string, mode = 0o600): v
     closeSync(fd);
   }
   renameSync(temporary, path);
+}
+
+/**
+ * Create `path` with `data` (mode 0600), never replacing or following
+ * anything already there: PATH_REFUSED names the path if it exists.
+ */
+export function writeNewFileSync(path: string, data: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, CREATE_NEW, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ELOOP')
+      return nodeFail('PATH_REFUSED', `${path} exists already; choose a new file name`);
+    if (code === 'ENOENT') return nodeFail('PATH_REFUSED', `the folder of ${path} does not exist`);
+    return nodeFail('PATH_REFUSED', `cannot create ${path} (${code ?? 'error'})`);
+  }
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function syncDirectory(path: string): Promise<void> {

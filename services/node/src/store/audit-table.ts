@@ -12,6 +12,14 @@ export interface AuditRow {
   readonly hash: string;
 }
 
+/** Which entries to list: every field given must match (`since`: at or after, in ms). */
+export interface AuditFilter {
+  readonly target?: string;
+  readonly actor?: string;
+  readonly action?: string;
+  readonly since?: number;
+}
+
 /** The chain head kept beside the entries (one row), MACed by the caller. */
 export interface AuditHeadRow {
   readonly seq: number;
@@ -48,15 +56,30 @@ export class AuditTable {
       AuditHeadRow | undefined;
   }
 
-  /** The last `limit` entries (about `target` when given), newest first. */
-  latest(limit: number, target?: string): AuditRow[] {
-    return (
-      target === undefined
-        ? this.db.sql.prepare('SELECT * FROM audit ORDER BY seq DESC LIMIT ?').all(limit)
-        : this.db.sql
-            .prepare('SELECT * FROM audit WHERE target = ? ORDER BY seq DESC LIMIT ?')
-            .all(target, limit)
-    ) as AuditRow[];
+  /** The last `limit` entries matching every filter given, newest first. */
+  latest(limit: number, filter: AuditFilter = {}): AuditRow[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.target !== undefined) {
+      where.push('target = ?');
+      args.push(filter.target);
+    }
+    if (filter.actor !== undefined) {
+      where.push('actor = ?');
+      args.push(filter.actor);
+    }
+    if (filter.action !== undefined) {
+      where.push('action = ?');
+      args.push(filter.action);
+    }
+    if (filter.since !== undefined) {
+      where.push('at >= ?');
+      args.push(filter.since);
+    }
+    const clause = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+    return this.db.sql
+      .prepare(`SELECT * FROM audit${clause} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, limit) as AuditRow[];
   }
 
   /** Every entry in order, read one at a time. */

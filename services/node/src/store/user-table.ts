@@ -60,4 +60,47 @@ export class UserTable {
         .changes > 0
     );
   }
+
+  /** Whether an account was enabled again (false: no such username). */
+  enable(username: string): boolean {
+    return (
+      this.db.sql.prepare('UPDATE users SET disabled = 0 WHERE username = ?').run(username)
+        .changes > 0
+    );
+  }
+
+  /** Replace a password hash (false: no such username). */
+  setPasswordHash(username: string, hash: string): boolean {
+    return (
+      this.db.sql
+        .prepare('UPDATE users SET password_hash = ? WHERE username = ?')
+        .run(hash, username).changes > 0
+    );
+  }
+
+  /** Change a role (false: no such username). The table's CHECK admits only the known roles. */
+  setRole(username: string, role: string): boolean {
+    return (
+      this.db.sql.prepare('UPDATE users SET role = ? WHERE username = ?').run(role, username)
+        .changes > 0
+    );
+  }
+
+  /** Replace the clearances, a JSON array (false: no such username). */
+  setClearances(username: string, clearances: string): boolean {
+    return (
+      this.db.sql
+        .prepare('UPDATE users SET clearances = ? WHERE username = ?')
+        .run(clearances, username).changes > 0
+    );
+  }
+
+  /** Enabled admins (to keep at least one). */
+  activeAdmins(): number {
+    return (
+      this.db.sql
+        .prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0")
+        .get() as { n: number }
+    ).n;
+  }
 }
