@@ -10,6 +10,7 @@ import {
   validator,
 } from '@rogatory/protocol';
 import { isNodeError, nodeFail } from '../errors.js';
+import { whyUnreadable } from '../files/file-errors.js';
 import { writeFileAtomic } from '../files/atomic-write.js';
 
 export const CONFIG_FILE = 'node.json';
@@ -131,13 +132,17 @@ export async function readConfig(dir: string): Promise<NodeConfig> {
   try {
     text = await readFile(join(dir, CONFIG_FILE), 'utf8');
   } catch (cause) {
-    return nodeFail('NODE_NOT_FOUND', 'no node.json in the node directory', { cause });
+    return nodeFail(
+      'NODE_NOT_FOUND',
+      `${dir} holds no node: its ${CONFIG_FILE} ${whyUnreadable(cause)} (give the node folder with --dir or ROGATORY_NODE_DIR)`,
+      { cause },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    return nodeFail('CONFIG_INVALID', 'node.json is not JSON', { cause });
+    return nodeFail('CONFIG_INVALID', `${join(dir, CONFIG_FILE)} is not JSON`, { cause });
   }
   try {
     const config = configShape.parse(value);

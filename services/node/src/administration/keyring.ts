@@ -18,6 +18,7 @@ import {
 } from '@rogatory/protocol';
 import { deriveKeyInWorker } from '@rogatory/protocol/node';
 import { nodeFail } from '../errors.js';
+import { whyUnreadable } from '../files/file-errors.js';
 import type { KdfLimits } from './config.js';
 
 /** Purposes bound into each sealed key file (protocol §13): a file cannot be swapped for another's. */
@@ -246,12 +247,14 @@ async function readKeyFile(dir: string, path: string): Promise<unknown> {
   try {
     text = await readFile(join(dir, path), 'utf8');
   } catch (cause) {
-    return nodeFail('CONFIG_INVALID', `key file ${path} is missing`, { cause });
+    return nodeFail('CONFIG_INVALID', `key file ${join(dir, path)} ${whyUnreadable(cause)}`, {
+      cause,
+    });
   }
   try {
     return JSON.parse(text);
   } catch (cause) {
-    return nodeFail('CONFIG_INVALID', `key file ${path} is not JSON`, { cause });
+    return nodeFail('CONFIG_INVALID', `key file ${join(dir, path)} is not JSON`, { cause });
   }
 }
 

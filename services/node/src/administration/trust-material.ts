@@ -9,6 +9,7 @@ import {
   type Manifest,
 } from '@rogatory/protocol';
 import { nodeFail } from '../errors.js';
+import { whyUnreadable } from '../files/file-errors.js';
 import { writeFileAtomic } from '../files/atomic-write.js';
 
 const manifestShape = validator(ManifestSchema, 'manifest');
@@ -74,14 +75,16 @@ export async function readTrustFolder(dir: string): Promise<unknown[]> {
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
   } catch (cause) {
-    return nodeFail('CONFIG_INVALID', 'the trust directory is missing', { cause });
+    return nodeFail('CONFIG_INVALID', `the trust folder ${dir} ${whyUnreadable(cause)}`, { cause });
   }
   const manifests: unknown[] = [];
   for (const name of names) {
     try {
       manifests.push(JSON.parse(await readFile(join(dir, name), 'utf8')));
     } catch (cause) {
-      nodeFail('CONFIG_INVALID', `trust file ${name} is not JSON`, { cause });
+      nodeFail('CONFIG_INVALID', `trust file ${join(dir, name)} is unreadable or not JSON`, {
+        cause,
+      });
     }
   }
   return manifests;

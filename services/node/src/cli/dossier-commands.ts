@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
+import { readJsonFile } from '../files/file-errors.js';
 import type { AttachmentInput } from '../drafting/attachment-encryption.js';
 import type { DossierFilter } from '../reading/lists.js';
 import type { DossierSummary } from '../reading/summaries.js';
@@ -8,12 +8,8 @@ import { emit, formatTime, table } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, type CliRun } from './session.js';
 
-async function readContent(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8'));
-  } catch (cause) {
-    return nodeFail('INPUT_INVALID', 'the content file cannot be read as JSON', { cause });
-  }
+function readContent(path: string): Promise<unknown> {
+  return readJsonFile(path, 'the content file');
 }
 
 /** `path` or `path:type/subtype`. */

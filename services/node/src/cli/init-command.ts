@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { Type } from 'typebox';
 import {
@@ -12,6 +11,7 @@ import {
   validator,
 } from '@rogatory/protocol';
 import { nodeFail } from '../errors.js';
+import { readJsonFile } from '../files/file-errors.js';
 import { initNode } from '../administration/node-directory.js';
 import type { ImportedKeys } from '../administration/keyring.js';
 import { emit, formatTime, secret } from './io.js';
@@ -22,12 +22,8 @@ const ImportKeysSchema = Type.Object(
   { additionalProperties: false },
 );
 
-async function readJson(path: string, what: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8'));
-  } catch (cause) {
-    return nodeFail('INPUT_INVALID', `${what} cannot be read as JSON`, { cause });
-  }
+function readJson(path: string, what: string): Promise<unknown> {
+  return readJsonFile(path, what);
 }
 
 function parse<T>(shape: { parse(v: unknown): T }, value: unknown, what: string): T {

@@ -9,6 +9,7 @@ import {
 import { encryptAttachment } from '@rogatory/protocol/node';
 import type { NodeContext, ProgressListener } from '../context.js';
 import { NodeError, nodeFail, toNodeError } from '../errors.js';
+import { whyUnreadable } from '../files/file-errors.js';
 import { READ_ANY, type FileRoot } from '../files/file-root.js';
 
 /** Chunk writes (write + fsync) in flight while an attachment is encrypted. */
@@ -75,12 +76,14 @@ async function openAttachment(input: AttachmentInput): Promise<FileHandle> {
   try {
     handle = await open(input.path, READ_ANY);
   } catch (cause) {
-    return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
+    return nodeFail('INPUT_INVALID', `attachment ${input.path} ${whyUnreadable(cause)}`, {
+      cause,
+    });
   }
   const info = await handle.stat().catch(() => undefined);
   if (info?.isFile() !== true) {
     await handle.close().catch(() => undefined);
-    nodeFail('INPUT_INVALID', 'an attachment is not a regular file');
+    nodeFail('INPUT_INVALID', `attachment ${input.path} is not a regular file`);
   }
   return handle;
 }
@@ -95,7 +98,9 @@ async function encryptOpened(
   try {
     size = (await handle.stat()).size;
   } catch (cause) {
-    return nodeFail('INPUT_INVALID', 'an attachment file cannot be read', { cause });
+    return nodeFail('INPUT_INVALID', `attachment ${input.path} ${whyUnreadable(cause)}`, {
+      cause,
+    });
   }
   const name = input.name ?? basename(input.path);
   // Read from the descriptor opened above, never by path again; the stream
@@ -117,7 +122,7 @@ async function encryptOpened(
       mediaType: input.mediaType ?? guessMediaType(input.path),
     });
   } catch (cause) {
-    return nodeFail('INPUT_INVALID', 'invalid attachment name or media type', {
+    return nodeFail('INPUT_INVALID', `attachment ${input.path}: invalid name or media type`, {
       cause,
       detail: isProtocolError(cause) ? cause.code : 'INPUT_INVALID',
     });
