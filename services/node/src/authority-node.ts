@@ -17,6 +17,7 @@ import { audit, type NodeContext, type ProgressListener } from './context.js';
 import type { AttachmentInput } from './drafting/attachment-encryption.js';
 import { compose, submitForApproval, updateDraft, type ComposeInput } from './drafting/draft.js';
 import { dossierWarnings, type DraftWarning } from './drafting/recipient-warnings.js';
+import { draftTemplate, type TemplateOptions } from './drafting/template.js';
 import {
   buildDirectory,
   trustStoreIntroductions,
@@ -402,6 +403,11 @@ export class AuthorityNode {
    * Warnings about a draft or a dossier awaiting approval (a request type or
    * language its recipient's manifest entry does not list). Never a refusal.
    */
+  /** A commented content template for a new request or an answer (`rogatory draft new`). */
+  draftTemplate(actor: Actor, options: TemplateOptions): string {
+    return draftTemplate(this.ctx, actor, options);
+  }
+
   warnings(actor: Actor, id: string): DraftWarning[] {
     return dossierWarnings(this.ctx, actor, id);
   }

@@ -216,7 +216,8 @@ describe('rogatory CLI', () => {
       out,
     ]);
     expect(opened.code).toBe(0);
-    expect(opened.out).toContain('CLI-CASE-1');
+    expect(opened.out).toContain('Case reference: CLI-CASE-1');
+    expect(opened.out).toContain('Requesting authority:');
     expect(Buffer.compare(await readFile(join(out, 'cli-a.pdf')), a.bytes)).toBe(0);
     expect((await cli(['--dir', kz, 'sync', '--once'])).code).toBe(0);
 

@@ -158,3 +158,4 @@ export {
 } from './validate.js';
 export { isCalendarDate, isValidIban } from './rules.js';
 export { EXAMPLE_REQUEST_ENVELOPE_ID, exampleAnswer, exampleRequest } from './examples.js';
+export { contentTemplate, renderContent } from './present.js';

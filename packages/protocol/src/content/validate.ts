@@ -67,6 +67,11 @@ function validatorFor(schema: TSchema): Validator {
   return v;
 }
 
+/** The schema that describes `content` (by its kind and type), for presenting it; undefined for an unknown kind. */
+export function contentSchemaOf(content: unknown): TSchema | undefined {
+  return isRecord(content) ? rootSchemaFor(content) : undefined;
+}
+
 function rootSchemaFor(content: Readonly<Record<string, unknown>>): TSchema | undefined {
   const kind = own(content, 'kind');
   if (kind === 'request') {

@@ -1,3 +1,4 @@
+import { renderContent } from '@rogatory/protocol';
 import type { Command } from 'commander';
 import { nodeFail } from '../errors.js';
 import { readJsonFile } from '../files/file-errors.js';
@@ -9,7 +10,7 @@ import { progressBars } from './progress.js';
 import { asUser, globals, type CliRun } from './session.js';
 
 function readContent(path: string): Promise<unknown> {
-  return readJsonFile(path, 'the content file');
+  return readJsonFile(path, 'the content file', 'INPUT_INVALID', { comments: true });
 }
 
 /** `path` or `path:type/subtype`. */
@@ -103,6 +104,44 @@ export function registerDossiers(program: Command, run: CliRun): void {
           [
             ...warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
             `draft ${id} created; submit it for approval with: rogatory send ${id}`,
+          ].join('\n'),
+        );
+      },
+    );
+
+  program
+    .command('edit <id>')
+    .description(
+      'replace the content of a draft from a file (the editor becomes a co-drafter: four eyes then needs a third person)',
+    )
+    .requiredOption('--content <file>', 'the new dossier content (comments allowed)')
+    .option('--attach <paths...>', 'further attachment files, each `path` or `path:media/type`', [])
+    .option(
+      '--replace-attachments',
+      'drop the attachments the draft has (then give them all with --attach)',
+    )
+    .action(
+      async (
+        id: string,
+        opts: { content: string; attach: string[]; replaceAttachments?: boolean },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd, io);
+        const content = await readContent(opts.content);
+        const bars = progressBars(io, g.json);
+        const warnings = await asUser(io, g, async (node, actor) => {
+          await node.updateDraft(actor, id, {
+            content,
+            attachments: attachmentsOf(opts.attach),
+            keepAttachments: opts.replaceAttachments !== true,
+            ...(bars.listener ? { onProgress: bars.listener } : {}),
+          });
+          return node.warnings(actor, id);
+        }).finally(() => bars.stop());
+        emit(io, g.json, { id, status: 'draft', warnings }, () =>
+          [
+            ...warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
+            `draft ${id} updated; submit it for approval with: rogatory send ${id}`,
           ].join('\n'),
         );
       },
@@ -267,7 +306,7 @@ export function registerDossiers(program: Command, run: CliRun): void {
   program
     .command('open <id>')
     .description(
-      'show the content (audited; the first opening of a received dossier sends a Retrieval evidence); --out decrypts the attachments',
+      'show the content, readable (--json: the raw content), audited; the first opening of a received dossier sends a Retrieval evidence; --out decrypts the attachments',
     )
     .option('--out <dir>', 'decrypt the attachments into this directory')
     .action(async (id: string, opts: { out?: string }, cmd: Command) => {
@@ -299,8 +338,8 @@ export function registerDossiers(program: Command, run: CliRun): void {
             (a) => `  [${a.index}] ${a.name} ${a.mediaType} ${a.size} bytes sha256 ${a.sha256}`,
           ),
           ...result.saved.map((s) => `saved ${s.path}`),
-          'content:',
-          JSON.stringify(result.content, null, 2),
+          '',
+          renderContent(result.content),
         ].join('\n'),
       );
     });

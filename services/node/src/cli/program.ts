@@ -3,6 +3,7 @@ import { EXIT, reportError, type CliIO } from './io.js';
 import { registerCases } from './case-commands.js';
 import { registerDirectory } from './directory-command.js';
 import { registerDossiers } from './dossier-commands.js';
+import { registerDrafting } from './draft-commands.js';
 import { registerInit } from './init-command.js';
 import { registerOps } from './ops-commands.js';
 import { registerServe } from './serve-command.js';
@@ -28,6 +29,7 @@ export function buildProgram(run: CliRun, options: CliOptions = {}): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   registerInit(program, run);
   registerUsers(program, run);
+  registerDrafting(program, run);
   registerDossiers(program, run);
   registerCases(program, run);
   registerDirectory(program, run);
