@@ -19,6 +19,12 @@ import { compose, submitForApproval, updateDraft, type ComposeInput } from './dr
 import { dossierWarnings, type DraftWarning } from './drafting/recipient-warnings.js';
 import { draftTemplate, type TemplateOptions } from './drafting/template.js';
 import {
+  collectGarbage,
+  diskUse,
+  type DiskUse,
+  type GcReport,
+} from './administration/housekeeping.js';
+import {
   buildDirectory,
   trustStoreIntroductions,
   type DirectoryEntry,
@@ -641,6 +647,26 @@ export class AuthorityNode {
     lines.push(JSON.stringify({ head: report.head, ok: report.ok, problems: report.problems }));
     writeNewFileSync(file, `${lines.join('\n')}\n`);
     return { file, entries, head: report.head };
+  }
+
+  // ----------------------------------------------------------- housekeeping
+
+  /**
+   * Collect blobs no row needs (left by an interrupted compose, approval or
+   * download), in two passes at least `graceMs` apart (default 24 h); admins,
+   * or the node itself at start (`actor` null).
+   */
+  async collectGarbage(
+    actor: Actor | null,
+    options: { graceMs?: number; dryRun?: boolean } = {},
+  ): Promise<GcReport> {
+    const by = actor === null ? 'system' : this.ctx.users.require(actor, 'users:manage').id;
+    return await collectGarbage(this.ctx, { ...options, actor: by });
+  }
+
+  /** Disk use of the database and the blob store (no content). */
+  diskUse(): Promise<DiskUse> {
+    return diskUse(this.ctx);
   }
 
   /** Stop sync and release the database, stores and keys. Does not stop the shared hashing worker (`terminateHashWorker`). */

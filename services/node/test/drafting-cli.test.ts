@@ -201,6 +201,7 @@ describe('draft new, draft check, edit, readable open', () => {
 
   it('renders every field title of a content, multi-line text indented', () => {
     const content = mlaRequest(world, SN, KZ);
+    if (content.kind !== 'request') throw new Error('not a request');
     const text = renderContent({
       ...content,
       header: { ...content.header, summaryOfFacts: 'line one\nline two' },

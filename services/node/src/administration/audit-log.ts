@@ -17,6 +17,7 @@ import { writeFileAtomicSync } from '../files/atomic-write.js';
 /** Every state-changing action the node records. Entries name ids and codes only, never content. */
 export const AUDIT_ACTIONS = [
   'node.init',
+  'node.gc',
   'user.add',
   'user.disable',
   'user.enable',

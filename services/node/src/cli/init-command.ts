@@ -14,7 +14,7 @@ import { nodeFail } from '../errors.js';
 import { readJsonFile } from '../files/file-errors.js';
 import { initNode } from '../administration/node-directory.js';
 import type { ImportedKeys } from '../administration/keyring.js';
-import { emit, formatTime, secret } from './io.js';
+import { emit, formatBytes, formatTime, secret } from './io.js';
 import { globals, withNode, type CliRun } from './session.js';
 
 const ImportKeysSchema = Type.Object(
@@ -136,7 +136,10 @@ export function registerInit(program: Command, run: CliRun): void {
     .description('node overview: identity, relay, trust, queue, counts (no content)')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globals(cmd, io);
-      const status = await withNode(io, g, (node) => node.status());
+      const status = await withNode(io, g, async (node) => ({
+        ...node.status(),
+        disk: await node.diskUse(),
+      }));
       emit(io, g.json, status, () =>
         [
           `address          ${status.address}`,
@@ -151,6 +154,7 @@ export function registerInit(program: Command, run: CliRun): void {
               .join(', ') || 'none'
           }`,
           `users            ${status.users}`,
+          `disk             database ${formatBytes(status.disk.databaseBytes)}, ${status.disk.blobs} blobs ${formatBytes(status.disk.blobBytes)} (encrypted dossiers and attachment chunks)`,
           `relay incidents  ${status.relayIncidents.total}${status.relayIncidents.last ? `, last ${status.relayIncidents.last.code} at ${formatTime(status.relayIncidents.last.at)}` : ''}`,
           `trust logs       ${
             status.trust.networks

@@ -6,7 +6,7 @@ import { NODE_ERRORS, nodeFail } from '../errors.js';
 import type { SyncEvent } from '../authority-node.js';
 import type { TrustFetchRow } from '../store/trust-table.js';
 import type { TrustStatus, TrustSyncReport } from '../trust/trust-sync.js';
-import { EXIT, emit, formatTime, table, type CliIO } from './io.js';
+import { EXIT, emit, formatBytes, formatTime, table, type CliIO } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, withNode, type CliRun } from './session.js';
 
@@ -187,6 +187,30 @@ export function registerOps(
         cleared === 0
           ? `no open alarm for ${network}`
           : `cleared ${cleared} alarm(s) of ${network}`,
+      );
+    });
+
+  program
+    .command('gc')
+    .description(
+      'collect blobs no dossier needs (left by an interrupted compose or download): those found unneeded by an earlier pass at least the grace ago are deleted (admins)',
+    )
+    .option('--grace-hours <n>', 'how long a blob must have been unneeded (1-720)', '24')
+    .option('--dry-run', 'report only; delete and remember nothing')
+    .action(async (opts: { graceHours: string; dryRun?: boolean }, cmd: Command) => {
+      const g = globals(cmd, io);
+      const hours = Number(opts.graceHours);
+      if (!Number.isFinite(hours) || hours < 1 || hours > 720)
+        nodeFail('INPUT_INVALID', '--grace-hours must be a number from 1 to 720');
+      const report = await asUser(io, g, (node, actor) =>
+        node.collectGarbage(actor, { graceMs: hours * 3600_000, dryRun: opts.dryRun === true }),
+      );
+      emit(io, g.json, report, () =>
+        [
+          `${report.stored} blobs stored, ${report.referenced} needed by dossiers`,
+          `${report.deleted} deleted (${formatBytes(report.deletedBytes)})${report.dryRun ? ' (dry run: nothing deleted)' : ''}`,
+          `${report.waiting} unneeded but seen so for less than ${String(hours)} h: a later pass deletes them`,
+        ].join('\n'),
       );
     });
 

@@ -103,9 +103,19 @@ export function registerServe(
             ...(metricsToken === undefined ? {} : { metricsToken }),
           });
           io.out(g.json ? `${JSON.stringify({ url: api.url })}\n` : `serving ${api.url}\n`);
+          // Housekeeping: a garbage pass at start and once a day (two passes a grace apart delete).
+          const housekeeping = (): void => {
+            node.collectGarbage(null).catch(() => {
+              io.err('rogatory: a housekeeping pass failed; it runs again in a day\n');
+            });
+          };
+          housekeeping();
+          const daily = setInterval(housekeeping, 24 * 3600 * 1000);
+          daily.unref();
           try {
             await (options.untilSignal ?? waitForSignal)(io);
           } finally {
+            clearInterval(daily);
             await api.close();
           }
         });

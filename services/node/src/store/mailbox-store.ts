@@ -382,6 +382,34 @@ export class MailboxStore {
     })();
   }
 
+  /**
+   * Every blob id a row still needs: the chunks of drafts' attachments, the
+   * sealed dossier of every signed dossier, and the dossier and chunks of
+   * every stored envelope (sent or received, quarantined included).
+   */
+  referencedBlobIds(): Set<string> {
+    const ids = new Set<string>();
+    const drafts = this.sql
+      .prepare('SELECT * FROM dossiers WHERE attachments_enc IS NOT NULL')
+      .iterate() as IterableIterator<DossierRow>;
+    for (const row of drafts)
+      for (const manifest of this.draftAttachments(row))
+        for (const c of manifest.chunks) ids.add(c);
+    const sealed = this.sql
+      .prepare('SELECT sealed_id FROM dossiers WHERE sealed_id IS NOT NULL')
+      .iterate() as IterableIterator<{ sealed_id: string }>;
+    for (const row of sealed) ids.add(row.sealed_id);
+    const envelopes = this.sql
+      .prepare('SELECT id, envelope_enc FROM envelopes')
+      .iterate() as IterableIterator<{ id: string; envelope_enc: Uint8Array }>;
+    for (const row of envelopes) {
+      const env = this.cipher.openJson(T.envelope, row.id, row.envelope_enc, shapes.envelope);
+      ids.add(env.body.dossier.id);
+      for (const c of env.body.chunks) ids.add(c.id);
+    }
+    return ids;
+  }
+
   hasEnvelope(id: string): boolean {
     return this.sql.prepare('SELECT 1 FROM envelopes WHERE id = ?').get(id) !== undefined;
   }
