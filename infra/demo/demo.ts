@@ -15,7 +15,7 @@
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -314,10 +314,11 @@ const PASSPHRASE = randomBytes(12).toString('hex');
 const password = (): string => randomBytes(12).toString('base64url');
 const ADMIN = { username: 'admin', password: password() };
 const snUsers = {
+  // Senior enough to approve, so that four eyes, not his role, refuses his own draft.
   officer: {
     username: 'amadou.diallo',
     password: password(),
-    role: 'officer',
+    role: 'approver',
     clearances: ['restricted'],
   },
   approver: {
@@ -629,13 +630,16 @@ async function main(): Promise<void> {
     },
   );
 
-  await step('Four eyes: the drafting officer tries to approve the request', async () => {
-    const message = await expectRefusal(
-      () => sn!.call('approve', { user: snUsers.officer.username, id: requestId }),
-      'NOT_AUTHORISED',
-    );
-    say(`  refused as expected: ${message}`);
-  });
+  await step(
+    `Four eyes: the drafter (${snUsers.officer.username}, an approver himself) tries to approve his own request`,
+    async () => {
+      const message = await expectRefusal(
+        () => sn!.call('approve', { user: snUsers.officer.username, id: requestId }),
+        'FOUR_EYES_VIOLATION',
+      );
+      say(`  refused as expected: ${message}`);
+    },
+  );
 
   await step(
     `The approver (${snUsers.approver.username}) approves: the node signs, seals and sends it`,
@@ -883,7 +887,50 @@ say('Stopping the nodes and relays');
 await withTimeout(cleanup(), 30_000, 'cleanup').catch((err: unknown) => {
   say(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
 });
-detail(keep && work ? `kept: ${work}` : 'temporary folder removed');
+if (keep && work) {
+  // Everything needed to reopen the kept nodes and relays: demo-only secrets, printed and saved.
+  const nodeDirs: Record<string, string> = {
+    [SN]: join(work, 'node-sn-moj'),
+    [KZ]: join(work, 'node-kz-gpo'),
+  };
+  const credentials = {
+    note: 'DEMO ONLY: test passphrases and passwords of the kept demo folder; never reuse them',
+    nodes: Object.fromEntries(
+      (
+        [
+          [SN, snUsers],
+          [KZ, kzUsers],
+        ] as const
+      ).map(([address, users]) => [
+        address,
+        {
+          dir: nodeDirs[address] ?? '',
+          passphrase: PASSPHRASE,
+          users: [ADMIN, ...Object.values<DemoUser>(users)].map((u) => ({
+            username: u.username,
+            password: u.password,
+          })),
+        },
+      ]),
+    ),
+    relays: Object.fromEntries(
+      ['wacap', 'global', 'casc'].map((n) => [
+        `relay@${n}`,
+        { dir: join(work, `relay-${n}`), env: join(work, `relay-${n}`, 'env.json') },
+      ]),
+    ),
+  };
+  const file = join(work, 'demo-credentials.json');
+  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  detail(`kept: ${work}`);
+  detail(`test passphrases and passwords (demo only) saved in ${file}; to reopen a node:`);
+  detail(
+    `  ROGATORY_PASSPHRASE=${PASSPHRASE} ROGATORY_PASSWORD=${snUsers.officer.password} pnpm --filter @rogatory/node exec rogatory --dir ${nodeDirs[SN] ?? ''} --user ${snUsers.officer.username} inbox`,
+  );
+  detail(
+    '  a relay: cd <relay dir> and start it with the variables of its env.json (rogatory-relay start --config relay.json)',
+  );
+} else detail('temporary folder removed');
 
 const failed = results.filter((r) => r.state !== 'ok');
 process.stdout.write('\nSummary\n');
