@@ -4,7 +4,15 @@ import { terminateHashWorker } from '@rogatory/protocol/node';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { startTestRelays, type TestNetworkOfRelays } from '@rogatory/relay/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthorityNode, initNode, isNodeError, type Actor } from '../src/index.js';
+import type { FastifyInstance } from 'fastify';
+import {
+  API_PREFIX,
+  AuthorityNode,
+  buildNodeApi,
+  initNode,
+  isNodeError,
+  type Actor,
+} from '../src/index.js';
 import {
   PASSPHRASE,
   PASSWORD,
@@ -62,7 +70,7 @@ async function makePocNode(world: TestWorld, network: string, dir: string): Prom
 async function until<T>(
   what: string,
   nodes: readonly NodeFixture[],
-  fn: () => T | undefined,
+  fn: () => T | undefined | Promise<T | undefined>,
 ): Promise<T> {
   return eventually(
     what,
@@ -347,6 +355,117 @@ describe('introductions: the point-of-contact workflow between nodes (wacap and 
       text: 'France is not in a peered network',
       introductions: [],
     });
+  }, 120_000);
+
+  it('REST: GET /introductions, POST requests, issue, refer, decline, export and receive', async () => {
+    const apps = {
+      sn: await buildNodeApi({ node: sn.node, logger: false }),
+      poc: await buildNodeApi({ node: pocSn.node, logger: false }),
+    };
+    try {
+      const session = async (app: FastifyInstance, username: string) => {
+        const res = await app.inject({
+          method: 'POST',
+          url: `${API_PREFIX}/login`,
+          payload: { username, password: PASSWORD },
+        });
+        expect(res.statusCode).toBe(200);
+        const headers = { authorization: `Bearer ${res.json<{ token: string }>().token}` };
+        return {
+          get: (url: string) => app.inject({ method: 'GET', url: `${API_PREFIX}${url}`, headers }),
+          post: (url: string, payload: object) =>
+            app.inject({ method: 'POST', url: `${API_PREFIX}${url}`, headers, payload }),
+        };
+      };
+      const snOfficer = await session(apps.sn, 'amadou');
+      const snApprover = await session(apps.sn, 'fatou');
+      const pocOfficer = await session(apps.poc, 'awa');
+      const pocApprover = await session(apps.poc, 'moussa');
+
+      // Schema and node refusals: 400 for a bad body, 422 for a recipient that is no PoC.
+      const bad = await snOfficer.post('/introductions/requests', {
+        to: POC_SN,
+        country: 'GH',
+        requestType: 'bribery',
+        languages: ['en'],
+      });
+      expect(bad.statusCode).toBe(400);
+      const notPoc = await snOfficer.post('/introductions/requests', {
+        to: GH,
+        country: 'GH',
+        requestType: 'mla',
+        languages: ['en'],
+      });
+      expect(notPoc.json()).toMatchObject({ error: { code: 'RECIPIENT_UNKNOWN' } });
+
+      const created = await snOfficer.post('/introductions/requests', {
+        to: POC_SN,
+        country: 'NG',
+        requestType: 'extradition',
+        languages: ['en'],
+        caseReference: 'SN-INTRO-REST',
+        submit: true,
+      });
+      expect(created.statusCode).toBe(201);
+      const { id } = created.json<{ id: string }>();
+      expect((await snApprover.post(`/dossiers/${id}/approve`, {})).statusCode).toBe(200);
+
+      type Overview = {
+        requests: { id: string; outcome: string; answeredBy: string | null }[];
+        inbox: { id: string; state: string; caseReference: string | null }[];
+      };
+      const open = await until('the REST request at the PoC', [sn, pocSn], async () => {
+        const o = (await pocOfficer.get('/introductions')).json<Overview>();
+        return o.inbox.find((e) => e.caseReference === 'SN-INTRO-REST');
+      });
+      expect(open.state).toBe('open');
+      expect(
+        (await pocOfficer.post(`/introductions/${open.id}/refer`, { to: POC_SN })).json(),
+      ).toMatchObject({ error: { code: 'INPUT_INVALID' } });
+      expect(
+        (await pocOfficer.post('/introductions/i-0123456789abcdef/decline', { reason: 'other' }))
+          .statusCode,
+      ).toBe(404);
+      const issued = await pocOfficer.post(`/introductions/${open.id}/issue`, {
+        authority: 'ng-agf@wacap',
+        validDays: 10,
+      });
+      expect(issued.statusCode).toBe(201);
+      const { dossierId } = issued.json<{ dossierId: string }>();
+      expect((await pocOfficer.post(`/dossiers/${dossierId}/approve`, {})).statusCode).toBe(403);
+      expect((await pocApprover.post(`/dossiers/${dossierId}/approve`, {})).statusCode).toBe(200);
+      const exported = (await pocOfficer.get('/introductions/export')).json<{
+        introductions: Introduction[];
+      }>();
+      expect(exported.introductions.map((i) => i.body.subject)).toContain('ng-agf@wacap');
+
+      const answered = await until('the REST answer at sn-moj', [pocSn, sn], async () => {
+        const o = (await snOfficer.get('/introductions')).json<Overview>();
+        const r = o.requests.find((q) => q.id === id);
+        return r?.outcome === 'pending' ? undefined : r;
+      });
+      expect(answered).toMatchObject({ outcome: 'introduced', answeredBy: POC_SN });
+      const dir = (await snOfficer.get('/directory?text=ng-agf')).json<{
+        entries: { vouchedBy: { kind: string; issuer?: string }[] }[];
+      }>();
+      expect(dir.entries[0]?.vouchedBy).toContainEqual(
+        expect.objectContaining({ kind: 'introduction', issuer: POC_SN }),
+      );
+
+      // An introduction given directly: 422 with the refusal code when forged.
+      const forged = {
+        ...exported.introductions[0]!,
+        body: { ...exported.introductions[0]!.body, note: 'x' },
+      };
+      const refused = await snOfficer.post('/introductions/receive', { introduction: forged });
+      expect(refused.statusCode).toBe(422);
+      expect(refused.json()).toMatchObject({
+        error: { code: 'VERIFICATION_FAILED', detail: 'SIGNATURE_INVALID' },
+      });
+    } finally {
+      await apps.sn.close();
+      await apps.poc.close();
+    }
   }, 120_000);
 
   describe('refusals: nothing is stored', () => {
