@@ -1,5 +1,15 @@
 import { join } from 'node:path';
-import { KDF_LIMITS, hashOf, signIntroduction, type Introduction } from '@rogatory/protocol';
+import { RelayClient } from '@rogatory/client';
+import {
+  KDF_LIMITS,
+  hashOf,
+  sealDossier,
+  signIntroduction,
+  toBase64url,
+  type Introduction,
+  type KeyRef,
+  type SigningKeyPair,
+} from '@rogatory/protocol';
 import { terminateHashWorker } from '@rogatory/protocol/node';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { startTestRelays, type TestNetworkOfRelays } from '@rogatory/relay/testing';
@@ -552,6 +562,100 @@ describe('introductions: the point-of-contact workflow between nodes (wacap and 
         expect.toSatisfy(code('SCHEMA_INVALID')),
       );
     });
+
+    /** Send sn-moj an introduction-answer sealed by `from` (a PoC or an authority of the test world) through the relays. */
+    async function answerToSn(
+      from: { address: string; identity: SigningKeyPair; encryptionRef: KeyRef },
+      answerTo: string,
+      intros: Introduction[],
+    ): Promise<string> {
+      const sealed = sealDossier({
+        sender: { address: from.address, identity: from.identity, archiveKey: from.encryptionRef },
+        recipients: [{ address: SN, encryptionKey: world.authority(SN).encryptionRef }],
+        content: {
+          kind: 'introduction-answer',
+          from: from.address,
+          to: SN,
+          answerTo,
+          requester: SN,
+          outcome: 'introduced',
+          introductions: intros,
+        },
+        attachments: [],
+        createdAt: Date.now(),
+        expiresAt: Date.now() + DAY,
+      });
+      const network = from.address.split('@')[1]!;
+      const client = new RelayClient({
+        baseUrl: net.relays[network]!.url,
+        address: from.address,
+        identity: from.identity,
+        relayId: `relay@${network}`,
+        retry: { retries: 1, baseMs: 10 },
+      });
+      await client.putChunk(sealed.envelope.body.dossier.id, sealed.sealed, sealed.sealed.length);
+      await client.submit(sealed.envelope);
+      return sealed.envelope.body.id;
+    }
+
+    it('carried in answer dossiers: by a non-PoC, expired, or answering no request of ours — the outcome is refused with the code, nothing kept', async () => {
+      const officer = u['snOfficer']!;
+      // A request of sn-moj still waiting for its answer.
+      const requestId = await askPoc({ country: 'GE', caseReference: 'SN-INTRO-HOSTILE' });
+      const envelopeId = sn.node.introductionStatus(officer, requestId)[0]!.envelopeId!;
+      const before = sn.node.directory(officer, { text: 'kz-gpo' })[0]!.vouchedBy.length;
+      const outcome = async (what: string) =>
+        until(what, [sn], () => {
+          const v = sn.node.introductionStatus(officer, requestId)[0];
+          return v?.outcome === 'pending' ? undefined : v;
+        });
+
+      // An authority answers with an introduction it signed itself.
+      const ng = world.authority('ng-agf@wacap');
+      const now = Date.now();
+      await answerToSn(
+        { address: ng.address, identity: ng.identity, encryptionRef: ng.encryptionRef },
+        envelopeId,
+        [introduction({ issuer: ng.address, audience: SN }, ng.identity)],
+      );
+      expect(await outcome('the refused answer')).toMatchObject({
+        outcome: 'refused',
+        answeredBy: ng.address,
+        code: 'KEY_WRONG_ROLE',
+        introductions: [],
+      });
+
+      // The genuine casc PoC, but an expired introduction.
+      const poc = world.networks['casc']!.poc;
+      const pocParty = { address: POC_KZ, identity: poc.key, encryptionRef: poc.encryptionRef };
+      await answerToSn(pocParty, envelopeId, [
+        introduction({ audience: SN, issuedAt: now - 3 * DAY, validUntil: now - DAY }),
+      ]);
+      await until('the expired answer', [sn], () =>
+        sn.node.introductionStatus(officer, requestId)[0]?.answeredBy === POC_KZ ? true : undefined,
+      );
+      expect(sn.node.introductionStatus(officer, requestId)[0]).toMatchObject({
+        outcome: 'refused',
+        code: 'INTRODUCTION_EXPIRED',
+      });
+
+      // A valid introduction answering a request sn-moj never sent.
+      const unsolicited = await answerToSn(pocParty, toBase64url(new Uint8Array(16).fill(7)), [
+        introduction({ audience: SN }),
+      ]);
+      await until('the unsolicited answer', [sn], () =>
+        sn.node.list(officer, { direction: 'in' }).find((d) => d.envelopeId === unsolicited)
+          ? true
+          : undefined,
+      );
+      expect(sn.node.directory(officer, { text: 'kz-gpo' })[0]!.vouchedBy.length).toBe(before);
+      expect(
+        sn.node
+          .auditEntries(sn.admin)
+          .filter((e) => e.action === 'introduction.refused' && e.actor === 'system')
+          .map((e) => e.detail),
+      ).toEqual(['KEY_WRONG_ROLE', 'INTRODUCTION_EXPIRED', 'INTRODUCTION_UNSOLICITED']);
+    }, 120_000);
 
     it('the refusals left only the manifest and the genuine introduction', () => {
       const kzEntry = gh.node.directory(u['ghOfficer']!, { text: 'kz-gpo' })[0]!;
