@@ -648,6 +648,11 @@ export function recordIntroductionDossier(
     },
   };
   const existing = t.caseByRequest(content.answerTo, role);
+  // A later answer that is not an introduction never hides one already kept.
+  if (existing?.status === 'introduced' && status !== 'introduced') {
+    audit(ctx, 'system', 'introduction.refused', dossierId, code ?? 'ALREADY_INTRODUCED');
+    return;
+  }
   if (existing) t.updateCase(existing.id, status, { ...t.record(existing), ...record }, now);
   else t.insertCase({ requestId: content.answerTo, role, dossierId, status, record, now });
   audit(
