@@ -590,6 +590,11 @@ export function recordIntroductionDossier(
     return;
   }
   if (content.kind === 'introduction-referral') {
+    // Only a point of contact refers: anything else would make this PoC write to whom it names.
+    if (!ctx.trust.poc(envelope.sender)) {
+      audit(ctx, 'system', 'introduction.refused', dossierId, 'KEY_WRONG_ROLE');
+      return;
+    }
     if (t.caseByRequest(content.requestId, 'referee')) return;
     t.insertCase({
       requestId: content.requestId,
@@ -615,7 +620,9 @@ export function recordIntroductionDossier(
   const role = asRequester ? 'requester' : 'subject';
   let status: IntroductionState = content.outcome === 'declined' ? 'declined' : 'introduced';
   let code: IntroductionRefusal | undefined;
-  if (asRequester) {
+  // Only a point of contact answers: a decline from anyone else is no outcome.
+  if (!ctx.trust.poc(envelope.sender)) code = 'KEY_WRONG_ROLE';
+  else if (asRequester) {
     const request = ctx.store.dossierByEnvelope(content.answerTo);
     const requestMeta = request ? ctx.store.meta(request) : undefined;
     if (
