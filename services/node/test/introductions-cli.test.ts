@@ -286,6 +286,72 @@ describe('rogatory introduce (CLI)', () => {
     const statusText = await cli(['--dir', sn, '--user', 'officer', 'introduce', 'status']);
     expect(statusText.out).toContain(`${GH} introduced by ${POC_SN}`);
 
+    // A second request is referred across networks; once referred it cannot be declined (exit 7).
+    const second = await as(
+      sn,
+      'officer',
+      'introduce',
+      'request',
+      '--to',
+      POC_SN,
+      '--country',
+      'KZ',
+      '--type',
+      'extradition',
+      '--language',
+      'ru',
+      '--case-ref',
+      'CLI-INTRO-2',
+      '--submit',
+    );
+    expect((await as(sn, 'approver', 'approve', (second.json() as { id: string }).id)).code).toBe(
+      0,
+    );
+    let open2: { id: string } | undefined;
+    for (let i = 0; i < 100 && open2 === undefined; i++) {
+      expect((await cli(['--dir', pocDir, 'sync', '--once'])).code).toBe(0);
+      open2 = (
+        (await as(pocDir, 'officer', 'introduce', 'list', '--state', 'open')).json() as {
+          entries: { id: string }[];
+        }
+      ).entries[0];
+    }
+    expect((await as(pocDir, 'officer', 'introduce', 'refer', open2!.id, '--to', SN)).code).toBe(8);
+    const referred = await as(
+      pocDir,
+      'officer',
+      'introduce',
+      'refer',
+      open2!.id,
+      '--to',
+      'poc-kz@casc',
+      '--remarks',
+      'Kazakh authority sought',
+    );
+    expect(referred.code).toBe(0);
+    expect(
+      (await as(pocDir, 'officer', 'introduce', 'list', '--state', 'referred')).json(),
+    ).toMatchObject({
+      entries: [
+        {
+          id: open2!.id,
+          state: 'referred',
+          answer: { outcome: 'referred', to: 'poc-kz@casc', dossierStatus: 'awaiting-approval' },
+        },
+      ],
+    });
+    const late = await as(
+      pocDir,
+      'officer',
+      'introduce',
+      'decline',
+      open2!.id,
+      '--reason',
+      'other',
+    );
+    expect(late.code).toBe(7);
+    expect(late.json()).toMatchObject({ error: { code: 'INVALID_STATE' } });
+
     // A forged introduction given directly: exit 2, its code, nothing kept.
     const ng = world.authority('ng-agf@wacap');
     const now = Date.now();
