@@ -221,6 +221,18 @@ describe('introductions: the point-of-contact workflow between nodes (wacap and 
       isNodeError(e, 'FOUR_EYES_VIOLATION'),
     );
     expect(sn.node.introductionStatus(u['snOfficer']!, selfIssue)[0]?.outcome).toBe('pending');
+    // An approver returns that answer: the request is open again and answered anew; the
+    // returned introduction is never exported.
+    pocSn.node.returnToDraft(u['pocSnApprover']!, selfAnswer.dossierId);
+    expect(
+      pocSn.node.introductionInbox(pocSnApprover2).find((e) => e.id === selfOpen.id),
+    ).toMatchObject({ state: 'open', answer: { dossierStatus: 'draft' } });
+    const redone = pocSn.node.declineIntroduction(pocSnApprover2, selfOpen.id, {
+      reason: 'insufficient-information',
+    });
+    expect(
+      pocSn.node.introductionInbox(pocSnApprover2).find((e) => e.id === selfOpen.id),
+    ).toMatchObject({ state: 'declined', answer: { dossierId: redone.dossierId } });
 
     await pocSn.node.approve(u['pocSnApprover']!, issued.dossierId);
     const exported = pocSn.node.exportIntroductions(u['pocSnOfficer']!).introductions;

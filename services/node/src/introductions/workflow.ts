@@ -275,7 +275,10 @@ function inboxEntry(
   return {
     id: row.id,
     role: row.role as 'poc' | 'referee',
-    state: row.status === 'pending' || row.status === 'refused' ? 'open' : row.status,
+    state:
+      row.status === 'pending' || row.status === 'refused' || answerReturned(ctx, rec)
+        ? 'open'
+        : row.status,
     requestId: row.request_id,
     requester: rec.requester,
     from: rec.from,
@@ -313,11 +316,19 @@ function openCase(
   const row = t.caseRow(id);
   if (!row || !(roles as readonly string[]).includes(row.role))
     return nodeFail('NOT_FOUND', `no introduction request ${id} for this point of contact`);
-  if (row.status !== 'pending')
-    nodeFail('INVALID_STATE', `introduction request ${id} is already ${row.status}`);
   const rec = t.record(row);
+  if (row.status !== 'pending' && !answerReturned(ctx, rec))
+    nodeFail('INVALID_STATE', `introduction request ${id} is already ${row.status}`);
   if (!rec.inquiry) return nodeFail('INVALID_STATE', `introduction request ${id} has no inquiry`);
   return { row, rec, inquiry: rec.inquiry };
+}
+
+/**
+ * An answer an approver sent back to drafting (`return`) is answered anew:
+ * the returned dossier stays a draft, its introduction is never sent nor exported.
+ */
+function answerReturned(ctx: NodeContext, rec: IntroductionCase): boolean {
+  return rec.answer !== undefined && ctx.store.dossierRow(rec.answer.dossierId)?.status === 'draft';
 }
 
 function caseOf(ctx: NodeContext, row: IntroductionRequestRow): string | null {
