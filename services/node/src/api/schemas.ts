@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
+import { INTRODUCTION_DECLINE_REASONS, REQUEST_TYPES } from '@rogatory/protocol';
 import { CLEARANCES, NewUserSchema, ROLES } from '../administration/users.js';
 import { STATUSES } from '../dossier-status.js';
 import { API_ERRORS, API_ERROR_CODES, type ApiErrorCode } from './errors.js';
@@ -475,12 +476,7 @@ export const DirectoryList = Type.Object({
 
 // ------------------------------------------------------------ introductions
 
-const RequestTypeName = Type.Enum([
-  'mla',
-  'extradition',
-  'transfer-of-sentenced-persons',
-  'confiscation',
-]);
+const RequestTypeName = Type.Enum(REQUEST_TYPES);
 const Address = Type.String({ minLength: 3, maxLength: 200 });
 
 export const IntroductionIdParams = Type.Object({
@@ -524,14 +520,7 @@ export type IntroductionReferBody = Static<typeof IntroductionReferBody>;
 
 export const IntroductionDeclineBody = Type.Object(
   {
-    reason: Type.Enum([
-      'no-competent-authority',
-      'country-not-covered',
-      'request-type-not-covered',
-      'insufficient-information',
-      'requester-not-eligible',
-      'other',
-    ]),
+    reason: Type.Enum(INTRODUCTION_DECLINE_REASONS),
     note: Type.Optional(Type.String({ maxLength: 2000 })),
   },
   { additionalProperties: false },
