@@ -751,7 +751,7 @@ async function main(): Promise<void> {
       )[0];
       const vouch = entry?.vouchedBy.find((v) => v.kind === 'introduction');
       if (vouch?.kind !== 'introduction') throw new Error('the directory lists no introduction');
-      detail(`directory at ${SN}: ${KZ}, ${entry!.name ?? '-'}, introduction by ${vouch.issuer}`);
+      detail(`directory at ${SN}: ${KZ}, ${entry!.name ?? '-'}, introduced by ${vouch.issuer}`);
       const copy = await waitFor(
         `the copy at ${KZ}`,
         async () => (await kz!.call('introductionsOfSelf', { user: kzUsers.officer.username }))[0],

@@ -282,7 +282,7 @@ describe('rogatory introduce (CLI)', () => {
       ],
     });
     const dirText = await cli(['--dir', sn, '--user', 'officer', 'directory', '--text', 'gh-ago']);
-    expect(dirText.out).toContain(`introduction by ${POC_SN}`);
+    expect(dirText.out).toContain(`introduced by ${POC_SN}`);
     const statusText = await cli(['--dir', sn, '--user', 'officer', 'introduce', 'status']);
     expect(statusText.out).toContain(`${GH} introduced by ${POC_SN}`);
 
