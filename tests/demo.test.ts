@@ -74,6 +74,13 @@ describe('demo: relays and authority nodes as separate processes', () => {
     expect(output).toMatch(/Delivery by kz-gpo@casc/);
     expect(output).toMatch(/Retrieval by kz-gpo@casc/);
     expect(output).toMatch(/refused as expected: FOUR_EYES_VIOLATION/);
+    // The introduction step: referred across networks, introduced, seen by both sides.
+    expect(output).toMatch(
+      /referral d-[0-9a-f]{16} approved by poc\.approver and sent to poc-kz@casc/,
+    );
+    expect(output).toMatch(/outcome: introduced by poc-kz@casc: kz-gpo@casc for mla/);
+    expect(output).toMatch(/directory at sn-moj@wacap: kz-gpo@casc, .*, introduced by poc-kz@casc/);
+    expect(output).toMatch(/kz-gpo@casc: introduced to sn-moj@wacap by poc-kz@casc \(introduced\)/);
     expect(output).toMatch(/status of the request at sn-moj@wacap: executed/);
     expect(output).toContain('MATCH');
     expect(output).toMatch(/VERIFIED offline/);

@@ -1,9 +1,13 @@
 /**
  * The Rogatory demo: two regional networks (WACAP, CASC) and the global hub,
- * their three relays and two authority nodes, each a separate process on
- * loopback, with every file in a temporary folder (kept with --keep).
+ * their three relays, two authority nodes and the two networks' points of
+ * contact, each a separate process on loopback, with every file in a
+ * temporary folder (kept with --keep).
  *
- * Senegal's Ministry of Justice (sn-moj@wacap) sends an MLA request with a
+ * First Senegal asks the WACAP point of contact whom to address in
+ * Kazakhstan; it refers the request to the CASC point of contact, who
+ * introduces the Kazakh prosecutor (a signed Introduction both sides see).
+ * Then Senegal's Ministry of Justice (sn-moj@wacap) sends an MLA request with a
  * 2 MB attachment to Kazakhstan's General Prosecutor's Office
  * (kz-gpo@casc) through relay@wacap -> relay@global -> relay@casc; the
  * evidences are printed as they reach the sender; Kazakhstan opens the
@@ -34,6 +38,8 @@ const STEP_TIMEOUT_MS = 60_000;
 
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
+const POC_SN = 'poc-sn@wacap';
+const POC_KZ = 'poc-kz@casc';
 const CASE_REFERENCE = 'SN-PRD-2026-0042';
 const keep = process.argv.includes('--keep');
 
@@ -343,8 +349,16 @@ const kzUsers = {
   },
 } satisfies Record<string, DemoUser>;
 
+const pocUsers = {
+  officer: { username: 'poc.officer', password: password(), role: 'officer', clearances: [] },
+  approver: { username: 'poc.approver', password: password(), role: 'approver', clearances: [] },
+} satisfies Record<string, DemoUser>;
+
 let work = '';
 let world: TestWorld | undefined;
+let pocSn: NodeProc | undefined;
+let pocKz: NodeProc | undefined;
+let introductionRequestId = '';
 let sn: NodeProc | undefined;
 let kz: NodeProc | undefined;
 let attachment = { path: '', sha256: '', size: 0 };
@@ -413,8 +427,8 @@ function syncLogger(who: string): (event: SyncEvent) => void {
 async function main(): Promise<void> {
   process.stdout.write(
     [
-      'Rogatory demo: two networks (wacap, casc) and the global hub, three relays and two authority nodes,',
-      'each a separate process on 127.0.0.1.',
+      'Rogatory demo: two networks (wacap, casc) and the global hub, three relays, two authority nodes and two',
+      'points of contact, each a separate process on 127.0.0.1.',
       'NOTE: every key here is a TEST KEY derived from a public seed (@rogatory/protocol/testing).',
       '      Never use these keys for anything real.',
       '',
@@ -590,6 +604,160 @@ async function main(): Promise<void> {
           `  ${address} running (pid ${String(child.pid)}), live sync with ${net.relay.id}; users: ${users.officer.username} (officer), ${users.approver.username} (approver), admin`,
         );
       }
+    },
+  );
+
+  await step(
+    `Initialising the point-of-contact nodes ${POC_SN} and ${POC_KZ} (rogatory init --poc: the PoC address and key of each manifest)`,
+    async () => {
+      const w = world!;
+      for (const network of ['wacap', 'casc']) {
+        const net = w.networks[network]!;
+        const dir = join(work, `node-${net.poc.address.split('@')[0]!}`);
+        const result = await initNode({
+          dir,
+          address: net.poc.address,
+          role: 'poc',
+          relayUrl: net.relay.url,
+          relayId: net.relay.id,
+          passphrase: PASSPHRASE,
+          pinnedRoot: net.rootRef,
+          manifests: [
+            net.manifest,
+            ...net.manifest.body.peers.map((p) => w.networks[p.network]!.manifest),
+          ],
+          kdf: KDF_LIMITS.interactive,
+          importKeys: { identity: net.poc.key, encryption: net.poc.encryption },
+          admin: ADMIN,
+        });
+        detail(
+          `${net.poc.address}: identity ${result.identity.kid} (listed as a point of contact in the ${network} manifest: ${result.listedInManifest ? 'yes' : 'NO'})`,
+        );
+        if (aborted) throw new Error('interrupted');
+        const child = fork(NODE_PROCESS, [], {
+          cwd: ROOT,
+          execArgv: ['--import', 'tsx'],
+          serialization: 'advanced',
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        });
+        const proc = new NodeProc(
+          net.poc.address,
+          child,
+          join(work, `node-${net.poc.address.split('@')[0]!}.log`),
+          syncLogger(net.poc.address),
+        );
+        nodes.push(proc);
+        if (network === 'wacap') pocSn = proc;
+        else pocKz = proc;
+        await proc.call('open', {
+          dir,
+          passphrase: PASSPHRASE,
+          admin: ADMIN,
+          users: [pocUsers.officer, pocUsers.approver],
+        });
+        await proc.call('startSync', {});
+        say(
+          `  ${net.poc.address} running (pid ${String(child.pid)}), live sync with ${net.relay.id}`,
+        );
+      }
+    },
+  );
+
+  await step(
+    `The Senegalese officer asks the WACAP point of contact (${POC_SN}) for a competent authority in Kazakhstan; an approver sends the request`,
+    async () => {
+      const { id } = await sn!.call('requestIntroduction', {
+        user: snUsers.officer.username,
+        to: POC_SN,
+        country: 'KZ',
+        requestType: 'mla',
+        languages: ['en', 'ru'],
+        note: 'bank records',
+        caseReference: CASE_REFERENCE,
+      });
+      introductionRequestId = id;
+      detail(
+        `introduction request ${id}: country KZ, type mla, languages en, ru, note "bank records"`,
+      );
+      await sn!.call('approve', { user: snUsers.approver.username, id });
+      detail(`approved by ${snUsers.approver.username} (four eyes) and sealed to ${POC_SN}`);
+    },
+  );
+
+  await step(
+    `${POC_SN} finds no Kazakh authority in its network and refers the request to the CASC point of contact (${POC_KZ})`,
+    async () => {
+      const entry = await waitFor(`the request in ${POC_SN}'s list`, async () =>
+        (await pocSn!.call('introductionInbox', { user: pocUsers.officer.username })).find(
+          (e) => e.requester === SN && e.state === 'open',
+        ),
+      );
+      detail(
+        `${POC_SN} list: ${entry.id} open, from ${entry.requester}, ${entry.country} ${entry.requestType} (${entry.languages.join(', ')})`,
+      );
+      const { dossierId } = await pocSn!.call('referIntroduction', {
+        user: pocUsers.officer.username,
+        id: entry.id,
+        to: POC_KZ,
+        remarks: 'Kazakh competent authority for MLA sought',
+      });
+      await pocSn!.call('approve', { user: pocUsers.approver.username, id: dossierId });
+      detail(
+        `referral ${dossierId} approved by ${pocUsers.approver.username} and sent to ${POC_KZ}`,
+      );
+    },
+  );
+
+  await step(
+    `${POC_KZ} introduces ${KZ}: an Introduction signed with the PoC key, sent to ${SN} with a copy to ${KZ}`,
+    async () => {
+      const entry = await waitFor(`the referral in ${POC_KZ}'s list`, async () =>
+        (await pocKz!.call('introductionInbox', { user: pocUsers.officer.username })).find(
+          (e) => e.requester === SN && e.state === 'open',
+        ),
+      );
+      detail(`${POC_KZ} list: ${entry.id} open, referred by ${entry.from} for ${entry.requester}`);
+      const issued = await pocKz!.call('issueIntroduction', {
+        user: pocUsers.officer.username,
+        id: entry.id,
+        authority: KZ,
+        note: 'central authority for MLA',
+      });
+      await pocKz!.call('approve', { user: pocUsers.approver.username, id: issued.dossierId });
+      detail(
+        `answer ${issued.dossierId} approved by ${pocUsers.approver.username}; the introduction is valid until ${new Date(issued.validUntil).toISOString().slice(0, 10)}`,
+      );
+    },
+  );
+
+  await step(
+    `${SN} sees the outcome, its directory lists ${KZ} "introduced by ${POC_KZ}"; ${KZ} sees it was introduced`,
+    async () => {
+      const view = await waitFor(`the introduction at ${SN}`, async () => {
+        const v = (
+          await sn!.call('introductionStatus', {
+            user: snUsers.officer.username,
+            id: introductionRequestId,
+          })
+        )[0];
+        return v && v.outcome !== 'pending' ? v : undefined;
+      });
+      if (view.outcome !== 'introduced')
+        throw new Error(`the outcome is ${view.outcome}${view.code ? ` (${view.code})` : ''}`);
+      detail(
+        `outcome: introduced by ${view.answeredBy ?? '-'}: ${view.introductions.map((i) => `${i.subject} for ${i.competences.join(', ')}`).join('; ')} (signature verified, PoC of a trusted manifest)`,
+      );
+      const entry = (
+        await sn!.call('directory', { user: snUsers.officer.username, text: 'kz-gpo' })
+      )[0];
+      const vouch = entry?.vouchedBy.find((v) => v.kind === 'introduction');
+      if (vouch?.kind !== 'introduction') throw new Error('the directory lists no introduction');
+      detail(`directory at ${SN}: ${KZ}, ${entry!.name ?? '-'}, introduced by ${vouch.issuer}`);
+      const copy = await waitFor(
+        `the copy at ${KZ}`,
+        async () => (await kz!.call('introductionsOfSelf', { user: kzUsers.officer.username }))[0],
+      );
+      detail(`${KZ}: introduced to ${copy.requester} by ${copy.poc} (${copy.state})`);
     },
   );
 

@@ -13,6 +13,10 @@ import type {
   Clearance,
   SavedAttachment,
   SyncEvent,
+  DirectoryEntry,
+  IntroductionInboxEntry,
+  IntroductionOfSelf,
+  IntroductionRequestView,
 } from '@rogatory/node';
 
 export interface DemoUser {
@@ -69,6 +73,34 @@ export interface Ops {
     args: { user: string; id: string; dir: string };
     result: { dir: string; files: string[] };
   };
+  /** The point-of-contact workflow (services/node README, "Points of contact and introductions"). */
+  requestIntroduction: {
+    args: {
+      user: string;
+      to: string;
+      country: string;
+      requestType: 'mla';
+      languages: readonly string[];
+      note: string;
+      caseReference: string;
+    };
+    result: { id: string };
+  };
+  introductionStatus: {
+    args: { user: string; id: string };
+    result: readonly IntroductionRequestView[];
+  };
+  introductionInbox: { args: { user: string }; result: readonly IntroductionInboxEntry[] };
+  introductionsOfSelf: { args: { user: string }; result: readonly IntroductionOfSelf[] };
+  referIntroduction: {
+    args: { user: string; id: string; to: string; remarks: string };
+    result: { dossierId: string };
+  };
+  issueIntroduction: {
+    args: { user: string; id: string; authority: string; note: string };
+    result: { dossierId: string; validUntil: number };
+  };
+  directory: { args: { user: string; text: string }; result: readonly DirectoryEntry[] };
   /** Stop sync, close the node and exit. */
   close: { args: Record<string, never>; result: null };
 }

@@ -108,6 +108,35 @@ const handlers: Handlers = {
   exportBundle(args) {
     return requireNode().exportBundle(actor(args.user), args.id, args.dir);
   },
+  requestIntroduction(args) {
+    const { user, ...input } = args;
+    return { id: requireNode().requestIntroduction(actor(user), { ...input, submit: true }) };
+  },
+  introductionStatus(args) {
+    return requireNode().introductionStatus(actor(args.user), args.id);
+  },
+  introductionInbox(args) {
+    return requireNode().introductionInbox(actor(args.user));
+  },
+  introductionsOfSelf(args) {
+    return requireNode().introductionsOfSelf(actor(args.user));
+  },
+  referIntroduction(args) {
+    return requireNode().referIntroduction(actor(args.user), args.id, {
+      to: args.to,
+      remarks: args.remarks,
+    });
+  },
+  issueIntroduction(args) {
+    const { dossierId, introduction } = requireNode().issueIntroduction(actor(args.user), args.id, {
+      authority: args.authority,
+      note: args.note,
+    });
+    return { dossierId, validUntil: introduction.body.validUntil };
+  },
+  directory(args) {
+    return requireNode().directory(actor(args.user), { text: args.text });
+  },
   async close() {
     await shutdown();
     return null;

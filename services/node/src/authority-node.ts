@@ -26,7 +26,6 @@ import {
 } from './administration/housekeeping.js';
 import {
   buildDirectory,
-  trustStoreIntroductions,
   type DirectoryEntry,
   type DirectoryFilter,
   type IntroductionSource,
@@ -58,6 +57,26 @@ import { approve, returnToDraft } from './sending/approval.js';
 import { Outbox, type OutboxReport } from './sending/outbox.js';
 import { startOutboxWorker } from './sending/outbox-worker.js';
 import { TrustSync, type TrustStatus, type TrustSyncReport } from './trust/trust-sync.js';
+import { reloadIntroductions, storedIntroductions } from './introductions/verify.js';
+import {
+  declineIntroduction,
+  exportIntroductions,
+  introductionInbox,
+  introductionStatus,
+  introductionsOfSelf,
+  isPoc,
+  issueIntroduction,
+  receiveIntroduction,
+  referIntroduction,
+  requestIntroduction,
+  type IntroductionInboxEntry,
+  type IntroductionOfSelf,
+  type IntroductionRequestInput,
+  type IntroductionRequestView,
+  type IssueInput,
+} from './introductions/workflow.js';
+import type { IntroducedRecord } from './store/introduction-table.js';
+import type { Introduction } from '@rogatory/protocol';
 
 /** What live sync reports (every MailboxEvent and OutboxEvent), for a CLI or a UI. Never content. */
 export type SyncEvent =
@@ -152,6 +171,7 @@ export class AuthorityNode {
           r.network,
           `${r.code} v${r.folderVersion} held v${r.storedVersion}`,
         );
+      reloadIntroductions(ctx);
       return new AuthorityNode(ctx, options);
     } catch (err) {
       await closeContext(ctx);
@@ -188,7 +208,9 @@ export class AuthorityNode {
       network: ctx.config.network,
       relay: ctx.config.relay,
       identityKid: ctx.config.identity.kid,
-      listedInManifest: ctx.trust.authority(ctx.address)?.key.kid === ctx.config.identity.kid,
+      listedInManifest:
+        (ctx.trust.authority(ctx.address) ?? ctx.trust.poc(ctx.address))?.key.kid ===
+        ctx.config.identity.kid,
       trustedNetworks: ctx.trust.networks(),
       mailboxCursor: ctx.store.cursor(),
       dossiers: ctx.store.countByStatus(),
@@ -423,12 +445,12 @@ export class AuthorityNode {
   /**
    * Authorities and points of contact of every trusted manifest, and the
    * authorities introduced to this node. `introductions` is the seam for the
-   * node's stored introductions; by default the trust store's.
+   * node's stored introductions (by default those the trust store verified).
    */
   directory(
     actor: Actor,
     filter: DirectoryFilter = {},
-    introductions: IntroductionSource = trustStoreIntroductions(this.ctx.trust),
+    introductions: IntroductionSource = storedIntroductions(this.ctx),
   ): DirectoryEntry[] {
     this.ctx.users.require(actor, 'node:status');
     return buildDirectory({
@@ -667,6 +689,70 @@ export class AuthorityNode {
   /** Disk use of the database and the blob store (no content). */
   diskUse(): Promise<DiskUse> {
     return diskUse(this.ctx);
+  }
+
+  // ---------------------------------------------------------- introductions
+
+  /** Whether this node is a point of contact of its trusted manifest (under the key it holds). */
+  isPointOfContact(): boolean {
+    return isPoc(this.ctx);
+  }
+
+  /** Ask a point of contact for a competent authority: a draft (kind introduction-request), sent like any dossier. */
+  requestIntroduction(actor: Actor, input: IntroductionRequestInput): string {
+    return requestIntroduction(this.ctx, actor, input);
+  }
+
+  /** The officer's introduction requests and their outcome (one with `id`). */
+  introductionStatus(actor: Actor, id?: string): IntroductionRequestView[] {
+    return introductionStatus(this.ctx, actor, id);
+  }
+
+  /** Introductions of this node to others, as their subject. */
+  introductionsOfSelf(actor: Actor): IntroductionOfSelf[] {
+    return introductionsOfSelf(this.ctx, actor);
+  }
+
+  /** A point of contact's requests and referrals, with their state. */
+  introductionInbox(actor: Actor): IntroductionInboxEntry[] {
+    return introductionInbox(this.ctx, actor);
+  }
+
+  /** Sign an Introduction and put the answer up for approval (four eyes). */
+  issueIntroduction(
+    actor: Actor,
+    id: string,
+    input: IssueInput,
+  ): { dossierId: string; introduction: Introduction } {
+    return issueIntroduction(this.ctx, actor, id, input);
+  }
+
+  /** Refer a request to a peer network's point of contact (up for approval). */
+  referIntroduction(
+    actor: Actor,
+    id: string,
+    input: { to: string; remarks?: string },
+  ): { dossierId: string } {
+    return referIntroduction(this.ctx, actor, id, input);
+  }
+
+  /** Decline a request or referral (up for approval). */
+  declineIntroduction(
+    actor: Actor,
+    id: string,
+    input: { reason: string; note?: string },
+  ): { dossierId: string } {
+    return declineIntroduction(this.ctx, actor, id, input);
+  }
+
+  /** The introductions this PoC issued and an approver signed off, for `rogatory-network log add`. */
+  exportIntroductions(actor: Actor): { introductions: Introduction[] } {
+    return exportIntroductions(this.ctx, actor);
+  }
+
+  /** Verify and keep an introduction given directly (VERIFICATION_FAILED with its code, nothing stored). */
+  receiveIntroduction(actor: Actor, value: unknown): IntroducedRecord {
+    return receiveIntroduction(this.ctx, actor, value);
   }
 
   /** Stop sync and release the database, stores and keys. Does not stop the shared hashing worker (`terminateHashWorker`). */

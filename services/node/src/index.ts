@@ -66,3 +66,12 @@ export type {
   IntroductionSource,
   VouchedBy,
 } from './directory/directory.js';
+export { INTRODUCTION_REFUSALS, type IntroductionRefusal } from './introductions/verify.js';
+export type {
+  IntroductionInboxEntry,
+  IntroductionOfSelf,
+  IntroductionRequestInput,
+  IntroductionRequestView,
+  IssueInput,
+} from './introductions/workflow.js';
+export type { IntroducedRecord } from './store/introduction-table.js';

@@ -502,6 +502,13 @@ describe('REST API (app.inject, one offline node)', () => {
       'post /api/v1/sync',
       'post /api/v1/login-throttle/reset',
       'get /api/v1/directory',
+      'get /api/v1/introductions',
+      'post /api/v1/introductions/requests',
+      'post /api/v1/introductions/{id}/issue',
+      'post /api/v1/introductions/{id}/refer',
+      'post /api/v1/introductions/{id}/decline',
+      'get /api/v1/introductions/export',
+      'post /api/v1/introductions/receive',
     ];
 
     it('GET /openapi.json is an OpenAPI 3 document with every route, its schemas and its error responses', async () => {

@@ -55,6 +55,12 @@ export const AUDIT_ACTIONS = [
   'keys.rotate-encryption',
   'keys.rotate-identity',
   'keys.identity-switch',
+  'introduction.receive',
+  'introduction.refused',
+  'introduction.issue',
+  'introduction.refer',
+  'introduction.decline',
+  'introduction.export',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

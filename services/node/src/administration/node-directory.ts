@@ -65,6 +65,8 @@ export interface InitNodeOptions {
   readonly blobs?: BlobStoreConfig;
   readonly envelopeLifetimeDays?: number;
   readonly clock?: () => number;
+  /** A point of contact's node (`rogatory init --poc`): the address must not be an authority of the manifest; its keys are looked up among the manifest's pocs. */
+  readonly role?: 'authority' | 'poc';
 }
 
 export interface InitNodeResult {
@@ -76,6 +78,8 @@ export interface InitNodeResult {
   readonly encryptionCertificate: EncryptionKeyCert;
   /** Whether the trusted manifest already lists this identity key for the address. */
   readonly listedInManifest: boolean;
+  /** `poc` for a point of contact's node (what `rogatory-network poc add --from` admits). */
+  readonly role: 'authority' | 'poc';
 }
 
 /**
@@ -100,6 +104,15 @@ export async function initNode(options: InitNodeOptions): Promise<InitNodeResult
   if (options.pinnedRoot.alg !== 'ed25519')
     nodeFail('INPUT_INVALID', 'the pinned root must be an ed25519 key');
   const trust = buildTrust({ network, root: options.pinnedRoot }, options.manifests);
+  const role = options.role ?? 'authority';
+  // A PoC's entry is looked up among the pocs; one address is never both.
+  if (role === 'poc' ? trust.authority(options.address) : trust.poc(options.address))
+    nodeFail(
+      'INPUT_INVALID',
+      role === 'poc'
+        ? `${options.address} is an authority of the manifest, not a point of contact`
+        : `${options.address} is a point of contact of the manifest: use --poc`,
+    );
   const prepared = await prepareDirectory(dir);
 
   try {
@@ -112,7 +125,7 @@ export async function initNode(options: InitNodeOptions): Promise<InitNodeResult
       ...(options.importKeys ? { importKeys: options.importKeys } : {}),
     });
     const now = clock();
-    const listed = trust.authority(options.address);
+    const listed = role === 'poc' ? trust.poc(options.address) : trust.authority(options.address);
     const listedIdentity = listed?.key.kid === keys.identity.kid ? listed.key : undefined;
     const validity =
       options.keyValidity ??
@@ -197,6 +210,7 @@ export async function initNode(options: InitNodeOptions): Promise<InitNodeResult
       identity,
       encryptionCertificate: certificate,
       listedInManifest: listedIdentity !== undefined,
+      role,
     };
   } catch (err) {
     // Leave the directory as it was: removed if we made it, emptied if it was empty.

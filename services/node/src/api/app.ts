@@ -5,6 +5,7 @@ import { nodeFail } from '../errors.js';
 import { FileRoot } from '../files/file-root.js';
 import type { AuthorityNode } from '../authority-node.js';
 import { directoryRoutes } from './directory-routes.js';
+import { introductionRoutes } from './introduction-routes.js';
 import { dossierRoutes } from './dossier-routes.js';
 import { nodeRoutes, userRoutes } from './admin-routes.js';
 import { loginRoute, logoutRoute, requireSession } from './auth-routes.js';
@@ -192,6 +193,7 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
         userRoutes(authed);
         nodeRoutes(authed);
         directoryRoutes(authed);
+        introductionRoutes(authed);
         done();
       });
     },

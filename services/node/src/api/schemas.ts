@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
+import { INTRODUCTION_DECLINE_REASONS, REQUEST_TYPES } from '@rogatory/protocol';
 import { AUDIT_ACTIONS } from '../administration/audit-log.js';
 import { CLEARANCES, NewUserSchema, ROLES } from '../administration/users.js';
 import { STATUSES } from '../dossier-status.js';
@@ -530,6 +531,147 @@ export const DirectoryList = Type.Object({
           }),
         ]),
       ),
+    }),
+  ),
+});
+
+// ------------------------------------------------------------ introductions
+
+const RequestTypeName = Type.Enum(REQUEST_TYPES);
+const Address = Type.String({ minLength: 3, maxLength: 200 });
+
+export const IntroductionIdParams = Type.Object({
+  id: Type.String({
+    pattern: '^i-[0-9a-f]{16}$',
+    description: 'introduction request id (GET /introductions, inbox)',
+  }),
+});
+export type IntroductionIdParams = Static<typeof IntroductionIdParams>;
+
+export const IntroductionRequestBody = Type.Object(
+  {
+    to: Address,
+    country: Type.String({ pattern: '^[A-Za-z]{2}$' }),
+    requestType: RequestTypeName,
+    languages: Type.Array(Type.String({ maxLength: 35 }), { minItems: 1, maxItems: 5 }),
+    note: Type.Optional(Type.String({ maxLength: 2000 })),
+    caseReference: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    submit: Type.Optional(Type.Boolean({ description: 'submit for approval at once' })),
+  },
+  { additionalProperties: false },
+);
+export type IntroductionRequestBody = Static<typeof IntroductionRequestBody>;
+
+export const IntroductionIssueBody = Type.Object(
+  {
+    authority: Address,
+    competences: Type.Optional(Type.Array(RequestTypeName, { minItems: 1, maxItems: 4 })),
+    note: Type.Optional(Type.String({ maxLength: 2000 })),
+    validDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 1095 })),
+  },
+  { additionalProperties: false },
+);
+export type IntroductionIssueBody = Static<typeof IntroductionIssueBody>;
+
+export const IntroductionReferBody = Type.Object(
+  { to: Address, remarks: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+);
+export type IntroductionReferBody = Static<typeof IntroductionReferBody>;
+
+export const IntroductionDeclineBody = Type.Object(
+  {
+    reason: Type.Enum(INTRODUCTION_DECLINE_REASONS),
+    note: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type IntroductionDeclineBody = Static<typeof IntroductionDeclineBody>;
+
+export const IntroductionReceiveBody = Type.Object(
+  { introduction: Anything },
+  { additionalProperties: false },
+);
+export type IntroductionReceiveBody = Static<typeof IntroductionReceiveBody>;
+
+const Introduced = Type.Object({
+  hash: Type.String(),
+  issuer: Type.String(),
+  subject: Type.String(),
+  audience: Type.String(),
+  competences: Type.Array(Type.String()),
+  validUntil: Timestamp,
+});
+
+export const IntroductionAnswerReply = Type.Object({
+  dossierId: Type.String({ description: 'the answer dossier, awaiting approval (four eyes)' }),
+  introduction: Type.Optional(Anything),
+});
+
+export const IntroducedReply = Introduced;
+
+export const IntroductionExport = Type.Object({
+  introductions: Type.Array(Anything, {
+    description: 'signed Introductions, as `rogatory-network log add` reads them',
+  }),
+});
+
+export const IntroductionOverview = Type.Object({
+  requests: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      envelopeId: Nullable(Type.String()),
+      poc: Type.String(),
+      country: Type.String(),
+      requestType: Type.String(),
+      languages: Type.Array(Type.String()),
+      caseReference: Nullable(Type.String()),
+      dossierStatus: Type.String(),
+      outcome: Type.Enum(['pending', 'introduced', 'declined', 'refused']),
+      answeredBy: Nullable(Type.String()),
+      introductions: Type.Array(Introduced),
+      reason: Nullable(Type.String()),
+      text: Nullable(Type.String()),
+      code: Nullable(Type.String()),
+      createdAt: Timestamp,
+    }),
+  ),
+  inbox: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      role: Type.Enum(['poc', 'referee']),
+      state: Type.Enum(['open', 'introduced', 'referred', 'declined']),
+      requestId: Type.String(),
+      requester: Type.String(),
+      from: Type.String(),
+      country: Type.String(),
+      requestType: Type.String(),
+      languages: Type.Array(Type.String()),
+      note: Nullable(Type.String()),
+      caseReference: Nullable(Type.String()),
+      receivedAt: Timestamp,
+      answer: Nullable(
+        Type.Object({
+          dossierId: Type.String(),
+          outcome: Type.Enum(['introduced', 'referred', 'declined']),
+          to: Nullable(Type.String()),
+          subject: Nullable(Type.String()),
+          reason: Nullable(Type.String()),
+          dossierStatus: Type.String(),
+        }),
+      ),
+    }),
+  ),
+  introducedTo: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      requestId: Type.String(),
+      requester: Type.String(),
+      poc: Type.String(),
+      state: Type.String(),
+      introductions: Type.Array(Introduced),
+      code: Nullable(Type.String()),
+      receivedAt: Timestamp,
     }),
   ),
 });

@@ -41,7 +41,14 @@ export function registerInit(program: Command, run: CliRun): void {
     .description(
       'create a node: sealed keys, node.json, trust material; prints the identity key and encryption-key certificate for the manifest',
     )
-    .requiredOption('--address <address>', 'authority address, e.g. sn-moj@wacap')
+    .requiredOption(
+      '--address <address>',
+      'authority address, e.g. sn-moj@wacap (with --poc: a point-of-contact address, e.g. poc-sn@wacap)',
+    )
+    .option(
+      '--poc',
+      "a point of contact's node: its output is what `rogatory-network poc add --from` reads",
+    )
     .requiredOption('--relay-url <url>', "URL of the network's relay")
     .requiredOption('--relay-id <id>', 'relay id as listed in the manifest, e.g. relay@wacap')
     .requiredOption('--root <file>', "the own network's root KeyRef (JSON), obtained out of band")
@@ -68,6 +75,7 @@ export function registerInit(program: Command, run: CliRun): void {
           importKeys?: string;
           kdf: string;
           envelopeDays: string;
+          poc?: boolean;
         },
         cmd: Command,
       ) => {
@@ -115,13 +123,14 @@ export function registerInit(program: Command, run: CliRun): void {
           manifests,
           kdf: KDF_LIMITS[opts.kdf],
           envelopeLifetimeDays: days,
+          role: opts.poc === true ? 'poc' : 'authority',
           ...(importKeys ? { importKeys } : {}),
           ...(admin ? { admin } : {}),
         });
         emit(io, g.json, result, () =>
           [
-            `node ${result.address} created in ${result.dir}`,
-            `listed in the trusted manifest: ${result.listedInManifest ? 'yes' : 'no (send the two objects below to the network secretariat)'}`,
+            `${result.role === 'poc' ? 'point-of-contact node' : 'node'} ${result.address} created in ${result.dir}`,
+            `listed in the trusted manifest: ${result.listedInManifest ? 'yes' : `no (send the two objects below to the network secretariat: rogatory-network ${result.role} add --from <this output with --json>)`}`,
             `identity key (KeyRef):`,
             JSON.stringify(result.identity, null, 2),
             `encryption-key certificate:`,

@@ -5,6 +5,7 @@ import { registerDirectory } from './directory-command.js';
 import { registerDossiers } from './dossier-commands.js';
 import { registerDrafting } from './draft-commands.js';
 import { registerInit } from './init-command.js';
+import { registerIntroduce } from './introduce-commands.js';
 import { registerOps } from './ops-commands.js';
 import { registerServe } from './serve-command.js';
 import type { CliRun } from './session.js';
@@ -33,6 +34,7 @@ export function buildProgram(run: CliRun, options: CliOptions = {}): Command {
   registerDossiers(program, run);
   registerCases(program, run);
   registerDirectory(program, run);
+  registerIntroduce(program, run);
   registerOps(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   registerServe(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   for (const cmd of program.commands) {

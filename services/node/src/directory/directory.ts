@@ -52,11 +52,11 @@ export function trustStoreIntroductions(trust: TrustStore): IntroductionSource {
   return { listIntroductions: () => trust.introductions() };
 }
 
-/** The shape of an entry as `vouchedBy` prints it: `manifest wacap edition 3`, `introduction by poc@casc (casc), valid until …`. */
+/** The shape of an entry as `vouchedBy` prints it: `manifest wacap edition 3`, `introduced by poc@casc (casc), valid until …`. */
 export function describeVouch(v: VouchedBy, formatTime: (ms: number) => string): string {
   return v.kind === 'manifest'
     ? `manifest ${v.network} edition ${v.edition}`
-    : `introduction by ${v.issuer} (${v.network}), valid until ${formatTime(v.validUntil)}`;
+    : `introduced by ${v.issuer} (${v.network}), valid until ${formatTime(v.validUntil)}`;
 }
 
 /** Whether two language tags share their primary subtag (`fr` and `fr-BE` do). */

@@ -20,6 +20,7 @@ import { caseMetaOf, metaOf } from '../dossier-meta.js';
 import { relayIncident } from './relay-incidents.js';
 import type { HandlingCode } from '../store/records.js';
 import { advance, deliveryProgress } from '../dossier-status.js';
+import { recordIntroductionDossier } from '../introductions/workflow.js';
 
 export type ItemOutcome =
   | { readonly kind: 'received'; readonly dossierId: string; readonly envelopeId: string }
@@ -321,6 +322,7 @@ function store(
     ctx.store.touchCase(caseId, now);
     audit(ctx, 'system', 'dossier.receive', id, env.id);
     applyAnswerToRequest(ctx, content, env.sender, 'system');
+    if (meta.kind === 'introduction') recordIntroductionDossier(ctx, content, env, id);
     return id;
   });
   return { kind: 'received', dossierId, envelopeId: env.id };

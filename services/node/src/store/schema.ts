@@ -223,4 +223,10 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX introductions_issued ON introductions(direction, issued_at);
   `,
+  // 4: an issued introduction is exported only once the answer dossier carrying it
+  // is approved (four eyes): the row names that dossier.
+  `
+  ALTER TABLE introductions ADD COLUMN dossier_id TEXT REFERENCES dossiers(id);
+  CREATE INDEX introduction_requests_role ON introduction_requests(role, created_at);
+  `,
 ];
