@@ -686,6 +686,16 @@ export class AuthorityNode {
     return await collectGarbage(this.ctx, { ...options, actor: by });
   }
 
+  /**
+   * After a restore, or any time: the audit chain and heads, and the blobs
+   * the rows need that the store lacks (ids only).
+   */
+  async integrity(): Promise<{ audit: AuditReport; missingBlobs: string[] }> {
+    const { ctx } = this;
+    const missingBlobs = await ctx.blobs.missing([...ctx.store.referencedBlobIds()]);
+    return { audit: ctx.audit.verify(), missingBlobs };
+  }
+
   /** Disk use of the database and the blob store (no content). */
   diskUse(): Promise<DiskUse> {
     return diskUse(this.ctx);
