@@ -96,6 +96,11 @@ export function toRelayError(err: unknown): RelayError {
     return new RelayError(code, 'request refused', { cause: err, detail });
   }
   const code = (err as FastifyError | undefined)?.code;
+  if (code === 'BACKEND_UNAVAILABLE')
+    return new RelayError('UNAVAILABLE', 'the store could not confirm the write; retry', {
+      cause: err,
+      retryAfterMs: 1000,
+    });
   if (code !== undefined && code in FASTIFY_CODES)
     return new RelayError(FASTIFY_CODES[code]!, 'bad request', { cause: err });
   const status = (err as FastifyError | undefined)?.statusCode;

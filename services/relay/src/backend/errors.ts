@@ -36,6 +36,16 @@ export class BackendRangeError extends RangeError {
   readonly code = 'BACKEND_INPUT_INVALID' as const;
 }
 
+/**
+ * The store cannot make a write as durable as configured now (Redis WAIT saw
+ * too few replicas): the write may be on the primary, but it is not
+ * acknowledged; the relay answers UNAVAILABLE and the client retries.
+ */
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError';
+  readonly code = 'BACKEND_UNAVAILABLE' as const;
+}
+
 export type AnyBackendError = BackendError | BackendTypeError | BackendRangeError;
 
 export function isBackendError(error: unknown, code?: BackendErrorCode): error is AnyBackendError {

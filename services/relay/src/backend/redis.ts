@@ -55,7 +55,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { checkedBackend } from './checked.js';
-import { BackendTypeError } from './errors.js';
+import { BackendRangeError, BackendTypeError, BackendUnavailableError } from './errors.js';
 import * as lua from './redis-scripts.js';
 import {
   asBuffer,
@@ -84,8 +84,27 @@ import type {
 } from './types.js';
 
 export interface RedisBackendOptions {
-  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
-  readonly url: string;
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). Give this or `sentinel`. */
+  readonly url?: string;
+  /**
+   * Redis behind Sentinel: the sentinels to ask and the name of the
+   * monitored primary. ioredis follows a failover (it asks the sentinels for
+   * the new primary and reconnects); BullMQ runs on the same connections.
+   */
+  readonly sentinel?: {
+    readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+    readonly name: string;
+    /** The data nodes' password (not the sentinels'), if they require one. */
+    readonly password?: string;
+  };
+  /**
+   * Replicas that must hold an accepted envelope before the relay answers
+   * (Redis WAIT after the accept): with 1, a primary lost in a failover has
+   * already copied every envelope it acknowledged. 0 (default): no wait.
+   */
+  readonly replicasToAck?: number;
+  /** How long WAIT may take (default 2000 ms); fewer replicas in time: the submission fails UNAVAILABLE and is retried. */
+  readonly replicaAckTimeoutMs?: number;
   /**
    * Namespace of this relay's keys, shared by its instances. Also the Redis
    * Cluster hash tag: every key is `{prefix}:...`, so one relay's keys (and
@@ -141,7 +160,19 @@ interface JobNeed {
 
 /** Opens a backend on `prefix` in the Redis at `url`; rejects if Redis cannot be reached. */
 export async function openRedisBackend(options: RedisBackendOptions): Promise<RelayBackend> {
-  assertNonEmpty(options.url, 'url');
+  if ((options.url === undefined) === (options.sentinel === undefined))
+    throw new BackendTypeError('give either url or sentinel');
+  if (options.url !== undefined) assertNonEmpty(options.url, 'url');
+  if (options.sentinel !== undefined) {
+    if (options.sentinel.sentinels.length === 0)
+      throw new BackendTypeError('sentinel.sentinels must list at least one sentinel');
+    assertNonEmpty(options.sentinel.name, 'sentinel.name');
+  }
+  const replicasToAck = options.replicasToAck ?? 0;
+  if (!Number.isInteger(replicasToAck) || replicasToAck < 0 || replicasToAck > 16)
+    throw new BackendRangeError('replicasToAck must be an integer from 0 to 16');
+  const replicaAckTimeoutMs = options.replicaAckTimeoutMs ?? 2_000;
+  assertPositiveInteger(replicaAckTimeoutMs, 'replicaAckTimeoutMs');
   assertNonEmpty(options.prefix, 'prefix');
   if (/[{}]/.test(options.prefix))
     throw new BackendTypeError('prefix must not contain { or }: it becomes the hash tag');
@@ -151,9 +182,24 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
   assertPositiveInteger(expirySweepMs, 'expirySweepMs');
   const onError = options.onError ?? ignoreError;
 
-  const client = new Redis(options.url, COMMAND_CLIENT_OPTIONS);
+  const target = (extra: {
+    lazyConnect: boolean;
+    maxRetriesPerRequest: number | null;
+    enableAutoPipelining?: boolean;
+  }): Redis =>
+    options.sentinel === undefined
+      ? new Redis(options.url ?? '', extra)
+      : new Redis({
+          sentinels: options.sentinel.sentinels.map((x) => ({ host: x.host, port: x.port })),
+          name: options.sentinel.name,
+          ...(options.sentinel.password === undefined
+            ? {}
+            : { password: options.sentinel.password }),
+          ...extra,
+        });
+  const client = target({ ...COMMAND_CLIENT_OPTIONS });
   // BullMQ blocks on its connections and must wait out reconnects rather than fail (its documented requirement).
-  const bullClient = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null });
+  const bullClient = target({ lazyConnect: true, maxRetriesPerRequest: null });
   // Without a listener ioredis prints connection errors itself; route them to onError instead.
   client.on('error', onError);
   bullClient.on('error', onError);
@@ -173,6 +219,8 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
       leaseMs,
       expirySweepMs,
       onError,
+      replicasToAck,
+      replicaAckTimeoutMs,
     }),
   );
 }
@@ -318,6 +366,8 @@ class RedisRelayBackend implements RelayBackend {
   private readonly leaseMs: number;
   private readonly expirySweepMs: number;
   private readonly onError: (error: unknown) => void;
+  private readonly replicasToAck: number;
+  private readonly replicaAckTimeoutMs: number;
   /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
   private readonly base: string;
   private readonly routingKey: string;
@@ -342,7 +392,11 @@ class RedisRelayBackend implements RelayBackend {
     readonly leaseMs: number;
     readonly expirySweepMs: number;
     readonly onError: (error: unknown) => void;
+    readonly replicasToAck: number;
+    readonly replicaAckTimeoutMs: number;
   }) {
+    this.replicasToAck = options.replicasToAck;
+    this.replicaAckTimeoutMs = options.replicaAckTimeoutMs;
     this.client = options.client;
     this.bullClient = options.bullClient;
     this.clock = options.clock;
@@ -529,10 +583,29 @@ class RedisRelayBackend implements RelayBackend {
     const reply = asArray(await this.run(SCRIPTS.accept, args));
     const status = asText(reply[0]);
     if (status === 'conflict') return { status: 'conflict' };
-    if (status === 'duplicate') return { status: 'duplicate', acceptance: asBinary(reply[1]) };
+    if (status === 'duplicate') {
+      // A retry after a failed WAIT: acknowledge only once the replicas hold it.
+      await this.awaitReplicas();
+      return { status: 'duplicate', acceptance: asBinary(reply[1]) };
+    }
     if (status === 'unowned') return { status: 'unowned', chunkIds: reply.slice(1).map(asText) };
     await this.addJobs(plan.forwards.map((forward): JobNeed => ({ taskId: forward.taskId })));
+    await this.awaitReplicas();
     return { status: 'accepted' };
+  }
+
+  /**
+   * WAIT until `replicasToAck` replicas have every write of this connection
+   * so far (the accept above); fewer in time: BackendUnavailableError, and
+   * the sender retries (the accept is idempotent by envelope id).
+   */
+  private async awaitReplicas(): Promise<void> {
+    if (this.replicasToAck === 0) return;
+    const acked = await this.client.wait(this.replicasToAck, this.replicaAckTimeoutMs);
+    if (acked < this.replicasToAck)
+      throw new BackendUnavailableError(
+        `only ${String(acked)} of ${String(this.replicasToAck)} replicas confirmed the write in time`,
+      );
   }
 
   async getEnvelope(id: string): Promise<StoredEnvelope | undefined> {
