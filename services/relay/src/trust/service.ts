@@ -42,6 +42,12 @@ interface Link {
   publication: Publication;
   /** The version of the last manifest entry of this publication, if any. */
   readonly manifestVersion: number | undefined;
+  /**
+   * Set while the relay collects the witnesses' cosignatures of its own new
+   * publication: it is not served until then, so a peer relay or a node that
+   * polls meanwhile never takes (and keeps) the note without them.
+   */
+  collecting?: boolean;
 }
 
 /** A trust-related refusal as the relay answers it (docs/relay-api.md). */
@@ -389,7 +395,15 @@ export class TrustService {
         throw trustRelayError(err);
       }
       const { link } = result;
-      if (link === this.chains.get(network)!.at(-1)) await this.collectCosignatures(link);
+      if (link === this.chains.get(network)!.at(-1)) {
+        // A re-post (cosignatures retried) of a publication already served stays served.
+        if (result.fresh) link.collecting = true;
+        try {
+          await this.collectCosignatures(link);
+        } finally {
+          link.collecting = false;
+        }
+      }
       return {
         network,
         size: link.size,
@@ -548,11 +562,17 @@ export class TrustService {
     });
   }
 
-  /** `GET /v1/trust/publications/:network`: publications ending above `after`, in order, one page. */
+  /**
+   * `GET /v1/trust/publications/:network`: publications ending above `after`,
+   * in order, one page; a publication whose cosignatures are being collected
+   * is left out until they are in its note.
+   */
   publications(network: string, after: number): Publication[] {
     if (!this.serves(network) && !this.chains.has(network))
       throw new RelayError('LOG_UNKNOWN', `no chain of network ${network} here`);
-    return (this.chains.get(network) ?? [])
+    const chain = this.chains.get(network) ?? [];
+    const ready = chain.findIndex((l) => l.collecting === true);
+    return (ready < 0 ? chain : chain.slice(0, ready))
       .filter((l) => l.size > after)
       .slice(0, TRUST_LIMITS.maxPage)
       .map((l) => l.publication);
