@@ -118,6 +118,8 @@ const SECRETARIAT_PASSPHRASE: Record<Network, string> = {
 };
 const RELAY_PASSPHRASE = secret();
 const NODE_PASSPHRASE = secret();
+/** Bearer token of the nodes' GET /metrics (at least 32 characters). */
+const METRICS_TOKEN = randomBytes(32).toString('base64url');
 const ADMIN = { username: 'admin', password: secret() };
 const USERS = {
   [SN]: {
@@ -642,7 +644,12 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
             m.address,
             'node',
             ['--dir', nodeDir(m.address), '--json', 'serve', '--port', '0'],
-            { env: { ROGATORY_PASSPHRASE: NODE_PASSPHRASE } },
+            {
+              env: {
+                ROGATORY_PASSPHRASE: NODE_PASSPHRASE,
+                ROGATORY_NODE_METRICS_TOKEN: METRICS_TOKEN,
+              },
+            },
           );
           const match = await proc.waitForOutput(/"url":\s*"(http:\/\/[^"]+)"/, 90_000);
           const api = new NodeApi(match[1]!);
@@ -1217,6 +1224,14 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         300,
       );
       expect(alarmed.trust).toMatchObject({ openAlarms: 1, forksTotal: 1 });
+      const metrics = await fetch(`${sn.api.url}/metrics`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      expect(text).toMatch(/^rogatory_node_trust_forks_total(\{\})? 1$/m);
+      expect(text).toMatch(/^rogatory_node_trust_fork_alarm\{network="wacap"\} 1$/m);
       const status = await nodeCli(SN, ['trust', 'status'], { expectCode: 2 });
       const wacap = status.json<TrustStatusView>().networks.find((x) => x.network === 'wacap');
       expect(wacap?.alarms).toEqual([expect.objectContaining({ code: 'LOG_FORK_DETECTED' })]);
