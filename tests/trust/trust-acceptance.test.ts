@@ -293,6 +293,10 @@ async function startRelay(o: {
       ],
       pollSeconds: 1,
     },
+    // Every process of this test reaches the relays from 127.0.0.1, one source address for the
+    // per-address limit of the trust routes (default 600 a minute): nodes and relays polling
+    // every second would share it.
+    limits: { trustPerMinute: 6000 },
     sessionSecretEnv: 'ROGATORY_RELAY_SESSION_SECRET',
     backend: { kind: 'embedded', dataDir: './data' },
     logLevel: 'warn',
