@@ -3,7 +3,8 @@
  * party a separate process started from its real executable:
  *
  *   rogatory-network  three secretariats: WACAP, CASC and the global hub
- *   rogatory-relay    relay@wacap, relay@global, relay@casc (keygen, start)
+ *   rogatory-relay    relay@wacap, relay@global, relay@casc (keygen, start), and
+ *                     relay2@wacap, a second wacap relay started by the fork step
  *   rogatory          authority nodes and points of contact (init, serve)
  *
  * The steps run in order (one `it` each) and share the state below; a
@@ -1216,36 +1217,43 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         300,
       );
       expect(alarmed.trust).toMatchObject({ openAlarms: 1, forksTotal: 1 });
-      const metrics = await fetch(`${sn.api.url}/metrics`, {
-        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
-        signal: AbortSignal.timeout(10_000),
-      });
-      expect(metrics.status).toBe(200);
-      const text = await metrics.text();
-      expect(text).toMatch(/^rogatory_node_trust_forks_total(\{\})? 1$/m);
-      expect(text).toMatch(/^rogatory_node_trust_fork_alarm\{network="wacap"\} 1$/m);
-      const status = await nodeCli(SN, ['trust', 'status'], { expectCode: 2 });
-      const wacap = status.json<TrustStatusView>().networks.find((x) => x.network === 'wacap');
-      expect(wacap?.alarms).toEqual([expect.objectContaining({ code: 'LOG_FORK_DETECTED' })]);
-      expect(wacap).toMatchObject({ edition: g.version, logSize: logSizes.get('wacap') });
-
       // Nothing more of wacap is applied: a further genuine edition reaches relay@wacap and
-      // kz-gpo@casc, while Senegal's sync answers "fork" and keeps what it held.
-      await secretariat('wacap', ['publish', '--valid-days', '30']);
-      editions.set('wacap', g.version + 1);
-      const next = (
-        await secretariat('wacap', ['push', '--relay', relayUrls.get('wacap')!])
-      ).json<PushResult>();
-      await waitFor(
-        `${KZ} to hold wacap edition ${String(g.version + 1)}`,
-        async () => {
-          const s = await kz.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
-          const w = s.trust.networks.find((x) => x.network === 'wacap');
-          return w?.logSize === next.size && !w.forkAlarm ? true : undefined;
-        },
-        30_000,
-        300,
-      );
+      // kz-gpo@casc (meanwhile Senegal's alarm is read), while Senegal's sync answers "fork"
+      // and keeps what it held.
+      const [next] = await Promise.all([
+        (async () => {
+          await secretariat('wacap', ['publish', '--valid-days', '30']);
+          editions.set('wacap', g.version + 1);
+          const further = (
+            await secretariat('wacap', ['push', '--relay', relayUrls.get('wacap')!])
+          ).json<PushResult>();
+          await waitFor(
+            `${KZ} to hold wacap edition ${String(g.version + 1)}`,
+            async () => {
+              const s = await kz.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+              const w = s.trust.networks.find((x) => x.network === 'wacap');
+              return w?.logSize === further.size && !w.forkAlarm ? true : undefined;
+            },
+            30_000,
+            300,
+          );
+          return further;
+        })(),
+        (async () => {
+          const metrics = await fetch(`${sn.api.url}/metrics`, {
+            headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+            signal: AbortSignal.timeout(10_000),
+          });
+          expect(metrics.status).toBe(200);
+          const text = await metrics.text();
+          expect(text).toMatch(/^rogatory_node_trust_forks_total(\{\})? 1$/m);
+          expect(text).toMatch(/^rogatory_node_trust_fork_alarm\{network="wacap"\} 1$/m);
+          const status = await nodeCli(SN, ['trust', 'status'], { expectCode: 2 });
+          const wacap = status.json<TrustStatusView>().networks.find((x) => x.network === 'wacap');
+          expect(wacap?.alarms).toEqual([expect.objectContaining({ code: 'LOG_FORK_DETECTED' })]);
+          expect(wacap).toMatchObject({ edition: g.version, logSize: logSizes.get('wacap') });
+        })(),
+      ]);
       const synced = (await nodeCli(SN, ['trust', 'sync'], { expectCode: 2 })).json<{
         networks: { network: string; outcome: string; code?: string }[];
       }>();
@@ -1259,6 +1267,7 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         logSize: logSizes.get('wacap'),
         forkAlarm: true,
       });
+      expect(next.size).toBeGreaterThan(logSizes.get('wacap')!);
     },
     150_000,
   );
