@@ -3,7 +3,8 @@
  * party a separate process started from its real executable:
  *
  *   rogatory-network  three secretariats: WACAP, CASC and the global hub
- *   rogatory-relay    relay@wacap, relay@global, relay@casc (keygen, start)
+ *   rogatory-relay    relay@wacap, relay@global, relay@casc (keygen, start), and
+ *                     relay2@wacap, a second wacap relay started by the fork step
  *   rogatory          authority nodes and points of contact (init, serve)
  *
  * The steps run in order (one `it` each) and share the state below; a
@@ -20,9 +21,17 @@
  * node folders, one log per process).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ready } from '@rogatory/protocol';
+import {
+  logOrigin,
+  parseNote,
+  publicKeyOf,
+  ready,
+  verifyCheckpoint,
+  verifyCosignature,
+  type KeyRef,
+} from '@rogatory/protocol';
 import { buildTestWorld, exampleContentFor } from '@rogatory/protocol/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -89,7 +98,7 @@ const MEMBERS: readonly Member[] = [
     kind: 'authority',
     name: 'Ministry of Justice of Mali',
     country: 'ML',
-    serve: false,
+    serve: true,
   },
   { address: POC_SN, kind: 'poc', name: 'Point of contact Senegal', country: 'SN', serve: false },
   {
@@ -110,6 +119,8 @@ const SECRETARIAT_PASSPHRASE: Record<Network, string> = {
 };
 const RELAY_PASSPHRASE = secret();
 const NODE_PASSPHRASE = secret();
+/** Bearer token of the nodes' GET /metrics (at least 32 characters). */
+const METRICS_TOKEN = randomBytes(32).toString('base64url');
 const ADMIN = { username: 'admin', password: secret() };
 const USERS = {
   [SN]: {
@@ -119,6 +130,10 @@ const USERS = {
   [KZ]: {
     officer: { username: 'aigerim.sadykova', password: secret() },
     approver: { username: 'nursultan.abenov', password: secret() },
+  },
+  [ML]: {
+    officer: { username: 'mariam.traore', password: secret() },
+    approver: { username: 'oumar.keita', password: secret() },
   },
 } as const;
 
@@ -142,6 +157,63 @@ const nodes = new Map<string, RunningNode>();
 /** Latest published edition number per network. */
 const editions = new Map<Network, number>();
 const inits = new Map<string, { identity: { kid: string }; encryptionKid: string }>();
+/** Size of each network's log as last pushed to its relay. */
+const logSizes = new Map<Network, number>();
+/** The witnesses of each network's log: the relays of its direct peers. */
+const DIRECT_WITNESSES: Readonly<Record<Network, string[]>> = {
+  wacap: ['relay@global'],
+  global: ['relay@casc', 'relay@wacap'],
+  casc: ['relay@global'],
+};
+
+/** `rogatory-network push --json` (services/network/src/push.ts). */
+interface PushResult {
+  readonly relay: string;
+  readonly network: string;
+  readonly relaySize: number;
+  readonly size: number;
+  readonly pushed: {
+    readonly file: string;
+    readonly size: number;
+    readonly edition: number | null;
+    readonly cosigners: string[];
+  }[];
+}
+/** One row of a relay's GET /v1/trust/networks. */
+interface RelayNetwork {
+  readonly network: string;
+  readonly size: number;
+  readonly edition: number;
+  readonly rootHash: string;
+}
+/** The trust part of a node's GET /api/v1/status. */
+interface NodeStatusView {
+  readonly trust: {
+    readonly networks: {
+      network: string;
+      edition: number | null;
+      logSize: number;
+      forkAlarm: boolean;
+    }[];
+    readonly openAlarms: number;
+    readonly forksTotal: number;
+  };
+}
+/** `rogatory trust status --json`. */
+interface TrustStatusView {
+  readonly quorum: number;
+  readonly pollSeconds: number;
+  readonly openAlarms: number;
+  readonly forksTotal: number;
+  readonly networks: {
+    network: string;
+    edition: number | null;
+    logEdition: number | null;
+    logSize: number;
+    cosigners: string[];
+    alarms: { code: string }[];
+  }[];
+}
 const dossier = { requestId: '', envelopeId: '', receivedId: '', attachmentSha256: '' };
 
 const secretariatDir = (n: Network): string => h.path('secretariats', n);
@@ -150,6 +222,10 @@ const rootFile = (n: Network): string => h.path('anchors', `${n}-root.json`);
 const editionFile = (n: Network, version = editions.get(n) ?? 0): string =>
   join(secretariatDir(n), 'editions', `${String(version).padStart(6, '0')}.json`);
 const relayDir = (n: Network): string => h.path('relays', n);
+/** relay2@wacap: a second wacap relay, listed in wacap's manifest, started by the fork step. */
+const RELAY2 = 'relay2@wacap';
+const relay2Dir = (): string => h.path('relays', 'wacap2');
+let relay2Url = '';
 const nodeDir = (address: string): string => h.path('nodes', address);
 
 /** `rogatory-network --dir <secretariat> --json ...` with the secretariat's passphrase. */
@@ -192,6 +268,127 @@ function node(address: string): RunningNode {
   const n = nodes.get(address);
   if (!n) throw new Error(`${address} is not running`);
   return n;
+}
+
+/**
+ * Write a relay's relay.json and start it. The editions it starts from are files (own network
+ * first); from the publications step on, new editions arrive as publications (pushed by the
+ * secretariat, peers' chains fetched every second).
+ */
+async function startRelay(o: {
+  id: string;
+  network: Network;
+  dir: string;
+  url: string;
+  /** The own network's edition file to start from (default: the latest published). */
+  ownEdition?: string;
+}): Promise<Proc> {
+  const config = {
+    relay: { id: o.id, host: '127.0.0.1', port: Number(new URL(o.url).port) },
+    identity: { keyFile: './relay-key.json', passphraseEnv: 'ROGATORY_RELAY_PASSPHRASE' },
+    trust: {
+      rootFile: rootFile(o.network),
+      manifestFiles: [
+        o.ownEdition ?? editionFile(o.network),
+        ...PEERS[o.network].map(([peer]) => editionFile(peer)),
+      ],
+      pollSeconds: 1,
+    },
+    // Every process of this test reaches the relays from 127.0.0.1, one source address for the
+    // per-address limit of the trust routes (default 600 a minute): nodes and relays polling
+    // every second would share it.
+    limits: { trustPerMinute: 6000 },
+    sessionSecretEnv: 'ROGATORY_RELAY_SESSION_SECRET',
+    backend: { kind: 'embedded', dataDir: './data' },
+    logLevel: 'warn',
+  };
+  await writeFile(join(o.dir, 'relay.json'), `${JSON.stringify(config, null, 2)}\n`);
+  return h.start(o.id, 'relay', ['start', '--config', join(o.dir, 'relay.json')], {
+    env: {
+      ROGATORY_RELAY_PASSPHRASE: RELAY_PASSPHRASE,
+      ROGATORY_RELAY_SESSION_SECRET: randomBytes(32).toString('hex'),
+    },
+  });
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${String(res.status)}`);
+  return (await res.json()) as T;
+}
+
+/** The relay keys as `rogatory-relay keygen` printed them (the witnesses of the test). */
+async function relayKeys(): Promise<{ id: string; key: KeyRef }[]> {
+  const keys = await each(NETWORKS, async (n) => ({
+    id: `relay@${n}`,
+    key: JSON.parse(await readFile(join(relayDir(n), 'relay-keyref.json'), 'utf8')) as KeyRef,
+  }));
+  keys.push({
+    id: RELAY2,
+    key: JSON.parse(await readFile(join(relay2Dir(), 'relay-keyref.json'), 'utf8')) as KeyRef,
+  });
+  return keys;
+}
+
+/**
+ * A network's chain as a relay serves it (GET /v1/trust/publications/<network>?after=0): each
+ * checkpoint verified with the network's root, and the relays whose cosignature line verifies.
+ */
+async function servedChain(
+  relayUrl: string,
+  network: Network,
+): Promise<{ checkpoint: { size: number }; cosigners: string[] }[]> {
+  const { publications } = await getJson<{ publications: { checkpoint: string }[] }>(
+    `${relayUrl}/v1/trust/publications/${network}?after=0`,
+  );
+  const root = anchors.get(network)!.root as KeyRef;
+  const witnesses = await relayKeys();
+  return publications.map((p) => {
+    const { checkpoint } = verifyCheckpoint(p.checkpoint, {
+      name: logOrigin(network),
+      publicKey: publicKeyOf(root),
+    });
+    const note = parseNote(p.checkpoint);
+    const cosigners = witnesses
+      .filter((w) =>
+        note.signatures.some(
+          (sig) =>
+            verifyCosignature(note.text, sig, { name: w.id, publicKey: publicKeyOf(w.key) }) !==
+            null,
+        ),
+      )
+      .map((w) => w.id);
+    return { checkpoint, cosigners };
+  });
+}
+
+/** The test world's MLA example, with the parties as the manifests list them (one attachment). */
+function mlaContent(from: string, to: string, caseReference: string) {
+  const example = exampleContentFor('mla', SN, KZ, buildTestWorld({ now: Date.now() }));
+  if (example.kind !== 'request') throw new Error('the example is not a request');
+  const party = (address: string) => {
+    const m = MEMBERS.find((x) => x.address === address)!;
+    return { address, name: m.name, country: m.country };
+  };
+  return {
+    ...example,
+    header: {
+      ...example.header,
+      caseReference,
+      requestingAuthority: party(from),
+      requestedAuthority: party(to),
+    },
+  };
+}
+
+/** node.json gains trust: { quorum: 1, pollSeconds } (set before `serve`). */
+async function setNodeTrust(address: string, pollSeconds: number): Promise<void> {
+  const file = join(nodeDir(address), 'node.json');
+  const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  await writeFile(
+    file,
+    `${JSON.stringify({ ...config, trust: { quorum: 1, pollSeconds } }, null, 2)}\n`,
+  );
 }
 
 // ------------------------------------------------------------------ steps
@@ -288,14 +485,31 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
     'each network lists its relay (rogatory-relay keygen, relay add) and publishes edition 1',
     async () => {
       for (const n of NETWORKS) relayUrls.set(n, `http://127.0.0.1:${String(await freePort())}`);
-      await each(NETWORKS, async (n) => {
-        await mkdir(relayDir(n), { recursive: true });
-        const keygen = await h.run('relay', ['keygen', '-o', join(relayDir(n), 'relay-key.json')], {
+      relay2Url = `http://127.0.0.1:${String(await freePort())}`;
+      // relay2@wacap: a second wacap relay, listed after the first (relays and nodes ask the
+      // first listed one), started only by the fork step with a forked publication.
+      const keys: { n: Network; id: string; dir: string; url: string }[] = [
+        ...NETWORKS.map((n) => ({ n, id: `relay@${n}`, dir: relayDir(n), url: relayUrls.get(n)! })),
+        { n: 'wacap', id: RELAY2, dir: relay2Dir(), url: relay2Url },
+      ];
+      await each(keys, async (k) => {
+        await mkdir(k.dir, { recursive: true });
+        const keygen = await h.run('relay', ['keygen', '-o', join(k.dir, 'relay-key.json')], {
           env: { ROGATORY_RELAY_PASSPHRASE: RELAY_PASSPHRASE },
         });
-        const keyRefFile = join(relayDir(n), 'relay-keyref.json');
-        await writeFile(keyRefFile, keygen.stdout);
-        await secretariat(n, ['relay', 'add', '--key', keyRefFile, '--url', relayUrls.get(n)!]);
+        await writeFile(join(k.dir, 'relay-keyref.json'), keygen.stdout);
+      });
+      await each(NETWORKS, async (n) => {
+        for (const k of keys.filter((x) => x.n === n))
+          await secretariat(n, [
+            'relay',
+            'add',
+            '--key',
+            join(k.dir, 'relay-keyref.json'),
+            '--url',
+            k.url,
+            ...(k.id === `relay@${n}` ? [] : ['--id', k.id]),
+          ]);
         const published = await secretariat(n, ['publish', '--valid-days', '30']);
         expect(published.json()).toMatchObject({ version: 1 });
         editions.set(n, 1);
@@ -394,32 +608,13 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
     'relay@wacap, relay@global and relay@casc start from the published editions (rogatory-relay start)',
     async () => {
       await each(NETWORKS, async (n) => {
-        const dir = relayDir(n);
-        const config = {
-          relay: {
-            id: `relay@${n}`,
-            host: '127.0.0.1',
-            port: Number(new URL(relayUrls.get(n)!).port),
-          },
-          identity: { keyFile: './relay-key.json', passphraseEnv: 'ROGATORY_RELAY_PASSPHRASE' },
-          trust: {
-            rootFile: rootFile(n),
-            // Today a relay reads the editions from files (own network first); D2 makes them
-            // arrive as publications (POST /v1/trust/publications, peers' chains fetched).
-            manifestFiles: [n, ...PEERS[n].map(([peer]) => peer)].map((x) => editionFile(x)),
-          },
-          sessionSecretEnv: 'ROGATORY_RELAY_SESSION_SECRET',
-          backend: { kind: 'embedded', dataDir: './data' },
-          logLevel: 'warn',
-        };
-        await writeFile(join(dir, 'relay.json'), `${JSON.stringify(config, null, 2)}\n`);
         relays.set(
           n,
-          h.start(`relay@${n}`, 'relay', ['start', '--config', join(dir, 'relay.json')], {
-            env: {
-              ROGATORY_RELAY_PASSPHRASE: RELAY_PASSPHRASE,
-              ROGATORY_RELAY_SESSION_SECRET: randomBytes(32).toString('hex'),
-            },
+          await startRelay({
+            id: `relay@${n}`,
+            network: n,
+            dir: relayDir(n),
+            url: relayUrls.get(n)!,
           }),
         );
       });
@@ -445,18 +640,28 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
       await each(
         MEMBERS.filter((m) => m.serve),
         async (m) => {
-          // Today the new editions are copied into the node's trust folder by hand; D4 makes the
-          // node pull them as publications from its relay (and a second source).
+          // The editions 2 are copied into the node's trust folder by hand here: the relays get
+          // no publication before the publications step, from which on the node pulls them from
+          // its relay every second (trust.pollSeconds 1) and checks a second source.
           for (const n of NETWORKS)
             await writeFile(
               join(nodeDir(m.address), 'trust', `${n}.json`),
               await readFile(editionFile(n)),
             );
+          // ml-moj@wacap's node polls the trust logs once, at start, and not again in this test:
+          // it stays on the edition before its revocation (as the holder of a compromised key
+          // would), so that what refuses its submission is the relay.
+          await setNodeTrust(m.address, m.address === ML ? 86_400 : 1);
           const proc = h.start(
             m.address,
             'node',
             ['--dir', nodeDir(m.address), '--json', 'serve', '--port', '0'],
-            { env: { ROGATORY_PASSPHRASE: NODE_PASSPHRASE } },
+            {
+              env: {
+                ROGATORY_PASSPHRASE: NODE_PASSPHRASE,
+                ROGATORY_NODE_METRICS_TOKEN: METRICS_TOKEN,
+              },
+            },
           );
           const match = await proc.waitForOutput(/"url":\s*"(http:\/\/[^"]+)"/, 90_000);
           const api = new NodeApi(match[1]!);
@@ -625,31 +830,122 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
   // secretariats/<net>, relays/<net>, nodes/<address>, inits/<address>.json in the harness folder.
 
   /*
-   * D1/D2/D3. For n in wacap, global, casc (the editions 1 and 2 above are already in log.db):
-   *   rogatory-network --dir secretariats/<n> --json publish   (when the draft changed) ->
-   *     secretariats/<n>/publications/<size>.json
-   *   push: POST <relay@n>/v1/trust/publications with each publication file, in order
-   *     (`rogatory-network push --relay <url>` if the lead adds it, else fetch() in the test)
-   *     -> { network, size, edition, cosigners } with cosigners ⊇ the relays of n's direct peers
-   *     (wacap: relay@global; global: relay@wacap, relay@casc; casc: relay@global).
-   *   GET <relay@global>/v1/trust/networks -> wacap, global, casc with size/edition/rootHash.
-   *   GET <relay@wacap>/v1/trust/publications/casc?after=0 -> casc's chain (fetched by the
-   *     relay itself, trust.pollSeconds: 1 in relay.json).
-   * The relays above were started from manifestFiles; from here they take new editions live.
+   * D1/D2/D3. The editions 1 and 2 above are already in each secretariat's log.db, one
+   * publication each: `rogatory-network push --relay <own relay>` gives them to the relay, which
+   * collects the cosignatures of its direct peers' relays; the peer relays fetch each other's
+   * chains on their own (trust.pollSeconds 1). From here the relays take new editions live.
    */
-  it.todo(
+  step(
     'publications reach the relays without copying files: each secretariat pushes its chain, peer relays cosign',
+    async () => {
+      await each(NETWORKS, async (n) => {
+        const result = (
+          await secretariat(n, ['push', '--relay', relayUrls.get(n)!])
+        ).json<PushResult>();
+        expect(result).toMatchObject({ network: n, relaySize: 0 });
+        // One publication per edition published so far, each acknowledged.
+        expect(result.pushed).toHaveLength(editions.get(n)!);
+        const last = result.pushed.at(-1)!;
+        expect(last).toMatchObject({ size: result.size, edition: editions.get(n) });
+        expect(last.cosigners).toEqual(expect.arrayContaining(DIRECT_WITNESSES[n]));
+        logSizes.set(n, result.size);
+      });
+      // The hub holds all three chains: its own pushed, the others fetched from their relays.
+      const held = await waitFor(
+        'relay@global to hold the three chains',
+        async () => {
+          const { networks } = await getJson<{ networks: RelayNetwork[] }>(
+            `${relayUrls.get('global')!}/v1/trust/networks`,
+          );
+          return NETWORKS.every(
+            (n) => networks.find((x) => x.network === n)?.size === logSizes.get(n),
+          )
+            ? networks
+            : undefined;
+        },
+        30_000,
+        250,
+      );
+      // The same tree as the network's own relay holds, and the edition published last.
+      for (const n of NETWORKS) {
+        const own = await getJson<{ networks: RelayNetwork[] }>(
+          `${relayUrls.get(n)!}/v1/trust/networks`,
+        );
+        const mine = own.networks.find((x) => x.network === n);
+        expect(mine).toMatchObject({ size: logSizes.get(n), edition: editions.get(n) });
+        expect(held.find((x) => x.network === n)).toEqual(mine);
+      }
+      // A peer reached via the hub: relay@wacap fetched casc's chain (and relay@casc wacap's)
+      // through relay@global, with the witness cosignature lines kept.
+      for (const [at, of] of [
+        ['wacap', 'casc'],
+        ['casc', 'wacap'],
+      ] as const)
+        await waitFor(
+          `relay@${at} to serve ${of}'s chain cosigned by ${DIRECT_WITNESSES[of].join(', ')}`,
+          async () => {
+            const chain = await servedChain(relayUrls.get(at)!, of);
+            const newest = chain.at(-1);
+            if (newest === undefined || newest.checkpoint.size !== logSizes.get(of))
+              return undefined;
+            return DIRECT_WITNESSES[of].every((w) => newest.cosigners.includes(w))
+              ? true
+              : undefined;
+          },
+          30_000,
+          250,
+        );
+    },
+    90_000,
   );
 
   /*
-   * D4. nodes/<address>/node.json gains trust: { quorum: 1, pollSeconds: 1 } (set before
-   * `serve`); the manual copy into nodes/<address>/trust/ in the "nodes start" step goes away.
-   *   rogatory --dir nodes/sn-moj@wacap --json trust status   (or GET /api/v1/status)
-   *     -> per network: size, edition, cosigners, fork: none
-   * (a CLI run while `serve` holds the node: if the node forbids it, use GET /status.)
+   * D4. The nodes run with trust: { quorum: 1, pollSeconds: 1 } in node.json (set before `serve`):
+   * they pull each trusted network's publications from their relay, with the quorum of witness
+   * cosignatures on the newest checkpoint, and check a second source (another relay of that
+   * network, when the manifest lists one). `rogatory trust status` runs beside `serve`.
    */
-  it.todo(
+  step(
     'nodes pick up the editions as publications, with the witnesses quorum (trust.quorum 1, trust.pollSeconds 1)',
+    async () => {
+      await each([SN, KZ], async (address) => {
+        const { api } = node(address);
+        const status = await waitFor(
+          `${address} to hold every network's log (GET /api/v1/status)`,
+          async () => {
+            const s = await api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+            return NETWORKS.every(
+              (n) => s.trust.networks.find((x) => x.network === n)?.logSize === logSizes.get(n),
+            )
+              ? s
+              : undefined;
+          },
+          45_000,
+          300,
+        );
+        expect(status.trust.openAlarms).toBe(0);
+        for (const n of NETWORKS)
+          expect(status.trust.networks.find((x) => x.network === n)).toEqual({
+            network: n,
+            edition: editions.get(n),
+            logSize: logSizes.get(n),
+            forkAlarm: false,
+          });
+        const trust = (await nodeCli(address, ['trust', 'status'])).json<TrustStatusView>();
+        expect(trust).toMatchObject({ quorum: 1, pollSeconds: 1, openAlarms: 0, forksTotal: 0 });
+        for (const n of NETWORKS) {
+          const t = trust.networks.find((x) => x.network === n);
+          expect(t).toMatchObject({
+            edition: editions.get(n),
+            logEdition: editions.get(n),
+            logSize: logSizes.get(n),
+            alarms: [],
+          });
+          expect(t?.cosigners).toEqual(expect.arrayContaining(DIRECT_WITNESSES[n]));
+        }
+      });
+    },
+    90_000,
   );
 
   /*
@@ -729,33 +1025,250 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
   );
 
   /*
-   * D6. ml-moj@wacap (admitted in edition 2 above, not served so far):
-   *   rogatory-network --dir secretariats/wacap --json revoke ml-moj@wacap --reason key-compromise
-   *   rogatory-network --dir secretariats/wacap --json publish ; push to relay@wacap
-   *   wait until relay@wacap serves the edition (GET /v1/trust/networks -> wacap edition 3)
-   *   rogatory --dir nodes/ml-moj@wacap --user <approver> --json approve <draft to kz-gpo@casc>
-   *     -> exit 10 RELAY_REJECTED, detail KEY_REVOKED (no restart of relay@wacap)
-   *   Senegal composing to ml-moj@wacap -> RECIPIENT_UNKNOWN (nodes stop sealing to it)
-   *   a dossier signed by ml-moj@wacap before the revocation shows "signed by a since-revoked key".
+   * D6. ml-moj@wacap (admitted in edition 2, served, its trust polled only at start): a draft to
+   * kz-gpo@casc awaits approval. Then wacap revokes it, publishes and pushes; relay@wacap applies
+   * the edition live (no restart) and refuses the submission (SENDER_REVOKED, the relay API's
+   * code for a revoked sender key); Senegal, once it holds the edition, refuses to seal to it
+   * (RECIPIENT_REVOKED). Still to come with the node helper's work: Kazakhstan refusing new
+   * dossiers from it, and older ones marked "signed by a since-revoked key".
    */
-  it.todo(
-    'a revoked authority is refused: relay@wacap refuses its submissions, Kazakhstan refuses its dossiers',
+  step(
+    'a revoked authority is refused: relay@wacap refuses its submissions, Senegal stops sealing to it',
+    async () => {
+      const ml = node(ML);
+      const mlUsers = USERS[ML];
+      const attachment = h.path('ml-records.pdf');
+      await writeFile(attachment, Buffer.from('%PDF-1.7\n% ml e2e\n'));
+      const revocation = editions.get('wacap')! + 1;
+      const [draftId] = await Promise.all([
+        (async () => {
+          // Mali drafts a request to Kazakhstan; it awaits approval while wacap revokes Mali.
+          const draft = await ml.api.call<{ id: string }>(
+            mlUsers.officer.username,
+            'POST',
+            '/dossiers',
+            {
+              content: mlaContent(ML, KZ, 'ML-PG-2026-0007'),
+              attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+            },
+          );
+          await ml.api.call(mlUsers.officer.username, 'POST', `/dossiers/${draft.id}/submit`);
+          return draft.id;
+        })(),
+        (async () => {
+          const revoked = (
+            await secretariat('wacap', ['revoke', ML, '--reason', 'key-compromise'])
+          ).json<{ kid: string }[]>();
+          expect(revoked.map((r) => r.kid)).toContain(inits.get(ML)!.identity.kid);
+          const published = await secretariat('wacap', ['publish', '--valid-days', '30']);
+          expect(published.json()).toMatchObject({ version: revocation });
+          editions.set('wacap', revocation);
+        })(),
+      ]);
+      const pushed = (
+        await secretariat('wacap', ['push', '--relay', relayUrls.get('wacap')!])
+      ).json<PushResult>();
+      expect(pushed.pushed.at(-1)).toMatchObject({ edition: revocation });
+      expect(pushed.pushed.at(-1)!.cosigners).toEqual(
+        expect.arrayContaining(DIRECT_WITNESSES.wacap),
+      );
+      logSizes.set('wacap', pushed.size);
+      const { networks } = await getJson<{ networks: RelayNetwork[] }>(
+        `${relayUrls.get('wacap')!}/v1/trust/networks`,
+      );
+      expect(networks.find((x) => x.network === 'wacap')?.edition).toBe(revocation);
+      expect(relays.get('wacap')!.alive).toBe(true);
+
+      // The node of Mali, still on the edition before, approves and sends: relay@wacap refuses
+      // the submission (relay API code SENDER_REVOKED for a revoked sender key); the node keeps
+      // it as a failed submission.
+      const approved = await ml.api.call<{ status: string }>(
+        mlUsers.approver.username,
+        'POST',
+        `/dossiers/${draftId}/approve`,
+      );
+      expect(approved.status).toBe('approved');
+      const failed = await waitFor(
+        'the refused submission at the node of Mali',
+        async () => {
+          const d = await ml.api.call<{
+            status: string;
+            evidences: { kind: string }[];
+            queued: { kind: string; state: string; lastError: string | null }[];
+          }>(mlUsers.officer.username, 'GET', `/dossiers/${draftId}`);
+          return d.queued.some((q) => q.kind === 'submission' && q.state === 'failed')
+            ? d
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      expect(failed.queued.find((q) => q.kind === 'submission')?.lastError).toBe('SENDER_REVOKED');
+      expect(failed.evidences.some((e) => e.kind === 'submission-acceptance')).toBe(false);
+
+      // Senegal takes the edition from relay@wacap, then refuses to seal to the revoked authority.
+      const sn = node(SN);
+      await waitFor(
+        `${SN} to hold wacap edition ${String(revocation)}`,
+        async () => {
+          const s = await sn.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+          return s.trust.networks.find((x) => x.network === 'wacap')?.edition === revocation
+            ? true
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      const refused = await sn.api
+        .call(USERS[SN].officer.username, 'POST', '/dossiers', {
+          content: mlaContent(SN, ML, 'SN-PRD-2026-0043'),
+          attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(refused).toMatchObject({ status: 422, code: 'RECIPIENT_REVOKED' });
+    },
+    120_000,
   );
 
   /*
-   * D4. Make the fork with the genuine root key, as a compromised secretariat would:
-   *   cp -a secretariats/wacap secretariats/wacap-fork
-   *   rogatory-network --dir secretariats/wacap-fork --json authority add --from <another init> ... ; publish
-   *   rogatory-network --dir secretariats/wacap --json authority add ... ; publish    (same size, other root)
-   *   push the genuine publication to relay@wacap (cosigned by relay@global), and the forked one to a
-   *   second wacap relay listed in the wacap manifest (relay2@wacap: keygen + relay add --id
-   *   relay2@wacap earlier, started like the others but never given the genuine publication).
-   *   kz-gpo@casc pulls wacap's chain from relay@casc and directly from relay2@wacap:
-   *   rogatory --dir nodes/kz-gpo@casc --json trust status -> wacap: fork LOG_FORK_DETECTED
-   *   GET /api/v1/status shows it; /metrics rogatory_node_trust_forks_total 1;
-   *   audit event trust.fork-detected; nothing more of wacap is applied until an operator clears it.
+   * D4. A fork made with the genuine root key, as a compromised secretariat would: a copy of the
+   * wacap folder publishes another edition at the same log size. The genuine one goes to
+   * relay@wacap (cosigned by relay@global), the forked one to relay2@wacap (listed in wacap's
+   * manifest since edition 1, never given the genuine publication; relay@global refuses to
+   * cosign it). sn-moj@wacap follows wacap's log through relay@wacap and checks it against the
+   * other listed wacap relay, relay2@wacap: two trees of one size.
    */
-  it.todo(
+  step(
     'a relay serving a forked wacap log is detected by a node (rogatory trust status: LOG_FORK_DETECTED)',
+    async () => {
+      const sn = node(SN);
+      const kz = node(KZ);
+      const before = editions.get('wacap')!;
+      const fork = h.path('secretariats', 'wacap-fork');
+      await cp(secretariatDir('wacap'), fork, { recursive: true });
+      const relay2 = await startRelay({
+        id: RELAY2,
+        network: 'wacap',
+        dir: relay2Dir(),
+        url: relay2Url,
+        // The shared history: the edition both folders hold.
+        ownEdition: editionFile('wacap', before),
+      });
+      const [genuine, forked] = await Promise.all([
+        secretariat('wacap', ['publish', '--valid-days', '30']),
+        h.run('network', ['--dir', fork, '--json', 'publish', '--valid-days', '29'], {
+          env: { ROGATORY_PASSPHRASE: SECRETARIAT_PASSPHRASE.wacap },
+        }),
+      ]);
+      const g = genuine.json<{ version: number; hash: string }>();
+      const f = forked.json<{ version: number; hash: string }>();
+      expect(g.version).toBe(before + 1);
+      expect(f.version).toBe(before + 1);
+      expect(f.hash).not.toBe(g.hash);
+      editions.set('wacap', g.version);
+      const pushed = (
+        await secretariat('wacap', ['push', '--relay', relayUrls.get('wacap')!])
+      ).json<PushResult>();
+      expect(pushed.pushed.at(-1)!.cosigners).toEqual(
+        expect.arrayContaining(DIRECT_WITNESSES.wacap),
+      );
+      logSizes.set('wacap', pushed.size);
+      // Both sides of the fork hold the genuine edition first, so the fork is the only change.
+      for (const { api } of [sn, kz])
+        await waitFor(
+          'the genuine wacap edition at the nodes',
+          async () => {
+            const s = await api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+            return s.trust.networks.find((x) => x.network === 'wacap')?.logSize ===
+              logSizes.get('wacap')
+              ? true
+              : undefined;
+          },
+          30_000,
+          300,
+        );
+
+      await waitFor(
+        `${RELAY2} /readyz`,
+        async () => {
+          if (!relay2.alive) throw new Error(`${RELAY2} exited:\n${relay2.output}`);
+          return (await answers200(`${relay2Url}/readyz`)) ? true : undefined;
+        },
+        60_000,
+        250,
+      );
+      const forkPush = (
+        await h.run('network', ['--dir', fork, '--json', 'push', '--relay', relay2Url])
+      ).json<PushResult>();
+      expect(forkPush.size).toBe(logSizes.get('wacap'));
+      // The witness that cosigned the genuine tree refuses the forked one.
+      expect(forkPush.pushed.at(-1)!.cosigners).not.toContain('relay@global');
+
+      const alarmed = await waitFor(
+        `${SN} to raise the fork alarm for wacap (GET /api/v1/status)`,
+        async () => {
+          const s = await sn.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+          return s.trust.networks.find((x) => x.network === 'wacap')?.forkAlarm ? s : undefined;
+        },
+        30_000,
+        300,
+      );
+      expect(alarmed.trust).toMatchObject({ openAlarms: 1, forksTotal: 1 });
+      // Nothing more of wacap is applied: a further genuine edition reaches relay@wacap and
+      // kz-gpo@casc (meanwhile Senegal's alarm is read), while Senegal's sync answers "fork"
+      // and keeps what it held.
+      const [next] = await Promise.all([
+        (async () => {
+          await secretariat('wacap', ['publish', '--valid-days', '30']);
+          editions.set('wacap', g.version + 1);
+          const further = (
+            await secretariat('wacap', ['push', '--relay', relayUrls.get('wacap')!])
+          ).json<PushResult>();
+          await waitFor(
+            `${KZ} to hold wacap edition ${String(g.version + 1)}`,
+            async () => {
+              const s = await kz.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+              const w = s.trust.networks.find((x) => x.network === 'wacap');
+              return w?.logSize === further.size && !w.forkAlarm ? true : undefined;
+            },
+            30_000,
+            300,
+          );
+          return further;
+        })(),
+        (async () => {
+          const metrics = await fetch(`${sn.api.url}/metrics`, {
+            headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+            signal: AbortSignal.timeout(10_000),
+          });
+          expect(metrics.status).toBe(200);
+          const text = await metrics.text();
+          expect(text).toMatch(/^rogatory_node_trust_forks_total(\{\})? 1$/m);
+          expect(text).toMatch(/^rogatory_node_trust_fork_alarm\{network="wacap"\} 1$/m);
+          const status = await nodeCli(SN, ['trust', 'status'], { expectCode: 2 });
+          const wacap = status.json<TrustStatusView>().networks.find((x) => x.network === 'wacap');
+          expect(wacap?.alarms).toEqual([expect.objectContaining({ code: 'LOG_FORK_DETECTED' })]);
+          expect(wacap).toMatchObject({ edition: g.version, logSize: logSizes.get('wacap') });
+        })(),
+      ]);
+      const synced = (await nodeCli(SN, ['trust', 'sync'], { expectCode: 2 })).json<{
+        networks: { network: string; outcome: string; code?: string }[];
+      }>();
+      expect(synced.networks.find((x) => x.network === 'wacap')).toMatchObject({
+        outcome: 'fork',
+        code: 'LOG_FORK_DETECTED',
+      });
+      const after = await sn.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+      expect(after.trust.networks.find((x) => x.network === 'wacap')).toMatchObject({
+        edition: g.version,
+        logSize: logSizes.get('wacap'),
+        forkAlarm: true,
+      });
+      expect(next.size).toBeGreaterThan(logSizes.get('wacap')!);
+    },
+    150_000,
   );
 });

@@ -457,6 +457,19 @@ export const NodeStatus = Type.Object({
     total: Type.Integer(),
     last: Type.Union([Type.Object({ at: Timestamp, code: Type.String() }), Type.Null()]),
   }),
+  /** Trust logs followed (D4): edition and log size per network, fork alarms. */
+  trust: Type.Object({
+    networks: Type.Array(
+      Type.Object({
+        network: Type.String(),
+        edition: Type.Union([Type.Integer(), Type.Null()]),
+        logSize: Type.Integer(),
+        forkAlarm: Type.Boolean(),
+      }),
+    ),
+    openAlarms: Type.Integer(),
+    forksTotal: Type.Integer(),
+  }),
 });
 
 const OutboxReport = Type.Object({

@@ -11,6 +11,7 @@ import {
   parseCheckpointText,
   parseNote,
   publicKeyOf,
+  publicationWitnesses,
   toBase64,
   verifyCheckpoint,
   verifyCosignature,
@@ -42,7 +43,18 @@ interface Link {
   publication: Publication;
   /** The version of the last manifest entry of this publication, if any. */
   readonly manifestVersion: number | undefined;
+  /**
+   * Set while the relay collects the witnesses' cosignatures of its own new
+   * publication: it is not served until then, so a peer relay or a node that
+   * polls meanwhile never takes (and keeps) the note without them.
+   */
+  collecting?: boolean;
+  /** Times the newest publication of a peer's chain was fetched again for missing cosignatures. */
+  refreshes?: number;
 }
+
+/** How many times a peer's newest publication is fetched again while witnesses' cosignatures are missing. */
+const COSIGNATURE_REFRESHES = 60;
 
 /** A trust-related refusal as the relay answers it (docs/relay-api.md). */
 export function trustRelayError(err: unknown): RelayError {
@@ -350,7 +362,10 @@ export class TrustService {
       });
       if (checkpoint.size <= held.size) {
         const link = this.chains.get(network)!.find((l) => l.size === checkpoint.size);
-        if (link && equalBytes(link.rootHash, checkpoint.rootHash)) return { link, fresh: false };
+        if (link && equalBytes(link.rootHash, checkpoint.rootHash)) {
+          await this.mergeCosignatures(network, link, (value as { checkpoint: string }).checkpoint);
+          return { link, fresh: false };
+        }
         if (link || checkpoint.size === held.size)
           throw new RelayError('LOG_FORK_DETECTED', 'another root for a size already held', {
             detail: 'LOG_FORK_DETECTED',
@@ -368,6 +383,76 @@ export class TrustService {
     this.updateMetrics();
     this.o.log.info({ network, size: link.size }, 'trust: publication accepted');
     return { link, fresh: true };
+  }
+
+  /**
+   * A publication already held, offered again (a peer's chain fetched again,
+   * or a re-post): keep the cosignature lines of its note that the stored
+   * note lacks, if they verify under a witness trusted for the network's log
+   * (one line a witness). A peer relay may have served the note before all
+   * its witnesses had cosigned; without this it would stay bare here for good.
+   */
+  private async mergeCosignatures(network: string, link: Link, offered: string): Promise<void> {
+    const held = parseNote(link.publication.checkpoint);
+    let note: ReturnType<typeof parseNote>;
+    try {
+      note = parseNote(offered);
+    } catch {
+      return;
+    }
+    if (note.text !== held.text) return;
+    const witnesses = publicationWitnesses(this.o.trust, network);
+    const added: NoteSignature[] = [];
+    for (const sig of note.signatures) {
+      if ([...held.signatures, ...added].some((s) => s.name === sig.name)) continue;
+      const witness = witnesses.find((w) => w.name === sig.name);
+      if (!witness) continue;
+      try {
+        if (verifyCosignature(held.text, sig, witness)) added.push(sig);
+      } catch {
+        // a line that does not verify is not kept
+      }
+    }
+    if (added.length === 0) return;
+    link.publication = {
+      ...link.publication,
+      checkpoint: encodeNote({ text: held.text, signatures: [...held.signatures, ...added] }),
+    };
+    await this.o.files.writePublication(network, link.size, link.publication);
+    this.o.log.info(
+      { network, size: link.size, witnesses: added.map((s) => s.name) },
+      'trust: cosignatures added to a held publication',
+    );
+  }
+
+  /**
+   * Whether the newest held publication of a peer's chain lacks the
+   * cosignature of one of that network's direct peers (its witnesses): it is
+   * then fetched again (a bounded number of times) to pick them up.
+   */
+  private needsCosignatures(network: string): Link | undefined {
+    const link = this.chains.get(network)?.at(-1);
+    if (!link || (link.refreshes ?? 0) >= COSIGNATURE_REFRESHES) return undefined;
+    const direct = (this.o.trust.manifest(network)?.body.peers ?? []).filter((p) => p.via === null);
+    const note = parseNote(link.publication.checkpoint);
+    const missing = direct.some(
+      (peer) =>
+        !this.o.trust.relays(peer.network).some((relay) =>
+          note.signatures.some((sig) => {
+            try {
+              return (
+                verifyCosignature(note.text, sig, {
+                  name: relay.id,
+                  publicKey: publicKeyOf(relay.key),
+                }) !== null
+              );
+            } catch {
+              return false;
+            }
+          }),
+        ),
+    );
+    return missing ? link : undefined;
   }
 
   // ------------------------------------------------------------ publishing
@@ -389,7 +474,15 @@ export class TrustService {
         throw trustRelayError(err);
       }
       const { link } = result;
-      if (link === this.chains.get(network)!.at(-1)) await this.collectCosignatures(link);
+      if (link === this.chains.get(network)!.at(-1)) {
+        // A re-post (cosignatures retried) of a publication already served stays served.
+        if (result.fresh) link.collecting = true;
+        try {
+          await this.collectCosignatures(link);
+        } finally {
+          link.collecting = false;
+        }
+      }
       return {
         network,
         size: link.size,
@@ -548,11 +641,17 @@ export class TrustService {
     });
   }
 
-  /** `GET /v1/trust/publications/:network`: publications ending above `after`, in order, one page. */
+  /**
+   * `GET /v1/trust/publications/:network`: publications ending above `after`,
+   * in order, one page; a publication whose cosignatures are being collected
+   * is left out until they are in its note.
+   */
   publications(network: string, after: number): Publication[] {
     if (!this.serves(network) && !this.chains.has(network))
       throw new RelayError('LOG_UNKNOWN', `no chain of network ${network} here`);
-    return (this.chains.get(network) ?? [])
+    const chain = this.chains.get(network) ?? [];
+    const ready = chain.findIndex((l) => l.collecting === true);
+    return (ready < 0 ? chain : chain.slice(0, ready))
       .filter((l) => l.size > after)
       .slice(0, TRUST_LIMITS.maxPage)
       .map((l) => l.publication);
@@ -672,8 +771,10 @@ export class TrustService {
     const relay = this.o.trust.relays(source)[0];
     if (!relay) throw new RelayError('UNAVAILABLE', `no relay listed for ${source}`);
     const base = this.relayUrl(source, relay.url);
+    const refresh = this.needsCosignatures(network);
+    if (refresh) refresh.refreshes = (refresh.refreshes ?? 0) + 1;
     for (let page = 0; page < 1000 && !this.stopped; page++) {
-      const after = this.held(network)?.size ?? 0;
+      const after = page === 0 && refresh ? refresh.previousSize : (this.held(network)?.size ?? 0);
       const res = await fetch(
         `${base}/v1/trust/publications/${encodeURIComponent(network)}?after=${after}`,
         { signal: AbortSignal.timeout(this.o.requestTimeoutMs) },
