@@ -66,3 +66,11 @@ export type {
   IntroductionSource,
   VouchedBy,
 } from './directory/directory.js';
+export {
+  DEFAULT_ROTATION_LEAD_MS,
+  type EncryptionRotation,
+  type IdentityRotation,
+  type NodeKeyInfo,
+  type NodeKeyState,
+} from './administration/key-rotation.js';
+export type { SignerRevocation } from './reading/summaries.js';

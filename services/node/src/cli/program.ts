@@ -3,6 +3,7 @@ import { EXIT, reportError, type CliIO } from './io.js';
 import { registerDirectory } from './directory-command.js';
 import { registerDossiers } from './dossier-commands.js';
 import { registerInit } from './init-command.js';
+import { registerKeys } from './keys-commands.js';
 import { registerOps } from './ops-commands.js';
 import { registerServe } from './serve-command.js';
 import type { CliRun } from './session.js';
@@ -29,6 +30,7 @@ export function buildProgram(run: CliRun, options: CliOptions = {}): Command {
   registerUsers(program, run);
   registerDossiers(program, run);
   registerDirectory(program, run);
+  registerKeys(program, run);
   registerOps(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   registerServe(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   for (const cmd of program.commands) {
