@@ -171,7 +171,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
       verifyEnvelope(after, { trust: receiver, now: clock(), checkExpiry: false }),
     ).not.toThrow();
     // The old key would have been refused then: switching was needed.
-    expect(() => receiver.resolveSigningKey(SN, oldKid, after.body.createdAt)).toThrowError(
+    expect(() => receiver.resolveSigningKey(SN, oldKid, after.body.createdAt)).toThrow(
       /KEY_EXPIRED/,
     );
     expect(fx.node.status()).toMatchObject({ identityKid: rotated.newKid, listedInManifest: true });
@@ -314,8 +314,8 @@ describe('encryption rotation and revocation with relays', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const fx of [sn, ng, gh]) await fx?.node.close();
-    await net?.stop();
+    for (const fx of [sn, ng, gh]) await fx.node.close();
+    await net.stop();
     await terminateHashWorker();
     await tmp.remove();
   });
