@@ -13,6 +13,7 @@ import {
   rotateEncryptionKey,
   rotateIdentityKey,
   switchIdentityIfDue,
+  takeUpNewKeys,
   type EncryptionRotation,
   type IdentityRotation,
   type NodeKeyInfo,
@@ -221,7 +222,7 @@ export class AuthorityNode {
 
   /** Poll the trust logs now (own network and anchored peers) and apply what verifies. */
   syncTrust(): Promise<TrustSyncReport> {
-    return this.trustSync.syncOnce().finally(() => this.watchIdentitySwitch());
+    return this.trustSync.syncOnce().finally(() => this.afterTrust());
   }
 
   /** Clear a network's fork alarm after investigation (admins; audited): its log is followed again. */
@@ -378,7 +379,7 @@ export class AuthorityNode {
 
   /** One pull of the mailbox (store, then ack, each item) and a flush of the outbox. */
   async syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
-    const trust = await this.trustSync.syncOnce().finally(() => this.watchIdentitySwitch());
+    const trust = await this.trustSync.syncOnce().finally(() => this.afterTrust());
     const items = await pullMailbox(this.ctx, options.onProgress);
     const outbox = await this.outbox.run({ force: true, ...options });
     return { trust, items, outbox };
@@ -421,8 +422,11 @@ export class AuthorityNode {
             if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'trust sync' });
           },
         )
+        .then(() => this.afterTrust())
+        .catch((err: unknown) => {
+          if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'key switch' });
+        })
         .finally(() => {
-          this.watchIdentitySwitch();
           if (!stopped) timer = setTimeout(poll, this.trustSync.pollSeconds * 1000);
         });
     };
@@ -540,10 +544,17 @@ export class AuthorityNode {
   private switchTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** The node's identity and encryption keys, current, pending and retired (public facts only). */
-  keys(): NodeKeyInfo[] {
+  async keys(): Promise<NodeKeyInfo[]> {
     this.trustSync.catchUp();
-    this.watchIdentitySwitch();
+    await this.afterTrust();
     return listNodeKeys(this.ctx);
+  }
+
+  /** After trust changed: take up keys another process of this node made, then switch identity if due. */
+  private async afterTrust(): Promise<void> {
+    if (this.closed) return;
+    await takeUpNewKeys(this.ctx);
+    this.watchIdentitySwitch();
   }
 
   /**

@@ -115,7 +115,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
     const rotation = verifyKeyRotation(rotated.rotation, world.authority(SN).identityRef);
     expect(rotation.body.newKey.notBefore).toBe(effectiveAt);
     verifyEncryptionKeyCert(rotated.certificate, rotation.body.newKey);
-    expect(fx.node.keys().filter((k) => k.kind === 'identity')).toMatchObject([
+    expect((await fx.node.keys()).filter((k) => k.kind === 'identity')).toMatchObject([
       { kid: oldKid, state: 'current', listed: true },
       { kid: rotated.newKid, state: 'pending', listed: false },
     ]);
@@ -139,7 +139,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
     relay.chains.get('wacap')!.push(log.publish([witness()]));
     const report = await fx.node.syncTrust();
     expect(report.networks.find((x) => x.network === 'wacap')?.outcome).toBe('applied');
-    expect(fx.node.keys().find((k) => k.kid === rotated.newKid)).toMatchObject({
+    expect((await fx.node.keys()).find((k) => k.kid === rotated.newKid)).toMatchObject({
       state: 'pending',
       listed: true,
     });
@@ -175,7 +175,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
       /KEY_EXPIRED/,
     );
     expect(fx.node.status()).toMatchObject({ identityKid: rotated.newKid, listedInManifest: true });
-    expect(fx.node.keys().filter((k) => k.kind === 'identity')).toMatchObject([
+    expect((await fx.node.keys()).filter((k) => k.kind === 'identity')).toMatchObject([
       { kid: rotated.newKid, state: 'current', listed: true },
       { kid: oldKid, state: 'retired', listed: false },
     ]);
@@ -191,7 +191,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
     const reopened = await AuthorityNode.open({ dir, passphrase: PASSPHRASE, clock });
     try {
       expect(reopened.status().identityKid).toBe(rotated.newKid);
-      expect(reopened.keys().find((k) => k.state === 'pending')).toBeUndefined();
+      expect((await reopened.keys()).find((k) => k.state === 'pending')).toBeUndefined();
     } finally {
       await reopened.close();
     }
@@ -205,7 +205,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
     skew = 8 * 24 * HOUR;
     await fx.node.syncTrust();
     expect(fx.node.status().identityKid).toBe(rotated.oldKid);
-    expect(fx.node.keys().find((k) => k.kid === rotated.newKid)?.state).toBe('pending');
+    expect((await fx.node.keys()).find((k) => k.kid === rotated.newKid)?.state).toBe('pending');
     await fx.node.close();
   });
 
@@ -229,7 +229,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
       }),
     ).rejects.toMatchObject({ code: 'INPUT_INVALID' });
     expect(await readFile(join(dir, 'node.json'), 'utf8')).toBe(before);
-    expect(fx.node.keys().filter((k) => k.state === 'pending')).toEqual([]);
+    expect((await fx.node.keys()).filter((k) => k.state === 'pending')).toEqual([]);
     await fx.node.close();
   });
 
@@ -282,7 +282,7 @@ describe('identity rotation on a node: no gap, switch without restart', () => {
       });
       expect(fx.node.trustStatus().networks.find((x) => x.network === 'wacap')?.edition).toBe(1);
       expect(fx.node.status().identityKid).toBe(rotated.oldKid);
-      expect(fx.node.keys().find((k) => k.kid === rotated.newKid)?.state).toBe('pending');
+      expect((await fx.node.keys()).find((k) => k.kid === rotated.newKid)?.state).toBe('pending');
       await fx.node.close();
     },
   );
@@ -393,10 +393,14 @@ describe('encryption rotation and revocation with relays', () => {
     const first = await received(sn, before);
     expect(first?.kind).toBe('received');
 
-    const rotated = await sn.node.rotateEncryptionKey({ passphrase: PASSPHRASE });
+    // Rotated by another process of the node (the CLI beside `serve`): the open node takes it up.
+    const cli = await AuthorityNode.open({ dir: sn.dir, passphrase: PASSPHRASE });
+    const rotated = await cli
+      .rotateEncryptionKey({ passphrase: PASSPHRASE })
+      .finally(() => cli.close());
     verifyEncryptionKeyCert(rotated.certificate, world.authority(SN).identityRef);
     expect(rotated.certificate.body.subject).toBe(SN);
-    expect(sn.node.keys().filter((k) => k.kind === 'encryption')).toMatchObject([
+    expect((await sn.node.keys()).filter((k) => k.kind === 'encryption')).toMatchObject([
       { kid: oldKid, state: 'current', listed: true },
       { kid: rotated.kid, state: 'pending', listed: false },
     ]);
@@ -409,7 +413,7 @@ describe('encryption rotation and revocation with relays', () => {
         a.address === SN ? { ...a, encryptionKeys: [rotated.certificate, ...a.encryptionKeys] } : a,
       ),
     });
-    expect(sn.node.keys().find((k) => k.kid === rotated.kid)).toMatchObject({
+    expect((await sn.node.keys()).find((k) => k.kid === rotated.kid)).toMatchObject({
       state: 'current',
       listed: true,
     });

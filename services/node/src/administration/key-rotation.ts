@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   certifyEncryptionKey,
@@ -8,14 +8,16 @@ import {
   signKeyRotation,
   sodium,
   ROTATION_OVERLAP_MAX_MS,
+  toBase64url,
   type EncryptionKeyCert,
+  type EncryptionKeyPair,
   type KeyRef,
   type KeyRotation,
   type SigningKeyPair,
 } from '@rogatory/protocol';
 import { audit, type NodeContext } from '../context.js';
 import { nodeFail } from '../errors.js';
-import { writeConfig, type NodeConfig } from './config.js';
+import { CONFIG_FILE, readConfig, writeConfig, type NodeConfig } from './config.js';
 import { checkPassphrase, writeSealedKey, type Keyring } from './keyring.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -147,6 +149,7 @@ export async function rotateEncryptionKey(
       limits: config.passwordKdf,
       pair: { kind: 'encryption', key: pair },
     });
+    await writeHandover(ctx, path, pair);
     const certificate = certifyEncryptionKey({
       subject: ctx.address,
       identity: ctx.keys.identity,
@@ -235,6 +238,7 @@ export async function rotateIdentityKey(
       limits: config.passwordKdf,
       pair: { kind: 'identity', key: pair },
     });
+    await writeHandover(ctx, path, pair);
     const next: NodeConfig = {
       ...config,
       pendingIdentity: { rotation, encryptionCerts: [certificate] },
@@ -325,6 +329,123 @@ export function identitySwitchAt(ctx: NodeContext): number | undefined {
   const entry = ctx.trust.authority(ctx.address) ?? ctx.trust.poc(ctx.address);
   const newKey = pending.rotation.body.newKey;
   return entry?.key.kid === newKey.kid ? newKey.notBefore : undefined;
+}
+
+/**
+ * Keys another process of this node made (`rogatory keys rotate-*` beside a
+ * running `serve`): node.json names them, and each has a hand-over copy
+ * sealed under the node's storage key (`<key file>.handover`), so that a
+ * process already unlocked can take them up without the passphrase. Called
+ * after each trust poll and before listing keys; a missing or altered copy
+ * is skipped (the key is taken up at the next open, with the passphrase).
+ */
+export async function takeUpNewKeys(ctx: NodeContext): Promise<boolean> {
+  let disk: NodeConfig;
+  try {
+    // node.json unchanged since the last look: nothing to take up (one stat per call).
+    const mtime = (await stat(join(ctx.dir, CONFIG_FILE))).mtimeMs;
+    if (seenConfig.get(ctx) === mtime) return false;
+    seenConfig.set(ctx, mtime);
+    disk = await readConfig(ctx.dir);
+  } catch {
+    return false;
+  }
+  const mine = ctx.config;
+  let keys = ctx.keys;
+  let changed = false;
+  // Another process already switched to the identity key rotated in (and this one never held it).
+  if (
+    disk.identity.kid !== keys.identity.kid &&
+    (disk.retiredIdentities ?? []).some((k) => k.kid === keys.identity.kid) &&
+    keys.pendingIdentity?.kid !== disk.identity.kid
+  ) {
+    const pair = await readHandover(ctx, disk.paths.identityKey, disk.identity, 'ed25519');
+    if (!pair) return false;
+    keys = {
+      identity: pair as SigningKeyPair,
+      encryption: keys.encryption,
+      storageKey: keys.storageKey,
+    };
+    ctx.relay.useIdentity(pair as SigningKeyPair);
+    changed = true;
+  }
+  const held = new Set(mine.paths.encryptionKeys);
+  const encryption = [...keys.encryption];
+  for (const [i, path] of disk.paths.encryptionKeys.entries()) {
+    if (held.has(path)) continue;
+    const cert = disk.encryptionCerts[i];
+    if (!cert || encryption.some((k) => k.kid === cert.body.key.kid)) continue;
+    const pair = await readHandover(ctx, path, cert.body.key, 'x25519');
+    if (!pair) return false;
+    encryption.push(pair as EncryptionKeyPair);
+    changed = true;
+  }
+  if (changed) keys = { ...keys, encryption };
+  const pendingPath = disk.paths.pendingIdentityKey;
+  if (
+    disk.pendingIdentity &&
+    pendingPath !== undefined &&
+    !keys.pendingIdentity &&
+    mine.pendingIdentity === undefined &&
+    disk.pendingIdentity.rotation.body.oldKid === keys.identity.kid
+  ) {
+    const pair = await readHandover(
+      ctx,
+      pendingPath,
+      disk.pendingIdentity.rotation.body.newKey,
+      'ed25519',
+    );
+    if (!pair) return false;
+    keys = { ...keys, pendingIdentity: pair as SigningKeyPair };
+    changed = true;
+  }
+  if (!changed) return false;
+  // node.json as the other process wrote it, for the identity this process signs with.
+  if (disk.identity.kid !== keys.identity.kid) return false;
+  ctx.keys = keys;
+  ctx.config = disk;
+  return true;
+}
+
+const HANDOVER_TABLE = 'keys.handover';
+const seenConfig = new WeakMap<NodeContext, number>();
+
+async function writeHandover(
+  ctx: NodeContext,
+  path: string,
+  pair: SigningKeyPair | EncryptionKeyPair,
+): Promise<void> {
+  const plain = new Uint8Array(pair.publicKey.length + pair.secretKey.length);
+  plain.set(pair.publicKey, 0);
+  plain.set(pair.secretKey, pair.publicKey.length);
+  const sealed = ctx.cipher.seal(HANDOVER_TABLE, path, plain);
+  plain.fill(0);
+  await writeFile(join(ctx.dir, `${path}.handover`), sealed, { mode: 0o600, flag: 'wx' });
+}
+
+async function readHandover(
+  ctx: NodeContext,
+  path: string,
+  expected: KeyRef,
+  alg: 'ed25519' | 'x25519',
+): Promise<SigningKeyPair | EncryptionKeyPair | undefined> {
+  try {
+    const plain = ctx.cipher.open(
+      HANDOVER_TABLE,
+      path,
+      new Uint8Array(await readFile(join(ctx.dir, `${path}.handover`))),
+    );
+    const publicKey = plain.slice(0, 32);
+    const secretKey = plain.slice(32);
+    plain.fill(0);
+    if (toBase64url(publicKey) !== expected.publicKey || expected.alg !== alg) {
+      secretKey.fill(0);
+      return undefined;
+    }
+    return { alg, kid: expected.kid, publicKey, secretKey } as SigningKeyPair | EncryptionKeyPair;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first `${prefix}${n}.json` at or after `from` with no file. */

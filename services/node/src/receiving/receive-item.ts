@@ -15,7 +15,7 @@ import {
 import { decryptAttachment } from '@rogatory/protocol/node';
 import { isStorageError } from '@rogatory/storage';
 import { audit, storedChunks, type NodeContext, type ProgressListener } from '../context.js';
-import { signingIdentity } from '../administration/key-rotation.js';
+import { signingIdentity, takeUpNewKeys } from '../administration/key-rotation.js';
 import { NodeError, findCause, toNodeError } from '../errors.js';
 import { applyAnswerToRequest, requestAnsweredBy } from '../answering/answer-threading.js';
 import { caseMetaOf, metaOf } from '../dossier-meta.js';
@@ -124,6 +124,8 @@ async function processEnvelope(
     throw toNodeError(err, 'read sealed dossier');
   });
 
+  // A key made by `rogatory keys rotate-encryption` in another process opens what is sealed to it.
+  await takeUpNewKeys(ctx);
   let opened: OpenedDossier;
   try {
     opened = openDossier({
