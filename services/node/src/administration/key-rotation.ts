@@ -442,7 +442,7 @@ async function readHandover(
       secretKey.fill(0);
       return undefined;
     }
-    return { alg, kid: expected.kid, publicKey, secretKey } as SigningKeyPair | EncryptionKeyPair;
+    return { alg, kid: expected.kid, publicKey, secretKey };
   } catch {
     return undefined;
   }
