@@ -228,7 +228,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     requestTimeoutMs: forwarding.requestTimeoutMs,
     onEdition: (n) => {
       peers.forget(n);
-      if (n === network) keySwitch.check();
+      if (n === network) keySwitch.check({ refresh: true });
     },
   });
   const context: RelayContext = {
@@ -372,10 +372,15 @@ function watchKeySwitch(
   relayId: string,
   clock: () => number,
   log: FastifyBaseLogger,
-): { check(): void; stop(): void } {
+): { check(options?: { refresh?: boolean }): void; stop(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const check = (): void => {
+  const check = (options: { refresh?: boolean } = {}): void => {
     if (!keyring) return;
+    if (options.refresh === true) {
+      // A rotation made since start (`keys rotate` beside the running relay) is read first.
+      void keyring.refresh().then(() => check());
+      return;
+    }
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     const before = keyring.kid;
@@ -383,7 +388,7 @@ function watchKeySwitch(
     if (outcome === 'switched') log.info({ from: before, to: keyring.kid }, 'relay key switched');
     else if (typeof outcome === 'number') {
       // setTimeout holds at most 2^31-1 ms: a later time is reached in steps.
-      timer = setTimeout(check, Math.min(Math.max(outcome - clock(), 0), 2 ** 31 - 1));
+      timer = setTimeout(() => check(), Math.min(Math.max(outcome - clock(), 0), 2 ** 31 - 1));
       timer.unref();
     }
   };

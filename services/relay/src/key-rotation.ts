@@ -36,11 +36,26 @@ export function pendingKeyPaths(keyFile: string): { key: string; rotation: strin
 export class RelayKeyring implements SigningKeyPair {
   readonly alg = 'ed25519' as const;
   private current: SigningKeyPair;
-  private pending: { key: SigningKeyPair; effectiveAt: number } | undefined;
+  private pending: PendingKey | undefined;
 
-  constructor(current: SigningKeyPair, pending?: { key: SigningKeyPair; effectiveAt: number }) {
+  private readonly load: (() => Promise<PendingKey | undefined>) | undefined;
+
+  /** `load` finds a rotation made since the relay started (`keys rotate` beside a running relay). */
+  constructor(
+    current: SigningKeyPair,
+    pending?: PendingKey,
+    load?: () => Promise<PendingKey | undefined>,
+  ) {
     this.current = current;
     this.pending = pending;
+    this.load = load;
+  }
+
+  /** Take up a pending key made since start (no-op when one is held or none was made). */
+  async refresh(): Promise<void> {
+    if (this.pending || !this.load) return;
+    const found = await this.load().catch(() => undefined);
+    if (found && found.key.kid !== this.current.kid) this.pending = found;
   }
 
   get kid(): string {
@@ -85,6 +100,11 @@ export class RelayKeyring implements SigningKeyPair {
   }
 }
 
+interface PendingKey {
+  readonly key: SigningKeyPair;
+  readonly effectiveAt: number;
+}
+
 /**
  * Open the relay key, and a pending rotated-in key beside it if
  * `rogatory-relay keys rotate` made one (both sealed under the same passphrase).
@@ -101,16 +121,19 @@ export async function openRelayKeyring(options: {
     });
   const current = await open(options.keyFile);
   const paths = pendingKeyPaths(options.keyFile);
-  const rotationText = await readFile(paths.rotation, 'utf8').catch(() => undefined);
-  if (rotationText === undefined) return new RelayKeyring(current);
-  const rotation = rotationShape.parse(JSON.parse(rotationText));
-  const pending = await open(paths.key);
-  if (pending.kid !== rotation.body.newKey.kid)
-    throw new Error('the pending relay key does not match its rotation statement');
-  // After a switch and a restart the configured file is the old key: the pending one is current.
-  return current.kid === rotation.body.oldKid
-    ? new RelayKeyring(current, { key: pending, effectiveAt: rotation.body.effectiveAt })
-    : new RelayKeyring(current);
+  const load = async (): Promise<PendingKey | undefined> => {
+    const rotationText = await readFile(paths.rotation, 'utf8').catch(() => undefined);
+    if (rotationText === undefined) return undefined;
+    const rotation = rotationShape.parse(JSON.parse(rotationText));
+    // After a switch and a restart the configured file is the old key: nothing is pending.
+    if (rotation.body.oldKid !== current.kid) return undefined;
+    const pending = await open(paths.key);
+    if (pending.kid !== rotation.body.newKey.kid)
+      throw new Error('the pending relay key does not match its rotation statement');
+    return { key: pending, effectiveAt: rotation.body.effectiveAt };
+  };
+  // The passphrase stays with the loader (as in the environment): a rotation made later is taken up live.
+  return new RelayKeyring(current, await load(), load);
 }
 
 /**

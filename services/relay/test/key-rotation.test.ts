@@ -87,6 +87,23 @@ describe('rogatory-relay keys rotate (files)', () => {
     ).rejects.toThrow(/pending already/);
   }, 60_000);
 
+  it('a running relay takes up a rotation made after it started (refresh), once', async () => {
+    const { key, path } = await keyFile('c.json');
+    const keyring = await openRelayKeyring({ keyFile: path, passphrase: PASSPHRASE });
+    expect(keyring.pendingKey()).toBeUndefined();
+    await keyring.refresh();
+    expect(keyring.pendingKey()).toBeUndefined();
+    const result = await rotateRelayKey({
+      relayId: 'relay@wacap',
+      keyFile: path,
+      passphrase: PASSPHRASE,
+      now: Date.now(),
+    });
+    await keyring.refresh();
+    expect(keyring.kid).toBe(key.kid);
+    expect(keyring.pendingKey()).toEqual({ kid: result.newKid, effectiveAt: result.effectiveAt });
+  }, 60_000);
+
   it('refuses a wrong passphrase and an effectiveAt in the past or beyond 30 days, writing nothing', async () => {
     const { path } = await keyFile('b.json');
     const before = await readdir(dir);
