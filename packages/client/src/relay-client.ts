@@ -145,7 +145,7 @@ export function assertSeq(seq: unknown): asserts seq is number {
  */
 export class RelayClient {
   readonly address: string;
-  private readonly identity: SigningKeyPair;
+  private identity: SigningKeyPair;
   private readonly expectedRelay: string | undefined;
   private readonly transport: Transport;
   private readonly retry: RetryPolicy;
@@ -594,5 +594,14 @@ export class RelayClient {
     const subscription = new MailboxSubscription(source, options);
     subscription.start();
     return subscription;
+  }
+
+  /**
+   * Sign later session challenges with another identity key of the same
+   * address (after an identity rotation took effect). The session held
+   * stays until it expires: the relay checked the key when it was opened.
+   */
+  useIdentity(identity: SigningKeyPair): void {
+    this.identity = identity;
   }
 }

@@ -103,6 +103,7 @@ export {
 // The trust store: pinned roots, manifests and the key resolution a verifier does (§7).
 export {
   DOSSIER_PARTY_ROLES,
+  ROTATION_OVERLAP_MAX_MS,
   TrustStore,
   verifyStandaloneCertificate,
   type ResolvedKey,

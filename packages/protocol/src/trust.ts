@@ -28,6 +28,12 @@ import {
 export type Role = 'relay' | 'poc' | 'authority';
 
 /**
+ * How long after the edition that replaces it an identity key rotated out
+ * with a later `effectiveAt` stays usable at most (§6.4, §7.3): 30 days.
+ */
+export const ROTATION_OVERLAP_MAX_MS = 30 * 24 * 3600 * 1000;
+
+/**
  * Who may send, receive and sign evidences about dossiers: authorities and
  * points of contact (a PoC is written to and writes like an authority, §4.1).
  */
@@ -139,8 +145,9 @@ export class TrustStore {
 
   /**
    * Keep the identity keys `next` replaces or drops (§7.3 step 6a): each
-   * stays resolvable for times before `next.body.issuedAt`, or before the
-   * `effectiveAt` of a rotation that replaced it earlier.
+   * stays resolvable for times before `next.body.issuedAt`, or, for a key a
+   * rotation replaced, before the rotation's `effectiveAt` (earlier or later
+   * than the edition; later by at most ROTATION_OVERLAP_MAX_MS).
    */
   private retireReplacedKeys(held: Manifest, next: Manifest): void {
     const current = new Map(membersOf(next).map((m) => [m.address, m.key.kid]));
@@ -148,10 +155,13 @@ export class TrustStore {
     for (const member of membersOf(held)) {
       if (current.get(member.address) === member.key.kid) continue;
       if (listedKids.has(member.key.kid)) continue;
-      const until = Math.min(
-        next.body.issuedAt,
-        this.supersededAt.get(member.key.kid) ?? Number.POSITIVE_INFINITY,
-      );
+      // A rotation states when its old key stops (§6.4): an edition that confirms it
+      // before then does not cut the overlap short, up to ROTATION_OVERLAP_MAX_MS.
+      const rotatedAt = this.supersededAt.get(member.key.kid);
+      const until =
+        rotatedAt === undefined
+          ? next.body.issuedAt
+          : Math.min(rotatedAt, next.body.issuedAt + ROTATION_OVERLAP_MAX_MS);
       const list = this.retiredKeys.get(member.address) ?? [];
       if (!list.some((r) => r.key.kid === member.key.kid))
         list.push({ role: member.role, key: member.key, until });

@@ -12,7 +12,7 @@ import {
   verifyManifest,
   type Manifest,
 } from '../src/statements.js';
-import { TrustStore, verifyStandaloneCertificate } from '../src/trust.js';
+import { ROTATION_OVERLAP_MAX_MS, TrustStore, verifyStandaloneCertificate } from '../src/trust.js';
 import { openDossier } from '../src/dossier.js';
 import { utf8 } from '../src/bytes.js';
 import {
@@ -582,6 +582,50 @@ describe('keys of earlier editions (D6)', () => {
     expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, NOW + 5_000))).toBe(
       'KEY_EXPIRED',
     );
+  });
+
+  it('keeps the old key until a later effectiveAt when the edition confirms the rotation first (no gap)', () => {
+    const sn = world.authority(SN);
+    const newIdentity = generateSigningKeyPair(testSeed('sn/2'));
+    const issuedAt = NOW + 10_000;
+    const rotation = signKeyRotation({
+      subject: SN,
+      oldKey: sn.identity,
+      newKey: newIdentity,
+      effectiveAt: NOW + 20_000,
+      notAfter: NOW + 10 ** 11,
+    });
+    const trust = world.trustFor('wacap');
+    trust.addKeyRotation(rotation);
+    trust.addManifest(secondEdition(issuedAt, newIdentity).v2);
+    expect(trust.resolveSigningKey(SN, sn.identity.kid, NOW + 19_999).key.kid).toBe(
+      sn.identity.kid,
+    );
+    expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, NOW + 20_000))).toBe(
+      'KEY_EXPIRED',
+    );
+    expect(trust.resolveSigningKey(SN, newIdentity.kid, NOW + 20_000).key.kid).toBe(
+      newIdentity.kid,
+    );
+  });
+
+  it('bounds a later effectiveAt by ROTATION_OVERLAP_MAX_MS after the confirming edition', () => {
+    const sn = world.authority(SN);
+    const newIdentity = generateSigningKeyPair(testSeed('sn/2'));
+    const issuedAt = NOW + 10_000;
+    const rotation = signKeyRotation({
+      subject: SN,
+      oldKey: sn.identity,
+      newKey: newIdentity,
+      effectiveAt: issuedAt + ROTATION_OVERLAP_MAX_MS + 1_000,
+      notAfter: NOW + 10 ** 11,
+    });
+    const trust = world.trustFor('wacap');
+    trust.addKeyRotation(rotation);
+    trust.addManifest(secondEdition(issuedAt, newIdentity).v2);
+    const end = issuedAt + ROTATION_OVERLAP_MAX_MS;
+    expect(trust.resolveSigningKey(SN, sn.identity.kid, end - 1).key.kid).toBe(sn.identity.kid);
+    expect(codeOf(() => trust.resolveSigningKey(SN, sn.identity.kid, end))).toBe('KEY_EXPIRED');
   });
 
   it('reports the revocation of a key, and keeps refusing it from revokedAt on', () => {

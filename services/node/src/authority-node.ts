@@ -12,6 +12,18 @@ import {
   type Role,
   type UserInfo,
 } from './administration/users.js';
+import {
+  identitySwitchAt,
+  identitySwitchWritten,
+  listNodeKeys,
+  rotateEncryptionKey,
+  rotateIdentityKey,
+  switchIdentityIfDue,
+  takeUpNewKeys,
+  type EncryptionRotation,
+  type IdentityRotation,
+  type NodeKeyInfo,
+} from './administration/key-rotation.js';
 import { draftReply } from './answering/reply.js';
 import { audit, type NodeContext, type ProgressListener } from './context.js';
 import type { AttachmentInput } from './drafting/attachment-encryption.js';
@@ -246,7 +258,7 @@ export class AuthorityNode {
 
   /** Poll the trust logs now (own network and anchored peers) and apply what verifies. */
   syncTrust(): Promise<TrustSyncReport> {
-    return this.trustSync.syncOnce();
+    return this.trustSync.syncOnce().finally(() => this.afterTrust());
   }
 
   /** Clear a network's fork alarm after investigation (admins; audited): its log is followed again. */
@@ -478,7 +490,7 @@ export class AuthorityNode {
 
   /** One pull of the mailbox (store, then ack, each item) and a flush of the outbox. */
   async syncOnce(options: { onProgress?: ProgressListener } = {}): Promise<SyncReport> {
-    const trust = await this.trustSync.syncOnce();
+    const trust = await this.trustSync.syncOnce().finally(() => this.afterTrust());
     const items = await pullMailbox(this.ctx, options.onProgress);
     const outbox = await this.outbox.run({ force: true, ...options });
     return { trust, items, outbox };
@@ -521,6 +533,10 @@ export class AuthorityNode {
             if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'trust sync' });
           },
         )
+        .then(() => this.afterTrust())
+        .catch((err: unknown) => {
+          if (!stopped) emit({ type: 'error', code: codeOf(err), detail: 'key switch' });
+        })
         .finally(() => {
           if (!stopped) timer = setTimeout(poll, this.trustSync.pollSeconds * 1000);
         });
@@ -769,8 +785,68 @@ export class AuthorityNode {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.switchTimer !== undefined) clearTimeout(this.switchTimer);
     await this.stopSync();
+    await identitySwitchWritten(this.ctx);
     await closeContext(this.ctx);
+  }
+
+  // ------------------------------------------------------------------- keys
+
+  private switchTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The node's identity and encryption keys, current, pending and retired (public facts only). */
+  async keys(): Promise<NodeKeyInfo[]> {
+    this.trustSync.catchUp();
+    await this.afterTrust();
+    return listNodeKeys(this.ctx);
+  }
+
+  /** After trust changed: take up keys another process of this node made, then switch identity if due. */
+  private async afterTrust(): Promise<void> {
+    if (this.closed) return;
+    await takeUpNewKeys(this.ctx);
+    this.watchIdentitySwitch();
+  }
+
+  /**
+   * A new encryption key (sealed under the node passphrase, which must be
+   * the node's: PASSPHRASE_INVALID) and its certificate for the secretariat
+   * (`rogatory-network authority update --cert`). Audited.
+   */
+  rotateEncryptionKey(options: {
+    passphrase: string;
+    validityDays?: number;
+  }): Promise<EncryptionRotation> {
+    return rotateEncryptionKey(this.ctx, options);
+  }
+
+  /**
+   * A new identity key and the rotation statement for the secretariat
+   * (`authority update --rotation`, with the certificate for `--cert`). The
+   * node switches to it by itself once an applied edition lists it and its
+   * `effectiveAt` has come. Audited.
+   */
+  async rotateIdentityKey(options: {
+    passphrase: string;
+    effectiveAt?: number;
+  }): Promise<IdentityRotation> {
+    this.trustSync.catchUp();
+    return rotateIdentityKey(this.ctx, options);
+  }
+
+  /** Switch to a pending identity key now if it is due, else wake up when it will be (no restart needed). */
+  private watchIdentitySwitch(): void {
+    if (this.closed) return;
+    switchIdentityIfDue(this.ctx);
+    const at = identitySwitchAt(this.ctx);
+    if (this.switchTimer !== undefined) clearTimeout(this.switchTimer);
+    this.switchTimer = undefined;
+    if (at === undefined) return;
+    // setTimeout holds at most 2^31-1 ms: a later time is reached in steps.
+    const delay = Math.min(Math.max(at - this.ctx.clock(), 0), 2 ** 31 - 1);
+    this.switchTimer = setTimeout(() => this.watchIdentitySwitch(), delay);
+    this.switchTimer.unref();
   }
 }
 

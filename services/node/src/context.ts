@@ -13,9 +13,10 @@ import type { ManifestRefusal } from './trust/trust-state.js';
 /** Everything an open node holds; shared by the workflow modules behind `AuthorityNode`. */
 export interface NodeContext {
   readonly dir: string;
-  readonly config: NodeConfig;
+  /** Replaced when keys rotate (keys rotate-*, the identity switch). */
+  config: NodeConfig;
   readonly address: string;
-  readonly keys: Keyring;
+  keys: Keyring;
   readonly trust: TrustStore;
   /** How the trust store was built at open: its base manifests, and trust-folder editions refused (D4). */
   readonly trustState: {

@@ -75,3 +75,11 @@ export type {
   IssueInput,
 } from './introductions/workflow.js';
 export type { IntroducedRecord } from './store/introduction-table.js';
+export {
+  DEFAULT_ROTATION_LEAD_MS,
+  type EncryptionRotation,
+  type IdentityRotation,
+  type NodeKeyInfo,
+  type NodeKeyState,
+} from './administration/key-rotation.js';
+export type { SignerRevocation } from './reading/summaries.js';

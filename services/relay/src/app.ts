@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import { networkOf } from '@rogatory/protocol';
 import Fastify, {
   LogController,
+  type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -36,6 +37,7 @@ import { federationRoutes } from './plugins/federation.js';
 import { mailboxRoutes } from './plugins/mailbox.js';
 import { opsRoutes } from './plugins/ops.js';
 import { sessionRoutes } from './plugins/session.js';
+import { RelayKeyring } from './key-rotation.js';
 import { RelayCore } from './relay-core.js';
 import { trustRoutes, witnessRoutes } from './plugins/trust.js';
 import { TrustFiles } from './trust/files.js';
@@ -125,10 +127,11 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
   const forwarding = { ...DEFAULT_FORWARDING, ...options.forwarding };
   const connections = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const network = networkOf(options.relayId);
+  const keyring = options.key instanceof RelayKeyring ? options.key : undefined;
+  keyring?.settle(options.trust, options.relayId, clock());
+  const kids = keyring ? keyring.kids() : [options.key.kid];
   if (
-    !options.trust
-      .relays(network)
-      .some((r) => r.id === options.relayId && r.key.kid === options.key.kid)
+    !options.trust.relays(network).some((r) => r.id === options.relayId && kids.includes(r.key.kid))
   ) {
     throw new Error(
       `relay ${options.relayId} with key ${options.key.kid} is not listed in the ${network} manifest`,
@@ -204,6 +207,11 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     rate,
     log: app.log,
   });
+  const keySwitch = watchKeySwitch(keyring, options.trust, options.relayId, clock, app.log);
+  app.addHook('onClose', (_instance, done) => {
+    keySwitch.stop();
+    done();
+  });
   const trustService = await TrustService.open({
     relayId: options.relayId,
     network,
@@ -218,7 +226,10 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     metrics,
     pollMs: options.trustPollMs ?? 60_000,
     requestTimeoutMs: forwarding.requestTimeoutMs,
-    onEdition: (n) => peers.forget(n),
+    onEdition: (n) => {
+      peers.forget(n);
+      if (n === network) keySwitch.check({ refresh: true });
+    },
   });
   const context: RelayContext = {
     relayId: options.relayId,
@@ -348,4 +359,44 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     done();
   });
   return app;
+}
+
+/**
+ * Switch the relay key when a rotation is due (listed by an applied edition,
+ * `effectiveAt` come): checked after each edition of the own network, and
+ * by a timer once the edition is in and `effectiveAt` still ahead.
+ */
+function watchKeySwitch(
+  keyring: RelayKeyring | undefined,
+  trust: RelayOptions['trust'],
+  relayId: string,
+  clock: () => number,
+  log: FastifyBaseLogger,
+): { check(options?: { refresh?: boolean }): void; stop(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = (options: { refresh?: boolean } = {}): void => {
+    if (!keyring) return;
+    if (options.refresh === true) {
+      // A rotation made since start (`keys rotate` beside the running relay) is read first.
+      void keyring.refresh().then(() => check());
+      return;
+    }
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const before = keyring.kid;
+    const outcome = keyring.settle(trust, relayId, clock());
+    if (outcome === 'switched') log.info({ from: before, to: keyring.kid }, 'relay key switched');
+    else if (typeof outcome === 'number') {
+      // setTimeout holds at most 2^31-1 ms: a later time is reached in steps.
+      timer = setTimeout(() => check(), Math.min(Math.max(outcome - clock(), 0), 2 ** 31 - 1));
+      timer.unref();
+    }
+  };
+  check();
+  return {
+    check,
+    stop: () => {
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { useNativeCrypto } from '@rogatory/protocol/node';
 import {
@@ -9,6 +9,7 @@ import {
   sealSigningKey,
 } from '@rogatory/protocol';
 import { loadRelayConfig } from './config.js';
+import { rotateRelayKey } from './key-rotation.js';
 import { relayOptionsFromConfig, startRelay } from './server.js';
 
 const program = new Command('rogatory-relay')
@@ -73,6 +74,58 @@ program
     );
   });
 
+const keys = program.command('keys').description("the relay's signing key");
+keys
+  .command('rotate')
+  .description(
+    'make a new relay key (sealed beside the configured key file) and print the KeyRotation for `rogatory-network relay update <id> --rotation`; the running relay switches to it once an applied edition lists it and effectiveAt has come',
+  )
+  .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+  .option('--out <file>', 'also write the rotation statement to this file (must not exist)')
+  .option(
+    '--effective-in-days <days>',
+    'effectiveAt this many days from now (default 7, at most 30)',
+  )
+  .option('--json', 'print { rotation, oldKid, newKid, effectiveAt }')
+  .action(
+    async (opts: { config: string; out?: string; effectiveInDays?: string; json?: boolean }) => {
+      await ready();
+      const config = await loadRelayConfig(opts.config);
+      const envName = config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE';
+      const passphrase = process.env[envName];
+      if (!passphrase) throw new Error(`set ${envName}`);
+      if (opts.out !== undefined && (await exists(opts.out)))
+        throw new Error(`${opts.out} exists already`);
+      const now = Date.now();
+      let effectiveAt: number | undefined;
+      if (opts.effectiveInDays !== undefined) {
+        if (!/^\d+$/.test(opts.effectiveInDays) || Number(opts.effectiveInDays) < 1)
+          throw new Error('--effective-in-days: a whole number of days, at least 1');
+        effectiveAt = now + Number(opts.effectiveInDays) * 86_400_000;
+      }
+      const result = await rotateRelayKey({
+        relayId: config.relay.id,
+        keyFile: config.identity.keyFile,
+        passphrase,
+        now,
+        ...(effectiveAt === undefined ? {} : { effectiveAt }),
+      });
+      if (opts.out !== undefined)
+        await writeFile(opts.out, `${JSON.stringify(result.rotation, null, 2)}\n`, {
+          mode: 0o644,
+          flag: 'wx',
+        });
+      if (opts.json === true) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      process.stderr.write(
+        `new relay key ${result.newKid} replaces ${result.oldKid} from ${new Date(result.effectiveAt).toISOString()}; the secretariat must publish before then\n`,
+      );
+      process.stdout.write(`${JSON.stringify(result.rotation, null, 2)}\n`);
+    },
+  );
+
 program
   .command('check-config')
   .description('validate a configuration file')
@@ -89,3 +142,10 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`rogatory-relay: ${err instanceof Error ? err.message : 'failed'}\n`);
   process.exit(2);
 });
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}

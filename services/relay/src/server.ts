@@ -1,18 +1,17 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deriveKeyInWorker } from '@rogatory/protocol/node';
 import {
   KeyRefSchema,
   TrustStore,
   fromBase64url,
   fromHex,
-  openSigningKeyAsync,
   ready,
   validator,
 } from '@rogatory/protocol';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildRelayApp } from './app.js';
+import { openRelayKeyring } from './key-rotation.js';
 import { openEmbeddedBackend } from './backend/embedded.js';
 import { openRedisBackend } from './backend/redis.js';
 import type { RelayBackend } from './backend/types.js';
@@ -133,18 +132,15 @@ export async function relayOptionsFromConfig(
 ): Promise<RelayOptions & OpenedStores> {
   await ready();
   // Argon2id on a short-lived worker: in-process, libsodium's wasm memory would keep its memlimit.
-  const key = await openSigningKeyAsync(
-    JSON.parse(await readFile(config.identity.keyFile, 'utf8')),
-    {
-      derive: deriveKeyInWorker,
-      passphrase: requireEnv(
-        env,
-        config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE',
-        'relay key passphrase',
-      ),
-      purpose: 'relay-identity',
-    },
-  );
+  // With a pending rotation (rogatory-relay keys rotate), the key switches live (key-rotation.ts).
+  const key = await openRelayKeyring({
+    keyFile: config.identity.keyFile,
+    passphrase: requireEnv(
+      env,
+      config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE',
+      'relay key passphrase',
+    ),
+  });
   const trust = await loadTrust(config.trust);
   const stores = await openStores(config, env);
   const f = config.forwarding;

@@ -157,6 +157,9 @@ const summaryProperties = {
   deadline: Type.Optional(Type.String()),
   openedAt: Type.Optional(Timestamp),
   quarantineCode: Type.Optional(Type.String()),
+  signerRevoked: Type.Optional(
+    Type.Object({ kid: Type.String(), revokedAt: Timestamp, reason: Type.String() }),
+  ),
 };
 export const DossierSummary = Type.Object(summaryProperties);
 export const DossierList = Type.Object({ dossiers: Type.Array(DossierSummary) });

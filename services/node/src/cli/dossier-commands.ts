@@ -283,6 +283,7 @@ export function registerDossiers(program: Command, run: CliRun): void {
       emit(io, g.json, d, () =>
         [
           summaryTable([d]),
+          ...revokedLine(d.signerRevoked),
           `sender      ${d.sender ?? '-'}`,
           `recipients  ${(d.recipients ?? []).join(', ')}`,
           ...(d.progress
@@ -328,6 +329,7 @@ export function registerDossiers(program: Command, run: CliRun): void {
       emit(io, g.json, result, () =>
         [
           summaryTable([result.summary]),
+          ...revokedLine(result.summary.signerRevoked),
           ...(result.signed
             ? [
                 `signed by ${result.signed.sender} (key ${result.signed.signedBy}) at ${formatTime(result.signed.createdAt)}`,
@@ -368,4 +370,15 @@ export function registerDossiers(program: Command, run: CliRun): void {
         ].join('\n'),
       );
     });
+}
+
+/** The mark of a received dossier whose signing key was revoked since. */
+function revokedLine(
+  revoked: { kid: string; revokedAt: number; reason: string } | undefined,
+): string[] {
+  return revoked
+    ? [
+        `WARNING     signed by a since-revoked key: ${revoked.kid} revoked from ${formatTime(revoked.revokedAt)} (${revoked.reason})`,
+      ]
+    : [];
 }

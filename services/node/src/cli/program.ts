@@ -6,6 +6,7 @@ import { registerDossiers } from './dossier-commands.js';
 import { registerDrafting } from './draft-commands.js';
 import { registerInit } from './init-command.js';
 import { registerIntroduce } from './introduce-commands.js';
+import { registerKeys } from './keys-commands.js';
 import { registerOps } from './ops-commands.js';
 import { registerServe } from './serve-command.js';
 import type { CliRun } from './session.js';
@@ -35,6 +36,7 @@ export function buildProgram(run: CliRun, options: CliOptions = {}): Command {
   registerCases(program, run);
   registerDirectory(program, run);
   registerIntroduce(program, run);
+  registerKeys(program, run);
   registerOps(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   registerServe(program, run, options.untilSignal ? { untilSignal: options.untilSignal } : {});
   for (const cmd of program.commands) {

@@ -10,6 +10,7 @@ import { decryptToFile } from '@rogatory/protocol/node';
 import type { AuditAction } from '../administration/audit-log.js';
 import type { Actor, UserInfo } from '../administration/users.js';
 import { audit, storedChunks, type NodeContext, type ProgressListener } from '../context.js';
+import { signingIdentity } from '../administration/key-rotation.js';
 import { nodeFail, toNodeError } from '../errors.js';
 import { ensureRealDirectory, sameDirectory } from '../files/file-root.js';
 import type { DossierRow } from '../store/mailbox-store.js';
@@ -62,7 +63,7 @@ export function recordOpening(
         kind: 'retrieval',
         envelope,
         issuer: ctx.address,
-        key: ctx.keys.identity,
+        key: signingIdentity(ctx),
         issuedAt,
         recipient: ctx.address,
       });
@@ -100,11 +101,12 @@ function contentOf(
 
 /** Open a dossier: its content and attachment list. Audited; the first opening of a received one sends a Retrieval evidence. */
 export function open(ctx: NodeContext, actor: Actor, id: string): OpenedView {
-  const { user, row } = readable(ctx, actor, id);
+  const { user, row, summary: read } = readable(ctx, actor, id);
   const { content, attachments, signed } = contentOf(ctx, row);
   recordOpening(ctx, user, row, 'dossier.open');
+  const summary = summarize(ctx, ctx.store.requireDossier(id), user).summary;
   return {
-    summary: summarize(ctx, ctx.store.requireDossier(id), user).summary,
+    summary: read.signerRevoked ? { ...summary, signerRevoked: read.signerRevoked } : summary,
     content,
     attachments: attachments.map((a, index) => ({
       index,

@@ -1,3 +1,4 @@
+import { networkOf } from '@rogatory/protocol';
 import { requireClearance, isCleared, type Actor, type UserInfo } from '../administration/users.js';
 import type { NodeContext } from '../context.js';
 import type { DossierMeta, HandlingCode } from '../store/records.js';
@@ -22,6 +23,17 @@ export interface DossierSummary {
   readonly deadline?: string;
   readonly openedAt?: number;
   readonly quarantineCode?: string;
+  /**
+   * A received dossier whose signing key its network has revoked since (show
+   * and open only): still readable, signed before `revokedAt`.
+   */
+  readonly signerRevoked?: SignerRevocation;
+}
+
+export interface SignerRevocation {
+  readonly kid: string;
+  readonly revokedAt: number;
+  readonly reason: string;
 }
 
 export function summarize(
@@ -75,5 +87,16 @@ export function readable(
   const row = ctx.store.requireDossier(id);
   const { summary, meta } = summarize(ctx, row, user);
   if (meta.kind !== 'unknown') requireClearance(user, meta.handlingCode);
-  return { user, row, summary, meta };
+  const signerRevoked = signerRevocation(ctx, row);
+  return { user, row, summary: signerRevoked ? { ...summary, signerRevoked } : summary, meta };
+}
+
+/** The revocation of the key that signed a received dossier, if its network revoked it (live: the trust store as it is now). */
+export function signerRevocation(ctx: NodeContext, row: DossierRow): SignerRevocation | undefined {
+  if (row.direction !== 'in' || row.envelope_id === null) return undefined;
+  const envelope = ctx.store.envelope(row.envelope_id);
+  if (!envelope) return undefined;
+  const kid = envelope.signature.kid;
+  const revoked = ctx.trust.revocationOf(kid, networkOf(envelope.body.sender));
+  return revoked ? { kid, revokedAt: revoked.revokedAt, reason: revoked.reason } : undefined;
 }

@@ -3,6 +3,7 @@ import {
   envelopeHash,
   isProtocolError,
   issueEvidence,
+  networkOf,
   openDossier,
   verifyEnvelope,
   verifyEvidence,
@@ -14,6 +15,7 @@ import {
 import { decryptAttachment } from '@rogatory/protocol/node';
 import { isStorageError } from '@rogatory/storage';
 import { audit, storedChunks, type NodeContext, type ProgressListener } from '../context.js';
+import { signingIdentity, takeUpNewKeys } from '../administration/key-rotation.js';
 import { NodeError, findCause, toNodeError } from '../errors.js';
 import { applyAnswerToRequest, requestAnsweredBy } from '../answering/answer-threading.js';
 import { caseMetaOf, metaOf } from '../dossier-meta.js';
@@ -80,6 +82,9 @@ async function processEnvelope(
       return refuse(ctx, env.id, seq, 'REPLAY');
     audit(ctx, 'system', 'dossier.quarantine-superseded', null, `seq:${seq}`);
   }
+  // A key its network revoked: not the relay's doing (its trust may be older), so the
+  // dossier is kept in quarantine, unread, and its sender told; nothing is downloaded.
+  if (refusal === 'KEY_REVOKED') return quarantine(ctx, envelope, seq, refusal);
   if (refusal !== undefined && !UNDECIDED.has(refusal)) return refuse(ctx, env.id, seq, refusal);
 
   // Blobs first, rows after: a failure here leaves no row, and the item unacked.
@@ -120,6 +125,8 @@ async function processEnvelope(
     throw toNodeError(err, 'read sealed dossier');
   });
 
+  // A key made by `rogatory keys rotate-encryption` in another process opens what is sealed to it.
+  await takeUpNewKeys(ctx);
   let opened: OpenedDossier;
   try {
     opened = openDossier({
@@ -151,6 +158,10 @@ function precheck(ctx: NodeContext, envelope: Envelope): string | undefined {
     if (isProtocolError(err)) return err.code;
     throw err;
   }
+  // A dossier that reaches the node after its signing key was revoked is refused whatever
+  // time it claims: a compromised key can date what it signs (§16.4).
+  if (ctx.trust.revocationOf(envelope.signature.kid, networkOf(envelope.body.sender)))
+    return 'KEY_REVOKED';
   return undefined;
 }
 
@@ -248,7 +259,7 @@ function quarantine(ctx: NodeContext, envelope: Envelope, seq: number, code: str
           kind: 'recipient-rejection',
           envelope,
           issuer: ctx.address,
-          key: ctx.keys.identity,
+          key: signingIdentity(ctx),
           issuedAt: now,
           recipient: ctx.address,
           reason: { code: 'QUARANTINED', detail: code },
@@ -299,7 +310,7 @@ function store(
     kind: 'delivery',
     envelope,
     issuer: ctx.address,
-    key: ctx.keys.identity,
+    key: signingIdentity(ctx),
     issuedAt: now,
     recipient: ctx.address,
   });

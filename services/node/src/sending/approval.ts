@@ -1,6 +1,7 @@
 import { isProtocolError, sealDossier } from '@rogatory/protocol';
 import { requireClearance, type Actor, type UserInfo } from '../administration/users.js';
 import { audit, type NodeContext } from '../context.js';
+import { signingIdentity } from '../administration/key-rotation.js';
 import { handlingOf } from '../dossier-meta.js';
 import { draftingIssues, encryptionKeyOf, requireValid } from '../drafting/content-checks.js';
 import { nodeFail, toNodeError } from '../errors.js';
@@ -49,7 +50,7 @@ export async function approve(ctx: NodeContext, actor: Actor, id: string): Promi
   let sealed;
   try {
     sealed = sealDossier({
-      sender: { address: ctx.address, identity: ctx.keys.identity, archiveKey },
+      sender: { address: ctx.address, identity: signingIdentity(ctx), archiveKey },
       recipients,
       content,
       attachments,
