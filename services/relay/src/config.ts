@@ -54,7 +54,29 @@ export const RelayConfigSchema = Type.Object(
         dataDir: Type.Optional(Type.String()),
         redis: Type.Optional(
           Type.Object(
-            { url: Type.String(), prefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$' }) },
+            {
+              /** A single Redis: redis://host:port. Give this or `sentinel`. */
+              url: Type.Optional(Type.String({ minLength: 1 })),
+              /** Redis behind Sentinel: the sentinels and the monitored primary's name. */
+              sentinel: Type.Optional(
+                Type.Object(
+                  {
+                    sentinels: Type.Array(
+                      Type.Object(
+                        { host: Type.String({ minLength: 1 }), port: Port },
+                        { additionalProperties: false },
+                      ),
+                      { minItems: 1, maxItems: 16 },
+                    ),
+                    name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+                  },
+                  { additionalProperties: false },
+                ),
+              ),
+              /** Replicas that must confirm an accepted envelope before the relay answers (WAIT); default 0. */
+              replicasToAck: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 })),
+              prefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$' }),
+            },
             { additionalProperties: false },
           ),
         ),
@@ -190,6 +212,9 @@ export async function loadRelayConfig(
   // The key transparency state is local to the instance: with Redis and an object store there is no data directory to put it in.
   if (config.trust.dir === undefined && config.backend.dataDir === undefined)
     throw new Error(`${file}: trust.dir is required when backend.dataDir is not set`);
+  const redis = config.backend.redis;
+  if (redis && (redis.url === undefined) === (redis.sentinel === undefined))
+    throw new Error(`${file}: backend.redis needs either url or sentinel (not both)`);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {

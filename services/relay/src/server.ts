@@ -97,7 +97,11 @@ export async function openStores(
     if (!backend.redis) throw new Error('backend.redis is required for kind redis');
     return {
       backend: await openRedisBackend({
-        url: backend.redis.url,
+        ...(backend.redis.url === undefined ? {} : { url: backend.redis.url }),
+        ...(backend.redis.sentinel === undefined ? {} : { sentinel: backend.redis.sentinel }),
+        ...(backend.redis.replicasToAck === undefined
+          ? {}
+          : { replicasToAck: backend.redis.replicasToAck }),
         prefix: backend.redis.prefix,
         onError: logBackendError,
       }),
