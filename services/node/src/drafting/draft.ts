@@ -69,8 +69,9 @@ function placement(
 }
 
 /**
- * The case a new request joins by its case reference: the one case with that
- * reference the drafter is cleared for; none (a new case) if there is none;
+ * The case a new request joins by its case reference: the one case this node
+ * opened with a request of its own under that reference, that the drafter is
+ * cleared for; none (a new case) if there is none;
  * INPUT_INVALID naming the cases if several match (the officer chooses with
  * `--case`, or `--new-case`).
  */
@@ -78,7 +79,11 @@ function caseByReference(ctx: NodeContext, user: UserInfo, reference: string): s
   const found: string[] = [];
   for (const row of ctx.store.allCases()) {
     const meta = ctx.store.caseMeta(row);
-    if (meta.caseReference === reference && isCleared(user, meta.handlingCode)) found.push(row.id);
+    if (meta.caseReference !== reference || !isCleared(user, meta.handlingCode)) continue;
+    // Only cases this node opened with a request of its own: a received request carries the
+    // other authority's reference, which may equal one of ours by chance.
+    if (ctx.store.dossiersOfCase(row.id).some((d) => d.direction === 'out' && d.kind === 'request'))
+      found.push(row.id);
   }
   if (found.length <= 1) return found[0];
   return nodeFail(
