@@ -82,7 +82,9 @@ describe('CLI errors name the file, attachment or folder at fault', () => {
     const r4 = await compose(broken);
     expect(r4.code).toBe(1);
     expect(r4.err).toMatch(
-      new RegExp(`the content file ${broken} is not JSON( at line 3, column \\d+)?\\n`),
+      new RegExp(
+        `the content file ${broken} is not JSON at line 3, column \\d+ \\(InvalidSymbol\\)\\n`,
+      ),
     );
     expect(r4.err).not.toContain('Jane');
   });
