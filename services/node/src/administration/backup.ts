@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import Database from 'better-sqlite3';
 import { Type, type Static } from 'typebox';
 import { validator } from '@rogatory/protocol';
 import { nodeFail } from '../errors.js';
 import { whyUnreadable } from '../files/file-errors.js';
+import { snapshotDatabase } from '../store/snapshot.js';
 import { readConfig, type NodeConfig } from './config.js';
 
 /**
@@ -145,21 +145,7 @@ export async function backupNode(dir: string, out: string): Promise<BackupReport
   // 1. The database: SQLite's online backup, a snapshot consistent with itself.
   const dbPath = config.paths.database;
   await mkdir(dirname(join(out, dbPath)), { recursive: true });
-  const db = new Database(join(dir, dbPath), { fileMustExist: true });
-  let head: { seq: number; hash: string; mac: string } | undefined;
-  try {
-    await db.backup(join(out, dbPath));
-  } finally {
-    db.close();
-  }
-  const snapshot = new Database(join(out, dbPath), { fileMustExist: true });
-  try {
-    snapshot.pragma('journal_mode = DELETE');
-    head = snapshot.prepare('SELECT seq, hash, mac FROM audit_head WHERE id = 1').get() as
-      { seq: number; hash: string; mac: string } | undefined;
-  } finally {
-    snapshot.close();
-  }
+  const head = await snapshotDatabase(join(dir, dbPath), join(out, dbPath));
   await record(dbPath);
   // 2. The audit head of that snapshot (the node's own file may be a commit ahead).
   if (head) {
