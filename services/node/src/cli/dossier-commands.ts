@@ -1,6 +1,6 @@
 import { renderContent } from '@rogatory/protocol';
 import type { Command } from 'commander';
-import { nodeFail } from '../errors.js';
+import { NODE_ERRORS, nodeFail } from '../errors.js';
 import { readJsonFile } from '../files/file-errors.js';
 import type { AttachmentInput } from '../drafting/attachment-encryption.js';
 import type { DossierFilter } from '../reading/lists.js';
@@ -200,11 +200,13 @@ export function registerDossiers(program: Command, run: CliRun): void {
         if (!opts.send) return { id, envelopeId, status: 'approved', queued: true, warnings };
         const report = await node.flushOutbox(bars.listener ? { onProgress: bars.listener } : {});
         const status = node.show(actor, id).status;
+        const refused = report.rejected.includes(id) || report.failedIds.includes(id);
         return {
           id,
           envelopeId,
           status,
-          queued: !report.sent.includes(id),
+          queued: !refused && !report.sent.includes(id),
+          refused,
           errors: report.errors.filter((e) => e.dossierId === id).map((e) => e.code),
           warnings,
         };
@@ -212,11 +214,15 @@ export function registerDossiers(program: Command, run: CliRun): void {
       emit(io, g.json, result, () =>
         [
           ...result.warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
-          result.queued
-            ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
-            : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
+          'refused' in result && result.refused
+            ? `dossier ${id} approved but REFUSED by the relay (${result.errors.join(', ') || 'no code'}); it will not be sent: see rogatory show ${id}`
+            : result.queued
+              ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
+              : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
         ].join('\n'),
       );
+      // A permanent refusal is not success: exit like the relay's refusal does elsewhere.
+      if ('refused' in result && result.refused) run.code = NODE_ERRORS.RELAY_REJECTED.exit;
     });
 
   program

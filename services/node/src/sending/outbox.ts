@@ -35,6 +35,8 @@ export interface OutboxReport {
   readonly deferred: number;
   /** Items given up after a permanent failure (state `failed`, visible in status; `retryFailed` re-queues them). */
   readonly failed: number;
+  /** Local ids of the dossiers whose items failed for good in this run. */
+  readonly failedIds: readonly string[];
   /** The code of each failure or deferral, in order (relay or storage codes). */
   readonly errors: readonly { readonly dossierId: string; readonly code: string }[];
 }
@@ -77,6 +79,7 @@ export class Outbox {
       evidencesPosted: 0,
       deferred: 0,
       failed: 0,
+      failedIds: [] as string[],
       errors: [] as { dossierId: string; code: string }[],
     };
     const rows = this.ctx.store.dueOutbox(this.ctx.clock(), options.force === true);
@@ -93,7 +96,10 @@ export class Outbox {
       else if (outcome === 'rejected') report.rejected.push(row.dossier_id);
       else if (outcome === 'posted') report.evidencesPosted++;
       else if (outcome === 'deferred') report.deferred++;
-      else report.failed++;
+      else {
+        report.failed++;
+        report.failedIds.push(row.dossier_id);
+      }
     }
     return report;
   }
