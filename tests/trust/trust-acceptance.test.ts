@@ -1135,21 +1135,16 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         network: 'casc',
         vouchedBy: [expect.objectContaining({ kind: 'manifest', network: 'casc' })],
       });
-      // Only a PoC answers: Senegal's node refuses to refer.
-      const refused = await node(SN)
-        .api.call(
-          USERS[SN].officer.username,
-          'POST',
-          `/introductions/${intro.pocSnEntryId}/refer`,
-          {
-            to: POC_KZ,
-          },
-        )
+      // A referral goes to a point of contact only: the authority itself is refused, nothing sent.
+      const refused = await poc.api
+        .call(users.officer.username, 'POST', `/introductions/${intro.pocSnEntryId}/refer`, {
+          to: KZ,
+        })
         .then(
           () => undefined,
           (err: unknown) => err,
         );
-      expect(refused).toMatchObject({ status: expect.any(Number) });
+      expect(refused).toMatchObject({ code: 'RECIPIENT_UNKNOWN' });
       const referral = await poc.api.call<{ dossierId: string }>(
         users.officer.username,
         'POST',
@@ -1517,6 +1512,29 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         );
         expect(opened.content.header.caseReference).toBe('SN-PRD-2026-0042');
       }
+      // Once Kazakhstan holds the edition, `rogatory keys list` shows the new key current and
+      // listed, the old one kept (what was sealed to it stays readable).
+      await waitFor(
+        `${KZ} to hold casc edition ${String(editions.get('casc'))}`,
+        async () => {
+          const s = await kz.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+          return s.trust.networks.find((x) => x.network === 'casc')?.edition ===
+            editions.get('casc')
+            ? true
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      const { keys } = (await nodeCli(KZ, ['keys', 'list'])).json<{
+        keys: { kind: string; kid: string; state: string; listed: boolean }[];
+      }>();
+      expect(keys.find((k) => k.kid === rotated.kid)).toMatchObject({
+        kind: 'encryption',
+        state: 'current',
+        listed: true,
+      });
+      expect(keys.some((k) => k.kid === oldKid)).toBe(true);
     },
     150_000,
   );
