@@ -9,9 +9,11 @@
  *
  * The steps run in order (one `it` each) and share the state below; a
  * failing step prints the last command-line runs and the output of every
- * process, and the steps after it fail at once. The steps the CLIs cannot
- * run yet are `it.todo`, each with the commands it will run
- * (/work/trust-design.md, D1-D6).
+ * process, and the steps after it fail at once (/work/trust-design.md,
+ * D1-D6). The points of contact run as nodes from the PoC step on; the
+ * introduction, key rotation and revocation steps drive them through the
+ * REST API, with the CLI where an operator uses it (keys rotate-encryption,
+ * trust sync, directory).
  *
  * Topology: wacap and casc peer with the hub directly and with each other
  * via the hub (`peer add --via global`), so a dossier from Senegal to
@@ -74,7 +76,7 @@ interface Member {
 }
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
-/** Admitted now, revoked by a later step (it.todo). */
+/** Admitted now, revoked by a later step. */
 const ML = 'ml-moj@wacap';
 const POC_SN = 'poc-sn@wacap';
 const POC_KZ = 'poc-kz@casc';
@@ -134,6 +136,14 @@ const USERS = {
   [ML]: {
     officer: { username: 'mariam.traore', password: secret() },
     approver: { username: 'oumar.keita', password: secret() },
+  },
+  [POC_SN]: {
+    officer: { username: 'awa.sarr', password: secret() },
+    approver: { username: 'ibrahima.fall', password: secret() },
+  },
+  [POC_KZ]: {
+    officer: { username: 'dana.omarova', password: secret() },
+    approver: { username: 'yerlan.suleimenov', password: secret() },
   },
 } as const;
 
@@ -215,6 +225,50 @@ interface TrustStatusView {
   }[];
 }
 const dossier = { requestId: '', envelopeId: '', receivedId: '', attachmentSha256: '' };
+/** The dossier sent in the introduced case (sealed to Kazakhstan's first encryption key). */
+const second = { requestId: '', receivedId: '', caseId: '' };
+/** The introduction: Senegal's request, its entry at poc-sn@wacap and at poc-kz@casc. */
+const intro = { requestId: '', pocSnEntryId: '', pocKzEntryId: '' };
+/** GET /api/v1/directory. */
+interface DirectoryView {
+  readonly entries: {
+    address: string;
+    role: string;
+    network: string;
+    vouchedBy: { kind: string; network: string; issuer?: string }[];
+  }[];
+}
+interface Introduced {
+  readonly issuer: string;
+  readonly subject: string;
+  readonly audience: string;
+}
+/** GET /api/v1/introductions. */
+interface IntroductionsView {
+  readonly requests: {
+    id: string;
+    poc: string;
+    outcome: string;
+    answeredBy: string | null;
+    code: string | null;
+    introductions: Introduced[];
+  }[];
+  readonly inbox: {
+    id: string;
+    role: string;
+    state: string;
+    requester: string;
+    from: string;
+    country: string;
+    answer: { outcome: string; to: string | null } | null;
+  }[];
+  readonly introducedTo: {
+    requester: string;
+    poc: string;
+    code: string | null;
+    introductions: Introduced[];
+  }[];
+}
 
 const secretariatDir = (n: Network): string => h.path('secretariats', n);
 const anchorFile = (n: Network): string => h.path('anchors', `${n}.json`);
@@ -391,6 +445,50 @@ async function setNodeTrust(address: string, pollSeconds: number): Promise<void>
   );
 }
 
+/**
+ * `rogatory serve` for a node: waits for its URL, logs the admin in, checks it is listed; with
+ * `addUsers` creates its officer and approver (first start), else logs them in (a restart).
+ */
+async function serveNode(
+  address: string,
+  o: { addUsers: boolean; name?: string },
+): Promise<RunningNode> {
+  const proc = h.start(
+    o.name ?? address,
+    'node',
+    ['--dir', nodeDir(address), '--json', 'serve', '--port', '0'],
+    {
+      env: { ROGATORY_PASSPHRASE: NODE_PASSPHRASE, ROGATORY_NODE_METRICS_TOKEN: METRICS_TOKEN },
+    },
+  );
+  const match = await proc.waitForOutput(/"url":\s*"(http:\/\/[^"]+)"/, 90_000);
+  const api = new NodeApi(match[1]!);
+  const running = { proc, api };
+  nodes.set(address, running);
+  await api.login(ADMIN.username, ADMIN.password);
+  const status = await api.call<{
+    address: string;
+    listedInManifest: boolean;
+    trustedNetworks: string[];
+  }>(ADMIN.username, 'GET', '/status');
+  expect(status).toMatchObject({ address, listedInManifest: true });
+  expect([...status.trustedNetworks].sort()).toEqual(['casc', 'global', 'wacap']);
+  const users = USERS[address as keyof typeof USERS];
+  for (const [role, user] of [
+    ['officer', users.officer],
+    ['approver', users.approver],
+  ] as const) {
+    if (o.addUsers)
+      await api.call(ADMIN.username, 'POST', '/users', {
+        ...user,
+        role,
+        clearances: ['restricted'],
+      });
+    await api.login(user.username, user.password);
+  }
+  return running;
+}
+
 // ------------------------------------------------------------------ steps
 
 let broken: string | undefined;
@@ -532,6 +630,7 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
           relayUrls.get(n)!,
           '--relay-id',
           `relay@${n}`,
+          ...(m.kind === 'poc' ? ['--poc'] : []),
           '--root',
           rootFile(n),
           '--manifest',
@@ -544,11 +643,16 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
         ]);
         const result = init.json<{
           address: string;
+          role: string;
           listedInManifest: boolean;
           identity: { kid: string };
           encryptionCertificate: { body: { key: { kid: string } } };
         }>();
-        expect(result).toMatchObject({ address: m.address, listedInManifest: false });
+        expect(result).toMatchObject({
+          address: m.address,
+          role: m.kind,
+          listedInManifest: false,
+        });
         inits.set(m.address, {
           identity: result.identity,
           encryptionKid: result.encryptionCertificate.body.key.kid,
@@ -652,40 +756,7 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
           // it stays on the edition before its revocation (as the holder of a compromised key
           // would), so that what refuses its submission is the relay.
           await setNodeTrust(m.address, m.address === ML ? 86_400 : 1);
-          const proc = h.start(
-            m.address,
-            'node',
-            ['--dir', nodeDir(m.address), '--json', 'serve', '--port', '0'],
-            {
-              env: {
-                ROGATORY_PASSPHRASE: NODE_PASSPHRASE,
-                ROGATORY_NODE_METRICS_TOKEN: METRICS_TOKEN,
-              },
-            },
-          );
-          const match = await proc.waitForOutput(/"url":\s*"(http:\/\/[^"]+)"/, 90_000);
-          const api = new NodeApi(match[1]!);
-          nodes.set(m.address, { proc, api });
-          await api.login(ADMIN.username, ADMIN.password);
-          const status = await api.call<{
-            address: string;
-            listedInManifest: boolean;
-            trustedNetworks: string[];
-          }>(ADMIN.username, 'GET', '/status');
-          expect(status).toMatchObject({ address: m.address, listedInManifest: true });
-          expect([...status.trustedNetworks].sort()).toEqual(['casc', 'global', 'wacap']);
-          const users = USERS[m.address as keyof typeof USERS];
-          for (const [role, user] of [
-            ['officer', users.officer],
-            ['approver', users.approver],
-          ] as const) {
-            await api.call(ADMIN.username, 'POST', '/users', {
-              ...user,
-              role,
-              clearances: ['restricted'],
-            });
-            await api.login(user.username, user.password);
-          }
+          await serveNode(m.address, { addUsers: true });
         },
       );
     },
@@ -825,9 +896,9 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
     90_000,
   );
 
-  // ---------------------------------------------------------------- still to come (issue 10)
-  // Each todo lists the commands it will run once the other helpers' work is merged. Paths:
-  // secretariats/<net>, relays/<net>, nodes/<address>, inits/<address>.json in the harness folder.
+  // ---------------------------------------------------------------- trust (issue 10)
+  // Paths: secretariats/<net>, relays/<net>, nodes/<address>, inits/<address>.json in the
+  // harness folder.
 
   /*
    * D1/D2/D3. The editions 1 and 2 above are already in each secretariat's log.db, one
@@ -949,97 +1020,598 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
   );
 
   /*
-   * D5. Instead of the plain `rogatory init` above for poc-sn@wacap and poc-kz@casc:
-   *   rogatory --dir nodes/<poc> --json init --poc --address <poc> --relay-url ... --relay-id
-   *     relay@<net> --root anchors/<net>-root.json --manifest <editions> --admin admin --kdf interactive
-   *   rogatory-network poc add --from inits/<poc>.json ... ; publish ; push
-   *   rogatory --dir nodes/<poc> --json serve --port 0 ; users: one officer + one approver each
-   *   GET /api/v1/status on each PoC node -> listedInManifest true (role poc)
-   */
-  it.todo('the PoCs run as nodes (rogatory init --poc) and can be written to');
-
-  /*
-   * D5. On sn-moj@wacap (officer, then approver: it is a sealed dossier like any other):
-   *   rogatory --dir nodes/sn-moj@wacap --user amadou.diallo --json introduce request
-   *     --to poc-sn@wacap --country KZ --type mla --language en --note "bank records"
-   *     --case-ref SN-PRD-2026-0042
-   *   -> a draft of content type introduction-request; send + approve (fatou.ndiaye)
-   *   relay@wacap sees an ordinary envelope (no new route); poc-sn@wacap's inbox lists it
-   *   (GET /api/v1/dossiers?direction=in, kind introduction-request).
-   */
-  it.todo(
-    'Senegal asks the WACAP PoC for a competent authority in Kazakhstan (rogatory introduce request)',
-  );
-
-  /*
-   * D4/D5. On poc-sn@wacap:
-   *   rogatory --json directory --country KZ --type mla --language en
-   *     -> kz-gpo@casc (network casc, vouched by casc edition 2), and poc-kz@casc
-   *   rogatory --json introduce refer <request id> --to poc-kz@casc   (content
-   *     introduction-referral: the original request, the requesting authority and its key)
-   *   -> delivered to poc-kz@casc through relay@wacap -> relay@global -> relay@casc.
-   */
-  it.todo(
-    'the WACAP PoC searches the directory and refers the request to the CASC PoC (rogatory introduce refer)',
-  );
-
-  /*
-   * D5. On poc-kz@casc:
-   *   rogatory --json introduce issue <referral id> --authority kz-gpo@casc
-   *     -> a signed Introduction (subject kz-gpo@casc, audience sn-moj@wacap) in an
-   *        introduction-answer (outcome introduced) to sn-moj@wacap, and to kz-gpo@casc
-   *   rogatory --json introduce export > introductions.json
-   *   rogatory-network --dir secretariats/casc log add introductions.json ; publish ; push
-   *     -> the casc publication has an entry of kind introduction (no statement)
-   * Then: GET /api/v1/dossiers on sn-moj@wacap shows the answer (outcome introduced);
-   *   rogatory --dir nodes/sn-moj@wacap --json directory --text "Prosecutor" lists kz-gpo@casc
-   *   "introduced by poc-kz@casc"; same on kz-gpo@casc for sn-moj@wacap.
-   * Negative: an introduction signed by a non-PoC (kz-gpo@casc's key) is refused with its code.
-   */
-  it.todo(
-    'the CASC PoC introduces the Kazakh prosecutor; both sides see the introduction (introduce issue, directory)',
-  );
-
-  /*
-   * Same calls as the steps above (POST /dossiers with caseReference SN-PRD-2026-0042, submit,
-   * approve, evidences, open). Kazakhstan answers (POST /dossiers/<id>/reply full-execution)
-   * and Senegal sees status executed.
-   */
-  it.todo(
-    'a dossier goes through on the introduction (the MLA request above, now in its introduced case)',
-  );
-
-  /*
-   * D6. Stop kz-gpo@casc's `serve` (or run while it serves, if the node allows):
-   *   rogatory --dir nodes/kz-gpo@casc --json keys rotate-encryption > kz-cert.json
-   *   rogatory-network --dir secretariats/casc --json authority update kz-gpo@casc --cert kz-cert.json
-   *   rogatory-network --dir secretariats/casc --json publish ; push to relay@casc
-   *     -> edition 3 (with a rotation log entry), cosigned by relay@global
-   *   wait until sn-moj@wacap holds casc edition 3 (trust status / GET /status)
-   *   Senegal sends a second dossier: its envelope's recipient key kid == the new cert's kid
-   *     (GET /dossiers/<id>/evidences -> envelope.body.recipients[...].kid)
-   *   Kazakhstan opens the first dossier (sealed to the old key) and the second: both readable.
-   */
-  it.todo(
-    'the Kazakh prosecutor rotates its encryption key: the next dossier uses the new key, the old one stays readable',
-  );
-
-  /*
-   * D6. ml-moj@wacap (admitted in edition 2, served, its trust polled only at start): a draft to
-   * kz-gpo@casc awaits approval. Then wacap revokes it, publishes and pushes; relay@wacap applies
-   * the edition live (no restart) and refuses the submission (SENDER_REVOKED, the relay API's
-   * code for a revoked sender key); Senegal, once it holds the edition, refuses to seal to it
-   * (RECIPIENT_REVOKED). Still to come with the node helper's work: Kazakhstan refusing new
-   * dossiers from it, and older ones marked "signed by a since-revoked key".
+   * D5. poc-sn@wacap and poc-kz@casc were made by `rogatory init --poc` above and admitted by
+   * `rogatory-network poc add --from` in edition 2 (published, then pushed by the publications
+   * step): they run as nodes (`rogatory serve`) with an officer and an approver each.
    */
   step(
-    'a revoked authority is refused: relay@wacap refuses its submissions, Senegal stops sealing to it',
+    'the PoCs run as nodes (rogatory init --poc) and can be written to',
+    async () => {
+      await each([POC_SN, POC_KZ], async (address) => {
+        for (const n of NETWORKS)
+          await writeFile(
+            join(nodeDir(address), 'trust', `${n}.json`),
+            await readFile(editionFile(n)),
+          );
+        await setNodeTrust(address, 1);
+        await serveNode(address, { addUsers: true });
+      });
+      // Senegal's directory lists both PoCs, each vouched by its network's edition.
+      const { entries } = await node(SN).api.call<DirectoryView>(
+        USERS[SN].officer.username,
+        'GET',
+        '/directory?text=contact',
+      );
+      for (const poc of [POC_SN, POC_KZ])
+        expect(entries.find((e) => e.address === poc)).toMatchObject({
+          role: 'poc',
+          network: networkOf(poc),
+        });
+    },
+    120_000,
+  );
+
+  /*
+   * D5. An introduction request is a sealed dossier like any other (content kind
+   * introduction-request): officer drafts, approver sends (four eyes).
+   */
+  step(
+    'Senegal asks the WACAP PoC for a competent authority in Kazakhstan (introduce request)',
+    async () => {
+      const sn = node(SN);
+      const users = USERS[SN];
+      const draft = await sn.api.call<{ id: string; status: string }>(
+        users.officer.username,
+        'POST',
+        '/introductions/requests',
+        {
+          to: POC_SN,
+          country: 'KZ',
+          requestType: 'mla',
+          languages: ['en'],
+          note: 'bank records',
+          caseReference: 'SN-PRD-2026-0042',
+          submit: true,
+        },
+      );
+      expect(draft.status).toBe('awaiting-approval');
+      await expect(
+        sn.api.call(users.officer.username, 'POST', `/dossiers/${draft.id}/approve`),
+      ).rejects.toMatchObject({ code: 'NOT_AUTHORISED' });
+      await sn.api.call(users.approver.username, 'POST', `/dossiers/${draft.id}/approve`);
+      intro.requestId = draft.id;
+      const poc = node(POC_SN);
+      const entry = await waitFor(
+        `the introduction request in ${POC_SN}'s list`,
+        async () =>
+          (
+            await poc.api.call<IntroductionsView>(
+              USERS[POC_SN].officer.username,
+              'GET',
+              '/introductions',
+            )
+          ).inbox.find((e) => e.requester === SN && e.state === 'open'),
+        60_000,
+        300,
+      );
+      expect(entry).toMatchObject({
+        role: 'poc',
+        from: SN,
+        country: 'KZ',
+        requestType: 'mla',
+        caseReference: 'SN-PRD-2026-0042',
+      });
+      intro.pocSnEntryId = entry.id;
+      const status = await sn.api.call<IntroductionsView>(
+        users.officer.username,
+        'GET',
+        '/introductions',
+      );
+      expect(status.requests.find((r) => r.id === draft.id)).toMatchObject({
+        poc: POC_SN,
+        outcome: 'pending',
+      });
+    },
+    90_000,
+  );
+
+  /*
+   * D4/D5. The WACAP PoC finds the Kazakh authority in the directory (vouched by the casc
+   * edition), and refers the request to the CASC PoC: the referral crosses relay@wacap ->
+   * relay@global -> relay@casc.
+   */
+  step(
+    'the WACAP PoC searches the directory and refers the request to the CASC PoC (introduce refer)',
+    async () => {
+      const poc = node(POC_SN);
+      const users = USERS[POC_SN];
+      const { entries } = await poc.api.call<DirectoryView>(
+        users.officer.username,
+        'GET',
+        '/directory?country=KZ&type=mla&language=en',
+      );
+      expect(entries.find((e) => e.address === KZ)).toMatchObject({
+        role: 'authority',
+        network: 'casc',
+        vouchedBy: [expect.objectContaining({ kind: 'manifest', network: 'casc' })],
+      });
+      // A referral goes to a point of contact only: the authority itself is refused, nothing sent.
+      const refused = await poc.api
+        .call(users.officer.username, 'POST', `/introductions/${intro.pocSnEntryId}/refer`, {
+          to: KZ,
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(refused).toMatchObject({ code: 'RECIPIENT_UNKNOWN' });
+      const referral = await poc.api.call<{ dossierId: string }>(
+        users.officer.username,
+        'POST',
+        `/introductions/${intro.pocSnEntryId}/refer`,
+        { to: POC_KZ, remarks: 'Kazakh competent authority for MLA sought' },
+      );
+      await poc.api.call(
+        users.approver.username,
+        'POST',
+        `/dossiers/${referral.dossierId}/approve`,
+      );
+      const pocKz = node(POC_KZ);
+      const entry = await waitFor(
+        `the referral in ${POC_KZ}'s list`,
+        async () =>
+          (
+            await pocKz.api.call<IntroductionsView>(
+              USERS[POC_KZ].officer.username,
+              'GET',
+              '/introductions',
+            )
+          ).inbox.find((e) => e.requester === SN && e.state === 'open'),
+        60_000,
+        300,
+      );
+      expect(entry).toMatchObject({ role: 'referee', from: POC_SN, country: 'KZ' });
+      intro.pocKzEntryId = entry.id;
+      const mine = await poc.api.call<IntroductionsView>(
+        users.officer.username,
+        'GET',
+        '/introductions',
+      );
+      expect(mine.inbox.find((e) => e.id === intro.pocSnEntryId)).toMatchObject({
+        state: 'referred',
+        answer: { outcome: 'referred', to: POC_KZ },
+      });
+    },
+    90_000,
+  );
+
+  /*
+   * D5. The CASC PoC signs an Introduction (subject kz-gpo@casc, audience sn-moj@wacap) in an
+   * introduction-answer to Senegal, with a copy to Kazakhstan. Senegal's directory then lists the
+   * Kazakh prosecutor "introduced by poc-kz@casc"; Kazakhstan sees it was introduced. A tampered
+   * copy given out of band is refused with its code.
+   */
+  step(
+    'the CASC PoC introduces the Kazakh prosecutor; both sides see the introduction (introduce issue, directory)',
+    async () => {
+      const pocKz = node(POC_KZ);
+      const users = USERS[POC_KZ];
+      const issued = await pocKz.api.call<{
+        dossierId: string;
+        introduction: { body: { issuer: string; subject: string; audience: string } };
+      }>(users.officer.username, 'POST', `/introductions/${intro.pocKzEntryId}/issue`, {
+        authority: KZ,
+        note: 'central authority for MLA',
+      });
+      expect(issued.introduction.body).toMatchObject({
+        issuer: POC_KZ,
+        subject: KZ,
+        audience: SN,
+      });
+      // Not exported before it is approved (four eyes).
+      const before = await pocKz.api.call<{ introductions: unknown[] }>(
+        users.officer.username,
+        'GET',
+        '/introductions/export',
+      );
+      expect(before.introductions).toHaveLength(0);
+      await pocKz.api.call(
+        users.approver.username,
+        'POST',
+        `/dossiers/${issued.dossierId}/approve`,
+      );
+      const exported = await pocKz.api.call<{ introductions: unknown[] }>(
+        users.officer.username,
+        'GET',
+        '/introductions/export',
+      );
+      expect(exported.introductions).toEqual([issued.introduction]);
+
+      const sn = node(SN);
+      const officer = USERS[SN].officer.username;
+      const view = await waitFor(
+        `the introduction at ${SN}`,
+        async () => {
+          const v = (
+            await sn.api.call<IntroductionsView>(officer, 'GET', '/introductions')
+          ).requests.find((r) => r.id === intro.requestId);
+          return v && v.outcome !== 'pending' ? v : undefined;
+        },
+        60_000,
+        300,
+      );
+      expect(view).toMatchObject({ outcome: 'introduced', answeredBy: POC_KZ, code: null });
+      expect(view.introductions).toEqual([
+        expect.objectContaining({ issuer: POC_KZ, subject: KZ, audience: SN }),
+      ]);
+      const { entries } = await sn.api.call<DirectoryView>(officer, 'GET', '/directory?country=KZ');
+      expect(entries.find((e) => e.address === KZ)?.vouchedBy).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ kind: 'introduction', issuer: POC_KZ, network: 'casc' }),
+        ]),
+      );
+      // The CLI shows the same (rogatory directory, beside serve).
+      const cli = (
+        await nodeCli(SN, ['--user', officer, 'directory', '--country', 'KZ'], {
+          env: { ROGATORY_PASSWORD: USERS[SN].officer.password },
+        })
+      ).stdout;
+      expect(cli).toContain('introduction');
+      expect(cli).toContain(POC_KZ);
+
+      const kz = node(KZ);
+      const copy = await waitFor(
+        `the copy of the introduction at ${KZ}`,
+        async () =>
+          (
+            await kz.api.call<IntroductionsView>(
+              USERS[KZ].officer.username,
+              'GET',
+              '/introductions',
+            )
+          ).introducedTo.find((x) => x.requester === SN),
+        60_000,
+        300,
+      );
+      expect(copy).toMatchObject({ poc: POC_KZ, code: null });
+      expect(copy.introductions).toEqual([
+        expect.objectContaining({ issuer: POC_KZ, subject: KZ, audience: SN }),
+      ]);
+
+      // Negative: the introduction with its audience changed no longer verifies.
+      const forged = structuredClone(issued.introduction);
+      forged.body.audience = ML;
+      const refused = await sn.api
+        .call(officer, 'POST', '/introductions/receive', { introduction: forged })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(refused).toMatchObject({ code: 'VERIFICATION_FAILED' });
+    },
+    90_000,
+  );
+
+  /*
+   * The MLA request in its introduced case: sent, opened, answered (full execution, four eyes),
+   * and Senegal sees the request executed.
+   */
+  step(
+    'a dossier goes through on the introduction (the MLA request above, now in its introduced case)',
+    async () => {
+      const sn = node(SN);
+      const kz = node(KZ);
+      const attachment = h.path('bank-records-2.pdf');
+      await writeFile(attachment, Buffer.from('%PDF-1.7\n% e2e introduced case\n'));
+      // The introduction request opened a case of its own under the same case reference as the
+      // first request: the reference alone is ambiguous now (INPUT_INVALID), the case id is not.
+      const ambiguous = await sn.api
+        .call(USERS[SN].officer.username, 'POST', '/dossiers', {
+          content: mlaContent(SN, KZ, 'SN-PRD-2026-0042'),
+          attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(ambiguous).toMatchObject({ status: 400, code: 'INPUT_INVALID' });
+      const { caseId } = await sn.api.call<{ caseId: string }>(
+        USERS[SN].officer.username,
+        'GET',
+        `/dossiers/${intro.requestId}`,
+      );
+      second.caseId = caseId;
+      const draft = await sn.api.call<{ id: string }>(
+        USERS[SN].officer.username,
+        'POST',
+        '/dossiers',
+        {
+          content: mlaContent(SN, KZ, 'SN-PRD-2026-0042'),
+          attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+          caseId,
+        },
+      );
+      expect(
+        (
+          await sn.api.call<{ caseId: string }>(
+            USERS[SN].officer.username,
+            'GET',
+            `/dossiers/${draft.id}`,
+          )
+        ).caseId,
+      ).toBe(caseId);
+      await sn.api.call(USERS[SN].officer.username, 'POST', `/dossiers/${draft.id}/submit`);
+      const approved = await sn.api.call<{ envelopeId: string }>(
+        USERS[SN].approver.username,
+        'POST',
+        `/dossiers/${draft.id}/approve`,
+      );
+      second.requestId = draft.id;
+      const received = await waitFor(
+        `the second request in ${KZ}'s inbox`,
+        async () =>
+          (
+            await kz.api.call<{ dossiers: { id: string; envelopeId: string | null }[] }>(
+              USERS[KZ].officer.username,
+              'GET',
+              '/dossiers?direction=in',
+            )
+          ).dossiers.find((d) => d.envelopeId === approved.envelopeId),
+        60_000,
+        300,
+      );
+      second.receivedId = received.id;
+      const opened = await kz.api.call<{ content: { header: { caseReference: string } } }>(
+        USERS[KZ].officer.username,
+        'POST',
+        `/dossiers/${received.id}/open`,
+      );
+      expect(opened.content.header.caseReference).toBe('SN-PRD-2026-0042');
+      const answer = await kz.api.call<{ id: string }>(
+        USERS[KZ].officer.username,
+        'POST',
+        `/dossiers/${received.id}/reply`,
+        {
+          content: {
+            answerType: 'full-execution',
+            language: 'en',
+            execution: {
+              results: [
+                {
+                  description: 'Certified bank records of the account obtained from the bank.',
+                  executedOn: '2026-01-10',
+                },
+              ],
+            },
+          },
+        },
+      );
+      await kz.api.call(USERS[KZ].officer.username, 'POST', `/dossiers/${answer.id}/submit`);
+      await kz.api.call(USERS[KZ].approver.username, 'POST', `/dossiers/${answer.id}/approve`);
+      await waitFor(
+        `the request executed at ${SN}`,
+        async () =>
+          (
+            await sn.api.call<{ status: string }>(
+              USERS[SN].officer.username,
+              'GET',
+              `/dossiers/${draft.id}`,
+            )
+          ).status === 'executed'
+            ? true
+            : undefined,
+        60_000,
+        300,
+      );
+    },
+    90_000,
+  );
+
+  /*
+   * D6. kz-gpo@casc's operator stops `serve` (the CLI and the served node would otherwise hold
+   * different key sets), rotates the encryption key, and starts it again; casc lists the new
+   * certificate (authority update --cert), publishes and pushes. Once Senegal holds that edition,
+   * its next dossier is sealed to the new key (the key wrap of the sealed dossier, from a sealed
+   * export bundle); Kazakhstan opens both the dossier sealed to the old key and the new one.
+   */
+  step(
+    'the Kazakh prosecutor rotates its encryption key: the next dossier uses the new key, the old one stays readable',
+    async () => {
+      const certFile = h.path('kz-enc-2.json');
+      await node(KZ).proc.stop();
+      const rotated = (await nodeCli(KZ, ['keys', 'rotate-encryption', '--out', certFile])).json<{
+        kid: string;
+      }>();
+      const oldKid = inits.get(KZ)!.encryptionKid;
+      expect(rotated.kid).not.toBe(oldKid);
+      const [kz] = await Promise.all([
+        serveNode(KZ, { addUsers: false, name: `${KZ} (restarted)` }),
+        (async () => {
+          await secretariat('casc', ['authority', 'update', KZ, '--cert', certFile]);
+          const published = await secretariat('casc', ['publish', '--valid-days', '30']);
+          const version = editions.get('casc')! + 1;
+          expect(published.json()).toMatchObject({ version });
+          editions.set('casc', version);
+          const pushed = (
+            await secretariat('casc', ['push', '--relay', relayUrls.get('casc')!])
+          ).json<PushResult>();
+          expect(pushed.pushed.at(-1)).toMatchObject({ edition: version });
+          expect(pushed.pushed.at(-1)!.cosigners).toEqual(
+            expect.arrayContaining(DIRECT_WITNESSES.casc),
+          );
+          logSizes.set('casc', pushed.size);
+        })(),
+      ]);
+      const sn = node(SN);
+      await waitFor(
+        `${SN} to hold casc edition ${String(editions.get('casc'))}`,
+        async () => {
+          const s = await sn.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+          return s.trust.networks.find((x) => x.network === 'casc')?.edition ===
+            editions.get('casc')
+            ? true
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      const attachment = h.path('bank-records-3.pdf');
+      await writeFile(attachment, Buffer.from('%PDF-1.7\n% e2e after rotation\n'));
+      const draft = await sn.api.call<{ id: string }>(
+        USERS[SN].officer.username,
+        'POST',
+        '/dossiers',
+        {
+          content: mlaContent(SN, KZ, 'SN-PRD-2026-0042'),
+          attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+          caseId: second.caseId,
+        },
+      );
+      await sn.api.call(USERS[SN].officer.username, 'POST', `/dossiers/${draft.id}/submit`);
+      const approved = await sn.api.call<{ envelopeId: string }>(
+        USERS[SN].approver.username,
+        'POST',
+        `/dossiers/${draft.id}/approve`,
+      );
+      const wrapKid = async (id: string): Promise<string | undefined> => {
+        const dir = h.path('exports', id);
+        await sn.api.call(USERS[SN].officer.username, 'POST', `/dossiers/${id}/export`, {
+          dir,
+          sealed: true,
+        });
+        const bundle = JSON.parse(await readFile(join(dir, 'bundle.json'), 'utf8')) as {
+          sealed: string;
+        };
+        const sealed = JSON.parse(Buffer.from(bundle.sealed, 'base64url').toString('utf8')) as {
+          wraps: { to: string; kid: string }[];
+        };
+        return sealed.wraps.find((w) => w.to === KZ)?.kid;
+      };
+      expect(await wrapKid(draft.id)).toBe(rotated.kid);
+      expect(await wrapKid(second.requestId)).toBe(oldKid);
+
+      const officer = USERS[KZ].officer.username;
+      const received = await waitFor(
+        `the dossier sealed to the new key in ${KZ}'s inbox`,
+        async () =>
+          (
+            await kz.api.call<{ dossiers: { id: string; envelopeId: string | null }[] }>(
+              officer,
+              'GET',
+              '/dossiers?direction=in',
+            )
+          ).dossiers.find((d) => d.envelopeId === approved.envelopeId),
+        60_000,
+        300,
+      );
+      for (const id of [received.id, second.receivedId, dossier.receivedId]) {
+        const opened = await kz.api.call<{ content: { header: { caseReference: string } } }>(
+          officer,
+          'POST',
+          `/dossiers/${id}/open`,
+        );
+        expect(opened.content.header.caseReference).toBe('SN-PRD-2026-0042');
+      }
+      // Once Kazakhstan holds the edition, `rogatory keys list` shows the new key current and
+      // listed, the old one kept (what was sealed to it stays readable).
+      await waitFor(
+        `${KZ} to hold casc edition ${String(editions.get('casc'))}`,
+        async () => {
+          const s = await kz.api.call<NodeStatusView>(ADMIN.username, 'GET', '/status');
+          return s.trust.networks.find((x) => x.network === 'casc')?.edition ===
+            editions.get('casc')
+            ? true
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      const { keys } = (await nodeCli(KZ, ['keys', 'list'])).json<{
+        keys: { kind: string; kid: string; state: string; listed: boolean }[];
+      }>();
+      expect(keys.find((k) => k.kid === rotated.kid)).toMatchObject({
+        kind: 'encryption',
+        state: 'current',
+        listed: true,
+      });
+      expect(keys.some((k) => k.kid === oldKid)).toBe(true);
+    },
+    150_000,
+  );
+
+  /*
+   * D6. ml-moj@wacap (admitted in edition 2, served, its trust polled only at start) sends
+   * Kazakhstan a request, received; then another while kz-gpo@casc's node is stopped (it waits
+   * in the mailbox at relay@casc); a third draft awaits approval. Then wacap revokes Mali,
+   * publishes and pushes; relay@wacap applies the edition live (no restart) and refuses the
+   * submission (SENDER_REVOKED, the relay API's code for a revoked sender key); Senegal, once it
+   * holds the edition, refuses to seal to it (RECIPIENT_REVOKED); Kazakhstan, given the edition
+   * (trust sync) and started again, quarantines the waiting dossier (KEY_REVOKED) and marks the
+   * one received before (signerRevoked).
+   */
+  step(
+    'a revoked authority is refused: relay@wacap refuses its submissions, Senegal stops sealing to it, Kazakhstan quarantines its new dossiers and marks the older ones',
     async () => {
       const ml = node(ML);
       const mlUsers = USERS[ML];
       const attachment = h.path('ml-records.pdf');
       await writeFile(attachment, Buffer.from('%PDF-1.7\n% ml e2e\n'));
       const revocation = editions.get('wacap')! + 1;
+      /** Mali drafts, submits and (another user) approves a request to Kazakhstan. */
+      const mlSends = async (
+        caseReference: string,
+      ): Promise<{ id: string; envelopeId: string }> => {
+        const draft = await ml.api.call<{ id: string }>(
+          mlUsers.officer.username,
+          'POST',
+          '/dossiers',
+          {
+            content: mlaContent(ML, KZ, caseReference),
+            attachments: [{ path: attachment, mediaType: 'application/pdf' }],
+          },
+        );
+        await ml.api.call(mlUsers.officer.username, 'POST', `/dossiers/${draft.id}/submit`);
+        const sent = await ml.api.call<{ envelopeId: string }>(
+          mlUsers.approver.username,
+          'POST',
+          `/dossiers/${draft.id}/approve`,
+        );
+        return { id: draft.id, envelopeId: sent.envelopeId };
+      };
+      // Before the revocation: a dossier from Mali that Kazakhstan receives (marked later) ...
+      const older = await mlSends('ML-PG-2026-0005');
+      const olderAtKz = await waitFor(
+        `Mali's first request in ${KZ}'s inbox`,
+        async () =>
+          (
+            await node(KZ).api.call<{ dossiers: { id: string; envelopeId: string | null }[] }>(
+              USERS[KZ].officer.username,
+              'GET',
+              '/dossiers?direction=in',
+            )
+          ).dossiers.find((d) => d.envelopeId === older.envelopeId),
+        60_000,
+        300,
+      );
+      // ... and one accepted by the relays while Kazakhstan's node is stopped: it waits in
+      // kz-gpo@casc's mailbox at relay@casc until after the revocation.
+      await node(KZ).proc.stop();
+      const late = await mlSends('ML-PG-2026-0006');
+      await waitFor(
+        `relay@casc to accept Mali's second request`,
+        async () => {
+          const d = await ml.api.call<{ evidences: { kind: string; issuer: string }[] }>(
+            mlUsers.officer.username,
+            'GET',
+            `/dossiers/${late.id}`,
+          );
+          return d.evidences.some((e) => e.kind === 'relay-acceptance' && e.issuer === 'relay@casc')
+            ? true
+            : undefined;
+        },
+        60_000,
+        300,
+      );
       const [draftId] = await Promise.all([
         (async () => {
           // Mali drafts a request to Kazakhstan; it awaits approval while wacap revokes Mali.
@@ -1129,8 +1701,47 @@ describe('issue 10 acceptance: three networks, relays and nodes as separate proc
           (err: unknown) => err,
         );
       expect(refused).toMatchObject({ status: 422, code: 'RECIPIENT_REVOKED' });
+
+      // Kazakhstan takes the edition (rogatory trust sync, node stopped), then starts: the dossier
+      // waiting in its mailbox, from the revoked key, is quarantined (KEY_REVOKED); the one
+      // received before is kept, marked as signed by a since-revoked key.
+      await waitFor(
+        `relay@casc to hold wacap edition ${String(revocation)}`,
+        async () => {
+          const { networks } = await getJson<{ networks: RelayNetwork[] }>(
+            `${relayUrls.get('casc')!}/v1/trust/networks`,
+          );
+          return networks.find((x) => x.network === 'wacap')?.edition === revocation
+            ? true
+            : undefined;
+        },
+        30_000,
+        300,
+      );
+      await nodeCli(KZ, ['trust', 'sync']);
+      const kz = await serveNode(KZ, { addUsers: false, name: `${KZ} (after the revocation)` });
+      const quarantined = await waitFor(
+        `Mali's second request quarantined at ${KZ}`,
+        async () =>
+          (
+            await kz.api.call<{
+              quarantine: { envelopeId: string | null; sender: string; code: string }[];
+            }>(ADMIN.username, 'GET', '/quarantine')
+          ).quarantine.find((q) => q.envelopeId === late.envelopeId),
+        60_000,
+        300,
+      );
+      expect(quarantined).toMatchObject({ sender: ML, code: 'KEY_REVOKED' });
+      const marked = await kz.api.call<{
+        status: string;
+        signerRevoked?: { kid: string; reason: string };
+      }>(USERS[KZ].officer.username, 'GET', `/dossiers/${olderAtKz.id}`);
+      expect(marked.signerRevoked).toMatchObject({
+        kid: inits.get(ML)!.identity.kid,
+        reason: 'key-compromise',
+      });
     },
-    120_000,
+    200_000,
   );
 
   /*
