@@ -11,11 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntryHash } from '../src/administration/audit-log.js';
 import { buildNodeApi, isNodeError } from '../src/index.js';
-import type { CliIO } from '../src/cli/io.js';
 import { parseSince } from '../src/cli/ops-commands.js';
-import { runCli } from '../src/cli/program.js';
 import {
-  PASSPHRASE,
   PASSWORD,
   makeNode,
   mlaRequest,
@@ -24,6 +21,7 @@ import {
   tempDir,
   type NodeFixture,
 } from './support/fixtures.js';
+import { runCliCaptured } from './support/run-cli.js';
 
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
@@ -288,22 +286,8 @@ describe('accounts, audit list and export, cases', () => {
   });
 
   describe('CLI', () => {
-    async function cli(args: string[], env: Record<string, string> = {}) {
-      let out = '';
-      let err = '';
-      const io: CliIO = {
-        out: (t) => {
-          out += t;
-        },
-        err: (t) => {
-          err += t;
-        },
-        env: { ROGATORY_PASSPHRASE: PASSPHRASE, ROGATORY_PASSWORD: PASSWORD, ...env },
-        isTTY: false,
-      };
-      const code = await runCli(['--dir', n.dir, ...args], io);
-      return { code, out, err };
-    }
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      runCliCaptured(['--dir', n.dir, ...args], env);
 
     beforeAll(async () => {
       await n.node.close();

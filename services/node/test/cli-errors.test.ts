@@ -7,12 +7,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/io.js';
-import { runCli } from '../src/cli/program.js';
 import { whyUnreadable } from '../src/files/file-errors.js';
 import {
-  PASSPHRASE,
-  PASSWORD,
   makeNode,
   mlaRequest,
   offlineWorld,
@@ -20,6 +16,7 @@ import {
   tempDir,
   type NodeFixture,
 } from './support/fixtures.js';
+import { runCliCaptured } from './support/run-cli.js';
 
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
@@ -45,22 +42,7 @@ describe('CLI errors name the file, attachment or folder at fault', () => {
     await tmp.remove();
   });
 
-  async function cli(args: string[]) {
-    let out = '';
-    let err = '';
-    const io: CliIO = {
-      out: (t) => {
-        out += t;
-      },
-      err: (t) => {
-        err += t;
-      },
-      env: { ROGATORY_PASSPHRASE: PASSPHRASE, ROGATORY_PASSWORD: PASSWORD },
-      isTTY: false,
-    };
-    const code = await runCli(args, io);
-    return { code, out, err };
-  }
+  const cli = (args: string[]) => runCliCaptured(args);
   const compose = (file: string, attach: string[] = [attachment, attachment]) =>
     cli(['--dir', n.dir, '--user', 'officer', 'compose', '--content', file, '--attach', ...attach]);
 

@@ -8,11 +8,7 @@ import { join } from 'node:path';
 import { renderContent } from '@rogatory/protocol';
 import type { TestWorld } from '@rogatory/protocol/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/io.js';
-import { runCli } from '../src/cli/program.js';
 import {
-  PASSPHRASE,
-  PASSWORD,
   makeNode,
   mlaRequest,
   offlineWorld,
@@ -20,6 +16,7 @@ import {
   tempDir,
   type NodeFixture,
 } from './support/fixtures.js';
+import { runCliCaptured } from './support/run-cli.js';
 
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
@@ -43,22 +40,8 @@ describe('draft new, draft check, edit, readable open', () => {
     await tmp.remove();
   });
 
-  async function cli(args: string[], user = 'officer') {
-    let out = '';
-    let err = '';
-    const io: CliIO = {
-      out: (t) => {
-        out += t;
-      },
-      err: (t) => {
-        err += t;
-      },
-      env: { ROGATORY_PASSPHRASE: PASSPHRASE, ROGATORY_PASSWORD: PASSWORD },
-      isTTY: false,
-    };
-    const code = await runCli(['--dir', n.dir, '--user', user, ...args], io);
-    return { code, out, err };
-  }
+  const cli = (args: string[], user = 'officer') =>
+    runCliCaptured(['--dir', n.dir, '--user', user, ...args]);
 
   it('draft new writes a commented template with the parties from the directory', async () => {
     const file = join(tmp.path, 'mla.jsonc');

@@ -8,11 +8,8 @@ import type { TestWorld } from '@rogatory/protocol/testing';
 import type { BlobStore } from '@rogatory/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNodeError } from '../src/index.js';
-import type { CliIO } from '../src/cli/io.js';
-import { runCli } from '../src/cli/program.js';
 import {
   FillableBlobStore,
-  PASSPHRASE,
   PASSWORD,
   makeNode,
   mlaRequest,
@@ -21,6 +18,7 @@ import {
   tempDir,
   type NodeFixture,
 } from './support/fixtures.js';
+import { runCliCaptured } from './support/run-cli.js';
 
 const SN = 'sn-moj@wacap';
 const KZ = 'kz-gpo@casc';
@@ -123,22 +121,7 @@ describe('garbage collection of blobs and disk use', () => {
     expect(use.blobs).toBe((await listed(disk)).length);
     expect(use.databaseBytes).toBeGreaterThan(0);
     await n.node.close();
-    async function cli(args: string[]) {
-      let out = '';
-      let err = '';
-      const io: CliIO = {
-        out: (t) => {
-          out += t;
-        },
-        err: (t) => {
-          err += t;
-        },
-        env: { ROGATORY_PASSPHRASE: PASSPHRASE, ROGATORY_PASSWORD: PASSWORD },
-        isTTY: false,
-      };
-      const code = await runCli(['--dir', n.dir, ...args], io);
-      return { code, out, err };
-    }
+    const cli = (args: string[]) => runCliCaptured(['--dir', n.dir, ...args]);
     const gc = await cli(['--user', 'admin', 'gc', '--dry-run']);
     expect(gc.code).toBe(0);
     expect(gc.out).toContain(`${String(use.blobs)} blobs stored`);
