@@ -77,16 +77,17 @@ async function sha256File(path: string): Promise<string> {
 }
 
 async function emptyOrAbsent(dir: string, what: string): Promise<void> {
+  let entries: string[];
   try {
-    const entries = await readdir(dir);
-    if (entries.length > 0)
-      nodeFail('NODE_EXISTS', `${what} ${dir} is not empty; give a new folder`);
+    entries = await readdir(dir);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return;
-    if ((cause as NodeJS.ErrnoException).code === 'ENOTDIR')
-      nodeFail('PATH_REFUSED', `${what} ${dir} is a file, not a folder`);
-    throw cause;
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR')
+      return nodeFail('PATH_REFUSED', `${what} ${dir} is a file, not a folder`);
+    return nodeFail('PATH_REFUSED', `${what} ${dir} ${whyUnreadable(cause)}`, { cause });
   }
+  if (entries.length > 0) nodeFail('NODE_EXISTS', `${what} ${dir} is not empty; give a new folder`);
 }
 
 /** The files of a node folder besides the database and blobs (keys, node.json, trust), relative paths. */
