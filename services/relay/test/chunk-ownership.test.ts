@@ -21,7 +21,7 @@ import {
   type BackendKind,
   type TestNetworkOfRelays,
 } from '../src/testing/harness.js';
-import { nodeClient, sealAndUpload, smallAttachment } from './support/relay-helpers.js';
+import { nodeClient, sealAndUpload, smallAttachment } from '../src/testing/relay-helpers.js';
 
 const VICTIM = 'sn-moj@wacap';
 const RECIPIENT = 'gh-ago@wacap';

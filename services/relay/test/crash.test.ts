@@ -37,8 +37,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEmbeddedBackend } from '../src/backend/embedded.js';
 import { openRedisBackend } from '../src/backend/redis.js';
 import type { BackendStats } from '../src/backend/types.js';
-import { inPool, nodeClient, smallAttachment } from './support/relay-helpers.js';
-import { RelayProcess, writeRelayFiles, type ProcessBackend } from './support/relay-process.js';
+import { inPool, nodeClient, smallAttachment } from '../src/testing/relay-helpers.js';
+import {
+  RelayProcess,
+  writeRelayFiles,
+  type ProcessBackend,
+} from '../src/testing/relay-process.js';
 
 const TOTAL = 2000;
 /** SIGKILL once this many acceptances came back (40 %). */

@@ -15,7 +15,7 @@ import {
   smallAttachment,
   waitFor,
   type TestAttachment,
-} from './support/relay-helpers.js';
+} from '../src/testing/relay-helpers.js';
 
 let net: TestNetworkOfRelays;
 let attachment: TestAttachment;

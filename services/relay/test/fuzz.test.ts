@@ -62,7 +62,7 @@ import {
   signAsIs,
   waitFor,
   type Prepared,
-} from './support/relay-helpers.js';
+} from '../src/testing/relay-helpers.js';
 import { SeededRandom } from './support/seeded.js';
 import { WsProbe } from './support/ws-probe.js';
 

@@ -27,7 +27,7 @@ import {
   type TestRelay,
 } from '../src/testing/harness.js';
 import { TestLog } from '../src/testing/publications.js';
-import { nodeClient, sealAndUpload } from './support/relay-helpers.js';
+import { nodeClient, sealAndUpload } from '../src/testing/relay-helpers.js';
 
 const HOUR = 3600_000;
 const PASSPHRASE = 'relay passphrase for tests';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelayApp } from '../src/app.js';
 import { openEmbeddedBackend } from '../src/backend/embedded.js';
 import type { RelayBackend } from '../src/backend/types.js';
-import { nodeClient } from './support/relay-helpers.js';
+import { nodeClient } from '../src/testing/relay-helpers.js';
 
 /** The relay and its client hold the same contract (@rogatory/relay-api): what one sends, the other takes. */
 

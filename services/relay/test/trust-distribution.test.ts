@@ -12,7 +12,7 @@ import { isRelayClientError } from '@rogatory/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRelays, type TestNetworkOfRelays } from '../src/testing/harness.js';
 import { TestLog } from '../src/testing/publications.js';
-import { nodeClient, sealAndUpload } from './support/relay-helpers.js';
+import { nodeClient, sealAndUpload } from '../src/testing/relay-helpers.js';
 
 let net: TestNetworkOfRelays;
 let wlog: TestLog;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KDF_LIMITS, sealSigningKey } from '@rogatory/protocol';
 import type { TestWorld } from '@rogatory/protocol/testing';
-import type { RelayConfig } from '../../src/config.js';
+import type { RelayConfig } from '../config.js';
 
 /** The relay's real CLI entry point (it registers tsx itself). */
 export const RELAY_BIN = fileURLToPath(new URL('../../bin/rogatory-relay.js', import.meta.url));
