@@ -765,12 +765,38 @@ export class TrustService {
     this.updateMetrics();
   }
 
-  /** Fetch a peer network's chain past the held size, from its relay or (reached via a hub) the hub's. */
+  /**
+   * Fetch a peer network's chain past the held size, from its relays or
+   * (reached via a hub) the hub's: each listed relay in turn until one
+   * answers, so that one relay down (or serving garbage) does not stop the
+   * chain. What a relay served is verified before anything is kept, so a
+   * fork it serves is still detected and recorded on the way.
+   */
   private async fetchChain(network: string, via: string | null): Promise<void> {
     const source = via ?? network;
-    const relay = this.o.trust.relays(source)[0];
-    if (!relay) throw new RelayError('UNAVAILABLE', `no relay listed for ${source}`);
-    const base = this.relayUrl(source, relay.url);
+    const bases = [
+      ...new Set(this.o.trust.relays(source).map((relay) => this.relayUrl(source, relay.url))),
+    ];
+    if (bases.length === 0) throw new RelayError('UNAVAILABLE', `no relay listed for ${source}`);
+    let last: unknown;
+    for (const base of bases) {
+      if (this.stopped) return;
+      try {
+        await this.fetchChainFrom(network, base);
+        return;
+      } catch (err) {
+        last = err;
+        if (bases.length > 1)
+          this.o.log.warn(
+            { network, source, relay: base, code: codeOf(err) },
+            'trust: a relay did not serve the chain; trying the next listed one',
+          );
+      }
+    }
+    throw last;
+  }
+
+  private async fetchChainFrom(network: string, base: string): Promise<void> {
     const refresh = this.needsCosignatures(network);
     if (refresh) refresh.refreshes = (refresh.refreshes ?? 0) + 1;
     for (let page = 0; page < 1000 && !this.stopped; page++) {
