@@ -7,24 +7,29 @@
  * bad files naming the field and the file.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { connect } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Agent, RelayClient } from '@rogatory/client';
-import { ready } from '@rogatory/protocol';
+import { TrustStore, ready } from '@rogatory/protocol';
+import { FsBlobStore } from '@rogatory/storage';
 import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
 import { freePort } from '@rogatory/test-services';
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEmbeddedBackend } from '../src/backend/embedded.js';
 import type { RelayConfig } from '../src/config.js';
 import { loadRelayConfig } from '../src/config.js';
 import { sealAndUpload, waitFor } from '../src/testing/relay-helpers.js';
 import { RELAY_BIN, RelayProcess, writeRelayFiles } from '../src/testing/relay-process.js';
+import { startRelay, type RunningRelay } from '../src/server.js';
+import { startTestRelays, type TestNetworkOfRelays } from '../src/testing/harness.js';
 import { RelayTlsError, readTlsMaterial } from '../src/tls.js';
 
 const opensslInstalled = spawnSync('openssl', ['version']).status === 0;
@@ -468,4 +473,139 @@ describe.skipIf(!opensslInstalled)('relay TLS (relay.tls, SIGHUP reload)', () =>
       });
     }
   });
+});
+
+describe.skipIf(!opensslInstalled)('relay TLS in process (startRelay, reloadTls)', () => {
+  let dir: string;
+  let running: RunningRelay | undefined;
+  let plainRelays: TestNetworkOfRelays | undefined;
+
+  afterAll(async () => {
+    await running?.stop();
+    await plainRelays?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves the intermediate of caFile with a leaf-only certFile, reloads through reloadTls, and counts failed handshakes', async () => {
+    await ready();
+    dir = await mkdtemp(join(tmpdir(), 'rogatory-relay-tls-chain-'));
+    const root = await makeCa(join(dir, 'root'));
+    // An intermediate CA signed by the root; the relay's leaf is signed by the intermediate.
+    const intKey = join(dir, 'int.key');
+    const intCsr = join(dir, 'int.csr');
+    const intPem = join(dir, 'int.pem');
+    const intExt = join(dir, 'int.ext');
+    await writeFile(
+      intExt,
+      'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+    );
+    openssl([
+      'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', intKey, '-out', intCsr, '-subj', '/CN=Rogatory test intermediate',
+    ]); // prettier-ignore
+    openssl([
+      'x509', '-req', '-in', intCsr, '-CA', root.caFile, '-CAkey', join(dir, 'root', 'ca.key'),
+      '-set_serial', '7', '-days', '2', '-extfile', intExt, '-out', intPem,
+    ]); // prettier-ignore
+    const leafKey = join(dir, 'leaf.key');
+    const leafCsr = join(dir, 'leaf.csr');
+    const leafPem = join(dir, 'leaf.pem');
+    openssl([
+      'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', leafKey, '-out', leafCsr, '-subj', '/CN=relay via intermediate',
+    ]); // prettier-ignore
+    openssl([
+      'x509', '-req', '-in', leafCsr, '-CA', intPem, '-CAkey', intKey, '-set_serial', '8',
+      '-days', '1', '-extfile', join(dir, 'root', 'leaf.ext'), '-out', leafPem,
+    ]); // prettier-ignore
+    const rootPem = await readFile(root.caFile, 'utf8');
+
+    const port = await freePort();
+    const url = `https://127.0.0.1:${String(port)}`;
+    const world = buildTestWorld({ now: Date.now(), relayUrl: () => url });
+    const net = world.networks['wacap']!;
+    const trust = new TrustStore({ pinned: [{ network: 'wacap', root: net.rootRef }] });
+    trust.addManifest(net.manifest);
+    for (const peer of net.manifest.body.peers)
+      trust.addManifest(world.networks[peer.network]!.manifest);
+    const tlsFiles = { certFile: leafPem, keyFile: leafKey, caFile: intPem };
+    running = await startRelay(
+      {
+        relayId: net.relay.id,
+        key: net.relay.key,
+        trust,
+        backend: await openEmbeddedBackend({ file: join(dir, 'relay.db') }),
+        blobs: await FsBlobStore.open({ dir: join(dir, 'chunks') }),
+        sessionSecret: randomBytes(32),
+        logger: false,
+        workers: false,
+        trustDir: join(dir, 'trust'),
+        tls: { files: tlsFiles, material: await readTlsMaterial(tlsFiles) },
+      },
+      { host: '127.0.0.1', port },
+    );
+    expect(running.url).toBe(url);
+    // Trusting the root only: the handshake needs the intermediate the relay sends from caFile.
+    const leafFingerprint = new X509Certificate(await readFile(leafPem, 'utf8')).fingerprint256;
+    expect(await servedFingerprint(port, rootPem)).toBe(leafFingerprint);
+
+    // Without caFile the chain is incomplete: the same client refuses it (caFile is what made it work).
+    const leafOnly = await readTlsMaterial({ certFile: leafPem, keyFile: leafKey });
+    const bare = createServer({ cert: leafOnly.cert, key: leafOnly.key });
+    await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+    try {
+      const barePort = (bare.address() as AddressInfo).port;
+      await expect(servedFingerprint(barePort, rootPem)).rejects.toMatchObject({
+        code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      });
+    } finally {
+      bare.close();
+    }
+
+    // reloadTls: a new leaf from the root, certFile replaced; two reloads asked at once run one after the other.
+    const next = await root.leaf('next');
+    await replaceFile(leafPem, next.cert);
+    await replaceFile(leafKey, next.key, 0o600);
+    const [a, b] = await Promise.all([running.reloadTls(), running.reloadTls()]);
+    expect(a).toMatchObject({
+      reloaded: true,
+      certificate: { fingerprint256: next.fingerprint256 },
+    });
+    expect(b).toMatchObject({
+      reloaded: true,
+      certificate: { fingerprint256: next.fingerprint256 },
+    });
+    expect(await servedFingerprint(port, rootPem)).toBe(next.fingerprint256);
+
+    // A refusal is an outcome, not a rejection.
+    await replaceFile(leafKey, 'garbage', 0o600);
+    const refused = await running.reloadTls();
+    expect(refused).toMatchObject({
+      reloaded: false,
+      reason: 'refused',
+      error: { code: 'TLS_FILE_REFUSED', field: 'relay.tls.keyFile', file: leafKey },
+    });
+    expect(await servedFingerprint(port, rootPem)).toBe(next.fingerprint256);
+
+    // Plain HTTP on the TLS port fails its handshake: counted, not served.
+    const plain = await fetch(`http://127.0.0.1:${String(port)}/healthz`, {
+      signal: AbortSignal.timeout(5000),
+    }).then(
+      () => 'answered',
+      () => 'refused',
+    );
+    expect(plain).toBe('refused');
+    const metrics = await running.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(
+      /rogatory_relay_client_errors_total\{reason="tls_handshake"\} [1-9]/,
+    );
+  }, 90_000);
+
+  it('a relay without relay.tls serves plain HTTP and answers a reload with not-configured', async () => {
+    plainRelays = await startTestRelays({ backend: { kind: 'embedded' }, networks: ['wacap'] });
+    const relay = plainRelays.relays['wacap']!;
+    expect(relay.url.startsWith('http://')).toBe(true);
+    expect((await fetch(`${relay.url}/healthz`)).status).toBe(200);
+    expect(await relay.running.reloadTls()).toEqual({ reloaded: false, reason: 'not-configured' });
+  }, 60_000);
 });
