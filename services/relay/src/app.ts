@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import { networkOf } from '@rogatory/protocol';
 import Fastify, {
   LogController,
+  type FastifyError,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
@@ -42,6 +43,7 @@ import { RelayCore } from './relay-core.js';
 import { trustRoutes, witnessRoutes } from './plugins/trust.js';
 import { TrustFiles } from './trust/files.js';
 import { TrustService } from './trust/service.js';
+import type { RelayTlsMaterial } from './tls.js';
 import { DEFAULT_SESSION_TTL_MS, SessionAuthority } from './sessions.js';
 
 /** Body of an error answered outside the error handler, in the relay's error shape. */
@@ -120,7 +122,10 @@ function webSocketErrorHandler(
  * Build the relay: every route, its context and its workers. Listening is
  * the caller's business (`startRelay` in server.ts, or `app.inject()` in tests).
  */
-export async function buildRelayApp(options: RelayOptions): Promise<FastifyInstance> {
+export async function buildRelayApp(
+  options: RelayOptions,
+  serve: { readonly tls?: RelayTlsMaterial } = {},
+): Promise<FastifyInstance> {
   const clock = options.clock ?? Date.now;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const retention = { ...DEFAULT_RETENTION, ...options.retention };
@@ -140,7 +145,7 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
 
   const metrics = new RelayMetrics(options.backend);
   const timeouts = serverTimeoutOptions(connections);
-  const app = Fastify({
+  const fastifyOptions = {
     logger:
       options.logger === false
         ? false
@@ -160,17 +165,34 @@ export async function buildRelayApp(options: RelayOptions): Promise<FastifyInsta
     requestTimeout: timeouts.requestTimeout,
     keepAliveTimeout: timeouts.keepAliveTimeout,
     // Undecodable URLs and over-long path parameters: Fastify answers these before any route or error handler.
-    frameworkErrors: (err, _request, reply) => {
+    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       const code: RelayErrorCode =
         err.code === 'FST_ERR_ASYNC_CONSTRAINT' ? 'INTERNAL' : 'MALFORMED';
-      void (reply as FastifyReply)
+      void reply
         .code(statusOf(code))
         .header('content-type', 'application/json; charset=utf-8')
         .send(errorBody(code));
     },
-    // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
-    http: { requireHostHeader: false, ...timeouts.http },
-  });
+  };
+  // Node would answer a missing Host with an empty 400; the onRequest hook below refuses it in the relay's error shape.
+  const http = { requireHostHeader: false, ...timeouts.http };
+  const tls = serve.tls;
+  // relay.tls: HTTPS and WSS from the relay itself (the certificate is replaced by RunningRelay.reloadTls).
+  const app = tls
+    ? (Fastify({
+        ...fastifyOptions,
+        https: {
+          ...http,
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+        },
+      }) as unknown as FastifyInstance)
+    : Fastify({ ...fastifyOptions, http });
+  if (tls)
+    app.server.on('tlsClientError', () => {
+      metrics.clientErrors.inc({ reason: 'tls_handshake' });
+    });
   limitConnectionsPerAddress(app.server, connections.maxPerAddress, () =>
     metrics.clientErrors.inc({ reason: 'connections_per_address' }),
   );

@@ -45,6 +45,10 @@ program
     };
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // SIGHUP: re-read relay.tls (renewed certificate) without dropping connections; logs the outcome.
+    process.on('SIGHUP', () => {
+      void relay.reloadTls();
+    });
   });
 
 program

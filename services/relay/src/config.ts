@@ -15,6 +15,24 @@ export const RelayConfigSchema = Type.Object(
         id: AddressSchema,
         host: Type.Optional(Type.String({ default: '127.0.0.1' })),
         port: Port,
+        /**
+         * Serve HTTPS and WSS directly from these PEM files (absent: plain
+         * HTTP behind a TLS proxy). SIGHUP reloads them without dropping
+         * connections; a file that does not load leaves the old ones serving.
+         */
+        tls: Type.Optional(
+          Type.Object(
+            {
+              /** The certificate, or the full chain (leaf first), in PEM. */
+              certFile: Type.String({ minLength: 1 }),
+              /** Its private key in PEM, unencrypted (readable by the relay only). */
+              keyFile: Type.String({ minLength: 1 }),
+              /** Intermediate CA certificates (PEM) sent with the leaf, when certFile holds the leaf only. */
+              caFile: Type.Optional(Type.String({ minLength: 1 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       { additionalProperties: false },
     ),
@@ -217,8 +235,21 @@ export async function loadRelayConfig(
     throw new Error(`${file}: backend.redis needs either url or sentinel (not both)`);
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const tls = config.relay.tls;
   return {
     ...config,
+    relay: {
+      ...config.relay,
+      ...(tls
+        ? {
+            tls: {
+              certFile: abs(tls.certFile),
+              keyFile: abs(tls.keyFile),
+              ...(tls.caFile === undefined ? {} : { caFile: abs(tls.caFile) }),
+            },
+          }
+        : {}),
+    },
     identity: { ...config.identity, keyFile: abs(config.identity.keyFile) },
     trust: {
       ...config.trust,

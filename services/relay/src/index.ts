@@ -20,7 +20,14 @@ export {
   startRelay,
   loadTrust,
   type RunningRelay,
+  type TlsReloadOutcome,
 } from './server.js';
+export {
+  RelayTlsError,
+  readTlsMaterial,
+  type RelayCertificateInfo,
+  type RelayTlsFiles,
+} from './tls.js';
 export { openEmbeddedBackend } from './backend/embedded.js';
 export { openRedisBackend } from './backend/redis.js';
 export type { RelayBackend } from './backend/types.js';

@@ -1,4 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
 import {
   KeyRefSchema,
@@ -17,6 +18,13 @@ import { openRedisBackend } from './backend/redis.js';
 import type { RelayBackend } from './backend/types.js';
 import type { RelayConfig } from './config.js';
 import type { RelayOptions } from './options.js';
+import {
+  RelayTlsError,
+  readTlsMaterial,
+  type RelayCertificateInfo,
+  type RelayTlsFiles,
+  type RelayTlsMaterial,
+} from './tls.js';
 
 const keyRefShape = validator(KeyRefSchema, 'root key');
 
@@ -129,11 +137,19 @@ export function trustDirOf(config: RelayConfig): string {
   throw new Error('trust.dir is required when backend.dataDir is not set');
 }
 
+/** How the relay serves: with `relay.tls`, HTTPS and WSS from these files (re-read on reload). */
+export interface RelayServeTls {
+  readonly tls?: { readonly files: RelayTlsFiles; readonly material: RelayTlsMaterial };
+}
+
 /** Everything `buildRelayApp` needs, from a configuration file's content and the environment. */
 export async function relayOptionsFromConfig(
   config: RelayConfig,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<RelayOptions & OpenedStores> {
+): Promise<RelayOptions & OpenedStores & RelayServeTls> {
+  // TLS files first: a bad certificate or key is refused before the key is unsealed or a store opened.
+  const tlsFiles = config.relay.tls;
+  const tls = tlsFiles ? { files: tlsFiles, material: await readTlsMaterial(tlsFiles) } : undefined;
   await ready();
   // Argon2id on a short-lived worker: in-process, libsodium's wasm memory would keep its memlimit.
   // With a pending rotation (rogatory-relay keys rotate), the key switches live (key-rotation.ts).
@@ -177,31 +193,78 @@ export async function relayOptionsFromConfig(
     trustDir: trustDirOf(config),
     trustPollMs: (config.trust.pollSeconds ?? 60) * 1000,
     logger: { level: config.logLevel ?? 'info' },
+    ...(tls ? { tls } : {}),
   };
 }
+
+/** Outcome of a TLS reload (also logged by reloadTls). */
+export type TlsReloadOutcome =
+  | { readonly reloaded: true; readonly certificate: RelayCertificateInfo }
+  | { readonly reloaded: false; readonly reason: 'not-configured' }
+  | { readonly reloaded: false; readonly reason: 'refused'; readonly error: RelayTlsError };
 
 export interface RunningRelay {
   readonly app: FastifyInstance;
   readonly url: string;
   /** Drain in-flight work, then close the server and the stores. */
   stop(): Promise<void>;
+  /**
+   * Re-read `relay.tls` (SIGHUP) and serve new connections with it; open
+   * connections keep theirs. A file that does not load is refused (logged
+   * with its field, file and reason) and the previous certificate keeps
+   * serving. Never rejects; reloads run one at a time.
+   */
+  reloadTls(): Promise<TlsReloadOutcome>;
 }
 
 /** Build, listen, and close the stores when the app closes. */
 export async function startRelay(
-  options: RelayOptions & OpenedStores,
+  options: RelayOptions & OpenedStores & RelayServeTls,
   listen: { host: string; port: number },
 ): Promise<RunningRelay> {
-  const app = await buildRelayApp(options);
+  const tls = options.tls;
+  const app = await buildRelayApp(options, tls ? { tls: tls.material } : {});
   app.addHook('onClose', async () => {
     await options.backend.close();
     await options.blobs.close();
   });
   const address = await app.listen({ host: listen.host, port: listen.port });
+  if (tls) app.log.info({ certificate: tls.material.info }, 'serving TLS');
   let stopping: Promise<void> | undefined;
+  let reloading: Promise<TlsReloadOutcome> = Promise.resolve({
+    reloaded: false,
+    reason: 'not-configured',
+  });
+  const reload = async (): Promise<TlsReloadOutcome> => {
+    if (!tls) {
+      app.log.warn('TLS reload asked, but relay.tls is not configured: nothing to reload');
+      return { reloaded: false, reason: 'not-configured' };
+    }
+    try {
+      const material = await readTlsMaterial(tls.files);
+      (app.server as unknown as HttpsServer).setSecureContext({
+        cert: material.cert,
+        key: material.key,
+        ...(material.ca === undefined ? {} : { ca: material.ca }),
+      });
+      app.log.info({ certificate: material.info }, 'TLS certificate reloaded');
+      return { reloaded: true, certificate: material.info };
+    } catch (err) {
+      const error =
+        err instanceof RelayTlsError
+          ? err
+          : new RelayTlsError('relay.tls.certFile', tls.files.certFile, 'refused by TLS');
+      app.log.error(
+        { code: error.code, field: error.field, file: error.file, reason: error.reason },
+        `TLS reload refused, the previous certificate keeps serving: ${error.message}`,
+      );
+      return { reloaded: false, reason: 'refused', error };
+    }
+  };
   return {
     app,
     url: address,
     stop: () => (stopping ??= app.close()),
+    reloadTls: () => (reloading = reloading.then(reload, reload)),
   };
 }
