@@ -1,6 +1,10 @@
 import type { TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { Settings } from 'typebox/system';
 import type { SetupIssue } from './setup-errors.js';
+
+/** Issues named at most per configuration file. */
+const CONFIG_MAX_ERRORS = 200;
 
 interface SchemaError {
   readonly keyword: string;
@@ -59,7 +63,17 @@ function sentence(error: SchemaError): string {
  */
 export function schemaIssues(schema: TSchema, value: unknown): SetupIssue[] {
   const compiled = Compile(schema);
-  const errors = compiled.Errors(value) as unknown as SchemaError[];
+  // TypeBox buffers 8 errors by default (a process-wide guard for untrusted input): a
+  // configuration file is the operator's, and every issue should be named at once. The
+  // call is synchronous, so the raised limit is restored before anything else validates.
+  const limit = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: CONFIG_MAX_ERRORS });
+  let errors: SchemaError[];
+  try {
+    errors = compiled.Errors(value);
+  } finally {
+    Settings.Set({ maxErrors: limit });
+  }
   const issues: SetupIssue[] = [];
   const seen = new Set<string>();
   const add = (field: string, message: string): void => {

@@ -13,8 +13,8 @@ import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
 import { freePort } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportFailure } from '../src/cli/output.js';
-import type { RelayConfig } from '../src/config.js';
-import { RELAY_EXIT } from '../src/setup-errors.js';
+import { loadRelayConfig, type RelayConfig } from '../src/config.js';
+import { RELAY_EXIT, RelaySetupError } from '../src/setup-errors.js';
 import { nodeClient, sealAndUpload } from '../src/testing/relay-helpers.js';
 import {
   RELAY_BIN,
@@ -128,10 +128,10 @@ describe('rogatory-relay usage and help', { timeout: 180_000 }, () => {
   it('exits 70 on an unexpected error without printing its text', () => {
     const writes: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => {
+    process.stderr.write = (chunk: string) => {
       writes.push(chunk);
       return true;
-    });
+    };
     try {
       expect(reportFailure(new Error('dossier of Mr X, passphrase hunter2'), false)).toBe(
         RELAY_EXIT.internal,
@@ -220,6 +220,45 @@ describe('configuration errors name the file and the field (exit 3)', { timeout:
     ]);
   });
 
+  it('names every issue, past the eight TypeBox buffers by default (in process)', async () => {
+    const file = join(dir, 'many.yaml');
+    await writeFile(
+      file,
+      [
+        'relay: { id: Relay, port: -1, a: 1, b: 2 }',
+        'identity: { keyFile: 1, c: 3 }',
+        'trust: { rootFile: 2, manifestFiles: [] }',
+        'backend: { kind: redos, redis: { prefix: "a b" } }',
+        'sessionTtlMs: 1',
+        'logLevel: loud',
+      ].join('\n'),
+    );
+    const err = await loadRelayConfig(file, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RelaySetupError);
+    const issues = (err as RelaySetupError).issues.map((i) => i.field).sort();
+    expect(issues).toEqual([
+      'backend.kind',
+      'backend.redis.prefix',
+      'identity.c',
+      'identity.keyFile',
+      'logLevel',
+      'relay.a',
+      'relay.b',
+      'relay.id',
+      'relay.port',
+      'sessionTtlMs',
+      'trust.manifestFiles',
+      'trust.rootFile',
+    ]);
+    expect((err as RelaySetupError).code).toBe('CONFIG_INVALID');
+    expect((err as RelaySetupError).message.split('\n')[0]).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `),
+    );
+  });
+
   it('rules across fields (kind embedded without dataDir)', async () => {
     const file = await variant('no-data.json', (c) => {
       c.backend = { kind: 'embedded' };
@@ -261,6 +300,18 @@ describe('configuration errors name the file and the field (exit 3)', { timeout:
       code: 'TRUST_INVALID',
       issues: [{ field: 'trust.rootFile', message: `${root}: not JSON` }],
     });
+  });
+
+  it('a key file that is missing', async () => {
+    const gone = join(dir, 'no-such-key.json');
+    const file = await variant('missing-key.json', (c) => {
+      c.identity.keyFile = gone;
+    });
+    const run = await runCli(['check-config', '-c', file], files.env);
+    expect(run.code).toBe(RELAY_EXIT.config);
+    expect(run.stderr).toMatch(/FAILED\s+key\s+FILE_UNREADABLE/);
+    expect(run.stderr).toContain(`${file}: identity.keyFile: ${gone}: not found`);
+    expectClean(run);
   });
 
   it('a manifest of another network first', async () => {
