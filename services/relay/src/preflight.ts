@@ -446,6 +446,11 @@ async function pingBackend(config: RelayConfig, env: NodeJS.ProcessEnv): Promise
       await store.close();
       reached.push(`bucket ${backend.s3.bucket} exists`);
     } catch (err) {
+      // Reached, without the bucket: `start` creates it (check-config creates nothing).
+      if ((err as { message?: unknown } | null)?.message === 'the bucket does not exist') {
+        reached.push(`the object store answers; bucket ${backend.s3.bucket} is created at start`);
+        return reached.join('; ');
+      }
       const code = (err as { code?: unknown } | null)?.code;
       setupFail(
         'BACKEND_UNREACHABLE',

@@ -1059,10 +1059,20 @@ class RedisRelayBackend implements RelayBackend {
           );
           if (state !== 'pending' || !network) return undefined;
           const jobId = forwardJobId(taskId);
-          const [attempts, delayedScore] = await Promise.all([
+          const [attempts, delayedScore, activeAt] = await Promise.all([
             this.client.hget(`${this.bullPrefix}:${FORWARD_QUEUE}:${jobId}`, 'atm'),
             this.client.zscore(`${this.bullPrefix}:${FORWARD_QUEUE}:delayed`, jobId),
+            this.client.lpos(`${this.bullPrefix}:${FORWARD_QUEUE}:active`, jobId),
           ]);
+          // Running now: no next attempt to announce (as the embedded backend's running tasks).
+          if (activeAt !== null)
+            return {
+              kind,
+              env,
+              network,
+              attempts: attempts === null ? 0 : Number(attempts),
+              nextAt: undefined,
+            };
           return {
             kind,
             env,
@@ -1136,7 +1146,7 @@ class RedisRelayBackend implements RelayBackend {
         envelopes: list.filter((t) => t.kind === 'envelope').length,
         evidences: list.filter((t) => t.kind === 'evidence').length,
         oldestAcceptedAt: minOf(acceptedOf(list.map((t) => t.env))),
-        nextAttemptAt: minOf(list.map((t) => t.nextAt)),
+        nextAttemptAt: minOf(list.flatMap((t) => (t.nextAt === undefined ? [] : [t.nextAt]))),
         maxAttempts: Math.max(0, ...list.map((t) => t.attempts)),
       }));
 

@@ -148,6 +148,56 @@ describe.each([
     });
   });
 
+  it('announces no next attempt for a forward that is running, and drops it once done', async () => {
+    const { backend, clock } = h;
+    const e = envelope(clock, [REMOTE], clock.now());
+    expect(
+      await backend.accept({
+        envelope: e,
+        deliveries: [],
+        forwards: [{ network: 'casc', recipients: [REMOTE] }],
+        retainUntil: clock.now() + DAY,
+      }),
+    ).toEqual({ status: 'accepted' });
+    const held = gate();
+    let called = false;
+    await backend.startWorkers(
+      {
+        forward: async () => {
+          called = true;
+          await held.promise;
+          return { status: 'done' };
+        },
+        giveUp: () => Promise.resolve(),
+        expired: () => Promise.resolve(),
+      },
+      { concurrency: 1, backoff: { baseMs: 10, maxMs: 10, jitter: 0 } },
+    );
+    try {
+      await waitFor('the forward running', () => Promise.resolve(called));
+      const report = await backend.queueReport();
+      expect(report.forwards).toEqual([
+        {
+          network: 'casc',
+          tasks: 1,
+          envelopes: 1,
+          evidences: 0,
+          oldestAcceptedAt: e.acceptedAt,
+          nextAttemptAt: null,
+          maxAttempts: expect.any(Number) as number,
+        },
+      ]);
+      held.open();
+      await waitFor(
+        'the forward done',
+        async () => (await backend.queueReport()).forwards.length === 0,
+      );
+    } finally {
+      held.open();
+      await backend.stopWorkers();
+    }
+  });
+
   it('reports waiting mailboxes, the forward backlog per network and the non-deliveries due', async () => {
     const { backend, clock } = h;
     const t0 = clock.now() - 5 * MINUTE;
