@@ -233,7 +233,11 @@ export async function loadRelayConfig(
     });
   const raw = applyEnvOverrides(parsed as Record<string, unknown>, env);
   if (!configShape.check(raw))
-    throw new RelaySetupError('CONFIG_INVALID', schemaIssues(RelayConfigSchema, raw), { file });
+    throw new RelaySetupError(
+      'CONFIG_INVALID',
+      withEnvSources(schemaIssues(RelayConfigSchema, raw), env),
+      { file },
+    );
   const config: RelayConfig = raw;
   const issues: SetupIssue[] = [];
   // The key transparency state is local to the instance: with Redis and an object store there is no data directory to put it in.
@@ -251,7 +255,8 @@ export async function loadRelayConfig(
       field: 'backend.dataDir',
       message: 'required without backend.s3 (where the chunks are kept)',
     });
-  if (issues.length > 0) throw new RelaySetupError('CONFIG_INVALID', issues, { file });
+  if (issues.length > 0)
+    throw new RelaySetupError('CONFIG_INVALID', withEnvSources(issues, env), { file });
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {
@@ -283,4 +288,24 @@ function yamlReason(err: unknown): string {
   return pos === undefined
     ? `not valid YAML or JSON: ${reason}`
     : `line ${String(pos.line)}, column ${String(pos.col)}: not valid YAML or JSON: ${reason}`;
+}
+
+/**
+ * An issue in a field an environment override set says so (the file is not
+ * where to look): `(set by ROGATORY_RELAY__RELAY__PORT)`. Names only, never the value.
+ */
+function withEnvSources(issues: readonly SetupIssue[], env: NodeJS.ProcessEnv): SetupIssue[] {
+  const prefix = 'ROGATORY_RELAY__';
+  const overrides = Object.keys(env)
+    .filter((name) => name.startsWith(prefix) && env[name] !== undefined)
+    .map((name) => ({
+      name,
+      path: name.slice(prefix.length).split('__').join('.').replace(/_/g, '').toLowerCase(),
+    }));
+  if (overrides.length === 0) return [...issues];
+  return issues.map((issue) => {
+    const field = issue.field.replace(/\[\d+\]/g, '').toLowerCase();
+    const source = overrides.find((o) => field === o.path || field.startsWith(`${o.path}.`));
+    return source ? { ...issue, message: `${issue.message} (set by ${source.name})` } : issue;
+  });
 }

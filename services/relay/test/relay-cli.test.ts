@@ -259,6 +259,19 @@ describe('configuration errors name the file and the field (exit 3)', { timeout:
     );
   });
 
+  it('an invalid value from an environment override names the variable, not its value (in process)', async () => {
+    const err = await loadRelayConfig(files.configFile, {
+      ROGATORY_RELAY__RELAY__PORT: 'not-a-port',
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RelaySetupError);
+    expect((err as RelaySetupError).message).toBe(
+      `${files.configFile}: relay.port: must be an integer (set by ROGATORY_RELAY__RELAY__PORT)`,
+    );
+  });
+
   it('rules across fields (kind embedded without dataDir)', async () => {
     const file = await variant('no-data.json', (c) => {
       c.backend = { kind: 'embedded' };
