@@ -5,13 +5,15 @@
  * reads what waits in the backend.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KDF_LIMITS, generateSigningKeyPair, ready, sealSigningKey } from '@rogatory/protocol';
 import { buildTestWorld, type TestWorld } from '@rogatory/protocol/testing';
-import { freePort } from '@rogatory/test-services';
+import { freePort, startRedis, type RedisServer } from '@rogatory/test-services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRedisBackend } from '../src/backend/redis.js';
 import { reportFailure } from '../src/cli/output.js';
 import { loadRelayConfig, type RelayConfig } from '../src/config.js';
 import { RELAY_EXIT, RelaySetupError } from '../src/setup-errors.js';
@@ -550,5 +552,65 @@ describe('rogatory-relay queue (embedded, beside the running relay)', { timeout:
       /NETWORK\s+TASKS\s+ENVELOPES\s+EVIDENCES\s+OLDEST\s+NEXT ATTEMPT\s+ATTEMPTS/,
     );
     expect(text.stdout).toMatch(/Non-deliveries due: none/);
+  });
+});
+
+describe('rogatory-relay on a Redis backend', { timeout: 180_000 }, () => {
+  let server: RedisServer | undefined;
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('check-config --connect reaches it and queue reads the namespace of backend.redis.prefix', async () => {
+    server = await startRedis();
+    const prefix = `cli-${randomUUID()}`;
+    const file = await variant('redis-up.json', (c) => {
+      c.backend = {
+        kind: 'redis',
+        redis: { url: server!.url, prefix },
+        dataDir: join(dir, 'redis-up-data'),
+      };
+    });
+    const check = await runCli(['check-config', '-c', file, '--connect'], files.env);
+    expect(check.code).toBe(RELAY_EXIT.ok);
+    expect(check.stdout).toMatch(/ok\s+backend\s+Redis answers PING/);
+
+    // An item waiting in one mailbox of this namespace, and one in another namespace (not reported).
+    const now = Date.now();
+    for (const p of [prefix, `${prefix}-other`]) {
+      const backend = await openRedisBackend({ url: server.url, prefix: p });
+      try {
+        await backend.pushEvidence('sn-moj@wacap', 'env-1', 'k-1', new Uint8Array([1]));
+        await backend.enqueueForward({
+          kind: 'evidence',
+          envelopeId: 'env-1',
+          network: 'casc',
+          payload: new Uint8Array([2]),
+          deadline: now + 3_600_000,
+        });
+      } finally {
+        await backend.close();
+      }
+    }
+    const run = await runCli(['queue', '-c', file, '--json'], files.env);
+    expect(run.code).toBe(RELAY_EXIT.ok);
+    const report = JSON.parse(run.stdout) as {
+      backend: string;
+      mailboxes: { address: string; items: number; evidences: number; oldestAcceptedAt: null }[];
+      forwards: { network: string; tasks: number; evidences: number }[];
+    };
+    expect(report.backend).toBe('redis');
+    expect(report.mailboxes).toEqual([
+      {
+        address: 'sn-moj@wacap',
+        items: 1,
+        envelopes: 0,
+        evidences: 1,
+        oldestAcceptedAt: null,
+        oldestAgeMs: null,
+      },
+    ]);
+    expect(report.forwards).toMatchObject([{ network: 'casc', tasks: 1, evidences: 1 }]);
   });
 });
