@@ -3,6 +3,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { AddressSchema, NetworkIdSchema, validator } from '@rogatory/protocol';
 import { Type, type Static } from 'typebox';
 import { parse as parseYaml } from 'yaml';
+import { schemaIssues } from './config-issues.js';
+import { RelaySetupError, fsReason, setupFail, type SetupIssue } from './setup-errors.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Positive = Type.Integer({ minimum: 1 });
@@ -219,20 +221,60 @@ export function applyEnvOverrides(
   return config;
 }
 
-/** Read, override from the environment, validate, and resolve relative paths against the file's folder. */
+/**
+ * Read, override from the environment, validate, and resolve relative paths
+ * against the file's folder. Every failure is a RelaySetupError naming the
+ * file and, for each issue, the field: CONFIG_FILE_UNREADABLE (missing,
+ * a folder, no permission) or CONFIG_INVALID (YAML/JSON syntax with line
+ * and column, every schema issue with its path).
+ */
 export async function loadRelayConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RelayConfig> {
-  const text = await readFile(file, 'utf8');
-  const raw = (parseYaml(text) ?? {}) as Record<string, unknown>;
-  const config = configShape.parse(applyEnvOverrides(raw, env));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    return setupFail('CONFIG_FILE_UNREADABLE', '', fsReason(err), { file });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    return setupFail('CONFIG_INVALID', '', yamlReason(err), { file });
+  }
+  parsed ??= {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed))
+    return setupFail('CONFIG_INVALID', '', 'must be a mapping of fields (YAML or JSON object)', {
+      file,
+    });
+  const raw = applyEnvOverrides(parsed as Record<string, unknown>, env);
+  if (!configShape.check(raw))
+    throw new RelaySetupError(
+      'CONFIG_INVALID',
+      withEnvSources(schemaIssues(RelayConfigSchema, raw), env),
+      { file },
+    );
+  const config: RelayConfig = raw;
+  const issues: SetupIssue[] = [];
   // The key transparency state is local to the instance: with Redis and an object store there is no data directory to put it in.
   if (config.trust.dir === undefined && config.backend.dataDir === undefined)
-    throw new Error(`${file}: trust.dir is required when backend.dataDir is not set`);
+    issues.push({ field: 'trust.dir', message: 'required when backend.dataDir is not set' });
   const redis = config.backend.redis;
   if (redis && (redis.url === undefined) === (redis.sentinel === undefined))
-    throw new Error(`${file}: backend.redis needs either url or sentinel (not both)`);
+    issues.push({ field: 'backend.redis', message: 'needs either url or sentinel (not both)' });
+  if (config.backend.kind === 'redis' && !redis)
+    issues.push({ field: 'backend.redis', message: 'required when backend.kind is redis' });
+  if (config.backend.kind === 'embedded' && config.backend.dataDir === undefined)
+    issues.push({ field: 'backend.dataDir', message: 'required when backend.kind is embedded' });
+  if (config.backend.kind === 'redis' && !config.backend.s3 && config.backend.dataDir === undefined)
+    issues.push({
+      field: 'backend.dataDir',
+      message: 'required without backend.s3 (where the chunks are kept)',
+    });
+  if (issues.length > 0)
+    throw new RelaySetupError('CONFIG_INVALID', withEnvSources(issues, env), { file });
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const tls = config.relay.tls;
@@ -262,4 +304,39 @@ export async function loadRelayConfig(
       ...(config.backend.dataDir ? { dataDir: abs(config.backend.dataDir) } : {}),
     },
   };
+}
+
+/** A YAML/JSON syntax error: its reason and where, without the quoted source (it may hold a value). */
+function yamlReason(err: unknown): string {
+  const e = err as { message?: unknown; linePos?: readonly { line: number; col: number }[] } | null;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  const reason =
+    message
+      .split(/ at line \d+/)[0]
+      ?.split('\n')[0]
+      ?.trim() || 'syntax error';
+  const pos = e?.linePos?.[0];
+  return pos === undefined
+    ? `not valid YAML or JSON: ${reason}`
+    : `line ${String(pos.line)}, column ${String(pos.col)}: not valid YAML or JSON: ${reason}`;
+}
+
+/**
+ * An issue in a field an environment override set says so (the file is not
+ * where to look): `(set by ROGATORY_RELAY__RELAY__PORT)`. Names only, never the value.
+ */
+function withEnvSources(issues: readonly SetupIssue[], env: NodeJS.ProcessEnv): SetupIssue[] {
+  const prefix = 'ROGATORY_RELAY__';
+  const overrides = Object.keys(env)
+    .filter((name) => name.startsWith(prefix) && env[name] !== undefined)
+    .map((name) => ({
+      name,
+      path: name.slice(prefix.length).split('__').join('.').replace(/_/g, '').toLowerCase(),
+    }));
+  if (overrides.length === 0) return [...issues];
+  return issues.map((issue) => {
+    const field = issue.field.replace(/\[\d+\]/g, '').toLowerCase();
+    const source = overrides.find((o) => field === o.path || field.startsWith(`${o.path}.`));
+    return source ? { ...issue, message: `${issue.message} (set by ${source.name})` } : issue;
+  });
 }

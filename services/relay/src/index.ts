@@ -31,3 +31,13 @@ export {
 export { openEmbeddedBackend } from './backend/embedded.js';
 export { openRedisBackend } from './backend/redis.js';
 export type { RelayBackend } from './backend/types.js';
+export {
+  RELAY_EXIT,
+  RELAY_SETUP_ERRORS,
+  RelaySetupError,
+  isRelaySetupError,
+  type RelaySetupCode,
+  type SetupIssue,
+} from './setup-errors.js';
+export { preflight, type CheckResult, type PreflightReport } from './preflight.js';
+export type { QueueReport } from './backend/types.js';

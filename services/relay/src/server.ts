@@ -1,23 +1,17 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
-import {
-  KeyRefSchema,
-  TrustStore,
-  fromBase64url,
-  fromHex,
-  ready,
-  validator,
-} from '@rogatory/protocol';
+import { KeyRefSchema, TrustStore, validator } from '@rogatory/protocol';
 import { FsBlobStore, S3BlobStore, type BlobStore } from '@rogatory/storage';
 import type { FastifyInstance } from 'fastify';
 import { buildRelayApp } from './app.js';
-import { openRelayKeyring } from './key-rotation.js';
 import { openEmbeddedBackend } from './backend/embedded.js';
 import { openRedisBackend } from './backend/redis.js';
 import type { RelayBackend } from './backend/types.js';
 import type { RelayConfig } from './config.js';
 import type { RelayOptions } from './options.js';
+import { preflightOrThrow, tlsMaterialChecked } from './preflight.js';
+import { RelaySetupError } from './setup-errors.js';
 import {
   RelayTlsError,
   readTlsMaterial,
@@ -32,13 +26,6 @@ function requireEnv(env: NodeJS.ProcessEnv, name: string, what: string): string 
   const value = env[name];
   if (!value) throw new Error(`${what}: set the environment variable ${name}`);
   return value;
-}
-
-/** Decode a secret given as hex or base64url. */
-function secretBytes(text: string): Uint8Array {
-  return /^[0-9a-f]+$/.test(text) && text.length % 2 === 0
-    ? fromHex(text)
-    : fromBase64url(text, 'session secret');
 }
 
 /** Trust store pinned to the relay's own root, with its manifests (own first, then peers). */
@@ -127,15 +114,7 @@ export async function openStores(
   };
 }
 
-/**
- * Where the relay keeps its key transparency state: `trust.dir`, or
- * `<backend.dataDir>/trust`. Local to the instance, with either backend.
- */
-export function trustDirOf(config: RelayConfig): string {
-  if (config.trust.dir) return config.trust.dir;
-  if (config.backend.dataDir) return join(config.backend.dataDir, 'trust');
-  throw new Error('trust.dir is required when backend.dataDir is not set');
-}
+export { trustDirOf } from './preflight.js';
 
 /** How the relay serves: with `relay.tls`, HTTPS and WSS from these files (re-read on reload). */
 export interface RelayServeTls {
@@ -146,32 +125,43 @@ export interface RelayServeTls {
 export async function relayOptionsFromConfig(
   config: RelayConfig,
   env: NodeJS.ProcessEnv = process.env,
+  file?: string,
 ): Promise<RelayOptions & OpenedStores & RelayServeTls> {
   // TLS files first: a bad certificate or key is refused before the key is unsealed or a store opened.
   const tlsFiles = config.relay.tls;
-  const tls = tlsFiles ? { files: tlsFiles, material: await readTlsMaterial(tlsFiles) } : undefined;
-  await ready();
+  const tls = tlsFiles
+    ? { files: tlsFiles, material: await tlsMaterialChecked(tlsFiles) }
+    : undefined;
+  // The same checks as `rogatory-relay check-config` (preflight.ts): key, trust, listing, secrets, folders.
   // Argon2id on a short-lived worker: in-process, libsodium's wasm memory would keep its memlimit.
   // With a pending rotation (rogatory-relay keys rotate), the key switches live (key-rotation.ts).
-  const key = await openRelayKeyring({
-    keyFile: config.identity.keyFile,
-    passphrase: requireEnv(
-      env,
-      config.identity.passphraseEnv ?? 'ROGATORY_RELAY_PASSPHRASE',
-      'relay key passphrase',
-    ),
+  const { key, trust, sessionSecret, trustDir } = await preflightOrThrow(config, {
+    env,
+    ...(file === undefined ? {} : { file }),
   });
-  const trust = await loadTrust(config.trust);
-  const stores = await openStores(config, env);
+  let stores: OpenedStores;
+  try {
+    stores = await openStores(config, env);
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    throw new RelaySetupError(
+      'BACKEND_UNREACHABLE',
+      [
+        {
+          field: config.backend.kind === 'redis' ? 'backend.redis' : 'backend.dataDir',
+          message: `the ${config.backend.kind} backend cannot be opened${typeof code === 'string' ? ` (${code})` : ''}`,
+        },
+      ],
+      { file, cause: err },
+    );
+  }
   const f = config.forwarding;
   return {
     relayId: config.relay.id,
     key,
     trust,
     ...stores,
-    sessionSecret: secretBytes(
-      requireEnv(env, config.sessionSecretEnv ?? 'ROGATORY_RELAY_SESSION_SECRET', 'session secret'),
-    ),
+    sessionSecret,
     ...(config.sessionTtlMs === undefined ? {} : { sessionTtlMs: config.sessionTtlMs }),
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.retention ? { retention: config.retention } : {}),
@@ -190,7 +180,7 @@ export async function relayOptionsFromConfig(
         : {}),
     },
     ...(config.trust.peerUrls ? { peerUrls: config.trust.peerUrls } : {}),
-    trustDir: trustDirOf(config),
+    trustDir,
     trustPollMs: (config.trust.pollSeconds ?? 60) * 1000,
     logger: { level: config.logLevel ?? 'info' },
     ...(tls ? { tls } : {}),

@@ -229,7 +229,7 @@ describe('relay sessions', () => {
         ),
       );
       await expect(loadRelayConfig(join(dir, 'redis.yaml'), {})).rejects.toThrow(
-        /redis\.yaml: trust\.dir is required/,
+        /redis\.yaml: trust\.dir: required when backend\.dataDir is not set/,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -35,6 +35,7 @@ import type {
   ChunkUsage,
   ForwardTaskInput,
   MailboxItem,
+  QueueReport,
   RelayBackend,
   StoredEnvelope,
   WorkerHandlers,
@@ -312,6 +313,13 @@ class CheckedBackend implements RelayBackend {
     return this.call(
       () => undefined,
       () => this.inner.stats(),
+    );
+  }
+
+  queueReport(): Promise<QueueReport> {
+    return this.call(
+      () => undefined,
+      () => this.inner.queueReport(),
     );
   }
 }

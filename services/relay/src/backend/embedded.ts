@@ -41,10 +41,14 @@ import type {
   ForwardTaskInput,
   MailboxItem,
   MailboxItemKind,
+  MailboxBacklog,
+  ForwardBacklog,
+  QueueReport,
   RelayBackend,
   StoredEnvelope,
   WorkerHandlers,
 } from './types.js';
+import { NON_DELIVERY_LIST_MAX } from './types.js';
 
 export interface EmbeddedBackendOptions {
   /** Path of the SQLite file (created if missing); `':memory:'` for a private store that dies with the backend. */
@@ -981,6 +985,57 @@ class EmbeddedBackend implements RelayBackend {
         forwardPending: row.forwardPending,
         envelopes: row.envelopes,
       };
+    });
+  }
+
+  queueReport(): Promise<QueueReport> {
+    return settle(() => {
+      const now = this.clock();
+      // One read transaction: the three parts describe the same moment.
+      return this.db.transaction(() => {
+        const mailboxes = this.db
+          .prepare<[], MailboxBacklog>(
+            `SELECT m.address AS address, count(*) AS items,
+                    sum(m.kind = 'envelope') AS envelopes, sum(m.kind = 'evidence') AS evidences,
+                    min(e.accepted_at) AS oldestAcceptedAt
+             FROM mailbox_items m LEFT JOIN envelopes e ON e.id = m.envelope_id
+             WHERE m.state = 'pending' GROUP BY m.address ORDER BY m.address`,
+          )
+          .all();
+        const forwards = this.db
+          .prepare<[number], ForwardBacklog>(
+            `SELECT t.network AS network, count(*) AS tasks,
+                    sum(t.kind = 'envelope') AS envelopes, sum(t.kind = 'evidence') AS evidences,
+                    min(e.accepted_at) AS oldestAcceptedAt,
+                    min(CASE WHEN t.state = 'pending' THEN coalesce(t.next_at, ?) END) AS nextAttemptAt,
+                    max(t.attempt) AS maxAttempts
+             FROM forward_tasks t LEFT JOIN envelopes e ON e.id = t.envelope_id
+             WHERE t.state IN ('pending', 'running') GROUP BY t.network ORDER BY t.network`,
+          )
+          .all(now);
+        const due = `kind = 'envelope' AND ((state = 'pending' AND deliver_by <= ?) OR state = 'expiring')`;
+        const summary = this.db
+          .prepare<[number], { count: number; oldest: number | null }>(
+            `SELECT count(*) AS count, min(deliver_by) AS oldest FROM mailbox_items WHERE ${due}`,
+          )
+          .get(now);
+        const items = this.db
+          .prepare<[number, number], { address: string; envelopeId: string; deliverBy: number }>(
+            `SELECT address, envelope_id AS envelopeId, deliver_by AS deliverBy FROM mailbox_items
+             WHERE ${due} ORDER BY deliver_by, address, seq LIMIT ?`,
+          )
+          .all(now, NON_DELIVERY_LIST_MAX);
+        return {
+          at: now,
+          mailboxes: mailboxes.map((m) => ({ ...m })),
+          forwards: forwards.map((f) => ({ ...f })),
+          nonDeliveries: {
+            count: summary?.count ?? 0,
+            oldestDeliverBy: summary?.oldest ?? null,
+            items,
+          },
+        };
+      })();
     });
   }
 }

@@ -77,11 +77,15 @@ import type {
   ChunkUsage,
   ForwardTask,
   ForwardTaskInput,
+  ForwardBacklog,
+  MailboxBacklog,
   MailboxItem,
+  QueueReport,
   RelayBackend,
   StoredEnvelope,
   WorkerHandlers,
 } from './types.js';
+import { NON_DELIVERY_LIST_MAX } from './types.js';
 
 export interface RedisBackendOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). Give this or `sentinel`. */
@@ -984,6 +988,177 @@ class RedisRelayBackend implements RelayBackend {
       mailboxItems: Number(mailboxItems ?? 0),
       forwardPending: Number(forwardPending ?? 0),
       envelopes,
+    };
+  }
+
+  /** Every key of this namespace matching `pattern` (after the base), by SCAN. */
+  private async scanKeys(pattern: string): Promise<string[]> {
+    const match = `${this.base.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}${pattern}`;
+    const keys = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      for (const key of batch) keys.add(key);
+    } while (cursor !== '0');
+    return [...keys];
+  }
+
+  /** acceptedAt of each stored envelope among `ids` (absent: record gone). */
+  private async acceptedTimes(ids: Iterable<string>): Promise<Map<string, number>> {
+    const list = [...new Set(ids)];
+    const times = await Promise.all(
+      list.map((id) => this.client.hget(`${this.base}env:${id}`, 'acceptedAt')),
+    );
+    const out = new Map<string, number>();
+    list.forEach((id, index) => {
+      const value = times[index];
+      if (value !== null && value !== undefined) out.set(id, Number(value));
+    });
+    return out;
+  }
+
+  async queueReport(): Promise<QueueReport> {
+    const now = this.clock();
+    const minOf = (values: readonly number[]): number | null =>
+      values.length === 0 ? null : Math.min(...values);
+
+    // Mailboxes: every unacked item of every `mb:<address>`.
+    const mbKeys = await this.scanKeys('mb:*');
+    const boxes = await Promise.all(
+      mbKeys.map(async (key) => {
+        const address = key.slice(`${this.base}mb:`.length);
+        const seqs = await this.client.zrange(key, '0', '-1');
+        const items = await Promise.all(
+          seqs.map((seq) => this.client.hmget(`${this.base}item:${address}:${seq}`, 'kind', 'env')),
+        );
+        return { address, seqs, items };
+      }),
+    );
+    const pendingMembers = new Set<string>();
+    const envIds: string[] = [];
+    for (const box of boxes) {
+      for (const [index, [kind, env]] of box.items.entries()) {
+        if (env) envIds.push(env);
+        if (kind === 'envelope') pendingMembers.add(dueMember(box.address, box.seqs[index]!));
+      }
+    }
+
+    // Forward tasks: every `task:<id>` still pending, with its BullMQ job's attempts and delay.
+    const taskKeys = await this.scanKeys('task:*');
+    const tasks = (
+      await Promise.all(
+        taskKeys.map(async (key) => {
+          const taskId = key.slice(`${this.base}task:`.length);
+          const [kind, env, network, state] = await this.client.hmget(
+            key,
+            'kind',
+            'env',
+            'network',
+            'state',
+          );
+          if (state !== 'pending' || !network) return undefined;
+          const jobId = forwardJobId(taskId);
+          const [attempts, delayedScore, activeAt] = await Promise.all([
+            this.client.hget(`${this.bullPrefix}:${FORWARD_QUEUE}:${jobId}`, 'atm'),
+            this.client.zscore(`${this.bullPrefix}:${FORWARD_QUEUE}:delayed`, jobId),
+            this.client.lpos(`${this.bullPrefix}:${FORWARD_QUEUE}:active`, jobId),
+          ]);
+          // Running now: no next attempt to announce (as the embedded backend's running tasks).
+          if (activeAt !== null)
+            return {
+              kind,
+              env,
+              network,
+              attempts: attempts === null ? 0 : Number(attempts),
+              nextAt: undefined,
+            };
+          return {
+            kind,
+            env,
+            network,
+            attempts: attempts === null ? 0 : Number(attempts),
+            // BullMQ's delayed score is the due time times 0x1000 plus a counter; not delayed: due now.
+            nextAt: delayedScore === null ? now : Math.floor(Number(delayedScore) / 0x1000),
+          };
+        }),
+      )
+    ).filter((task) => task !== undefined);
+    for (const task of tasks) if (task.env) envIds.push(task.env);
+
+    // Non-deliveries: `due` members past their time still in a mailbox, and those an expiry took out (`expiring`).
+    const due = await this.client.zrange(`${this.base}due`, '0', '-1', 'WITHSCORES');
+    const overdue: { address: string; envelopeId: string; deliverBy: number }[] = [];
+    const taken: { address: string; seq: string }[] = [];
+    for (let i = 0; i < due.length; i += 2) {
+      const member = due[i]!;
+      const score = Number(due[i + 1]);
+      const split = member.indexOf(':');
+      const seq = member.slice(0, split);
+      const address = member.slice(split + 1);
+      if (!pendingMembers.has(member)) taken.push({ address, seq });
+      else if (score <= now) taken.push({ address, seq });
+    }
+    const takenItems = await Promise.all(
+      taken.map(({ address, seq }) =>
+        this.client.hmget(`${this.base}item:${address}:${seq}`, 'env', 'deliverBy', 'state'),
+      ),
+    );
+    taken.forEach(({ address, seq }, index) => {
+      const [env, deliverBy, state] = takenItems[index]!;
+      if (!env || deliverBy === null || deliverBy === undefined) return;
+      // A member still in its mailbox counts once its deliverBy passed; one taken out is being expired.
+      const inMailbox = pendingMembers.has(dueMember(address, seq));
+      if (inMailbox || state === 'expiring')
+        overdue.push({ address, envelopeId: env, deliverBy: Number(deliverBy) });
+    });
+    overdue.sort((a, b) => a.deliverBy - b.deliverBy || a.address.localeCompare(b.address));
+
+    const accepted = await this.acceptedTimes(envIds);
+    const acceptedOf = (ids: readonly (string | null | undefined)[]): number[] =>
+      ids.flatMap((id) => {
+        const at = id ? accepted.get(id) : undefined;
+        return at === undefined ? [] : [at];
+      });
+
+    const mailboxes: MailboxBacklog[] = boxes
+      .filter((box) => box.seqs.length > 0)
+      .map((box) => ({
+        address: box.address,
+        items: box.seqs.length,
+        envelopes: box.items.filter(([kind]) => kind === 'envelope').length,
+        evidences: box.items.filter(([kind]) => kind === 'evidence').length,
+        oldestAcceptedAt: minOf(acceptedOf(box.items.map(([, env]) => env))),
+      }))
+      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+
+    const byNetwork = new Map<string, typeof tasks>();
+    for (const task of tasks) {
+      const list = byNetwork.get(task.network) ?? [];
+      list.push(task);
+      byNetwork.set(task.network, list);
+    }
+    const forwards: ForwardBacklog[] = [...byNetwork.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([network, list]) => ({
+        network,
+        tasks: list.length,
+        envelopes: list.filter((t) => t.kind === 'envelope').length,
+        evidences: list.filter((t) => t.kind === 'evidence').length,
+        oldestAcceptedAt: minOf(acceptedOf(list.map((t) => t.env))),
+        nextAttemptAt: minOf(list.flatMap((t) => (t.nextAt === undefined ? [] : [t.nextAt]))),
+        maxAttempts: Math.max(0, ...list.map((t) => t.attempts)),
+      }));
+
+    return {
+      at: now,
+      mailboxes,
+      forwards,
+      nonDeliveries: {
+        count: overdue.length,
+        oldestDeliverBy: overdue[0]?.deliverBy ?? null,
+        items: overdue.slice(0, NON_DELIVERY_LIST_MAX),
+      },
     };
   }
 }

@@ -241,4 +241,65 @@ export interface RelayBackend {
     options: { readonly chunkRetentionMs: number; readonly uploadGraceMs: number },
   ): Promise<{ readonly envelopes: number; readonly orphanChunks: readonly string[] }>;
   stats(): Promise<BackendStats>;
+
+  /**
+   * What waits in the store now (`rogatory-relay queue`): mailboxes with
+   * unacked items, the forward backlog per next-hop network, and the
+   * envelope items past their deliverBy whose NonDelivery is not reported
+   * yet. Read only; the whole store is read, for an operator, not a hot path.
+   */
+  queueReport(): Promise<QueueReport>;
 }
+
+/**
+ * Ages are those of the envelopes concerned (their `acceptedAt` on this
+ * relay): an evidence item carries no time of its own, so an evidence
+ * counts with its envelope's acceptance, or not at all once that record is gone.
+ */
+export interface QueueReport {
+  /** The backend clock when the report was read. */
+  readonly at: number;
+  /** By address; only mailboxes with unacked items. */
+  readonly mailboxes: readonly MailboxBacklog[];
+  /** By network; only networks with unfinished forward tasks. */
+  readonly forwards: readonly ForwardBacklog[];
+  readonly nonDeliveries: NonDeliveryBacklog;
+}
+
+export interface MailboxBacklog {
+  readonly address: string;
+  /** Unacked items (envelopes + evidences). */
+  readonly items: number;
+  readonly envelopes: number;
+  readonly evidences: number;
+  /** Earliest acceptedAt of the envelopes the items concern; null when none is known. */
+  readonly oldestAcceptedAt: number | null;
+}
+
+export interface ForwardBacklog {
+  readonly network: string;
+  /** Unfinished forward tasks (envelopes + evidences). */
+  readonly tasks: number;
+  readonly envelopes: number;
+  readonly evidences: number;
+  readonly oldestAcceptedAt: number | null;
+  /** Earliest time a task of this network is tried next (`at` or earlier: due now); null when every task is running. */
+  readonly nextAttemptAt: number | null;
+  /** Most attempts made by one task so far. */
+  readonly maxAttempts: number;
+}
+
+export interface NonDeliveryBacklog {
+  /** Envelope items past their deliverBy whose expiry (NonDelivery to the sender) has not been reported. */
+  readonly count: number;
+  readonly oldestDeliverBy: number | null;
+  /** The first `NON_DELIVERY_LIST_MAX` of them, oldest deliverBy first. */
+  readonly items: readonly {
+    readonly address: string;
+    readonly envelopeId: string;
+    readonly deliverBy: number;
+  }[];
+}
+
+/** How many due non-deliveries a queue report lists one by one. */
+export const NON_DELIVERY_LIST_MAX = 100;
