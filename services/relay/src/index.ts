@@ -24,3 +24,5 @@ export {
 export { openEmbeddedBackend } from './backend/embedded.js';
 export { openRedisBackend } from './backend/redis.js';
 export type { RelayBackend } from './backend/types.js';
+export { SchemaVersionError } from './backend/embedded-schema.js';
+export { REDIS_LAYOUT_VERSION } from './backend/redis.js';
