@@ -398,3 +398,55 @@ for (const choice of backends) {
     },
   );
 }
+
+describe('the route fuzzer (positive control)', () => {
+  it('reports a 5xx, an untyped 503 and a refusal without a code, and covers every route', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      req.resume();
+      req.on('end', () => {
+        if (path === '/boom') res.writeHead(500).end('{"error":{"code":"INTERNAL"}}');
+        else if (path === '/busy') res.writeHead(503).end('busy');
+        else if (path === '/bare') res.writeHead(400).end('no');
+        else res.writeHead(404).end('{"error":{"code":"NOT_FOUND"}}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const routes = parseRoutes(
+        ['├── /boom (GET)', '├── /busy (POST)', '├── /bare (GET)', '└── /fine (GET, HEAD)'].join(
+          '\n',
+        ),
+      );
+      expect(routes.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'GET /boom',
+        'POST /busy',
+        'GET /bare',
+        'GET /fine',
+      ]);
+      const report = await fuzzRoutes({
+        base: `http://127.0.0.1:${String(port)}`,
+        routes,
+        count: 200,
+        concurrency: 4,
+        seed: 'control',
+        context: { tokens: ['t'], keys: ['a'], words: ['w'] },
+      });
+      expect(report.total).toBe(200);
+      for (const r of routes) expect(report.perRoute.get(`${r.method} ${r.url}`)).toBe(50);
+      expect(report.violations.some((v) => v.includes(': 500 INTERNAL'))).toBe(true);
+      expect(report.violations.some((v) => v.includes(': 503 (no code)'))).toBe(true);
+      expect(report.violations.some((v) => v.includes('400 without an error code'))).toBe(true);
+      // A route answering in shape is not reported (a plain Node server's own 431 to an
+      // oversized request line is, rightly: the relay and node answer those in shape).
+      expect(
+        report.violations.filter((v) => v.startsWith('GET /fine') && !v.includes(': 431 ')),
+      ).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
