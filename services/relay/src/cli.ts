@@ -139,7 +139,12 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`rogatory-relay: ${err instanceof Error ? err.message : 'failed'}\n`);
+  // A stable code first when the error has one (SCHEMA_VERSION_NEWER, ...): scripts match on it.
+  const code = (err as { code?: unknown } | null)?.code;
+  const prefix = typeof code === 'string' && /^[A-Z][A-Z_]+$/.test(code) ? `${code}: ` : '';
+  process.stderr.write(
+    `rogatory-relay: ${prefix}${err instanceof Error ? err.message : 'failed'}\n`,
+  );
   process.exit(2);
 });
 

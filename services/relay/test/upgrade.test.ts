@@ -24,6 +24,12 @@ import { openEmbeddedBackend } from '../src/backend/embedded.js';
 import { REDIS_LAYOUT_VERSION, openRedisBackend } from '../src/backend/redis.js';
 import type { RelayBackend } from '../src/backend/types.js';
 import { startRelay, type RunningRelay } from '../src/server.js';
+import {
+  RelayProcess,
+  writeRelayFiles,
+  type ProcessBackend,
+} from '../src/testing/relay-process.js';
+import { freeLoopbackPort } from '../src/testing/harness.js';
 import { nodeClient, sealAndUpload, type Prepared } from '../src/testing/relay-helpers.js';
 
 const SN = 'sn-moj@wacap';
@@ -269,4 +275,55 @@ describe.runIf(redisInstalled)('relay upgrade, Redis backend', () => {
       expect(await admin.keys(`{${prefix}}:*`)).toEqual([`{${prefix}}:schema`]);
     }
   });
+});
+
+/** The relay CLI on a store a newer relay wrote: it exits, naming the code, without serving. */
+async function refusedByCli(backend: ProcessBackend, prepare: (dir: string) => Promise<void>) {
+  const relayDir = await mkdtemp(join(dir, 'cli-'));
+  await prepare(relayDir);
+  const port = await freeLoopbackPort();
+  const files = await writeRelayFiles({ dir: relayDir, world, network: 'wacap', port, backend });
+  return RelayProcess.start(files, `http://127.0.0.1:${String(port)}`).then(
+    async (p) => {
+      await p.kill();
+      return 'started';
+    },
+    (e: unknown) => (e instanceof Error ? e.message : String(e)),
+  );
+}
+
+describe('relay CLI on a store of a newer relay', () => {
+  it('embedded: exits before serving and names SCHEMA_VERSION_NEWER', async () => {
+    const outcome = await refusedByCli({ kind: 'embedded' }, async (relayDir) => {
+      await mkdir(join(relayDir, 'data'));
+      const file = join(relayDir, 'data', 'relay.db');
+      await (await openEmbeddedBackend({ file })).close();
+      const db = new Database(file);
+      db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_MIGRATIONS.length + 1);
+      db.close();
+    });
+    expect(outcome).toMatch(/exited before it was ready/);
+    expect(outcome).toMatch(/SCHEMA_VERSION_NEWER/);
+  });
+
+  it.runIf(redisInstalled)(
+    'Redis: exits before serving and names SCHEMA_VERSION_NEWER',
+    async () => {
+      const redis = await startRedis();
+      const admin = new Redis(redis.url);
+      try {
+        const prefix = `test-${randomUUID()}`;
+        await admin.set(`{${prefix}}:schema`, String(REDIS_LAYOUT_VERSION + 1));
+        const outcome = await refusedByCli({ kind: 'redis', url: redis.url, prefix }, () =>
+          Promise.resolve(),
+        );
+        expect(outcome).toMatch(/exited before it was ready/);
+        expect(outcome).toMatch(/SCHEMA_VERSION_NEWER/);
+        expect(await admin.keys(`{${prefix}}:*`)).toEqual([`{${prefix}}:schema`]);
+      } finally {
+        await admin.quit();
+        await redis.stop();
+      }
+    },
+  );
 });
