@@ -34,6 +34,8 @@ import { loginToken, raw, redisInstalled } from './support.js';
 const SEED = process.env['ROGATORY_SECURITY_FUZZ_SEED'] ?? 'security-fuzz-2026';
 const COUNT = Number(process.env['ROGATORY_SECURITY_FUZZ_COUNT'] ?? 10_000);
 const CONCURRENCY = 8;
+/** Bounds on a loaded machine, not timings: the run takes seconds when the machine is idle. */
+const FUZZ_TIMEOUT_MS = 300_000;
 const MIB = 1024 * 1024;
 const SN = 'sn-moj@wacap';
 const NG = 'ng-agf@wacap';
@@ -225,44 +227,48 @@ for (const choice of backends) {
         await ng.ack([item.seq]);
       };
 
-      it(`${String(COUNT)} fuzzed requests over every relay route leave the relay process serving`, async () => {
-        expect(routesOfRelay.length).toBeGreaterThanOrEqual(20);
-        const tokens = [
-          await loginToken(url, SN, world.authority(SN).identity),
-          await loginToken(url, NG, world.authority(NG).identity),
-          await loginToken(url, GH, world.authority(GH).identity),
-        ];
-        await roundTrip();
-        const pid = relay!.child.pid!;
-        const rssBefore = await rssOf(pid);
-        const report = await fuzzRoutes({
-          base: url,
-          routes: routesOfRelay,
-          count: COUNT,
-          concurrency: CONCURRENCY,
-          seed: `${SEED}/relay/${choice.name}`,
-          context: { tokens, keys: RELAY_KEYS, words: words([]) },
-        });
-        console.log(`relay fuzz (${choice.name}, seed ${SEED}): ${summary(report)}`);
-        expect(report.violations.slice(0, 20)).toEqual([]);
-        expect(report.total).toBe(COUNT);
-        for (const r of routesOfRelay)
-          expect(report.perRoute.get(`${r.method} ${r.url}`), r.url).toBeGreaterThan(0);
-        // Refusals happened past the front door too.
-        expect(report.statuses.get(200) ?? 0).toBeGreaterThan(0);
-        expect(report.codes.size).toBeGreaterThanOrEqual(5);
+      it(
+        `${String(COUNT)} fuzzed requests over every relay route leave the relay process serving`,
+        async () => {
+          expect(routesOfRelay.length).toBeGreaterThanOrEqual(20);
+          const tokens = [
+            await loginToken(url, SN, world.authority(SN).identity),
+            await loginToken(url, NG, world.authority(NG).identity),
+            await loginToken(url, GH, world.authority(GH).identity),
+          ];
+          await roundTrip();
+          const pid = relay!.child.pid!;
+          const rssBefore = await rssOf(pid);
+          const report = await fuzzRoutes({
+            base: url,
+            routes: routesOfRelay,
+            count: COUNT,
+            concurrency: CONCURRENCY,
+            seed: `${SEED}/relay/${choice.name}`,
+            context: { tokens, keys: RELAY_KEYS, words: words([]) },
+          });
+          console.log(`relay fuzz (${choice.name}, seed ${SEED}): ${summary(report)}`);
+          expect(report.violations.slice(0, 20)).toEqual([]);
+          expect(report.total).toBe(COUNT);
+          for (const r of routesOfRelay)
+            expect(report.perRoute.get(`${r.method} ${r.url}`), r.url).toBeGreaterThan(0);
+          // Refusals happened past the front door too.
+          expect(report.statuses.get(200) ?? 0).toBeGreaterThan(0);
+          expect(report.codes.size).toBeGreaterThanOrEqual(5);
 
-        expect(relay!.alive).toBe(true);
-        expect((await raw(`${url}/healthz`)).status).toBe(200);
-        expect((await raw(`${url}/readyz`)).status).toBe(200);
-        await roundTrip();
-        const rssAfter = await rssOf(pid);
-        if (rssBefore !== undefined && rssAfter !== undefined)
-          expect(rssAfter, `RSS ${String(rssBefore)} -> ${String(rssAfter)}`).toBeLessThan(
-            rssBefore + 256 * MIB,
-          );
-        expect(relay!.alive).toBe(true);
-      });
+          expect(relay!.alive).toBe(true);
+          expect((await raw(`${url}/healthz`)).status).toBe(200);
+          expect((await raw(`${url}/readyz`)).status).toBe(200);
+          await roundTrip();
+          const rssAfter = await rssOf(pid);
+          if (rssBefore !== undefined && rssAfter !== undefined)
+            expect(rssAfter, `RSS ${String(rssBefore)} -> ${String(rssAfter)}`).toBeLessThan(
+              rssBefore + 256 * MIB,
+            );
+          expect(relay!.alive).toBe(true);
+        },
+        FUZZ_TIMEOUT_MS,
+      );
 
       // The node's own storage does not depend on the relay's backend: its API is fuzzed once.
       it.runIf(choice.name === 'embedded backend')(
@@ -394,6 +400,7 @@ for (const choice of backends) {
           await ng.ack([item.seq]);
           expect(relay!.alive).toBe(true);
         },
+        FUZZ_TIMEOUT_MS,
       );
     },
   );
