@@ -41,3 +41,5 @@ export {
 } from './setup-errors.js';
 export { preflight, type CheckResult, type PreflightReport } from './preflight.js';
 export type { QueueReport } from './backend/types.js';
+export { SchemaVersionError } from './backend/embedded-schema.js';
+export { REDIS_LAYOUT_VERSION } from './backend/redis.js';

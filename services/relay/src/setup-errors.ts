@@ -16,6 +16,8 @@ export const RELAY_EXIT = {
   key: 4,
   /** The backend (Redis, S3) cannot be reached. */
   backend: 5,
+  /** The relay's stored data (SQLite file, Redis layout) was written by a newer relay or has no recognisable schema version. */
+  data: 6,
   /** Anything else (a bug): the message says nothing about the data. */
   internal: 70,
 } as const;
@@ -45,6 +47,10 @@ export const RELAY_SETUP_ERRORS = {
   SECRET_MISSING: { exit: RELAY_EXIT.key },
   /** Redis or the object store cannot be reached. */
   BACKEND_UNREACHABLE: { exit: RELAY_EXIT.backend },
+  /** The stored data was written by a newer relay: it is left untouched, run that version or newer. */
+  SCHEMA_VERSION_NEWER: { exit: RELAY_EXIT.data },
+  /** The stored data carries a schema version that is not a number this relay knows. */
+  SCHEMA_VERSION_INVALID: { exit: RELAY_EXIT.data },
 } as const;
 
 export type RelaySetupCode = keyof typeof RELAY_SETUP_ERRORS;

@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { EXIT_CODES_HELP } from '../src/cli/output.js';
 import { RelayConfigSchema } from '../src/config.js';
+import { RELAY_EXIT, RELAY_SETUP_ERRORS } from '../src/setup-errors.js';
 
 const read = (relative: string) =>
   readFileSync(fileURLToPath(new URL(relative, import.meta.url)), 'utf8');
@@ -71,5 +73,15 @@ describe('relay configuration reference', () => {
       return !new RegExp(`(^|[\\s#-])${key}:`, 'm').test(example);
     });
     expect(missing).toEqual([]);
+  });
+
+  it('the exit codes are documented in --help and docs/operations.md, and every setup code has one', () => {
+    const doc = read('../../../docs/operations.md');
+    for (const code of Object.values(RELAY_EXIT)) {
+      expect(doc).toMatch(new RegExp(`^\\s*\\| ${String(code)}\\s+\\|`, 'm'));
+      expect(EXIT_CODES_HELP).toMatch(new RegExp(`^\\s+${String(code)}\\s+\\w`, 'm'));
+    }
+    const exits = new Set<number>(Object.values(RELAY_EXIT));
+    for (const { exit } of Object.values(RELAY_SETUP_ERRORS)) expect(exits.has(exit)).toBe(true);
   });
 });

@@ -1,4 +1,6 @@
+import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { nodeFail } from '../errors.js';
@@ -71,6 +73,33 @@ export function checkedProxies(list: readonly string[]): string[] {
 }
 
 /**
+ * Requests Node's HTTP parser refuses (broken framing, oversized request
+ * line or headers) never reach a route: answer them in the API's error
+ * shape (INPUT_INVALID) rather than Fastify's default body, unless an
+ * answer is already under way on that connection; a timed-out client gets
+ * none. Never logged: any client can cause them at will.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (
+    err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' &&
+    socket.writable &&
+    inFlight?.headersSent !== true
+  ) {
+    const e = new ApiError(
+      'INPUT_INVALID',
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'request headers too large' : 'malformed HTTP request',
+    );
+    const body = JSON.stringify(e.body());
+    socket.write(
+      `HTTP/1.1 ${String(e.status)} ${STATUS_CODES[e.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${String(Buffer.byteLength(body))}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/**
  * The node's REST API for the web UI. Listening is the caller's business
  * (`rogatory serve`, or `app.inject()` in tests); closing the app does not
  * close the node.
@@ -106,6 +135,7 @@ export async function buildNodeApi(options: NodeApiOptions): Promise<FastifyInst
     requestTimeout: timeouts.requestTimeout,
     keepAliveTimeout: timeouts.keepAliveTimeout,
     http: timeouts.http,
+    clientErrorHandler: answerClientError,
     // Bad URL encodings and the like never reach a route: answer them in the API's error shape.
     frameworkErrors: (err, _request, reply) => {
       const e = toApiError(err);

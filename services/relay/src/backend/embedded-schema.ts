@@ -157,8 +157,21 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/**
+ * The store (SQLite file or Redis prefix) cannot be used by this relay:
+ * SCHEMA_VERSION_NEWER, a newer relay wrote it; SCHEMA_VERSION_INVALID, its
+ * version is not a number. Nothing was changed, and the relay does not start.
+ */
 export class SchemaVersionError extends Error {
   override readonly name = 'SchemaVersionError';
+  readonly code: 'SCHEMA_VERSION_NEWER' | 'SCHEMA_VERSION_INVALID';
+  constructor(
+    message: string,
+    code: 'SCHEMA_VERSION_NEWER' | 'SCHEMA_VERSION_INVALID' = 'SCHEMA_VERSION_NEWER',
+  ) {
+    super(message);
+    this.code = code;
+  }
 }
 
 /**

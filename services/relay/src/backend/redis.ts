@@ -56,6 +56,7 @@ import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { checkedBackend } from './checked.js';
 import { BackendRangeError, BackendTypeError, BackendUnavailableError } from './errors.js';
+import { SchemaVersionError } from './embedded-schema.js';
 import * as lua from './redis-scripts.js';
 import {
   asBuffer,
@@ -214,6 +215,13 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
     bullClient.disconnect();
     throw error;
   }
+  try {
+    await upgradeRedisLayout(client, options.prefix);
+  } catch (error) {
+    client.disconnect();
+    bullClient.disconnect();
+    throw error;
+  }
   return checkedBackend(
     new RedisRelayBackend({
       client,
@@ -227,6 +235,43 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
       replicaAckTimeoutMs,
     }),
   );
+}
+
+/**
+ * Version of the relay's key layout under its prefix, kept in `{prefix}:schema`.
+ * 1: the layout before the key existed (upload notes held bare chunk ids);
+ * 2: upload notes name their uploader, bytes are charged per identity. Layout 1
+ * data is read as it is (a bare upload note belongs to nobody), so going
+ * from 1 to 2 rewrites nothing but the version.
+ */
+export const REDIS_LAYOUT_VERSION = 2;
+
+/** Atomically: refuse a newer layout, otherwise record this one. Answers the version found (0: none). */
+const LAYOUT_SCRIPT = `
+local found = tonumber(redis.call('GET', KEYS[1]) or '0')
+if found == nil then return -1 end
+if found <= tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return found
+`;
+
+/**
+ * Records the layout version at open, creating it on a fresh prefix and
+ * moving an older one forward; refuses (SchemaVersionError, nothing
+ * written) a prefix a newer relay wrote or whose version is not a number.
+ */
+async function upgradeRedisLayout(client: Redis, prefix: string): Promise<void> {
+  const found = Number(
+    await client.eval(LAYOUT_SCRIPT, 1, `{${prefix}}:schema`, String(REDIS_LAYOUT_VERSION)),
+  );
+  if (found < 0)
+    throw new SchemaVersionError(
+      'relay Redis layout version is not a number: refusing to use it',
+      'SCHEMA_VERSION_INVALID',
+    );
+  if (found > REDIS_LAYOUT_VERSION)
+    throw new SchemaVersionError(
+      `relay Redis layout version ${String(found)} is newer than this relay supports (${String(REDIS_LAYOUT_VERSION)})`,
+    );
 }
 
 function isNoScript(error: unknown): boolean {

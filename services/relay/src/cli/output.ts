@@ -1,4 +1,5 @@
 import { isProtocolError } from '@rogatory/protocol';
+import { SchemaVersionError } from '../backend/embedded-schema.js';
 import { RotationError } from '../key-rotation.js';
 import { RELAY_EXIT, RelaySetupError, formatIssue } from '../setup-errors.js';
 
@@ -10,6 +11,7 @@ Exit codes:
   3   configuration: the file, or a file or folder it names, is missing, unreadable or invalid
   4   key: the passphrase or a secret is not set, the key does not open, or the manifest does not list it
   5   backend: Redis or the object store cannot be reached
+  6   stored data: written by a newer relay (SCHEMA_VERSION_NEWER) or of an unknown layout, left untouched
   70  internal error (nothing about the data is printed)
 
 With --json, a failure prints { "error": { "code", "file"?, "issues": [{ "field", "message" }] } } on stdout.`;
@@ -23,6 +25,10 @@ export function usageError(field: string, message: string): RelaySetupError {
 export function reportFailure(err: unknown, json: boolean): number {
   let error: RelaySetupError | undefined;
   if (err instanceof RelaySetupError) error = err;
+  else if (err instanceof SchemaVersionError)
+    error = new RelaySetupError(err.code, [
+      { field: 'backend', message: `${err.message} (${err.code})` },
+    ]);
   else if (err instanceof RotationError) error = usageError('', err.message);
   else if (isProtocolError(err, 'PASSPHRASE_INVALID'))
     error = new RelaySetupError('KEY_UNSEALABLE', [
