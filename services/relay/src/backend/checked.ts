@@ -25,11 +25,13 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertString,
+  assertStrings,
   assertTime,
 } from './shared.js';
 import type {
   AcceptInput,
   AcceptResult,
+  BackendSnapshot,
   BackendStats,
   BackoffPolicy,
   ChunkUsage,
@@ -313,5 +315,89 @@ class CheckedBackend implements RelayBackend {
       () => undefined,
       () => this.inner.stats(),
     );
+  }
+
+  mailboxEpoch(): Promise<string> {
+    return this.call(
+      () => undefined,
+      () => this.inner.mailboxEpoch(),
+    );
+  }
+
+  exportState(): Promise<BackendSnapshot> {
+    return this.call(
+      () => undefined,
+      () => this.inner.exportState(),
+    );
+  }
+
+  importState(snapshot: BackendSnapshot): Promise<void> {
+    return this.call(
+      () => {
+        assertSnapshot(snapshot);
+      },
+      () => this.inner.importState(snapshot),
+    );
+  }
+}
+
+/** The shape checks of a snapshot to import; messages name the field, never a value. */
+function assertSnapshot(snapshot: BackendSnapshot): void {
+  assertNonEmpty(snapshot.epoch, 'snapshot.epoch');
+  for (const seq of snapshot.mailboxSeqs) {
+    assertNonEmpty(seq.address, 'mailboxSeqs.address');
+    assertPositiveInteger(seq.lastSeq, 'mailboxSeqs.lastSeq');
+  }
+  for (const envelope of snapshot.envelopes) {
+    assertAcceptInput({
+      envelope,
+      deliveries: [],
+      forwards: [],
+      retainUntil: envelope.retainUntil,
+      ...(envelope.uploader === undefined ? {} : { uploader: envelope.uploader }),
+    });
+    assertNonNegativeInteger(envelope.heldBytes, 'envelopes.heldBytes');
+    if (envelope.doneAt !== undefined) assertTime(envelope.doneAt, 'envelopes.doneAt');
+    if (envelope.releasedAt !== undefined) assertTime(envelope.releasedAt, 'envelopes.releasedAt');
+  }
+  for (const item of snapshot.items) {
+    assertNonEmpty(item.address, 'items.address');
+    assertPositiveInteger(item.seq, 'items.seq');
+    assertNonEmpty(item.envelopeId, 'items.envelopeId');
+    assertNonEmpty(item.dedupKey, 'items.dedupKey');
+    if (item.kind !== 'envelope' && item.kind !== 'evidence')
+      throw new BackendTypeError('items.kind must be envelope or evidence');
+    if (item.state !== 'pending' && item.state !== 'expiring' && item.state !== 'acked')
+      throw new BackendTypeError('items.state must be pending, expiring or acked');
+    if (item.payload !== undefined) assertBytes(item.payload, 'items.payload');
+    if (item.kind === 'evidence' && item.state === 'pending' && item.payload === undefined)
+      throw new BackendTypeError('items.payload is required for a pending evidence item');
+    if (item.deliverBy !== undefined) assertTime(item.deliverBy, 'items.deliverBy');
+    if (item.dueAt !== undefined) assertTime(item.dueAt, 'items.dueAt');
+    assertNonNegativeInteger(item.attempt, 'items.attempt');
+  }
+  for (const task of snapshot.tasks) {
+    assertNonEmpty(task.id, 'tasks.id');
+    assertNonEmpty(task.envelopeId, 'tasks.envelopeId');
+    assertNonEmpty(task.network, 'tasks.network');
+    if (task.kind !== 'envelope' && task.kind !== 'evidence')
+      throw new BackendTypeError('tasks.kind must be envelope or evidence');
+    if (task.state !== 'pending' && task.state !== 'done' && task.state !== 'gave_up')
+      throw new BackendTypeError('tasks.state must be pending, done or gave_up');
+    if (task.recipients !== undefined) assertStrings(task.recipients, 'tasks.recipients');
+    if (task.payload !== undefined) assertBytes(task.payload, 'tasks.payload');
+    assertTime(task.deadline, 'tasks.deadline');
+    assertNonNegativeInteger(task.attempt, 'tasks.attempt');
+    if (task.nextAt !== undefined) assertTime(task.nextAt, 'tasks.nextAt');
+  }
+  for (const upload of snapshot.uploads) {
+    assertNonEmpty(upload.chunkId, 'uploads.chunkId');
+    assertString(upload.owner, 'uploads.owner');
+    assertNonNegativeInteger(upload.size, 'uploads.size');
+    assertTime(upload.at, 'uploads.at');
+  }
+  for (const claim of snapshot.claims) {
+    assertNonEmpty(claim.key, 'claims.key');
+    assertTime(claim.expiresAt, 'claims.expiresAt');
   }
 }

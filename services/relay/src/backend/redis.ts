@@ -57,6 +57,7 @@ import { Redis } from 'ioredis';
 import { checkedBackend } from './checked.js';
 import { BackendRangeError, BackendTypeError, BackendUnavailableError } from './errors.js';
 import * as lua from './redis-scripts.js';
+import { exportRedis, importRedis } from './redis-snapshot.js';
 import {
   asBuffer,
   assertNonEmpty,
@@ -72,6 +73,7 @@ import {
 import type {
   AcceptInput,
   AcceptResult,
+  BackendSnapshot,
   BackendStats,
   BackoffPolicy,
   ChunkUsage,
@@ -289,6 +291,7 @@ const SCRIPTS = {
   noteUpload: new LuaScript(lua.NOTE_UPLOAD),
   ownedChunks: new LuaScript(lua.OWNED_CHUNKS),
   uploadUsage: new LuaScript(lua.UPLOAD_USAGE),
+  mailboxEpoch: new LuaScript(lua.MAILBOX_EPOCH),
 };
 
 // ---------------------------------------------------------------------------
@@ -985,5 +988,17 @@ class RedisRelayBackend implements RelayBackend {
       forwardPending: Number(forwardPending ?? 0),
       envelopes,
     };
+  }
+
+  async mailboxEpoch(): Promise<string> {
+    return asText(await this.run(SCRIPTS.mailboxEpoch, [randomUUID()]));
+  }
+
+  async exportState(): Promise<BackendSnapshot> {
+    return exportRedis(this.client, this.base, await this.mailboxEpoch());
+  }
+
+  importState(snapshot: BackendSnapshot): Promise<void> {
+    return importRedis(this.client, this.base, snapshot, this.clock());
   }
 }
