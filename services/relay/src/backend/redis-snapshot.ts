@@ -25,6 +25,10 @@ import type {
 const SCAN_COUNT = 500;
 const WRITE_BATCH = 500;
 
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** A glob pattern matching `text` literally. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
@@ -158,7 +162,7 @@ export async function exportRedis(
       });
     }
   }
-  items.sort((a, b) => (a.address === b.address ? a.seq - b.seq : a.address < b.address ? -1 : 1));
+  items.sort((a, b) => (a.address === b.address ? a.seq - b.seq : compare(a.address, b.address)));
 
   const tasks: SnapshotTask[] = [];
   for (const key of await scanKeys(client, `${prefix}task:*`)) {
@@ -208,6 +212,10 @@ export async function exportRedis(
       referenced,
     });
   }
+
+  uploads.sort((a, b) =>
+    a.chunkId === b.chunkId ? compare(a.owner, b.owner) : compare(a.chunkId, b.chunkId),
+  );
 
   const claims: { key: string; expiresAt: number }[] = [];
   for (const key of await scanKeys(client, `${prefix}claim:*`)) {
