@@ -10,6 +10,7 @@ import {
 } from '@rogatory/protocol';
 import { loadRelayConfig } from './config.js';
 import { rotateRelayKey } from './key-rotation.js';
+import { registerMigrateBackend } from './migrate-backend.js';
 import { relayOptionsFromConfig, startRelay } from './server.js';
 
 const program = new Command('rogatory-relay')
@@ -137,6 +138,8 @@ program
       `configuration of ${config.relay.id} is valid (${config.backend.kind} backend)\n`,
     );
   });
+
+registerMigrateBackend(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`rogatory-relay: ${err instanceof Error ? err.message : 'failed'}\n`);

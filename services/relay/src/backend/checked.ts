@@ -341,6 +341,11 @@ class CheckedBackend implements RelayBackend {
   }
 }
 
+function assertOneOf(value: string, allowed: readonly string[], name: string): void {
+  if (!allowed.includes(value))
+    throw new BackendTypeError(`${name} must be one of ${allowed.join(', ')}`);
+}
+
 /** The shape checks of a snapshot to import; messages name the field, never a value. */
 function assertSnapshot(snapshot: BackendSnapshot): void {
   assertNonEmpty(snapshot.epoch, 'snapshot.epoch');
@@ -365,10 +370,8 @@ function assertSnapshot(snapshot: BackendSnapshot): void {
     assertPositiveInteger(item.seq, 'items.seq');
     assertNonEmpty(item.envelopeId, 'items.envelopeId');
     assertNonEmpty(item.dedupKey, 'items.dedupKey');
-    if (item.kind !== 'envelope' && item.kind !== 'evidence')
-      throw new BackendTypeError('items.kind must be envelope or evidence');
-    if (item.state !== 'pending' && item.state !== 'expiring' && item.state !== 'acked')
-      throw new BackendTypeError('items.state must be pending, expiring or acked');
+    assertOneOf(item.kind, ['envelope', 'evidence'], 'items.kind');
+    assertOneOf(item.state, ['pending', 'expiring', 'acked'], 'items.state');
     if (item.payload !== undefined) assertBytes(item.payload, 'items.payload');
     if (item.kind === 'evidence' && item.state === 'pending' && item.payload === undefined)
       throw new BackendTypeError('items.payload is required for a pending evidence item');
@@ -380,10 +383,8 @@ function assertSnapshot(snapshot: BackendSnapshot): void {
     assertNonEmpty(task.id, 'tasks.id');
     assertNonEmpty(task.envelopeId, 'tasks.envelopeId');
     assertNonEmpty(task.network, 'tasks.network');
-    if (task.kind !== 'envelope' && task.kind !== 'evidence')
-      throw new BackendTypeError('tasks.kind must be envelope or evidence');
-    if (task.state !== 'pending' && task.state !== 'done' && task.state !== 'gave_up')
-      throw new BackendTypeError('tasks.state must be pending, done or gave_up');
+    assertOneOf(task.kind, ['envelope', 'evidence'], 'tasks.kind');
+    assertOneOf(task.state, ['pending', 'done', 'gave_up'], 'tasks.state');
     if (task.recipients !== undefined) assertStrings(task.recipients, 'tasks.recipients');
     if (task.payload !== undefined) assertBytes(task.payload, 'tasks.payload');
     assertTime(task.deadline, 'tasks.deadline');
