@@ -330,7 +330,7 @@ export class MailboxSubscription {
       alive = true;
       if (this.socket !== socket || this.isClosed) return;
       try {
-        this.onFrame(data, isBinary, epoch);
+        this.onFrame(data, isBinary, epoch, token);
         healthy = true;
       } catch (err) {
         this.report(err);
@@ -384,7 +384,7 @@ export class MailboxSubscription {
 
   // ---------------------------------------------------------------- frames
 
-  private onFrame(data: RawData, isBinary: boolean, epoch: number): void {
+  private onFrame(data: RawData, isBinary: boolean, epoch: number, token: string): void {
     if (isBinary) throw new RelayClientError('BAD_RESPONSE', 'mailbox socket: binary frame');
     let value: unknown;
     try {
@@ -422,6 +422,8 @@ export class MailboxSubscription {
         this.confirm(frame.seqs);
         return;
       case 'error':
+        // A token the relay no longer knows (it restarted with another session secret): log in again next time.
+        if (frame.code === 'UNAUTHENTICATED') this.source.invalidate(token);
         this.report(
           new RelayClientError(
             isRelayErrorCode(frame.code) ? frame.code : 'BAD_RESPONSE',

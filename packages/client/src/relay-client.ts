@@ -574,7 +574,9 @@ export class RelayClient {
     if (seqs.length === 0) return 0;
     const route = 'POST /v1/mailbox/ack';
     const bytes = canonicalBytes(
-      options?.epoch === undefined ? { seqs: [...seqs] } : { seqs: [...seqs], epoch: options.epoch },
+      options?.epoch === undefined
+        ? { seqs: [...seqs] }
+        : { seqs: [...seqs], epoch: options.epoch },
     );
     return this.call(
       {

@@ -30,8 +30,8 @@ import {
 } from '@rogatory/relay/testing/process';
 import { freePort, startRedis, type RedisServer } from '@rogatory/test-services';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Actor } from '../src/index.js';
-import { makeNode, tempDir, type NodeFixture } from './support/fixtures.js';
+import type { Actor, SyncEvent } from '../src/index.js';
+import { eventually, makeNode, tempDir, type NodeFixture } from './support/fixtures.js';
 
 const SN = 'sn-moj@wacap';
 const GH = 'gh-ago@wacap';
@@ -254,5 +254,45 @@ describe('relay backend switch: embedded → Redis', () => {
     const quiet = await s.gh.node.syncOnce();
     expect(quiet.items).toEqual([]);
     expect(auditCount(s, 'mailbox.reset')).toBe(1);
+  }, 180_000);
+
+  it('C: a live subscription (WebSocket) carries on across the switch to a fresh Redis: reset detected, every new item stored', async () => {
+    const s = scene!;
+    const events: SyncEvent[] = [];
+    // Subscribed while the relay is down: it keeps reconnecting, with the cursor 4 of the old epoch.
+    // The new relay also has another session secret: the old token is refused and dropped.
+    s.gh.node.startSync((e) => events.push(e));
+    try {
+      const fresh = await redisFiles(s, 'relay-live', `switch-c-${Date.now()}`);
+      s.relay = await RelayProcess.start(fresh, s.url);
+      s.sender = nodeClient(s.world, s.url, SN, 2);
+      for (const p of s.waiting) await resubmit(s, p);
+      const brandNew = await submitNew(s);
+      const expected = ids([...s.delivered, ...s.waiting, brandNew]);
+      await eventually(
+        'the three new dossiers stored',
+        () => (inboxEnvelopes(s).join() === expected.join() ? true : undefined),
+        1200,
+      );
+      expect(events.filter((e) => e.type === 'mailbox-reset')).toHaveLength(1);
+      expect(auditCount(s, 'mailbox.reset')).toBe(1);
+      expect(auditCount(s, 'dossier.receive')).toBe(7);
+      // Every item of the new mailbox acked: none left for a later sync, the cursor of the new epoch saved.
+      await eventually(
+        'the acks confirmed',
+        async () =>
+          (await nodeClient(s.world, s.url, GH).readMailbox(0, 100)).length === 0
+            ? true
+            : undefined,
+        1200,
+      );
+      await eventually(
+        'the cursor of the new epoch',
+        () => (s.gh.node.status().mailboxCursor === 3 ? true : undefined),
+        1200,
+      );
+    } finally {
+      await s.gh.node.stopSync();
+    }
   }, 180_000);
 });
