@@ -66,11 +66,10 @@ export async function pullMailbox(
   let after = ctx.store.cursor();
   pages: for (let page = 0; page < MAX_PAGES; page++) {
     let batch: MailboxItem[];
-    // Acks name the epoch their seqs were read under: a relay reset meanwhile refuses them.
-    const epoch = ctx.store.mailboxEpoch();
-    const ackOptions = epoch === undefined ? undefined : { epoch };
+    let pageEpoch: string | undefined;
     try {
       const answer = await ctx.relay.readMailboxPage(after, PAGE);
+      pageEpoch = answer.epoch;
       if (answer.epoch !== undefined && noteMailboxEpoch(ctx, answer.epoch)) {
         after = 0;
         continue;
@@ -81,7 +80,8 @@ export async function pullMailbox(
         // A malformed item (a relay fault) cannot be stored: record it and drop it, so it does not block the mailbox.
         if (err.seq !== undefined) {
           relayIncident(ctx, 'BAD_RESPONSE', `seq:${err.seq}`);
-          await ctx.relay.ack([err.seq], ackOptions);
+          // No epoch: the seq comes from the page just read, whose epoch the malformed page hid.
+          await ctx.relay.ack([err.seq]);
           continue;
         }
         // A malformed, oversized or endless page: nothing in it is stored or acked.
@@ -90,12 +90,12 @@ export async function pullMailbox(
       throw toNodeError(err, 'read mailbox');
     }
     if (batch.length === 0) break;
-    // Read under no epoch (a relay that gives none, or whose answer had none): ack as before.
-    const pageAck = ctx.store.mailboxEpoch();
+    // Acks name the epoch the page was read under (a relay reset since refuses them); none from a relay that gives none.
+    const ackOptions = pageEpoch === undefined ? undefined : { epoch: pageEpoch };
     for (const item of batch) {
       const outcome = await processItem(ctx, item, onProgress);
       try {
-        await ctx.relay.ack([item.seq], pageAck === undefined ? undefined : { epoch: pageAck });
+        await ctx.relay.ack([item.seq], ackOptions);
       } catch (err) {
         // The relay's mailbox was reset since the read: read again, the new epoch resets the cursor.
         if (isRelayClientError(err, 'MAILBOX_RESET')) continue pages;

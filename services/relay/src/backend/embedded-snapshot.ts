@@ -82,79 +82,72 @@ export function exportEmbedded(db: Database.Database): BackendSnapshot {
                 acceptance, uploader, held_bytes, done_at, released_at FROM envelopes ORDER BY id`,
       )
       .all()
-      .map(
-        (row): SnapshotEnvelope => ({
-          id: row.id,
-          hash: row.hash,
-          bytes: toBytes(row.bytes),
-          sender: row.sender,
-          recipients: parseStrings(row.recipients),
-          chunkIds: parseStrings(row.chunk_ids),
-          expiresAt: row.expires_at,
-          acceptedAt: row.accepted_at,
-          acceptance: toBytes(row.acceptance),
-          retainUntil: row.retain_until,
-          heldBytes: row.held_bytes,
-          ...(row.uploader === null ? {} : { uploader: row.uploader }),
-          ...(row.done_at === null ? {} : { doneAt: row.done_at }),
-          ...(row.released_at === null ? {} : { releasedAt: row.released_at }),
-        }),
-      );
+      .map((row): SnapshotEnvelope => ({
+        id: row.id,
+        hash: row.hash,
+        bytes: toBytes(row.bytes),
+        sender: row.sender,
+        recipients: parseStrings(row.recipients),
+        chunkIds: parseStrings(row.chunk_ids),
+        expiresAt: row.expires_at,
+        acceptedAt: row.accepted_at,
+        acceptance: toBytes(row.acceptance),
+        retainUntil: row.retain_until,
+        heldBytes: row.held_bytes,
+        ...(row.uploader === null ? {} : { uploader: row.uploader }),
+        ...(row.done_at === null ? {} : { doneAt: row.done_at }),
+        ...(row.released_at === null ? {} : { releasedAt: row.released_at }),
+      }));
     const items = db
       .prepare<[], ItemRow>(
         `SELECT address, seq, kind, envelope_id, payload, dedup_key, deliver_by, state, due_at, attempt
          FROM mailbox_items ORDER BY address, seq`,
       )
       .all()
-      .map(
-        (row): SnapshotItem => ({
-          address: row.address,
-          seq: row.seq,
-          kind: row.kind,
-          envelopeId: row.envelope_id,
-          dedupKey: row.dedup_key,
-          state: row.state,
-          attempt: row.attempt,
-          ...(row.payload === null ? {} : { payload: toBytes(row.payload) }),
-          ...(row.deliver_by === null ? {} : { deliverBy: row.deliver_by }),
-          ...(row.due_at === null ? {} : { dueAt: row.due_at }),
-        }),
-      );
+      .map((row): SnapshotItem => ({
+        address: row.address,
+        seq: row.seq,
+        kind: row.kind,
+        envelopeId: row.envelope_id,
+        dedupKey: row.dedup_key,
+        state: row.state,
+        attempt: row.attempt,
+        ...(row.payload === null ? {} : { payload: toBytes(row.payload) }),
+        ...(row.deliver_by === null ? {} : { deliverBy: row.deliver_by }),
+        ...(row.due_at === null ? {} : { dueAt: row.due_at }),
+      }));
     const tasks = db
       .prepare<[], TaskRow>(
         `SELECT id, kind, envelope_id, network, recipients, payload, deadline, attempt, next_at, state
          FROM forward_tasks ORDER BY id`,
       )
       .all()
-      .map(
-        (row): SnapshotTask => ({
-          id: row.id,
-          kind: row.kind,
-          envelopeId: row.envelope_id,
-          network: row.network,
-          deadline: row.deadline,
-          attempt: row.attempt,
-          // A running task's lease died with its relay: it is due again.
-          state: row.state === 'running' ? 'pending' : row.state,
-          ...(row.recipients === null ? {} : { recipients: parseStrings(row.recipients) }),
-          ...(row.payload === null ? {} : { payload: toBytes(row.payload) }),
-          ...(row.next_at === null ? {} : { nextAt: row.next_at }),
-        }),
-      );
+      .map((row): SnapshotTask => ({
+        id: row.id,
+        kind: row.kind,
+        envelopeId: row.envelope_id,
+        network: row.network,
+        deadline: row.deadline,
+        attempt: row.attempt,
+        // A running task's lease died with its relay: it is due again.
+        state: row.state === 'running' ? 'pending' : row.state,
+        ...(row.recipients === null ? {} : { recipients: parseStrings(row.recipients) }),
+        ...(row.payload === null ? {} : { payload: toBytes(row.payload) }),
+        ...(row.next_at === null ? {} : { nextAt: row.next_at }),
+      }));
     const uploads = db
-      .prepare<[], { chunk_id: string; owner: string; size: number; at: number; referenced: number }>(
-        'SELECT chunk_id, owner, size, at, referenced FROM chunk_uploads ORDER BY chunk_id, owner',
-      )
+      .prepare<
+        [],
+        { chunk_id: string; owner: string; size: number; at: number; referenced: number }
+      >('SELECT chunk_id, owner, size, at, referenced FROM chunk_uploads ORDER BY chunk_id, owner')
       .all()
-      .map(
-        (row): SnapshotUpload => ({
-          chunkId: row.chunk_id,
-          owner: row.owner,
-          size: row.size,
-          at: row.at,
-          referenced: row.referenced === 1,
-        }),
-      );
+      .map((row): SnapshotUpload => ({
+        chunkId: row.chunk_id,
+        owner: row.owner,
+        size: row.size,
+        at: row.at,
+        referenced: row.referenced === 1,
+      }));
     return {
       epoch: readEpoch(db),
       mailboxSeqs: db
@@ -270,7 +263,9 @@ export function importEmbedded(db: Database.Database, snapshot: BackendSnapshot)
         nextAt: task.state === 'pending' ? (task.nextAt ?? 0) : null,
         state: task.state,
       });
-    const insertClaim = db.prepare('INSERT INTO claims (key, expires_at) VALUES (?, ?)');
+    const insertClaim = db.prepare(
+      'INSERT INTO claims (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)',
+    );
     for (const claim of snapshot.claims) insertClaim.run(claim.key, claim.expiresAt);
   }).immediate();
 }
