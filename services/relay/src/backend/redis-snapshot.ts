@@ -239,8 +239,7 @@ export async function isRedisEmpty(client: Redis, base: string): Promise<boolean
       SCAN_COUNT,
     );
     cursor = next;
-    if (keys.some((key) => key !== `${base}epoch` && !key.startsWith(`${base}bull:`)))
-      return false;
+    if (keys.some((key) => key !== `${base}epoch` && !key.startsWith(`${base}bull:`))) return false;
   } while (cursor !== '0');
   return true;
 }
