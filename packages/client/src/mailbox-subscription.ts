@@ -123,6 +123,13 @@ export class MailboxSubscription {
   private epoch = 0;
   /** The relay's mailbox epoch the floor, entries and acks belong to. */
   private mailboxEpoch: string | undefined;
+  /**
+   * Whether frames name the epoch: they stop when a relay refuses them as
+   * MALFORMED before it ever sent one (a relay from before the epoch, which
+   * knows no such field); a relay that sends epochs is never asked without.
+   */
+  private epochFields = true;
+  private relayGivesEpochs = false;
   /** A change of mailbox epoch is queued in the delivery chain: item frames wait for it. */
   private epochChangePending = false;
   private floor: number;
@@ -303,9 +310,9 @@ export class MailboxSubscription {
       this.isConnected = true;
       socket.send(
         JSON.stringify(
-          this.mailboxEpoch === undefined
+          this.frameEpoch() === undefined
             ? { type: 'subscribe', after: this.floor }
-            : { type: 'subscribe', after: this.floor, epoch: this.mailboxEpoch },
+            : { type: 'subscribe', after: this.floor, epoch: this.frameEpoch() },
         ),
       );
       if (this.unconfirmed.size > 0)
@@ -396,6 +403,7 @@ export class MailboxSubscription {
     switch (frame.type) {
       case 'item': {
         const mailboxEpoch = frame.epoch;
+        if (mailboxEpoch !== undefined) this.relayGivesEpochs = true;
         if (
           this.epochChangePending ||
           (mailboxEpoch !== undefined && mailboxEpoch !== this.mailboxEpoch)
@@ -424,6 +432,15 @@ export class MailboxSubscription {
       case 'error':
         // A token the relay no longer knows (it restarted with another session secret): log in again next time.
         if (frame.code === 'UNAUTHENTICATED') this.source.invalidate(token);
+        if (
+          frame.code === 'MALFORMED' &&
+          this.frameEpoch() !== undefined &&
+          !this.relayGivesEpochs
+        ) {
+          // Our frames are well-formed: a relay from before the epoch refused the field. Again without it.
+          this.epochFields = false;
+          this.socket?.close(1000);
+        }
         this.report(
           new RelayClientError(
             isRelayErrorCode(frame.code) ? frame.code : 'BAD_RESPONSE',
@@ -472,9 +489,13 @@ export class MailboxSubscription {
   }
 
   private ackFrame(seqs: readonly number[]): Record<string, unknown> {
-    return this.mailboxEpoch === undefined
-      ? { type: 'ack', seqs }
-      : { type: 'ack', seqs, epoch: this.mailboxEpoch };
+    const epoch = this.frameEpoch();
+    return epoch === undefined ? { type: 'ack', seqs } : { type: 'ack', seqs, epoch };
+  }
+
+  /** The epoch frames name, if any. */
+  private frameEpoch(): string | undefined {
+    return this.epochFields ? this.mailboxEpoch : undefined;
   }
 
   /** The relay's mailbox is another store now: forget the cursor and the acks of the old one. */

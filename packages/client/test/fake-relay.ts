@@ -134,6 +134,8 @@ export class FakeRelay {
   readonly subscribeAfters: number[] = [];
   /** The mailbox epoch item frames carry (none when undefined, as relays before it). */
   mailboxEpoch: string | undefined;
+  /** Refuse frames naming an epoch as MALFORMED, as relays from before the epoch do. */
+  refuseEpochFields = false;
   /** The `epoch` of every subscribe and ack frame received, in order (undefined: none given). */
   readonly frameEpochs: { type: string; epoch: unknown }[] = [];
 
@@ -593,6 +595,10 @@ export class FakeRelay {
         }
         if (typeof frame.type === 'string')
           this.frameEpochs.push({ type: frame.type, epoch: frame.epoch });
+        if (this.refuseEpochFields && frame.epoch !== undefined) {
+          ws.send(JSON.stringify({ type: 'error', code: 'MALFORMED' }));
+          return;
+        }
         const staleEpoch = frame.epoch !== undefined && frame.epoch !== this.mailboxEpoch;
         if (frame.type === 'subscribe' && typeof frame.after === 'number') {
           this.subscribeAfters.push(frame.after);

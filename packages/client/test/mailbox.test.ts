@@ -252,4 +252,19 @@ describe('mailbox subscription', () => {
     expect(sub.currentEpoch).toBeUndefined();
     expect(relay.frameEpochs.every((f) => f.epoch === undefined)).toBe(true);
   });
+
+  it('a relay from before the epoch, refusing the field, is subscribed to again without it', async () => {
+    relay.refuseEpochFields = true;
+    const first = pushEnvelopes(2);
+    const { sub, seen } = subscribe({ after: 0, epoch: 'epoch-kept-by-node' });
+    await vi.waitFor(() => expect(relay.mailbox(PEER)).toEqual([]), WAIT);
+    expect(seen).toEqual(first);
+    expect(sub.cursor).toBe(2);
+    const subscribes = relay.frameEpochs.filter((f) => f.type === 'subscribe');
+    expect(subscribes[0]?.epoch).toBe('epoch-kept-by-node');
+    expect(subscribes.slice(1).every((f) => f.epoch === undefined)).toBe(true);
+    expect(
+      relay.frameEpochs.filter((f) => f.type === 'ack').every((f) => f.epoch === undefined),
+    ).toBe(true);
+  });
 });
