@@ -26,6 +26,21 @@ export interface OpenMailboxOptions {
   /** Deliver items with `seq > after`: the highest seq this node has durably stored and acked (0 for all). */
   readonly after: number;
   /**
+   * The relay's mailbox epoch `after` belongs to, as the relay gave it
+   * (`epoch`, `onEpoch`); undefined when none is known yet. A relay with
+   * another epoch serves the subscription from 0.
+   */
+  readonly epoch?: string;
+  /**
+   * The relay's mailbox epoch became known (`previous` undefined) or changed.
+   * On a change the subscription has already dropped its cursor (to 0) and
+   * every ack not confirmed (their promises reject with MAILBOX_RESET): the
+   * seqs of the old epoch name other items now. Called in delivery order:
+   * every item of the old epoch handed to onItem before has returned, and
+   * none of the new one is delivered before it returns.
+   */
+  readonly onEpoch?: (epoch: string, previous: string | undefined) => void;
+  /**
    * Called once per item, in the order received (the relay sends seq
    * order), one at a time: the next item waits for the returned promise.
    * Ack an item (subscription.ack) only after storing it durably; an item
@@ -106,6 +121,17 @@ export class MailboxSubscription {
   private isClosed = false;
   private isConnected = false;
   private epoch = 0;
+  /** The relay's mailbox epoch the floor, entries and acks belong to. */
+  private mailboxEpoch: string | undefined;
+  /**
+   * Whether frames name the epoch: they stop when a relay refuses them as
+   * MALFORMED before it ever sent one (a relay from before the epoch, which
+   * knows no such field); a relay that sends epochs is never asked without.
+   */
+  private epochFields = true;
+  private relayGivesEpochs = false;
+  /** A change of mailbox epoch is queued in the delivery chain: item frames wait for it. */
+  private epochChangePending = false;
   private floor: number;
   private failures = 0;
   private readonly entries = new Map<number, Entry>();
@@ -122,6 +148,7 @@ export class MailboxSubscription {
     this.source = source;
     this.options = options;
     this.floor = options.after;
+    this.mailboxEpoch = options.epoch;
     this.policy = { ...DEFAULT_RECONNECT_POLICY, ...options.reconnect };
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     if (!(this.heartbeatMs > 0)) throw new RangeError('heartbeatMs must be positive');
@@ -144,6 +171,11 @@ export class MailboxSubscription {
   /** The cursor the next (re)subscription will use. */
   get cursor(): number {
     return this.floor;
+  }
+
+  /** The relay's mailbox epoch the cursor belongs to (undefined until a relay gives one). */
+  get currentEpoch(): string | undefined {
+    return this.mailboxEpoch;
   }
 
   on<E extends keyof MailboxSubscriptionEvents>(
@@ -185,7 +217,7 @@ export class MailboxSubscription {
       if (entry) entry.state = 'acking';
       this.unconfirmed.add(seq);
     }
-    this.send({ type: 'ack', seqs: [...new Set(seqs)] });
+    this.send(this.ackFrame([...new Set(seqs)]));
     return promise;
   }
 
@@ -276,9 +308,15 @@ export class MailboxSubscription {
         return;
       }
       this.isConnected = true;
-      socket.send(JSON.stringify({ type: 'subscribe', after: this.floor }));
+      socket.send(
+        JSON.stringify(
+          this.frameEpoch() === undefined
+            ? { type: 'subscribe', after: this.floor }
+            : { type: 'subscribe', after: this.floor, epoch: this.frameEpoch() },
+        ),
+      );
       if (this.unconfirmed.size > 0)
-        socket.send(JSON.stringify({ type: 'ack', seqs: [...this.unconfirmed] }));
+        socket.send(JSON.stringify(this.ackFrame([...this.unconfirmed])));
       this.stopHeartbeat();
       this.heartbeatTimer = setInterval(() => {
         if (!alive) {
@@ -299,7 +337,7 @@ export class MailboxSubscription {
       alive = true;
       if (this.socket !== socket || this.isClosed) return;
       try {
-        this.onFrame(data, isBinary, epoch);
+        this.onFrame(data, isBinary, epoch, token);
         healthy = true;
       } catch (err) {
         this.report(err);
@@ -353,7 +391,7 @@ export class MailboxSubscription {
 
   // ---------------------------------------------------------------- frames
 
-  private onFrame(data: RawData, isBinary: boolean, epoch: number): void {
+  private onFrame(data: RawData, isBinary: boolean, epoch: number, token: string): void {
     if (isBinary) throw new RelayClientError('BAD_RESPONSE', 'mailbox socket: binary frame');
     let value: unknown;
     try {
@@ -363,13 +401,46 @@ export class MailboxSubscription {
     }
     const frame = frameShape.parse(value, 'mailbox frame');
     switch (frame.type) {
-      case 'item':
+      case 'item': {
+        const mailboxEpoch = frame.epoch;
+        if (mailboxEpoch !== undefined) this.relayGivesEpochs = true;
+        if (
+          this.epochChangePending ||
+          (mailboxEpoch !== undefined && mailboxEpoch !== this.mailboxEpoch)
+        ) {
+          // Items of the old epoch being delivered may still ack: the change waits for them, and this item for it.
+          this.epochChangePending = true;
+          this.chain = this.chain.then(() => {
+            if (this.isClosed) return;
+            if (mailboxEpoch !== undefined && mailboxEpoch !== this.mailboxEpoch)
+              this.changeEpoch(mailboxEpoch);
+            this.epochChangePending = false;
+            try {
+              this.onItemFrame(frame.item, epoch);
+            } catch (err) {
+              this.report(err);
+            }
+          });
+          return;
+        }
         this.onItemFrame(frame.item, epoch);
         return;
+      }
       case 'acked':
         this.confirm(frame.seqs);
         return;
       case 'error':
+        // A token the relay no longer knows (it restarted with another session secret): log in again next time.
+        if (frame.code === 'UNAUTHENTICATED') this.source.invalidate(token);
+        if (
+          frame.code === 'MALFORMED' &&
+          this.frameEpoch() !== undefined &&
+          !this.relayGivesEpochs
+        ) {
+          // Our frames are well-formed: a relay from before the epoch refused the field. Again without it.
+          this.epochFields = false;
+          this.socket?.close(1000);
+        }
         this.report(
           new RelayClientError(
             isRelayErrorCode(frame.code) ? frame.code : 'BAD_RESPONSE',
@@ -409,12 +480,41 @@ export class MailboxSubscription {
     if (seq <= this.floor || entry?.state === 'acked' || entry?.state === 'acking') {
       if (entry) entry.state = 'acking';
       this.unconfirmed.add(seq);
-      this.send({ type: 'ack', seqs: [seq] });
+      this.send(this.ackFrame([seq]));
       return false;
     }
     if (entry === undefined) return true;
     if (entry.state === 'queued') return false;
     return entry.epoch !== epoch;
+  }
+
+  private ackFrame(seqs: readonly number[]): Record<string, unknown> {
+    const epoch = this.frameEpoch();
+    return epoch === undefined ? { type: 'ack', seqs } : { type: 'ack', seqs, epoch };
+  }
+
+  /** The epoch frames name, if any. */
+  private frameEpoch(): string | undefined {
+    return this.epochFields ? this.mailboxEpoch : undefined;
+  }
+
+  /** The relay's mailbox is another store now: forget the cursor and the acks of the old one. */
+  private changeEpoch(mailboxEpoch: string): void {
+    const previous = this.mailboxEpoch;
+    this.mailboxEpoch = mailboxEpoch;
+    if (previous !== undefined) {
+      this.floor = 0;
+      this.entries.clear();
+      this.unconfirmed.clear();
+      this.rejectWaiters(
+        new RelayClientError('MAILBOX_RESET', 'the relay mailbox was reset (a new epoch)'),
+      );
+    }
+    try {
+      this.options.onEpoch?.(mailboxEpoch, previous);
+    } catch (err) {
+      this.report(err);
+    }
   }
 
   private async deliver(item: MailboxItem): Promise<void> {

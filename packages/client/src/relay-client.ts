@@ -512,6 +512,19 @@ export class RelayClient {
    * (drop) it and read on.
    */
   async readMailbox(after = 0, limit = 100, options?: CallOptions): Promise<MailboxItem[]> {
+    return (await this.readMailboxPage(after, limit, options)).items;
+  }
+
+  /**
+   * readMailbox, with the relay's mailbox epoch (undefined from a relay that
+   * gives none): the items' seqs belong to it. A cursor kept from another
+   * epoch means nothing here: read again from 0.
+   */
+  async readMailboxPage(
+    after = 0,
+    limit = 100,
+    options?: CallOptions,
+  ): Promise<{ readonly items: MailboxItem[]; readonly epoch?: string }> {
     if (!Number.isSafeInteger(after) || after < 0)
       throw new RangeError('after must be a non-negative integer');
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MAILBOX_LIMIT)
@@ -531,7 +544,7 @@ export class RelayClient {
         if (answer.items.length > limit)
           clientFail('BAD_RESPONSE', `${route}: more items than asked for`, { status: res.status });
         let last = after;
-        return answer.items.map((value) => {
+        const items = answer.items.map((value) => {
           const item = parseMailboxItem(value, res.status);
           if (item.seq <= last)
             clientFail('BAD_RESPONSE', `${route}: items out of order or not after the cursor`, {
@@ -541,18 +554,30 @@ export class RelayClient {
           last = item.seq;
           return item;
         });
+        return answer.epoch === undefined ? { items } : { items, epoch: answer.epoch };
       },
     );
   }
 
-  /** Acknowledge mailbox items (the relay may then drop them); resolves with how many the relay removed. */
-  async ack(seqs: readonly number[], options?: CallOptions): Promise<number> {
+  /**
+   * Acknowledge mailbox items (the relay may then drop them); resolves with how many the relay removed.
+   * With `epoch` (the one the seqs were read under), a relay whose epoch is another refuses
+   * with MAILBOX_RESET and acks nothing.
+   */
+  async ack(
+    seqs: readonly number[],
+    options?: CallOptions & { readonly epoch?: string },
+  ): Promise<number> {
     seqs.forEach(assertSeq);
     if (seqs.length > MAILBOX_LIMITS.maxAckSeqs)
       throw new RangeError(`at most ${MAILBOX_LIMITS.maxAckSeqs} seqs per ack`);
     if (seqs.length === 0) return 0;
     const route = 'POST /v1/mailbox/ack';
-    const bytes = canonicalBytes({ seqs: [...seqs] });
+    const bytes = canonicalBytes(
+      options?.epoch === undefined
+        ? { seqs: [...seqs] }
+        : { seqs: [...seqs], epoch: options.epoch },
+    );
     return this.call(
       {
         method: 'POST',

@@ -132,6 +132,12 @@ export class FakeRelay {
   tcpConnections = 0;
   /** The `after` of every subscribe frame received, in order. */
   readonly subscribeAfters: number[] = [];
+  /** The mailbox epoch item frames carry (none when undefined, as relays before it). */
+  mailboxEpoch: string | undefined;
+  /** Refuse frames naming an epoch as MALFORMED, as relays from before the epoch do. */
+  refuseEpochFields = false;
+  /** The `epoch` of every subscribe and ack frame received, in order (undefined: none given). */
+  readonly frameEpochs: { type: string; epoch: unknown }[] = [];
 
   private readonly interceptors: Interceptor[] = [];
   private readonly subscribers = new Set<Subscriber>();
@@ -198,6 +204,13 @@ export class FakeRelay {
       (e) =>
         e.method === method && path.test(e.path) && (status === undefined || e.status === status),
     ).length;
+  }
+
+  /** A new mailbox store: another epoch, every mailbox empty, seqs from 1 again. */
+  resetMailboxes(epoch: string): void {
+    this.mailboxEpoch = epoch;
+    this.mailboxes.clear();
+    this.nextSeq = 1;
   }
 
   /** Append an item to a mailbox and push it to live subscribers. */
@@ -573,21 +586,32 @@ export class FakeRelay {
       this.subscribers.add(sub);
       ws.on('close', () => this.subscribers.delete(sub));
       ws.on('message', (data: Buffer) => {
-        let frame: { type?: unknown; after?: unknown; seqs?: unknown };
+        let frame: { type?: unknown; after?: unknown; seqs?: unknown; epoch?: unknown };
         try {
           frame = JSON.parse(data.toString('utf8')) as typeof frame;
         } catch {
           ws.send(JSON.stringify({ type: 'error', code: 'MALFORMED' }));
           return;
         }
+        if (typeof frame.type === 'string')
+          this.frameEpochs.push({ type: frame.type, epoch: frame.epoch });
+        if (this.refuseEpochFields && frame.epoch !== undefined) {
+          ws.send(JSON.stringify({ type: 'error', code: 'MALFORMED' }));
+          return;
+        }
+        const staleEpoch = frame.epoch !== undefined && frame.epoch !== this.mailboxEpoch;
         if (frame.type === 'subscribe' && typeof frame.after === 'number') {
-          const after = frame.after;
-          this.subscribeAfters.push(after);
+          this.subscribeAfters.push(frame.after);
+          const after = staleEpoch ? 0 : frame.after;
           for (const item of this.mailbox(address)) if (item.seq > after) this.sendItem(ws, item);
           sub.subscribed = true;
         } else if (frame.type === 'ack' && Array.isArray(frame.seqs)) {
           this.ackFrames += 1;
           if (this.ignoreAcks) return;
+          if (staleEpoch) {
+            ws.send(JSON.stringify({ type: 'error', code: 'MAILBOX_RESET' }));
+            return;
+          }
           const seqs = frame.seqs.filter((s): s is number => typeof s === 'number');
           this.ack(address, seqs);
           ws.send(JSON.stringify({ type: 'acked', seqs }));
@@ -599,6 +623,10 @@ export class FakeRelay {
   }
 
   private sendItem(socket: WebSocket, item: StoredItem): void {
-    socket.send(JSON.stringify({ type: 'item', item }), () => this.onItemSent?.(item.seq, socket));
+    const frame =
+      this.mailboxEpoch === undefined
+        ? { type: 'item', item }
+        : { type: 'item', item, epoch: this.mailboxEpoch };
+    socket.send(JSON.stringify(frame), () => this.onItemSent?.(item.seq, socket));
   }
 }

@@ -207,4 +207,64 @@ describe('mailbox subscription', () => {
     await expect(sub.ack([1])).rejects.toSatisfy((e) => isRelayClientError(e, 'ABORTED'));
     expect(events.filter((e) => e === 'connected')).toHaveLength(1);
   });
+
+  it('a new mailbox epoch: the cursor and unconfirmed acks of the old one are dropped, the mailbox is read from 0, acks name the new epoch', async () => {
+    const ONE = 'epoch-one-0001';
+    const TWO = 'epoch-two-0002';
+    relay.mailboxEpoch = ONE;
+    const first = pushEnvelopes(3);
+    const epochs: [string, string | undefined][] = [];
+    const { sub, seen } = subscribe({
+      onEpoch: (epoch, previous) => epochs.push([epoch, previous]),
+    });
+    await vi.waitFor(() => expect(sub.cursor).toBe(3), WAIT);
+    expect(seen).toEqual(first);
+    expect(epochs).toEqual([[ONE, undefined]]);
+    expect(sub.currentEpoch).toBe(ONE);
+
+    // The relay comes back on a new store: seqs 1 and 2 again, below the cursor 3.
+    relay.resetMailboxes(TWO);
+    relay.dropSockets();
+    const second = pushEnvelopes(2);
+    expect(second).toEqual([1, 2]);
+    await vi.waitFor(() => expect(relay.mailbox(PEER)).toEqual([]), WAIT);
+    expect(seen).toEqual([...first, ...second]);
+    expect(epochs).toEqual([
+      [ONE, undefined],
+      [TWO, ONE],
+    ]);
+    expect(sub.currentEpoch).toBe(TWO);
+    await vi.waitFor(() => expect(sub.cursor).toBe(2), WAIT);
+    // Whether the new items came live or at the resubscription, acks name the epoch of their items.
+    const ackEpochs = relay.frameEpochs.filter((f) => f.type === 'ack').map((f) => f.epoch);
+    expect(ackEpochs.slice(0, 3)).toEqual([ONE, ONE, ONE]);
+    expect(ackEpochs.slice(3).length).toBeGreaterThanOrEqual(2);
+    expect(ackEpochs.slice(3).every((e) => e === TWO)).toBe(true);
+  });
+
+  it('a relay that gives no epoch is followed as before, and no epoch is sent', async () => {
+    const first = pushEnvelopes(2);
+    const epochs: string[] = [];
+    const { sub, seen } = subscribe({ onEpoch: (epoch) => epochs.push(epoch) });
+    await vi.waitFor(() => expect(sub.cursor).toBe(2), WAIT);
+    expect(seen).toEqual(first);
+    expect(epochs).toEqual([]);
+    expect(sub.currentEpoch).toBeUndefined();
+    expect(relay.frameEpochs.every((f) => f.epoch === undefined)).toBe(true);
+  });
+
+  it('a relay from before the epoch, refusing the field, is subscribed to again without it', async () => {
+    relay.refuseEpochFields = true;
+    const first = pushEnvelopes(2);
+    const { sub, seen } = subscribe({ after: 0, epoch: 'epoch-kept-by-node' });
+    await vi.waitFor(() => expect(relay.mailbox(PEER)).toEqual([]), WAIT);
+    expect(seen).toEqual(first);
+    expect(sub.cursor).toBe(2);
+    const subscribes = relay.frameEpochs.filter((f) => f.type === 'subscribe');
+    expect(subscribes[0]?.epoch).toBe('epoch-kept-by-node');
+    expect(subscribes.slice(1).every((f) => f.epoch === undefined)).toBe(true);
+    expect(
+      relay.frameEpochs.filter((f) => f.type === 'ack').every((f) => f.epoch === undefined),
+    ).toBe(true);
+  });
 });

@@ -35,6 +35,11 @@ export const RELAY_ERRORS = {
     status: 409,
     meaning: 'An envelope with this id but different content was accepted before.',
   },
+  MAILBOX_RESET: {
+    status: 409,
+    meaning:
+      "A mailbox ack names an epoch other than the relay's mailbox epoch: the mailbox store was replaced and the seqs name other items. Nothing was acked; read the mailbox again from 0.",
+  },
   EXPIRED: { status: 410, meaning: 'The envelope has expired.' },
   LIMIT_EXCEEDED: {
     status: 413,

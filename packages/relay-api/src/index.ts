@@ -32,6 +32,7 @@ export {
   ForwardResponseSchema,
   HandOverSchema,
   InlineChunkSchema,
+  MailboxEpochSchema,
   MailboxItemWireSchema,
   MailboxQuerySchema,
   MailboxResponseSchema,

@@ -121,9 +121,23 @@ const AckSeqsSchema = Type.Array(Type.Integer({ minimum: 1 }), {
   maxItems: MAILBOX_LIMITS.maxAckSeqs,
 });
 
-/** `POST /v1/mailbox/ack`. */
+/**
+ * A mailbox epoch: the id of the relay's mailbox store. Seqs are comparable
+ * only within one epoch; a relay whose store was replaced (a backend switch
+ * without migration, a lost Redis) answers with another one, and its seqs
+ * start again at 1. Optional everywhere for compatibility: a relay that
+ * does not send one is read as before, and a client sends one only after a
+ * relay gave it one.
+ */
+export const MailboxEpochSchema = Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$' });
+
+/**
+ * `POST /v1/mailbox/ack`. With `epoch`, the relay acks only when it is its
+ * current epoch (`409 MAILBOX_RESET` otherwise, nothing acked): seqs of an
+ * old epoch name other items in the new one.
+ */
 export const AckRequestSchema = Type.Object(
-  { seqs: AckSeqsSchema },
+  { seqs: AckSeqsSchema, epoch: Type.Optional(MailboxEpochSchema) },
   { additionalProperties: false },
 );
 
@@ -133,13 +147,24 @@ export const MailboxQuerySchema = Type.Object({
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
 });
 
-/** What a node sends on the mailbox WebSocket. */
+/**
+ * What a node sends on the mailbox WebSocket. `epoch`: the epoch `after`
+ * (or the acked seqs) belong to; a subscribe naming another epoch than the
+ * relay's reads from 0, an ack naming another one is refused (MAILBOX_RESET).
+ */
 export const ClientFrameSchema = Type.Union([
   Type.Object(
-    { type: Type.Literal('subscribe'), after: Type.Integer({ minimum: 0 }) },
+    {
+      type: Type.Literal('subscribe'),
+      after: Type.Integer({ minimum: 0 }),
+      epoch: Type.Optional(MailboxEpochSchema),
+    },
     { additionalProperties: false },
   ),
-  Type.Object({ type: Type.Literal('ack'), seqs: AckSeqsSchema }, { additionalProperties: false }),
+  Type.Object(
+    { type: Type.Literal('ack'), seqs: AckSeqsSchema, epoch: Type.Optional(MailboxEpochSchema) },
+    { additionalProperties: false },
+  ),
 ]);
 
 // ---- Answers (what a relay sends) ----
@@ -214,11 +239,18 @@ export const MailboxItemWireSchema = Type.Union([
 
 export const MailboxResponseSchema = Type.Object({
   items: Type.Array(Type.Unknown()),
+  /** The relay's mailbox epoch (the items' seqs belong to it). */
+  epoch: Type.Optional(MailboxEpochSchema),
 });
 
 /** What the relay sends on the mailbox WebSocket. */
 export const ServerFrameSchema = Type.Union([
-  Type.Object({ type: Type.Literal('item'), item: Type.Unknown() }),
+  Type.Object({
+    type: Type.Literal('item'),
+    item: Type.Unknown(),
+    /** The relay's mailbox epoch (the item's seq belongs to it). */
+    epoch: Type.Optional(MailboxEpochSchema),
+  }),
   Type.Object({ type: Type.Literal('acked'), seqs: Type.Array(SeqSchema, { maxItems: 100_000 }) }),
   Type.Object({ type: Type.Literal('error'), code: Type.String({ maxLength: 64 }) }),
 ]);

@@ -97,6 +97,7 @@ export type SyncEvent =
   | { readonly type: 'item'; readonly seq: number; readonly outcome: ItemOutcome }
   | { readonly type: 'outbox'; readonly report: OutboxReport }
   | { readonly type: 'trust'; readonly report: TrustSyncReport }
+  | { readonly type: 'mailbox-reset'; readonly epoch: string }
   | {
       readonly type: 'error';
       readonly code: string;

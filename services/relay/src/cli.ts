@@ -10,6 +10,7 @@ import {
 } from '@rogatory/protocol';
 import { loadRelayConfig } from './config.js';
 import { rotateRelayKey } from './key-rotation.js';
+import { registerMigrateBackend } from './migrate-backend.js';
 import { relayOptionsFromConfig, startRelay } from './server.js';
 import { checkConfigCommand } from './cli/check-config.js';
 import { EXIT_CODES_HELP, reportFailure, usageError } from './cli/output.js';
@@ -226,6 +227,8 @@ program
     'print { relayId, backend, at, mailboxes, forwards, nonDeliveries } (times in ms since the epoch, ages in ms)',
   )
   .action(action((opts: { config: string; json?: boolean }) => queueCommand(opts)));
+
+registerMigrateBackend(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.exitCode = reportFailure(err, process.argv.includes('--json'));

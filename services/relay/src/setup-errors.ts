@@ -10,6 +10,8 @@ export const RELAY_EXIT = {
   ok: 0,
   /** Unknown command or option, a missing or malformed argument. */
   usage: 1,
+  /** migrate-backend: the target's counts differ from the source's after the copy. */
+  verify: 2,
   /** The configuration file, or a file or folder it names, is missing, unreadable or invalid. */
   config: 3,
   /** The relay key (or a secret from the environment) is missing, does not open, or is not listed in the manifest. */

@@ -112,7 +112,7 @@ describe('rogatory-relay usage and help', { timeout: 180_000 }, () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(RELAY_EXIT.ok);
     expect(run.stdout).toMatch(/Exit codes:/);
-    for (const code of ['0', '1', '3', '4', '5', '6', '70'])
+    for (const code of ['0', '1', '2', '3', '4', '5', '6', '70'])
       expect(run.stdout).toMatch(new RegExp(`^\\s+${code}\\s+\\w`, 'm'));
     expect((await runCli(['check-config', '--help'])).stdout).toMatch(/--connect/);
   });

@@ -61,6 +61,7 @@ export const AUDIT_ACTIONS = [
   'introduction.refer',
   'introduction.decline',
   'introduction.export',
+  'mailbox.reset',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -34,6 +34,8 @@ function describe(event: SyncEvent): string {
       return describeTrust(event.report);
     case 'outbox':
       return `outbox: ${event.report.sent.length} sent, ${event.report.rejected.length} rejected, ${event.report.evidencesPosted} evidences posted, ${event.report.deferred} deferred, ${event.report.failed} failed`;
+    case 'mailbox-reset':
+      return `the relay's mailbox was reset (epoch ${event.epoch}): reading it again from 0`;
     case 'error':
       return `error ${event.code}${event.detail ? ` (${event.detail})` : ''}${event.seq === undefined ? '' : ` on item ${event.seq}`}`;
   }

@@ -5,7 +5,7 @@ import {
   type MailboxSubscription,
   type RetryPolicy,
 } from '@rogatory/client';
-import type { NodeContext, ProgressListener } from '../context.js';
+import { audit, type NodeContext, type ProgressListener } from '../context.js';
 import { codeOf, toNodeError } from '../errors.js';
 import { processItem, type ItemOutcome } from './receive-item.js';
 import { relayIncident } from './relay-incidents.js';
@@ -15,6 +15,8 @@ export type MailboxEvent =
   | { readonly type: 'connected' }
   | { readonly type: 'disconnected'; readonly willReconnect: boolean }
   | { readonly type: 'item'; readonly seq: number; readonly outcome: ItemOutcome }
+  /** The relay's mailbox is another store (new epoch): the cursor went back to 0, everything is read again. */
+  | { readonly type: 'mailbox-reset'; readonly epoch: string }
   | {
       readonly type: 'error';
       readonly code: string;
@@ -33,9 +35,28 @@ const MAX_PAGES = 200;
 const RESTART: RetryPolicy = { retries: 0, baseMs: 1_000, maxMs: 60_000, jitter: 0 };
 
 /**
+ * The relay gave its mailbox epoch: record it with the cursor. A new one
+ * (its store was replaced: a backend switch without migration, a lost
+ * Redis) means its seqs start again and name other items: the cursor goes
+ * back to 0, in the same transaction as the audit entry, and the caller
+ * reads everything again (items stored before are recognised as
+ * duplicates). Returns true on such a reset.
+ */
+export function noteMailboxEpoch(ctx: NodeContext, epoch: string): boolean {
+  if (ctx.store.mailboxEpoch() === epoch) return false;
+  return ctx.db.transaction(() => {
+    const { previous, cursor } = ctx.store.setMailboxEpoch(epoch);
+    if (previous === undefined || previous === epoch) return false;
+    audit(ctx, 'system', 'mailbox.reset', null, `epoch:${previous}->${epoch} cursor:${cursor}`);
+    return true;
+  });
+}
+
+/**
  * Pull the mailbox over HTTP until it is empty (bounded), storing and then
  * acking each item in order. Stops at the first item that cannot be stored
- * and throws its error: that item stays unacked.
+ * and throws its error: that item stays unacked. A relay whose mailbox
+ * epoch changed is read again from 0 (noteMailboxEpoch).
  */
 export async function pullMailbox(
   ctx: NodeContext,
@@ -43,15 +64,23 @@ export async function pullMailbox(
 ): Promise<{ seq: number; outcome: ItemOutcome }[]> {
   const items: { seq: number; outcome: ItemOutcome }[] = [];
   let after = ctx.store.cursor();
-  for (let page = 0; page < MAX_PAGES; page++) {
+  pages: for (let page = 0; page < MAX_PAGES; page++) {
     let batch: MailboxItem[];
+    let pageEpoch: string | undefined;
     try {
-      batch = await ctx.relay.readMailbox(after, PAGE);
+      const answer = await ctx.relay.readMailboxPage(after, PAGE);
+      pageEpoch = answer.epoch;
+      if (answer.epoch !== undefined && noteMailboxEpoch(ctx, answer.epoch)) {
+        after = 0;
+        continue;
+      }
+      batch = answer.items;
     } catch (err) {
       if (isRelayClientError(err, 'BAD_RESPONSE')) {
         // A malformed item (a relay fault) cannot be stored: record it and drop it, so it does not block the mailbox.
         if (err.seq !== undefined) {
           relayIncident(ctx, 'BAD_RESPONSE', `seq:${err.seq}`);
+          // No epoch: the seq comes from the page just read, whose epoch the malformed page hid.
           await ctx.relay.ack([err.seq]);
           continue;
         }
@@ -61,11 +90,15 @@ export async function pullMailbox(
       throw toNodeError(err, 'read mailbox');
     }
     if (batch.length === 0) break;
+    // Acks name the epoch the page was read under (a relay reset since refuses them); none from a relay that gives none.
+    const ackOptions = pageEpoch === undefined ? undefined : { epoch: pageEpoch };
     for (const item of batch) {
       const outcome = await processItem(ctx, item, onProgress);
       try {
-        await ctx.relay.ack([item.seq]);
+        await ctx.relay.ack([item.seq], ackOptions);
       } catch (err) {
+        // The relay's mailbox was reset since the read: read again, the new epoch resets the cursor.
+        if (isRelayClientError(err, 'MAILBOX_RESET')) continue pages;
         // Stored but not acked: the relay sends it again and it is recognised as a duplicate.
         throw toNodeError(err, 'ack mailbox item');
       }
@@ -95,8 +128,18 @@ export function subscribeMailbox(
   let restarts = 0;
   const subscribe = (): void => {
     if (stopped) return;
+    const epoch = ctx.store.mailboxEpoch();
     const sub = ctx.relay.openMailbox({
       after: ctx.store.cursor(),
+      ...(epoch === undefined ? {} : { epoch }),
+      onEpoch: (next) => {
+        if (stopped) return;
+        try {
+          if (noteMailboxEpoch(ctx, next)) emit({ type: 'mailbox-reset', epoch: next });
+        } catch (err) {
+          emit({ type: 'error', code: toNodeError(err, 'store mailbox epoch').code });
+        }
+      },
       onItem: async (item) => {
         if (stopped) return;
         try {
@@ -107,7 +150,8 @@ export function subscribeMailbox(
             () => {
               if (stopped) return;
               try {
-                ctx.store.setCursor(sub.cursor);
+                // A cursor of the epoch the store holds only (an ack of the old epoch may confirm late).
+                if (sub.currentEpoch === ctx.store.mailboxEpoch()) ctx.store.setCursor(sub.cursor);
               } catch {
                 // The cursor is an optimisation: the relay re-sends unacked items anyway.
               }

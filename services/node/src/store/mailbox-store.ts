@@ -553,4 +553,26 @@ export class MailboxStore {
   setCursor(seq: number): void {
     if (seq > this.cursor()) this.db.setSetting('mailbox.cursor', String(seq));
   }
+
+  /** The relay's mailbox epoch the cursor belongs to; undefined until a relay gave one. */
+  mailboxEpoch(): string | undefined {
+    return this.db.setting('mailbox.epoch');
+  }
+
+  /**
+   * Record the relay's mailbox epoch. When it replaces another one, the
+   * cursor of the old epoch means nothing any more: it goes back to 0 in the
+   * same transaction. Returns the cursor it replaced (0 when none).
+   */
+  setMailboxEpoch(epoch: string): { readonly previous?: string; readonly cursor: number } {
+    return this.db.transaction(() => {
+      const previous = this.mailboxEpoch();
+      const cursor = this.cursor();
+      if (previous === epoch) return { previous, cursor };
+      this.db.setSetting('mailbox.epoch', epoch);
+      if (previous === undefined) return { cursor };
+      this.db.setSetting('mailbox.cursor', '0');
+      return { previous, cursor };
+    });
+  }
 }

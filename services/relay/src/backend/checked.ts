@@ -25,11 +25,13 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertString,
+  assertStrings,
   assertTime,
 } from './shared.js';
 import type {
   AcceptInput,
   AcceptResult,
+  BackendSnapshot,
   BackendStats,
   BackoffPolicy,
   ChunkUsage,
@@ -321,5 +323,90 @@ class CheckedBackend implements RelayBackend {
       () => undefined,
       () => this.inner.queueReport(),
     );
+  }
+
+  mailboxEpoch(): Promise<string> {
+    return this.call(
+      () => undefined,
+      () => this.inner.mailboxEpoch(),
+    );
+  }
+
+  exportState(): Promise<BackendSnapshot> {
+    return this.call(
+      () => undefined,
+      () => this.inner.exportState(),
+    );
+  }
+
+  importState(snapshot: BackendSnapshot): Promise<void> {
+    return this.call(
+      () => {
+        assertSnapshot(snapshot);
+      },
+      () => this.inner.importState(snapshot),
+    );
+  }
+}
+
+function assertOneOf(value: string, allowed: readonly string[], name: string): void {
+  if (!allowed.includes(value))
+    throw new BackendTypeError(`${name} must be one of ${allowed.join(', ')}`);
+}
+
+/** The shape checks of a snapshot to import; messages name the field, never a value. */
+function assertSnapshot(snapshot: BackendSnapshot): void {
+  assertNonEmpty(snapshot.epoch, 'snapshot.epoch');
+  for (const seq of snapshot.mailboxSeqs) {
+    assertNonEmpty(seq.address, 'mailboxSeqs.address');
+    assertPositiveInteger(seq.lastSeq, 'mailboxSeqs.lastSeq');
+  }
+  for (const envelope of snapshot.envelopes) {
+    assertAcceptInput({
+      envelope,
+      deliveries: [],
+      forwards: [],
+      retainUntil: envelope.retainUntil,
+      ...(envelope.uploader === undefined ? {} : { uploader: envelope.uploader }),
+    });
+    assertNonNegativeInteger(envelope.heldBytes, 'envelopes.heldBytes');
+    if (envelope.doneAt !== undefined) assertTime(envelope.doneAt, 'envelopes.doneAt');
+    if (envelope.releasedAt !== undefined) assertTime(envelope.releasedAt, 'envelopes.releasedAt');
+  }
+  for (const item of snapshot.items) {
+    assertNonEmpty(item.address, 'items.address');
+    assertPositiveInteger(item.seq, 'items.seq');
+    assertNonEmpty(item.envelopeId, 'items.envelopeId');
+    assertNonEmpty(item.dedupKey, 'items.dedupKey');
+    assertOneOf(item.kind, ['envelope', 'evidence'], 'items.kind');
+    assertOneOf(item.state, ['pending', 'expiring', 'acked'], 'items.state');
+    if (item.payload !== undefined) assertBytes(item.payload, 'items.payload');
+    if (item.kind === 'evidence' && item.state === 'pending' && item.payload === undefined)
+      throw new BackendTypeError('items.payload is required for a pending evidence item');
+    if (item.deliverBy !== undefined) assertTime(item.deliverBy, 'items.deliverBy');
+    if (item.dueAt !== undefined) assertTime(item.dueAt, 'items.dueAt');
+    assertNonNegativeInteger(item.attempt, 'items.attempt');
+  }
+  for (const task of snapshot.tasks) {
+    assertNonEmpty(task.id, 'tasks.id');
+    assertNonEmpty(task.envelopeId, 'tasks.envelopeId');
+    assertNonEmpty(task.network, 'tasks.network');
+    assertOneOf(task.kind, ['envelope', 'evidence'], 'tasks.kind');
+    assertOneOf(task.state, ['pending', 'done', 'gave_up'], 'tasks.state');
+    if (task.recipients !== undefined) assertStrings(task.recipients, 'tasks.recipients');
+    if (task.payload !== undefined) assertBytes(task.payload, 'tasks.payload');
+    assertTime(task.deadline, 'tasks.deadline');
+    assertNonNegativeInteger(task.attempt, 'tasks.attempt');
+    if (task.nextAt !== undefined) assertTime(task.nextAt, 'tasks.nextAt');
+  }
+  for (const upload of snapshot.uploads) {
+    assertNonEmpty(upload.chunkId, 'uploads.chunkId');
+    assertString(upload.owner, 'uploads.owner');
+    assertNonNegativeInteger(upload.size, 'uploads.size');
+    assertTime(upload.at, 'uploads.at');
+  }
+  for (const claim of snapshot.claims) {
+    assertNonEmpty(claim.key, 'claims.key');
+    assertTime(claim.expiresAt, 'claims.expiresAt');
   }
 }

@@ -155,6 +155,14 @@ export const SCHEMA_MIGRATIONS: readonly string[] = [
   DROP INDEX rate_counters_end;
   DROP TABLE rate_counters;
   `,
+  // Version 4: the mailbox epoch, a random id of this store (seqs are comparable within one epoch).
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO meta (key, value) VALUES ('mailbox_epoch', lower(hex(randomblob(16))));
+  `,
 ];
 
 /**

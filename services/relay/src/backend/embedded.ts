@@ -19,6 +19,7 @@ import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
 import { checkedBackend } from './checked.js';
 import { migrate } from './embedded-schema.js';
+import { exportEmbedded, importEmbedded, readEpoch } from './embedded-snapshot.js';
 import {
   asBuffer,
   assertNonEmpty,
@@ -34,6 +35,7 @@ import {
 import type {
   AcceptInput,
   AcceptResult,
+  BackendSnapshot,
   BackendStats,
   BackoffPolicy,
   ChunkUsage,
@@ -1036,6 +1038,20 @@ class EmbeddedBackend implements RelayBackend {
           },
         };
       })();
+    });
+  }
+
+  mailboxEpoch(): Promise<string> {
+    return settle(() => readEpoch(this.db));
+  }
+
+  exportState(): Promise<BackendSnapshot> {
+    return settle(() => exportEmbedded(this.db));
+  }
+
+  importState(snapshot: BackendSnapshot): Promise<void> {
+    return settle(() => {
+      importEmbedded(this.db, snapshot);
     });
   }
 }

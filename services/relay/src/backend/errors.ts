@@ -9,6 +9,8 @@ export const BACKEND_ERRORS = {
     'an argument is outside its domain (an empty id, a time that is not an integer, a limit below 0); nothing was stored',
   BACKEND_CLOSED: 'the backend was closed (or is closing); open a new one',
   WORKERS_RUNNING: "startWorkers was called while this backend's workers run; stop them first",
+  BACKEND_NOT_EMPTY:
+    'importState was given a store that holds relay state already; nothing was written',
 } as const;
 
 export type BackendErrorCode = keyof typeof BACKEND_ERRORS;

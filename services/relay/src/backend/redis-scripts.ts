@@ -38,6 +38,7 @@
  *   tombdedup:<id>    list   address, key pairs to forget with the envelope record
  *   tombtask:<id>     list   finished task ids to forget with the envelope record
  *   claim:<key>       string with a TTL
+ *   epoch             string the mailbox epoch: a random id set by the first MAILBOX_EPOCH (or by an import)
  *   channel `mailbox` pub/sub, message = address
  */
 
@@ -524,4 +525,17 @@ for _, marker in ipairs(redis.call('SMEMBERS', K .. 'unqueued')) do
 end
 redis.call('DEL', K .. 'pending', K .. 'timers', K .. 'lease')
 return added
+`);
+
+/**
+ * ARGV: K, candidate. The mailbox epoch of this namespace, set to the
+ * candidate (a fresh random id) the first time it is asked for: a store
+ * created (or lost and recreated) gets a new one.
+ */
+export const MAILBOX_EPOCH = script(`
+local key = K .. 'epoch'
+local epoch = redis.call('GET', key)
+if epoch then return epoch end
+redis.call('SET', key, ARGV[2])
+return ARGV[2]
 `);

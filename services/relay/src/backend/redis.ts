@@ -58,6 +58,7 @@ import { checkedBackend } from './checked.js';
 import { BackendRangeError, BackendTypeError, BackendUnavailableError } from './errors.js';
 import { SchemaVersionError } from './embedded-schema.js';
 import * as lua from './redis-scripts.js';
+import { exportRedis, importRedis } from './redis-snapshot.js';
 import {
   asBuffer,
   assertNonEmpty,
@@ -73,6 +74,7 @@ import {
 import type {
   AcceptInput,
   AcceptResult,
+  BackendSnapshot,
   BackendStats,
   BackoffPolicy,
   ChunkUsage,
@@ -338,6 +340,7 @@ const SCRIPTS = {
   noteUpload: new LuaScript(lua.NOTE_UPLOAD),
   ownedChunks: new LuaScript(lua.OWNED_CHUNKS),
   uploadUsage: new LuaScript(lua.UPLOAD_USAGE),
+  mailboxEpoch: new LuaScript(lua.MAILBOX_EPOCH),
 };
 
 // ---------------------------------------------------------------------------
@@ -1205,5 +1208,17 @@ class RedisRelayBackend implements RelayBackend {
         items: overdue.slice(0, NON_DELIVERY_LIST_MAX),
       },
     };
+  }
+
+  async mailboxEpoch(): Promise<string> {
+    return asText(await this.run(SCRIPTS.mailboxEpoch, [randomUUID()]));
+  }
+
+  async exportState(): Promise<BackendSnapshot> {
+    return exportRedis(this.client, this.base, await this.mailboxEpoch());
+  }
+
+  importState(snapshot: BackendSnapshot): Promise<void> {
+    return importRedis(this.client, this.base, snapshot, this.clock());
   }
 }

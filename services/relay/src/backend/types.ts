@@ -249,6 +249,92 @@ export interface RelayBackend {
    * yet. Read only; the whole store is read, for an operator, not a hot path.
    */
   queueReport(): Promise<QueueReport>;
+
+  /**
+   * The mailbox epoch: a random id made once with the store (embedded: a row
+   * of the file; Redis: a key of the prefix, set if absent). Mailbox seqs
+   * are only comparable within one epoch: a node whose stored cursor belongs
+   * to another epoch reads its mailbox again from 0. `importState` carries
+   * the source's epoch over, so a migrated relay keeps it.
+   */
+  mailboxEpoch(): Promise<string>;
+  /**
+   * Everything the store holds (for `rogatory-relay migrate-backend`, with
+   * the relay stopped): held in memory, as the stores are bounded by their
+   * mailboxes and forward queues. Running tasks and expiries are exported as
+   * due again (their leases died with the relay).
+   */
+  exportState(): Promise<BackendSnapshot>;
+  /**
+   * Load a snapshot into this store, which must be empty (no envelope,
+   * mailbox counter, item, task or upload record): otherwise BACKEND_NOT_EMPTY
+   * and nothing is written. Sets the mailbox epoch to the snapshot's.
+   */
+  importState(snapshot: BackendSnapshot): Promise<void>;
+}
+
+/** A stored envelope with its life-cycle fields, as exported. */
+export interface SnapshotEnvelope extends StoredEnvelope {
+  readonly retainUntil: number;
+  readonly uploader?: string;
+  /** Bytes charged to `uploader` while the envelope is not done. */
+  readonly heldBytes: number;
+  readonly doneAt?: number;
+  /** Chunks released (no longer held by the envelope); the record stays to refuse replays. */
+  readonly releasedAt?: number;
+}
+
+export interface SnapshotItem {
+  readonly address: string;
+  readonly seq: number;
+  readonly kind: MailboxItemKind;
+  readonly envelopeId: string;
+  /** Evidence bytes (pending evidence items); envelope items read the envelope's bytes. */
+  readonly payload?: Uint8Array;
+  /** `mailboxDedupKey(kind, key)`. */
+  readonly dedupKey: string;
+  /** Envelope items: the expiry timer. */
+  readonly deliverBy?: number;
+  /** pending: readable; expiring: taken out by an expiry not confirmed; acked: an evidence tombstone keeping its dedup key. */
+  readonly state: 'pending' | 'expiring' | 'acked';
+  /** When the expiry sweep takes it next (pending and expiring envelope items). */
+  readonly dueAt?: number;
+  readonly attempt: number;
+}
+
+export interface SnapshotTask {
+  readonly id: string;
+  readonly kind: 'envelope' | 'evidence';
+  readonly envelopeId: string;
+  readonly network: string;
+  readonly recipients?: readonly string[];
+  readonly payload?: Uint8Array;
+  readonly deadline: number;
+  readonly attempt: number;
+  /** done / gave_up: tombstones kept while the envelope record lives. */
+  readonly state: 'pending' | 'done' | 'gave_up';
+  readonly nextAt?: number;
+}
+
+export interface SnapshotUpload {
+  readonly chunkId: string;
+  /** '' for records written before uploaders were recorded. */
+  readonly owner: string;
+  readonly size: number;
+  readonly at: number;
+  readonly referenced: boolean;
+}
+
+/** The whole state of a relay backend (chunk bytes excluded: they live in the blob store). */
+export interface BackendSnapshot {
+  readonly epoch: string;
+  /** Last seq handed out per mailbox, so numbering goes on above it. */
+  readonly mailboxSeqs: readonly { readonly address: string; readonly lastSeq: number }[];
+  readonly envelopes: readonly SnapshotEnvelope[];
+  readonly items: readonly SnapshotItem[];
+  readonly tasks: readonly SnapshotTask[];
+  readonly uploads: readonly SnapshotUpload[];
+  readonly claims: readonly { readonly key: string; readonly expiresAt: number }[];
 }
 
 /**

@@ -8,6 +8,7 @@ export const EXIT_CODES_HELP = `
 Exit codes:
   0   ok
   1   usage: unknown command or option, a missing or malformed argument, a refused request
+  2   migrate-backend: the copy does not verify (the target's counts differ from the source's)
   3   configuration: the file, or a file or folder it names, is missing, unreadable or invalid
   4   key: the passphrase or a secret is not set, the key does not open, or the manifest does not list it
   5   backend: Redis or the object store cannot be reached

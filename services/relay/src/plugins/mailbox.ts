@@ -37,13 +37,16 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * the stored payload is canonical JSON this relay encoded itself, so it is spliced in as it
  * is rather than decoded and encoded again for every push.
  */
-export function itemFrame(item: MailboxItem): string {
-  return `{"type":"item","item":{"seq":${item.seq},"kind":"${item.kind}","${item.kind}":${UTF8.decode(item.payload)}}}`;
+export function itemFrame(item: MailboxItem, epoch?: string): string {
+  const tail = epoch === undefined ? '' : `,"epoch":${JSON.stringify(epoch)}`;
+  return `{"type":"item","item":{"seq":${item.seq},"kind":"${item.kind}","${item.kind}":${UTF8.decode(item.payload)}}${tail}}`;
 }
 
 /** One node's live mailbox connection: catch-up from its cursor, then pushes on every new item. */
 class MailboxConnection {
   private cursor = -1;
+  /** The epoch the cursor belongs to: when the store's changes (a lost Redis), the cursor goes back to 0. */
+  private epoch: string | undefined;
   private pumping = false;
   private again = false;
   private invalid = 0;
@@ -78,10 +81,19 @@ class MailboxConnection {
     }
     if (frame.type === 'subscribe') {
       this.cursor = frame.after;
+      this.epoch = frame.epoch;
       await this.pump();
     } else {
       // Called as `void onFrame()`: a failure here must become an answer, never an unhandled rejection (a process crash).
       try {
+        // Seqs of another epoch name other items in this one: never ack them.
+        if (
+          frame.epoch !== undefined &&
+          frame.epoch !== (await this.app.relay.backend.mailboxEpoch())
+        ) {
+          this.send({ type: 'error', code: 'MAILBOX_RESET' });
+          return;
+        }
         await this.app.relay.backend.ack(this.address, frame.seqs);
       } catch (err) {
         this.app.log.warn(
@@ -113,10 +125,14 @@ class MailboxConnection {
             setTimeout(() => void this.pump(), 100).unref();
             return;
           }
+          const epoch = await relay.backend.mailboxEpoch();
+          // A subscriber's cursor of another epoch (or a store replaced under this connection): from 0.
+          if (this.epoch !== undefined && this.epoch !== epoch) this.cursor = 0;
+          this.epoch = epoch;
           const items = await relay.backend.readMailbox(this.address, this.cursor, PAGE);
           for (const item of items) {
             if (item.acceptedAt !== undefined) relay.core.observeDelivery(item.acceptedAt);
-            this.sendText(itemFrame(item));
+            this.sendText(itemFrame(item, epoch));
             this.cursor = Math.max(this.cursor, item.seq);
           }
           if (items.length < PAGE) break;
@@ -150,15 +166,23 @@ export async function mailboxRoutes(app: FastifyInstance): Promise<void> {
       Math.max(Number(query.limit ?? MAILBOX_LIMITS.defaultPage), 1),
       MAILBOX_LIMITS.maxPage,
     );
-    const items = await relay.backend.readMailbox(request.session!.address, after, limit);
-    return { items: items.map(wireItem) };
+    const [epoch, items] = await Promise.all([
+      relay.backend.mailboxEpoch(),
+      relay.backend.readMailbox(request.session!.address, after, limit),
+    ]);
+    return { items: items.map(wireItem), epoch };
   });
 
   app.post(
     '/v1/mailbox/ack',
     { bodyLimit: BODY_LIMITS.ack, preHandler: requireSession },
     async (request) => {
-      const { seqs } = messageOf(request.body, AckRequest, 'ack request');
+      const { seqs, epoch } = messageOf(request.body, AckRequest, 'ack request');
+      if (epoch !== undefined && epoch !== (await relay.backend.mailboxEpoch()))
+        throw new RelayError(
+          'MAILBOX_RESET',
+          "the ack names another mailbox epoch than the relay's: read the mailbox again from 0",
+        );
       return { acked: await relay.backend.ack(request.session!.address, seqs) };
     },
   );

@@ -177,7 +177,9 @@ describe('embedded backend', () => {
           )
           .all();
         expect(tables).toEqual([]);
-        expect(after.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 3 }]);
+        expect(after.prepare('SELECT version FROM schema_version').all()).toEqual([
+          { version: SCHEMA_MIGRATIONS.length },
+        ]);
       } finally {
         after.close();
       }
