@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { RelayClient, type MailboxItem } from '@rogatory/client';
 import { issueEvidence, utf8, verifyEvidence, type Envelope } from '@rogatory/protocol';
 import { encryptTestAttachment, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
@@ -31,11 +32,22 @@ export interface Sealed {
 /** A dossier from `from` to `to` with one small attachment, its envelope expiring at `expiresAt`. */
 export async function sealSmall(
   world: TestWorld,
-  options: { from: string; to: readonly string[]; createdAt?: number; expiresAt?: number },
+  options: {
+    from: string;
+    to: readonly string[];
+    createdAt?: number;
+    expiresAt?: number;
+    /** Random attachment bytes instead of a one-line text (in memory: keep it small). */
+    attachmentBytes?: number;
+  },
 ): Promise<Sealed> {
-  const attachment = await encryptTestAttachment(utf8(`fault scenario ${String(Math.random())}`), {
+  const plain =
+    options.attachmentBytes === undefined
+      ? utf8(`fault scenario ${String(Math.random())}`)
+      : new Uint8Array(randomBytes(options.attachmentBytes));
+  const attachment = await encryptTestAttachment(plain, {
     name: 'request.pdf',
-    chunkSize: 1024,
+    chunkSize: options.attachmentBytes === undefined ? 1024 : 64 * 1024,
   });
   const createdAt = options.createdAt ?? Date.now();
   const sealed = sealTestDossier(world, {
@@ -115,6 +127,8 @@ export class Recipients {
   errors = 0;
   /** Code and message of the last failed poll (no content: client errors carry codes and routes). */
   lastError = '';
+  /** Failed polls by code (CHUNK_HASH_MISMATCH would be a half-stored or corrupted chunk). */
+  readonly errorCodes = new Map<string, number>();
   private running = true;
   private readonly loops: Promise<void>[] = [];
   private readonly seen = new Set<string>();
@@ -125,7 +139,12 @@ export class Recipients {
     private readonly world: TestWorld,
     private readonly ledger: Ledger,
     clients: ReadonlyMap<string, RelayClient>,
-    private readonly options: { intervalMs?: number; fetchDossier?: boolean } = {},
+    private readonly options: {
+      intervalMs?: number;
+      fetchDossier?: boolean;
+      /** Fetch every chunk of the envelope too (a node downloads them all before it acks). */
+      fetchChunks?: boolean;
+    } = {},
   ) {
     for (const [address, client] of clients) this.loops.push(this.loop(address, client));
   }
@@ -138,7 +157,9 @@ export class Recipients {
         await this.handle(address, client, items);
       } catch (err) {
         this.errors++;
-        this.lastError = codeOf(err) + ' ' + (err instanceof Error ? err.message : '');
+        const code = codeOf(err);
+        this.errorCodes.set(code, (this.errorCodes.get(code) ?? 0) + 1);
+        this.lastError = `${code} ${err instanceof Error ? err.message : ''}`;
       }
       await sleep(this.options.intervalMs ?? 100);
     }
@@ -160,6 +181,14 @@ export class Recipients {
         const env = item.envelope;
         // A node stores the dossier before it acks: the relay must hold it.
         if (this.options.fetchDossier !== false) await client.getChunkBytes(env.body.dossier.id);
+        if (this.options.fetchChunks === true)
+          for (const c of env.body.chunks) {
+            const bytes = await client.getChunkBytes(c.id);
+            if (bytes.length !== c.size)
+              throw Object.assign(new Error('a chunk came back with the wrong size'), {
+                code: 'CHUNK_SIZE_MISMATCH',
+              });
+          }
         this.seen.add(key);
         this.ledger.delivered(env.body.id, address);
         const hop = env.hops.at(-1);
@@ -255,7 +284,7 @@ export class SenderEvidence {
         if (acks.length > 0) await client.ack(acks);
       } catch (err) {
         this.errors++;
-        this.lastError = codeOf(err) + ' ' + (err instanceof Error ? err.message : '');
+        this.lastError = `${codeOf(err)} ${err instanceof Error ? err.message : ''}`;
       }
       await sleep(this.intervalMs);
     }
