@@ -18,6 +18,8 @@
  *   ledger.expectNonDelivery(envelopeId, recipient);  // the scenario makes this recipient unreachable on purpose
  *   ledger.owe(envelopeId, kinds, recipient?)  // an extra evidence owed (e.g. ['relay-acceptance'] across networks)
  *   ledger.result({ measured, notes })     // ScenarioResult; ledger.problems() lists every discrepancy in words
+ *   ledger.progress                         // { sent, accepted } so far, cheap (to trigger a fault at 40 %)
+ *   ledger.unaccepted()                     // ids sent but not accepted: what senders retry
  *
  * What is owed: for every accepted envelope and each of its recipients, one
  * final-fate evidence about that recipient (Delivery, RecipientRejection or
@@ -142,6 +144,11 @@ export class Ledger {
   /** An extra evidence owed to the sender of `envelopeId`: one of `kinds`, about `recipient` if given. */
   owe(envelopeId: string, kinds: readonly string[], recipient?: string): void {
     this.extraOwed.push({ id: envelopeId, kinds, recipient: recipient ?? '' });
+  }
+
+  /** How many distinct envelopes were sent and accepted so far (cheap: for fault triggers). */
+  get progress(): { sent: number; accepted: number } {
+    return { sent: this.sent.size, accepted: this.accepted.size };
   }
 
   /** Whether `envelopeId` was accepted. */
