@@ -3,6 +3,7 @@
  * import line and one array entry per scenario file in ./scenarios/.
  */
 import type { Scenario } from './scenario.js';
+import { redisKill } from './scenarios/redis-kill.js';
 import { relaySigkill } from './scenarios/relay-sigkill.js';
 
-export const scenarios: readonly Scenario[] = [relaySigkill];
+export const scenarios: readonly Scenario[] = [relaySigkill, redisKill];

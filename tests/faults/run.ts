@@ -147,7 +147,7 @@ export async function runMatrix(
         scenario.run({
           quick: options.quick,
           dir,
-          log: (m) => log(`${scenario.name}: ${m}`),
+          log: (m) => log(`${scenario.name} +${((Date.now() - started) / 1000).toFixed(1)}s: ${m}`),
           signal: controller.signal,
         }),
         overran,

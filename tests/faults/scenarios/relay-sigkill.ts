@@ -54,6 +54,7 @@ async function runOnce(
     const strict = clientsFor(world, url, WACAP, 0);
     const patient = clientsFor(world, url, WACAP, 3);
     const { planned, attachment } = await planLoad(world, total);
+    log(`${name}: relay started, load planned`);
     await uploadAll(planned, attachment, patient, signal);
     log(`${name}: ${String(total)} envelopes planned and uploaded; load starts`);
 
