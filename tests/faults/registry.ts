@@ -1,0 +1,9 @@
+/**
+ * The fault matrix: every scenario `pnpm faults` runs, in this order. One
+ * import line and one array entry per scenario file in ./scenarios/.
+ */
+import type { Scenario } from './scenario.js';
+import { redisKill } from './scenarios/redis-kill.js';
+import { relaySigkill } from './scenarios/relay-sigkill.js';
+
+export const scenarios: readonly Scenario[] = [relaySigkill, redisKill];
