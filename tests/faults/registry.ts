@@ -5,5 +5,7 @@
 import type { Scenario } from './scenario.js';
 import { redisKill } from './scenarios/redis-kill.js';
 import { relaySigkill } from './scenarios/relay-sigkill.js';
+import { peerDown } from './scenarios/peer-down.js';
+import { diskFull } from './scenarios/disk-full.js';
 
-export const scenarios: readonly Scenario[] = [relaySigkill, redisKill];
+export const scenarios: readonly Scenario[] = [relaySigkill, redisKill, peerDown, diskFull];

@@ -10,7 +10,7 @@ import {
   submitSealed,
   type Sealed,
 } from '../support/actors.js';
-import { Ledger } from '../support/ledger.js';
+import { Tally } from '../support/tally.js';
 import { faultWorld, FaultRelay, NET_A, settle, stopAll } from '../support/relays.js';
 import { Tmpfs, tmpfsRefusal } from '../support/tmpfs.js';
 
@@ -43,7 +43,7 @@ export const diskFull: Scenario = {
       dir: ctx.dir,
       patch: { dataDir: join(fs.dir, 'data') },
     });
-    const ledger = new Ledger();
+    const ledger = new Tally();
     let recipients: Recipients | undefined;
     let evidence: SenderEvidence | undefined;
     try {
@@ -74,7 +74,7 @@ export const diskFull: Scenario = {
         refused.push({ from, sealed });
       }
       const full = await fs.usage();
-      const acceptedWhileFilling = ledger.result().accepted;
+      const acceptedWhileFilling = ledger.acceptedCount;
       ctx.log(
         `disk-full: ${String(acceptedWhileFilling)} accepted, ${String(refused.length)} refused (${[...refusalCodes].map(([c, n]) => `${c}×${String(n)}`).join(', ')}), ${String(full.free)} bytes free`,
       );
@@ -157,7 +157,7 @@ export const diskFull: Scenario = {
 async function resubmit(
   refused: readonly { from: string; sealed: Sealed }[],
   senders: ReadonlyMap<string, RelayClient>,
-  ledger: Ledger,
+  ledger: Tally,
   signal: AbortSignal,
 ): Promise<number> {
   let n = 0;

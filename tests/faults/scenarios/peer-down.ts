@@ -8,7 +8,7 @@ import {
   SenderEvidence,
   submitSealed,
 } from '../support/actors.js';
-import { Ledger } from '../support/ledger.js';
+import { Tally } from '../support/tally.js';
 import {
   faultWorld,
   FaultRelay,
@@ -45,7 +45,7 @@ export const peerDown: Scenario = {
     const patch = { forwarding: BACKOFF };
     const relayA = await FaultRelay.create({ world, network: NET_A, dir: ctx.dir, patch });
     const relayB = await FaultRelay.create({ world, network: NET_B, dir: ctx.dir, patch });
-    const ledger = new Ledger();
+    const ledger = new Tally();
     let recipients: Recipients | undefined;
     let evidence: SenderEvidence | undefined;
     try {
@@ -120,6 +120,10 @@ export const peerDown: Scenario = {
         const short = i % 2 === 0 && shortIds.length < shortCount;
         const id = await submit(i, Date.now() + (short ? shortLifeMs : 30 * MIN));
         (short ? shortIds : longIds).push(id);
+        // B stays down past this deadline on purpose: a NonDelivery is owed, never a delivery.
+        if (short)
+          for (const r of ledger.envelope(id)?.body.recipients ?? [])
+            ledger.ledger.expectNonDelivery(id, r);
       }
       const shortSet = new Set(shortIds);
       const expired = await settle(() => allNonDelivered(ledger, shortIds), {
@@ -182,7 +186,7 @@ export const peerDown: Scenario = {
   },
 };
 
-function allNonDelivered(ledger: Ledger, ids: readonly string[]): boolean {
+function allNonDelivered(ledger: Tally, ids: readonly string[]): boolean {
   for (const id of ids) {
     const env = ledger.envelope(id);
     if (!env || !ledger.isAccepted(id)) continue;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { RelayClient, type MailboxItem } from '@rogatory/client';
 import { issueEvidence, utf8, verifyEvidence, type Envelope } from '@rogatory/protocol';
 import { encryptTestAttachment, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
-import type { Ledger } from './ledger.js';
+import type { Tally } from './tally.js';
 import { sleep } from './relays.js';
 
 /** A node's relay client as the fault scenarios use it: few quick retries, evidences checked against `trust`. */
@@ -70,26 +70,32 @@ export async function sealSmall(
  */
 export async function submitSealed(
   client: RelayClient,
-  ledger: Ledger,
+  ledger: Tally,
   sealed: Sealed,
   options: { attempts?: number; signal?: AbortSignal } = {},
 ): Promise<{ accepted: true } | { accepted: false; code: string }> {
   ledger.sent(sealed.envelope);
   const attempts = options.attempts ?? 20;
   let last = 'UNKNOWN';
+  let unanswered = false;
   for (let i = 0; i < attempts; i++) {
+    let submitting = false;
     try {
       await client.uploadChunks(sealed.objects);
+      submitting = true;
       const acceptance = await client.submit(sealed.envelope);
       if (acceptance.body.kind === 'submission-acceptance')
         ledger.accepted(sealed.envelope.body.id);
       return { accepted: true };
     } catch (err) {
       last = codeOf(err);
-      if (!transient(last)) return { accepted: false, code: last };
-      await sleep(Math.min(2000, 100 * 2 ** i), options.signal);
+      // The relay may have committed a submission whose answer never came.
+      if (submitting && (last === 'NETWORK' || last === 'TIMEOUT')) unanswered = true;
+      if (!transient(last)) break;
+      if (i + 1 < attempts) await sleep(Math.min(2000, 100 * 2 ** i), options.signal);
     }
   }
+  if (unanswered) ledger.cutOff(sealed.envelope.body.id);
   return { accepted: false, code: last };
 }
 
@@ -137,7 +143,7 @@ export class Recipients {
 
   constructor(
     private readonly world: TestWorld,
-    private readonly ledger: Ledger,
+    private readonly ledger: Tally,
     clients: ReadonlyMap<string, RelayClient>,
     private readonly options: {
       intervalMs?: number;
@@ -190,7 +196,7 @@ export class Recipients {
               });
           }
         this.seen.add(key);
-        this.ledger.delivered(env.body.id, address);
+        this.ledger.delivered(address, env, item.seq);
         const hop = env.hops.at(-1);
         this.arrivals.push({
           envelopeId: env.body.id,
@@ -250,7 +256,7 @@ export class SenderEvidence {
 
   constructor(
     private readonly world: TestWorld,
-    private readonly ledger: Ledger,
+    private readonly ledger: Tally,
     clients: ReadonlyMap<string, RelayClient>,
     private readonly intervalMs = 150,
   ) {
@@ -270,7 +276,7 @@ export class SenderEvidence {
           if (!envelope) continue;
           try {
             const ev = verifyEvidence(envelope, item.evidence, trust);
-            this.ledger.evidence(ev.body.envelopeId, ev.body.kind, ev.body.recipient);
+            this.ledger.evidence(address, ev);
             if (ev.body.kind === 'non-delivery')
               this.nonDeliveries.push({
                 envelopeId: ev.body.envelopeId,
