@@ -7,5 +7,12 @@ import { redisKill } from './scenarios/redis-kill.js';
 import { relaySigkill } from './scenarios/relay-sigkill.js';
 import { peerDown } from './scenarios/peer-down.js';
 import { diskFull } from './scenarios/disk-full.js';
+import { clockSkew } from './scenarios/clock-skew.js';
 
-export const scenarios: readonly Scenario[] = [relaySigkill, redisKill, peerDown, diskFull];
+export const scenarios: readonly Scenario[] = [
+  relaySigkill,
+  redisKill,
+  peerDown,
+  diskFull,
+  clockSkew,
+];
