@@ -8,6 +8,7 @@ import { relaySigkill } from './scenarios/relay-sigkill.js';
 import { peerDown } from './scenarios/peer-down.js';
 import { diskFull } from './scenarios/disk-full.js';
 import { clockSkew } from './scenarios/clock-skew.js';
+import { flakyLink } from './scenarios/flaky-link.js';
 
 export const scenarios: readonly Scenario[] = [
   relaySigkill,
@@ -15,4 +16,5 @@ export const scenarios: readonly Scenario[] = [
   peerDown,
   diskFull,
   clockSkew,
+  flakyLink,
 ];

@@ -88,9 +88,14 @@ export async function draftAndApprove(
   n: FaultNode,
   to: string,
   dir: string,
+  /** The file to attach; a one-line text file in `dir` when absent. */
+  attachment?: string,
 ): Promise<string> {
-  const file = join(dir, `attachment-${String(Date.now())}-${String(Math.random()).slice(2)}.txt`);
-  await writeFile(file, `scanned page for ${to}`);
+  let file = attachment;
+  if (file === undefined) {
+    file = join(dir, `attachment-${String(Date.now())}-${String(Math.random()).slice(2)}.txt`);
+    await writeFile(file, `scanned page for ${to}`);
+  }
   const id = await n.node.compose(n.officer, {
     content: requestContent(world, n.address, to),
     attachments: [{ path: file }],
