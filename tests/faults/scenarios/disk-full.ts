@@ -137,6 +137,7 @@ export const diskFull: Scenario = {
           recipientErrorsWhileFull,
           resubmittedAccepted: retried,
           invalidEvidences: evidence.invalid,
+          deliveryEvidenceRefused: recipients.evidenceRefused,
         },
         notes: [
           `A ${String(sizeBytes / MiB)} MiB tmpfs held the relay's database and chunks; it took ${String(acceptedWhileFilling)} envelopes of ${String(attachmentBytes / 1024)} KiB before refusing (${codes || 'no refusal'}).`,

@@ -277,6 +277,7 @@ export const flakyLink: Scenario = {
         rssPeakMB: worst.peak,
         rssPeakProcess: worst.name,
         rssFlat,
+        rssSamples: sampler.samples,
         outages: outagesDone.filter(Boolean).length,
         submitFlushes: sent?.flushes ?? 0,
         failedFlushes: sender.messages.filter((m) => m.type === 'attempt').length,

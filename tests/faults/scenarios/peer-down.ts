@@ -159,6 +159,7 @@ export const peerDown: Scenario = {
           nonDeliveriesExpected: expectedNonDeliveries,
           nonDeliveryReasons: reasons.join(','),
           invalidEvidences: evidence.invalid,
+          deliveryEvidenceRefused: recipients.evidenceRefused,
           expiredDeliveredAfterwards: shortDelivered,
         },
         notes: [

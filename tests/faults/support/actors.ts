@@ -133,6 +133,8 @@ export class Recipients {
   errors = 0;
   /** Code and message of the last failed poll (no content: client errors carry codes and routes). */
   lastError = '';
+  /** Delivery evidences the relay refused for good (the sender will miss them). */
+  evidenceRefused = 0;
   /** Failed polls by code (CHUNK_HASH_MISMATCH would be a half-stored or corrupted chunk). */
   readonly errorCodes = new Map<string, number>();
   private running = true;
@@ -225,7 +227,13 @@ export class Recipients {
         issuedAt: Date.now(),
         recipient: next.address,
       });
-      await next.client.postEvidence(delivery, next.envelope);
+      try {
+        await next.client.postEvidence(delivery, next.envelope);
+      } catch (err) {
+        // Kept for the next poll while the relay is unreachable; a refusal is final (and counted).
+        if (transient(codeOf(err))) throw err;
+        this.evidenceRefused++;
+      }
       this.owedEvidence.shift();
     }
   }

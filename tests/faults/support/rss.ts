@@ -16,6 +16,8 @@ export class RssSampler {
   private readonly start = new Map<string, number>();
   private readonly peak = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  /** Rounds of sampling so far. */
+  samples = 0;
 
   constructor(
     private readonly pids: () => Readonly<Record<string, number | undefined>>,
@@ -26,6 +28,7 @@ export class RssSampler {
   }
 
   sample(): void {
+    this.samples++;
     for (const [name, pid] of Object.entries(this.pids())) {
       if (pid === undefined) continue;
       const mb = rssMB(pid);
