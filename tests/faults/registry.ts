@@ -5,5 +5,6 @@
 import type { Scenario } from './scenario.js';
 import { redisKill } from './scenarios/redis-kill.js';
 import { relaySigkill } from './scenarios/relay-sigkill.js';
+import { sentinelFailover } from './scenarios/sentinel-failover.js';
 
-export const scenarios: readonly Scenario[] = [relaySigkill, redisKill];
+export const scenarios: readonly Scenario[] = [relaySigkill, redisKill, sentinelFailover];
