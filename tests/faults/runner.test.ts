@@ -24,7 +24,7 @@ const CLEAN: ScenarioResult = {
   evidencesReceived: 12,
 };
 
-function fake(name: string, result: ScenarioResult | (() => Promise<ScenarioResult>)): Scenario {
+function fake(name: string, result: ScenarioResult | Scenario['run']): Scenario {
   return {
     name,
     title: `fake ${name}`,
@@ -167,7 +167,7 @@ describe('fault matrix runner', () => {
   it('gives each scenario a fresh folder, removed afterwards, and the quick flag', async () => {
     const seen: { dir: string; quick: boolean }[] = [];
     const probe = (name: string): Scenario =>
-      fake(name, ({ dir, quick }: { dir: string; quick: boolean }) => {
+      fake(name, ({ dir, quick }) => {
         seen.push({ dir, quick });
         expect(existsSync(dir)).toBe(true);
         return Promise.resolve(CLEAN);
