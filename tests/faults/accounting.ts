@@ -16,7 +16,8 @@
  *                                               //   not a duplicate; the same envelope under another seq is)
  *   ledger.evidence(sender, evidence);      // an evidence read from a sender's mailbox
  *   ledger.expectNonDelivery(envelopeId, recipient);  // the scenario makes this recipient unreachable on purpose
- *   ledger.owe(envelopeId, kinds, recipient?)  // an extra evidence owed (e.g. ['relay-acceptance'] across networks)
+ *   ledger.owe(envelopeId, kinds, recipient?)  // an extra evidence owed once the envelope is accepted
+ *                                           //   (e.g. ['relay-acceptance'] from the peer relay across networks)
  *   ledger.result({ measured, notes })     // ScenarioResult; ledger.problems() lists every discrepancy in words
  *   ledger.progress                         // { sent, accepted } so far, cheap (to trigger a fault at 40 %)
  *   ledger.unaccepted()                     // ids sent but not accepted: what senders retry
@@ -184,6 +185,7 @@ export class Ledger {
       }
     }
     for (const o of this.extraOwed) {
+      if (!this.accepted.has(o.id)) continue;
       owed++;
       if (this.has(o.id, o.recipient, new Set(o.kinds))) received++;
     }
@@ -221,7 +223,7 @@ export class Ledger {
         out.push(`${key}: delivered, never accepted nor cut off`);
     }
     for (const o of this.extraOwed)
-      if (!this.has(o.id, o.recipient, new Set(o.kinds)))
+      if (this.accepted.has(o.id) && !this.has(o.id, o.recipient, new Set(o.kinds)))
         out.push(`${o.id}: owed ${o.kinds.join('|')} ${o.recipient} never came back`);
     return out;
   }

@@ -108,6 +108,13 @@ export async function uploadAll(
   });
 }
 
+/** One submission's outcome: accepted, or refused with a code; `startedAt` is when it was sent (ms since the epoch). */
+export interface Answer {
+  readonly accepted: boolean;
+  readonly code?: string;
+  readonly startedAt: number;
+}
+
 export interface LoadOutcome {
   /** How many of `planned` were tried (the rest stayed for later when `stop` said so). */
   readonly attempted: number;
@@ -129,7 +136,7 @@ export async function submitLoad(options: {
   ledger: Ledger;
   concurrency: number;
   signal: AbortSignal;
-  afterEach?: () => void;
+  afterEach?: (outcome: Answer) => void;
   stop?: () => boolean;
 }): Promise<LoadOutcome> {
   const { planned, senders, ledger } = options;
@@ -146,16 +153,20 @@ export async function submitLoad(options: {
         const p = planned[next++]!;
         const id = p.envelope.body.id;
         ledger.send(p.envelope);
+        let code: string | undefined;
+        const startedAt = Date.now();
         try {
           await senders.get(p.envelope.body.sender)!.submit(p.envelope);
           ledger.accept(id);
         } catch (err) {
-          const code = isRelayClientError(err) ? err.code : 'THROWN';
+          code = isRelayClientError(err) ? err.code : 'THROWN';
           if (code === 'NETWORK' || code === 'TIMEOUT') ledger.cutOff(id);
           refusals.set(code, (refusals.get(code) ?? 0) + 1);
           refusalTimes.push(Date.now());
         }
-        options.afterEach?.();
+        options.afterEach?.(
+          code === undefined ? { accepted: true, startedAt } : { accepted: false, code, startedAt },
+        );
       }
     },
   );
@@ -172,6 +183,8 @@ export async function retryUnaccepted(options: {
   senders: ReadonlyMap<string, RelayClient>;
   timeoutMs: number;
   signal: AbortSignal;
+  /** Called after each retry: accepted, or the refusal's code. */
+  onAnswer?: (outcome: Answer) => void;
 }): Promise<{ accepted: number; failures: number; left: number }> {
   const { ledger, senders } = options;
   const end = Date.now() + options.timeoutMs;
@@ -183,12 +196,19 @@ export async function retryUnaccepted(options: {
     await inPool(ids, 8, async (id) => {
       options.signal.throwIfAborted();
       const envelope = ledger.envelopeOf(id)!;
+      const startedAt = Date.now();
       try {
         await senders.get(envelope.body.sender)!.submit(envelope);
         ledger.accept(id);
         accepted++;
-      } catch {
+        options.onAnswer?.({ accepted: true, startedAt });
+      } catch (err) {
         failures++;
+        options.onAnswer?.({
+          accepted: false,
+          code: isRelayClientError(err) ? err.code : 'THROWN',
+          startedAt,
+        });
       }
     });
     if (ledger.unaccepted().length > 0) await new Promise((r) => setTimeout(r, 250));

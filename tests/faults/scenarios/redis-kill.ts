@@ -34,7 +34,7 @@ import type { Scenario, ScenarioContext, ScenarioResult } from '../scenario.js';
 const KILL_AT = 0.4;
 const IN_FLIGHT = 12;
 /** How long redis-server stays down before it is restarted. */
-const DOWN_MS = 1500;
+const DOWN_MS = 1000;
 
 type Fsync = 'everysec' | 'always';
 
@@ -72,11 +72,14 @@ async function runOnce(context: ScenarioContext, fsync: Fsync, total: number): P
         prefix: `faults-${randomBytes(4).toString('hex')}`,
       },
     });
-    const relay = await RelayProcess.start(files, url);
-    processes.push(relay);
+    const starting = RelayProcess.start(files, url).then((p) => {
+      processes.push(p);
+      return p;
+    });
+    const { planned, attachment } = await planLoad(world, total);
+    const relay = await starting;
     const strict = clientsFor(world, url, WACAP, 0);
     const patient = clientsFor(world, url, WACAP, 3);
-    const { planned, attachment } = await planLoad(world, total);
     await uploadAll(planned, attachment, patient, signal);
     log(`${fsync}: ${String(total)} envelopes uploaded; load starts`);
 
@@ -116,7 +119,13 @@ async function runOnce(context: ScenarioContext, fsync: Fsync, total: number): P
     }
     const recoverySeconds = (Date.now() - killedAt) / 1000;
     const retried = await retryUnaccepted({ ledger, senders: patient, timeoutMs: 60_000, signal });
-    await drainMailboxes({ world, clients: patient, ledger, timeoutMs: 30_000, signal });
+    await drainMailboxes({
+      world,
+      clients: patient,
+      ledger,
+      timeoutMs: context.quick ? 20_000 : 60_000,
+      signal,
+    });
     await relay.stop();
     const lost = ledger.result().lost;
     const refused = [...load.refusals.values()].reduce((a, n) => a + n, 0);
@@ -146,7 +155,7 @@ export const redisKill: Scenario = {
   skip: () => (redisInstalled() ? undefined : 'redis-server is not installed'),
   async run(context) {
     await ready();
-    const total = context.quick ? 300 : 3000;
+    const total = context.quick ? 200 : 3000;
     const everysec = await runOnce(context, 'everysec', total);
     const always = await runOnce(context, 'always', total);
     const lostEverysec = everysec.result.lost;

@@ -49,11 +49,15 @@ async function runOnce(
   const killAll = (): void => processes.forEach((p) => p.killNow());
   signal.addEventListener('abort', killAll);
   try {
-    const first = await RelayProcess.start(files, url);
-    processes.push(first);
+    // The relay boots (its own process) while this one seals the load.
+    const starting = RelayProcess.start(files, url).then((p) => {
+      processes.push(p);
+      return p;
+    });
+    const { planned, attachment } = await planLoad(world, total);
+    const first = await starting;
     const strict = clientsFor(world, url, WACAP, 0);
     const patient = clientsFor(world, url, WACAP, 3);
-    const { planned, attachment } = await planLoad(world, total);
     log(`${name}: relay started, load planned`);
     await uploadAll(planned, attachment, patient, signal);
     log(`${name}: ${String(total)} envelopes planned and uploaded; load starts`);
