@@ -245,6 +245,7 @@ export const flakyLink: Scenario = {
       if (sent) {
         tally.sent(sent.envelope);
         tally.accepted(sent.envelope.body.id);
+        tally.ledger.owe(sent.envelope.body.id, ['relay-acceptance'], RECIPIENT);
       }
       if (received) tally.delivered(RECIPIENT, received.envelope, received.seq);
       for (const ev of sender.find('evidence')?.evidences ?? [])

@@ -60,7 +60,7 @@ export const peerDown: Scenario = {
       recipients = new Recipients(w, ledger, readers);
       evidence = new SenderEvidence(w, ledger, senders);
       const pick = <T>(xs: readonly T[], i: number): T => xs[i % xs.length]!;
-      const submit = async (i: number, expiresAt: number) => {
+      const submit = async (i: number, expiresAt: number, expires = false) => {
         const from = pick(SENDERS, i);
         // Every fifth envelope goes to both of B's authorities.
         const to = i % 5 === 4 ? RECIPIENTS : [pick(RECIPIENTS, i)];
@@ -69,6 +69,10 @@ export const peerDown: Scenario = {
           signal: ctx.signal,
         });
         if (!outcome.accepted) ctx.log(`peer-down: submission refused ${outcome.code}`);
+        // Across networks casc's relay signs a RelayAcceptance that travels back to the sender
+        // (none for an envelope that expires before casc's relay sees it).
+        if (!expires)
+          for (const r of to) ledger.ledger.owe(sealed.envelope.body.id, ['relay-acceptance'], r);
         return sealed.envelope.body.id;
       };
 
@@ -118,7 +122,7 @@ export const peerDown: Scenario = {
       const shortLifeMs = 4_000;
       for (let i = 0; i < shortCount + longCount; i++) {
         const short = i % 2 === 0 && shortIds.length < shortCount;
-        const id = await submit(i, Date.now() + (short ? shortLifeMs : 30 * MIN));
+        const id = await submit(i, Date.now() + (short ? shortLifeMs : 30 * MIN), short);
         (short ? shortIds : longIds).push(id);
         // B stays down past this deadline on purpose: a NonDelivery is owed, never a delivery.
         if (short)
