@@ -52,6 +52,10 @@ export const diskFull: Scenario = {
         SENDERS.map((a) => [a, actorClient(w, relay.url, a, { retries: 0 })]),
       );
       evidence = new SenderEvidence(w, ledger, senders);
+      // Uploaded now, submitted once the disk is completely full: the acceptance itself (a
+      // database write) then meets ENOSPC.
+      const late = await sealSmall(w, { from: SENDERS[0]!, to: [RECIPIENT] });
+      await senders.get(SENDERS[0]!)!.uploadChunks(late.objects);
       const refusalCodes = new Map<string, number>();
       const refused: { from: string; sealed: Sealed }[] = [];
       let consecutive = 0;
@@ -70,9 +74,21 @@ export const diskFull: Scenario = {
           continue;
         }
         consecutive++;
-        refusalCodes.set(outcome.code, (refusalCodes.get(outcome.code) ?? 0) + 1);
+        const key = `${outcome.stage} ${outcome.code}`;
+        refusalCodes.set(key, (refusalCodes.get(key) ?? 0) + 1);
         refused.push({ from, sealed });
       }
+      // Take the last free bytes too, then submit the envelope whose chunks are already there.
+      await fs.fill('filler');
+      const lateOutcome = await submitSealed(senders.get(SENDERS[0]!)!, ledger, late, {
+        attempts: 1,
+        signal: ctx.signal,
+      });
+      const lateResult = lateOutcome.accepted
+        ? 'accepted'
+        : `${lateOutcome.stage} ${lateOutcome.code}`;
+      if (!lateOutcome.accepted) refused.push({ from: SENDERS[0]!, sealed: late });
+      const relayAliveWhenFull = relay.alive;
       const full = await fs.usage();
       const acceptedWhileFilling = ledger.acceptedCount;
       ctx.log(
@@ -104,6 +120,7 @@ export const diskFull: Scenario = {
       const recipientErrorsWhileFull = recipients.errors;
 
       // Space returns: the file system grows; refused envelopes are resubmitted, then new ones.
+      await fs.remove('filler');
       await fs.resize(sizeBytes * 4);
       ctx.log('disk-full: the relay disk grew; resubmitting');
       const retried = await resubmit(refused, senders, ledger, ctx.signal);
@@ -129,6 +146,8 @@ export const diskFull: Scenario = {
           acceptedBeforeFull: acceptedWhileFilling,
           refusedWhileFull: refused.length,
           refusalCodes: codes,
+          submitWithNoByteFree: lateResult,
+          relayAliveWhenFull,
           freeBytesWhenFull: full.free,
           keptChunksOfRefused: keptChunks,
           halfStoredChunks: halfStored,
@@ -140,6 +159,7 @@ export const diskFull: Scenario = {
           deliveryEvidenceRefused: recipients.evidenceRefused,
         },
         notes: [
+          `With not one byte free, submitting an envelope whose chunks were already uploaded: ${lateResult} (the relay process ${relayAliveWhenFull ? 'kept running' : 'DIED'}).`,
           `A ${String(sizeBytes / MiB)} MiB tmpfs held the relay's database and chunks; it took ${String(acceptedWhileFilling)} envelopes of ${String(attachmentBytes / 1024)} KiB before refusing (${codes || 'no refusal'}).`,
           `While full: /readyz answered ${String(readyWhileFull)}, the recipient ${readWhileFull ? 'downloaded and acked every accepted envelope' : 'could NOT read every accepted envelope'} (${String(recipientErrorsWhileFull)} failed polls); the full relay kept ${String(keptChunks)} complete chunks of the refused uploads (reused on resubmission).`,
           `After the file system grew, ${String(retried)} of ${String(refused.length)} refused envelopes were accepted on resubmission and ${String(after)} new ones were sent; ${settled ? 'every accepted envelope was delivered with its evidences' : 'NOT every accepted envelope settled in time'}; the recipient found ${String(halfStored)} chunks that failed their hash or size (half-stored).`,

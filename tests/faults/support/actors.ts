@@ -73,10 +73,11 @@ export async function submitSealed(
   ledger: Tally,
   sealed: Sealed,
   options: { attempts?: number; signal?: AbortSignal } = {},
-): Promise<{ accepted: true } | { accepted: false; code: string }> {
+): Promise<{ accepted: true } | { accepted: false; code: string; stage: 'upload' | 'submit' }> {
   ledger.sent(sealed.envelope);
   const attempts = options.attempts ?? 20;
   let last = 'UNKNOWN';
+  let stage: 'upload' | 'submit' = 'upload';
   let unanswered = false;
   for (let i = 0; i < attempts; i++) {
     let submitting = false;
@@ -89,6 +90,7 @@ export async function submitSealed(
       return { accepted: true };
     } catch (err) {
       last = codeOf(err);
+      stage = submitting ? 'submit' : 'upload';
       // The relay may have committed a submission whose answer never came.
       if (submitting && (last === 'NETWORK' || last === 'TIMEOUT')) unanswered = true;
       if (!transient(last)) break;
@@ -96,7 +98,7 @@ export async function submitSealed(
     }
   }
   if (unanswered) ledger.cutOff(sealed.envelope.body.id);
-  return { accepted: false, code: last };
+  return { accepted: false, code: last, stage };
 }
 
 /** The stable code of a client error, or a name for anything else. */

@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,27 @@ export class Tmpfs {
   /** Grow (or shrink) the file system while files on it stay open: space returns. */
   async resize(sizeBytes: number): Promise<void> {
     await run('mount', ['-o', `remount,size=${String(sizeBytes)}`, this.dir]);
+  }
+
+  /** Write a file of zeros until the file system refuses (ENOSPC): no byte left free. */
+  async fill(name: string): Promise<void> {
+    const handle = await open(join(this.dir, name), 'w');
+    const zeros = Buffer.alloc(64 * 1024);
+    try {
+      for (let size = zeros.length; size >= 1;) {
+        try {
+          await handle.write(zeros, 0, size);
+        } catch {
+          size = Math.floor(size / 2);
+        }
+      }
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(join(this.dir, name), { force: true });
   }
 
   /** Bytes used and free, as df sees them. */
