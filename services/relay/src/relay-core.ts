@@ -649,17 +649,26 @@ export class RelayCore {
     stream: (id) => this.o.blobs.get(id),
   };
 
+  /**
+   * Pass on the evidences a peer returned for a forwarded envelope. An
+   * evidence that does not verify is dropped (logged); a failure to store
+   * one (the backend unavailable, a Redis failover) is thrown, so the forward
+   * is retried: the peer answers the same envelope with the same evidences,
+   * and their delivery is deduplicated.
+   */
   private async routeReturned(envelope: Envelope, evidences: readonly unknown[]): Promise<void> {
     for (const value of evidences) {
+      let evidence: Evidence;
       try {
-        const evidence = verifyEvidence(envelope, value, this.o.trust);
-        await this.deliverEvidence({ evidence, envelope });
+        evidence = verifyEvidence(envelope, value, this.o.trust);
       } catch (err) {
         this.o.log.warn(
           { envelopeId: envelope.body.id, code: isProtocolError(err) ? err.code : 'INTERNAL' },
           'peer returned an invalid evidence',
         );
+        continue;
       }
+      await this.deliverEvidence({ evidence, envelope });
     }
   }
 
@@ -676,8 +685,13 @@ export class RelayCore {
       this.o.metrics.envelopesOut.inc({ kind: 'forward', outcome: 'rejected' });
       const envelope = await this.envelopeOf(task.envelopeId);
       if (envelope) {
-        if (failure.evidences.length > 0) await this.routeReturned(envelope, failure.evidences);
-        else await this.nonDelivery(envelope, task.recipients, 'RECIPIENT_UNREACHABLE');
+        try {
+          if (failure.evidences.length > 0) await this.routeReturned(envelope, failure.evidences);
+          else await this.nonDelivery(envelope, task.recipients, 'RECIPIENT_UNREACHABLE');
+        } catch {
+          // Not stored: ask again later rather than lose the sender's evidence.
+          return { status: 'retry', error: 'INTERNAL' };
+        }
       }
     }
     return { status: 'done' };

@@ -153,7 +153,14 @@ async function processEnvelope(
 function precheck(ctx: NodeContext, envelope: Envelope): string | undefined {
   if (!envelope.body.recipients.includes(ctx.address)) return 'NOT_ADDRESSED';
   try {
-    verifyEnvelope(envelope, { trust: ctx.trust, now: ctx.clock(), checkExpiry: false });
+    // Steps 1-3 and the hops only (protocol §8.6: a recipient does not repeat steps 4-6): the
+    // creation time was judged by the relay's clock; this node's own clock, if it runs behind,
+    // must not make it drop a genuine envelope as "created in the future".
+    verifyEnvelope(envelope, {
+      trust: ctx.trust,
+      now: Math.max(ctx.clock(), envelope.body.createdAt),
+      checkExpiry: false,
+    });
   } catch (err) {
     if (isProtocolError(err)) return err.code;
     throw err;

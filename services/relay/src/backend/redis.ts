@@ -648,8 +648,9 @@ class RedisRelayBackend implements RelayBackend {
 
   /**
    * WAIT until `replicasToAck` replicas have every write of this connection
-   * so far (the accept above); fewer in time: BackendUnavailableError, and
-   * the sender retries (the accept is idempotent by envelope id).
+   * so far (an accept, an evidence pushed or queued for a peer); fewer in
+   * time: BackendUnavailableError, and the sender retries (an accept is
+   * idempotent by envelope id, an evidence by its dedup key or task id).
    */
   private async awaitReplicas(): Promise<void> {
     if (this.replicasToAck === 0) return;
@@ -692,6 +693,8 @@ class RedisRelayBackend implements RelayBackend {
       mailboxDedupKey('evidence', key),
       asBuffer(payload),
     ]);
+    // An evidence is acknowledged to whoever handed it in (a node, a peer relay): on the replicas first.
+    await this.awaitReplicas();
     return asInteger(reply) === 1;
   }
 
@@ -735,6 +738,7 @@ class RedisRelayBackend implements RelayBackend {
     );
     // 2: pending already, with its job or its marker; 0: finished.
     if (reply === 1) await this.addJobs([{ taskId: id }]);
+    await this.awaitReplicas();
   }
 
   private async loadTask(taskId: string): Promise<ForwardTask | undefined> {
