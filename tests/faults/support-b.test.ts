@@ -43,6 +43,16 @@ describe('deadlineInversions', () => {
       pairs: 2,
     });
   });
+
+  it('does not count pairs that arrived within the simultaneity window', () => {
+    const arrivals = [
+      { expiresAt: 3, receivedAt: 1_000 },
+      { expiresAt: 1, receivedAt: 1_010 },
+      { expiresAt: 2, receivedAt: 2_000 },
+    ];
+    expect(deadlineInversions(arrivals, 50)).toEqual({ inversions: 1, pairs: 2 });
+    expect(deadlineInversions(arrivals)).toEqual({ inversions: 2, pairs: 3 });
+  });
 });
 
 describe('Tally', () => {

@@ -312,8 +312,16 @@ export class SenderEvidence {
   }
 }
 
-/** Pairs (i < j) of arrivals whose order contradicts their deadlines (j's expiresAt earlier than i's). */
-export function deadlineInversions(arrivals: readonly { expiresAt: number }[]): {
+/**
+ * Pairs (i < j) of arrivals whose order contradicts their deadlines (j's
+ * expiresAt earlier than i's). Pairs that arrived within `simultaneousMs` of
+ * each other (forwarded in the same round of concurrent hand-overs, where
+ * order means nothing) are not counted as pairs.
+ */
+export function deadlineInversions(
+  arrivals: readonly { expiresAt: number; receivedAt?: number }[],
+  simultaneousMs = 0,
+): {
   inversions: number;
   pairs: number;
 } {
@@ -321,9 +329,18 @@ export function deadlineInversions(arrivals: readonly { expiresAt: number }[]): 
   let pairs = 0;
   for (let i = 0; i < arrivals.length; i++)
     for (let j = i + 1; j < arrivals.length; j++) {
-      if (arrivals[i]!.expiresAt === arrivals[j]!.expiresAt) continue;
+      const a = arrivals[i]!;
+      const b = arrivals[j]!;
+      if (a.expiresAt === b.expiresAt) continue;
+      if (
+        simultaneousMs > 0 &&
+        a.receivedAt !== undefined &&
+        b.receivedAt !== undefined &&
+        Math.abs(b.receivedAt - a.receivedAt) <= simultaneousMs
+      )
+        continue;
       pairs++;
-      if (arrivals[j]!.expiresAt < arrivals[i]!.expiresAt) inversions++;
+      if (b.expiresAt < a.expiresAt) inversions++;
     }
   return { inversions, pairs };
 }

@@ -271,7 +271,11 @@ function prepareStatements(db: Database.Database) {
     dueTasks: db.prepare<[number, number], { id: string }>(
       `SELECT id FROM forward_tasks
        WHERE next_at <= ? AND state IN ('pending', 'running')
-       ORDER BY next_at LIMIT ?`,
+       ORDER BY deadline, next_at LIMIT ?`,
+    ),
+    wakeNetwork: db.prepare<{ network: string; now: number }>(
+      `UPDATE forward_tasks SET next_at = @now
+       WHERE network = @network AND state = 'pending' AND next_at > @now`,
     ),
     claimTask: db.prepare<{ id: string; owner: string; leaseEnd: number; now: number }, TaskRow>(
       `UPDATE forward_tasks SET state = 'running', lease_owner = @owner, next_at = @leaseEnd, attempt = attempt + 1
@@ -859,6 +863,9 @@ class EmbeddedBackend implements RelayBackend {
         retryForward: (id, nextAt) => {
           this.sql.retryTask.run({ id, nextAt, owner: this.owner });
         },
+        wakeNetwork: (network, now) => {
+          this.sql.wakeNetwork.run({ network, now });
+        },
         claimExpiries: (limit, now) => this.tx.claimExpiriesTx.immediate(limit, now),
         finishExpiry: (address, seq, now) => {
           this.tx.finishExpiryTx.immediate(address, seq, now);
@@ -1063,6 +1070,8 @@ interface WorkerStore {
   claimForwards(limit: number, now: number): TaskRow[];
   finishForward(id: string, state: 'done' | 'gave_up', now: number): void;
   retryForward(id: string, nextAt: number): void;
+  /** Make every pending forward of `network` due now (its relay answers again). */
+  wakeNetwork(network: string, now: number): void;
   claimExpiries(limit: number, now: number): ExpiryRow[];
   finishExpiry(address: string, seq: number, now: number): void;
   retryExpiry(address: string, seq: number, dueAt: number): void;
@@ -1077,6 +1086,8 @@ interface WorkerStore {
 class EmbeddedWorkers {
   private readonly forwards = new Set<Promise<void>>();
   private readonly expiries = new Set<Promise<void>>();
+  /** Networks whose forwards this instance put back on backoff since they last succeeded. */
+  private readonly backlogged = new Set<string>();
   private pollTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private wakeQueued = false;
@@ -1169,9 +1180,16 @@ class EmbeddedWorkers {
         attempt: row.attempt,
         clock,
       });
-      if (result === 'retry')
+      if (result === 'retry') {
         store.retryForward(row.id, clock() + retryDelay(backoff, row.attempt));
-      else store.finishForward(row.id, result === 'done' ? 'done' : 'gave_up', clock());
+        this.backlogged.add(row.network);
+      } else {
+        store.finishForward(row.id, result === 'done' ? 'done' : 'gave_up', clock());
+        // The peer answers again: its backlog is due now rather than at each task's
+        // own backoff, and is claimed closest deadline first.
+        if (result === 'done' && this.backlogged.delete(row.network))
+          store.wakeNetwork(row.network, clock());
+      }
     } catch (error) {
       // giveUp threw, or the outcome could not be written: try again later (the lease covers a failed write).
       this.options.onError(error);

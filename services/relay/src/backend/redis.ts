@@ -52,7 +52,7 @@
  * `appendfsync everysec`, a Redis power cut can lose the last second.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Job, Queue, Worker, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { checkedBackend } from './checked.js';
 import { BackendRangeError, BackendTypeError, BackendUnavailableError } from './errors.js';
@@ -133,6 +133,8 @@ export interface RedisBackendOptions {
 }
 
 const FORWARD_QUEUE = 'forward';
+/** Forwards of a network promoted at once when its relay answers again (the rest at the next success). */
+const WAKE_BATCH = 500;
 const EXPIRY_QUEUE = 'expiry';
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_EXPIRY_SWEEP_MS = 1_000;
@@ -772,13 +774,47 @@ class RedisRelayBackend implements RelayBackend {
       attempt: job.attemptsMade + 1,
       clock: this.clock,
     });
-    // Thrown, BullMQ schedules the next attempt through the backoff strategy.
-    if (result === 'retry') throw new Error(error ?? 'retry');
+    const backlog = `${this.base}backlog:${task.network}`;
+    if (result === 'retry') {
+      // Noted by deadline, so a later success towards this network promotes it (wakeBacklog).
+      await this.client.zadd(backlog, task.deadline, task.id);
+      // Thrown, BullMQ schedules the next attempt through the backoff strategy.
+      throw new Error(error ?? 'retry');
+    }
     await this.run(SCRIPTS.finishForward, [
       task.id,
       String(this.clock()),
       result === 'done' ? 'done' : 'gave_up',
     ]);
+    if (result === 'done') await this.wakeBacklog(backlog, task.id);
+    else await this.client.zrem(backlog, task.id);
+  }
+
+  /**
+   * The network's relay answered again: the forwards waiting on their own
+   * backoff towards it are promoted now, closest deadline first (BullMQ
+   * takes promoted jobs in that order). ZPOPMIN hands each task to one
+   * instance. A job not delayed yet (its failed attempt is still being
+   * recorded) goes back to the backlog for the next success.
+   */
+  private async wakeBacklog(backlog: string, doneTaskId: string): Promise<void> {
+    const reply = await this.client
+      .multi()
+      .zrem(backlog, doneTaskId)
+      .zpopmin(backlog, WAKE_BATCH)
+      .exec();
+    const popped = (reply?.[1]?.[1] ?? []) as string[];
+    for (let index = 0; index + 1 < popped.length; index += 2) {
+      const taskId = popped[index]!;
+      const job = await Job.fromId(this.forwardQueue, forwardJobId(taskId));
+      if (job === undefined) continue;
+      try {
+        await job.promote();
+      } catch {
+        if ((await job.getState()) === 'active')
+          await this.client.zadd(backlog, popped[index + 1]!, taskId);
+      }
+    }
   }
 
   /**

@@ -66,6 +66,8 @@ const DAY = 24 * HOUR;
 const WAIT_TIMEOUT_MS = 20_000;
 /** Fast enough that retries happen within a test, with jitter on so it is exercised. */
 const BACKOFF: BackoffPolicy = { baseMs: 5, maxMs: 40, jitter: 0.5 };
+/** Retries that would not come due within a test's wait. */
+const SLOW_BACKOFF: BackoffPolicy = { baseMs: 600_000, maxMs: 600_000, jitter: 0 };
 
 const SENDER = 'ng-moj@wacap';
 const ALICE = 'sn-moj@wacap';
@@ -637,6 +639,37 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         expect(recorder.forwards.map((call) => call.attempt)).toEqual([1, 2, 3]);
         expect(recorder.forwards[0]?.task).toEqual(task);
         expect(recorder.giveUps).toEqual([]);
+      });
+
+      it("drains a network's backlog as soon as its relay answers again, closest deadline first", async () => {
+        const recorder = new Recorder();
+        let peerDown = true;
+        recorder.onForward = (task) =>
+          Promise.resolve(
+            peerDown && task.network === 'casc'
+              ? { status: 'retry', error: 'peer unavailable' }
+              : { status: 'done' },
+          );
+        const hours = [5, 2, 4, 1, 3];
+        const tasks = hours.map((h) => evidenceTask({ deadline: clock.now() + h * HOUR }));
+        for (const task of tasks) await backend.enqueueForward(task);
+        // A backoff far longer than the test: only the wake-up can run the backlog again.
+        await backend.startWorkers(recorder, { concurrency: 1, backoff: SLOW_BACKOFF });
+        await waitFor('a failed first attempt of each', () =>
+          tasks.every((task) => recorder.callsFor(task.id).length === 1),
+        );
+        peerDown = false;
+        // One success towards the network: its relay is back.
+        await backend.enqueueForward(evidenceTask({ deadline: clock.now() + 10 * HOUR }));
+        await waitFor(
+          'the backlog drained',
+          async () => (await backend.stats()).forwardPending === 0,
+        );
+        await backend.stopWorkers();
+        const drained = recorder.forwards.filter((call) => call.attempt === 2);
+        expect(drained.map((call) => call.task.deadline)).toEqual(
+          tasks.map((task) => task.deadline).sort((a, b) => a - b),
+        );
       });
 
       it('treats a throwing handler as a retry', async () => {
