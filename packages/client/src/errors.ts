@@ -124,6 +124,7 @@ export function isTransientError(err: unknown): boolean {
     case 'NETWORK':
     case 'TIMEOUT':
     case 'UNAVAILABLE':
+    case 'STORAGE_FULL':
     case 'RATE_LIMITED':
       return true;
     default:

@@ -57,8 +57,14 @@ describe('error catalogue', () => {
     });
   });
 
-  it('counts network, timeout, 503 and 429 as transient, nothing else', () => {
-    const transient: RelayClientErrorCode[] = ['NETWORK', 'TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED'];
+  it('counts network, timeout, 503, a full relay storage and 429 as transient, nothing else', () => {
+    const transient: RelayClientErrorCode[] = [
+      'NETWORK',
+      'TIMEOUT',
+      'UNAVAILABLE',
+      'STORAGE_FULL',
+      'RATE_LIMITED',
+    ];
     for (const code of Object.keys(RELAY_CLIENT_ERROR_CODES) as RelayClientErrorCode[]) {
       expect(isTransientError(new RelayClientError(code, 'x')), code).toBe(
         transient.includes(code),

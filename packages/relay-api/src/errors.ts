@@ -111,6 +111,11 @@ export const RELAY_ERRORS = {
     status: 503,
     meaning: 'The relay backend is unavailable or the relay is draining.',
   },
+  STORAGE_FULL: {
+    status: 507,
+    meaning:
+      "The relay's own storage (disk, object store) is out of space; nothing of the request was stored. Retried later, like `UNAVAILABLE`: the operator frees space.",
+  },
   QUOTA_EXCEEDED: {
     status: 507,
     meaning:

@@ -73,6 +73,8 @@ export function fromStorageError(err: unknown): RelayError {
       return new RelayError('NOT_FOUND', 'no such chunk');
     case 'BLOB_SOURCE_FAILED':
       return new RelayError('MALFORMED', 'upload aborted');
+    case 'STORAGE_FULL':
+      return new RelayError('STORAGE_FULL', 'relay storage is full', { cause: err });
     default:
       return new RelayError('UNAVAILABLE', 'storage unavailable', { cause: err });
   }

@@ -82,6 +82,7 @@ describe('monitoring: alert rules and dashboard', () => {
         'RogatoryNonDeliveries',
         'RogatoryRefusalsByCode',
         'RogatoryDiskFilling',
+        'RogatoryRelayStorageFull',
         'RogatoryRedisMemory',
         'RogatoryNodeTrustFork',
       ]),
