@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { RelayClient } from '@rogatory/client';
+import { verifyEvidenceChain } from '@rogatory/protocol';
 import { terminateHashWorker } from '@rogatory/protocol/node';
 import { exampleContentFor, sealTestDossier, type TestWorld } from '@rogatory/protocol/testing';
 import { startTestRelays, type TestNetworkOfRelays } from '@rogatory/relay/testing';
@@ -31,6 +32,10 @@ describe('a recipient node whose clock runs behind its relay', () => {
   });
 
   async function submitFromOnTimeSender(): Promise<string> {
+    return (await submitAndKeep()).envelope.body.id;
+  }
+
+  async function submitAndKeep() {
     const sender = new RelayClient({
       baseUrl: net.relays['wacap']!.url,
       address: SN,
@@ -44,8 +49,8 @@ describe('a recipient node whose clock runs behind its relay', () => {
       createdAt: Date.now(),
     });
     await sender.uploadChunks([{ id: sealed.envelope.body.dossier.id, bytes: sealed.sealed }]);
-    await sender.submit(sealed.envelope);
-    return sealed.envelope.body.id;
+    const acceptance = await sender.submit(sealed.envelope);
+    return { envelope: sealed.envelope, acceptance, sender };
   }
 
   it('stores an envelope created "in its future" by an on-time sender, as the protocol says', async () => {
@@ -68,5 +73,38 @@ describe('a recipient node whose clock runs behind its relay', () => {
     } finally {
       await gh.node.close();
     }
+  });
+
+  it("dates its Delivery no earlier than the envelope's creation, so the sender's evidence chain verifies", async () => {
+    const { envelope, acceptance, sender } = await submitAndKeep();
+    const gh = await makeNode({
+      world,
+      address: GH,
+      dir: join(tmp.path, 'gh-behind-evidence'),
+      relayUrl: net.relays['wacap']!.url,
+      clock: () => Date.now() - SKEW,
+    });
+    try {
+      await gh.node.syncOnce();
+      // The node's outbox posts the Delivery on the next flush.
+      await gh.node.syncOnce();
+    } finally {
+      await gh.node.close();
+    }
+    await sender.login();
+    const evidences = (await sender.readMailbox(0, 1000)).flatMap((item) =>
+      item.kind === 'evidence' && item.evidence.body.envelopeId === envelope.body.id
+        ? [item.evidence]
+        : [],
+    );
+    const delivery = evidences.find((e) => e.body.kind === 'delivery');
+    expect(delivery?.body.issuer).toBe(GH);
+    expect(delivery!.body.issuedAt).toBeGreaterThanOrEqual(envelope.body.createdAt);
+    const chain = verifyEvidenceChain(
+      envelope,
+      [acceptance, ...evidences],
+      world.trustFor('wacap'),
+    );
+    expect(chain.ordered.map((e) => e.body.kind)).toEqual(['submission-acceptance', 'delivery']);
   });
 });

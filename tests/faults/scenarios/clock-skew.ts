@@ -193,7 +193,7 @@ export const clockSkew: Scenario = {
         );
       }
       notes.push(
-        "As docs/protocol.md says (§8.6 step 4, §12.6, tolerance 5 minutes): a node 10 minutes ahead has every submission refused with a signed SubmissionRejection (MALFORMED, detail SCHEMA_INVALID: created in the future), so it knows and nothing is lost, but it sends nothing until its clock is fixed; a node 10 minutes behind sends and receives normally, but the Delivery evidences it signs are dated 10 minutes before the relay's acceptance, so its correspondents' evidence chains fail the causal-order check (EVIDENCE_CHAIN_INVALID). Operators: run NTP on nodes and relays.",
+        "As docs/protocol.md says (§8.6 step 4, §12.6, tolerance 5 minutes): a node 10 minutes ahead has every submission refused with a signed SubmissionRejection (MALFORMED, detail SCHEMA_INVALID: created in the future), so it knows and nothing is lost, but it sends nothing until its clock is fixed; a node 10 minutes behind sends and receives normally, and dates the evidences it signs no earlier than the envelope's signed creation time, so its correspondents' evidence chains pass the causal-order check (§12.6; before that fix they failed with EVIDENCE_CHAIN_INVALID). Operators: run NTP on nodes and relays.",
       );
       return tally.result({ measured, notes });
     } finally {

@@ -10,6 +10,7 @@ import { decryptToFile } from '@rogatory/protocol/node';
 import type { AuditAction } from '../administration/audit-log.js';
 import type { Actor, UserInfo } from '../administration/users.js';
 import { audit, storedChunks, type NodeContext, type ProgressListener } from '../context.js';
+import { evidenceTime } from '../evidence-time.js';
 import { signingIdentity } from '../administration/key-rotation.js';
 import { nodeFail, toNodeError } from '../errors.js';
 import { ensureRealDirectory, sameDirectory } from '../files/file-root.js';
@@ -57,8 +58,9 @@ export function recordOpening(
       current.envelope_id !== null
     ) {
       const envelope = ctx.store.envelope(current.envelope_id)!;
-      // Never dated before our own Delivery evidence (issued when the dossier was stored).
-      const issuedAt = Math.max(now, current.created_at);
+      // Never dated before our own Delivery evidence (issued when the dossier was stored, not
+      // before the envelope's creation time).
+      const issuedAt = Math.max(evidenceTime(now, envelope), current.created_at);
       const retrieval = issueEvidence({
         kind: 'retrieval',
         envelope,

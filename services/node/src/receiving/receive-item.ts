@@ -22,6 +22,7 @@ import { caseMetaOf, metaOf } from '../dossier-meta.js';
 import { relayIncident } from './relay-incidents.js';
 import type { HandlingCode } from '../store/records.js';
 import { advance, deliveryProgress } from '../dossier-status.js';
+import { evidenceTime } from '../evidence-time.js';
 import { recordIntroductionDossier } from '../introductions/workflow.js';
 
 export type ItemOutcome =
@@ -267,7 +268,7 @@ function quarantine(ctx: NodeContext, envelope: Envelope, seq: number, code: str
           envelope,
           issuer: ctx.address,
           key: signingIdentity(ctx),
-          issuedAt: now,
+          issuedAt: evidenceTime(now, envelope),
           recipient: ctx.address,
           reason: { code: 'QUARANTINED', detail: code },
         })
@@ -318,7 +319,7 @@ function store(
     envelope,
     issuer: ctx.address,
     key: signingIdentity(ctx),
-    issuedAt: now,
+    issuedAt: evidenceTime(now, envelope),
     recipient: ctx.address,
   });
   const dossierId = ctx.db.transaction(() => {
