@@ -230,6 +230,33 @@ export async function migrateBackend(options: {
   }
 }
 
+/**
+ * Give a stopped relay's store a new mailbox epoch (after restoring a backup
+ * of it: the restored mailbox counters are behind the numbers nodes have
+ * already seen). Nodes see the new epoch, read their mailbox again from 0 and
+ * recognise what they stored before, so nothing the store holds is missed.
+ */
+export async function renewEpoch(options: {
+  readonly file: string;
+  readonly env?: NodeJS.ProcessEnv;
+}): Promise<{ readonly previous: string; readonly epoch: string }> {
+  const config = await loadConfig(options.file, '--config');
+  const host = config.relay.host ?? '127.0.0.1';
+  if (await answers(host === '0.0.0.0' ? '127.0.0.1' : host, config.relay.port))
+    throw new MigrateError(
+      'RELAY_RUNNING',
+      `something answers on ${host}:${String(config.relay.port)} (relay.port): stop the relay first`,
+    );
+  const stores = await openStores(config, options.env ?? process.env);
+  try {
+    const previous = await stores.backend.mailboxEpoch();
+    const epoch = await stores.backend.renewMailboxEpoch();
+    return { previous, epoch };
+  } finally {
+    await Promise.allSettled([stores.backend.close(), stores.blobs.close()]);
+  }
+}
+
 function renderReport(report: MigrationReport): string {
   const c = report.counts;
   return [
@@ -271,6 +298,35 @@ export function registerMigrateBackend(program: Command): void {
         if (json)
           process.stdout.write(
             `${JSON.stringify({ error: { code: error.code, message: error.message } }, null, 2)}\n`,
+          );
+        else process.stderr.write(`rogatory-relay: ${error.message}\n`);
+        process.exitCode = MIGRATE_ERRORS[error.code].exit;
+      }
+    });
+
+  program
+    .command('new-epoch')
+    .description(
+      'give a stopped relay’s store a new mailbox epoch, after restoring it from a backup: nodes then read their mailboxes again from 0 and miss nothing the restored store holds',
+    )
+    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('--json', 'print { previous, epoch } (or the error) as JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const json = opts.json === true;
+      try {
+        const result = await renewEpoch({ file: opts.config });
+        process.stdout.write(
+          json
+            ? `${JSON.stringify(result)}\n`
+            : `mailbox epoch ${result.previous} replaced by ${result.epoch}\n`,
+        );
+        process.exitCode = 0;
+      } catch (err) {
+        const error =
+          err instanceof MigrateError ? err : new MigrateError('INTERNAL', 'new-epoch failed');
+        if (json)
+          process.stdout.write(
+            `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`,
           );
         else process.stderr.write(`rogatory-relay: ${error.message}\n`);
         process.exitCode = MIGRATE_ERRORS[error.code].exit;

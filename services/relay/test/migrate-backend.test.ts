@@ -40,8 +40,9 @@ async function embeddedFiles(name: string): Promise<RelayFiles> {
 
 async function run(
   args: string[],
+  command = 'migrate-backend',
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [RELAY_BIN, 'migrate-backend', ...args], {
+  const child = spawn(process.execPath, [RELAY_BIN, command, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -98,5 +99,35 @@ describe('rogatory-relay migrate-backend', () => {
     } finally {
       await target.close();
     }
+  }, 60_000);
+});
+
+describe('rogatory-relay new-epoch', () => {
+  it('gives a restored store a new mailbox epoch and keeps its items; refuses an unreadable config', async () => {
+    const files = await embeddedFiles('restored');
+    await mkdir(join(dir, 'restored', 'data'), { recursive: true });
+    const file = join(dir, 'restored', 'data', 'relay.db');
+    const store = await openEmbeddedBackend({ file });
+    await store.pushEvidence('sn-moj@wacap', 'env-1', 'k-1', canonicalBytes({ i: 1 }));
+    const before = await store.mailboxEpoch();
+    await store.close();
+
+    const result = await run(['-c', files.configFile, '--json'], 'new-epoch');
+    expect(result.code).toBe(0);
+    const answer = JSON.parse(result.stdout) as { previous: string; epoch: string };
+    expect(answer.previous).toBe(before);
+    expect(answer.epoch).not.toBe(before);
+
+    const reopened = await openEmbeddedBackend({ file });
+    try {
+      expect(await reopened.mailboxEpoch()).toBe(answer.epoch);
+      expect((await reopened.readMailbox('sn-moj@wacap', 0, 10)).map((i) => i.seq)).toEqual([1]);
+    } finally {
+      await reopened.close();
+    }
+
+    const missing = await run(['-c', join(dir, 'nowhere.yaml')], 'new-epoch');
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('nowhere.yaml');
   }, 60_000);
 });

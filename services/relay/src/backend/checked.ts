@@ -332,6 +332,13 @@ class CheckedBackend implements RelayBackend {
     );
   }
 
+  renewMailboxEpoch(): Promise<string> {
+    return this.call(
+      () => undefined,
+      () => this.inner.renewMailboxEpoch(),
+    );
+  }
+
   exportState(): Promise<BackendSnapshot> {
     return this.call(
       () => undefined,

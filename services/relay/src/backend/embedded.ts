@@ -1052,6 +1052,14 @@ class EmbeddedBackend implements RelayBackend {
     return settle(() => readEpoch(this.db));
   }
 
+  renewMailboxEpoch(): Promise<string> {
+    return settle(() => {
+      const epoch = randomUUID().replaceAll('-', '');
+      this.db.prepare("UPDATE meta SET value = ? WHERE key = 'mailbox_epoch'").run(epoch);
+      return epoch;
+    });
+  }
+
   exportState(): Promise<BackendSnapshot> {
     return settle(() => exportEmbedded(this.db));
   }

@@ -1254,6 +1254,13 @@ class RedisRelayBackend implements RelayBackend {
     return asText(await this.run(SCRIPTS.mailboxEpoch, [randomUUID()]));
   }
 
+  async renewMailboxEpoch(): Promise<string> {
+    const epoch = randomUUID();
+    await this.client.set(`${this.base}epoch`, epoch);
+    await this.awaitReplicas();
+    return epoch;
+  }
+
   async exportState(): Promise<BackendSnapshot> {
     return exportRedis(this.client, this.base, await this.mailboxEpoch());
   }

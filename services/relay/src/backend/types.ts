@@ -259,6 +259,12 @@ export interface RelayBackend {
    */
   mailboxEpoch(): Promise<string>;
   /**
+   * Give the store a new random mailbox epoch and return it (`rogatory-relay
+   * new-epoch`, after restoring a backup that rewinds mailbox seqs): nodes
+   * see the change and read their mailbox again from 0.
+   */
+  renewMailboxEpoch(): Promise<string>;
+  /**
    * Everything the store holds (for `rogatory-relay migrate-backend`, with
    * the relay stopped): held in memory, as the stores are bounded by their
    * mailboxes and forward queues. Running tasks and expiries are exported as

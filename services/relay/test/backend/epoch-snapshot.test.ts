@@ -147,6 +147,21 @@ describe('mailbox epoch', () => {
     await first.pushEvidence(ALICE, 'env-y', 'k2', bytes('{}'));
     expect((await second.readMailbox(ALICE, 0, 10)).map((item) => item.seq)).toEqual([1]);
     expect(await second.mailboxEpoch()).toBe(renewed);
+    // new-epoch after a restore: another epoch for every instance, the items kept.
+    const fresh = await first.renewMailboxEpoch();
+    expect(fresh).not.toBe(renewed);
+    expect(await second.mailboxEpoch()).toBe(fresh);
+    expect((await second.readMailbox(ALICE, 0, 10)).map((item) => item.seq)).toEqual([1]);
+  });
+
+  it('embedded: renewMailboxEpoch gives the file another epoch, kept after reopening', async () => {
+    const first = await embedded('renew.db');
+    const epoch = await first.mailboxEpoch();
+    const fresh = await first.renewMailboxEpoch();
+    expect(fresh).toMatch(/^[0-9a-f]{32}$/);
+    expect(fresh).not.toBe(epoch);
+    await first.close();
+    expect(await (await embedded('renew.db')).mailboxEpoch()).toBe(fresh);
   });
 });
 
