@@ -1,5 +1,5 @@
 /**
- * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,redis,redisScaleOut,crossNetwork,crossNetworkViaHub,baseline]`.
+ * Relay benchmark: `pnpm bench:relay [--json] [--quick] [--only embedded,embeddedSingleCommit,redis,redisScaleOut,crossNetwork,crossNetworkViaHub,baseline]`.
  *
  * Delivered envelopes per second (submitted with POST /v1/envelopes,
  * accepted, and seen by the recipient's mailbox WebSocket) in a closed loop,
@@ -11,7 +11,11 @@
  * is two relays on Redis, wacap -> casc, whose networks federate directly;
  * `crossNetworkViaHub` the same traffic through the global hub (wacap ->
  * global -> casc, three relays, the hub's RelayAcceptance travelling back as
- * a forwarded evidence). The baseline is a bare
+ * a forwarded evidence). `embeddedSingleCommit` (only when named in --only)
+ * is the embedded backend with each write committing on its own instead of
+ * one transaction and fsync per event-loop turn, so the ratio
+ * `embeddedSingleCommitVsEmbedded` says what the group commit is worth.
+ * The baseline is a bare
  * Fastify 5 route taking the same envelope bytes from the same HTTP client
  * at the same concurrency, measured in the same run.
  *
@@ -74,6 +78,7 @@ import {
 const SECTIONS = [
   'baseline',
   'embedded',
+  'embeddedSingleCommit',
   'redis',
   'redisScaleOut',
   'crossNetwork',
@@ -81,6 +86,11 @@ const SECTIONS = [
 ] as const;
 const CROSS_SECTIONS = ['crossNetwork', 'crossNetworkViaHub'] as const;
 type Section = (typeof SECTIONS)[number];
+/**
+ * Run only when named in --only: the embedded backend with each write
+ * committed on its own, to measure what its group commit is worth.
+ */
+const OPT_IN_SECTIONS: readonly Section[] = ['embeddedSingleCommit'];
 
 function usage(message: string): never {
   process.stderr.write(
@@ -93,7 +103,7 @@ function parseArgs(argv: readonly string[]) {
   const o = {
     json: false,
     quick: false,
-    only: new Set<Section>(SECTIONS),
+    only: new Set<Section>(SECTIONS.filter((s) => !OPT_IN_SECTIONS.includes(s))),
     concurrency: 64,
     rate: 500,
     crossProcs: 3,
@@ -127,6 +137,7 @@ function parseArgs(argv: readonly string[]) {
   }
   // Ratios need the baseline: it is cheap, so it runs whenever a node-facing section does.
   if (o.only.has('embedded') || o.only.has('redis')) o.only.add('baseline');
+  if (o.only.has('embeddedSingleCommit')) o.only.add('embedded').add('baseline');
   return o;
 }
 
@@ -547,7 +558,7 @@ const spawnServers = async (
   return list;
 };
 const relaySpec = (
-  backend: { kind: 'embedded' } | { kind: 'redis'; url: string },
+  backend: { kind: 'embedded'; groupCommit?: boolean } | { kind: 'redis'; url: string },
   networks: string[],
   peering: 'hub' | 'direct' = 'hub',
 ) => ({
@@ -578,6 +589,23 @@ try {
     try {
       results.embedded = await runRelays({
         name: 'embedded',
+        world,
+        servers,
+        urls: servers[0]!.urls,
+        items: split(intra),
+        attachments,
+      });
+    } finally {
+      await stopAll(servers);
+    }
+  }
+  if (opts.only.has('embeddedSingleCommit')) {
+    const servers = await spawnServers(
+      relaySpec({ kind: 'embedded', groupCommit: false }, ['wacap']),
+    );
+    try {
+      results.embeddedSingleCommit = await runRelays({
+        name: 'embeddedSingleCommit',
         world,
         servers,
         urls: servers[0]!.urls,
@@ -678,12 +706,17 @@ const ratio = (a: number | undefined, b: number | undefined): number | null =>
 const result = {
   baselinePerSec: baseline?.perSec ?? null,
   embedded: results.embedded?.figures ?? null,
+  embeddedSingleCommit: results.embeddedSingleCommit?.figures ?? null,
   redis: results.redis?.figures ?? null,
   redisScaleOut: results.redisScaleOut?.figures ?? null,
   crossNetwork: results.crossNetwork?.figures ?? null,
   crossNetworkViaHub: results.crossNetworkViaHub?.figures ?? null,
   ratios: {
     embeddedVsBaseline: ratio(results.embedded?.figures.deliveredPerSec, baseline?.perSec),
+    embeddedSingleCommitVsEmbedded: ratio(
+      results.embeddedSingleCommit?.figures.deliveredPerSec,
+      results.embedded?.figures.deliveredPerSec,
+    ),
     redisVsBaseline: ratio(results.redis?.figures.deliveredPerSec, baseline?.perSec),
     redisScaleOutVsRedis: ratio(
       results.redisScaleOut?.figures.deliveredPerSec,
@@ -716,6 +749,7 @@ const result = {
   details: {
     baseline: baseline ?? null,
     embedded: results.embedded?.details ?? null,
+    embeddedSingleCommit: results.embeddedSingleCommit?.details ?? null,
     redis: results.redis?.details ?? null,
     redisScaleOut: results.redisScaleOut?.details ?? null,
     crossNetwork: results.crossNetwork?.details ?? null,
@@ -756,12 +790,19 @@ if (opts.json) {
   ]);
   const vsOf: Record<string, string> = {
     embedded: `${result.ratios.embeddedVsBaseline ?? '-'} x baseline`,
+    embeddedSingleCommit: `${result.ratios.embeddedSingleCommitVsEmbedded ?? '-'} x embedded`,
     redis: `${result.ratios.redisVsBaseline ?? '-'} x baseline`,
     redisScaleOut: `${result.ratios.redisScaleOutVsRedis ?? '-'} x redis`,
     crossNetwork: `${result.ratios.crossNetworkVsRedis ?? '-'} x redis`,
     crossNetworkViaHub: `${result.ratios.crossNetworkViaHubVsRedis ?? '-'} x redis`,
   };
-  for (const name of ['embedded', 'redis', 'redisScaleOut', ...CROSS_SECTIONS] as const) {
+  for (const name of [
+    'embedded',
+    'embeddedSingleCommit',
+    'redis',
+    'redisScaleOut',
+    ...CROSS_SECTIONS,
+  ] as const) {
     const f = results[name];
     if (!f) continue;
     const vs = vsOf[name]!;
@@ -787,7 +828,13 @@ if (opts.json) {
     out(
       `${r.map((cell, i) => (i === 0 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`,
     );
-  for (const name of ['embedded', 'redis', 'redisScaleOut', ...CROSS_SECTIONS] as const) {
+  for (const name of [
+    'embedded',
+    'embeddedSingleCommit',
+    'redis',
+    'redisScaleOut',
+    ...CROSS_SECTIONS,
+  ] as const) {
     const d = results[name]?.details;
     if (!d) continue;
     const problems = {

@@ -67,6 +67,13 @@ export interface EmbeddedBackendOptions {
   readonly leaseMs?: number;
   /** Receives errors of the background workers. Never given payloads by the backend itself. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Writes queued in one turn of the event loop share one transaction and one
+   * fsync (default true). `false` commits each on its own: only for
+   * `bench:relay --only embedded,embeddedSingleCommit`, which measures what
+   * the group commit is worth (docs/performance.md).
+   */
+  readonly groupCommit?: boolean;
 }
 
 const DEFAULT_POLL_INTERVAL_MS = 500;
@@ -631,7 +638,11 @@ class GroupCommit {
     (batch: PendingWrite[]) => { ok: boolean; value: unknown }[]
   >;
 
-  constructor(db: Database.Database) {
+  /** `grouped: false` commits each queued write in a transaction of its own (benchmark comparison only). */
+  constructor(
+    db: Database.Database,
+    private readonly grouped: boolean,
+  ) {
     this.commit = db.transaction((batch: PendingWrite[]) =>
       batch.map((write) => {
         try {
@@ -670,6 +681,11 @@ class GroupCommit {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
+    if (this.grouped) this.commitBatch(batch);
+    else for (const write of batch) this.commitBatch([write]);
+  }
+
+  private commitBatch(batch: PendingWrite[]): void {
     if (batch.length === 0) return;
     let outcomes: { ok: boolean; value: unknown }[];
     try {
@@ -734,7 +750,7 @@ class EmbeddedBackend implements RelayBackend {
 
     this.sql = prepareStatements(db);
     this.tx = createTransactions(db, this.sql, { owner: this.owner, leaseMs: this.leaseMs });
-    this.group = new GroupCommit(db);
+    this.group = new GroupCommit(db, options.groupCommit ?? true);
 
     this.bus = acquireBus(options.file);
   }

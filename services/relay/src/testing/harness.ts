@@ -29,7 +29,11 @@ export function freeLoopbackPort(): Promise<number> {
 }
 
 export type BackendKind =
-  | { readonly kind: 'embedded' }
+  | {
+      readonly kind: 'embedded';
+      /** false: each write commits on its own (bench:relay's embeddedSingleCommit section). */
+      readonly groupCommit?: boolean;
+    }
   | {
       readonly kind: 'redis';
       readonly url: string;
@@ -113,7 +117,10 @@ export async function startTestRelays(options: {
     const b = options.backend;
     if (b.kind === 'embedded') {
       return {
-        backend: await openEmbeddedBackend({ file: join(dir, `${network}-${instance}.db`) }),
+        backend: await openEmbeddedBackend({
+          file: join(dir, `${network}-${instance}.db`),
+          ...(b.groupCommit === undefined ? {} : { groupCommit: b.groupCommit }),
+        }),
         blobs: await FsBlobStore.open({
           dir: join(dir, `${network}-${instance}-chunks`),
           workerIo: true,
