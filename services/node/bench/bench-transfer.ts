@@ -172,6 +172,8 @@ function bundleChild(): string {
     splitting: true,
     platform: 'node',
     format: 'esm',
+    // ESM builds first: a UMD build (jsonc-parser's "main") requires its modules by computed paths esbuild cannot follow.
+    mainFields: ['module', 'main'],
     target: 'node20',
     outdir: bundleDir,
     logLevel: 'error',
