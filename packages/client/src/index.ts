@@ -19,7 +19,7 @@ export {
   DEFAULT_MIN_BYTES_PER_SECOND,
   DEFAULT_TIMEOUT_MS,
 } from './transport.js';
-export type { CallOptions } from './transport.js';
+export type { CallOptions, RelayClockOffset } from './transport.js';
 // The client sends through undici: its Agent and Dispatcher, so that callers need not depend on a matching undici.
 export { Agent, type Dispatcher } from 'undici';
 export { CHUNK_ID_PATTERN, sha256Hex } from './chunks.js';

@@ -51,6 +51,7 @@ import {
   type CallSpec,
   type HttpResponse,
   type RejectionParser,
+  type RelayClockOffset,
 } from './transport.js';
 import {
   uploadChunks,
@@ -136,6 +137,9 @@ export function assertSeq(seq: unknown): asserts seq is number {
     throw new RangeError('mailbox seqs are positive integers');
 }
 
+/** Below this, a measured offset from the relay's clock is within the measurement's own error. */
+const CLOCK_RESOLUTION_MS = 2_000;
+
 /**
  * The typed client of a relay's node API (docs/relay-api.md) for one
  * authority. Every answer is validated before it is returned; anything
@@ -199,6 +203,29 @@ export class RelayClient {
     return { relay: session.relay, address: this.address, expiresAt: session.expiresAt };
   }
 
+  /**
+   * The relay's clock minus this machine's, as of the relay's last answer
+   * (its `Date` header); undefined before any answer carried one. The
+   * protocol tolerates 5 minutes (`ENVELOPE_LIMITS.maxClockSkewMs`): an
+   * envelope dated further ahead of the relay's clock is refused.
+   */
+  relayClockOffset(): RelayClockOffset | undefined {
+    return this.transport.relayClockOffset();
+  }
+
+  /**
+   * The relay's time as this client best knows it: this machine's clock,
+   * moved by the measured offset when that exceeds what the measurement can
+   * tell (the Date header's whole second and the round trip).
+   */
+  private relayNow(): number {
+    const now = this.runtime.now();
+    const offset = this.transport.relayClockOffset()?.offsetMs;
+    return offset !== undefined && Math.abs(offset) > CLOCK_RESOLUTION_MS
+      ? Math.round(now + offset)
+      : now;
+  }
+
   private sharedLogin(force: boolean): Promise<Session> {
     if (!force && this.session && this.runtime.now() < this.session.refreshAt)
       return Promise.resolve(this.session);
@@ -240,12 +267,15 @@ export class RelayClient {
         status: 200,
       });
     }
+    // Dated on the relay's clock as its answer gave it: the relay checks issuedAt against its
+    // own clock, and the single-use, short-lived challenge is what makes the login fresh; a
+    // machine whose clock is off still logs in (and learns by how much: relayClockOffset).
     const body = {
       type: 'session',
       relay: challenge.relay,
       address: this.address,
       challenge: challenge.challenge,
-      issuedAt: this.runtime.now(),
+      issuedAt: this.relayNow(),
     };
     const signature = signBytes(CONTEXTS.sessionChallenge, body, this.identity);
     const bytes = canonicalBytes({ body, signature });
@@ -266,7 +296,8 @@ export class RelayClient {
     if (answer.address !== this.address)
       clientFail('BAD_RESPONSE', 'POST /v1/session: session for another address', { status: 200 });
     const now = this.runtime.now();
-    const lifetime = answer.expiresAt - now;
+    // expiresAt is on the relay's clock: measure the lifetime on it too.
+    const lifetime = answer.expiresAt - this.relayNow();
     if (lifetime <= 0)
       clientFail(
         'BAD_RESPONSE',

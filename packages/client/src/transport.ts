@@ -198,10 +198,30 @@ class Deadline {
   }
 }
 
+/**
+ * How far the relay's clock is from this machine's: the relay's time minus
+ * ours, read from the HTTP `Date` header of its last response (whole
+ * seconds, so the middle of that second is taken: within about half a
+ * second plus the round trip). `measuredAt` is this machine's time then.
+ */
+export interface RelayClockOffset {
+  readonly offsetMs: number;
+  readonly measuredAt: number;
+}
+
+/** `Date` header (IMF-fixdate, RFC 9110 §5.6.7) to the middle of the second it names; undefined when absent or unreadable. */
+export function relayTimeOf(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.length > 64) return undefined;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms + 500 : undefined;
+}
+
 /** HTTP exchanges with one relay: URL building, timeouts, bounded reads, error bodies. No retries, no auth. */
 export class Transport {
   readonly baseUrl: URL;
   private readonly options: TransportOptions;
+  private clock: RelayClockOffset | undefined;
 
   constructor(options: TransportOptions) {
     const base = new URL(options.baseUrl);
@@ -278,7 +298,17 @@ export class Transport {
       throw deadline.failure(err, request.route);
     }
     deadline.touch();
+    const relayTime = relayTimeOf(res.headers['date']);
+    if (relayTime !== undefined) {
+      const measuredAt = this.options.runtime.now();
+      this.clock = { offsetMs: relayTime - measuredAt, measuredAt };
+    }
     return wrapDispatcherResponse(res, deadline, request.route, this.options.maxResponseBytes);
+  }
+
+  /** The relay's clock against ours, from its last response that carried a `Date` header. */
+  relayClockOffset(): RelayClockOffset | undefined {
+    return this.clock;
   }
 
   private async rejectionOf(

@@ -118,6 +118,8 @@ export class FakeRelay {
   readonly mailboxes = new Map<string, StoredItem[]>();
   /** Every request as method + path (query stripped) + status. */
   readonly log: { method: string; path: string; status: number }[] = [];
+  /** Answer without the HTTP Date header (a relay or proxy that sends none). */
+  stripDate = false;
   /** Relay-call headers verified (peer routes). */
   readonly relayCalls: { from: string; path: string }[] = [];
   /** Called after an item frame is written to a socket (tests drop the socket here). */
@@ -244,6 +246,7 @@ export class FakeRelay {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://relay');
     const method = req.method ?? 'GET';
+    res.sendDate = !this.stripDate;
     res.on('finish', () => this.log.push({ method, path: url.pathname, status: res.statusCode }));
     const hook = this.interceptors.find((i) => i.method === method && i.path.test(url.pathname));
     if (hook) {
@@ -362,12 +365,13 @@ export class FakeRelay {
       return;
     }
     challenge.used = true;
-    if (
-      body['type'] !== 'session' ||
-      body['relay'] !== this.relayId ||
-      Math.abs(Number(body['issuedAt']) - Date.now()) > 300_000
-    ) {
+    if (body['type'] !== 'session' || body['relay'] !== this.relayId) {
       sendError(res, 400, 'MALFORMED');
+      return;
+    }
+    // issuedAt more than 5 minutes from the relay's clock (docs/relay-api.md, sessions).
+    if (Math.abs(Number(body['issuedAt']) - Date.now()) > 300_000) {
+      sendError(res, 401, 'CHALLENGE_INVALID');
       return;
     }
     try {

@@ -1,3 +1,4 @@
+import { ENVELOPE_LIMITS } from '@rogatory/protocol';
 import type { BundleKind, EncryptionKeyCert, KeyRef } from '@rogatory/protocol';
 import type { AuditEntry, AuditReport } from './administration/audit-log.js';
 import {
@@ -119,6 +120,17 @@ interface SyncHandle {
   stop(): Promise<void>;
 }
 
+/** `rogatory status --check-relay`: whether a session opens, and the relay's clock against ours. */
+export interface RelayCheck {
+  readonly ok: boolean;
+  /** Why not (a relay or client code: UNAVAILABLE, NETWORK, SENDER_UNKNOWN, ...). */
+  readonly code: string | null;
+  /** The relay's clock minus this machine's, in ms (from its Date header), when it answered. */
+  readonly clockOffsetMs: number | null;
+  /** This machine's clock is ahead of the relay's beyond the protocol's 5 minutes: envelopes wait. */
+  readonly clockAhead: boolean;
+}
+
 export interface NodeStatus {
   readonly address: string;
   readonly network: string;
@@ -135,6 +147,12 @@ export interface NodeStatus {
     readonly nextAttemptAt: number | null;
   };
   readonly users: number;
+  /**
+   * Submissions the relay refused as created in its future (this machine's
+   * clock ahead of the relay's beyond the 5-minute tolerance): kept, and
+   * offered again once the relay's clock reaches them (outbox code CLOCK_AHEAD).
+   */
+  readonly waitingForRelayClock: number;
   /** What the relay served that the node refused (forged, re-addressed, replayed, corrupt, oversized); see the audit log. */
   readonly relayIncidents: RelayIncidents;
   /** Trust logs followed (D4): edition and log size per network, fork alarms. */
@@ -233,6 +251,9 @@ export class AuthorityNode {
         nextAttemptAt: ctx.store.nextOutboxAt() ?? null,
       },
       users: ctx.users.count(),
+      waitingForRelayClock: outbox.filter(
+        (r) => r.state === 'pending' && r.last_error === 'CLOCK_AHEAD',
+      ).length,
       relayIncidents: relayIncidents(ctx),
       trust: (() => {
         const t = this.trustSync.status();
@@ -716,6 +737,28 @@ export class AuthorityNode {
   /** Disk use of the database and the blob store (no content). */
   diskUse(): Promise<DiskUse> {
     return diskUse(this.ctx);
+  }
+
+  /**
+   * Reach the relay now: open a session (so the key, its listing and the
+   * relay's identity are checked) and read how far the relay's clock is from
+   * this machine's. Never throws: a failure is reported by its code.
+   */
+  async checkRelay(): Promise<RelayCheck> {
+    let code: string | null = null;
+    try {
+      await this.ctx.relay.login();
+    } catch (err) {
+      code = codeOf(err);
+    }
+    const offset = this.ctx.relay.relayClockOffset()?.offsetMs ?? null;
+    return {
+      ok: code === null,
+      code,
+      clockOffsetMs: offset === null ? null : Math.round(offset),
+      // The relay's clock behind ours by more than the tolerance: it refuses our envelopes as from the future.
+      clockAhead: offset !== null && -offset > ENVELOPE_LIMITS.maxClockSkewMs,
+    };
   }
 
   // ---------------------------------------------------------- introductions

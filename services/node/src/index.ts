@@ -2,6 +2,7 @@ export {
   AuthorityNode,
   openNode,
   type NodeStatus,
+  type RelayCheck,
   type SyncEvent,
   type SyncReport,
 } from './authority-node.js';

@@ -362,6 +362,12 @@ export async function buildRelayApp(
     await trustService.stop();
     await options.backend.stopWorkers();
   });
+  // The Date header on the relay's own clock (the one it checks creation times and logins
+  // against): clients read the relay's time from it (packages/client, relayClockOffset).
+  app.addHook('onRequest', (_request, reply, done) => {
+    void reply.header('date', new Date(clock()).toUTCString());
+    done();
+  });
   app.addHook('onRequest', (request, _reply, done) => {
     done(
       request.raw.httpVersion === '1.1' && request.headers.host === undefined

@@ -179,7 +179,9 @@ export const clockSkew: Scenario = {
         measured[`${key}Quarantined`] = b.quarantined.join(',');
         notes.push(
           `Node ${b.spec.label} (${b.spec.address}): ${String(b.accepted)} of ${String(b.sent)} submissions accepted` +
-            (b.refusedCodes.length > 0 ? `, refused with ${b.refusedCodes.join(', ')}` : '') +
+            (b.refusedCodes.length > 0
+              ? `, refused or kept waiting with ${b.refusedCodes.join(', ')}`
+              : '') +
             (b.syncErrors.length > 0
               ? `; sync failed with ${b.syncErrors.join(', ')}`
               : '; sessions and sync worked') +
@@ -193,7 +195,7 @@ export const clockSkew: Scenario = {
         );
       }
       notes.push(
-        "As docs/protocol.md says (§8.6 step 4, §12.6, tolerance 5 minutes): a node 10 minutes ahead has every submission refused with a signed SubmissionRejection (MALFORMED, detail SCHEMA_INVALID: created in the future), so it knows and nothing is lost, but it sends nothing until its clock is fixed; a node 10 minutes behind sends and receives normally, and dates the evidences it signs no earlier than the envelope's signed creation time, so its correspondents' evidence chains pass the causal-order check (§12.6; before that fix they failed with EVIDENCE_CHAIN_INVALID). Operators: run NTP on nodes and relays.",
+        "The node's clock is the whole machine's here: dossiers, evidences and its relay sessions are dated on it. Sessions work either way: a node dates its login on the relay's clock read from the relay's Date header (before, a node more than 5 minutes off was refused CHALLENGE_INVALID and could neither send nor receive). As docs/protocol.md says (§8.6 step 4, §12.6, tolerance 5 minutes), the relay refuses an envelope created more than 5 minutes in its future: the node ahead sees that the refusal is its clock's doing (the relay's Date against the envelope's creation time), keeps each submission (CLOCK_AHEAD, shown by rogatory status and approve) and offers the same signed envelope again once the relay's clock reaches it (about 5 minutes later here), instead of taking the refusal as final. A node 10 minutes behind sends and receives normally, and dates the evidences it signs no earlier than the envelope's signed creation time, so its correspondents' evidence chains pass the causal-order check (§12.6; before that fix they failed with EVIDENCE_CHAIN_INVALID). Operators: run NTP on nodes and relays; rogatory status --check-relay shows the offset.",
       );
       return tally.result({ measured, notes });
     } finally {

@@ -288,6 +288,8 @@ export async function openContext(options: OpenNodeOptions): Promise<NodeContext
       retry: options.relay?.retry ?? { retries: 2, baseMs: 200, maxMs: 2_000 },
       ...(options.relay?.dispatcher ? { dispatcher: options.relay.dispatcher } : {}),
       ...(options.relay?.timeoutMs ? { timeoutMs: options.relay.timeoutMs } : {}),
+      // The node's clock is the machine's: sessions are dated and timed on it too.
+      ...(options.clock ? { runtime: { now: options.clock } } : {}),
     });
     const store = new MailboxStore(db, cipher);
     return {

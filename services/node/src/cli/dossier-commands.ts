@@ -216,9 +216,11 @@ export function registerDossiers(program: Command, run: CliRun): void {
           ...result.warnings.map((w) => `WARNING ${w.code}: ${w.message}`),
           'refused' in result && result.refused
             ? `dossier ${id} approved but REFUSED by the relay (${result.errors.join(', ') || 'no code'}); it will not be sent: see rogatory show ${id}`
-            : result.queued
-              ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
-              : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
+            : result.queued && 'errors' in result && result.errors.includes('CLOCK_AHEAD')
+              ? `dossier ${id} approved and queued (envelope ${result.envelopeId}): the relay refused it as created in its future (CLOCK_AHEAD): this machine's clock runs ahead of the relay's by more than 5 minutes. It is kept and sent once the relay's clock reaches it; set this machine's clock (NTP); rogatory status --check-relay shows the offset`
+              : result.queued
+                ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
+                : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,
         ].join('\n'),
       );
       // A permanent refusal is not success: exit like the relay's refusal does elsewhere.

@@ -143,12 +143,18 @@ export function registerInit(program: Command, run: CliRun): void {
   program
     .command('status')
     .description('node overview: identity, relay, trust, queue, counts (no content)')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .option(
+      '--check-relay',
+      "also reach the relay: open a session and show how far its clock is from this machine's",
+    )
+    .action(async (opts: { checkRelay?: boolean }, cmd: Command) => {
       const g = globals(cmd, io);
       const status = await withNode(io, g, async (node) => ({
         ...node.status(),
         disk: await node.diskUse(),
+        ...(opts.checkRelay === true ? { relayCheck: await node.checkRelay() } : {}),
       }));
+      const check = status.relayCheck;
       emit(io, g.json, status, () =>
         [
           `address          ${status.address}`,
@@ -164,6 +170,16 @@ export function registerInit(program: Command, run: CliRun): void {
           }`,
           `users            ${status.users}`,
           `disk             database ${formatBytes(status.disk.databaseBytes)}, ${status.disk.blobs} blobs ${formatBytes(status.disk.blobBytes)} (encrypted dossiers and attachment chunks)`,
+          ...(status.waitingForRelayClock > 0
+            ? [
+                `CLOCK AHEAD      ${status.waitingForRelayClock} submission(s) refused by the relay as created in its future: this machine's clock runs ahead of the relay's by more than 5 minutes. They are kept and sent once the relay's clock reaches them; set this machine's clock (NTP). rogatory status --check-relay shows the offset.`,
+              ]
+            : []),
+          ...(check === undefined
+            ? []
+            : [
+                `relay check      ${check.ok ? 'session opened' : `FAILED ${check.code ?? ''}`}${check.clockOffsetMs === null ? '' : `; relay clock ${formatOffset(check.clockOffsetMs)}`}${check.clockAhead ? ": this machine's clock is AHEAD beyond the 5-minute tolerance: the relay refuses envelopes dated now; set the clock (NTP)" : ''}`,
+              ]),
           `relay incidents  ${status.relayIncidents.total}${status.relayIncidents.last ? `, last ${status.relayIncidents.last.code} at ${formatTime(status.relayIncidents.last.at)}` : ''}`,
           `trust logs       ${
             status.trust.networks
@@ -179,4 +195,11 @@ export function registerInit(program: Command, run: CliRun): void {
         ].join('\n'),
       );
     });
+}
+
+/** The relay's clock against ours, in words: `+0.4 s (ahead of this machine)`. */
+function formatOffset(ms: number): string {
+  const s = Math.abs(ms) / 1000;
+  const amount = s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
+  return `${ms >= 0 ? '+' : '-'}${amount} (${ms >= 0 ? 'ahead of' : 'behind'} this machine)`;
 }

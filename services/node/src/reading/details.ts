@@ -96,6 +96,8 @@ export function evidenceChain(ctx: NodeContext, actor: Actor, id: string): Evide
   if (row.envelope_id === null) return { evidences: [] };
   const envelope = ctx.store.envelope(row.envelope_id)!;
   const evidences = ctx.store.evidences(row.envelope_id);
+  // Sealed but not accepted by the relay yet (queued): no chain to verify, nothing wrong with it.
+  if (evidences.length === 0) return { envelope, evidences };
   try {
     const chain = verifyEvidenceChain(envelope, evidences, ctx.trust);
     return {

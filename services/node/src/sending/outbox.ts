@@ -2,9 +2,16 @@ import {
   backoffDelay,
   isRelayClientError,
   isTransientError,
+  type RelayClockOffset,
   type RetryPolicy,
 } from '@rogatory/client';
-import { isProtocolError, verifyEvidence, type Envelope, type Evidence } from '@rogatory/protocol';
+import {
+  ENVELOPE_LIMITS,
+  isProtocolError,
+  verifyEvidence,
+  type Envelope,
+  type Evidence,
+} from '@rogatory/protocol';
 import { isStorageError } from '@rogatory/storage';
 import { audit, type NodeContext, type ProgressListener } from '../context.js';
 import { codeOf, nodeFail } from '../errors.js';
@@ -42,6 +49,45 @@ export interface OutboxReport {
 }
 
 type Outcome = 'sent' | 'rejected' | 'posted' | 'deferred' | 'failed';
+
+/**
+ * The relay refused an envelope because, by its clock, it was created in the
+ * future: this machine's clock runs ahead of the relay's by more than the
+ * protocol's tolerance. The envelope is kept and offered again once the
+ * relay's clock has caught up with it (`acceptedFrom`, on this machine's
+ * clock); `rogatory status --check-relay` shows the offset. Code CLOCK_AHEAD.
+ */
+class ClockAhead extends Error {
+  readonly code = 'CLOCK_AHEAD';
+  constructor(readonly acceptedFrom: number) {
+    super("this machine's clock is ahead of the relay's beyond the tolerance");
+    this.name = 'ClockAhead';
+  }
+}
+
+/** Margin added to the measured offset (whole-second Date header, round trip). */
+const CLOCK_MARGIN_MS = 5_000;
+
+/**
+ * When a refusal with `code` is the relay's "created in the future" (the
+ * envelope's signed creation time beyond the relay's clock plus the
+ * tolerance, by the relay's last Date header): the time on this machine's
+ * clock from which the relay will accept it. Otherwise undefined.
+ */
+export function clockAheadUntil(
+  envelope: Envelope,
+  code: string,
+  relayClock: RelayClockOffset | undefined,
+): number | undefined {
+  if (code !== 'MALFORMED' || relayClock === undefined) return undefined;
+  const relayNow = relayClock.measuredAt + relayClock.offsetMs;
+  const ahead = envelope.body.createdAt - relayNow;
+  if (ahead <= ENVELOPE_LIMITS.maxClockSkewMs - CLOCK_MARGIN_MS) return undefined;
+  // On the relay's clock the envelope is accepted from createdAt - tolerance; back on ours.
+  return (
+    envelope.body.createdAt - ENVELOPE_LIMITS.maxClockSkewMs - relayClock.offsetMs + CLOCK_MARGIN_MS
+  );
+}
 
 /**
  * The outgoing queue: submissions of approved dossiers (upload of the
@@ -144,6 +190,8 @@ export class Outbox {
         !isTransientError(err) &&
         err.code !== 'CHUNK_MISSING'
       ) {
+        const acceptedFrom = clockAheadUntil(envelope, err.code, ctx.relay.relayClockOffset());
+        if (acceptedFrom !== undefined) throw new ClockAhead(acceptedFrom);
         this.rejected(row, envelope, err.evidence, err.code);
         return 'rejected';
       }
@@ -205,6 +253,12 @@ export class Outbox {
   /** Transient (relay unreachable, chunks not yet there, quota full): back off. Anything else: mark failed, keep the row. */
   private failed(row: OutboxRow, err: unknown): Outcome {
     const code = codeOf(err);
+    if (err instanceof ClockAhead) {
+      // Not before the relay's clock reaches the envelope (no sooner than the usual first backoff).
+      const at = Math.max(err.acceptedFrom, this.ctx.clock() + OUTBOX_BACKOFF.baseMs);
+      this.ctx.store.rescheduleOutbox(row.id, row.attempts + 1, at, code);
+      return 'deferred';
+    }
     const transient =
       isTransientError(err) ||
       isRelayClientError(err, 'CHUNK_MISSING') ||
