@@ -16,6 +16,16 @@ status=0
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json || status=$?
 # Fault matrix, short form (issue 14): relays, redis-server and sentinels killed under load; see docs/operations.md, Fault matrix.
 pnpm --silent faults --quick || status=1
+# The benchmark scripts still run (short forms, figures printed and not judged: docs/performance.md).
+for bench in "bench:relay --quick --only embedded" "bench:transfer --quick --only embedded"; do
+  log=".tmp/${bench%% *}.log"
+  # shellcheck disable=SC2086
+  if ! pnpm --silent $bench >"${log/:/-}" 2>&1; then
+    status=1
+    echo "pnpm $bench failed:"
+    tail -n 20 "${log/:/-}" || true
+  fi
+done
 # Black-box conformance of our relay to docs/relay-api.md: start it (embedded backend, test world)
 # on a free loopback port, run the suite against its URL, stop it.
 conformance_port="$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})')"
