@@ -18,12 +18,13 @@ pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/v
 pnpm --silent faults --quick || status=1
 # The benchmark scripts still run (short forms, figures printed and not judged: docs/performance.md).
 for bench in "bench:relay --quick --only embedded" "bench:transfer --quick --only embedded"; do
-  log=".tmp/${bench%% *}.log"
+  name="${bench%% *}"
+  log=".tmp/${name/:/-}.log"
   # shellcheck disable=SC2086
-  if ! pnpm --silent $bench >"${log/:/-}" 2>&1; then
+  if ! pnpm --silent $bench >"$log" 2>&1; then
     status=1
     echo "pnpm $bench failed:"
-    tail -n 20 "${log/:/-}" || true
+    tail -n 20 "$log" || true
   fi
 done
 # Black-box conformance of our relay to docs/relay-api.md: start it (embedded backend, test world)

@@ -20,26 +20,32 @@ const SN = 'sn-moj@wacap';
 const GH = 'gh-ago@wacap';
 const SKEW = 10 * 60_000;
 
+// One relay for every test here, on its own clock: the machine's, moved by relayShift.
+let relayShift = 0;
+let net: TestNetworkOfRelays;
+let world: TestWorld;
+let tmp: { path: string; remove: () => Promise<void> };
+
+beforeAll(async () => {
+  net = await startTestRelays({
+    backend: { kind: 'embedded' },
+    networks: ['wacap'],
+    relayOptions: { clock: () => Date.now() + relayShift },
+  });
+  world = net.world;
+  tmp = await tempDir();
+}, 120_000);
+
+afterAll(async () => {
+  await net.stop();
+  await terminateHashWorker();
+  await tmp.remove();
+});
+
 // Found by the clock-skew fault scenario (tests/faults): a node whose clock ran 10 minutes
 // behind its relay acked and dropped every envelope from an on-time sender as "created in the
 // future" (SCHEMA_INVALID), with no evidence back: accepted by the relay, then lost.
 describe('a recipient node whose clock runs behind its relay', () => {
-  let net: TestNetworkOfRelays;
-  let world: TestWorld;
-  let tmp: { path: string; remove: () => Promise<void> };
-
-  beforeAll(async () => {
-    net = await startTestRelays({ backend: { kind: 'embedded' }, networks: ['wacap'] });
-    world = net.world;
-    tmp = await tempDir();
-  }, 120_000);
-
-  afterAll(async () => {
-    await net.stop();
-    await terminateHashWorker();
-    await tmp.remove();
-  });
-
   async function submitFromOnTimeSender(): Promise<string> {
     return (await submitAndKeep()).envelope.body.id;
   }
@@ -123,25 +129,7 @@ describe('a recipient node whose clock runs behind its relay', () => {
 // clock (refused: CHALLENGE_INVALID) and, given a session, took the refusal as final: an
 // approved dossier rejected for good by a wrong clock.
 describe('a sender node whose clock runs ahead of its relay', () => {
-  let net: TestNetworkOfRelays;
-  let tmp: { path: string; remove: () => Promise<void> };
-  let relayShift = 0;
   let nodeShift = SKEW;
-
-  beforeAll(async () => {
-    net = await startTestRelays({
-      backend: { kind: 'embedded' },
-      networks: ['wacap'],
-      relayOptions: { clock: () => Date.now() + relayShift },
-    });
-    tmp = await tempDir();
-  }, 120_000);
-
-  afterAll(async () => {
-    await net.stop();
-    await terminateHashWorker();
-    await tmp.remove();
-  });
 
   it('logs in, keeps the refused submission and sends it once the relay clock reaches it; status names the cause', async () => {
     const sn = await makeNode({

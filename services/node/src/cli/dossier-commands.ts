@@ -5,7 +5,7 @@ import { readJsonFile } from '../files/file-errors.js';
 import type { AttachmentInput } from '../drafting/attachment-encryption.js';
 import type { DossierFilter } from '../reading/lists.js';
 import type { DossierSummary } from '../reading/summaries.js';
-import { emit, formatTime, table } from './io.js';
+import { CLOCK_AHEAD_ADVICE, emit, formatTime, table } from './io.js';
 import { progressBars } from './progress.js';
 import { asUser, globals, type CliRun } from './session.js';
 
@@ -217,7 +217,7 @@ export function registerDossiers(program: Command, run: CliRun): void {
           'refused' in result && result.refused
             ? `dossier ${id} approved but REFUSED by the relay (${result.errors.join(', ') || 'no code'}); it will not be sent: see rogatory show ${id}`
             : result.queued && 'errors' in result && result.errors.includes('CLOCK_AHEAD')
-              ? `dossier ${id} approved and queued (envelope ${result.envelopeId}): the relay refused it as created in its future (CLOCK_AHEAD): this machine's clock runs ahead of the relay's by more than 5 minutes. It is kept and sent once the relay's clock reaches it; set this machine's clock (NTP); rogatory status --check-relay shows the offset`
+              ? `dossier ${id} approved and queued (envelope ${result.envelopeId}): the relay refused it as created in its future (CLOCK_AHEAD): ${CLOCK_AHEAD_ADVICE}`
               : result.queued
                 ? `dossier ${id} approved and queued (envelope ${result.envelopeId}); it is sent when the relay is reachable`
                 : `dossier ${id} approved and sent (envelope ${result.envelopeId}), status ${result.status}`,

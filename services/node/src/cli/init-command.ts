@@ -14,7 +14,7 @@ import { nodeFail } from '../errors.js';
 import { readJsonFile } from '../files/file-errors.js';
 import { initNode } from '../administration/node-directory.js';
 import type { ImportedKeys } from '../administration/keyring.js';
-import { emit, formatBytes, formatTime, secret } from './io.js';
+import { CLOCK_AHEAD_ADVICE, emit, formatBytes, formatOffset, formatTime, secret } from './io.js';
 import { globals, withNode, type CliRun } from './session.js';
 
 const ImportKeysSchema = Type.Object(
@@ -172,7 +172,7 @@ export function registerInit(program: Command, run: CliRun): void {
           `disk             database ${formatBytes(status.disk.databaseBytes)}, ${status.disk.blobs} blobs ${formatBytes(status.disk.blobBytes)} (encrypted dossiers and attachment chunks)`,
           ...(status.waitingForRelayClock > 0
             ? [
-                `CLOCK AHEAD      ${status.waitingForRelayClock} submission(s) refused by the relay as created in its future: this machine's clock runs ahead of the relay's by more than 5 minutes. They are kept and sent once the relay's clock reaches them; set this machine's clock (NTP). rogatory status --check-relay shows the offset.`,
+                `CLOCK AHEAD      ${status.waitingForRelayClock} submission(s) refused by the relay as created in its future: ${CLOCK_AHEAD_ADVICE}`,
               ]
             : []),
           ...(check === undefined
@@ -195,11 +195,4 @@ export function registerInit(program: Command, run: CliRun): void {
         ].join('\n'),
       );
     });
-}
-
-/** The relay's clock against ours, in words: `+0.4 s (ahead of this machine)`. */
-function formatOffset(ms: number): string {
-  const s = Math.abs(ms) / 1000;
-  const amount = s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
-  return `${ms >= 0 ? '+' : '-'}${amount} (${ms >= 0 ? 'ahead of' : 'behind'} this machine)`;
 }

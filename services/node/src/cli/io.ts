@@ -105,3 +105,14 @@ export function formatBytes(n: number): string {
   }
   return u === 0 ? `${String(n)} bytes` : `${v.toFixed(1)} ${units[u] ?? ''}`;
 }
+
+/** The relay's clock against ours, in words: `+0.4 s (ahead of this machine)`. */
+export function formatOffset(ms: number): string {
+  const s = Math.abs(ms) / 1000;
+  const amount = s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
+  return `${ms >= 0 ? '+' : '-'}${amount} (${ms >= 0 ? 'ahead of' : 'behind'} this machine)`;
+}
+
+/** What an officer or operator does about submissions waiting as CLOCK_AHEAD (status, approve). */
+export const CLOCK_AHEAD_ADVICE =
+  "this machine's clock runs ahead of the relay's by more than 5 minutes; what the relay refused so is kept and sent once the relay's clock reaches it. Set this machine's clock (NTP); rogatory status --check-relay shows the offset.";

@@ -69,17 +69,20 @@ class ClockAhead extends Error {
 const CLOCK_MARGIN_MS = 5_000;
 
 /**
- * When a refusal with `code` is the relay's "created in the future" (the
- * envelope's signed creation time beyond the relay's clock plus the
- * tolerance, by the relay's last Date header): the time on this machine's
- * clock from which the relay will accept it. Otherwise undefined.
+ * When the relay's signed rejection is its "created in the future" (reason
+ * MALFORMED, detail SCHEMA_INVALID, and the envelope's signed creation time
+ * beyond the relay's clock plus the tolerance, by the relay's last Date
+ * header): the time on this machine's clock from which the relay will
+ * accept it. Otherwise undefined.
  */
 export function clockAheadUntil(
   envelope: Envelope,
-  code: string,
+  rejection: Evidence,
   relayClock: RelayClockOffset | undefined,
 ): number | undefined {
-  if (code !== 'MALFORMED' || relayClock === undefined) return undefined;
+  const reason = rejection.body.reason;
+  if (reason?.code !== 'MALFORMED' || reason.detail !== 'SCHEMA_INVALID') return undefined;
+  if (relayClock === undefined) return undefined;
   const relayNow = relayClock.measuredAt + relayClock.offsetMs;
   const ahead = envelope.body.createdAt - relayNow;
   if (ahead <= ENVELOPE_LIMITS.maxClockSkewMs - CLOCK_MARGIN_MS) return undefined;
@@ -190,7 +193,7 @@ export class Outbox {
         !isTransientError(err) &&
         err.code !== 'CHUNK_MISSING'
       ) {
-        const acceptedFrom = clockAheadUntil(envelope, err.code, ctx.relay.relayClockOffset());
+        const acceptedFrom = clockAheadUntil(envelope, err.evidence, ctx.relay.relayClockOffset());
         if (acceptedFrom !== undefined) throw new ClockAhead(acceptedFrom);
         this.rejected(row, envelope, err.evidence, err.code);
         return 'rejected';

@@ -23,6 +23,11 @@ export function readEpoch(db: Database.Database): string {
   return row.value;
 }
 
+/** Set the mailbox epoch (nodes that see another one resync from 0). */
+export function writeEpoch(db: Database.Database, epoch: string): void {
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'mailbox_epoch'").run(epoch);
+}
+
 function parseStrings(json: string): string[] {
   const value: unknown = JSON.parse(json);
   if (!Array.isArray(value) || !value.every((item): item is string => typeof item === 'string'))
@@ -182,7 +187,7 @@ export function isEmbeddedEmpty(db: Database.Database): boolean {
 export function importEmbedded(db: Database.Database, snapshot: BackendSnapshot): void {
   db.transaction(() => {
     if (!isEmbeddedEmpty(db)) throw new BackendError('BACKEND_NOT_EMPTY');
-    db.prepare("UPDATE meta SET value = ? WHERE key = 'mailbox_epoch'").run(snapshot.epoch);
+    writeEpoch(db, snapshot.epoch);
     const insertSeq = db.prepare('INSERT INTO mailbox_seqs (address, last_seq) VALUES (?, ?)');
     for (const { address, lastSeq } of snapshot.mailboxSeqs) insertSeq.run(address, lastSeq);
     // Upload records first: their triggers charge pending bytes for the unreferenced ones.

@@ -19,7 +19,7 @@ import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
 import { checkedBackend } from './checked.js';
 import { migrate } from './embedded-schema.js';
-import { exportEmbedded, importEmbedded, readEpoch } from './embedded-snapshot.js';
+import { exportEmbedded, importEmbedded, readEpoch, writeEpoch } from './embedded-snapshot.js';
 import {
   asBuffer,
   assertNonEmpty,
@@ -1071,7 +1071,7 @@ class EmbeddedBackend implements RelayBackend {
   renewMailboxEpoch(): Promise<string> {
     return settle(() => {
       const epoch = randomUUID().replaceAll('-', '');
-      this.db.prepare("UPDATE meta SET value = ? WHERE key = 'mailbox_epoch'").run(epoch);
+      writeEpoch(this.db, epoch);
       return epoch;
     });
   }
