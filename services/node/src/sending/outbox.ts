@@ -87,9 +87,14 @@ export function clockAheadUntil(
   const ahead = envelope.body.createdAt - relayNow;
   if (ahead <= ENVELOPE_LIMITS.maxClockSkewMs - CLOCK_MARGIN_MS) return undefined;
   // On the relay's clock the envelope is accepted from createdAt - tolerance; back on ours.
-  return (
-    envelope.body.createdAt - ENVELOPE_LIMITS.maxClockSkewMs - relayClock.offsetMs + CLOCK_MARGIN_MS
-  );
+  const from =
+    envelope.body.createdAt -
+    ENVELOPE_LIMITS.maxClockSkewMs -
+    relayClock.offsetMs +
+    CLOCK_MARGIN_MS;
+  // Not past the envelope's own expiry (this machine's clock signed it): waiting longer is
+  // pointless, and a relay's Date cannot park a submission for longer than the envelope lives.
+  return from < envelope.body.expiresAt ? from : undefined;
 }
 
 /**
