@@ -37,8 +37,27 @@ const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 const B64URL_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64URL.length; i++) B64URL_INDEX[B64URL.charCodeAt(i)] = i;
 
+/**
+ * Node's Buffer where the runtime has one (undefined in a browser). Its
+ * base64url codec is native: about five times faster than the loops below
+ * on objects of a few kilobytes, slower on short values, hence the
+ * thresholds. The loops stay the definition; the native path is checked
+ * against them (test/bytes.test.ts) and, when decoding, can only accept
+ * the one canonical encoding (see fromBase64url).
+ */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+const NATIVE_ENCODE_MIN_BYTES = 192;
+const NATIVE_DECODE_MIN_CHARS = 256;
+
 /** base64url without padding (RFC 4648 section 5). */
 export function toBase64url(bytes: Uint8Array): string {
+  if (NodeBuffer !== undefined && bytes.length >= NATIVE_ENCODE_MIN_BYTES)
+    return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64url');
+  return toBase64urlLoop(bytes);
+}
+
+/** The portable encoder (exported for the tests that hold the native path to it). */
+export function toBase64urlLoop(bytes: Uint8Array): string {
   let out = '';
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
@@ -62,6 +81,20 @@ export function toBase64url(bytes: Uint8Array): string {
  * string has exactly one accepted encoding.
  */
 export function fromBase64url(text: string, what = 'value'): Uint8Array {
+  if (NodeBuffer !== undefined && text.length >= NATIVE_DECODE_MIN_CHARS) {
+    // Node's decoder is lenient (it skips foreign characters, takes padding and '+/'), so
+    // its result counts only if it encodes back to exactly `text`: the canonical encoding
+    // of those bytes. Anything else goes to the strict loop, which says what is wrong.
+    const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+    const view = NodeBuffer.from(out.buffer, 0, out.length);
+    if (view.write(text, 'base64url') === out.length && view.toString('base64url') === text)
+      return out;
+  }
+  return fromBase64urlLoop(text, what);
+}
+
+/** The portable strict decoder (exported for the tests that hold the native path to it). */
+export function fromBase64urlLoop(text: string, what = 'value'): Uint8Array {
   const len = text.length;
   if (len % 4 === 1) fail('ENCODING_INVALID', `${what}: invalid base64url length`);
   const out = new Uint8Array(Math.floor((len * 3) / 4));

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromBase64url, fromHex, toBase64url, toHex, utf8 } from '../src/bytes.js';
+import {
+  fromBase64url,
+  fromBase64urlLoop,
+  fromHex,
+  toBase64url,
+  toBase64urlLoop,
+  toHex,
+  utf8,
+} from '../src/bytes.js';
 import {
   MAX_DEPTH,
   canonicalBytes,
@@ -125,6 +133,52 @@ describe('base64url and hex', () => {
     expect(fromBase64url('AA')).toEqual(Uint8Array.of(0));
     expect(() => fromHex('AB')).toThrow(/ENCODING_INVALID/);
     expect(() => fromHex('abc')).toThrow(/ENCODING_INVALID/);
+  });
+});
+
+describe('base64url on long values (the native codec of Node, held to the portable loops)', () => {
+  it('encodes and decodes like the loops, at every length around the thresholds and beyond', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 150, maxLength: 4000 }), fc.nat(7), (bytes, skip) => {
+        const view = bytes.subarray(skip); // an offset view encodes its own bytes only
+        const text = toBase64url(view);
+        expect(text).toBe(toBase64urlLoop(view));
+        const decoded = fromBase64url(text);
+        expect(decoded).toEqual(fromBase64urlLoop(text));
+        expect(decoded).toEqual(Uint8Array.from(view));
+        // A plain array of its own: nothing shared with a pool of Node's.
+        expect(decoded.constructor).toBe(Uint8Array);
+        expect(decoded.byteOffset).toBe(0);
+        expect(decoded.buffer.byteLength).toBe(decoded.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects on long values what the strict loop rejects, with the same message', () => {
+    const good = toBase64url(Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff));
+    const cases = [
+      `${good}==`, // padding
+      `${good.slice(0, 500)}+${good.slice(501)}`, // standard alphabet
+      `${good.slice(0, 500)}/${good.slice(501)}`,
+      `${good.slice(0, 500)} ${good.slice(500)}`, // whitespace Node would skip
+      `${good.slice(0, 500)}\n${good.slice(500)}`,
+      `${good.slice(0, 500)}.${good.slice(501)}`, // a foreign character Node would skip
+      `${good.slice(0, -1)}B`, // non-zero trailing bits ('...B' after a 1000-byte body)
+      `${good}AAA`, // a length of 1 mod 4 (1,334 + 3)
+      `${good.slice(0, 500)}\u00e9${good.slice(501)}`,
+    ];
+    for (const text of cases) {
+      expect(text.length).toBeGreaterThanOrEqual(256);
+      let loopError: unknown;
+      try {
+        fromBase64urlLoop(text, 'chunk');
+      } catch (error) {
+        loopError = error;
+      }
+      expect(loopError, text.slice(-8)).toBeDefined();
+      expect(() => fromBase64url(text, 'chunk')).toThrow((loopError as Error).message);
+    }
   });
 });
 

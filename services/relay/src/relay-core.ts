@@ -592,23 +592,32 @@ export class RelayCore {
         throw new RelayError('QUOTA_EXCEEDED', 'storage quota of this uploader reached');
       }
     }
-    for (const { id, bytes } of checked) {
-      // Checked above all the same: a bad hand-over is refused whatever this relay holds.
-      const stored = this.o.presence.knownPresent(id);
-      if (!stored) {
-        try {
-          await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
-        } catch (err) {
-          throw fromStorageError(err);
-        }
+    // All at once: the objects are distinct (checked against their ids), so their writes and
+    // upload notes overlap (one round trip to Redis, fsyncs side by side). A failure fails the
+    // hand-over; what was stored meanwhile stays as an interrupted upload's would (the peer
+    // retries the whole hand-over).
+    await Promise.all(checked.map((object) => this.storeInlineObject(object, uploader)));
+  }
+
+  private async storeInlineObject(
+    { id, bytes }: { id: string; bytes: Uint8Array },
+    uploader: string,
+  ): Promise<void> {
+    // Checked by storeInline all the same: a bad hand-over is refused whatever this relay holds.
+    const stored = this.o.presence.knownPresent(id);
+    if (!stored) {
+      try {
+        await this.o.blobs.put(id, bytes, { maxSize: bytes.length, expectedSize: bytes.length });
+      } catch (err) {
+        throw fromStorageError(err);
       }
-      const notedAt = this.o.clock();
-      await this.o.backend.noteUpload(id, notedAt, { identity: uploader, size: bytes.length });
-      if (stored) continue;
-      this.o.presence.remember(id, notedAt);
-      this.recentObjects.set(id, bytes);
-      this.o.metrics.bytesIn.inc(bytes.length);
     }
+    const notedAt = this.o.clock();
+    await this.o.backend.noteUpload(id, notedAt, { identity: uploader, size: bytes.length });
+    if (stored) return;
+    this.o.presence.remember(id, notedAt);
+    this.recentObjects.set(id, bytes);
+    this.o.metrics.bytesIn.inc(bytes.length);
   }
 
   /** Worker: hand an envelope (with its chunks, see peers.ts) or evidences to the next network's relay. */

@@ -280,12 +280,23 @@ redis.call('SADD', K .. 'unqueued', 'f:' .. ARGV[2])
 return 1
 `);
 
-/** ARGV: K, taskId, now, final state ('done' | 'gave_up'). Returns 1 when this call finished the task. */
+/**
+ * ARGV: K, taskId, now, final state ('done' | 'gave_up'), network, wake.
+ * Finishes the task (when still pending) and takes it off its network's
+ * backlog; with wake > 0 (a success towards the network), also pops up to
+ * `wake` backlog entries, closest deadline first, for the caller to
+ * promote. Returns them flat (taskId, deadline, ...); one round trip per
+ * finished forward.
+ */
 export const FINISH_FORWARD = script(`
 local id, now = ARGV[2], ARGV[3]
+local backlog = K .. 'backlog:' .. ARGV[5]
+redis.call('ZREM', backlog, id)
+local woken = {}
+if tonumber(ARGV[6]) > 0 then woken = redis.call('ZPOPMIN', backlog, tonumber(ARGV[6])) end
 local taskKey = K .. 'task:' .. id
 local f = redis.call('HMGET', taskKey, 'state', 'kind', 'env')
-if f[1] ~= 'pending' then return 0 end
+if f[1] ~= 'pending' then return woken end
 redis.call('DECR', K .. 'forwarding')
 redis.call('SREM', K .. 'unqueued', 'f:' .. id)
 if f[2] == 'envelope' then
@@ -300,7 +311,7 @@ if redis.call('EXISTS', envKey(f[3])) == 1 then
 else
   redis.call('DEL', taskKey)
 end
-return 1
+return woken
 `);
 
 /**

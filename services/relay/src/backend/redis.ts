@@ -776,43 +776,40 @@ class RedisRelayBackend implements RelayBackend {
     });
     const backlog = `${this.base}backlog:${task.network}`;
     if (result === 'retry') {
-      // Noted by deadline, so a later success towards this network promotes it (wakeBacklog).
+      // Noted by deadline, so a later success towards this network promotes it (FINISH_FORWARD, promoteWoken).
       await this.client.zadd(backlog, task.deadline, task.id);
       // Thrown, BullMQ schedules the next attempt through the backoff strategy.
       throw new Error(error ?? 'retry');
     }
-    await this.run(SCRIPTS.finishForward, [
+    const woken = await this.run(SCRIPTS.finishForward, [
       task.id,
       String(this.clock()),
       result === 'done' ? 'done' : 'gave_up',
+      task.network,
+      String(result === 'done' ? WAKE_BATCH : 0),
     ]);
-    if (result === 'done') await this.wakeBacklog(backlog, task.id);
-    else await this.client.zrem(backlog, task.id);
+    await this.promoteWoken(backlog, woken);
   }
 
   /**
    * The network's relay answered again: the forwards waiting on their own
-   * backoff towards it are promoted now, closest deadline first (BullMQ
-   * takes promoted jobs in that order). ZPOPMIN hands each task to one
-   * instance. A job not delayed yet (its failed attempt is still being
-   * recorded) goes back to the backlog for the next success.
+   * backoff towards it, popped from its backlog by FINISH_FORWARD (closest
+   * deadline first, so ZPOPMIN hands each task to one instance), are
+   * promoted now; BullMQ takes promoted jobs in that order. A job not
+   * delayed yet (its failed attempt is still being recorded) goes back to
+   * the backlog for the next success.
    */
-  private async wakeBacklog(backlog: string, doneTaskId: string): Promise<void> {
-    const reply = await this.client
-      .multi()
-      .zrem(backlog, doneTaskId)
-      .zpopmin(backlog, WAKE_BATCH)
-      .exec();
-    const popped = (reply?.[1]?.[1] ?? []) as string[];
-    for (let index = 0; index + 1 < popped.length; index += 2) {
-      const taskId = popped[index]!;
+  private async promoteWoken(backlog: string, woken: unknown): Promise<void> {
+    if (!Array.isArray(woken)) throw new Error('redis backend: corrupt backlog reply');
+    for (let index = 0; index + 1 < woken.length; index += 2) {
+      const taskId = asText(woken[index]);
       const job = await Job.fromId(this.forwardQueue, forwardJobId(taskId));
       if (job === undefined) continue;
       try {
         await job.promote();
       } catch {
         if ((await job.getState()) === 'active')
-          await this.client.zadd(backlog, popped[index + 1]!, taskId);
+          await this.client.zadd(backlog, asText(woken[index + 1]), taskId);
       }
     }
   }
