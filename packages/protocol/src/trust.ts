@@ -382,7 +382,7 @@ export class TrustStore {
 
   private memberEntry(address: string): Member | undefined {
     const manifest = this.manifests.get(networkOf(address));
-    return manifest ? membersOf(manifest).find((e) => e.address === address) : undefined;
+    return manifest ? membersByAddress(manifest).get(address) : undefined;
   }
 
   private findKey(address: string, kid: string): ResolvedKey | undefined {
@@ -405,6 +405,26 @@ interface Member {
   readonly address: string;
   readonly role: Role;
   readonly key: KeyRef;
+}
+
+/**
+ * A manifest's members by address, built once per manifest object (every
+ * signature check looks its signer up; a manifest is never changed in
+ * place, a new edition is a new object). The first entry of an address
+ * wins, as a search in `membersOf` order would find it.
+ */
+const memberIndex = new WeakMap<Manifest, ReadonlyMap<string, Member>>();
+
+function membersByAddress(manifest: Manifest): ReadonlyMap<string, Member> {
+  let index = memberIndex.get(manifest);
+  if (index === undefined) {
+    const built = new Map<string, Member>();
+    for (const member of membersOf(manifest))
+      if (!built.has(member.address)) built.set(member.address, member);
+    index = built;
+    memberIndex.set(manifest, index);
+  }
+  return index;
 }
 
 function membersOf(manifest: Manifest): Member[] {

@@ -364,8 +364,17 @@ export async function buildRelayApp(
   });
   // The Date header on the relay's own clock (the one it checks creation times and logins
   // against): clients read the relay's time from it (packages/client, relayClockOffset).
+  // Formatted once per second of the relay's clock, not per request (it showed in profiles).
+  let dateSecond = Number.NaN;
+  let dateText = '';
   app.addHook('onRequest', (_request, reply, done) => {
-    void reply.header('date', new Date(clock()).toUTCString());
+    const now = clock();
+    const second = Math.floor(now / 1000);
+    if (second !== dateSecond) {
+      dateSecond = second;
+      dateText = new Date(now).toUTCString();
+    }
+    void reply.header('date', dateText);
     done();
   });
   app.addHook('onRequest', (request, _reply, done) => {

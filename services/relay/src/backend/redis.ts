@@ -28,7 +28,7 @@
  * job the committed work needs:
  *   1. the script commits the envelope, its mailbox items and forward
  *      tasks, and their markers;
- *   2. the jobs are added (`addBulk`, ids derived from the task or item,
+ *   2. the jobs are added (one `add` each, ids derived from the task or item,
  *      so adding twice is a no-op while the job exists);
  *   3. the markers are removed.
  * Crash windows:
@@ -491,15 +491,23 @@ class RedisRelayBackend implements RelayBackend {
     };
   }
 
-  /** Adds the jobs of committed work; adding a job that exists is a no-op (same job id). */
+  /**
+   * Adds the jobs of committed work; adding a job that exists is a no-op
+   * (same job id). One `add` each, side by side: BullMQ's addBulk builds an
+   * ioredis pipeline, and a pipeline copies every script BullMQ defined on
+   * its connection, which cost a quarter of a millisecond per accepted
+   * envelope (docs/performance.md, session 11). Callers pass at most a
+   * scan's worth (SCAN_COUNT) at once.
+   */
   private async queueJobs(needs: readonly JobNeed[]): Promise<void> {
-    if (needs.length === 0) return;
-    await this.forwardQueue.addBulk(
-      needs.map((need) => ({
-        name: FORWARD_QUEUE,
-        data: { taskId: need.taskId },
-        opts: this.jobOptions(forwardJobId(need.taskId), 0),
-      })),
+    await Promise.all(
+      needs.map((need) =>
+        this.forwardQueue.add(
+          FORWARD_QUEUE,
+          { taskId: need.taskId },
+          this.jobOptions(forwardJobId(need.taskId), 0),
+        ),
+      ),
     );
   }
 

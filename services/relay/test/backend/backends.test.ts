@@ -229,8 +229,8 @@ describe('redis backend', () => {
     const harness = await redisHarness();
     const admin = new Redis(harness.url);
     // What a process that died between the accept script and its job add leaves: state and markers, no jobs.
-    const addBulk = vi
-      .spyOn(Queue.prototype, 'addBulk')
+    const jobAdd = vi
+      .spyOn(Queue.prototype, 'add')
       .mockRejectedValue(new Error('process died before the job add'));
     try {
       const backend = await harness.open();
@@ -261,7 +261,7 @@ describe('redis backend', () => {
         deadline: now + 86_400_000,
       });
       await backend.close();
-      addBulk.mockRestore();
+      jobAdd.mockRestore();
       // Markers for the two forwards; the delivery's expiry is in the `due` set, written by the script itself.
       expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(2);
       expect(await admin.keys(`{${harness.prefix}}:bull:*:f-*`)).toEqual([]);
@@ -295,7 +295,7 @@ describe('redis backend', () => {
       expect(await admin.scard(`{${harness.prefix}}:unqueued`)).toBe(0);
       expect(await reopened.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 1 });
     } finally {
-      addBulk.mockRestore();
+      jobAdd.mockRestore();
       await admin.quit();
       await harness.dispose();
     }
@@ -303,7 +303,7 @@ describe('redis backend', () => {
 
   it('retries a failed job add in process, without a restart', async () => {
     const harness = await redisHarness();
-    const addBulk = vi.spyOn(Queue.prototype, 'addBulk');
+    const jobAdd = vi.spyOn(Queue.prototype, 'add');
     try {
       const backend = await harness.open();
       const forwarded: number[] = [];
@@ -319,7 +319,7 @@ describe('redis backend', () => {
         { concurrency: 1, backoff: { baseMs: 5, maxMs: 40, jitter: 0.5 } },
       );
       // Redis refuses the first add (a failover, say); the script had committed.
-      addBulk.mockRejectedValueOnce(new Error('connection lost'));
+      jobAdd.mockRejectedValueOnce(new Error('connection lost'));
       await backend.enqueueForward({
         kind: 'evidence',
         id: 'evidence-blip',
@@ -333,9 +333,9 @@ describe('redis backend', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       await backend.stopWorkers();
       expect(forwarded).toEqual([1]);
-      expect(addBulk.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(jobAdd.mock.calls.length).toBeGreaterThanOrEqual(2);
     } finally {
-      addBulk.mockRestore();
+      jobAdd.mockRestore();
       await harness.dispose();
     }
   });
@@ -417,7 +417,7 @@ describe('redis backend', () => {
   it('adopts the outbox a relay from before left (pending set, timers, leases) and runs its work', async () => {
     const harness = await redisHarness();
     const admin = new Redis(harness.url);
-    const addBulk = vi.spyOn(Queue.prototype, 'addBulk').mockResolvedValue([]);
+    const jobAdd = vi.spyOn(Queue.prototype, 'add').mockResolvedValue(undefined as never);
     const K = `{${harness.prefix}}:`;
     try {
       const backend = await harness.open();
@@ -439,7 +439,7 @@ describe('redis backend', () => {
         retainUntil: now + 86_400_000,
       });
       await backend.close();
-      addBulk.mockRestore();
+      jobAdd.mockRestore();
       const [seq] = (await (await harness.open()).readMailbox('sn-moj@wacap', 0, 10)).map(
         (i) => i.seq,
       );
@@ -478,7 +478,7 @@ describe('redis backend', () => {
       expect(await upgraded.stats()).toEqual({ mailboxItems: 0, forwardPending: 0, envelopes: 1 });
       expect(await admin.exists(`${K}pending`, `${K}timers`, `${K}lease`, `${K}unqueued`)).toBe(0);
     } finally {
-      addBulk.mockRestore();
+      jobAdd.mockRestore();
       await admin.quit();
       await harness.dispose();
     }
