@@ -25,6 +25,7 @@ import {
   type TrustStore,
   type WitnessLogState,
 } from '@rogatory/protocol';
+import { backoffDelay } from '@rogatory/client';
 import { TRUST_LIMITS, isRelayErrorCode, type RelayErrorCode } from '@rogatory/relay-api';
 import type { FastifyBaseLogger } from 'fastify';
 import { RelayError, isRelayError } from '../errors.js';
@@ -753,7 +754,11 @@ export class TrustService {
         } catch (err) {
           const failures = (this.failures.get(peer.network) ?? 0) + 1;
           this.failures.set(peer.network, failures);
-          const backoff = Math.min(this.o.pollMs * 2 ** Math.min(failures, 10), MAX_BACKOFF_MS);
+          const backoff = backoffDelay(
+            { retries: 0, baseMs: this.o.pollMs, maxMs: MAX_BACKOFF_MS, jitter: 0 },
+            Math.min(failures, 10),
+            Math.random,
+          );
           this.nextPollAt.set(peer.network, this.o.clock() + Math.max(this.o.pollMs, backoff));
           this.o.log.warn(
             { network: peer.network, code: codeOf(err), failures },
