@@ -306,6 +306,11 @@ export class OwnRedis {
     if (this.alive) this.child!.kill('SIGKILL');
   }
 
+  /** SIGSTOP (connections stay open, nothing is answered) or SIGCONT. */
+  pause(paused: boolean): void {
+    if (this.alive) this.child!.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** kill -9 and wait until the process is gone. */
   async kill(): Promise<void> {
     const child = this.child;

@@ -2,11 +2,17 @@
  * sentinel-failover: relay@wacap runs on Redis behind Sentinel (a primary,
  * two replicas, three sentinels, each its own redis-server process) with
  * `replicasToAck: 1`; relay@casc (embedded) is its direct peer. wacap senders
- * submit to wacap and casc recipients; the primary is killed with SIGKILL
- * once ~40 % of the load was accepted. The sentinels promote a replica, the
- * relay follows it (ioredis sentinel), BullMQ keeps forwarding to casc, and
- * nothing acknowledged to a sender is lost (WAIT 1 before each acceptance).
- * Measured: seconds without an acceptance and the refusals meanwhile.
+ * submit to wacap and casc recipients; once ~40 % of the load was accepted,
+ * the replica the Sentinels prefer (replica-priority) is paused (SIGSTOP:
+ * connected, answering nothing) and a second later the primary is killed
+ * with SIGKILL; the paused replica resumes and is the one promoted. That is
+ * the worst case of asynchronous replication: had the relay acknowledged
+ * what only the other replica held (WAIT 1 alone), it would be lost now.
+ * The relay waits for every online replica, so the relay refuses while one
+ * lags, and nothing acknowledged to a sender, nor any evidence it stored,
+ * is lost. The relay follows the new primary (ioredis sentinel) and BullMQ
+ * keeps forwarding to casc. Measured: seconds without an acceptance and the
+ * refusals meanwhile.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +40,9 @@ import type { Scenario } from '../scenario.js';
 
 const NAME = 'rogatory-faults';
 const KILL_AT = 0.4;
+/** How long the preferred replica lags (paused) before the primary is killed, and after. */
+const LAG_BEFORE_KILL_MS = 1000;
+const LAG_AFTER_KILL_MS = 300;
 const IN_FLIGHT = 12;
 
 /** Where the RESP value starting at `at` ends, or -1 if `text` does not hold all of it yet. */
@@ -97,7 +106,8 @@ const round1 = (n: number): number => Math.round(n * 10) / 10;
 
 export const sentinelFailover: Scenario = {
   name: 'sentinel-failover',
-  title: 'Redis primary SIGKILLed behind Sentinel (replicasToAck 1), relays follow the new primary',
+  title:
+    'Redis primary SIGKILLed behind Sentinel just after the preferred replica lagged (replicasToAck 1), relays follow the new primary',
   budgetSeconds: { quick: 100, full: 480 },
   skip: () => (redisInstalled() ? undefined : 'redis-server is not installed'),
   async run(context) {
@@ -122,15 +132,21 @@ export const sentinelFailover: Scenario = {
         const dir = join(context.dir, `redis-${String(i)}`);
         await mkdir(dir, { recursive: true });
         const port = await freePort();
+        // The Sentinels promote the replica of lowest replica-priority: the first, which will lag.
         const args =
           i === 0
             ? redisArgs
-            : [...redisArgs, '--replicaof', '127.0.0.1', String(servers[0]!.port)];
+            : [
+                ...redisArgs,
+                ...['--replicaof', '127.0.0.1', String(servers[0]!.port)],
+                ...['--replica-priority', i === 1 ? '10' : '100'],
+              ];
         const server = new OwnRedis(port, dir, args);
         servers.push(server);
         await server.start();
       }
       const primary = servers[0]!;
+      const preferred = servers[1]!;
       for (let i = 0; i < 3; i++) {
         const port = await freePort();
         const conf = join(context.dir, `sentinel-${String(i)}.conf`);
@@ -223,15 +239,33 @@ export const sentinelFailover: Scenario = {
           if (r.endsWith('@casc')) ledger.owe(p.envelope.body.id, ['relay-acceptance'], r);
       const killAfter = Math.round(total * KILL_AT);
       let killedAt = 0;
+      let laggingSince = 0;
+      let refusedWhileLagging = 0;
+      let acceptedWhileLagging = 0;
       let firstAcceptAfterKill = 0;
       const refusedAfterKill = new Map<string, number>();
       let lastAcceptBeforeRecovery = 0;
       const onAnswer = (o: Answer): void => {
+        // Sent while the preferred replica lagged and the primary still lived (answered whenever).
+        if (
+          laggingSince > 0 &&
+          o.startedAt >= laggingSince &&
+          (killedAt === 0 || o.startedAt < killedAt)
+        ) {
+          if (o.accepted) acceptedWhileLagging += 1;
+          else refusedWhileLagging += 1;
+        }
         if (killedAt === 0) {
-          if (o.accepted && ledger.progress.accepted >= killAfter) {
-            killedAt = Date.now();
-            primary.killNow();
-            log(`primary SIGKILLed after ${String(ledger.progress.accepted)} acceptances`);
+          if (laggingSince === 0 && o.accepted && ledger.progress.accepted >= killAfter) {
+            laggingSince = Date.now();
+            preferred.pause(true);
+            log(`preferred replica paused after ${String(ledger.progress.accepted)} acceptances`);
+            setTimeout(() => {
+              killedAt = Date.now();
+              primary.killNow();
+              log('primary SIGKILLed');
+              setTimeout(() => preferred.pause(false), LAG_AFTER_KILL_MS);
+            }, LAG_BEFORE_KILL_MS);
           }
           return;
         }
@@ -251,6 +285,8 @@ export const sentinelFailover: Scenario = {
         signal,
         afterEach: onAnswer,
       });
+      // The load may end while the replica lags: the kill is still to come.
+      while (laggingSince > 0 && killedAt === 0) await sleep(50);
       if (killedAt === 0) throw new Error('the load ended before the primary was killed');
       const retried = await retryUnaccepted({
         ledger,
@@ -260,9 +296,16 @@ export const sentinelFailover: Scenario = {
         onAnswer,
       });
       let promoted = '';
+      // The load may be over before the Sentinels are (the relay acknowledged everything).
+      await waitUntil('a replica promoted', 30_000, signal, async () => {
+        for (const r of servers.slice(1))
+          if ((await command(r.port, 'INFO', 'replication')).includes('role:master')) return true;
+        return false;
+      }).catch(() => undefined);
       for (const r of servers.slice(1))
         if ((await command(r.port, 'INFO', 'replication')).includes('role:master'))
           promoted = String(r.port);
+      const laggingPromoted = promoted === String(preferred.port);
       log(
         `failover: first acceptance ${round1((firstAcceptAfterKill - killedAt) / 1000)} s after the kill; draining`,
       );
@@ -286,6 +329,9 @@ export const sentinelFailover: Scenario = {
           refusalCodes:
             [...refusedAfterKill].map(([c, n]) => `${c}:${String(n)}`).join(' ') || 'none',
           replicaPromoted: promoted !== '',
+          laggingReplicaPromoted: laggingPromoted,
+          acceptedWhileLagging,
+          refusedWhileLagging,
           retriedAccepted: retried.accepted,
           cutOffInFlight: load.refusals.get('NETWORK') ?? 0,
           returnedEvidenceDropped: droppedReturned,
@@ -299,8 +345,9 @@ export const sentinelFailover: Scenario = {
           ...(ledger.result().lost === 0
             ? []
             : ['acknowledged envelopes were lost in the failover: see lost and the discrepancies']),
+          `the replica the Sentinels promoted ${laggingPromoted ? 'was' : 'was not'} the one paused for ${String(LAG_BEFORE_KILL_MS)} ms before the kill: while it lagged the relay acknowledged ${String(acceptedWhileLagging)} submissions and refused ${String(refusedWhileLagging)} (every online replica must confirm a write)`,
           `after the primary's SIGKILL the relay refused ${String(refusedTotal)} submissions (${[...refusedAfterKill.keys()].join(', ') || 'none'}) until a replica was promoted; senders retried them with the same envelope id`,
-          'envelopes to casc accepted before the failover were forwarded by BullMQ from the new primary (WAIT 1 kept every acknowledged envelope on a replica)',
+          'envelopes to casc accepted before the failover were forwarded by BullMQ from the new primary (a WAIT for every online replica kept every acknowledged envelope and evidence on the promoted one)',
         ],
       });
     } finally {

@@ -105,9 +105,12 @@ export interface RedisBackendOptions {
     readonly password?: string;
   };
   /**
-   * Replicas that must hold an accepted envelope before the relay answers
-   * (Redis WAIT after the accept): with 1, a primary lost in a failover has
-   * already copied every envelope it acknowledged. 0 (default): no wait.
+   * At least this many replicas must hold an accepted envelope or a stored
+   * evidence before the relay answers (Redis WAIT after the write), and
+   * with 1 or more, every replica online at the primary must: the Sentinels
+   * may promote any replica, so a write held by one replica only is lost
+   * when they promote another (and that one resyncs the first). 0
+   * (default): no wait.
    */
   readonly replicasToAck?: number;
   /** How long WAIT may take (default 2000 ms); fewer replicas in time: the submission fails UNAVAILABLE and is retried. */
@@ -149,6 +152,12 @@ const UNBOUNDED_STALLS = 2 ** 31 - 1;
 const BACKOFF_TYPE = 'rogatory';
 /** Fail a command after this many reconnect attempts, so /readyz and submissions answer instead of hanging. */
 const COMMAND_RETRIES = 2;
+const REPLICA_COUNT_MS = 1_000;
+
+/** The replicas in sync with a primary (state=online), from its `INFO replication`; 0 for a replica's own INFO. */
+export function onlineReplicasIn(info: string): number {
+  return info.split(/\r?\n/).filter((line) => /^slave\d+:.*\bstate=online\b/.test(line)).length;
+}
 /** Retries of a failed job add while no workers run (with workers, their backoff policy applies). */
 const RECOVERY_BACKOFF: BackoffPolicy = { baseMs: 1_000, maxMs: 60_000, jitter: 0.5 };
 
@@ -226,19 +235,24 @@ export async function openRedisBackend(options: RedisBackendOptions): Promise<Re
     bullClient.disconnect();
     throw error;
   }
-  return checkedBackend(
-    new RedisRelayBackend({
-      client,
-      bullClient,
-      prefix: options.prefix,
-      clock: options.clock ?? Date.now,
-      leaseMs,
-      expirySweepMs,
-      onError,
-      replicasToAck,
-      replicaAckTimeoutMs,
-    }),
-  );
+  const backend = new RedisRelayBackend({
+    client,
+    bullClient,
+    prefix: options.prefix,
+    clock: options.clock ?? Date.now,
+    leaseMs,
+    expirySweepMs,
+    onError,
+    replicasToAck,
+    replicaAckTimeoutMs,
+  });
+  try {
+    await backend.watchReplicas();
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+  return checkedBackend(backend);
 }
 
 /**
@@ -422,6 +436,11 @@ class RedisRelayBackend implements RelayBackend {
   private readonly onError: (error: unknown) => void;
   private readonly replicasToAck: number;
   private readonly replicaAckTimeoutMs: number;
+  /** Replicas online at the primary when last counted (INFO replication): every second and after each reconnect. */
+  private onlineReplicas = 0;
+  /** Connections of `client` closed so far: a WAIT is worth something only on the connection that wrote. */
+  private connectionsClosed = 0;
+  private replicaCount: NodeJS.Timeout | undefined;
   /** `{prefix}:`: the hash tag keeps every key of this relay in one cluster slot. */
   private readonly base: string;
   private readonly routingKey: string;
@@ -452,6 +471,9 @@ class RedisRelayBackend implements RelayBackend {
     this.replicasToAck = options.replicasToAck;
     this.replicaAckTimeoutMs = options.replicaAckTimeoutMs;
     this.client = options.client;
+    this.client.on('close', () => {
+      this.connectionsClosed += 1;
+    });
     this.bullClient = options.bullClient;
     this.clock = options.clock;
     this.leaseMs = options.leaseMs;
@@ -593,8 +615,30 @@ class RedisRelayBackend implements RelayBackend {
     await this.client.ping();
   }
 
+  /**
+   * Keeps `onlineReplicas` current while the backend is open: counted now,
+   * every second, and whenever the command connection is ready again (after
+   * a failover it talks to another primary, with other replicas).
+   */
+  async watchReplicas(): Promise<void> {
+    if (this.replicasToAck === 0) return;
+    await this.countOnlineReplicas();
+    const recount = (): void => {
+      this.countOnlineReplicas().catch(this.onError);
+    };
+    this.client.on('ready', recount);
+    this.replicaCount = setInterval(recount, REPLICA_COUNT_MS);
+    this.replicaCount.unref();
+  }
+
+  private async countOnlineReplicas(): Promise<number> {
+    this.onlineReplicas = onlineReplicasIn(await this.client.info('replication'));
+    return this.onlineReplicas;
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.replicaCount);
       await this.stopWorkers();
       clearTimeout(this.recoveryTimer);
       this.recoveryTimer = undefined;
@@ -642,32 +686,47 @@ class RedisRelayBackend implements RelayBackend {
         JSON.stringify(forward.recipients),
       ]),
     ];
+    const since = this.connectionsClosed;
     const reply = asArray(await this.run(SCRIPTS.accept, args));
     const status = asText(reply[0]);
     if (status === 'conflict') return { status: 'conflict' };
     if (status === 'duplicate') {
       // A retry after a failed WAIT: acknowledge only once the replicas hold it.
-      await this.awaitReplicas();
+      await this.awaitReplicas(since);
       return { status: 'duplicate', acceptance: asBinary(reply[1]) };
     }
     if (status === 'unowned') return { status: 'unowned', chunkIds: reply.slice(1).map(asText) };
     await this.addJobs(plan.forwards.map((forward): JobNeed => ({ taskId: forward.taskId })));
-    await this.awaitReplicas();
+    await this.awaitReplicas(since);
     return { status: 'accepted' };
   }
 
   /**
-   * WAIT until `replicasToAck` replicas have every write of this connection
-   * so far (an accept, an evidence pushed or queued for a peer); fewer in
-   * time: BackendUnavailableError, and the sender retries (an accept is
-   * idempotent by envelope id, an evidence by its dedup key or task id).
+   * WAIT until every online replica, and at least `replicasToAck`, have
+   * every write of this connection so far (an accept, an evidence pushed or
+   * queued for a peer); fewer in time: BackendUnavailableError, and the
+   * sender retries (an accept is idempotent by envelope id, an evidence by
+   * its dedup key or task id). Fewer than counted may mean that a replica
+   * left since the last count (a failover, a replica dropped by the
+   * primary): counted again before refusing. `since`: the count of closed
+   * connections before the write. A WAIT answered on a later connection
+   * (ioredis reconnected, after a failover to another primary, and sent or
+   * re-sent it there) counts replicas of nothing this connection wrote, so
+   * it confirms nothing: refused.
    */
-  private async awaitReplicas(): Promise<void> {
+  private async awaitReplicas(since: number): Promise<void> {
     if (this.replicasToAck === 0) return;
-    const acked = await this.client.wait(this.replicasToAck, this.replicaAckTimeoutMs);
-    if (acked < this.replicasToAck)
+    const wanted = Math.max(this.replicasToAck, this.onlineReplicas);
+    const acked = await this.client.wait(wanted, this.replicaAckTimeoutMs);
+    if (this.connectionsClosed !== since)
       throw new BackendUnavailableError(
-        `only ${String(acked)} of ${String(this.replicasToAck)} replicas confirmed the write in time`,
+        'the connection to Redis was lost before the replicas confirmed the write',
+      );
+    if (acked >= wanted) return;
+    const now = Math.max(this.replicasToAck, await this.countOnlineReplicas());
+    if (acked < now)
+      throw new BackendUnavailableError(
+        `only ${String(acked)} of ${String(now)} replicas confirmed the write in time`,
       );
   }
 
@@ -697,6 +756,7 @@ class RedisRelayBackend implements RelayBackend {
     key: string,
     payload: Uint8Array,
   ): Promise<boolean> {
+    const since = this.connectionsClosed;
     const reply = await this.run(SCRIPTS.pushEvidence, [
       address,
       envelopeId,
@@ -704,7 +764,7 @@ class RedisRelayBackend implements RelayBackend {
       asBuffer(payload),
     ]);
     // An evidence is acknowledged to whoever handed it in (a node, a peer relay): on the replicas first.
-    await this.awaitReplicas();
+    await this.awaitReplicas(since);
     return asInteger(reply) === 1;
   }
 
@@ -737,6 +797,7 @@ class RedisRelayBackend implements RelayBackend {
 
   async enqueueForward(task: ForwardTaskInput): Promise<void> {
     const id = task.id ?? randomUUID();
+    const since = this.connectionsClosed;
     const reply = asInteger(
       await this.run(SCRIPTS.enqueueForward, [
         id,
@@ -748,7 +809,7 @@ class RedisRelayBackend implements RelayBackend {
     );
     // 2: pending already, with its job or its marker; 0: finished.
     if (reply === 1) await this.addJobs([{ taskId: id }]);
-    await this.awaitReplicas();
+    await this.awaitReplicas(since);
   }
 
   private async loadTask(taskId: string): Promise<ForwardTask | undefined> {
@@ -1261,8 +1322,9 @@ class RedisRelayBackend implements RelayBackend {
 
   async renewMailboxEpoch(): Promise<string> {
     const epoch = randomUUID();
+    const since = this.connectionsClosed;
     await this.client.set(`${this.base}epoch`, epoch);
-    await this.awaitReplicas();
+    await this.awaitReplicas(since);
     return epoch;
   }
 

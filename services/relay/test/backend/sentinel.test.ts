@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, startRedis, type RedisServer } from '@rogatory/test-services';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openRedisBackend } from '../../src/backend/redis.js';
+import { onlineReplicasIn, openRedisBackend } from '../../src/backend/redis.js';
 import type { AcceptInput, RelayBackend } from '../../src/backend/types.js';
 
 const NAME = 'rogatory-primary';
@@ -51,6 +51,22 @@ async function waitUntil(what: string, ms: number, check: () => Promise<boolean>
   throw new Error(`timed out waiting for ${what}`);
 }
 
+describe('onlineReplicasIn', () => {
+  it("counts the replicas in sync in a primary's INFO replication, none in a replica's", () => {
+    const primaryInfo = [
+      '# Replication',
+      'role:master',
+      'connected_slaves:3',
+      'slave0:ip=127.0.0.1,port=6380,state=online,offset=1234,lag=0',
+      'slave1:ip=127.0.0.1,port=6381,state=wait_bgsave,offset=0,lag=0',
+      'slave2:ip=127.0.0.1,port=6382,state=online,offset=1200,lag=1',
+      'master_repl_offset:1234',
+    ].join('\r\n');
+    expect(onlineReplicasIn(primaryInfo)).toBe(2);
+    expect(onlineReplicasIn('# Replication\r\nrole:slave\r\nmaster_link_status:up\r\n')).toBe(0);
+  });
+});
+
 describe('Redis backend behind Sentinel: failover under load', () => {
   let primary: RedisServer;
   let replica: RedisServer;
@@ -62,7 +78,10 @@ describe('Redis backend behind Sentinel: failover under load', () => {
   beforeAll(async () => {
     primary = await startRedis();
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
-    replica2 = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
+    // DEBUG SLEEP on this one stands for a replica that is connected but behind.
+    replica2 = await startRedis({
+      args: ['--replicaof', '127.0.0.1', String(primary.port), '--enable-debug-command', 'yes'],
+    });
     dir = await mkdtemp(join(tmpdir(), 'rogatory-sentinel-'));
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -130,6 +149,59 @@ describe('Redis backend behind Sentinel: failover under load', () => {
     ).rejects.toThrow(/either url or sentinel/);
     await expect(openRedisBackend({ prefix: 'x' })).rejects.toThrow(/either url or sentinel/);
   });
+
+  it('acknowledges a write only once every online replica holds it, not replicasToAck alone', async () => {
+    // Two replicas online, replicasToAck 1. Were one replica enough, a write held by the replica
+    // that lags would be acknowledged, and lost when the Sentinels promote the other one.
+    const waiting = await openRedisBackend({
+      url: primary.url,
+      prefix: 'sentinel-wait',
+      replicasToAck: 1,
+      replicaAckTimeoutMs: 500,
+    });
+    const sleeper = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
+    try {
+      expect((await waiting.accept(envelope(900_000))).status).toBe('accepted');
+      const asleep = sleeper.call('DEBUG', 'SLEEP', '2').catch(() => undefined);
+      await sleep(100);
+      const input = envelope(900_001);
+      await expect(waiting.accept(input)).rejects.toThrow(/only 1 of 2 replicas confirmed/);
+      await asleep;
+      // The sender's retry: the envelope was stored, and now both replicas hold it.
+      expect((await waiting.accept(input)).status).toBe('duplicate');
+    } finally {
+      sleeper.disconnect();
+      await waiting.close();
+    }
+  }, 30_000);
+
+  it('does not take a WAIT answered on a new connection for a confirmation of the write', async () => {
+    // ioredis re-sends a WAIT cut off with its connection; on the new connection (to a new
+    // primary, after a failover) it counts replicas of nothing written there, and answers at once.
+    const waiting = await openRedisBackend({
+      url: primary.url,
+      prefix: 'sentinel-reconnect',
+      replicasToAck: 1,
+      replicaAckTimeoutMs: 1500,
+    });
+    const sleeper = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
+    const admin = new Redis(primary.url, { maxRetriesPerRequest: 0 });
+    try {
+      const asleep = sleeper.call('DEBUG', 'SLEEP', '1').catch(() => undefined);
+      await sleep(100);
+      const input = envelope(900_100);
+      const answer = waiting.accept(input);
+      await sleep(300); // the accept is in its WAIT: replica2 sleeps
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await expect(answer).rejects.toThrow(/connection to Redis was lost/);
+      await asleep;
+      expect((await waiting.accept(input)).status).toBe('duplicate');
+    } finally {
+      sleeper.disconnect();
+      admin.disconnect();
+      await waiting.close();
+    }
+  }, 30_000);
 
   it('keeps every acknowledged envelope through a failover of the primary', async () => {
     const errors: unknown[] = [];
