@@ -295,16 +295,20 @@ export const sentinelFailover: Scenario = {
         signal,
         onAnswer,
       });
-      let promoted = '';
-      // The load may be over before the Sentinels are (the relay acknowledged everything).
-      await waitUntil('a replica promoted', 30_000, signal, async () => {
+      const promotedReplica = async (): Promise<string> => {
         for (const r of servers.slice(1))
-          if ((await command(r.port, 'INFO', 'replication')).includes('role:master')) return true;
-        return false;
-      }).catch(() => undefined);
-      for (const r of servers.slice(1))
-        if ((await command(r.port, 'INFO', 'replication')).includes('role:master'))
-          promoted = String(r.port);
+          if ((await command(r.port, 'INFO', 'replication')).includes('role:master'))
+            return String(r.port);
+        return '';
+      };
+      // The load may be over before the Sentinels are (the relay acknowledged everything).
+      await waitUntil(
+        'a replica promoted',
+        30_000,
+        signal,
+        async () => (await promotedReplica()) !== '',
+      ).catch(() => undefined);
+      const promoted = await promotedReplica();
       const laggingPromoted = promoted === String(preferred.port);
       log(
         `failover: first acceptance ${round1((firstAcceptAfterKill - killedAt) / 1000)} s after the kill; draining`,

@@ -150,56 +150,73 @@ describe('Redis backend behind Sentinel: failover under load', () => {
     await expect(openRedisBackend({ prefix: 'x' })).rejects.toThrow(/either url or sentinel/);
   });
 
-  it('acknowledges a write only once every online replica holds it, not replicasToAck alone', async () => {
-    // Two replicas online, replicasToAck 1. Were one replica enough, a write held by the replica
-    // that lags would be acknowledged, and lost when the Sentinels promote the other one.
-    const waiting = await openRedisBackend({
+  /**
+   * A backend straight on the primary (two replicas online, replicasToAck 1), and `lag(seconds)`:
+   * replica2 answers nothing for that long (DEBUG SLEEP), like a replica that is connected but
+   * behind; `back` resolves once replica2 answers again.
+   */
+  async function withLaggingReplica(
+    prefix: string,
+    replicaAckTimeoutMs: number,
+    body: (
+      backend: RelayBackend,
+      lag: (seconds: number) => Promise<{ back: Promise<void> }>,
+    ) => Promise<void>,
+  ): Promise<void> {
+    const direct = await openRedisBackend({
       url: primary.url,
-      prefix: 'sentinel-wait',
+      prefix,
       replicasToAck: 1,
-      replicaAckTimeoutMs: 500,
+      replicaAckTimeoutMs,
     });
     const sleeper = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
-    try {
-      expect((await waiting.accept(envelope(900_000))).status).toBe('accepted');
-      const asleep = sleeper.call('DEBUG', 'SLEEP', '2').catch(() => undefined);
+    const lag = async (seconds: number): Promise<{ back: Promise<void> }> => {
+      const back = sleeper.call('DEBUG', 'SLEEP', String(seconds)).then(
+        () => undefined,
+        () => undefined,
+      );
       await sleep(100);
-      const input = envelope(900_001);
-      await expect(waiting.accept(input)).rejects.toThrow(/only 1 of 2 replicas confirmed/);
-      await asleep;
-      // The sender's retry: the envelope was stored, and now both replicas hold it.
-      expect((await waiting.accept(input)).status).toBe('duplicate');
+      return { back };
+    };
+    try {
+      await body(direct, lag);
     } finally {
       sleeper.disconnect();
-      await waiting.close();
+      await direct.close();
     }
+  }
+
+  it('acknowledges a write only once every online replica holds it, not replicasToAck alone', async () => {
+    // Were one replica enough, a write held by the replica that lags would be acknowledged, and
+    // lost when the Sentinels promote the other one.
+    await withLaggingReplica('sentinel-wait', 500, async (waiting, lag) => {
+      expect((await waiting.accept(envelope(900_000))).status).toBe('accepted');
+      const { back } = await lag(2);
+      const input = envelope(900_001);
+      await expect(waiting.accept(input)).rejects.toThrow(/only 1 of 2 replicas confirmed/);
+      await back;
+      // The sender's retry: the envelope was stored, and now both replicas hold it.
+      expect((await waiting.accept(input)).status).toBe('duplicate');
+    });
   }, 30_000);
 
   it('does not take a WAIT answered on a new connection for a confirmation of the write', async () => {
     // ioredis re-sends a WAIT cut off with its connection; on the new connection (to a new
     // primary, after a failover) it counts replicas of nothing written there, and answers at once.
-    const waiting = await openRedisBackend({
-      url: primary.url,
-      prefix: 'sentinel-reconnect',
-      replicasToAck: 1,
-      replicaAckTimeoutMs: 1500,
-    });
-    const sleeper = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
     const admin = new Redis(primary.url, { maxRetriesPerRequest: 0 });
     try {
-      const asleep = sleeper.call('DEBUG', 'SLEEP', '1').catch(() => undefined);
-      await sleep(100);
-      const input = envelope(900_100);
-      const answer = waiting.accept(input);
-      await sleep(300); // the accept is in its WAIT: replica2 sleeps
-      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
-      await expect(answer).rejects.toThrow(/connection to Redis was lost/);
-      await asleep;
-      expect((await waiting.accept(input)).status).toBe('duplicate');
+      await withLaggingReplica('sentinel-reconnect', 1500, async (waiting, lag) => {
+        const { back } = await lag(1);
+        const input = envelope(900_100);
+        const answer = waiting.accept(input);
+        await sleep(300); // the accept is in its WAIT: replica2 sleeps
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+        await expect(answer).rejects.toThrow(/connection to Redis was lost/);
+        await back;
+        expect((await waiting.accept(input)).status).toBe('duplicate');
+      });
     } finally {
-      sleeper.disconnect();
       admin.disconnect();
-      await waiting.close();
     }
   }, 30_000);
 
