@@ -78,10 +78,7 @@ describe('Redis backend behind Sentinel: failover under load', () => {
   beforeAll(async () => {
     primary = await startRedis();
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
-    // DEBUG SLEEP on this one stands for a replica that is connected but behind.
-    replica2 = await startRedis({
-      args: ['--replicaof', '127.0.0.1', String(primary.port), '--enable-debug-command', 'yes'],
-    });
+    replica2 = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
     dir = await mkdtemp(join(tmpdir(), 'rogatory-sentinel-'));
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -151,37 +148,37 @@ describe('Redis backend behind Sentinel: failover under load', () => {
   });
 
   /**
-   * A backend straight on the primary (two replicas online, replicasToAck 1), and `lag(seconds)`:
-   * replica2 answers nothing for that long (DEBUG SLEEP), like a replica that is connected but
-   * behind; `back` resolves once replica2 answers again.
+   * A backend straight on the primary (two replicas online, replicasToAck 1), and `replica2`:
+   * `stop()` makes that replica answer nothing (SIGSTOP; its connections stay open), like a
+   * replica that is connected but behind, until `resume()`.
    */
   async function withLaggingReplica(
     prefix: string,
     replicaAckTimeoutMs: number,
-    body: (
-      backend: RelayBackend,
-      lag: (seconds: number) => Promise<{ back: Promise<void> }>,
-    ) => Promise<void>,
+    body: (backend: RelayBackend, replica2: { stop(): void; resume(): void }) => Promise<void>,
   ): Promise<void> {
+    const probe = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
+    const pid = Number(/process_id:(\d+)/.exec(await probe.info('server'))?.[1]);
+    probe.disconnect();
+    expect(pid).toBeGreaterThan(0);
+    const lagging = {
+      stop: (): void => {
+        process.kill(pid, 'SIGSTOP');
+      },
+      resume: (): void => {
+        process.kill(pid, 'SIGCONT');
+      },
+    };
     const direct = await openRedisBackend({
       url: primary.url,
       prefix,
       replicasToAck: 1,
       replicaAckTimeoutMs,
     });
-    const sleeper = new Redis(replica2.url, { maxRetriesPerRequest: 0 });
-    const lag = async (seconds: number): Promise<{ back: Promise<void> }> => {
-      const back = sleeper.call('DEBUG', 'SLEEP', String(seconds)).then(
-        () => undefined,
-        () => undefined,
-      );
-      await sleep(100);
-      return { back };
-    };
     try {
-      await body(direct, lag);
+      await body(direct, lagging);
     } finally {
-      sleeper.disconnect();
+      lagging.resume();
       await direct.close();
     }
   }
@@ -189,12 +186,12 @@ describe('Redis backend behind Sentinel: failover under load', () => {
   it('acknowledges a write only once every online replica holds it, not replicasToAck alone', async () => {
     // Were one replica enough, a write held by the replica that lags would be acknowledged, and
     // lost when the Sentinels promote the other one.
-    await withLaggingReplica('sentinel-wait', 500, async (waiting, lag) => {
+    await withLaggingReplica('sentinel-wait', 500, async (waiting, lagging) => {
       expect((await waiting.accept(envelope(900_000))).status).toBe('accepted');
-      const { back } = await lag(2);
+      lagging.stop();
       const input = envelope(900_001);
       await expect(waiting.accept(input)).rejects.toThrow(/only 1 of 2 replicas confirmed/);
-      await back;
+      lagging.resume();
       // The sender's retry: the envelope was stored, and now both replicas hold it.
       expect((await waiting.accept(input)).status).toBe('duplicate');
     });
@@ -205,14 +202,14 @@ describe('Redis backend behind Sentinel: failover under load', () => {
     // primary, after a failover) it counts replicas of nothing written there, and answers at once.
     const admin = new Redis(primary.url, { maxRetriesPerRequest: 0 });
     try {
-      await withLaggingReplica('sentinel-reconnect', 1500, async (waiting, lag) => {
-        const { back } = await lag(1);
+      await withLaggingReplica('sentinel-reconnect', 1500, async (waiting, lagging) => {
+        lagging.stop();
         const input = envelope(900_100);
         const answer = waiting.accept(input);
-        await sleep(300); // the accept is in its WAIT: replica2 sleeps
+        await sleep(300); // the accept is in its WAIT: replica2 answers nothing
         await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
         await expect(answer).rejects.toThrow(/connection to Redis was lost/);
-        await back;
+        lagging.resume();
         expect((await waiting.accept(input)).status).toBe('duplicate');
       });
     } finally {
