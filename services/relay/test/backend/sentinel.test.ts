@@ -161,6 +161,13 @@ describe('Redis backend behind Sentinel: failover under load', () => {
     const pid = Number(/process_id:(\d+)/.exec(await probe.info('server'))?.[1]);
     probe.disconnect();
     expect(pid).toBeGreaterThan(0);
+    // A replica's link is up a moment before its primary counts it online (its first ACK).
+    const watcher = new Redis(primary.url, { maxRetriesPerRequest: 0 });
+    await waitUntil(
+      'both replicas online at the primary',
+      20_000,
+      async () => onlineReplicasIn(await watcher.info('replication')) === 2,
+    ).finally(() => watcher.disconnect());
     const lagging = {
       stop: (): void => {
         process.kill(pid, 'SIGSTOP');
